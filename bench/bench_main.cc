@@ -1,0 +1,129 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpost_bench [--quick] [Google Benchmark flags]
+//   --quick   smaller streams for the engine benchmarks (pair it with --benchmark_min_time=0.05)
+// After the table it prints the engine's figures as ratios to the ceilings measured in the same run
+// (figures drift from run to run and machine to machine; ratios much less).
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+
+namespace outpost::bench {
+namespace {
+
+// The default console (or --benchmark_format) reporter, plus a summary of ratios at the end.
+class SummaryReporter : public benchmark::BenchmarkReporter {
+ public:
+  explicit SummaryReporter(benchmark::BenchmarkReporter* display) : display_(display) {}
+
+  bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
+
+  void ReportRuns(const std::vector<Run>& runs) override {
+    display_->ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration || run.error_occurred) continue;
+      std::string key = run.run_name.function_name;
+      if (!run.run_name.args.empty()) key += "/" + run.run_name.args;
+      Figures& f = figures_[key];  // with --benchmark_repetitions, the last repetition wins
+      auto items = run.counters.find("items_per_second");
+      if (items != run.counters.end()) f.items_per_second = items->second.value;
+      auto p50 = run.counters.find("p50_us");
+      if (p50 != run.counters.end()) f.p50_us = p50->second.value;
+    }
+  }
+
+  void Finalize() override {
+    display_->Finalize();
+    std::FILE* out = stdout;
+    std::fflush(out);
+    std::fprintf(out, "\nRatios to the ceilings of this run (targets apply to lmdb):\n");
+    for (const std::string& backend : Backends()) {
+      const Figures* put1 = Find("RawPut/" + backend + "/batch:1");
+      const Figures* put100 = Find("RawPut/" + backend + "/batch:100");
+      const Figures* put1000 = Find("RawPut/" + backend + "/batch:1000");
+      const Figures* submit = Find("Submit/" + backend);
+      const Figures* async = Find("SubmitAsync/" + backend);
+      const Figures* flush = Find("Flush/" + backend);
+      const Figures* merge = Find("Merge/" + backend + "/page:1000");
+      const bool targets = backend == "lmdb";
+      if (submit && put1 && put1->p50_us > 0) {
+        double ratio = submit->p50_us / put1->p50_us;
+        std::fprintf(out, "  %-7s Submit p50 %.1f us / RawPut batch:1 p50 %.1f us = %.2f%s\n", backend.c_str(),
+                     submit->p50_us, put1->p50_us, ratio, Verdict(targets, ratio <= 1.5, " (target <= 1.5)").c_str());
+      }
+      if (async && put100 && put100->items_per_second > 0) {
+        double ratio = async->items_per_second / put100->items_per_second;
+        bool met = async->items_per_second >= 200'000 && ratio >= 0.5;
+        std::fprintf(out, "  %-7s SubmitAsync threads:8 %.0f ops/s = %.2f x RawPut batch:100%s\n", backend.c_str(),
+                     async->items_per_second, ratio, Verdict(targets, met, " (target >= 200000 ops/s and >= 0.5)").c_str());
+      }
+      if (merge && put1000 && put1000->items_per_second > 0) {
+        double ratio = merge->items_per_second / put1000->items_per_second;
+        std::fprintf(out, "  %-7s Merge page:1000 %.0f ops/s = %.2f x RawPut batch:1000%s\n", backend.c_str(),
+                     merge->items_per_second, ratio, Verdict(targets, ratio >= 0.5, " (target >= 0.5)").c_str());
+      }
+      if (flush && put1000 && put1000->items_per_second > 0) {
+        std::fprintf(out, "  %-7s Flush %.0f ops/s = %.2f x RawPut batch:1000\n", backend.c_str(),
+                     flush->items_per_second, flush->items_per_second / put1000->items_per_second);
+      }
+    }
+    std::fflush(out);
+  }
+
+ private:
+  struct Figures {
+    double items_per_second = 0;
+    double p50_us = 0;
+  };
+  const Figures* Find(const std::string& key) const {
+    auto it = figures_.find(key);
+    return it == figures_.end() ? nullptr : &it->second;
+  }
+  static std::string Verdict(bool targets, bool met, const char* target) {
+    if (!targets) return "";
+    return std::string(target) + (met ? ": met" : ": MISSED");
+  }
+
+  std::unique_ptr<benchmark::BenchmarkReporter> display_;
+  std::map<std::string, Figures> figures_;
+};
+
+}  // namespace
+}  // namespace outpost::bench
+
+int main(int argc, char** argv) {
+  using namespace outpost::bench;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::strcmp(argv[i], "--quick") == 0) {
+      Config().quick = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (Config().quick) {
+    BenchConfig& c = Config();
+    c.flush_ops = 2'000;
+    c.merge_ops_page1 = 100;
+    c.merge_ops_page100 = 2'000;
+    c.merge_ops_page1000 = 5'000;
+  }
+  int count = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  benchmark::AddCustomContext("outpost_mode", Config().quick ? "quick" : "full");
+  RegisterStorageBenchmarks();
+  RegisterSubmitBenchmarks();
+  RegisterSyncBenchmarks();
+  SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  ReleaseSyncFixtures();
+  benchmark::Shutdown();
+  return 0;
+}

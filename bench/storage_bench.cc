@@ -1,0 +1,135 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The ceilings: what the backend itself does through outpost's Storage interface, with no engine on top.
+//   RawPut/<backend>/batch:N   one WriteTxn of N Puts (16-byte keys, 200-byte values) then Commit, durable
+//   RawPutLmdbC/batch:N        the same through LMDB's C API directly: the interface's own overhead
+// Keys grow monotonically (as the engine's view, outbox and server op keys do). p50_us/p99_us are per commit.
+#include <lmdb.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "bench_util.h"
+#include "outpost/storage.h"
+
+namespace outpost::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Key(uint64_t n) {
+  std::string key(kKeyBytes, '\0');
+  std::memcpy(key.data(), "raw-put:", 8);
+  for (int i = 0; i < 8; ++i) key[15 - i] = static_cast<char>(n >> (8 * i));
+  return key;
+}
+
+double MicrosSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+void BM_RawPut(benchmark::State& state, const std::string& backend) {
+  const int64_t batch = state.range(0);
+  TempDir dir;
+  StorageOptions options;
+  options.spaces = {"raw"};
+  options.sync = true;
+  auto store = OpenStorage(dir.StoreUri(backend, "raw"), options);
+  if (!Check(state, store.status(), "open store")) return;
+  const std::string value = Payload();
+  uint64_t next = 0;
+  Latencies latencies;
+  latencies.Reserve(state.max_iterations);
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    auto txn = (*store)->BeginWrite();
+    if (!Check(state, txn.status(), "begin")) break;
+    Status st;
+    for (int64_t i = 0; i < batch && st.ok(); ++i) st = (*txn)->Put(0, Key(next++), value);
+    if (st.ok()) st = (*txn)->Commit();
+    if (!Check(state, st, "put/commit")) break;
+    latencies.Add(MicrosSince(t0));
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  latencies.Report(state);
+}
+
+// LMDB with nothing in between, opened as the Storage backend opens it (MDB_NOTLS, one named database).
+void BM_RawPutLmdbC(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  TempDir dir;
+  MDB_env* env = nullptr;
+  MDB_dbi dbi = 0;
+  int rc = mdb_env_create(&env);
+  if (rc == 0) rc = mdb_env_set_maxdbs(env, 1);
+  if (rc == 0) rc = mdb_env_set_mapsize(env, size_t{16} << 30);  // no growth logic here: a map big enough
+  if (rc == 0) rc = mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0644);
+  if (rc == 0) {
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(env, nullptr, 0, &txn);
+    if (rc == 0) rc = mdb_dbi_open(txn, "raw", MDB_CREATE, &dbi);
+    if (rc == 0) {
+      rc = mdb_txn_commit(txn);
+    } else if (txn != nullptr) {
+      mdb_txn_abort(txn);
+    }
+  }
+  if (rc != 0) {
+    state.SkipWithError((std::string("lmdb open: ") + mdb_strerror(rc)).c_str());
+    if (env != nullptr) mdb_env_close(env);
+    return;
+  }
+  std::string value = Payload();
+  uint64_t next = 0;
+  Latencies latencies;
+  latencies.Reserve(state.max_iterations);
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(env, nullptr, 0, &txn);
+    for (int64_t i = 0; i < batch && rc == 0; ++i) {
+      std::string key = Key(next++);
+      MDB_val k{key.size(), key.data()};
+      MDB_val v{value.size(), value.data()};
+      rc = mdb_put(txn, dbi, &k, &v, 0);
+    }
+    if (rc == 0) {
+      rc = mdb_txn_commit(txn);
+    } else if (txn != nullptr) {
+      mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+      state.SkipWithError((std::string("lmdb put/commit: ") + mdb_strerror(rc)).c_str());
+      break;
+    }
+    latencies.Add(MicrosSince(t0));
+  }
+  mdb_env_close(env);
+  state.SetItemsProcessed(state.iterations() * batch);
+  latencies.Report(state);
+}
+
+}  // namespace
+
+void RegisterStorageBenchmarks() {
+  for (const std::string& backend : Backends()) {
+    benchmark::RegisterBenchmark(("RawPut/" + backend).c_str(), BM_RawPut, backend)
+        ->ArgName("batch")
+        ->Arg(1)
+        ->Arg(100)
+        ->Arg(1000)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RegisterBenchmark("RawPutLmdbC", BM_RawPutLmdbC)
+      ->ArgName("batch")
+      ->Arg(1)
+      ->Arg(100)
+      ->Arg(1000)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace outpost::bench

@@ -1,0 +1,200 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Client: the device-side engine. Every change is written to the local store and shown before the network
+// is touched; a sync loop flushes the outbox to the server and merges what the server orders.
+//
+//   auto client = Client::Open({.store = "lmdb:/data/outpost", .server = "inproc:main",
+//                               .user = "alice", .device = "phone"});
+//   auto id = (*client)->Submit("chat-42", "text", "hello");   // durable, queued, visible
+//   (*client)->Start();                                       // background sync
+//
+// Guarantees (docs/design.md has the full list):
+//  - Submit returns only once the op is durable in the store, queued in the outbox and visible in the
+//    stream view, in one transaction. Ops submitted concurrently share one transaction (group commit).
+//  - Each op is applied by the server at most once, ever; each device's ops of a stream get seqs in the
+//    order they were submitted; a failed op stays visible with its reason until retried or discarded.
+//
+// Thread safety: every method may be called from any thread. Start() runs the sync loop on its own
+// thread; without it, call Step() (one round, at env->NowMs()) from one thread at a time.
+#ifndef OUTPOST_CLIENT_H_
+#define OUTPOST_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/env.h"
+#include "outpost/ids.h"
+#include "outpost/observer.h"
+#include "outpost/result.h"
+#include "outpost/status.h"
+#include "outpost/transport.h"
+
+namespace outpost {
+
+// Where an op stands, as this device knows it. Delivered and read are derived from watermarks.
+enum class OpState : uint8_t {
+  kPending,  // stored locally, not yet acknowledged by the server
+  kSent,     // the server applied it: `seq` is its place in the stream
+  kFailed,   // will not be sent until Retry: `last_error` says why
+};
+
+enum class WatermarkKind : uint8_t { kDelivered = 0, kRead = 1 };
+
+struct OpInfo {
+  OpId op_id;
+  std::string stream;
+  std::string kind;
+  std::string payload;
+  std::string user;    // author
+  std::string device;  // author's device
+  bool own = false;    // made on this device
+  OpState state = OpState::kPending;
+  uint64_t seq = 0;             // 0 until sent
+  uint64_t device_counter = 0;  // 0 while a failed op holds no counter
+  int64_t client_time_ms = 0;   // the author's clock: display only
+  OpId depends_on;              // nil when none
+  // Outbox fields (own ops).
+  int64_t created_at_ms = 0;
+  uint32_t attempts = 0;
+  int64_t next_attempt_at_ms = 0;
+  std::string last_error;
+  Status::Code last_error_code = Status::Code::kOk;
+  // Opaque place in the stream view; pass to Before() to page back from here.
+  std::string position;
+};
+
+struct SubmitOptions {
+  OpId depends_on;             // not sent before this op is sent; fails if it fails
+  int64_t client_time_ms = 0;  // 0: the Env's clock
+};
+
+struct NewOp {
+  std::string stream;
+  std::string kind;
+  std::string payload;
+  SubmitOptions options;
+};
+
+struct Watermark {
+  std::string stream;
+  std::string user;
+  std::string device;
+  WatermarkKind kind = WatermarkKind::kDelivered;
+  uint64_t seq = 0;
+};
+
+struct ClientOptions {
+  std::string store = "lmdb:outpost-data";  // storage URI (storage.h)
+  bool store_sync = true;                   // false: a power loss may undo recent commits
+  std::string server;                       // transport URI; empty with no dialer: offline only
+  std::shared_ptr<Dialer> dialer;           // overrides `server` (tests inject faulty transports)
+  std::string user;
+  std::string device;  // stable id of this installation; must match the store's
+  std::string token;
+  Env* env = nullptr;  // nullptr: SystemEnv()
+
+  // Limits.
+  uint32_t stream_id_bytes_max = 128;
+  uint32_t kind_bytes_max = 64;
+  uint32_t payload_bytes_max = 1 << 20;
+  uint32_t ops_per_batch_max = 512;
+  uint32_t batches_inflight_max = 8;
+  uint32_t pull_page_max = 1000;
+  uint32_t submit_queue_max = 1 << 16;  // async submits waiting for the commit thread; beyond: caller waits
+  // Retry policy: capped exponential backoff with full jitter (delay = random(0, min(cap, base·2^n))).
+  int64_t backoff_base_ms = 250;
+  int64_t backoff_cap_ms = 60'000;
+  uint32_t attempts_max = 0;  // 0: unlimited; beyond: failed ("exhausted")
+  int64_t age_ms_max = 0;     // 0: unlimited; an op older than this when due fails ("exhausted")
+  int64_t ack_timeout_ms = 10'000;
+  // Whether a failed op holds back the later ops of its stream (chat: no). Per-stream override:
+  // SetStreamPolicy.
+  bool block_stream_on_failure = false;
+  bool send_read_receipts = true;
+};
+
+struct ClientStats {
+  bool connected = false;        // Welcome received on a live connection
+  uint64_t outbox_depth = 0;     // own ops (and skips) waiting for an answer
+  uint64_t failed = 0;           // own ops in failed state
+  int64_t oldest_pending_ms = 0; // created_at of the oldest pending op; 0 when none
+  uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
+  uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
+  std::string last_connection_error;
+};
+
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> Open(ClientOptions options);
+  // Stops the sync thread. Submits already returned are durable; nothing else needs to finish.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Durable + queued + visible, then returns the op id. InvalidArgument for bad input (nothing stored).
+  Result<OpId> Submit(std::string_view stream, std::string_view kind, std::string_view payload,
+                      const SubmitOptions& options = {});
+  // Same, without waiting: `done` runs on the commit thread once the op is durable (or failed).
+  void SubmitAsync(std::string_view stream, std::string_view kind, std::string_view payload,
+                   const SubmitOptions& options, std::function<void(Result<OpId>)> done);
+  // Many ops in one transaction: all are stored or none. For bulk imports.
+  Result<std::vector<OpId>> SubmitBatch(const std::vector<NewOp>& ops);
+
+  // Follows a stream made elsewhere: its ops are pulled and merged. Own streams are followed on submit.
+  Status Follow(std::string_view stream);
+  Status SetStreamPolicy(std::string_view stream, bool block_on_failure);
+
+  // The last `n` ops of the view, oldest first: sent ops by seq, then own unsent ops in submit order.
+  Result<std::vector<OpInfo>> Latest(std::string_view stream, size_t n);
+  // The `n` ops just before `position` (from an OpInfo), oldest first. Never scans the whole stream.
+  Result<std::vector<OpInfo>> Before(std::string_view stream, std::string_view position, size_t n);
+  Result<OpInfo> Get(const OpId& op_id);
+  // Own ops not yet sent (pending, then failed), oldest first, at most `limit`.
+  Result<std::vector<OpInfo>> Outbox(size_t limit = 1000);
+  // Failed → pending, with a fresh counter (it will be ordered after ops submitted before the retry).
+  Status Retry(const OpId& op_id);
+  // Removes a pending or failed op from the view; its counter is given up with a skip. If the server had
+  // already applied it, it comes back as sent: the server's word is final.
+  Status Discard(const OpId& op_id);
+
+  // The user has seen the stream up to `seq`: sent as a read watermark unless read receipts are off.
+  Status MarkRead(std::string_view stream, uint64_t seq);
+  Status SetReadReceipts(bool on);
+  Result<std::vector<Watermark>> Watermarks(std::string_view stream);
+  Result<uint64_t> Cursor(std::string_view stream);
+
+  // `stream` empty: every stream. Returns an id for Unsubscribe.
+  uint64_t Subscribe(std::string_view stream, ChangeCallback callback);
+  void Unsubscribe(uint64_t id);
+
+  // Background sync on its own thread / caller-driven sync.
+  void Start();
+  void Stop();
+  Status Step();
+  // Steps until nothing is due, in flight or left to pull, or `timeout_ms` of real time passed (then
+  // Timeout). Use with a server that runs on its own thread.
+  Status RunUntilIdle(int64_t timeout_ms = 10'000);
+  bool IsIdle();
+  // Drops the connection now (as if the network went away); the sync loop reconnects after backoff.
+  void Disconnect();
+  // Sets the connection goal: offline stops (re)connecting until SetOnline(true).
+  void SetOnline(bool online);
+
+  ClientStats Stats();
+  const std::string& device() const;
+  const std::string& user() const;
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace outpost
+
+#endif  // OUTPOST_CLIENT_H_

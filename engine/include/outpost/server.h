@@ -1,0 +1,111 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The server core: authenticates devices, dedupes ops by id (forever), applies each device's ops in
+// counter order, assigns per-stream seqs with no gaps, serves pulls, relays watermarks and notifies
+// followers. Transport-agnostic: ServerCore turns inbound events into outbound frames; Server wires it
+// to a Listener. Everything is durable before any answer leaves (one transaction per group of events,
+// shared by all connections: group commit).
+//
+// Thread safety: ServerCore is not thread-safe (one caller at a time). Server's Start/Stop/Step may be
+// called from any thread; Step must not run concurrently with the background thread.
+#ifndef OUTPOST_SERVER_H_
+#define OUTPOST_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/env.h"
+#include "outpost/result.h"
+#include "outpost/status.h"
+#include "outpost/transport.h"
+
+namespace outpost {
+
+struct HelloInfo {
+  std::string user;
+  std::string device;
+  std::string token;
+};
+
+enum class Access : uint8_t { kPush, kPull, kWatermark };
+
+struct AccessRequest {
+  std::string_view user;
+  std::string_view device;
+  std::string_view stream;
+  Access access = Access::kPush;
+  // kPush only: the op's kind and payload, for validation.
+  std::string_view kind;
+  std::string_view payload;
+};
+
+struct ServerOptions {
+  std::string store = "lmdb:outpost-server";
+  bool store_sync = true;
+  Env* env = nullptr;
+  // Returns the authenticated user for a Hello, or PermissionDenied. Default: the claimed user.
+  std::function<Result<std::string>(const HelloInfo&)> authenticate;
+  // Ok, or the permanent reason (PermissionDenied: forbidden; InvalidArgument: invalid). Default: allow.
+  std::function<Status(const AccessRequest&)> authorize;
+
+  uint32_t frame_bytes_max = 4 << 20;
+  uint32_t ops_per_batch_max = 1024;
+  uint32_t payload_bytes_max = 1 << 20;
+  uint32_t stream_id_bytes_max = 128;
+  uint32_t kind_bytes_max = 64;
+  uint32_t pull_page_max = 1000;
+  uint32_t hello_streams_max = 100'000;
+  uint32_t events_per_group_max = 4096;
+};
+
+struct ServerStats {
+  uint64_t connections = 0;
+  uint64_t ops_applied = 0, duplicates = 0, gaps = 0, conflicts = 0, rejected = 0, skips = 0;
+  uint64_t pulls = 0, bad_frames = 0, auth_failures = 0, commits = 0, commit_errors = 0;
+};
+
+struct Outbound {
+  ConnId conn = 0;
+  std::string frame;
+  bool close_after = false;
+};
+
+class ServerCore {
+ public:
+  static Result<std::unique_ptr<ServerCore>> Open(ServerOptions options);
+  ~ServerCore();
+  // Handles a group of events in one durable transaction and appends the frames to send.
+  void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  ServerStats Stats() const;
+
+  class Impl;
+
+ private:
+  explicit ServerCore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> Open(ServerOptions options, std::unique_ptr<Listener> listener);
+  ~Server();
+  // Drains waiting events (up to events_per_group_max), handles them as one group, sends the answers.
+  // Returns the number of events handled.
+  size_t Step();
+  void Start();
+  void Stop();
+  ServerStats Stats() const;
+
+ private:
+  Server() = default;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace outpost
+
+#endif  // OUTPOST_SERVER_H_

@@ -1,0 +1,93 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Storage: ordered key-value keyspaces ("spaces") with atomic multi-key write transactions and consistent
+// (snapshot) reads. Keys and values are byte strings compared with memcmp order. The set of spaces is fixed
+// when the store is opened: `StorageOptions::spaces[i]` is addressed as SpaceId i.
+//
+// Concurrency: any number of ReadTxns may be open at once, from any threads, and see the snapshot that was
+// committed when they began. One WriteTxn at a time: BeginWrite blocks while another is open. A WriteTxn
+// sees its own writes (Get and cursors). A WriteTxn destroyed without Commit aborts and leaves nothing.
+// A thread must not hold a ReadTxn while it waits in BeginWrite for a writer that it also waits on.
+//
+// Durability: after Commit returns ok, the writes survive a process crash, and a power loss too when the
+// store was opened with sync (the default).
+//
+// Backends: memory (`memory:` private, `memory:NAME` process-wide and reopenable), lmdb (`lmdb:DIR`, the
+// default). Each maps its own errors to Status at this boundary (MDB_MAP_FULL → Full, ...).
+#ifndef OUTPOST_STORAGE_H_
+#define OUTPOST_STORAGE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/result.h"
+#include "outpost/status.h"
+
+namespace outpost {
+
+using SpaceId = uint32_t;
+
+struct StorageOptions {
+  std::vector<std::string> spaces;  // names of the keyspaces, at most 32
+  bool sync = true;                 // false: faster commits that a power loss may undo (not a crash)
+  uint64_t map_bytes_initial = uint64_t{64} << 20;  // lmdb: first map size; grows by doubling
+  uint64_t map_bytes_max = uint64_t{64} << 30;      // lmdb: beyond this a commit fails with Full
+};
+
+// A position in one space. Invalid until positioned. Keys/values stay valid until the next move.
+class Cursor {
+ public:
+  virtual ~Cursor() = default;
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  virtual void Seek(std::string_view key) = 0;         // first key >= key
+  virtual void SeekForPrev(std::string_view key) = 0;  // last key <= key
+  virtual void Next() = 0;
+  virtual void Prev() = 0;
+  virtual bool Valid() const = 0;
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+  // Not ok when the backend failed while moving (Valid() is then false).
+  virtual Status status() const = 0;
+};
+
+class ReadTxn {
+ public:
+  virtual ~ReadTxn() = default;
+  // NotFound when absent.
+  virtual Status Get(SpaceId space, std::string_view key, std::string* value) = 0;
+  // The cursor must not outlive the transaction.
+  virtual std::unique_ptr<Cursor> NewCursor(SpaceId space) = 0;
+};
+
+class WriteTxn : public ReadTxn {
+ public:
+  // Key: 1..511 bytes (LMDB's limit). Value: up to 1 GiB.
+  virtual Status Put(SpaceId space, std::string_view key, std::string_view value) = 0;
+  // Deleting an absent key is ok.
+  virtual Status Delete(SpaceId space, std::string_view key) = 0;
+  // Makes every write visible and durable at once, or none of them. The txn is finished either way.
+  virtual Status Commit() = 0;
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  virtual Result<std::unique_ptr<ReadTxn>> BeginRead() = 0;
+  virtual Result<std::unique_ptr<WriteTxn>> BeginWrite() = 0;
+  // The URI it was opened with.
+  virtual const std::string& uri() const = 0;
+};
+
+// Opens (creating if needed) the store named by `uri`. Errors: InvalidArgument for an unknown scheme or a
+// malformed URI; IOError for a missing parent directory, a locked store or an unreadable file.
+Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options);
+
+constexpr size_t kStorageKeyBytesMax = 511;
+
+}  // namespace outpost
+
+#endif  // OUTPOST_STORAGE_H_

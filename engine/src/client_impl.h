@@ -1,0 +1,204 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Client::Impl. Two paths write the store, each in its own transactions (the store serializes them):
+//  - the commit thread: Submit* requests, group-committed (client.cc);
+//  - the sync side, under step_mu_: connection, flush (flusher.cc), merge (merger.cc), and the API calls
+//    that change an op (Retry, Discard, MarkRead).
+// They share nothing in memory but the Inbox (what the sync side should look at next) and two atomic
+// counters; every read-modify-write of stored state happens inside one write transaction.
+#ifndef OUTPOST_SRC_CLIENT_IMPL_H_
+#define OUTPOST_SRC_CLIENT_IMPL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec.h"
+#include "keys.h"
+#include "outpost/client.h"
+#include "outpost/storage.h"
+
+namespace outpost {
+
+enum ClientSpace : SpaceId { kMeta = 0, kStreams, kView, kOpIndex, kOutbox, kFailed, kWatermarks };
+
+class Client::Impl {
+ public:
+  explicit Impl(ClientOptions options);
+  ~Impl();
+  Status Init();
+
+  // client.cc — submit path.
+  void Enqueue(std::vector<NewOp> ops, std::vector<OpId> ids,
+               std::function<void(const Status&, const std::vector<OpId>&)> done);
+  Result<std::vector<OpId>> SubmitAndWait(std::vector<NewOp> ops);
+  OpIdGenerator& ids() { return ids_; }
+
+  // client.cc — reads and op changes.
+  Result<std::vector<OpInfo>> Latest(std::string_view stream, size_t n);
+  Result<std::vector<OpInfo>> Before(std::string_view stream, std::string_view position, size_t n);
+  Result<OpInfo> Get(const OpId& id);
+  Result<std::vector<OpInfo>> Outbox(size_t limit);
+  Status Retry(const OpId& id);
+  Status Discard(const OpId& id);
+  Status Follow(std::string_view stream);
+  Status SetStreamPolicy(std::string_view stream, bool block);
+  Status MarkRead(std::string_view stream, uint64_t seq);
+  Status SetReadReceipts(bool on);
+  Result<std::vector<Watermark>> Watermarks(std::string_view stream);
+  Result<uint64_t> CursorOf(std::string_view stream);
+  uint64_t Subscribe(std::string_view stream, ChangeCallback cb);
+  void Unsubscribe(uint64_t id);
+
+  // Sync driving.
+  Status Step();
+  Status RunUntilIdle(int64_t timeout_ms);
+  bool IsIdle();
+  void Start();
+  void Stop();
+  void Disconnect();
+  void SetOnline(bool online);
+  ClientStats Stats();
+
+  const ClientOptions& options() const { return opt_; }
+  const std::string& user_id() const { return user_; }
+
+ private:
+  struct SubmitRequest {
+    std::vector<NewOp> ops;
+    std::vector<OpId> ids;
+    std::function<void(const Status&, const std::vector<OpId>&)> done;
+  };
+  // What the sync side should look at next; filled by any thread.
+  struct Inbox {
+    std::set<std::string> dirty;     // streams that may have something to send
+    std::set<std::string> follow;    // newly followed streams
+    std::set<std::string> wm_dirty;  // streams whose watermarks to report
+    bool disconnect = false;
+    bool wake = false;
+  };
+  struct StreamSync {
+    bool followed = false;
+    uint64_t cursor = 0;
+    uint64_t server_high = 0;
+    uint64_t sent_upto = 0;  // counters <= this were sent in this epoch: the next batch starts after it
+    uint64_t epoch = 0;      // bumped when sending must restart from an earlier counter
+    uint32_t inflight = 0;   // batches in flight
+    bool renumber = false;   // a Conflict said the server used our counters: renumber after renumber_after
+    uint64_t renumber_after = 0;
+    bool pull_outstanding = false;
+    int64_t pull_sent_at = 0;
+    bool wm_dirty = false;
+  };
+  struct Inflight {
+    std::string stream;
+    uint64_t epoch = 0;
+    int64_t sent_at = 0;
+    uint64_t first_counter = 0;
+    std::vector<OpId> ids;
+  };
+  enum class Session : uint8_t { kOffline, kHelloSent, kReady };
+
+  // Store helpers (client.cc).
+  Status LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta);
+  Status PutMeta(WriteTxn* txn, std::string_view stream, const keys::StreamMeta& meta);
+  // Reads an op by id: its view key and record. NotFound when absent.
+  Status LoadOp(ReadTxn* txn, const OpId& id, std::string* view_key, OpInfo* op, uint64_t* local_seq);
+  Status PutOp(WriteTxn* txn, const std::string& view_key, const OpInfo& op, uint64_t local_seq);
+  // Moves an own op to the sent section at `seq` (no-op when it is sent already).
+  Status SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, uint64_t seq,
+                  keys::StreamMeta* meta, std::vector<Change>* changes);
+  Status MarkFailed(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, Status why,
+                    bool release_counter, keys::StreamMeta* meta);
+  void CommitLoop();
+  void CommitRequests(std::deque<SubmitRequest>& batch);
+  void Emit(const std::vector<Change>& changes);
+  void Post(const std::function<void(Inbox&)>& fn);
+  int64_t Backoff(uint32_t failures);
+
+  // Sync side (step_mu_ held).
+  void ApplyInbox();
+  void EnsureConnected(int64_t now);
+  void OnDisconnected(int64_t now, std::string why);
+  void SendHello(int64_t now);
+  void Send(std::string frame);
+  void HandleFrame(std::string_view bytes, int64_t now);
+  void OnWelcome(const wire::Welcome& w, int64_t now);
+  StreamSync& SyncOf(std::string_view stream);
+  // flusher.cc
+  void CheckTimeouts(int64_t now);
+  void Renumber();
+  void Flush(int64_t now);
+  // Builds and sends one batch for `stream`; false when nothing more can be sent for it now.
+  bool SendBatch(const std::string& stream, int64_t now);
+  void OnPushAck(const wire::PushAck& ack, int64_t now);
+  // merger.cc
+  void SendPulls(int64_t now);
+  void OnBatch(const wire::Batch& batch, int64_t now);
+  void OnWatermark(const wire::Watermark& wm);
+  void SendWatermarks();
+  void SyncLoop();
+
+  ClientOptions opt_;
+  Env* env_;
+  std::unique_ptr<Storage> store_;
+  std::shared_ptr<Dialer> dialer_;
+  OpIdGenerator ids_;
+  std::string device_;
+  std::string user_;
+
+  // Commit thread.
+  std::mutex submit_mu_;
+  std::condition_variable submit_cv_;  // the commit thread waits for work
+  std::condition_variable space_cv_;   // submitters wait for room
+  std::deque<SubmitRequest> queue_;
+  size_t queued_ops_ = 0;
+  bool commit_stop_ = false;
+  uint64_t local_seq_ = 0;  // commit thread only (after Init)
+  std::thread committer_;
+
+  // Observers.
+  std::mutex obs_mu_;
+  std::map<uint64_t, std::pair<std::string, ChangeCallback>> observers_;
+  uint64_t next_observer_ = 1;
+
+  // Inbox and sync thread signalling.
+  std::mutex inbox_mu_;
+  std::condition_variable inbox_cv_;
+  Inbox inbox_;
+  bool online_ = true;        // inbox_mu_
+  bool read_receipts_ = true; // inbox_mu_
+  bool sync_stop_ = false;    // inbox_mu_
+  std::thread sync_thread_;
+
+  std::atomic<int64_t> outbox_depth_{0};
+  std::atomic<int64_t> failed_count_{0};
+
+  // Sync side: step_mu_.
+  std::mutex step_mu_;
+  std::unique_ptr<Connection> conn_;
+  Session session_ = Session::kOffline;
+  int64_t hello_sent_at_ = 0;
+  int64_t next_connect_at_ = 0;
+  uint32_t connect_failures_ = 0;
+  uint32_t server_ops_per_batch_max_ = 0;
+  uint32_t server_frame_bytes_max_ = 0;
+  std::map<std::string, StreamSync> streams_;
+  std::set<std::string> dirty_;
+  std::map<uint64_t, Inflight> inflight_;
+  uint64_t next_batch_id_ = 1;
+  int64_t next_wake_ms_ = 0;  // earliest time a waiting op becomes due (0: none)
+  ClientStats stats_;         // counters; the gauges are filled by Stats()
+  std::mutex stats_mu_;
+};
+
+}  // namespace outpost
+
+#endif  // OUTPOST_SRC_CLIENT_IMPL_H_

@@ -1,0 +1,64 @@
+// Copyright 2026 The Outpost Authors.
+//
+// FlatBuffers glue: verified decoding of frames and records, and builders for the frames both sides send.
+// Nothing decoded from outside (a peer or the store) is read before its Verifier passed.
+#ifndef OUTPOST_SRC_CODEC_H_
+#define OUTPOST_SRC_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "outpost/client.h"
+#include "outpost/ids.h"
+#include "outpost/record_generated.h"
+#include "outpost/result.h"
+#include "outpost/wire_generated.h"
+
+namespace outpost::codec {
+
+constexpr uint32_t kProtocolVersion = 1;
+
+// Size check, then the Verifier. Corruption / InvalidArgument with a reason on failure.
+Result<const wire::Frame*> DecodeFrame(std::string_view bytes, size_t frame_bytes_max);
+
+inline std::string_view Str(const flatbuffers::String* s) {
+  return s ? std::string_view(s->data(), s->size()) : std::string_view();
+}
+inline std::string_view Bytes(const flatbuffers::Vector<uint8_t>* v) {
+  return v ? std::string_view(reinterpret_cast<const char*>(v->data()), v->size()) : std::string_view();
+}
+wire::Uuid ToWire(const OpId& id);
+OpId FromWire(const wire::Uuid* id);  // nil when absent
+
+// The fields of a wire Op, by reference.
+struct OpFields {
+  OpId op_id;
+  std::string_view stream, kind, payload, device, user;
+  uint64_t device_counter = 0;
+  int64_t client_time_ms = 0;
+  OpId depends_on;
+  bool skip = false;
+  uint64_t seq = 0;
+};
+OpFields FieldsOf(const wire::Op& op);
+flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const OpFields& f);
+// A standalone Op buffer (root wire.Op) for the server store, and its verified reader.
+std::string EncodeStoredOp(const OpFields& f);
+Result<const wire::Op*> DecodeStoredOp(std::string_view bytes);
+
+// Finishes `b` as a Frame with the given body.
+std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flatbuffers::Offset<void> body);
+std::string EncodeError(Status::Code code, std::string_view message, bool fatal);
+std::string EncodeNotify(std::string_view stream, uint64_t high_seq);
+std::string EncodePull(std::string_view stream, uint64_t after_seq, uint32_t limit);
+std::string EncodeWatermark(std::string_view stream, std::string_view user, std::string_view device,
+                            WatermarkKind kind, uint64_t seq);
+
+// Local records (the device's view).
+std::string EncodeRecord(const OpInfo& op, uint64_t local_seq);
+Status DecodeRecord(std::string_view bytes, OpInfo* op, uint64_t* local_seq);
+
+}  // namespace outpost::codec
+
+#endif  // OUTPOST_SRC_CODEC_H_

@@ -1,0 +1,379 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Flush: outbox → server. Per stream, ops go out in device_counter order, pipelined (up to
+// batches_inflight_max batches in flight over all streams). The server applies only counter last+1, so:
+//  - a lost or reordered batch is answered "Gap": sending restarts after the server's last counter;
+//  - a batch with no answer in ack_timeout_ms is resent (idempotent by op id) after a jittered backoff;
+//  - "Conflict" (our counters were used by another copy of this store) renumbers the stream's outbox
+//    once nothing of it is in flight.
+// Each answer is applied in one transaction with the outbox entries it settles.
+#include <algorithm>
+
+#include "client_impl.h"
+
+namespace outpost {
+
+void Client::Impl::CheckTimeouts(int64_t now) {
+  std::vector<Inflight> expired;
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (now - it->second.sent_at >= opt_.ack_timeout_ms) {
+      expired.push_back(std::move(it->second));
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (expired.empty()) return;
+  std::vector<Change> changes;
+  auto txn = store_->BeginWrite();
+  if (txn.ok()) {
+    // No answer is ambiguous: the server may have applied them. Resending is safe; count the attempt.
+    for (const Inflight& b : expired) {
+      for (const OpId& id : b.ids) {
+        std::string vkey;
+        OpInfo op;
+        uint64_t local_seq = 0;
+        if (!LoadOp(txn->get(), id, &vkey, &op, &local_seq).ok() || op.state != OpState::kPending) continue;
+        ++op.attempts;
+        op.next_attempt_at_ms = now + Backoff(op.attempts);
+        op.last_error = "no answer from the server in " + std::to_string(opt_.ack_timeout_ms) + " ms";
+        op.last_error_code = Status::Code::kTimeout;
+        if (PutOp(txn->get(), vkey, op, local_seq).ok()) changes.push_back({Change::Kind::kUpdated, op.stream, id});
+      }
+    }
+    if (!(*txn)->Commit().ok()) changes.clear();
+  }
+  for (const Inflight& b : expired) {
+    StreamSync& ss = SyncOf(b.stream);
+    if (ss.inflight > 0) --ss.inflight;
+    ss.sent_upto = std::min(ss.sent_upto, b.first_counter - 1);
+    ++ss.epoch;
+    dirty_.insert(b.stream);
+  }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.timeouts += expired.size();
+  }
+  Emit(changes);
+}
+
+void Client::Impl::Renumber() {
+  for (auto& [stream, ss] : streams_) {
+    if (!ss.renumber || ss.inflight > 0) continue;
+    auto txn_or = store_->BeginWrite();
+    if (!txn_or.ok()) return;
+    WriteTxn* txn = txn_or->get();
+    std::string prefix = keys::StreamPrefix(stream);
+    std::vector<std::string> values;
+    {
+      auto cur = txn->NewCursor(kOutbox);
+      for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+        values.emplace_back(cur->value());
+      }
+      if (!cur->status().ok()) return;
+    }
+    Status st;
+    // Delete every old key first: old and new counter ranges may overlap.
+    {
+      std::vector<std::string> old_keys;
+      auto cur = txn->NewCursor(kOutbox);
+      for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+        old_keys.emplace_back(cur->key());
+      }
+      for (const auto& k : old_keys) {
+        if (st.ok()) st = txn->Delete(kOutbox, k);
+      }
+    }
+    uint64_t counter = ss.renumber_after;
+    for (const auto& v : values) {
+      ++counter;
+      if (st.ok()) st = txn->Put(kOutbox, keys::OutboxKey(stream, counter), v);
+      if (v.size() != 17 || v[0] == static_cast<char>(keys::kOutboxSkip)) continue;
+      auto id = OpId::FromBytes(std::string_view(v).substr(1));
+      std::string vkey;
+      OpInfo op;
+      uint64_t local_seq = 0;
+      if (st.ok() && id.ok() && LoadOp(txn, *id, &vkey, &op, &local_seq).ok()) {
+        op.device_counter = counter;
+        st = PutOp(txn, vkey, op, local_seq);
+      }
+    }
+    keys::StreamMeta m;
+    if (st.ok()) st = LoadMeta(txn, stream, &m);
+    m.next_counter = counter + 1;
+    if (st.ok()) st = PutMeta(txn, stream, m);
+    if (st.ok()) st = txn->Commit();
+    if (!st.ok()) return;  // tried again next step
+    ss.renumber = false;
+    ss.renumber_after = 0;
+    ss.sent_upto = 0;
+    ++ss.epoch;
+    dirty_.insert(stream);
+  }
+}
+
+void Client::Impl::Flush(int64_t now) {
+  next_wake_ms_ = 0;
+  // Round robin: one batch per stream per pass, so one busy stream does not starve the others.
+  bool progress = true;
+  while (progress && inflight_.size() < opt_.batches_inflight_max && !dirty_.empty()) {
+    progress = false;
+    std::vector<std::string> streams(dirty_.begin(), dirty_.end());
+    for (const auto& stream : streams) {
+      if (inflight_.size() >= opt_.batches_inflight_max) break;
+      StreamSync& ss = SyncOf(stream);
+      if (ss.renumber) continue;
+      if (SendBatch(stream, now)) progress = true;
+    }
+  }
+}
+
+bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
+  StreamSync& ss = SyncOf(stream);
+  uint32_t ops_max = opt_.ops_per_batch_max;
+  if (server_ops_per_batch_max_ > 0) ops_max = std::min(ops_max, server_ops_per_batch_max_);
+  size_t bytes_max = (server_frame_bytes_max_ > 0 ? server_frame_bytes_max_ : 4u << 20) - 4096;
+
+  struct Release {
+    OpId id;
+    Status why;
+  };
+  std::vector<Release> releases;
+  flatbuffers::FlatBufferBuilder b(4096);
+  std::vector<flatbuffers::Offset<wire::Op>> ops;
+  std::vector<OpId> ids;
+  uint64_t first = 0, last = 0;
+  size_t bytes = 0;
+  bool at_end = false;  // nothing after the last entry looked at
+  {
+    auto txn = store_->BeginRead();
+    if (!txn.ok()) return false;
+    keys::StreamMeta meta;
+    if (!LoadMeta(txn->get(), stream, &meta).ok()) return false;
+    bool block = meta.block_on_failure == 1 || (meta.block_on_failure == 0 && opt_.block_stream_on_failure);
+    if (block && meta.failed > 0) {
+      dirty_.erase(stream);  // Retry or Discard marks it dirty again
+      return false;
+    }
+    std::string prefix = keys::StreamPrefix(stream);
+    auto cur = (*txn)->NewCursor(kOutbox);
+    cur->Seek(keys::OutboxKey(stream, ss.sent_upto + 1));
+    at_end = true;
+    for (; cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      if (ops.size() >= ops_max || bytes >= bytes_max) {
+        at_end = false;
+        break;
+      }
+      uint64_t counter = keys::GetBE64(cur->key().substr(prefix.size()));
+      std::string_view v = cur->value();
+      auto id = OpId::FromBytes(v.size() == 17 ? v.substr(1) : std::string_view());
+      if (!id.ok()) {
+        at_end = false;
+        break;
+      }
+      codec::OpFields f;
+      f.op_id = *id;
+      f.stream = stream;
+      f.device_counter = counter;
+      OpInfo op;
+      std::string vkey;
+      uint64_t local_seq = 0;
+      if (v[0] == static_cast<char>(keys::kOutboxSkip)) {
+        f.skip = true;
+      } else {
+        Status st = LoadOp(txn->get(), *id, &vkey, &op, &local_seq);
+        if (!st.ok()) {
+          at_end = false;
+          break;
+        }
+        bool exhausted = (opt_.attempts_max > 0 && op.attempts >= opt_.attempts_max) ||
+                         (opt_.age_ms_max > 0 && now - op.created_at_ms >= opt_.age_ms_max);
+        if (exhausted) {
+          releases.push_back({*id, Status::Timeout("exhausted: no answer after " + std::to_string(op.attempts) +
+                                                   " attempts over " + std::to_string(now - op.created_at_ms) +
+                                                   " ms")});
+          at_end = false;
+          break;
+        }
+        if (op.next_attempt_at_ms > now) {  // backing off: the stream waits, in order
+          next_wake_ms_ = next_wake_ms_ == 0 ? op.next_attempt_at_ms : std::min(next_wake_ms_, op.next_attempt_at_ms);
+          at_end = false;
+          break;
+        }
+        if (!op.depends_on.IsNil()) {
+          std::string pkey;
+          OpInfo parent;
+          Status pst = LoadOp(txn->get(), op.depends_on, &pkey, &parent, nullptr);
+          if (pst.ok() && parent.own && parent.state == OpState::kFailed) {
+            releases.push_back({*id, Status::FromCode(parent.last_error_code == Status::Code::kOk
+                                                          ? Status::Code::kFailedPrecondition
+                                                          : parent.last_error_code,
+                                                      "dependency failed: " + parent.last_error)});
+            at_end = false;
+            break;
+          }
+          if (pst.ok() && parent.own && parent.state != OpState::kSent) {  // waits for its parent
+            at_end = false;
+            break;
+          }
+        }
+        f.kind = op.kind;
+        f.payload = op.payload;
+        f.client_time_ms = op.client_time_ms;
+        f.depends_on = op.depends_on;
+      }
+      if (ops.empty()) first = counter;
+      last = counter;
+      bytes += f.payload.size() + f.kind.size() + 64;
+      ops.push_back(codec::BuildOp(b, f));
+      ids.push_back(*id);
+    }
+    if (!cur->status().ok()) return false;
+  }
+  if (!releases.empty()) {
+    // Given up without a server verdict: failed with the reason, the counter becomes a skip.
+    std::vector<Change> changes;
+    auto txn = store_->BeginWrite();
+    if (!txn.ok()) return false;
+    keys::StreamMeta meta;
+    Status st = LoadMeta(txn->get(), stream, &meta);
+    for (auto& r : releases) {
+      std::string vkey;
+      OpInfo op;
+      uint64_t local_seq = 0;
+      if (st.ok()) st = LoadOp(txn->get(), r.id, &vkey, &op, &local_seq);
+      if (st.ok()) st = MarkFailed(txn->get(), vkey, op, local_seq, r.why, /*release_counter=*/true, &meta);
+      changes.push_back({Change::Kind::kUpdated, stream, r.id});
+    }
+    if (st.ok()) st = PutMeta(txn->get(), stream, meta);
+    if (st.ok()) st = (*txn)->Commit();
+    if (st.ok()) Emit(changes);
+    // Send what was collected before the released op; the skip goes in the next batch.
+  }
+  if (ops.empty()) {
+    if (at_end) dirty_.erase(stream);
+    return !releases.empty();
+  }
+  uint64_t batch_id = next_batch_id_++;
+  auto ov = b.CreateVector(ops);
+  auto push = wire::CreatePush(b, batch_id, ov);
+  Send(codec::FinishFrame(b, wire::Body::Push, push.Union()));
+  inflight_[batch_id] = Inflight{stream, ss.epoch, now, first, std::move(ids)};
+  ss.sent_upto = last;
+  ++ss.inflight;
+  if (at_end) dirty_.erase(stream);
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.batches_sent;
+    stats_.ops_sent += ops.size();
+  }
+  return true;
+}
+
+void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
+  std::string stream(codec::Str(ack.stream()));
+  if (!keys::ValidateStream(stream, 255).ok()) return;
+  StreamSync& ss = SyncOf(stream);
+  auto it = inflight_.find(ack.batch_id());
+  bool current = it != inflight_.end() && it->second.stream == stream;
+  uint64_t batch_epoch = current ? it->second.epoch : 0;
+  if (current) {
+    if (ss.inflight > 0) --ss.inflight;
+    inflight_.erase(it);
+  }
+  if (!ack.results()) return;
+  std::vector<Change> changes;
+  int64_t settled = 0;
+  bool restart = false;
+  uint64_t restart_after = UINT64_MAX;
+  auto txn_or = store_->BeginWrite();
+  if (!txn_or.ok()) return;  // the batch times out and is resent
+  WriteTxn* txn = txn_or->get();
+  keys::StreamMeta meta;
+  Status st = LoadMeta(txn, stream, &meta);
+  uint64_t acks = 0;
+  for (const wire::OpResult* r : *ack.results()) {
+    if (!st.ok()) break;
+    OpId id = codec::FromWire(r->op_id());
+    uint64_t counter = r->counter();
+    std::string okey = keys::OutboxKey(stream, counter);
+    std::string v;
+    Status got = txn->Get(kOutbox, okey, &v);
+    if (!got.ok() || v.size() != 17 || v.substr(1) != id.AsBytes()) continue;  // stale or already settled
+    bool skip = v[0] == static_cast<char>(keys::kOutboxSkip);
+    std::string vkey;
+    OpInfo op;
+    uint64_t local_seq = 0;
+    Status found = LoadOp(txn, id, &vkey, &op, &local_seq);
+    switch (r->code()) {
+      case wire::ResultCode::Applied:
+      case wire::ResultCode::Duplicate:
+        ++acks;
+        st = txn->Delete(kOutbox, okey);
+        ++settled;
+        if (st.ok() && found.ok() && op.own) {
+          st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &changes);
+        }
+        break;
+      case wire::ResultCode::Skipped:
+        ++acks;
+        st = txn->Delete(kOutbox, okey);
+        ++settled;
+        break;
+      case wire::ResultCode::Rejected:
+        ++acks;
+        st = txn->Delete(kOutbox, okey);
+        ++settled;
+        if (st.ok() && !skip && found.ok() && op.state == OpState::kPending) {
+          Status why = Status::FromCode(static_cast<Status::Code>(r->error_code()), codec::Str(r->message()));
+          if (why.ok()) why = Status::InvalidArgument(codec::Str(r->message()));
+          st = MarkFailed(txn, vkey, op, local_seq, why, /*release_counter=*/false, &meta);
+          changes.push_back({Change::Kind::kUpdated, stream, id});
+        }
+        break;
+      case wire::ResultCode::Gap:
+        if (current && batch_epoch == ss.epoch) {
+          restart = true;
+          restart_after = std::min(restart_after, r->last_counter());
+        }
+        break;
+      case wire::ResultCode::Conflict:
+        ss.renumber = true;
+        ss.renumber_after = std::max(ss.renumber_after, r->last_counter());
+        break;
+      case wire::ResultCode::Retry:
+        if (found.ok() && !skip && op.state == OpState::kPending) {
+          ++op.attempts;
+          op.next_attempt_at_ms = now + Backoff(op.attempts);
+          op.last_error = std::string(codec::Str(r->message()));
+          op.last_error_code = static_cast<Status::Code>(r->error_code());
+          st = PutOp(txn, vkey, op, local_seq);
+          changes.push_back({Change::Kind::kUpdated, stream, id});
+        }
+        restart = true;
+        restart_after = std::min(restart_after, counter - 1);
+        break;
+    }
+  }
+  meta.outbox = meta.outbox >= static_cast<uint64_t>(settled) ? meta.outbox - settled : 0;
+  if (st.ok()) st = PutMeta(txn, stream, meta);
+  if (st.ok()) st = txn->Commit();
+  txn_or->reset();
+  if (!st.ok()) return;  // nothing settled: resent after the timeout, answered as duplicates
+  outbox_depth_ -= settled;
+  if (restart) {
+    ss.sent_upto = std::min(ss.sent_upto, restart_after);
+    ++ss.epoch;
+    dirty_.insert(stream);
+  }
+  if (ss.renumber) dirty_.insert(stream);
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.acks += acks;
+    if (restart) ++stats_.gaps;
+    if (ss.renumber) ++stats_.conflicts;
+  }
+  Emit(changes);
+}
+
+}  // namespace outpost

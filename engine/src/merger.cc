@@ -1,0 +1,159 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Merge: server → device. A stream is pulled from its cursor in pages; each page is merged in one
+// transaction with the cursor: others' ops are inserted at their seq, this device's own unsent ops with the
+// same op id settle at their seq. A page that does not start at the cursor is stale (a duplicated or
+// reordered frame) and ignored, so nothing is merged twice or skipped, crash or not.
+#include <algorithm>
+
+#include "client_impl.h"
+
+namespace outpost {
+
+void Client::Impl::SendPulls(int64_t now) {
+  for (auto& [stream, ss] : streams_) {
+    if (!ss.followed || ss.cursor >= ss.server_high) continue;
+    if (ss.pull_outstanding && now - ss.pull_sent_at < opt_.ack_timeout_ms) continue;
+    Send(codec::EncodePull(stream, ss.cursor, opt_.pull_page_max));
+    ss.pull_outstanding = true;
+    ss.pull_sent_at = now;
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.pulls;
+  }
+}
+
+void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
+  std::string stream(codec::Str(batch.stream()));
+  if (!keys::ValidateStream(stream, 255).ok()) return;
+  StreamSync& ss = SyncOf(stream);
+  ss.server_high = std::max(ss.server_high, batch.high_seq());
+  if (batch.after_seq() != ss.cursor) return;  // stale page
+  ss.pull_outstanding = false;
+  size_t n = batch.ops() ? batch.ops()->size() : 0;
+  if (n == 0) return;
+
+  std::vector<Change> changes;
+  int64_t settled = 0;
+  auto txn_or = store_->BeginWrite();
+  if (!txn_or.ok()) return;  // pulled again after the timeout
+  WriteTxn* txn = txn_or->get();
+  keys::StreamMeta meta;
+  Status st = LoadMeta(txn, stream, &meta);
+  if (st.ok() && meta.cursor != ss.cursor) st = Status::Aborted("cursor moved");  // cannot happen: one merger
+  uint64_t seq = ss.cursor;
+  for (size_t i = 0; i < n && st.ok(); ++i) {
+    const wire::Op* wop = batch.ops()->Get(i);
+    codec::OpFields f = codec::FieldsOf(*wop);
+    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;  // malformed page: keep what is sound
+    ++seq;
+    if (f.device == device_) {
+      std::string vkey;
+      OpInfo op;
+      uint64_t local_seq = 0;
+      Status found = LoadOp(txn, f.op_id, &vkey, &op, &local_seq);
+      if (found.ok()) {
+        if (op.state != OpState::kSent) {
+          // Our op, applied but its ack not seen yet: settle it and drop its outbox entry.
+          std::string okey = keys::OutboxKey(stream, op.device_counter);
+          std::string v;
+          if (op.state == OpState::kPending && txn->Get(kOutbox, okey, &v).ok() && v.size() == 17 &&
+              v.substr(1) == f.op_id.AsBytes()) {
+            st = txn->Delete(kOutbox, okey);
+            ++settled;
+          }
+          if (st.ok()) st = SettleOp(txn, vkey, op, local_seq, f.seq, &meta, &changes);
+        }
+        continue;
+      }
+      if (!found.IsNotFound()) {
+        st = found;
+        break;
+      }
+    }
+    OpInfo op;
+    op.op_id = f.op_id;
+    op.stream = stream;
+    op.kind.assign(f.kind);
+    op.payload.assign(f.payload);
+    op.user.assign(f.user);
+    op.device.assign(f.device);
+    op.own = f.device == device_;
+    op.state = OpState::kSent;
+    op.seq = f.seq;
+    op.device_counter = f.device_counter;
+    op.client_time_ms = f.client_time_ms;
+    op.depends_on = f.depends_on;
+    st = PutOp(txn, keys::ViewKey(stream, keys::kSectionSent, f.seq), op, 0);
+    changes.push_back({Change::Kind::kAdded, stream, op.op_id});
+  }
+  if (seq == ss.cursor) return;
+  meta.cursor = seq;
+  meta.high_seq = std::max(meta.high_seq, batch.high_seq());
+  meta.followed = 1;
+  meta.outbox = meta.outbox >= static_cast<uint64_t>(settled) ? meta.outbox - settled : 0;
+  if (st.ok()) st = PutMeta(txn, stream, meta);
+  if (st.ok()) st = txn->Commit();
+  txn_or->reset();
+  if (!st.ok()) {
+    ss.pull_outstanding = false;  // pull the same page again
+    return;
+  }
+  outbox_depth_ -= settled;
+  uint64_t merged = seq - ss.cursor;
+  ss.cursor = seq;
+  ss.wm_dirty = true;
+  changes.push_back({Change::Kind::kCursor, stream, OpId()});
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.ops_merged += merged;
+  }
+  Emit(changes);
+}
+
+void Client::Impl::OnWatermark(const wire::Watermark& wm) {
+  std::string_view stream = codec::Str(wm.stream());
+  std::string_view user = codec::Str(wm.user());
+  std::string_view device = codec::Str(wm.device());
+  if (!keys::ValidateStream(stream, 255).ok() || user.size() > 255 || device.empty() || device.size() > 255 ||
+      wm.kind() > wire::WatermarkKind::MAX) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.bad_frames;
+    return;
+  }
+  std::string key = keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(wm.kind()));
+  auto txn = store_->BeginWrite();
+  if (!txn.ok()) return;
+  std::string v;
+  Status st = (*txn)->Get(kWatermarks, key, &v);
+  if (st.ok() && v.size() == 8 && keys::GetBE64(v) >= wm.seq()) return;  // watermarks never move back
+  v.clear();
+  keys::PutBE64(&v, wm.seq());
+  if (!(*txn)->Put(kWatermarks, key, v).ok() || !(*txn)->Commit().ok()) return;
+  Emit({{Change::Kind::kWatermark, std::string(stream), OpId()}});
+}
+
+void Client::Impl::SendWatermarks() {
+  bool read_receipts;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    read_receipts = read_receipts_;
+  }
+  std::unique_ptr<ReadTxn> txn;
+  for (auto& [stream, ss] : streams_) {
+    if (!ss.wm_dirty) continue;
+    ss.wm_dirty = false;
+    if (ss.cursor > 0) Send(codec::EncodeWatermark(stream, {}, {}, WatermarkKind::kDelivered, ss.cursor));
+    if (!read_receipts) continue;
+    if (!txn) {
+      auto t = store_->BeginRead();
+      if (!t.ok()) return;
+      txn = std::move(t).value();
+    }
+    keys::StreamMeta meta;
+    if (LoadMeta(txn.get(), stream, &meta).ok() && meta.read_seq > 0) {
+      Send(codec::EncodeWatermark(stream, {}, {}, WatermarkKind::kRead, meta.read_seq));
+    }
+  }
+}
+
+}  // namespace outpost

@@ -1,0 +1,679 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Server core. One write transaction per group of events (all connections): every answer that depends on
+// a write leaves only after that transaction committed. Per op, in this order:
+//   1. shape checks (id, stream, counter) — a malformed op is rejected without touching any counter;
+//   2. dedupe by op_id, forever — a known op gets its original verdict (an applied op: its seq);
+//   3. the device's counter for the stream — only last+1 is applied; above: Gap; at or below: Conflict;
+//   4. limits and the authorize hook — a refusal is permanent and still consumes the counter;
+//   5. the next seq of the stream.
+#include "outpost/server.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "codec.h"
+#include "keys.h"
+#include "outpost/storage.h"
+
+namespace outpost {
+
+namespace {
+
+enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm };
+const std::vector<std::string>& SpaceNames() {
+  static const std::vector<std::string> names = {"s_ops", "s_dedupe", "s_devctr", "s_streams", "s_wm"};
+  return names;
+}
+
+struct Session {
+  bool authed = false;
+  std::string user;
+  std::string device;
+  std::unordered_set<std::string> follows;
+  std::unordered_set<std::string> watermarks_sent;  // streams whose stored watermarks went out already
+};
+
+struct OpVerdict {
+  wire::ResultCode code = wire::ResultCode::Applied;
+  uint64_t seq = 0;
+  uint64_t last_counter = 0;
+  Status::Code error_code = Status::Code::kOk;
+  std::string message;
+};
+
+}  // namespace
+
+class ServerCore::Impl {
+ public:
+  Impl(ServerOptions options, std::unique_ptr<Storage> store)
+      : opt_(std::move(options)), store_(std::move(store)) {}
+
+  void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  ServerStats stats() const { return stats_; }
+
+ private:
+  // State of one group of events, committed together.
+  struct Group {
+    WriteTxn* txn = nullptr;
+    std::unordered_map<std::string, uint64_t> high;    // stream -> high seq
+    std::unordered_map<std::string, uint64_t> ctr;     // DeviceCounterKey -> last counter
+    std::set<std::string> dirty_high, dirty_ctr;
+    std::set<std::string> notify;                      // streams with new ops
+    std::vector<Outbound> answers;
+    std::vector<std::pair<std::string, std::string>> relays;  // stream, watermark frame
+    std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
+    Status error;                                      // first store error; fails the group
+  };
+
+  void HandleFrame(Group& g, ConnId conn, std::string_view bytes);
+  void HandleHello(Group& g, ConnId conn, Session& s, const wire::Hello& hello);
+  void HandlePush(Group& g, ConnId conn, Session& s, const wire::Push& push);
+  OpVerdict ApplyOp(Group& g, ConnId conn, Session& s, const wire::Op& op);
+  void HandlePull(Group& g, ConnId conn, Session& s, const wire::Pull& pull);
+  void HandleWatermark(Group& g, ConnId conn, Session& s, const wire::Watermark& wm);
+  void SendStoredWatermarks(Group& g, ConnId conn, Session& s, std::string_view stream);
+  void Follow(ConnId conn, Session& s, std::string_view stream);
+  void Answer(Group& g, ConnId conn, std::string frame, bool close_after = false) {
+    g.answers.push_back({conn, std::move(frame), close_after});
+  }
+  void BadFrame(Group& g, ConnId conn, Status::Code code, std::string_view why, bool fatal) {
+    ++stats_.bad_frames;
+    Answer(g, conn, codec::EncodeError(code, why, fatal), fatal);
+  }
+  uint64_t High(Group& g, std::string_view stream);
+  uint64_t Counter(Group& g, const std::string& key);
+  bool ReadU64(Group& g, SpaceId space, std::string_view key, uint64_t* v);
+  void Flush(Group& g);
+
+  ServerOptions opt_;
+  std::unique_ptr<Storage> store_;
+  std::unordered_map<ConnId, Session> sessions_;
+  std::unordered_map<std::string, std::unordered_set<ConnId>> followers_;
+  ServerStats stats_;
+};
+
+bool ServerCore::Impl::ReadU64(Group& g, SpaceId space, std::string_view key, uint64_t* v) {
+  std::string value;
+  Status st = g.txn->Get(space, key, &value);
+  if (st.IsNotFound()) return false;
+  if (!st.ok()) {
+    if (g.error.ok()) g.error = st;
+    return false;
+  }
+  if (value.size() < 8) {
+    if (g.error.ok()) g.error = Status::Corruption("short counter record");
+    return false;
+  }
+  *v = keys::GetBE64(value);
+  return true;
+}
+
+uint64_t ServerCore::Impl::High(Group& g, std::string_view stream) {
+  std::string key(stream);
+  auto it = g.high.find(key);
+  if (it != g.high.end()) return it->second;
+  uint64_t v = 0;
+  ReadU64(g, kStreams, key, &v);
+  g.high.emplace(std::move(key), v);
+  return v;
+}
+
+uint64_t ServerCore::Impl::Counter(Group& g, const std::string& key) {
+  auto it = g.ctr.find(key);
+  if (it != g.ctr.end()) return it->second;
+  uint64_t v = 0;
+  ReadU64(g, kDevCtr, key, &v);
+  g.ctr.emplace(key, v);
+  return v;
+}
+
+void ServerCore::Impl::Flush(Group& g) {
+  for (const auto& stream : g.dirty_high) {
+    std::string v;
+    keys::PutBE64(&v, g.high[stream]);
+    Status st = g.txn->Put(kStreams, stream, v);
+    if (!st.ok() && g.error.ok()) g.error = st;
+  }
+  for (const auto& key : g.dirty_ctr) {
+    std::string v;
+    keys::PutBE64(&v, g.ctr[key]);
+    Status st = g.txn->Put(kDevCtr, key, v);
+    if (!st.ok() && g.error.ok()) g.error = st;
+  }
+}
+
+void ServerCore::Impl::Follow(ConnId conn, Session& s, std::string_view stream) {
+  auto [it, inserted] = s.follows.emplace(stream);
+  if (inserted) followers_[*it].insert(conn);
+}
+
+void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
+  auto txn = store_->BeginWrite();
+  if (!txn.ok()) {
+    ++stats_.commit_errors;
+    for (const auto& ev : events) {
+      if (ev.kind == ServerEvent::Kind::kFrame) {
+        out->push_back({ev.conn, codec::EncodeError(Status::Code::kBusy, "server store unavailable: " +
+                                                                            txn.status().ToString(),
+                                                    false)});
+      }
+    }
+    return;
+  }
+  Group g;
+  g.txn = txn->get();
+  for (auto& ev : events) {
+    switch (ev.kind) {
+      case ServerEvent::Kind::kOpen:
+        sessions_[ev.conn] = Session();
+        ++stats_.connections;
+        break;
+      case ServerEvent::Kind::kClose: {
+        auto it = sessions_.find(ev.conn);
+        if (it == sessions_.end()) break;
+        for (const auto& stream : it->second.follows) {
+          auto f = followers_.find(stream);
+          if (f == followers_.end()) continue;
+          f->second.erase(ev.conn);
+          if (f->second.empty()) followers_.erase(f);
+        }
+        sessions_.erase(it);
+        if (stats_.connections > 0) --stats_.connections;
+        break;
+      }
+      case ServerEvent::Kind::kFrame:
+        HandleFrame(g, ev.conn, ev.frame);
+        break;
+    }
+  }
+  Flush(g);
+  Status st = g.error;
+  if (st.ok()) st = (*txn)->Commit();
+  txn->reset();
+  if (!st.ok()) {
+    // Nothing of this group is durable: no answer that depends on it may leave. Each connection that sent
+    // work hears that it must resend; pushes are idempotent, so resending is always safe.
+    ++stats_.commit_errors;
+    std::set<ConnId> told;
+    for (const auto& a : g.answers) {
+      if (told.insert(a.conn).second) {
+        out->push_back({a.conn, codec::EncodeError(Status::Code::kBusy, "server store failed, resend: " + st.ToString(),
+                                                   false)});
+      }
+    }
+    g.high.clear();
+    return;
+  }
+  ++stats_.commits;
+  for (auto& a : g.answers) out->push_back(std::move(a));
+  for (const auto& stream : g.notify) {
+    auto f = followers_.find(stream);
+    if (f == followers_.end()) continue;
+    std::string frame = codec::EncodeNotify(stream, g.high[stream]);
+    for (ConnId c : f->second) out->push_back({c, frame});
+  }
+  for (size_t i = 0; i < g.relays.size(); ++i) {
+    auto f = followers_.find(g.relays[i].first);
+    if (f == followers_.end()) continue;
+    for (ConnId c : f->second) {
+      if (c != g.relay_from[i].first) out->push_back({c, g.relays[i].second});
+    }
+  }
+}
+
+void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes) {
+  auto sit = sessions_.find(conn);
+  if (sit == sessions_.end()) sit = sessions_.emplace(conn, Session()).first;  // open event lost: tolerate
+  Session& s = sit->second;
+  auto frame = codec::DecodeFrame(bytes, opt_.frame_bytes_max);
+  if (!frame.ok()) {
+    BadFrame(g, conn, frame.status().code(), frame.status().message(), false);
+    return;
+  }
+  const wire::Frame* f = *frame;
+  if (f->body_type() == wire::Body::Hello) {
+    HandleHello(g, conn, s, *f->body_as_Hello());
+    return;
+  }
+  if (!s.authed) {
+    BadFrame(g, conn, Status::Code::kPermissionDenied, "send Hello before anything else", true);
+    return;
+  }
+  switch (f->body_type()) {
+    case wire::Body::Push: HandlePush(g, conn, s, *f->body_as_Push()); break;
+    case wire::Body::Pull: HandlePull(g, conn, s, *f->body_as_Pull()); break;
+    case wire::Body::Watermark: HandleWatermark(g, conn, s, *f->body_as_Watermark()); break;
+    default:
+      BadFrame(g, conn, Status::Code::kInvalidArgument, "frame type not accepted by the server", false);
+  }
+}
+
+void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire::Hello& hello) {
+  if (s.authed) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "second Hello on one connection", false);
+    return;
+  }
+  if (hello.protocol_version() != codec::kProtocolVersion) {
+    BadFrame(g, conn, Status::Code::kFailedPrecondition,
+             "protocol version " + std::to_string(hello.protocol_version()) + " not supported (server speaks " +
+                 std::to_string(codec::kProtocolVersion) + ")",
+             true);
+    return;
+  }
+  HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
+                 std::string(codec::Str(hello.token()))};
+  if (info.device.empty() || info.device.size() > 255 || info.user.size() > 255) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "device id must be 1..255 bytes, user at most 255", true);
+    return;
+  }
+  std::string user = info.user;
+  if (opt_.authenticate) {
+    auto r = opt_.authenticate(info);
+    if (!r.ok()) {
+      ++stats_.auth_failures;
+      BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(), true);
+      return;
+    }
+    user = *r;
+  }
+  size_t n = hello.cursors() ? hello.cursors()->size() : 0;
+  if (n > opt_.hello_streams_max) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "Hello lists too many streams", true);
+    return;
+  }
+  s.authed = true;
+  s.user = std::move(user);
+  s.device = info.device;
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view stream = codec::Str(hello.cursors()->Get(i)->stream());
+    if (keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) Follow(conn, s, stream);
+  }
+  // The device's counters: every stream it follows or ever pushed to.
+  std::map<std::string, uint64_t> counters;
+  for (const auto& stream : s.follows) counters[stream] = Counter(g, keys::DeviceCounterKey(s.device, stream));
+  std::string prefix;
+  keys::PutShort(&prefix, s.device);
+  auto cur = g.txn->NewCursor(kDevCtr);
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    keys::Reader rd(cur->key().substr(prefix.size()));
+    std::string_view stream;
+    if (!rd.Short(&stream) || cur->value().size() < 8) continue;
+    counters[std::string(stream)] = Counter(g, std::string(cur->key()));
+  }
+  flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
+  std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
+  for (const auto& [stream, counter] : counters) {
+    dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), counter, High(g, stream)));
+  }
+  auto vec = b.CreateVector(dcs);
+  auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
+                                  opt_.payload_bytes_max, 0);
+  Answer(g, conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union()));
+}
+
+void ServerCore::Impl::HandlePush(Group& g, ConnId conn, Session& s, const wire::Push& push) {
+  size_t n = push.ops() ? push.ops()->size() : 0;
+  if (n > opt_.ops_per_batch_max) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument,
+             "Push of " + std::to_string(n) + " ops exceeds ops_per_batch_max " +
+                 std::to_string(opt_.ops_per_batch_max),
+             false);
+    return;
+  }
+  flatbuffers::FlatBufferBuilder b(128 + n * 48);
+  std::vector<flatbuffers::Offset<wire::OpResult>> results;
+  results.reserve(n);
+  std::string_view stream;
+  for (size_t i = 0; i < n; ++i) {
+    const wire::Op* op = push.ops()->Get(i);
+    if (i == 0) stream = codec::Str(op->stream());
+    OpVerdict v = ApplyOp(g, conn, s, *op);
+    auto msg = v.message.empty() ? 0 : b.CreateString(v.message);
+    wire::Uuid id = op->op_id() ? *op->op_id() : wire::Uuid();
+    wire::OpResultBuilder rb(b);
+    rb.add_op_id(&id);
+    rb.add_code(v.code);
+    rb.add_seq(v.seq);
+    rb.add_counter(op->device_counter());
+    rb.add_last_counter(v.last_counter);
+    rb.add_error_code(static_cast<uint16_t>(v.error_code));
+    if (!msg.IsNull()) rb.add_message(msg);
+    results.push_back(rb.Finish());
+  }
+  auto sv = b.CreateString(stream.data(), stream.size());
+  auto rv = b.CreateVector(results);
+  auto body = wire::CreatePushAck(b, push.batch_id(), sv, rv);
+  Answer(g, conn, codec::FinishFrame(b, wire::Body::PushAck, body.Union()));
+}
+
+OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wire::Op& op) {
+  OpVerdict v;
+  auto reject = [&](Status::Code code, std::string msg) {
+    v.code = wire::ResultCode::Rejected;
+    v.error_code = code;
+    v.message = std::move(msg);
+    ++stats_.rejected;
+    return v;
+  };
+  codec::OpFields f = codec::FieldsOf(op);
+  // 1. Shape: nothing is consumed, the device cannot be answered usefully otherwise.
+  if (f.op_id.IsNil()) return reject(Status::Code::kInvalidArgument, "op id missing");
+  Status st = keys::ValidateStream(f.stream, opt_.stream_id_bytes_max);
+  if (!st.ok()) return reject(st.code(), st.message());
+  if (f.device_counter == 0) return reject(Status::Code::kInvalidArgument, "device_counter must be >= 1");
+
+  std::string ctr_key = keys::DeviceCounterKey(s.device, f.stream);
+  uint64_t last = Counter(g, ctr_key);
+  auto consume = [&]() {
+    g.ctr[ctr_key] = f.device_counter;
+    g.dirty_ctr.insert(ctr_key);
+  };
+  // 2. Dedupe by op id, before any counter logic.
+  std::string dedupe_value;
+  st = g.txn->Get(kDedupe, f.op_id.AsBytes(), &dedupe_value);
+  if (!st.ok() && !st.IsNotFound()) {
+    if (g.error.ok()) g.error = st;
+    v.code = wire::ResultCode::Retry;
+    v.error_code = st.code();
+    v.message = st.message();
+    return v;
+  }
+  if (st.ok()) {
+    keys::DedupeRecord rec;
+    st = keys::DecodeDedupe(dedupe_value, &rec);
+    if (!st.ok()) return reject(st.code(), st.message());
+    if (rec.device != s.device || rec.stream != f.stream) {
+      return reject(Status::Code::kConflict, "op id already used by another device or stream");
+    }
+    auto code = static_cast<wire::ResultCode>(rec.code);
+    if (code == wire::ResultCode::Applied) {
+      // A renumbered resend of an applied op: its new counter is consumed so the ops after it can apply.
+      if (f.device_counter == last + 1 && f.device_counter != rec.counter) consume();
+      ++stats_.duplicates;
+      v.code = wire::ResultCode::Duplicate;
+      v.seq = rec.seq;
+      return v;
+    }
+    if (rec.counter == f.device_counter) {  // same op, same counter: the same verdict again
+      v.code = code;
+      v.error_code = static_cast<Status::Code>(rec.error_code);
+      v.message = rec.message;
+      return v;
+    }
+    // A rejected or skipped op retried under a new counter is judged afresh.
+  }
+  // 3. Counter order.
+  if (f.device_counter <= last) {
+    ++stats_.conflicts;
+    v.code = wire::ResultCode::Conflict;
+    v.last_counter = last;
+    return v;
+  }
+  if (f.device_counter > last + 1) {
+    ++stats_.gaps;
+    v.code = wire::ResultCode::Gap;
+    v.last_counter = last;
+    return v;
+  }
+  consume();
+  keys::DedupeRecord rec;
+  rec.counter = f.device_counter;
+  rec.stream.assign(f.stream);
+  rec.device = s.device;
+  auto record = [&](const OpVerdict& verdict) {
+    rec.code = static_cast<uint8_t>(verdict.code == wire::ResultCode::Duplicate ? wire::ResultCode::Applied
+                                                                                 : verdict.code);
+    rec.seq = verdict.seq;
+    rec.error_code = static_cast<uint16_t>(verdict.error_code);
+    rec.message = verdict.message;
+    Status put = g.txn->Put(kDedupe, f.op_id.AsBytes(), keys::EncodeDedupe(rec));
+    if (!put.ok() && g.error.ok()) g.error = put;
+    return verdict;
+  };
+  if (f.skip) {
+    ++stats_.skips;
+    v.code = wire::ResultCode::Skipped;
+    return record(v);
+  }
+  // 4. Limits and the authorize hook: permanent, and the counter stays consumed.
+  if (f.kind.size() > opt_.kind_bytes_max) {
+    return record(reject(Status::Code::kInvalidArgument, "kind exceeds kind_bytes_max"));
+  }
+  if (f.payload.size() > opt_.payload_bytes_max) {
+    return record(reject(Status::Code::kInvalidArgument, "payload of " + std::to_string(f.payload.size()) +
+                                                             " bytes exceeds payload_bytes_max " +
+                                                             std::to_string(opt_.payload_bytes_max)));
+  }
+  if (opt_.authorize) {
+    AccessRequest req{s.user, s.device, f.stream, Access::kPush, f.kind, f.payload};
+    Status auth = opt_.authorize(req);
+    if (!auth.ok()) return record(reject(auth.code(), auth.message()));
+  }
+  // 5. The next seq.
+  uint64_t seq = High(g, f.stream) + 1;
+  g.high[std::string(f.stream)] = seq;
+  g.dirty_high.emplace(f.stream);
+  codec::OpFields stored = f;
+  stored.device = s.device;
+  stored.user = s.user;
+  stored.seq = seq;
+  st = g.txn->Put(kOps, keys::ServerOpKey(f.stream, seq), codec::EncodeStoredOp(stored));
+  if (!st.ok() && g.error.ok()) g.error = st;
+  g.notify.emplace(f.stream);
+  Follow(conn, s, f.stream);
+  ++stats_.ops_applied;
+  v.code = wire::ResultCode::Applied;
+  v.seq = seq;
+  return record(v);
+}
+
+void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire::Pull& pull) {
+  std::string_view stream = codec::Str(pull.stream());
+  Status st = keys::ValidateStream(stream, opt_.stream_id_bytes_max);
+  if (!st.ok()) {
+    BadFrame(g, conn, st.code(), st.message(), false);
+    return;
+  }
+  if (opt_.authorize) {
+    st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
+    if (!st.ok()) {
+      Answer(g, conn, codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
+      return;
+    }
+  }
+  ++stats_.pulls;
+  Follow(conn, s, stream);
+  uint64_t high = High(g, stream);
+  uint32_t limit = pull.limit() == 0 ? opt_.pull_page_max : std::min(pull.limit(), opt_.pull_page_max);
+  size_t budget = opt_.frame_bytes_max > 4096 ? opt_.frame_bytes_max - 4096 : opt_.frame_bytes_max / 2;
+  flatbuffers::FlatBufferBuilder b(4096);
+  std::vector<flatbuffers::Offset<wire::Op>> ops;
+  uint64_t after = pull.after_seq();
+  uint64_t next = after + 1;
+  size_t bytes = 0;
+  if (after < high) {
+    std::string prefix = keys::StreamPrefix(stream);
+    auto cur = g.txn->NewCursor(kOps);
+    for (cur->Seek(keys::ServerOpKey(stream, next)); cur->Valid() && ops.size() < limit; cur->Next()) {
+      std::string_view key = cur->key();
+      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+      if (keys::GetBE64(key.substr(prefix.size())) != next) break;  // seqs have no gaps; stop if they did
+      if (!ops.empty() && bytes + cur->value().size() > budget) break;
+      auto op = codec::DecodeStoredOp(cur->value());
+      if (!op.ok()) {
+        if (g.error.ok()) g.error = op.status();
+        return;
+      }
+      bytes += cur->value().size();
+      ops.push_back(codec::BuildOp(b, codec::FieldsOf(**op)));
+      ++next;
+    }
+    if (!cur->status().ok() && g.error.ok()) g.error = cur->status();
+  }
+  auto sv = b.CreateString(stream.data(), stream.size());
+  auto ov = b.CreateVector(ops);
+  auto body = wire::CreateBatch(b, sv, after, ov, high, next - 1 < high);
+  Answer(g, conn, codec::FinishFrame(b, wire::Body::Batch, body.Union()));
+  SendStoredWatermarks(g, conn, s, stream);
+}
+
+void ServerCore::Impl::SendStoredWatermarks(Group& g, ConnId conn, Session& s, std::string_view stream) {
+  if (!s.watermarks_sent.emplace(stream).second) return;
+  std::string prefix = keys::StreamPrefix(stream);
+  auto cur = g.txn->NewCursor(kWm);
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    keys::Reader rd(cur->key().substr(prefix.size()));
+    std::string_view user, device;
+    uint8_t kind;
+    if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() < 8 || kind > 1) continue;
+    if (device == s.device) continue;
+    Answer(g, conn,
+           codec::EncodeWatermark(stream, user, device, static_cast<WatermarkKind>(kind),
+                                  keys::GetBE64(cur->value())));
+  }
+}
+
+void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const wire::Watermark& wm) {
+  std::string_view stream = codec::Str(wm.stream());
+  Status st = keys::ValidateStream(stream, opt_.stream_id_bytes_max);
+  if (!st.ok() || wm.kind() > wire::WatermarkKind::MAX) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, st.ok() ? "bad watermark kind" : st.message(), false);
+    return;
+  }
+  if (opt_.authorize) {
+    st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kWatermark, {}, {}});
+    if (!st.ok()) {
+      Answer(g, conn, codec::EncodeError(st.code(), "watermark " + std::string(stream) + ": " + st.message(), false));
+      return;
+    }
+  }
+  uint64_t seq = std::min(wm.seq(), High(g, stream));  // nobody has seen what does not exist yet
+  std::string key = keys::WatermarkKey(stream, s.user, s.device, static_cast<uint8_t>(wm.kind()));
+  uint64_t stored = 0;
+  ReadU64(g, kWm, key, &stored);
+  if (seq <= stored) return;  // monotonic and idempotent
+  std::string v;
+  keys::PutBE64(&v, seq);
+  st = g.txn->Put(kWm, key, v);
+  if (!st.ok() && g.error.ok()) g.error = st;
+  g.relays.emplace_back(std::string(stream),
+                        codec::EncodeWatermark(stream, s.user, s.device, static_cast<WatermarkKind>(wm.kind()), seq));
+  g.relay_from.emplace_back(conn, std::string());
+}
+
+// ---- ServerCore ----
+
+Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
+  if (options.env == nullptr) options.env = SystemEnv();
+  StorageOptions so;
+  so.spaces = SpaceNames();
+  so.sync = options.store_sync;
+  OUTPOST_ASSIGN_OR_RETURN(auto store, OpenStorage(options.store, so));
+  return std::unique_ptr<ServerCore>(
+      new ServerCore(std::make_unique<Impl>(std::move(options), std::move(store))));
+}
+
+ServerCore::ServerCore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServerCore::~ServerCore() = default;
+void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) { impl_->Handle(events, out); }
+ServerStats ServerCore::Stats() const { return impl_->stats(); }
+
+// ---- Server: a ServerCore on a Listener ----
+
+struct Server::State {
+  std::unique_ptr<ServerCore> core;
+  std::unique_ptr<Listener> listener;
+  uint32_t events_per_group_max = 4096;
+  std::mutex step_mu;  // one Step at a time
+  std::mutex mu;
+  std::condition_variable cv;
+  bool wake = false;
+  bool stop = false;
+  std::thread thread;
+  std::vector<ServerEvent> events;
+  std::vector<Outbound> out;
+};
+
+Result<std::unique_ptr<Server>> Server::Open(ServerOptions options, std::unique_ptr<Listener> listener) {
+  if (!listener) return Status::InvalidArgument("Server::Open needs a listener");
+  uint32_t group_max = std::max<uint32_t>(1, options.events_per_group_max);
+  OUTPOST_ASSIGN_OR_RETURN(auto core, ServerCore::Open(std::move(options)));
+  std::unique_ptr<Server> server(new Server());
+  server->state_ = std::make_unique<State>();
+  server->state_->core = std::move(core);
+  server->state_->listener = std::move(listener);
+  server->state_->events_per_group_max = group_max;
+  State* st = server->state_.get();
+  st->listener->SetWakeup([st] {
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->wake = true;
+    st->cv.notify_one();
+  });
+  return server;
+}
+
+Server::~Server() {
+  if (!state_) return;
+  Stop();
+  state_->listener->SetWakeup(nullptr);
+}
+
+size_t Server::Step() {
+  State& st = *state_;
+  std::lock_guard<std::mutex> lock(st.step_mu);
+  st.events.clear();
+  ServerEvent ev;
+  while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev)) st.events.push_back(std::move(ev));
+  if (st.events.empty()) return 0;
+  st.out.clear();
+  st.core->Handle(st.events, &st.out);
+  for (auto& o : st.out) {
+    (void)st.listener->Send(o.conn, o.frame);  // a vanished connection is not an error here
+    if (o.close_after) st.listener->CloseConnection(o.conn);
+  }
+  return st.events.size();
+}
+
+void Server::Start() {
+  State& st = *state_;
+  std::lock_guard<std::mutex> guard(st.mu);
+  if (st.thread.joinable()) return;
+  st.stop = false;
+  st.thread = std::thread([this, &st] {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(st.mu);
+        if (st.stop) return;
+      }
+      if (Step() > 0) continue;
+      std::unique_lock<std::mutex> lock(st.mu);
+      // The wakeup callback sets `wake`; the bound only guards against a lost wakeup.
+      st.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return st.wake || st.stop; });
+      st.wake = false;
+    }
+  });
+}
+
+void Server::Stop() {
+  State& st = *state_;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.stop = true;
+    st.cv.notify_all();
+  }
+  if (st.thread.joinable()) st.thread.join();
+}
+
+ServerStats Server::Stats() const {
+  std::lock_guard<std::mutex> lock(state_->step_mu);
+  return state_->core->Stats();
+}
+
+}  // namespace outpost

@@ -1,0 +1,41 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The in-process transport behind `inproc:NAME`: a process-wide registry maps NAME to a listener, and each
+// connection is a pair of in-memory FIFO queues. Nothing is lost, duplicated or reordered (wrap a dialer
+// with WrapFaulty for that); frames are copied once, on Send.
+//
+// Lifetimes: connections and listeners are independent objects. Destroying a Listener frees its name and
+// closes every connection it accepted; destroying a Connection closes it. Either side may outlive the other.
+//
+// Events: the listener reports kOpen when a device connects, kFrame for each frame, and kClose when the
+// device closes or drops its end. CloseConnection by the server itself reports no kClose, and frames from
+// that connection still waiting in the listener's queue are discarded: after CloseConnection(id) the server
+// never hears of `id` again. Frames the server sent before closing stay receivable by the device, as on a
+// stream socket; a device that closes its own end discards what it had not received.
+//
+// Limits: each queue holds at most kInprocQueueFramesMax frames; Send beyond that returns Busy (the peer is
+// not draining). Thread safety as in transport.h; the device and server ends may run on different threads.
+#ifndef OUTPOST_TRANSPORT_INPROC_INPROC_TRANSPORT_H_
+#define OUTPOST_TRANSPORT_INPROC_INPROC_TRANSPORT_H_
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+#include "outpost/result.h"
+#include "outpost/transport.h"
+
+namespace outpost {
+
+// Frames one queue may hold: a device→server queue is shared by all of one listener's connections.
+inline constexpr size_t kInprocQueueFramesMax = size_t{1} << 20;
+
+// `name` is the part after "inproc:" and must not be empty. Connect() returns Unavailable while nobody
+// listens on `name`; the dialer may be kept and retried.
+Result<std::unique_ptr<Dialer>> NewInprocDialer(std::string_view name);
+// FailedPrecondition when `name` is already listened on in this process.
+Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name);
+
+}  // namespace outpost
+
+#endif  // OUTPOST_TRANSPORT_INPROC_INPROC_TRANSPORT_H_

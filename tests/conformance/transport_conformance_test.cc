@@ -1,0 +1,921 @@
+// Copyright 2026 The Outpost Authors.
+//
+// One suite every transport must pass (instantiated per backend from transport_backends.h), then tests of
+// what only the in-process transport promises, then tests of the fault-injecting wrapper.
+//
+// Transports may deliver asynchronously, so the suite never assumes a frame has arrived when Send returns:
+// it waits on wakeup callbacks with a deadline (Signal), and never sleeps.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conformance/transport_backends.h"
+#include "outpost/env.h"
+#include "outpost/transport.h"
+// The faulty wrapper's counters are an internal header of outpost_transport; the test include path does not
+// reach engine/transport, hence the relative path.
+#include "../../engine/transport/inproc/faulty_transport.h"
+
+namespace outpost {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kWaitMax{10'000};  // per wait; generous for sanitizers, never reached when passing
+
+// Collects wakeup callbacks so a test can wait for a condition without sleeping. Declare it before the
+// connections and listeners that call it, so that it outlives them.
+class Signal {
+ public:
+  std::function<void()> Callback() {
+    return [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++count_;
+      cv_.notify_all();
+    };
+  }
+
+  uint64_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return count_;
+  }
+
+  // Evaluates `done` (outside the lock, so it may call the transport) after every wakeup until it returns
+  // true or `timeout` passes. Returns the last result of `done`.
+  bool WaitFor(const std::function<bool()>& done, milliseconds timeout = kWaitMax) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      const uint64_t seen = count_;
+      lock.unlock();
+      if (done()) return true;
+      lock.lock();
+      if (!cv_.wait_until(lock, deadline, [&] { return count_ != seen; })) {
+        lock.unlock();
+        return done();
+      }
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t count_ = 0;
+};
+
+std::unique_ptr<Listener> ListenOrDie(const std::string& uri) {
+  Result<std::unique_ptr<Listener>> listener = Listen(uri);
+  EXPECT_TRUE(listener.ok()) << uri << ": " << listener.status().ToString();
+  return listener.ok() ? std::move(listener).value() : nullptr;
+}
+
+std::unique_ptr<Connection> ConnectOrDie(Dialer* dialer) {
+  Result<std::unique_ptr<Connection>> conn = dialer->Connect();
+  EXPECT_TRUE(conn.ok()) << conn.status().ToString();
+  return conn.ok() ? std::move(conn).value() : nullptr;
+}
+
+std::unique_ptr<Dialer> DialerOrDie(const std::string& uri) {
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri);
+  EXPECT_TRUE(dialer.ok()) << uri << ": " << dialer.status().ToString();
+  return dialer.ok() ? std::move(dialer).value() : nullptr;
+}
+
+std::optional<ServerEvent> NextEvent(Listener* listener, Signal* signal) {
+  ServerEvent event;
+  if (!signal->WaitFor([&] { return listener->Poll(&event); })) return std::nullopt;
+  return event;
+}
+
+std::optional<std::string> NextFrame(Connection* conn, Signal* signal) {
+  std::string frame;
+  if (!signal->WaitFor([&] { return conn->Receive(&frame); })) return std::nullopt;
+  return frame;
+}
+
+// Waits for the kOpen of a new connection and returns its id (0 on timeout).
+ConnId AwaitOpen(Listener* listener, Signal* signal) {
+  std::optional<ServerEvent> event = NextEvent(listener, signal);
+  if (!event || event->kind != ServerEvent::Kind::kOpen) {
+    ADD_FAILURE() << "no kOpen event";
+    return 0;
+  }
+  EXPECT_NE(event->conn, 0u);
+  return event->conn;
+}
+
+void ExpectFrameEvent(const std::optional<ServerEvent>& event, ConnId conn, const std::string& frame) {
+  ASSERT_TRUE(event.has_value()) << "timed out waiting for frame \"" << frame << "\"";
+  EXPECT_EQ(event->kind, ServerEvent::Kind::kFrame);
+  EXPECT_EQ(event->conn, conn);
+  EXPECT_EQ(event->frame, frame);
+}
+
+// A frame that is not just its index: binary, varying in size, so that truncation or mixing shows up.
+std::string TestFrame(int i) {
+  std::string frame = std::to_string(i);
+  frame.push_back('\0');
+  frame.append(static_cast<size_t>(i % 61), static_cast<char>('a' + i % 26));
+  return frame;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The conformance suite.
+
+class TransportConformanceTest : public ::testing::TestWithParam<TransportBackend> {
+ protected:
+  void SetUp() override {
+    uri_ = GetParam().unique_uri(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+
+  std::string uri_;
+};
+
+TEST_P(TransportConformanceTest, ConnectToNobodyIsUnavailable) {
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  ASSERT_NE(dialer, nullptr);
+  Result<std::unique_ptr<Connection>> conn = dialer->Connect();
+  ASSERT_FALSE(conn.ok());
+  EXPECT_EQ(conn.status().code(), Status::Code::kUnavailable) << conn.status().ToString();
+}
+
+TEST_P(TransportConformanceTest, DialerMadeBeforeListenerConnectsLater) {
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  ASSERT_NE(dialer, nullptr);
+  EXPECT_FALSE(dialer->Connect().ok());
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  EXPECT_NE(AwaitOpen(listener.get(), &server), 0u);
+}
+
+TEST_P(TransportConformanceTest, OpenFramesCloseInOrder) {
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  EXPECT_TRUE(conn->IsOpen());
+  ASSERT_TRUE(conn->Send("hello").ok());
+  ASSERT_TRUE(conn->Send("").ok());  // an empty frame is a frame
+  ASSERT_TRUE(conn->Send(std::string("a\0b", 3)).ok());
+  conn->Close();
+  EXPECT_FALSE(conn->IsOpen());
+
+  ConnId id = AwaitOpen(listener.get(), &server);
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id, "hello");
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id, "");
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id, std::string("a\0b", 3));
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id);
+  ServerEvent extra;
+  EXPECT_FALSE(listener->Poll(&extra));
+}
+
+TEST_P(TransportConformanceTest, ManyFramesKeepOrderBothWays) {
+  constexpr int kFrames = 10'000;
+  Signal server;
+  Signal device;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  ConnId id = AwaitOpen(listener.get(), &server);
+
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(conn->Send(TestFrame(i)).ok()) << i;
+  for (int i = 0; i < kFrames; ++i) {
+    ExpectFrameEvent(NextEvent(listener.get(), &server), id, TestFrame(i));
+    if (::testing::Test::HasFailure()) return;
+  }
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(listener->Send(id, TestFrame(i)).ok()) << i;
+  for (int i = 0; i < kFrames; ++i) {
+    std::optional<std::string> frame = NextFrame(conn.get(), &device);
+    ASSERT_TRUE(frame.has_value()) << i;
+    ASSERT_EQ(*frame, TestFrame(i));
+  }
+  std::string extra;
+  EXPECT_FALSE(conn->Receive(&extra));
+}
+
+TEST_P(TransportConformanceTest, LargeFrameArrivesWhole) {
+  Signal server;
+  Signal device;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  ConnId id = AwaitOpen(listener.get(), &server);
+
+  std::string big(4 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+  ASSERT_TRUE(conn->Send(big).ok());
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id, big);
+  ASSERT_TRUE(listener->Send(id, big).ok());
+  std::optional<std::string> back = NextFrame(conn.get(), &device);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(*back == big);
+}
+
+TEST_P(TransportConformanceTest, DevicesAreIsolated) {
+  Signal server;
+  Signal device_a;
+  Signal device_b;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> a = ConnectOrDie(dialer.get());
+  ASSERT_NE(a, nullptr);
+  a->SetWakeup(device_a.Callback());
+  ConnId id_a = AwaitOpen(listener.get(), &server);
+  std::unique_ptr<Connection> b = ConnectOrDie(dialer.get());  // one dialer, many connections
+  ASSERT_NE(b, nullptr);
+  b->SetWakeup(device_b.Callback());
+  ConnId id_b = AwaitOpen(listener.get(), &server);
+  ASSERT_NE(id_a, id_b);
+
+  ASSERT_TRUE(a->Send("from a").ok());
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id_a, "from a");
+  ASSERT_TRUE(b->Send("from b").ok());
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id_b, "from b");
+
+  ASSERT_TRUE(listener->Send(id_b, "to b").ok());
+  ASSERT_TRUE(listener->Send(id_a, "to a").ok());
+  EXPECT_EQ(NextFrame(a.get(), &device_a), "to a");
+  EXPECT_EQ(NextFrame(b.get(), &device_b), "to b");
+  std::string extra;
+  EXPECT_FALSE(a->Receive(&extra));
+  EXPECT_FALSE(b->Receive(&extra));
+
+  // Closing one leaves the other working.
+  a->Close();
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id_a);
+  EXPECT_TRUE(b->IsOpen());
+  ASSERT_TRUE(listener->Send(id_b, "still here").ok());
+  EXPECT_EQ(NextFrame(b.get(), &device_b), "still here");
+}
+
+TEST_P(TransportConformanceTest, ConnectionIdsAreUnique) {
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::vector<ConnId> ids;
+  for (int i = 0; i < 20; ++i) {
+    // Each connection closes before the next opens: an id must not be reused even then.
+    std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+    ASSERT_NE(conn, nullptr);
+    ids.push_back(AwaitOpen(listener.get(), &server));
+    conn.reset();
+    std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+    ASSERT_TRUE(close.has_value());
+    EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+    EXPECT_EQ(close->conn, ids.back());
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST_P(TransportConformanceTest, ServerClosesConnection) {
+  Signal server;
+  Signal device;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  ConnId id = AwaitOpen(listener.get(), &server);
+
+  listener->CloseConnection(id);
+  EXPECT_TRUE(device.WaitFor([&] { return !conn->IsOpen(); }));
+  Status sent = conn->Send("too late");
+  EXPECT_EQ(sent.code(), Status::Code::kUnavailable) << sent.ToString();
+  Status reply = listener->Send(id, "gone");
+  EXPECT_EQ(reply.code(), Status::Code::kUnavailable) << reply.ToString();
+  listener->CloseConnection(id);  // twice is harmless
+  conn->Close();                  // and so is closing the device end afterwards
+  EXPECT_FALSE(conn->IsOpen());
+}
+
+TEST_P(TransportConformanceTest, DeviceCloseReachesServer) {
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  ConnId id = AwaitOpen(listener.get(), &server);
+
+  conn->Close();
+  EXPECT_FALSE(conn->IsOpen());
+  Status sent = conn->Send("after close");
+  EXPECT_EQ(sent.code(), Status::Code::kUnavailable) << sent.ToString();
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id);
+  Status reply = listener->Send(id, "to nobody");
+  EXPECT_EQ(reply.code(), Status::Code::kUnavailable) << reply.ToString();
+  conn->Close();  // closing twice reports nothing more
+  ServerEvent extra;
+  EXPECT_FALSE(server.WaitFor([&] { return listener->Poll(&extra); }, milliseconds(50)));
+}
+
+TEST_P(TransportConformanceTest, DroppedConnectionReachesServer) {
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  ConnId id = AwaitOpen(listener.get(), &server);
+  ASSERT_TRUE(conn->Send("last words").ok());
+  conn.reset();  // destroyed without Close()
+  ExpectFrameEvent(NextEvent(listener.get(), &server), id, "last words");
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id);
+}
+
+TEST_P(TransportConformanceTest, ListenerGoneClosesDevices) {
+  Signal device_a;
+  Signal device_b;
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> a = ConnectOrDie(dialer.get());
+  std::unique_ptr<Connection> b = ConnectOrDie(dialer.get());
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  a->SetWakeup(device_a.Callback());
+  b->SetWakeup(device_b.Callback());
+  AwaitOpen(listener.get(), &server);
+  AwaitOpen(listener.get(), &server);
+
+  listener.reset();
+  EXPECT_TRUE(device_a.WaitFor([&] { return !a->IsOpen(); }));
+  EXPECT_TRUE(device_b.WaitFor([&] { return !b->IsOpen(); }));
+  EXPECT_EQ(a->Send("anyone?").code(), Status::Code::kUnavailable);
+
+  // The address is free again, and the old connections stay closed.
+  listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  EXPECT_FALSE(a->IsOpen());
+  std::unique_ptr<Connection> c = ConnectOrDie(dialer.get());
+  ASSERT_NE(c, nullptr);
+  AwaitOpen(listener.get(), &server);
+  EXPECT_TRUE(c->IsOpen());
+}
+
+TEST_P(TransportConformanceTest, WakeupsFire) {
+  Signal server;
+  Signal device;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  EXPECT_TRUE(server.WaitFor([&] { return server.count() >= 1; }));  // kOpen
+  ConnId id = AwaitOpen(listener.get(), &server);
+
+  uint64_t before = server.count();
+  ASSERT_TRUE(conn->Send("ping").ok());
+  EXPECT_TRUE(server.WaitFor([&] { return server.count() > before; }));
+
+  before = device.count();
+  ASSERT_TRUE(listener->Send(id, "pong").ok());
+  EXPECT_TRUE(device.WaitFor([&] { return device.count() > before; }));
+
+  before = device.count();
+  listener->CloseConnection(id);
+  EXPECT_TRUE(device.WaitFor([&] { return device.count() > before; }));
+
+  // A device closing its end wakes the server; a replaced callback is the one that runs.
+  Signal replaced;
+  listener->SetWakeup(replaced.Callback());
+  std::unique_ptr<Connection> other = ConnectOrDie(dialer.get());
+  ASSERT_NE(other, nullptr);
+  AwaitOpen(listener.get(), &replaced);
+  before = replaced.count();
+  const uint64_t old_count = server.count();
+  other->Close();
+  EXPECT_TRUE(replaced.WaitFor([&] { return replaced.count() > before; }));
+  EXPECT_EQ(server.count(), old_count);
+
+  // Clearing the callback is allowed.
+  listener->SetWakeup(nullptr);
+  std::unique_ptr<Connection> third = ConnectOrDie(dialer.get());
+  ASSERT_NE(third, nullptr);
+  listener.reset();  // must not run a callback from a dead Signal scope; all Signals are still alive here
+}
+
+TEST_P(TransportConformanceTest, SendToUnknownConnectionIsUnavailable) {
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  EXPECT_EQ(listener->Send(987654, "x").code(), Status::Code::kUnavailable);
+  listener->CloseConnection(987654);  // harmless
+  ServerEvent event;
+  EXPECT_FALSE(listener->Poll(&event));
+}
+
+TEST_P(TransportConformanceTest, NameCollisionIsFailedPrecondition) {
+  std::unique_ptr<Listener> first = ListenOrDie(uri_);
+  ASSERT_NE(first, nullptr);
+  Result<std::unique_ptr<Listener>> second = Listen(uri_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kFailedPrecondition) << second.status().ToString();
+  first.reset();
+  EXPECT_NE(ListenOrDie(uri_), nullptr);
+}
+
+// A device thread and a server thread stream frames at each other at full speed, both ways at once.
+TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
+  constexpr int kFrames = 100'000;
+  constexpr int kSendBurst = 64;  // interleave sending with receiving so both queues are busy together
+  Signal server;
+  Signal device;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_);
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer.get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  const ConnId id = AwaitOpen(listener.get(), &server);
+  ASSERT_NE(id, 0u);
+
+  // Each side: send in bursts, take whatever arrived, and wait on its wakeups once it has nothing to send.
+  // Returns an error description, empty on success.
+  auto run_side = [&](Signal* signal, const std::function<Status(const std::string&)>& send,
+                      const std::function<bool(std::string*)>& receive) -> std::string {
+    int sent = 0;
+    int received = 0;
+    std::string frame;
+    while (received < kFrames || sent < kFrames) {
+      for (int n = 0; n < kSendBurst && sent < kFrames; ++n) {
+        Status s = send(TestFrame(sent));
+        if (s.code() == Status::Code::kBusy) break;  // the peer is behind: receive, then try again
+        if (!s.ok()) return "send " + std::to_string(sent) + ": " + s.ToString();
+        ++sent;
+      }
+      bool got = false;
+      while (receive(&frame)) {
+        if (frame != TestFrame(received)) return "frame " + std::to_string(received) + " out of order";
+        ++received;
+        got = true;
+      }
+      if (!got && sent == kFrames && received < kFrames) {
+        bool arrived = signal->WaitFor([&] { return receive(&frame); });
+        if (!arrived) return "timed out after " + std::to_string(received) + " frames";
+        if (frame != TestFrame(received)) return "frame " + std::to_string(received) + " out of order";
+        ++received;
+      }
+    }
+    return "";
+  };
+
+  std::string server_error;
+  std::thread server_thread([&] {
+    server_error = run_side(
+        &server, [&](const std::string& f) { return listener->Send(id, f); },
+        [&](std::string* f) {
+          ServerEvent event;
+          if (!listener->Poll(&event)) return false;
+          if (event.kind != ServerEvent::Kind::kFrame || event.conn != id) {
+            *f = "unexpected event";
+            return true;
+          }
+          *f = std::move(event.frame);
+          return true;
+        });
+  });
+  std::string device_error = run_side(
+      &device, [&](const std::string& f) { return conn->Send(f); },
+      [&](std::string* f) { return conn->Receive(f); });
+  server_thread.join();
+  EXPECT_EQ(device_error, "");
+  EXPECT_EQ(server_error, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransports, TransportConformanceTest, ::testing::ValuesIn(AllTransportBackends()),
+                         [](const ::testing::TestParamInfo<TransportBackend>& param_info) {
+                           return std::string(param_info.param.name);
+                         });
+
+// ---------------------------------------------------------------------------------------------------------
+// URI parsing.
+
+void ExpectBadUri(const std::string& uri, const std::string& why) {
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri);
+  ASSERT_FALSE(dialer.ok()) << uri;
+  EXPECT_EQ(dialer.status().code(), Status::Code::kInvalidArgument) << uri;
+  EXPECT_NE(dialer.status().message().find(why), std::string::npos)
+      << uri << " → " << dialer.status().ToString();
+  Result<std::unique_ptr<Listener>> listener = Listen(uri);
+  ASSERT_FALSE(listener.ok()) << uri;
+  EXPECT_EQ(listener.status().code(), Status::Code::kInvalidArgument) << uri;
+  EXPECT_NE(listener.status().message().find(why), std::string::npos)
+      << uri << " → " << listener.status().ToString();
+}
+
+TEST(TransportUriTest, BadUrisAreInvalidArgument) {
+  ExpectBadUri("", "expected inproc:NAME");
+  ExpectBadUri("inproc", "expected inproc:NAME");
+  ExpectBadUri("inproc:", "needs a name");
+  ExpectBadUri("INPROC:x", "unknown transport scheme 'INPROC'");
+  ExpectBadUri("http://example.com", "unknown transport scheme 'http'");
+  ExpectBadUri("memory:", "unknown transport scheme 'memory'");
+  ExpectBadUri("tcp://127.0.0.1:5555", "ZeroMQ");
+  ExpectBadUri("ipc:///tmp/outpost.sock", "ZeroMQ");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the in-process transport promises beyond the interface (inproc_transport.h).
+
+class InprocTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uri_ = UniqueInprocUri(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    listener_ = ListenOrDie(uri_);
+    ASSERT_NE(listener_, nullptr);
+    dialer_ = DialerOrDie(uri_);
+    ASSERT_NE(dialer_, nullptr);
+  }
+
+  ConnId Open(std::unique_ptr<Connection>* conn) {
+    *conn = ConnectOrDie(dialer_.get());
+    ServerEvent event;
+    EXPECT_TRUE(listener_->Poll(&event));  // inproc delivers synchronously
+    EXPECT_EQ(event.kind, ServerEvent::Kind::kOpen);
+    return event.conn;
+  }
+
+  std::string uri_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Dialer> dialer_;
+};
+
+TEST_F(InprocTransportTest, ConnectionIdsStartAtOneAndCount) {
+  std::unique_ptr<Connection> a;
+  std::unique_ptr<Connection> b;
+  EXPECT_EQ(Open(&a), 1u);
+  EXPECT_EQ(Open(&b), 2u);
+}
+
+TEST_F(InprocTransportTest, FramesSentBeforeServerCloseStayReadable) {
+  std::unique_ptr<Connection> conn;
+  ConnId id = Open(&conn);
+  ASSERT_TRUE(listener_->Send(id, "goodbye").ok());
+  listener_->CloseConnection(id);
+  EXPECT_FALSE(conn->IsOpen());
+  std::string frame;
+  ASSERT_TRUE(conn->Receive(&frame));
+  EXPECT_EQ(frame, "goodbye");
+  EXPECT_FALSE(conn->Receive(&frame));
+}
+
+TEST_F(InprocTransportTest, ServerCloseForgetsTheConnection) {
+  std::unique_ptr<Connection> conn;
+  ConnId id = Open(&conn);
+  std::unique_ptr<Connection> other;
+  ConnId other_id = Open(&other);
+  ASSERT_TRUE(conn->Send("one").ok());
+  ASSERT_TRUE(other->Send("kept").ok());
+  ASSERT_TRUE(conn->Send("two").ok());
+  listener_->CloseConnection(id);
+  conn.reset();  // no kClose either: the server closed it
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.conn, other_id);
+  EXPECT_EQ(event.frame, "kept");
+  EXPECT_FALSE(listener_->Poll(&event));
+}
+
+TEST_F(InprocTransportTest, DeviceCloseDiscardsUnread) {
+  std::unique_ptr<Connection> conn;
+  ConnId id = Open(&conn);
+  ASSERT_TRUE(listener_->Send(id, "unread").ok());
+  conn->Close();
+  std::string frame;
+  EXPECT_FALSE(conn->Receive(&frame));
+}
+
+TEST_F(InprocTransportTest, ConnectionOutlivesListenerAndDialer) {
+  std::unique_ptr<Connection> conn;
+  ConnId id = Open(&conn);
+  ASSERT_TRUE(listener_->Send(id, "before").ok());
+  listener_.reset();
+  dialer_.reset();
+  EXPECT_FALSE(conn->IsOpen());
+  std::string frame;
+  EXPECT_TRUE(conn->Receive(&frame));
+  EXPECT_EQ(conn->Send("x").code(), Status::Code::kUnavailable);
+  conn->Close();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fault-injecting wrapper (WrapFaulty).
+
+class FaultyTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uri_ = UniqueInprocUri(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    listener_ = ListenOrDie(uri_);
+    ASSERT_NE(listener_, nullptr);
+  }
+
+  // Makes the faulty dialer and one connection; returns the server's id for it.
+  ConnId Dial(const FaultOptions& faults, uint64_t seed = 1) {
+    dialer_ = WrapFaulty(DialerOrDie(uri_), faults, &env_, seed);
+    conn_ = ConnectOrDie(dialer_.get());
+    EXPECT_NE(conn_, nullptr);
+    return ExpectOpen();
+  }
+
+  ConnId ExpectOpen() {
+    ServerEvent event;
+    EXPECT_TRUE(listener_->Poll(&event));
+    EXPECT_EQ(event.kind, ServerEvent::Kind::kOpen);
+    return event.conn;
+  }
+
+  // Every frame the server has received, in order; fails on any other event.
+  std::vector<std::string> ServerFrames() {
+    std::vector<std::string> frames;
+    ServerEvent event;
+    while (listener_->Poll(&event)) {
+      EXPECT_EQ(event.kind, ServerEvent::Kind::kFrame);
+      frames.push_back(event.frame);
+    }
+    return frames;
+  }
+
+  std::vector<std::string> DeviceFrames() {
+    std::vector<std::string> frames;
+    std::string frame;
+    while (conn_->Receive(&frame)) frames.push_back(frame);
+    return frames;
+  }
+
+  ManualEnv env_{99};
+  std::string uri_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Dialer> dialer_;
+  std::unique_ptr<Connection> conn_;
+};
+
+std::vector<std::string> Numbered(int n) {
+  std::vector<std::string> frames;
+  frames.reserve(n);
+  for (int i = 0; i < n; ++i) frames.push_back(TestFrame(i));
+  return frames;
+}
+
+TEST_F(FaultyTransportTest, NoFaultsIsTransparent) {
+  ConnId id = Dial(FaultOptions{});
+  const std::vector<std::string> frames = Numbered(1000);
+  for (const auto& f : frames) ASSERT_TRUE(conn_->Send(f).ok());
+  for (const auto& f : frames) ASSERT_TRUE(listener_->Send(id, f).ok());
+  EXPECT_EQ(ServerFrames(), frames);
+  EXPECT_EQ(DeviceFrames(), frames);
+  EXPECT_TRUE(conn_->IsOpen());
+  FaultStats stats = GetFaultStats(*dialer_);
+  EXPECT_EQ(stats.frames_dropped + stats.frames_duplicated + stats.frames_delayed + stats.disconnects, 0u);
+
+  conn_->Close();
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+}
+
+TEST_F(FaultyTransportTest, DropAllLosesEverything) {
+  FaultOptions faults;
+  faults.drop = 1;
+  ConnId id = Dial(faults);
+  for (const auto& f : Numbered(100)) ASSERT_TRUE(conn_->Send(f).ok());  // the sender cannot tell
+  for (const auto& f : Numbered(100)) ASSERT_TRUE(listener_->Send(id, f).ok());
+  EXPECT_TRUE(ServerFrames().empty());
+  EXPECT_TRUE(DeviceFrames().empty());
+  EXPECT_TRUE(conn_->IsOpen());
+  EXPECT_EQ(GetFaultStats(*dialer_).frames_dropped, 200u);
+}
+
+TEST_F(FaultyTransportTest, DuplicateAllDoublesEverything) {
+  FaultOptions faults;
+  faults.duplicate = 1;
+  ConnId id = Dial(faults);
+  const std::vector<std::string> frames = Numbered(50);
+  std::vector<std::string> doubled;
+  for (const auto& f : frames) {
+    doubled.push_back(f);
+    doubled.push_back(f);
+  }
+  for (const auto& f : frames) ASSERT_TRUE(conn_->Send(f).ok());
+  for (const auto& f : frames) ASSERT_TRUE(listener_->Send(id, f).ok());
+  EXPECT_EQ(ServerFrames(), doubled);
+  EXPECT_EQ(DeviceFrames(), doubled);
+  EXPECT_EQ(GetFaultStats(*dialer_).frames_duplicated, 100u);
+}
+
+TEST_F(FaultyTransportTest, DelayHoldsFramesUntilTheClockPasses) {
+  FaultOptions faults;
+  faults.delay = 1;
+  faults.delay_ms_max = 100;
+  ConnId id = Dial(faults);
+  const std::vector<std::string> frames = Numbered(20);
+
+  // Outbound: held in the wrapper until a use of the connection finds them due.
+  for (const auto& f : frames) ASSERT_TRUE(conn_->Send(f).ok());
+  EXPECT_TRUE(conn_->IsOpen());
+  EXPECT_TRUE(ServerFrames().empty());
+  env_.AdvanceMs(100);
+  EXPECT_TRUE(ServerFrames().empty());  // due, but nobody used the connection yet
+  EXPECT_TRUE(conn_->IsOpen());         // a use: releases them
+  std::vector<std::string> got = ServerFrames();
+  EXPECT_NE(got, frames) << "random delays of up to 100 ms should reorder 20 frames";
+  std::sort(got.begin(), got.end());
+  std::vector<std::string> sorted = frames;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(got, sorted);
+
+  // Inbound: taken from the connection, then held until due.
+  for (const auto& f : frames) ASSERT_TRUE(listener_->Send(id, f).ok());
+  EXPECT_TRUE(DeviceFrames().empty());
+  env_.AdvanceMs(1);
+  std::vector<std::string> early = DeviceFrames();  // only those delayed by exactly 1 ms
+  env_.AdvanceMs(99);
+  std::vector<std::string> late = DeviceFrames();
+  EXPECT_TRUE(DeviceFrames().empty());
+  EXPECT_EQ(early.size() + late.size(), frames.size());
+  late.insert(late.end(), early.begin(), early.end());
+  std::sort(late.begin(), late.end());
+  EXPECT_EQ(late, sorted);
+  EXPECT_EQ(GetFaultStats(*dialer_).frames_delayed, 40u);
+}
+
+TEST_F(FaultyTransportTest, DisconnectClosesBothSides) {
+  FaultOptions faults;
+  faults.disconnect = 1;
+  Dial(faults);
+  Status s = conn_->Send("boom");
+  EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.ToString();
+  EXPECT_FALSE(conn_->IsOpen());
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(GetFaultStats(*dialer_).disconnects, 1u);
+}
+
+TEST_F(FaultyTransportTest, InboundDisconnectClosesBothSides) {
+  FaultOptions faults;
+  faults.disconnect = 1;
+  ConnId id = Dial(faults);
+  ASSERT_TRUE(listener_->Send(id, "boom").ok());
+  std::string frame;
+  EXPECT_FALSE(conn_->Receive(&frame));
+  EXPECT_FALSE(conn_->IsOpen());
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(listener_->Send(id, "again").code(), Status::Code::kUnavailable);
+}
+
+TEST_F(FaultyTransportTest, DisconnectDiscardsHeldFrames) {
+  FaultOptions faults;
+  faults.delay = 1;
+  ConnId id = Dial(faults);
+  ASSERT_TRUE(conn_->Send("held").ok());
+  ASSERT_TRUE(listener_->Send(id, "held too").ok());
+  EXPECT_TRUE(DeviceFrames().empty());
+  conn_->Close();
+  env_.AdvanceMs(faults.delay_ms_max);
+  EXPECT_FALSE(conn_->IsOpen());
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_TRUE(DeviceFrames().empty());
+}
+
+// Runs a rough exchange (every fault on, reconnecting after each disconnect) and returns a transcript of
+// everything both sides saw.
+std::vector<std::string> RoughExchange(uint64_t seed, FaultStats* stats) {
+  const std::string uri = UniqueInprocUri("RoughExchange");
+  ManualEnv env(1);  // the same clock for every seed: only the fault seed varies
+  std::unique_ptr<Listener> listener = ListenOrDie(uri);
+  FaultOptions faults;
+  faults.drop = 0.1;
+  faults.duplicate = 0.1;
+  faults.delay = 0.2;
+  faults.delay_ms_max = 20;
+  faults.disconnect = 0.01;
+  std::unique_ptr<Dialer> dialer = WrapFaulty(DialerOrDie(uri), faults, &env, seed);
+  std::unique_ptr<Connection> conn;
+  std::map<ConnId, bool> open;
+  std::vector<std::string> transcript;
+  for (int step = 0; step < 2000; ++step) {
+    if (conn == nullptr || !conn->IsOpen()) {
+      conn = ConnectOrDie(dialer.get());
+      transcript.emplace_back("connect");
+    }
+    Status s = conn->Send("d" + std::to_string(step));
+    if (!s.ok()) transcript.push_back("send failed " + std::to_string(step));
+    ServerEvent event;
+    while (listener->Poll(&event)) {
+      if (event.kind == ServerEvent::Kind::kOpen) open[event.conn] = true;
+      if (event.kind == ServerEvent::Kind::kClose) open[event.conn] = false;
+      transcript.push_back("server " + std::to_string(static_cast<int>(event.kind)) + " " +
+                           std::to_string(event.conn) + " " + event.frame);
+    }
+    for (const auto& [id, is_open] : open) {
+      if (is_open) static_cast<void>(listener->Send(id, "s" + std::to_string(step)));
+    }
+    std::string frame;
+    while (conn->Receive(&frame)) transcript.push_back("device " + frame);
+    env.AdvanceMs(1);
+  }
+  *stats = GetFaultStats(*dialer);
+  return transcript;
+}
+
+TEST(FaultyTransportDeterminismTest, SameSeedSameRun) {
+  FaultStats stats_a;
+  FaultStats stats_b;
+  FaultStats stats_c;
+  std::vector<std::string> a = RoughExchange(7, &stats_a);
+  std::vector<std::string> b = RoughExchange(7, &stats_b);
+  std::vector<std::string> c = RoughExchange(8, &stats_c);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_EQ(stats_a.frames_dropped, stats_b.frames_dropped);
+  EXPECT_EQ(stats_a.disconnects, stats_b.disconnects);
+  // Every fault happened, including reconnects.
+  EXPECT_GT(stats_a.frames_dropped, 0u);
+  EXPECT_GT(stats_a.frames_duplicated, 0u);
+  EXPECT_GT(stats_a.frames_delayed, 0u);
+  EXPECT_GT(stats_a.disconnects, 1u);
+  EXPECT_GT(std::count(a.begin(), a.end(), "connect"), 2);
+}
+
+TEST_F(FaultyTransportTest, ReconnectsGetFreshFaults) {
+  FaultOptions faults;
+  faults.drop = 0.5;
+  Dial(faults, 3);
+  for (const auto& f : Numbered(64)) ASSERT_TRUE(conn_->Send(f).ok());
+  std::vector<std::string> first = ServerFrames();
+  conn_.reset();
+  ServerEvent event;
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  conn_ = ConnectOrDie(dialer_.get());
+  ExpectOpen();
+  for (const auto& f : Numbered(64)) ASSERT_TRUE(conn_->Send(f).ok());
+  std::vector<std::string> second = ServerFrames();
+  EXPECT_NE(first, second);
+}
+
+TEST(FaultStatsTest, ZeroForOtherDialers) {
+  std::unique_ptr<Dialer> plain = DialerOrDie("inproc:FaultStatsTest");
+  ASSERT_NE(plain, nullptr);
+  FaultStats stats = GetFaultStats(*plain);
+  EXPECT_EQ(stats.frames_dropped + stats.frames_duplicated + stats.frames_delayed + stats.disconnects, 0u);
+}
+
+}  // namespace
+}  // namespace outpost
