@@ -32,8 +32,11 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
       Figures& f = figures_[key];  // with --benchmark_repetitions, the last repetition wins
       auto items = run.counters.find("items_per_second");
       if (items != run.counters.end()) f.items_per_second = items->second.value;
-      auto p50 = run.counters.find("p50_us");
-      if (p50 != run.counters.end()) f.p50_us = p50->second.value;
+      for (auto& [name, value] :
+           {std::pair<const char*, double*>{"p50_us", &f.p50_us}, {"rawput_p50_us", &f.rawput_p50_us}}) {
+        auto it = run.counters.find(name);
+        if (it != run.counters.end()) *value = it->second.value;
+      }
     }
   }
 
@@ -51,21 +54,29 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
       const Figures* flush = Find("Flush/" + backend);
       const Figures* merge = Find("Merge/" + backend + "/page:1000");
       const bool targets = backend == "lmdb";
+      if (submit && submit->rawput_p50_us > 0) {
+        // The ceiling taken between the Submits themselves: the figure the target is judged on.
+        double ratio = submit->p50_us / submit->rawput_p50_us;
+        std::fprintf(out, "  %-7s Submit p50 %.1f us / interleaved RawPut batch:1 p50 %.1f us = %.2f%s\n",
+                     backend.c_str(), submit->p50_us, submit->rawput_p50_us, ratio,
+                     Verdict(targets, ratio <= 1.5, " (target <= 1.5)").c_str());
+      }
       if (submit && put1 && put1->p50_us > 0) {
-        double ratio = submit->p50_us / put1->p50_us;
-        std::fprintf(out, "  %-7s Submit p50 %.1f us / RawPut batch:1 p50 %.1f us = %.2f%s\n", backend.c_str(),
-                     submit->p50_us, put1->p50_us, ratio, Verdict(targets, ratio <= 1.5, " (target <= 1.5)").c_str());
+        std::fprintf(out, "  %-7s Submit p50 %.1f us / RawPut batch:1 p50 %.1f us = %.2f\n", backend.c_str(),
+                     submit->p50_us, put1->p50_us, submit->p50_us / put1->p50_us);
       }
       if (async && put100 && put100->items_per_second > 0) {
         double ratio = async->items_per_second / put100->items_per_second;
         bool met = async->items_per_second >= 200'000 && ratio >= 0.5;
-        std::fprintf(out, "  %-7s SubmitAsync threads:8 %.0f ops/s = %.2f x RawPut batch:100%s\n", backend.c_str(),
-                     async->items_per_second, ratio, Verdict(targets, met, " (target >= 200000 ops/s and >= 0.5)").c_str());
+        std::fprintf(out, "  %-7s SubmitAsync threads:8 %.0f ops/s = %.2f x RawPut batch:100%s\n",
+                     backend.c_str(), async->items_per_second, ratio,
+                     Verdict(targets, met, " (target >= 200000 ops/s and >= 0.5)").c_str());
       }
       if (merge && put1000 && put1000->items_per_second > 0) {
         double ratio = merge->items_per_second / put1000->items_per_second;
         std::fprintf(out, "  %-7s Merge page:1000 %.0f ops/s = %.2f x RawPut batch:1000%s\n", backend.c_str(),
-                     merge->items_per_second, ratio, Verdict(targets, ratio >= 0.5, " (target >= 0.5)").c_str());
+                     merge->items_per_second, ratio,
+                     Verdict(targets, ratio >= 0.5, " (target >= 0.5)").c_str());
       }
       if (flush && put1000 && put1000->items_per_second > 0) {
         std::fprintf(out, "  %-7s Flush %.0f ops/s = %.2f x RawPut batch:1000\n", backend.c_str(),
@@ -79,8 +90,9 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
   struct Figures {
     double items_per_second = 0;
     double p50_us = 0;
+    double rawput_p50_us = 0;  // Submit only: the ceiling interleaved with it
   };
-  const Figures* Find(const std::string& key) const {
+  [[nodiscard]] const Figures* Find(const std::string& key) const {
     auto it = figures_.find(key);
     return it == figures_.end() ? nullptr : &it->second;
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <system_error>
 
 namespace outpost::bench {
@@ -54,13 +55,35 @@ void TempDir::RemoveStore(const std::string& name) const {
   std::filesystem::remove_all(path_ / name, ec);
 }
 
+Status RawStore::Open(const TempDir& dir, const std::string& backend, const std::string& name) {
+  StorageOptions options;
+  options.spaces = {"raw"};
+  options.sync = true;
+  OUTPOST_ASSIGN_OR_RETURN(store_, OpenStorage(dir.StoreUri(backend, name), options));
+  value_ = Payload();
+  return Status::OK();
+}
+
+Status RawStore::PutBatch(int64_t n) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  for (int64_t i = 0; i < n; ++i) OUTPOST_RETURN_IF_ERROR(txn->Put(0, RawKey(next_++), value_));
+  return txn->Commit();
+}
+
+std::string RawKey(uint64_t n) {
+  std::string key(kKeyBytes, '\0');
+  std::memcpy(key.data(), "raw-put:", 8);
+  for (int i = 0; i < 8; ++i) key[kKeyBytes - 1 - i] = static_cast<char>(n >> (8 * i));
+  return key;
+}
+
 std::string UniqueInproc(const std::string& what) {
   return "inproc:bench-" + what + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_serial++);
 }
 
 double Latencies::Percentile(double p) {
   if (us_.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(us_.size())));
+  auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(us_.size())));
   rank = std::clamp<size_t>(rank, 1, us_.size()) - 1;
   std::nth_element(us_.begin(), us_.begin() + static_cast<std::ptrdiff_t>(rank), us_.end());
   return us_[rank];

@@ -11,10 +11,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "outpost/status.h"
+#include "outpost/storage.h"
 
 namespace outpost::bench {
 
@@ -22,11 +24,11 @@ namespace outpost::bench {
 // names of the benchmarks do not change, the `ops` counters say how many ops an iteration moved.
 struct BenchConfig {
   bool quick = false;
-  int flush_ops = 10'000;         // ops in the outbox before each Flush iteration
-  int merge_ops_page1 = 500;      // stream length merged by Merge/<backend>/page:1
+  int flush_ops = 10'000;     // ops in the outbox before each Flush iteration
+  int merge_ops_page1 = 500;  // stream length merged by Merge/<backend>/page:1
   int merge_ops_page100 = 10'000;
   int merge_ops_page1000 = 20'000;
-  int async_inflight_max = 128;   // SubmitAsync: ops one thread keeps in flight
+  int async_inflight_max = 128;  // SubmitAsync: ops one thread keeps in flight
 };
 BenchConfig& Config();
 
@@ -55,6 +57,21 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The ceiling's unit of work: a store with one space, durable, where PutBatch(n) is one WriteTxn of `n`
+// Puts of kKeyBytes keys (ascending) and kValueBytes values, then Commit.
+class RawStore {
+ public:
+  Status Open(const TempDir& dir, const std::string& backend, const std::string& name);
+  Status PutBatch(int64_t n);
+
+ private:
+  std::unique_ptr<Storage> store_;
+  std::string value_;
+  uint64_t next_ = 0;
+};
+// kKeyBytes bytes: a fixed prefix and `n` big-endian, so that keys ascend as the engine's do.
+std::string RawKey(uint64_t n);
 
 // "inproc:bench-PID-N", never the same twice in this process.
 std::string UniqueInproc(const std::string& what);

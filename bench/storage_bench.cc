@@ -12,19 +12,11 @@
 #include <string>
 
 #include "bench_util.h"
-#include "outpost/storage.h"
 
 namespace outpost::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string Key(uint64_t n) {
-  std::string key(kKeyBytes, '\0');
-  std::memcpy(key.data(), "raw-put:", 8);
-  for (int i = 0; i < 8; ++i) key[15 - i] = static_cast<char>(n >> (8 * i));
-  return key;
-}
 
 double MicrosSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -33,24 +25,15 @@ double MicrosSince(Clock::time_point t0) {
 void BM_RawPut(benchmark::State& state, const std::string& backend) {
   const int64_t batch = state.range(0);
   TempDir dir;
-  StorageOptions options;
-  options.spaces = {"raw"};
-  options.sync = true;
-  auto store = OpenStorage(dir.StoreUri(backend, "raw"), options);
-  if (!Check(state, store.status(), "open store")) return;
-  const std::string value = Payload();
-  uint64_t next = 0;
+  RawStore store;
+  if (!Check(state, store.Open(dir, backend, "raw"), "open store")) return;
   Latencies latencies;
   latencies.Reserve(state.max_iterations);
   for (auto _ : state) {
     auto t0 = Clock::now();
-    auto txn = (*store)->BeginWrite();
-    if (!Check(state, txn.status(), "begin")) break;
-    Status st;
-    for (int64_t i = 0; i < batch && st.ok(); ++i) st = (*txn)->Put(0, Key(next++), value);
-    if (st.ok()) st = (*txn)->Commit();
-    if (!Check(state, st, "put/commit")) break;
+    Status st = store.PutBatch(batch);
     latencies.Add(MicrosSince(t0));
+    if (!Check(state, st, "put/commit")) break;
   }
   state.SetItemsProcessed(state.iterations() * batch);
   latencies.Report(state);
@@ -90,7 +73,7 @@ void BM_RawPutLmdbC(benchmark::State& state) {
     MDB_txn* txn = nullptr;
     rc = mdb_txn_begin(env, nullptr, 0, &txn);
     for (int64_t i = 0; i < batch && rc == 0; ++i) {
-      std::string key = Key(next++);
+      std::string key = RawKey(next++);
       MDB_val k{key.size(), key.data()};
       MDB_val v{value.size(), value.data()};
       rc = mdb_put(txn, dbi, &k, &v, 0);

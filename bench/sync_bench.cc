@@ -28,7 +28,8 @@ namespace {
 constexpr auto kWaitMax = std::chrono::seconds(120);
 constexpr size_t kSubmitChunkOps = 1000;
 
-Result<std::unique_ptr<Server>> StartServer(const TempDir& dir, const std::string& backend, const std::string& net) {
+Result<std::unique_ptr<Server>> StartServer(const TempDir& dir, const std::string& backend,
+                                            const std::string& net) {
   OUTPOST_ASSIGN_OR_RETURN(auto listener, Listen(net));
   ServerOptions options;
   options.store = dir.StoreUri(backend, "server");
@@ -38,8 +39,8 @@ Result<std::unique_ptr<Server>> StartServer(const TempDir& dir, const std::strin
   return server;
 }
 
-Result<std::unique_ptr<Client>> OpenDevice(const std::string& store, const std::string& net, const std::string& device,
-                                           uint32_t pull_page_max = 1000) {
+Result<std::unique_ptr<Client>> OpenDevice(const std::string& store, const std::string& net,
+                                           const std::string& device, uint32_t pull_page_max = 1000) {
   ClientOptions options;
   options.store = store;
   options.store_sync = true;
@@ -78,18 +79,21 @@ Result<OpId> SubmitOps(Client& client, const std::string& stream, int n) {
 }
 
 // Counts the Changes of one kind on one stream; Wait returns once `target` were seen (they are emitted
-// after the commit that made them durable).
+// after the commit that made them durable). The count lives in shared state: the engine may still run a
+// copy of the callback after Unsubscribe returned.
 class ChangeCounter {
  public:
   ChangeCounter(Client& client, const std::string& stream, Change::Kind kind, uint64_t target)
-      : client_(client), kind_(kind), target_(target) {
-    id_ = client_.Subscribe(stream, [this](const std::vector<Change>& changes) {
+      : client_(client), state_(std::make_shared<State>()) {
+    state_->kind = kind;
+    state_->target = target;
+    id_ = client_.Subscribe(stream, [s = state_](const std::vector<Change>& changes) {
       uint64_t n = 0;
-      for (const Change& c : changes) n += c.kind == kind_ ? 1 : 0;
+      for (const Change& c : changes) n += c.kind == s->kind ? 1 : 0;
       if (n == 0) return;
-      std::lock_guard<std::mutex> lock(mu_);
-      count_ += n;
-      if (count_ >= target_) cv_.notify_all();
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->count += n;
+      if (s->count >= s->target) s->cv.notify_all();
     });
   }
   ~ChangeCounter() { client_.Unsubscribe(id_); }
@@ -97,19 +101,23 @@ class ChangeCounter {
   ChangeCounter& operator=(const ChangeCounter&) = delete;
 
   Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, kWaitMax, [&] { return count_ >= target_; })) return Status::OK();
-    return Status::Timeout("saw " + std::to_string(count_) + " of " + std::to_string(target_) + " changes");
+    State& s = *state_;
+    std::unique_lock<std::mutex> lock(s.mu);
+    if (s.cv.wait_for(lock, kWaitMax, [&] { return s.count >= s.target; })) return Status::OK();
+    return Status::Timeout("saw " + std::to_string(s.count) + " of " + std::to_string(s.target) + " changes");
   }
 
  private:
+  struct State {
+    Change::Kind kind = Change::Kind::kAdded;
+    uint64_t target = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t count = 0;
+  };
   Client& client_;
-  const Change::Kind kind_;
-  const uint64_t target_;
+  const std::shared_ptr<State> state_;
   uint64_t id_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t count_ = 0;
 };
 
 // ---- Flush ----
@@ -184,7 +192,8 @@ struct MergeSource {
     // Applied by the server (whether the writer pulled its own ops back does not matter here).
     OUTPOST_ASSIGN_OR_RETURN(OpInfo op, writer->Get(last));
     if (op.state != OpState::kSent || op.seq != static_cast<uint64_t>(n)) {
-      return Status::Aborted("the last of " + std::to_string(n) + " ops is not sent at seq " + std::to_string(n));
+      return Status::Aborted("the last of " + std::to_string(n) + " ops is not sent at seq " +
+                             std::to_string(n));
     }
     streams.emplace(n, stream);
     return stream;
@@ -223,10 +232,11 @@ void BM_Merge(benchmark::State& state, const std::string& backend) {
   const std::string& net = (*source)->net;
   TempDir dir;
   uint64_t merged = 0;
-  int iteration = 0;
+  // Never the same device twice on one server: a known device's watermarks would not be written again.
+  static int readers = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    const std::string device = "reader-" + std::to_string(iteration++);
+    const std::string device = "reader-" + std::to_string(readers++);
     auto client = OpenDevice(dir.StoreUri(backend, device), net, device, page);
     if (!Check(state, client.status(), "open device")) break;
     if (!Check(state, WaitConnected(**client), "connect")) break;
@@ -243,7 +253,8 @@ void BM_Merge(benchmark::State& state, const std::string& backend) {
     auto cursor = (*client)->Cursor(*stream);
     if (!Check(state, cursor.status(), "read cursor")) break;
     if (*cursor != static_cast<uint64_t>(n)) {
-      state.SkipWithError(("cursor " + std::to_string(*cursor) + " after merging " + std::to_string(n)).c_str());
+      state.SkipWithError(
+          ("cursor " + std::to_string(*cursor) + " after merging " + std::to_string(n)).c_str());
       break;
     }
     merged += static_cast<uint64_t>(n);

@@ -33,6 +33,12 @@ Client::Impl::~Impl() {
     submit_cv_.notify_all();
   }
   if (committer_.joinable()) committer_.join();
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_stop_ = true;
+    done_cv_.notify_all();
+  }
+  if (completer_.joinable()) completer_.join();
   std::lock_guard<std::mutex> lock(step_mu_);
   if (conn_) conn_->SetWakeup(nullptr);
 }
@@ -103,6 +109,7 @@ Status Client::Impl::Init() {
   failed_count_ = failed;
   read_receipts_ = opt_.send_read_receipts;
   committer_ = std::thread([this] { CommitLoop(); });
+  completer_ = std::thread([this] { CompleteLoop(); });
   return Status::OK();
 }
 
@@ -288,7 +295,15 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
   int64_t added = 0;
   uint64_t local_seq = local_seq_;
   Status st;
-  {
+  // A store that ran out of room (LMDB's map) grows before the next transaction: one more try.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt > 0) {
+      if (st.code() != Status::Code::kFull) break;
+      changes.clear();
+      metas.clear();
+      added = 0;
+      local_seq = local_seq_;
+    }
     auto txn_or = store_->BeginWrite();
     st = txn_or.status();
     if (st.ok()) {
@@ -339,6 +354,7 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
       }
       if (st.ok()) st = txn->Commit();
     }
+    if (st.ok()) break;
   }
   if (st.ok()) {
     local_seq_ = local_seq;
@@ -351,11 +367,33 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
         }
       });
     }
-    Emit(changes);
+  } else {
+    changes.clear();
   }
-  for (size_t r = 0; r < batch.size(); ++r) {
-    const Status& verdict = verdicts[r].ok() ? st : verdicts[r];
-    batch[r].done(verdict, verdict.ok() ? batch[r].ids : std::vector<OpId>());
+  for (auto& v : verdicts) {
+    if (v.ok()) v = st;
+  }
+  // Callbacks and observers run on the completion thread, so the next group's transaction starts at once.
+  std::lock_guard<std::mutex> lock(done_mu_);
+  done_queue_.push_back({std::move(batch), std::move(verdicts), std::move(changes)});
+  done_cv_.notify_one();
+}
+
+void Client::Impl::CompleteLoop() {
+  for (;;) {
+    Completion c;
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      done_cv_.wait(lock, [&] { return !done_queue_.empty() || done_stop_; });
+      if (done_queue_.empty()) return;
+      c = std::move(done_queue_.front());
+      done_queue_.pop_front();
+    }
+    Emit(c.changes);
+    for (size_t r = 0; r < c.requests.size(); ++r) {
+      const Status& verdict = c.verdicts[r];
+      c.requests[r].done(verdict, verdict.ok() ? c.requests[r].ids : std::vector<OpId>());
+    }
   }
 }
 

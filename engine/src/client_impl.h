@@ -118,6 +118,7 @@ class Client::Impl {
   Status MarkFailed(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, Status why,
                     bool release_counter, keys::StreamMeta* meta);
   void CommitLoop();
+  void CompleteLoop();
   void CommitRequests(std::deque<SubmitRequest>& batch);
   void Emit(const std::vector<Change>& changes);
   void Post(const std::function<void(Inbox&)>& fn);
@@ -163,6 +164,18 @@ class Client::Impl {
   bool commit_stop_ = false;
   uint64_t local_seq_ = 0;  // commit thread only (after Init)
   std::thread committer_;
+
+  // Completion thread: runs submit callbacks and observers after each group commit, in commit order.
+  struct Completion {
+    std::deque<SubmitRequest> requests;
+    std::vector<Status> verdicts;
+    std::vector<Change> changes;
+  };
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<Completion> done_queue_;
+  bool done_stop_ = false;
+  std::thread completer_;
 
   // Observers.
   std::mutex obs_mu_;

@@ -292,6 +292,7 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
   keys::StreamMeta meta;
   Status st = LoadMeta(txn, stream, &meta);
   uint64_t acks = 0;
+  std::vector<uint64_t> own_seqs;  // seqs of our ops now in the view, to advance the cursor over
   for (const wire::OpResult* r : *ack.results()) {
     if (!st.ok()) break;
     OpId id = codec::FromWire(r->op_id());
@@ -313,6 +314,7 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
         ++settled;
         if (st.ok() && found.ok() && op.own) {
           st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &changes);
+          own_seqs.push_back(r->seq());
         }
         break;
       case wire::ResultCode::Skipped:
@@ -356,11 +358,25 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
     }
   }
   meta.outbox = meta.outbox >= static_cast<uint64_t>(settled) ? meta.outbox - settled : 0;
+  // Our own ops that sit right after the cursor are merged already: advance over them instead of pulling
+  // them back (a device writing alone never pulls its own ops).
+  std::sort(own_seqs.begin(), own_seqs.end());
+  uint64_t cursor_before = meta.cursor;
+  for (uint64_t seq : own_seqs) {
+    if (seq == meta.cursor + 1) meta.cursor = seq;
+  }
+  if (!own_seqs.empty()) meta.high_seq = std::max(meta.high_seq, own_seqs.back());
   if (st.ok()) st = PutMeta(txn, stream, meta);
   if (st.ok()) st = txn->Commit();
   txn_or->reset();
   if (!st.ok()) return;  // nothing settled: resent after the timeout, answered as duplicates
   outbox_depth_ -= settled;
+  if (!own_seqs.empty()) ss.server_high = std::max(ss.server_high, own_seqs.back());
+  if (meta.cursor != cursor_before) {
+    ss.cursor = meta.cursor;
+    changes.push_back({Change::Kind::kCursor, stream, OpId()});
+    if (ss.cursor >= ss.server_high) ss.wm_dirty = true;
+  }
   if (restart) {
     ss.sent_upto = std::min(ss.sent_upto, restart_after);
     ++ss.epoch;

@@ -2,8 +2,8 @@
 //
 // Merge: server → device. A stream is pulled from its cursor in pages; each page is merged in one
 // transaction with the cursor: others' ops are inserted at their seq, this device's own unsent ops with the
-// same op id settle at their seq. A page that does not start at the cursor is stale (a duplicated or
-// reordered frame) and ignored, so nothing is merged twice or skipped, crash or not.
+// same op id settle at their seq. Ops at or below the cursor are skipped and a page that starts after the
+// cursor is ignored (stale or reordered), so nothing is merged twice or skipped, crash or not.
 #include <algorithm>
 
 #include "client_impl.h"
@@ -27,10 +27,20 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   if (!keys::ValidateStream(stream, 255).ok()) return;
   StreamSync& ss = SyncOf(stream);
   ss.server_high = std::max(ss.server_high, batch.high_seq());
-  if (batch.after_seq() != ss.cursor) return;  // stale page
+  // A page must start at or before the cursor; ops at or below it are merged already (acks of our own ops
+  // advance the cursor too) and are skipped.
+  if (batch.after_seq() > ss.cursor) return;  // stale or reordered page
   ss.pull_outstanding = false;
   size_t n = batch.ops() ? batch.ops()->size() : 0;
-  if (n == 0) return;
+  if (batch.after_seq() + n <= ss.cursor) return;
+  if (batch.has_more() && ss.followed) {
+    // Ask for the next page before merging this one, so the server builds it while we write.
+    Send(codec::EncodePull(stream, batch.after_seq() + n, opt_.pull_page_max));
+    ss.pull_outstanding = true;
+    ss.pull_sent_at = now;
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.pulls;
+  }
 
   std::vector<Change> changes;
   int64_t settled = 0;
@@ -44,6 +54,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   for (size_t i = 0; i < n && st.ok(); ++i) {
     const wire::Op* wop = batch.ops()->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
+    if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
     if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;  // malformed page: keep what is sound
     ++seq;
     if (f.device == device_) {
@@ -95,13 +106,14 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   if (st.ok()) st = txn->Commit();
   txn_or->reset();
   if (!st.ok()) {
-    ss.pull_outstanding = false;  // pull the same page again
+    ss.pull_outstanding = false;  // pull the same page again (a pipelined next page will be stale)
     return;
   }
   outbox_depth_ -= settled;
   uint64_t merged = seq - ss.cursor;
   ss.cursor = seq;
-  ss.wm_dirty = true;
+  // One delivered watermark when caught up, not one per page (each costs the server a durable write).
+  if (ss.cursor >= ss.server_high) ss.wm_dirty = true;
   changes.push_back({Change::Kind::kCursor, stream, OpId()});
   {
     std::lock_guard<std::mutex> lock(stats_mu_);

@@ -5,6 +5,8 @@
 #ifndef OUTPOST_STORAGE_STORAGE_COMMON_H_
 #define OUTPOST_STORAGE_STORAGE_COMMON_H_
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -55,11 +57,42 @@ inline Status TxnFinishedError() {
 // kinder than that hang, and the memory backend enforces the same rule so code tested on it runs on LMDB.
 inline void CheckWriterThread(std::thread::id owner) {
   if (owner != std::this_thread::get_id()) {
-    std::fprintf(stderr, "outpost: a storage WriteTxn was committed or destroyed on another thread than the "
-                         "one that began it\n");
+    std::fprintf(stderr,
+                 "outpost: a storage WriteTxn was committed or destroyed on another thread than the "
+                 "one that began it\n");
     std::abort();
   }
 }
+
+// A readers-writer lock that admits a waiting writer before new readers. std::shared_mutex (glibc's default
+// rwlock) lets new readers in while a writer waits, so a steady stream of readers starves the writer; with
+// locks held per operation that stream is the normal case. Not recursive: a thread holding it shared must not
+// take it again. Meets the SharedMutex requirements, for std::shared_lock and std::unique_lock.
+class WriterFirstMutex {
+ public:
+  WriterFirstMutex() {
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+#if defined(__GLIBC__)  // a glibc extension; elsewhere the platform default applies (writer first on macOS)
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&rwlock_, &attr);
+    pthread_rwlockattr_destroy(&attr);
+  }
+  ~WriterFirstMutex() { pthread_rwlock_destroy(&rwlock_); }
+  WriterFirstMutex(const WriterFirstMutex&) = delete;
+  WriterFirstMutex& operator=(const WriterFirstMutex&) = delete;
+
+  void lock() { pthread_rwlock_wrlock(&rwlock_); }
+  bool try_lock() { return pthread_rwlock_trywrlock(&rwlock_) == 0; }
+  void unlock() { pthread_rwlock_unlock(&rwlock_); }
+  void lock_shared() { pthread_rwlock_rdlock(&rwlock_); }
+  bool try_lock_shared() { return pthread_rwlock_tryrdlock(&rwlock_) == 0; }
+  void unlock_shared() { pthread_rwlock_unlock(&rwlock_); }
+
+ private:
+  pthread_rwlock_t rwlock_;
+};
 
 // The cursor a txn returns when it cannot make a real one (a bad space id, a backend failure).
 class ErrorCursor final : public Cursor {

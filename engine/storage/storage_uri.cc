@@ -43,10 +43,9 @@ Status ValidateOptions(const StorageOptions& options) {
     }
   }
   if (options.map_bytes_initial == 0 || options.map_bytes_initial > options.map_bytes_max) {
-    return Status::InvalidArgument("StorageOptions::map_bytes_initial (" +
-                                   std::to_string(options.map_bytes_initial) +
-                                   ") must be between 1 and map_bytes_max (" +
-                                   std::to_string(options.map_bytes_max) + ")");
+    return Status::InvalidArgument(
+        "StorageOptions::map_bytes_initial (" + std::to_string(options.map_bytes_initial) +
+        ") must be between 1 and map_bytes_max (" + std::to_string(options.map_bytes_max) + ")");
   }
   return Status::OK();
 }

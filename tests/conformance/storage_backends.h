@@ -26,8 +26,8 @@ inline std::vector<StorageBackend> StorageBackends() {
   return {
       {"Memory", [](const std::string&, const std::string& unique) { return "memory:" + unique; }, false,
        false, false},
-      {"Lmdb", [](const std::string& dir, const std::string&) { return "lmdb:" + dir + "/store"; }, true, true,
-       true},
+      {"Lmdb", [](const std::string& dir, const std::string&) { return "lmdb:" + dir + "/store"; }, true,
+       true, true},
   };
 }
 

@@ -121,7 +121,9 @@ class StorageConformance : public testing::TestWithParam<StorageBackend> {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<Storage> Open(const StorageOptions& options = TestOptions()) { return OpenAt(uri_, options); }
+  std::unique_ptr<Storage> Open(const StorageOptions& options = TestOptions()) {
+    return OpenAt(uri_, options);
+  }
 
   static std::string UniqueName() {
     static std::atomic<int> counter{0};
@@ -209,7 +211,9 @@ TEST_P(StorageConformance, ReopenKeepsEveryCommittedWriteAndNothingElse) {
     ASSERT_NE(store, nullptr);
     for (int txn_index = 0; txn_index < 10; ++txn_index) {
       Entries batch;
-      for (int i = 0; i < 10; ++i) batch.emplace_back(Key(txn_index * 10 + i), "v" + std::to_string(txn_index));
+      for (int i = 0; i < 10; ++i) {
+        batch.emplace_back(Key(txn_index * 10 + i), "v" + std::to_string(txn_index));
+      }
       Write(*store, kA, batch);
     }
     Write(*store, kA, {{Key(5), "overwritten"}});
@@ -415,7 +419,9 @@ TEST_P(StorageConformance, ConcurrentReadersSeeWholeCommits) {
       ASSERT_NE(txn, nullptr);
       for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(txn->Put(kA, Key(i), std::to_string(round)).ok());
       ASSERT_TRUE((round % 2 == 0 ? txn->Put(kA, "marker", "m") : txn->Delete(kA, "marker")).ok());
-      for (int i = 0; i < kFillPerRound; ++i) ASSERT_TRUE(txn->Put(kB, Key(round * kFillPerRound + i), fill).ok());
+      for (int i = 0; i < kFillPerRound; ++i) {
+        ASSERT_TRUE(txn->Put(kB, Key(round * kFillPerRound + i), fill).ok());
+      }
       Status status = txn->Commit();
       ASSERT_TRUE(status.ok()) << status.ToString();
     }
@@ -701,11 +707,25 @@ TEST_P(StorageConformance, KeysAreComparedAsUnsignedBytes) {
   ASSERT_NE(store, nullptr);
   using namespace std::string_literals;
   // In memcmp order.
-  const std::vector<std::string> keys = {"\x00"s, "\x00\x00"s, "\x00\x01"s, "\x01"s,     "a"s,
-                                         "a\x00"s, "a\x00" "b"s, "ab"s,       "\x7f"s,     "\x80"s,
-                                         "\xfe\xff"s, "\xff"s,     "\xff\x00"s, "\xff\xff"s};
+  const std::vector<std::string> keys = {"\x00"s,
+                                         "\x00\x00"s,
+                                         "\x00\x01"s,
+                                         "\x01"s,
+                                         "a"s,
+                                         "a\x00"s,
+                                         "a\x00"
+                                         "b"s,
+                                         "ab"s,
+                                         "\x7f"s,
+                                         "\x80"s,
+                                         "\xfe\xff"s,
+                                         "\xff"s,
+                                         "\xff\x00"s,
+                                         "\xff\xff"s};
   Entries expected;
-  for (size_t i = 0; i < keys.size(); ++i) expected.emplace_back(keys[i], "\x00value\xff"s + std::to_string(i));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    expected.emplace_back(keys[i], "\x00value\xff"s + std::to_string(i));
+  }
   Entries shuffled = expected;
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
   Write(*store, kA, shuffled);
@@ -779,7 +799,8 @@ TEST_P(StorageConformance, RejectsBadOptionsAndUris) {
   auto expect_invalid = [](const std::string& uri, const StorageOptions& options) {
     Result<std::unique_ptr<Storage>> store = OpenStorage(uri, options);
     ASSERT_FALSE(store.ok()) << uri;
-    EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument) << uri << ": " << store.status().ToString();
+    EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument)
+        << uri << ": " << store.status().ToString();
     EXPECT_FALSE(store.status().message().empty());
   };
   StorageOptions options = TestOptions();
@@ -991,14 +1012,18 @@ TEST_P(StorageConformance, FullMapFailsCleanlyAndKeepsCommittedData) {
 }
 
 INSTANTIATE_TEST_SUITE_P(, StorageConformance, testing::ValuesIn(StorageBackends()),
-                         [](const testing::TestParamInfo<StorageBackend>& backend) { return backend.param.name; });
+                         [](const testing::TestParamInfo<StorageBackend>& backend) {
+                           return backend.param.name;
+                         });
 
 // URIs that no backend accepts.
 TEST(StorageUri, RejectsMalformedUris) {
-  for (const std::string uri : {"", "nocolon", "foo:x", ":x", "lmdb:", "lmdb:?sync=0", "memory:x?sync=maybe"}) {
+  for (const std::string uri :
+       {"", "nocolon", "foo:x", ":x", "lmdb:", "lmdb:?sync=0", "memory:x?sync=maybe"}) {
     Result<std::unique_ptr<Storage>> store = OpenStorage(uri, TestOptions());
     ASSERT_FALSE(store.ok()) << uri;
-    EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument) << uri << ": " << store.status().ToString();
+    EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument)
+        << uri << ": " << store.status().ToString();
     EXPECT_FALSE(store.status().message().empty());
   }
   Result<std::unique_ptr<Storage>> store = OpenStorage("foo:x", TestOptions());

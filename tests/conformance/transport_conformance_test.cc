@@ -24,7 +24,7 @@
 #include "outpost/transport.h"
 // The faulty wrapper's counters are an internal header of outpost_transport; the test include path does not
 // reach engine/transport, hence the relative path.
-#include "../../engine/transport/inproc/faulty_transport.h"
+#include "transport/inproc/faulty_transport.h"
 
 namespace outpost {
 namespace {
@@ -317,6 +317,11 @@ TEST_P(TransportConformanceTest, ServerClosesConnection) {
 
   listener->CloseConnection(id);
   EXPECT_TRUE(device.WaitFor([&] { return !conn->IsOpen(); }));
+  // The server hears of the close too: every kOpen is matched by one kClose, whoever closed.
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id);
   Status sent = conn->Send("too late");
   EXPECT_EQ(sent.code(), Status::Code::kUnavailable) << sent.ToString();
   Status reply = listener->Send(id, "gone");
@@ -324,6 +329,9 @@ TEST_P(TransportConformanceTest, ServerClosesConnection) {
   listener->CloseConnection(id);  // twice is harmless
   conn->Close();                  // and so is closing the device end afterwards
   EXPECT_FALSE(conn->IsOpen());
+  ServerEvent extra;
+  EXPECT_FALSE(server.WaitFor([&] { return listener->Poll(&extra); }, milliseconds(50)))
+      << "a second kClose or a stray event";
 }
 
 TEST_P(TransportConformanceTest, DeviceCloseReachesServer) {
@@ -426,6 +434,9 @@ TEST_P(TransportConformanceTest, WakeupsFire) {
   before = device.count();
   listener->CloseConnection(id);
   EXPECT_TRUE(device.WaitFor([&] { return device.count() > before; }));
+  std::optional<ServerEvent> closed = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->kind, ServerEvent::Kind::kClose);
 
   // A device closing its end wakes the server; a replaced callback is the one that runs.
   Signal replaced;
@@ -611,7 +622,7 @@ TEST_F(InprocTransportTest, FramesSentBeforeServerCloseStayReadable) {
   EXPECT_FALSE(conn->Receive(&frame));
 }
 
-TEST_F(InprocTransportTest, ServerCloseForgetsTheConnection) {
+TEST_F(InprocTransportTest, ServerCloseDiscardsQueuedFramesAndReportsClose) {
   std::unique_ptr<Connection> conn;
   ConnId id = Open(&conn);
   std::unique_ptr<Connection> other;
@@ -620,11 +631,15 @@ TEST_F(InprocTransportTest, ServerCloseForgetsTheConnection) {
   ASSERT_TRUE(other->Send("kept").ok());
   ASSERT_TRUE(conn->Send("two").ok());
   listener_->CloseConnection(id);
-  conn.reset();  // no kClose either: the server closed it
+  conn.reset();  // no second kClose
   ServerEvent event;
   ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kFrame);
   EXPECT_EQ(event.conn, other_id);
   EXPECT_EQ(event.frame, "kept");
+  ASSERT_TRUE(listener_->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(event.conn, id);
   EXPECT_FALSE(listener_->Poll(&event));
 }
 

@@ -31,7 +31,6 @@ namespace {
 
 using badinput::BatchFrame;
 using badinput::ByteFlips;
-using badinput::CounterSpec;
 using badinput::Decode;
 using badinput::FakeDialer;
 using badinput::FakeWire;
@@ -828,8 +827,7 @@ class ClientBadInput : public ::testing::Test {
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(Start()); }
   void TearDown() override { client_.reset(); }
 
-  void Start(uint32_t welcome_frame_max = 4u << 20, std::vector<std::string> payloads = {"mine-0", "mine-1",
-                                                                                         "mine-2"}) {
+  void Start() {
     env_ = std::make_unique<ManualEnv>(1234);
     dialer_ = std::make_shared<FakeDialer>();
     ClientOptions o;
@@ -839,11 +837,10 @@ class ClientBadInput : public ::testing::Test {
     o.device = kDevice;
     o.env = env_.get();
     o.ack_timeout_ms = int64_t{1} << 40;  // time moves only by hand here: no timeouts unless asked for
-    welcome_frame_max_ = welcome_frame_max;
     auto c = Client::Open(std::move(o));
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = std::move(*c);
-    for (const auto& p : payloads) {
+    for (std::string p : {"mine-0", "mine-1", "mine-2"}) {
       auto id = client_->Submit(kMine, "text", p);
       ASSERT_TRUE(id.ok()) << id.status().ToString();
       own_.push_back(*id);
@@ -859,7 +856,13 @@ class ClientBadInput : public ::testing::Test {
       if (f->body_type() == wire::Body::Push) {
         pushed = true;
         batch_id_ = f->body_as_Push()->batch_id();
-        pushes_.push_back(s);
+        const auto* ops = f->body_as_Push()->ops();
+        ASSERT_NE(ops, nullptr);
+        ASSERT_EQ(ops->size(), own_.size());
+        for (size_t i = 0; i < own_.size(); ++i) {
+          EXPECT_EQ(codec::FromWire(ops->Get(i)->op_id()), own_[i]);
+          EXPECT_EQ(ops->Get(i)->device_counter(), i + 1);
+        }
       }
       if (f->body_type() == wire::Body::Pull) {
         pulled = true;
@@ -888,7 +891,7 @@ class ClientBadInput : public ::testing::Test {
     ASSERT_EQ(f->body_type(), wire::Body::Hello);
     EXPECT_EQ(codec::Str(f->body_as_Hello()->device()), kDevice);
     EXPECT_EQ(f->body_as_Hello()->protocol_version(), codec::kProtocolVersion);
-    wire_->Script(WelcomeFrame({{kRoom, 0, kRoomHigh}, {kMine, 0, 0}}, welcome_frame_max_));
+    wire_->Script(WelcomeFrame({{kRoom, 0, kRoomHigh}, {kMine, 0, 0}}));
     ASSERT_TRUE(client_->Step().ok());
     ASSERT_TRUE(client_->Stats().connected);
   }
@@ -1009,9 +1012,7 @@ class ClientBadInput : public ::testing::Test {
   std::unique_ptr<Client> client_;
   std::vector<OpId> own_;
   std::vector<std::string> own_payloads_;
-  std::vector<std::string> pushes_;
   uint64_t batch_id_ = 0;
-  uint32_t welcome_frame_max_ = 4u << 20;
   int reconnects_ = 0;
 };
 
@@ -1261,9 +1262,9 @@ TEST_F(ClientBadInput, DISABLED_PushAckSeqsAreValidated) {
   auto first = client_->Get(own_[0]);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->state, OpState::kPending) << "settled at seq " << first->seq;
-  ASSERT_TRUE(Feed(PushAckFrame(999, kMine, {{own_[1], wire::ResultCode::Applied, 1, 2, 0, 0, ""},
-                                             {own_[2], wire::ResultCode::Applied, 1, 3, 0, 0, ""}}),
-                   "two ops at seq 1"));
+  (void)Feed(PushAckFrame(999, kMine, {{own_[1], wire::ResultCode::Applied, 1, 2, 0, 0, ""},
+                                       {own_[2], wire::ResultCode::Applied, 1, 3, 0, 0, ""}}),
+             "two ops at seq 1");
   for (size_t i = 1; i < own_.size(); ++i) {
     auto got = client_->Get(own_[i]);
     ASSERT_TRUE(got.ok());
@@ -1294,11 +1295,10 @@ TEST_F(ClientBadInput, DISABLED_AnInflatedHighSeqDoesNotPullForever) {
   EXPECT_LE(pulls, 1u) << "the client keeps pulling an empty stream";
 }
 
-// BUG (flusher.cc SendBatch): `server_frame_bytes_max_ - 4096` is unsigned; a server whose frame limit is
-// below 4 KiB (ServerOptions::frame_bytes_max is configurable) makes it wrap to ~4 GiB, so batches ignore
-// the limit, every Push is refused with a non-fatal Error the client does not act on, and the ops are
-// resent the same way forever. Expected: batches fit in the announced frame limit.
-TEST(ClientSmallServerFrameLimit, DISABLED_BatchesFitTheAnnouncedFrameLimit) {
+// Submits `n` ops of `payload_bytes` to `stream` on a fresh client, connects it to a server announcing
+// `frame_limit`, and returns the Push frames of its first round.
+std::vector<std::string> FirstPushes(uint32_t frame_limit, const std::string& stream, int n, size_t payload_bytes) {
+  std::vector<std::string> pushes;
   auto env = std::make_unique<ManualEnv>(99);
   auto dialer = std::make_shared<FakeDialer>();
   ClientOptions o;
@@ -1308,25 +1308,81 @@ TEST(ClientSmallServerFrameLimit, DISABLED_BatchesFitTheAnnouncedFrameLimit) {
   o.device = kDevice;
   o.env = env.get();
   auto c = Client::Open(std::move(o));
-  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c.ok());
+  if (!c.ok()) return pushes;
   auto& client = *c;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Submit(kMine, "text", std::string(1000, 'a' + i)).ok());
-  ASSERT_TRUE(client->Step().ok());
+  std::vector<NewOp> ops(n);
+  for (int i = 0; i < n; ++i) ops[i] = {stream, "text", std::string(payload_bytes, static_cast<char>('a' + i % 26)), {}};
+  EXPECT_TRUE(client->SubmitBatch(ops).ok());
+  EXPECT_TRUE(client->Step().ok());
   auto wire = dialer->last();
-  ASSERT_NE(wire, nullptr);
+  EXPECT_NE(wire, nullptr);
+  if (!wire) return pushes;
   (void)wire->TakeSent();
-  const uint32_t limit = 2048;
-  wire->Script(WelcomeFrame({{kMine, 0, 0}}, limit));
-  ASSERT_TRUE(client->Step().ok());
-  size_t pushes = 0;
+  wire->Script(WelcomeFrame({{stream, 0, 0}}, frame_limit));
+  EXPECT_TRUE(client->Step().ok());
   for (const auto& s : wire->TakeSent()) {
     const wire::Frame* f = Decode(s);
-    ASSERT_NE(f, nullptr);
-    if (f->body_type() != wire::Body::Push) continue;
-    ++pushes;
-    EXPECT_LE(s.size(), limit) << "a Push of " << f->body_as_Push()->ops()->size() << " ops";
+    EXPECT_NE(f, nullptr);
+    if (f && f->body_type() == wire::Body::Push) pushes.push_back(s);
   }
-  EXPECT_GT(pushes, 0u);
+  EXPECT_FALSE(pushes.empty());
+  return pushes;
+}
+
+// BUG (flusher.cc SendBatch): the byte budget of a Push is checked before an op is added, not with it, so
+// the last op may overshoot the budget by its whole size: with the default limits (frame_bytes_max 4 MiB,
+// payload_bytes_max 1 MiB) four max-size ops make a 4 MiB + 400 B Push. The server refuses it (frame over
+// frame_bytes_max) with a non-fatal Error the client does not act on; the batch times out and is resent
+// the same way, forever: the ops are never delivered and everything after them in the stream waits.
+// Expected: every Push fits in the announced frame limit.
+TEST(ClientServerFrameLimit, DISABLED_MaxSizeOpsFitTheDefaultLimit) {
+  ServerOptions so;
+  so.store = "memory:";
+  auto core = ServerCore::Open(so);
+  ASSERT_TRUE(core.ok());
+  std::vector<ServerEvent> ev(2);
+  ev[0].kind = ServerEvent::Kind::kOpen;
+  ev[0].conn = ev[1].conn = 1;
+  ev[1].frame = HelloFrame("alice", kDevice);
+  std::vector<Outbound> out;
+  (*core)->Handle(ev, &out);
+  for (const std::string& push : FirstPushes(so.frame_bytes_max, "s", 4, so.payload_bytes_max)) {
+    EXPECT_LE(push.size(), so.frame_bytes_max);
+    // What the default server makes of it: an Error, never a PushAck.
+    std::vector<ServerEvent> one(1);
+    one[0].conn = 1;
+    one[0].frame = push;
+    out.clear();
+    (*core)->Handle(one, &out);
+    ASSERT_FALSE(out.empty());
+    const wire::Frame* f = Decode(out[0].frame);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->body_type(), wire::Body::PushAck) << "the server answered: "
+                                                    << (f->body_type() == wire::Body::Error
+                                                            ? codec::Str(f->body_as_Error()->message())
+                                                            : std::string_view("?"));
+  }
+}
+
+// BUG (same place): the estimate (`payload + kind + 64` per op) leaves out the stream id that every op of
+// the batch repeats: with 128-byte stream ids and 1000-byte payloads a batch overshoots a 64 KiB limit by
+// 5 KiB, beyond the 4096-byte margin.
+TEST(ClientServerFrameLimit, DISABLED_BatchesFitTheLimitWithLongStreamIds) {
+  const uint32_t limit = 64 << 10;
+  for (const auto& push : FirstPushes(limit, std::string(128, 's'), 120, 1000)) EXPECT_LE(push.size(), limit);
+}
+
+// BUG (flusher.cc SendBatch, `bytes_max = (...) - 4096`): unsigned arithmetic; a server limit below 4 KiB
+// (ServerOptions::frame_bytes_max is configurable) wraps the budget to ~4 GiB and batches ignore the limit.
+TEST(ClientServerFrameLimit, DISABLED_BatchesFitALimitBelow4KiB) {
+  const uint32_t limit = 2048;
+  for (const auto& push : FirstPushes(limit, kMine, 3, 1000)) EXPECT_LE(push.size(), limit);
+}
+
+TEST(ClientServerFrameLimit, SmallOpsFitTheDefaultLimit) {
+  const uint32_t limit = 4u << 20;
+  for (const auto& push : FirstPushes(limit, "short", 600, 100)) EXPECT_LE(push.size(), limit);
 }
 
 TEST_F(ClientBadInput, WatermarksWithBadFields) {

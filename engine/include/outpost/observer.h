@@ -1,8 +1,9 @@
 // Copyright 2026 The Outpost Authors.
 //
 // Change events, delivered to subscribers after each commit that touched what they watch. Callbacks run on
-// the thread that committed (a submitter's commit thread or the sync thread), outside engine locks; they
-// may read from the Client but must not block for long. Events of one commit arrive together, in order.
+// an engine thread (the completion thread for submits, the sync thread or the caller of Step() for sync
+// changes, the caller for Retry/Discard), outside engine locks; they may read from the Client but must not
+// block for long. Events of one commit arrive together, in order.
 #ifndef OUTPOST_OBSERVER_H_
 #define OUTPOST_OBSERVER_H_
 

@@ -8,12 +8,20 @@
 // committed when they began. One WriteTxn at a time: BeginWrite blocks while another is open. A WriteTxn
 // sees its own writes (Get and cursors). A WriteTxn destroyed without Commit aborts and leaves nothing.
 // A thread must not hold a ReadTxn while it waits in BeginWrite for a writer that it also waits on.
+// A txn and its cursors are used by one thread at a time; a ReadTxn may move between threads, but a WriteTxn
+// must be committed or destroyed on the thread that began it (LMDB's writer lock belongs to that thread; a
+// violation aborts the process rather than leaving every later writer blocked). Holding a ReadTxn never
+// blocks writers, commits or map growth.
 //
 // Durability: after Commit returns ok, the writes survive a process crash, and a power loss too when the
 // store was opened with sync (the default).
 //
 // Backends: memory (`memory:` private, `memory:NAME` process-wide and reopenable), lmdb (`lmdb:DIR`, the
 // default). Each maps its own errors to Status at this boundary (MDB_MAP_FULL → Full, ...).
+//
+// Full (lmdb): the map grows by doubling at BeginWrite. A txn that outgrows the current map fails with Full
+// and changes nothing; the next BeginWrite grows the map, so retrying the txn succeeds until map_bytes_max
+// is reached, after which Full persists (committed data stays readable).
 #ifndef OUTPOST_STORAGE_H_
 #define OUTPOST_STORAGE_H_
 
@@ -33,11 +41,15 @@ using SpaceId = uint32_t;
 struct StorageOptions {
   std::vector<std::string> spaces;  // names of the keyspaces, at most 32
   bool sync = true;                 // false: faster commits that a power loss may undo (not a crash)
-  uint64_t map_bytes_initial = uint64_t{64} << 20;  // lmdb: first map size; grows by doubling
+  // lmdb: first map size, growing by doubling. Only address space is reserved; the file grows as written.
+  uint64_t map_bytes_initial = uint64_t{1} << 30;
   uint64_t map_bytes_max = uint64_t{64} << 30;      // lmdb: beyond this a commit fails with Full
 };
 
-// A position in one space. Invalid until positioned. Keys/values stay valid until the next move.
+// A position in one space. Invalid until positioned. Keys/values stay valid until the next move. Next and
+// Prev on an invalid cursor do nothing. Seek targets may be any bytes, empty or longer than any key. A
+// cursor of a WriteTxn sees writes made after it was created; once its txn has committed it is invalid with
+// a FailedPrecondition status.
 class Cursor {
  public:
   virtual ~Cursor() = default;
@@ -65,11 +77,14 @@ class ReadTxn {
 
 class WriteTxn : public ReadTxn {
  public:
-  // Key: 1..511 bytes (LMDB's limit). Value: up to 1 GiB.
+  // Key: 1..511 bytes (LMDB's limit). Value: up to 1 GiB. Otherwise, or for a SpaceId beyond the store's
+  // spaces, InvalidArgument and the txn stays usable. After Full or an IOError the txn is spoilt: later
+  // calls and Commit return that error.
   virtual Status Put(SpaceId space, std::string_view key, std::string_view value) = 0;
   // Deleting an absent key is ok.
   virtual Status Delete(SpaceId space, std::string_view key) = 0;
-  // Makes every write visible and durable at once, or none of them. The txn is finished either way.
+  // Makes every write visible and durable at once, or none of them. The txn is finished either way: later
+  // calls return FailedPrecondition.
   virtual Status Commit() = 0;
 };
 
@@ -84,6 +99,11 @@ class Storage {
 
 // Opens (creating if needed) the store named by `uri`. Errors: InvalidArgument for an unknown scheme or a
 // malformed URI; IOError for a missing parent directory, a locked store or an unreadable file.
+// URIs: `memory:`, `memory:NAME`, `lmdb:DIR`, each optionally followed by `?sync=0` or `?sync=1`, which
+// overrides options.sync. `options` need 1..32 spaces with distinct non-empty names; spaces are matched by
+// name, so reopening with more spaces keeps the old ones. Handles on the same `memory:NAME` share one store;
+// an lmdb DIR can be open once per process (a second open is an IOError until the first handle and all its
+// txns are gone).
 Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options);
 
 constexpr size_t kStorageKeyBytesMax = 511;

@@ -45,6 +45,9 @@ class Dialer {
 
 using ConnId = uint64_t;
 
+// Per connection: one kOpen, then its kFrames in the order the device sent them, then exactly one kClose,
+// whichever side closed it (after CloseConnection(id), no more frames of `id` are reported). Ids are never
+// reused by one Listener.
 struct ServerEvent {
   enum class Kind : uint8_t { kOpen, kFrame, kClose };
   Kind kind = Kind::kFrame;
@@ -71,14 +74,16 @@ Result<std::unique_ptr<Listener>> Listen(std::string_view uri);
 struct FaultOptions {
   double drop = 0;
   double duplicate = 0;
-  double delay = 0;          // frames held back delay_ms_max at most; delayed frames overtake others
+  double delay = 0;  // held back 1..delay_ms_max ms, so later frames overtake them (reordering)
   int64_t delay_ms_max = 200;
-  double disconnect = 0;     // chance per frame that the connection drops (both sides see a close)
+  double disconnect = 0;  // chance per frame that the connection drops (both sides see a close)
 };
 
 class Env;
 // Wraps a Dialer so that each Connection it makes suffers `faults`, drawn from a random source seeded with
-// `seed`, timed by `env`'s clock. Delayed frames move on whenever the connection is used.
+// `seed`, timed by `env`'s clock. Delayed frames move on only when the connection is next used (Send,
+// Receive, IsOpen): no wakeup fires when one falls due. The same seed, clock readings and calls give the same
+// faults; each Connect() draws a fresh stream, so reconnects differ but replay exactly.
 std::unique_ptr<Dialer> WrapFaulty(std::unique_ptr<Dialer> inner, const FaultOptions& faults, Env* env,
                                    uint64_t seed);
 

@@ -42,6 +42,7 @@ using storage_internal::CheckValue;
 using storage_internal::CheckWriterThread;
 using storage_internal::ErrorCursor;
 using storage_internal::TxnFinishedError;
+using storage_internal::WriterFirstMutex;
 
 // Every ReadTxn holds one LMDB reader slot (MDB_NOTLS); the lock file grows by 64 bytes per slot.
 constexpr unsigned kReadTxnsMax = 1024;
@@ -174,12 +175,13 @@ class LmdbEnv {
   }
   // Remembers how far a txn that began at `last_page_before` grew the file, to leave room for the next one.
   void NoteCommit(uint64_t last_page_before) {
-    uint64_t grown = (LastPage() - std::min(LastPage(), last_page_before)) * page_bytes_;
+    const uint64_t last_page = LastPage();
+    const uint64_t grown = (last_page - std::min(last_page, last_page_before)) * page_bytes_;
     txn_growth_bytes_ = std::max(grown, txn_growth_bytes_ / 2);
   }
 
   // Held shared by every read-txn operation, exclusively by a remap.
-  std::shared_mutex& remap_mu() { return remap_mu_; }
+  WriterFirstMutex& remap_mu() { return remap_mu_; }
   // Both require remap_mu() held.
   uint64_t remaps() const { return remaps_; }
   const Status& broken() const { return broken_; }
@@ -202,20 +204,24 @@ class LmdbEnv {
   bool grow_needed_ = false;
   uint64_t txn_growth_bytes_ = 0;  // recent txns' file growth, decaying
 
-  std::shared_mutex remap_mu_;
+  WriterFirstMutex remap_mu_;
   // Guarded by remap_mu_ (written under the writer gate too, so the gate holder may read them bare).
   uint64_t remaps_ = 0;
   Status broken_;
 };
 
 Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
-  if (!OpenDirs::Add(dev, ino)) return Status::IOError("lmdb store '" + dir_ + "' is already open in this process");
+  if (!OpenDirs::Add(dev, ino)) {
+    return Status::IOError("lmdb store '" + dir_ + "' is already open in this process");
+  }
   registered_ = true;
   dev_ = dev;
   ino_ = ino;
 
-  const uint64_t os_page_bytes = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  auto round_up = [os_page_bytes](uint64_t bytes) { return (bytes + os_page_bytes - 1) / os_page_bytes * os_page_bytes; };
+  const auto os_page_bytes = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  auto round_up = [os_page_bytes](uint64_t bytes) {
+    return (bytes + os_page_bytes - 1) / os_page_bytes * os_page_bytes;
+  };
   int rc = mdb_env_create(&env_);
   if (rc != 0) {
     env_ = nullptr;
@@ -270,7 +276,7 @@ Status LmdbEnv::PrepareWrite() {
 }
 
 Status LmdbEnv::Remap(uint64_t bytes) {
-  std::unique_lock<std::shared_mutex> lock(remap_mu_);
+  std::unique_lock<WriterFirstMutex> lock(remap_mu_);
   int rc = mdb_env_set_mapsize(env_, bytes);
   ++remaps_;
   if (rc == 0) return Status::OK();
@@ -391,9 +397,9 @@ class LmdbCursor final : public Cursor {
   template <typename Fn>
   void Move(bool needs_valid, Fn move) {
     if (!status_.ok() || (needs_valid && !valid_)) return;
-    std::shared_lock<std::shared_mutex> lock;
+    std::shared_lock<WriterFirstMutex> lock;
     if (owner_ == nullptr) {
-      lock = std::shared_lock<std::shared_mutex>(env_->remap_mu());
+      lock = std::shared_lock<WriterFirstMutex>(env_->remap_mu());
       if (!env_->broken().ok()) return Fail(env_->broken());
     }
     const uint64_t generation = CurrentGeneration();
@@ -450,7 +456,7 @@ class LmdbReadTxn final : public ReadTxn {
  public:
   LmdbReadTxn(std::shared_ptr<LmdbEnv> env, MDB_txn* txn) : env_(std::move(env)), txn_(txn) {}
   ~LmdbReadTxn() override {
-    std::shared_lock<std::shared_mutex> lock(env_->remap_mu());
+    std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
     mdb_txn_abort(txn_);
   }
   LmdbReadTxn(const LmdbReadTxn&) = delete;
@@ -459,7 +465,7 @@ class LmdbReadTxn final : public ReadTxn {
   Status Get(SpaceId space, std::string_view key, std::string* value) override {
     OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
     OUTPOST_RETURN_IF_ERROR(CheckKey(key));
-    std::shared_lock<std::shared_mutex> lock(env_->remap_mu());
+    std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
     OUTPOST_RETURN_IF_ERROR(env_->broken());
     return GetInto(txn_, env_->dbi(space), key, value);
   }
@@ -467,7 +473,7 @@ class LmdbReadTxn final : public ReadTxn {
   std::unique_ptr<Cursor> NewCursor(SpaceId space) override {
     Status status = CheckSpace(space, env_->space_count());
     if (!status.ok()) return std::make_unique<ErrorCursor>(std::move(status));
-    std::shared_lock<std::shared_mutex> lock(env_->remap_mu());
+    std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
     if (!env_->broken().ok()) return std::make_unique<ErrorCursor>(env_->broken());
     MDB_cursor* cursor = nullptr;
     int rc = mdb_cursor_open(txn_, env_->dbi(space), &cursor);
@@ -483,7 +489,10 @@ class LmdbReadTxn final : public ReadTxn {
 class LmdbWriteTxn final : public WriteTxn {
  public:
   LmdbWriteTxn(std::shared_ptr<LmdbEnv> env, MDB_txn* txn, uint64_t last_page_before)
-      : env_(std::move(env)), txn_(txn), last_page_before_(last_page_before), owner_(std::this_thread::get_id()) {}
+      : env_(std::move(env)),
+        txn_(txn),
+        last_page_before_(last_page_before),
+        owner_(std::this_thread::get_id()) {}
   ~LmdbWriteTxn() override {
     if (txn_ == nullptr) return;
     CheckWriterThread(owner_);
@@ -553,7 +562,9 @@ class LmdbWriteTxn final : public WriteTxn {
     return result;
   }
 
-  void ForgetCursor(LmdbCursor* cursor) { cursors_.erase(std::find(cursors_.begin(), cursors_.end(), cursor)); }
+  void ForgetCursor(LmdbCursor* cursor) {
+    cursors_.erase(std::find(cursors_.begin(), cursors_.end(), cursor));
+  }
   uint64_t writes() const { return writes_; }
 
  private:
@@ -585,12 +596,14 @@ LmdbCursor::~LmdbCursor() {
     owner_->ForgetCursor(this);
     mdb_cursor_close(cursor_);
   } else if (cursor_ != nullptr) {
-    std::shared_lock<std::shared_mutex> lock(env_->remap_mu());
+    std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
     mdb_cursor_close(cursor_);
   }
 }
 
-uint64_t LmdbCursor::CurrentGeneration() const { return owner_ == nullptr ? env_->remaps() : owner_->writes(); }
+uint64_t LmdbCursor::CurrentGeneration() const {
+  return owner_ == nullptr ? env_->remaps() : owner_->writes();
+}
 
 class LmdbStorage final : public Storage {
  public:
@@ -599,7 +612,7 @@ class LmdbStorage final : public Storage {
   Result<std::unique_ptr<ReadTxn>> BeginRead() override {
     for (int attempt = 0;; ++attempt) {
       {
-        std::shared_lock<std::shared_mutex> lock(env_->remap_mu());
+        std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
         OUTPOST_RETURN_IF_ERROR(env_->broken());
         MDB_txn* txn = nullptr;
         int rc = mdb_txn_begin(env_->env(), nullptr, MDB_RDONLY, &txn);
@@ -649,7 +662,8 @@ Result<std::unique_ptr<Storage>> OpenLmdbStorage(std::string uri, const std::str
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     const int err = errno;
     if (err == ENOENT) {
-      return Status::IOError("cannot create lmdb directory '" + dir + "': its parent directory does not exist");
+      return Status::IOError("cannot create lmdb directory '" + dir +
+                             "': its parent directory does not exist");
     }
     return Status::IOError("cannot create lmdb directory '" + dir + "': " + ErrnoText(err));
   }

@@ -3,8 +3,9 @@
 // Design: each space is an ordered map from key to the versions of that key, oldest first. Commit number N
 // writes versions tagged N; a reader pinned at snapshot S sees, per key, the newest version tagged <= S.
 // The writer works at committed+1, which no reader can see, so publishing a commit is a single store of
-// the new number; aborting pops the writer's versions. Each space's map sits behind a shared_mutex that is
-// held for one operation, never for a txn, so readers and the writer only ever wait for one map lookup.
+// the new number; aborting pops the writer's versions. Each space's map sits behind a readers-writer lock
+// (writer first) that is held for one operation, never for a txn, so readers and the writer only ever wait
+// for one map operation.
 //
 // Garbage: at commit, the rows the txn wrote drop the versions that no open reader can see. Rows whose
 // history an open reader still needs go on a pending list that later commits revisit once the oldest
@@ -34,6 +35,7 @@ using storage_internal::CheckValue;
 using storage_internal::CheckWriterThread;
 using storage_internal::ErrorCursor;
 using storage_internal::TxnFinishedError;
+using storage_internal::WriterFirstMutex;
 
 // Readers wait for the pruning writer at most this many rows at a time.
 constexpr size_t kPruneBatchRows = 1024;
@@ -52,8 +54,9 @@ using RowMap = std::map<std::string, Row, std::less<>>;
 
 // The value a reader at `snapshot` sees, or null when the key is absent for it.
 const std::string* ValueAt(const Row& row, uint64_t snapshot) {
-  for (auto it = row.versions.rbegin(); it != row.versions.rend(); ++it) {
-    if (it->commit <= snapshot) return it->value ? &*it->value : nullptr;
+  for (size_t i = row.versions.size(); i-- > 0;) {
+    const Version& version = row.versions[i];
+    if (version.commit <= snapshot) return version.value ? &*version.value : nullptr;
   }
   return nullptr;
 }
@@ -75,7 +78,7 @@ void Prune(Row& row, uint64_t oldest) {
 }
 
 struct Space {
-  std::shared_mutex mu;  // held for one operation at a time
+  WriterFirstMutex mu;  // held for one operation at a time
   RowMap rows;
   uint64_t erase_count = 0;  // bumped on every node erase, so cursors know when iterators may dangle
   // Rows with history that an open reader may still need. Touched by the writer only, under `mu`.
@@ -109,8 +112,7 @@ class MemoryStore {
     readers_.erase(readers_.find(snapshot));
   }
 
-  // Blocks while another write txn is open; returns the commit number the new txn writes at. A flag rather
-  // than a held mutex, because a txn may legally be used from more than one thread in sequence.
+  // Blocks while another write txn is open; returns the commit number the new txn writes at.
   uint64_t BeginWriter() {
     std::unique_lock<std::mutex> lock(writer_mu_);
     writer_cv_.wait(lock, [this] { return !writer_active_; });
@@ -149,7 +151,7 @@ class MemoryStore {
 
  private:
   static void PrunePendingRows(Space& space, uint64_t oldest) {
-    std::unique_lock<std::shared_mutex> lock(space.mu);
+    std::unique_lock<WriterFirstMutex> lock(space.mu);
     std::vector<RowMap::iterator>& pending = space.pending;
     size_t kept = 0;
     for (size_t i = 0; i < pending.size(); ++i) {
@@ -157,7 +159,7 @@ class MemoryStore {
         lock.unlock();
         lock.lock();
       }
-      RowMap::iterator it = pending[i];
+      auto it = pending[i];
       Prune(it->second, oldest);
       if (it->second.versions.empty()) {
         space.Erase(it);
@@ -195,7 +197,7 @@ Status GetAt(const Handle& handle, uint64_t snapshot, SpaceId space_id, std::str
   OUTPOST_RETURN_IF_ERROR(CheckSpace(space_id, handle.spaces.size()));
   OUTPOST_RETURN_IF_ERROR(CheckKey(key));
   Space& space = *handle.spaces[space_id];
-  std::shared_lock<std::shared_mutex> lock(space.mu);
+  std::shared_lock<WriterFirstMutex> lock(space.mu);
   auto it = space.rows.find(key);
   const std::string* found = it == space.rows.end() ? nullptr : ValueAt(it->second, snapshot);
   if (found == nullptr) return Status::NotFound("no such key");
@@ -212,32 +214,32 @@ class MemoryCursor final : public Cursor {
 
   void SeekToFirst() override {
     if (!Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     ForwardFrom(space_->rows.begin());
   }
   void SeekToLast() override {
     if (!Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     BackwardBefore(space_->rows.end());
   }
   void Seek(std::string_view key) override {
     if (!Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     ForwardFrom(space_->rows.lower_bound(key));
   }
   void SeekForPrev(std::string_view key) override {
     if (!Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     BackwardBefore(space_->rows.upper_bound(key));
   }
   void Next() override {
     if (!valid_ || !Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     ForwardFrom(Fresh() ? std::next(it_) : space_->rows.upper_bound(key_));
   }
   void Prev() override {
     if (!valid_ || !Usable()) return;
-    std::shared_lock<std::shared_mutex> lock(space_->mu);
+    std::shared_lock<WriterFirstMutex> lock(space_->mu);
     BackwardBefore(Fresh() ? it_ : space_->rows.lower_bound(key_));
   }
   bool Valid() const override { return valid_; }
@@ -345,7 +347,7 @@ class MemoryWriteTxn final : public WriteTxn {
     OUTPOST_RETURN_IF_ERROR(CheckKey(key));
     OUTPOST_RETURN_IF_ERROR(CheckValue(value));
     Space& space = *handle_->spaces[space_id];
-    std::unique_lock<std::shared_mutex> lock(space.mu);
+    std::unique_lock<WriterFirstMutex> lock(space.mu);
     auto it = space.rows.lower_bound(key);
     if (it == space.rows.end() || it->first != key) it = space.rows.emplace_hint(it, key, Row{});
     std::vector<Version>& versions = it->second.versions;
@@ -367,7 +369,7 @@ class MemoryWriteTxn final : public WriteTxn {
     OUTPOST_RETURN_IF_ERROR(CheckSpace(space_id, handle_->spaces.size()));
     OUTPOST_RETURN_IF_ERROR(CheckKey(key));
     Space& space = *handle_->spaces[space_id];
-    std::unique_lock<std::shared_mutex> lock(space.mu);
+    std::unique_lock<WriterFirstMutex> lock(space.mu);
     auto it = space.rows.find(key);
     if (it == space.rows.end()) return Status::OK();
     std::vector<Version>& versions = it->second.versions;
@@ -396,13 +398,13 @@ class MemoryWriteTxn final : public WriteTxn {
   // Every version in `rows` is committed now. Rows on the pending list are left for its pass to erase, so
   // that the list never holds a dangling iterator.
   static void PruneWritten(Space& space, const std::vector<RowMap::iterator>& rows, uint64_t oldest) {
-    std::unique_lock<std::shared_mutex> lock(space.mu);
+    std::unique_lock<WriterFirstMutex> lock(space.mu);
     for (size_t i = 0; i < rows.size(); ++i) {
       if (i % kPruneBatchRows == kPruneBatchRows - 1) {
         lock.unlock();
         lock.lock();
       }
-      RowMap::iterator it = rows[i];
+      auto it = rows[i];
       Row& row = it->second;
       Prune(row, oldest);
       if (row.pending) continue;
@@ -420,8 +422,8 @@ class MemoryWriteTxn final : public WriteTxn {
     finished_ = true;
     for (size_t i = 0; i < written_.size(); ++i) {
       Space& space = *handle_->spaces[i];
-      std::unique_lock<std::shared_mutex> lock(space.mu);
-      for (RowMap::iterator it : written_[i]) {
+      std::unique_lock<WriterFirstMutex> lock(space.mu);
+      for (auto it : written_[i]) {
         it->second.versions.pop_back();
         if (it->second.versions.empty() && !it->second.pending) space.Erase(it);
       }
@@ -472,7 +474,9 @@ Result<std::unique_ptr<Storage>> OpenMemoryStorage(std::string uri, std::string_
                                                    const StorageOptions& options) {
   auto handle = std::make_shared<Handle>();
   handle->store = name.empty() ? std::make_shared<MemoryStore>() : FindOrAddNamedStore(name);
-  for (const std::string& space : options.spaces) handle->spaces.push_back(handle->store->FindOrAddSpace(space));
+  for (const std::string& space : options.spaces) {
+    handle->spaces.push_back(handle->store->FindOrAddSpace(space));
+  }
   return std::unique_ptr<Storage>(std::make_unique<MemoryStorage>(std::move(uri), std::move(handle)));
 }
 

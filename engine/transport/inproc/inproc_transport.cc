@@ -226,7 +226,8 @@ class InprocListener final : public Listener {
   }
 
   void CloseConnection(ConnId conn) override {
-    Wake wake;
+    Wake device_wake;
+    Wake server_wake;
     std::shared_ptr<Pipe> pipe;  // released outside the lock
     {
       std::lock_guard<std::mutex> lock(hub_->mu);
@@ -235,11 +236,15 @@ class InprocListener final : public Listener {
       pipe = std::move(it->second);
       hub_->conns.erase(it);
       pipe->open = false;
-      wake = pipe->device_wake;
-      // The server has finished with this connection: nothing more of it reaches Poll.
+      device_wake = pipe->device_wake;
+      // The server has finished with this connection: its unread frames go, and its kClose is the last
+      // word, as for a connection the device closed.
       std::erase_if(hub_->events, [conn](const ServerEvent& e) { return e.conn == conn; });
+      hub_->events.push_back(ServerEvent{ServerEvent::Kind::kClose, conn, {}});
+      server_wake = hub_->server_wake;
     }
-    Notify(wake);
+    Notify(device_wake);
+    Notify(server_wake);
   }
 
   void SetWakeup(std::function<void()> fn) override {

@@ -7,11 +7,12 @@
 // Lifetimes: connections and listeners are independent objects. Destroying a Listener frees its name and
 // closes every connection it accepted; destroying a Connection closes it. Either side may outlive the other.
 //
-// Events: the listener reports kOpen when a device connects, kFrame for each frame, and kClose when the
-// device closes or drops its end. CloseConnection by the server itself reports no kClose, and frames from
-// that connection still waiting in the listener's queue are discarded: after CloseConnection(id) the server
-// never hears of `id` again. Frames the server sent before closing stay receivable by the device, as on a
-// stream socket; a device that closes its own end discards what it had not received.
+// Events: the listener reports kOpen when a device connects, kFrame for each frame, and exactly one kClose
+// per connection, whoever closed it, so a server can keep all its per-connection cleanup in one place.
+// CloseConnection(id) discards the frames of `id` still waiting in the listener's queue and queues its
+// kClose: after that the server hears nothing more of `id`. Frames the server sent before closing stay
+// receivable by the device, as on a stream socket; a device that closes its own end discards what it had
+// not received.
 //
 // Limits: each queue holds at most kInprocQueueFramesMax frames; Send beyond that returns Busy (the peer is
 // not draining). Thread safety as in transport.h; the device and server ends may run on different threads.
