@@ -686,6 +686,7 @@ void Client::Impl::ApplyInbox() {
         Send(codec::EncodePull(s, ss.cursor, opt_.pull_page_max));
         ss.pull_outstanding = true;
         ss.pull_sent_at = env_->NowMs();
+        ss.high_at_pull = ss.server_high;
       }
     }
   }
@@ -762,6 +763,12 @@ void Client::Impl::SendHello(int64_t now) {
 
 void Client::Impl::OnWelcome(const wire::Welcome& w, int64_t now) {
   if (session_ != Session::kHelloSent) return;
+  if (w.protocol_version() != codec::kProtocolVersion) {
+    if (conn_) conn_->Close();
+    OnDisconnected(now, "server speaks protocol " + std::to_string(w.protocol_version()) + ", this client " +
+                            std::to_string(codec::kProtocolVersion));
+    return;
+  }
   session_ = Session::kReady;
   connect_failures_ = 0;
   server_ops_per_batch_max_ = w.ops_per_batch_max();

@@ -95,6 +95,7 @@ class Client::Impl {
     uint64_t renumber_after = 0;
     bool pull_outstanding = false;
     int64_t pull_sent_at = 0;
+    uint64_t high_at_pull = 0;  // server_high when the outstanding pull was sent
     bool wm_dirty = false;
   };
   struct Inflight {

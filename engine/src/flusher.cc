@@ -8,6 +8,7 @@
 //    once nothing of it is in flight.
 // Each answer is applied in one transaction with the outbox entries it settles.
 #include <algorithm>
+#include <set>
 
 #include "client_impl.h"
 
@@ -132,7 +133,8 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
   StreamSync& ss = SyncOf(stream);
   uint32_t ops_max = opt_.ops_per_batch_max;
   if (server_ops_per_batch_max_ > 0) ops_max = std::min(ops_max, server_ops_per_batch_max_);
-  size_t bytes_max = (server_frame_bytes_max_ > 0 ? server_frame_bytes_max_ : 4u << 20) - 4096;
+  size_t limit = server_frame_bytes_max_ > 0 ? server_frame_bytes_max_ : 4u << 20;
+  size_t bytes_max = limit > 8192 ? limit - 4096 : limit / 2;  // room for the frame's own fields
 
   struct Release {
     OpId id;
@@ -160,7 +162,7 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
     cur->Seek(keys::OutboxKey(stream, ss.sent_upto + 1));
     at_end = true;
     for (; cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
-      if (ops.size() >= ops_max || bytes >= bytes_max) {
+      if (ops.size() >= ops_max) {
         at_end = false;
         break;
       }
@@ -222,9 +224,16 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
         f.client_time_ms = op.client_time_ms;
         f.depends_on = op.depends_on;
       }
+      // Each op costs its payload, kind and stream (repeated per op) plus a fixed overhead; the whole Push
+      // must fit the server's frame limit, so an op that would overshoot waits for the next batch.
+      size_t op_bytes = f.payload.size() + f.kind.size() + f.stream.size() + 128;
+      if (!ops.empty() && bytes + op_bytes > bytes_max) {
+        at_end = false;
+        break;
+      }
       if (ops.empty()) first = counter;
       last = counter;
-      bytes += f.payload.size() + f.kind.size() + 64;
+      bytes += op_bytes;
       ops.push_back(codec::BuildOp(b, f));
       ids.push_back(*id);
     }
@@ -277,22 +286,43 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
   auto it = inflight_.find(ack.batch_id());
   bool current = it != inflight_.end() && it->second.stream == stream;
   uint64_t batch_epoch = current ? it->second.epoch : 0;
+  Inflight batch;
   if (current) {
+    batch = std::move(it->second);
     if (ss.inflight > 0) --ss.inflight;
     inflight_.erase(it);
   }
-  if (!ack.results()) return;
+  // Ops of the batch that this ack does not settle or answer must be sent again: no timeout covers them now.
+  auto resend_unanswered = [&](const std::set<OpId>& answered_ids) {
+    if (!current) return;
+    for (const OpId& id : batch.ids) {
+      if (answered_ids.count(id) == 0) {
+        ss.sent_upto = std::min(ss.sent_upto, batch.first_counter - 1);
+        ++ss.epoch;
+        dirty_.insert(stream);
+        return;
+      }
+    }
+  };
+  if (!ack.results()) {
+    resend_unanswered({});
+    return;
+  }
   std::vector<Change> changes;
   int64_t settled = 0;
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
   auto txn_or = store_->BeginWrite();
-  if (!txn_or.ok()) return;  // the batch times out and is resent
+  if (!txn_or.ok()) {
+    resend_unanswered({});
+    return;
+  }
   WriteTxn* txn = txn_or->get();
   keys::StreamMeta meta;
   Status st = LoadMeta(txn, stream, &meta);
   uint64_t acks = 0;
   std::vector<uint64_t> own_seqs;  // seqs of our ops now in the view, to advance the cursor over
+  std::set<OpId> answered;         // ops of this batch the ack speaks for
   for (const wire::OpResult* r : *ack.results()) {
     if (!st.ok()) break;
     OpId id = codec::FromWire(r->op_id());
@@ -302,6 +332,16 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
     Status got = txn->Get(kOutbox, okey, &v);
     if (!got.ok() || v.size() != 17 || v.substr(1) != id.AsBytes()) continue;  // stale or already settled
     bool skip = v[0] == static_cast<char>(keys::kOutboxSkip);
+    if (r->code() == wire::ResultCode::Applied || r->code() == wire::ResultCode::Duplicate) {
+      // A seq is never 0, and one seq holds one op: an answer that says otherwise is ignored (the op is
+      // resent or settled by the pull).
+      std::string target = keys::ViewKey(stream, keys::kSectionSent, r->seq());
+      std::string occupant, own_key;
+      bool taken = txn->Get(kView, target, &occupant).ok() &&
+                   !(txn->Get(kOpIndex, id.AsBytes(), &own_key).ok() && own_key == target);
+      if (r->seq() == 0 || taken) continue;
+    }
+    answered.insert(id);
     std::string vkey;
     OpInfo op;
     uint64_t local_seq = 0;
@@ -369,8 +409,12 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
   if (st.ok()) st = PutMeta(txn, stream, meta);
   if (st.ok()) st = txn->Commit();
   txn_or->reset();
-  if (!st.ok()) return;  // nothing settled: resent after the timeout, answered as duplicates
+  if (!st.ok()) {
+    resend_unanswered({});  // nothing settled: resend, answered as duplicates
+    return;
+  }
   outbox_depth_ -= settled;
+  resend_unanswered(answered);
   if (!own_seqs.empty()) ss.server_high = std::max(ss.server_high, own_seqs.back());
   if (meta.cursor != cursor_before) {
     ss.cursor = meta.cursor;

@@ -17,6 +17,7 @@ void Client::Impl::SendPulls(int64_t now) {
     Send(codec::EncodePull(stream, ss.cursor, opt_.pull_page_max));
     ss.pull_outstanding = true;
     ss.pull_sent_at = now;
+    ss.high_at_pull = ss.server_high;
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.pulls;
   }
@@ -26,18 +27,24 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   std::string stream(codec::Str(batch.stream()));
   if (!keys::ValidateStream(stream, 255).ok()) return;
   StreamSync& ss = SyncOf(stream);
-  ss.server_high = std::max(ss.server_high, batch.high_seq());
+  if (batch.has_more() || batch.ops()) ss.server_high = std::max(ss.server_high, batch.high_seq());
   // A page must start at or before the cursor; ops at or below it are merged already (acks of our own ops
   // advance the cursor too) and are skipped.
   if (batch.after_seq() > ss.cursor) return;  // stale or reordered page
-  ss.pull_outstanding = false;
   size_t n = batch.ops() ? batch.ops()->size() : 0;
+  if (n == 0 && !batch.has_more() && batch.after_seq() == ss.cursor && ss.server_high == ss.high_at_pull) {
+    // The server has nothing after our cursor, and nothing newer was announced since we asked: its word
+    // on the high seq is final (a forged or stale Notify must not make us pull forever).
+    ss.server_high = std::max(ss.cursor, batch.high_seq());
+  }
+  ss.pull_outstanding = false;
   if (batch.after_seq() + n <= ss.cursor) return;
   if (batch.has_more() && ss.followed) {
     // Ask for the next page before merging this one, so the server builds it while we write.
     Send(codec::EncodePull(stream, batch.after_seq() + n, opt_.pull_page_max));
     ss.pull_outstanding = true;
     ss.pull_sent_at = now;
+    ss.high_at_pull = ss.server_high;
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.pulls;
   }
@@ -56,12 +63,13 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     codec::OpFields f = codec::FieldsOf(*wop);
     if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
     if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;  // malformed page: keep what is sound
-    ++seq;
     if (f.device == device_) {
       std::string vkey;
       OpInfo op;
       uint64_t local_seq = 0;
       Status found = LoadOp(txn, f.op_id, &vkey, &op, &local_seq);
+      // An op id of another stream, or a sent op at another seq: a malformed page; keep what came before.
+      if (found.ok() && (op.stream != stream || (op.state == OpState::kSent && op.seq != f.seq))) break;
       if (found.ok()) {
         if (op.state != OpState::kSent) {
           // Our op, applied but its ack not seen yet: settle it and drop its outbox entry.
@@ -74,6 +82,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
           }
           if (st.ok()) st = SettleOp(txn, vkey, op, local_seq, f.seq, &meta, &changes);
         }
+        seq = f.seq;
         continue;
       }
       if (!found.IsNotFound()) {
@@ -95,6 +104,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     op.client_time_ms = f.client_time_ms;
     op.depends_on = f.depends_on;
     st = PutOp(txn, keys::ViewKey(stream, keys::kSectionSent, f.seq), op, 0);
+    seq = f.seq;
     changes.push_back({Change::Kind::kAdded, stream, op.op_id});
   }
   if (seq == ss.cursor) return;

@@ -101,7 +101,8 @@ inline std::string HelloFrame(std::string_view user, std::string_view device, ui
                               std::string_view token = "tok") {
   flatbuffers::FlatBufferBuilder b(256);
   std::vector<flatbuffers::Offset<wire::StreamCursor>> cv;
-  for (const auto& [stream, seq] : cursors) cv.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), seq));
+  for (const auto& [stream, seq] : cursors)
+    cv.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), seq));
   auto vec = b.CreateVector(cv);
   auto u = b.CreateString(user.data(), user.size());
   auto d = b.CreateString(device.data(), device.size());
@@ -165,8 +166,8 @@ struct ResultSpec {
   std::string message;
 };
 
-inline std::string PushAckFrame(uint64_t batch_id, std::string_view stream, const std::vector<ResultSpec>& results,
-                                bool omit_results = false) {
+inline std::string PushAckFrame(uint64_t batch_id, std::string_view stream,
+                                const std::vector<ResultSpec>& results, bool omit_results = false) {
   flatbuffers::FlatBufferBuilder b(512);
   std::vector<flatbuffers::Offset<wire::OpResult>> rv;
   for (const auto& r : results) {
@@ -224,7 +225,8 @@ inline std::vector<std::string> ByteFlips(const std::string& frame) {
   std::vector<std::string> out;
   for (size_t i = 0; i < frame.size(); ++i) {
     const auto orig = static_cast<uint8_t>(frame[i]);
-    const uint8_t values[] = {0x00, 0xff, static_cast<uint8_t>(orig ^ 0x01), static_cast<uint8_t>(orig ^ 0x80)};
+    const uint8_t values[] = {0x00, 0xff, static_cast<uint8_t>(orig ^ 0x01),
+                              static_cast<uint8_t>(orig ^ 0x80)};
     for (size_t v = 0; v < 4; ++v) {
       bool seen = values[v] == orig;
       for (size_t w = 0; w < v; ++w) seen = seen || values[w] == values[v];

@@ -1,7 +1,8 @@
 // Copyright 2026 The Outpost Authors.
 //
-// The default run: kShards × kSeedsPerShard seeds, each a full simulated history checked against every
-// invariant. OUTPOST_SIM_SEED=N replays one seed; OUTPOST_SIM_SEEDS=N widens each shard.
+// The default run: kShards × kSeedsPerShard seeds plus 60 under harsher settings, each a full simulated
+// history checked against every invariant. OUTPOST_SIM_SEED=N replays one seed; OUTPOST_SIM_SEEDS=N runs N
+// seeds in every test instead.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -22,6 +23,7 @@ int SeedsPerShard() {
 }
 
 void RunSeeds(const SimConfig& base, uint64_t first, int count) {
+  if (std::getenv("OUTPOST_SIM_SEEDS")) count = SeedsPerShard();  // wider runs widen every test
   if (const char* one = std::getenv("OUTPOST_SIM_SEED")) {
     first = std::strtoull(one, nullptr, 10);
     count = 1;
