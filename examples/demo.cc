@@ -1,8 +1,8 @@
 // The offline story in one process: alice writes with no network, her messages show at once as pending,
 // the network comes back and they flush; bob receives them, reads them, and alice sees the receipts.
 // One message is refused by the server and stays visible with its reason until discarded.
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <thread>
@@ -69,10 +69,10 @@ int main(int argc, char** argv) {
   auto server = outpost::Server::Open(so, outpost::Listen("inproc:demo").value());
   if (!Check(server.status(), "server")) return 1;
   (*server)->Start();
-  auto alice = Client::Open({.store = "lmdb:" + dir + "/alice", .server = "inproc:demo", .user = "alice",
-                             .device = "alice-phone"});
-  auto bob = Client::Open({.store = "lmdb:" + dir + "/bob", .server = "inproc:demo", .user = "bob",
-                           .device = "bob-laptop"});
+  auto alice = Client::Open(
+      {.store = "lmdb:" + dir + "/alice", .server = "inproc:demo", .user = "alice", .device = "alice-phone"});
+  auto bob = Client::Open(
+      {.store = "lmdb:" + dir + "/bob", .server = "inproc:demo", .user = "bob", .device = "bob-laptop"});
   if (!Check(alice.status(), "alice") || !Check(bob.status(), "bob")) return 1;
   Client& a = **alice;
   Client& b = **bob;

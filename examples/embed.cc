@@ -11,10 +11,10 @@ int main(int argc, char** argv) {
   auto client = outpost::Client::Open(
       {.store = "lmdb:" + dir, .server = "inproc:embed", .user = "alice", .device = "laptop"});
   if (!server.ok() || !client.ok()) return 1;
-  (*server)->Start();                                                       // serves on its own thread
-  auto id = (*client)->Submit("notes", "text", "hello, offline world");    // durable, queued, visible
+  (*server)->Start();                                                    // serves on its own thread
+  auto id = (*client)->Submit("notes", "text", "hello, offline world");  // durable, queued, visible
   if (!id.ok()) return std::fprintf(stderr, "%s\n", id.status().ToString().c_str()), 1;
-  if (!(*client)->RunUntilIdle().ok()) return 1;                          // flush and pull (or Start())
+  if (!(*client)->RunUntilIdle().ok()) return 1;  // flush and pull (or Start())
   auto view = (*client)->Latest("notes", 10);
   for (const outpost::OpInfo& op : view.value()) {
     std::printf("%s seq=%llu %s\n", op.payload.c_str(), static_cast<unsigned long long>(op.seq),

@@ -13,8 +13,8 @@ namespace outpost {
 namespace {
 
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"meta", "streams", "view", "opindex", "outbox", "failed",
-                                                 "watermarks"};
+  static const std::vector<std::string> names = {"meta",   "streams", "view",      "opindex",
+                                                 "outbox", "failed",  "watermarks"};
   return names;
 }
 
@@ -44,7 +44,8 @@ Client::Impl::~Impl() {
 }
 
 Status Client::Impl::Init() {
-  if (opt_.device.empty() || opt_.device.size() > 255) return Status::InvalidArgument("device id must be 1..255 bytes");
+  if (opt_.device.empty() || opt_.device.size() > 255)
+    return Status::InvalidArgument("device id must be 1..255 bytes");
   if (opt_.user.size() > 255) return Status::InvalidArgument("user must be at most 255 bytes");
   if (opt_.ops_per_batch_max == 0 || opt_.batches_inflight_max == 0 || opt_.pull_page_max == 0 ||
       opt_.submit_queue_max == 0 || opt_.backoff_base_ms <= 0 || opt_.backoff_cap_ms < opt_.backoff_base_ms ||
@@ -189,7 +190,8 @@ Status Client::Impl::MarkFailed(WriteTxn* txn, const std::string& view_key, OpIn
 
 int64_t Client::Impl::Backoff(uint32_t failures) {
   int64_t ceiling = opt_.backoff_cap_ms;
-  if (failures < 40) ceiling = std::min<int64_t>(opt_.backoff_cap_ms, opt_.backoff_base_ms << std::min(failures, 30u));
+  if (failures < 40)
+    ceiling = std::min<int64_t>(opt_.backoff_cap_ms, opt_.backoff_base_ms << std::min(failures, 30u));
   return static_cast<int64_t>(env_->Uniform(static_cast<uint64_t>(ceiling) + 1));  // full jitter
 }
 
@@ -432,10 +434,12 @@ Result<std::vector<OpInfo>> Client::Impl::Latest(std::string_view stream, size_t
   return out;
 }
 
-Result<std::vector<OpInfo>> Client::Impl::Before(std::string_view stream, std::string_view position, size_t n) {
+Result<std::vector<OpInfo>> Client::Impl::Before(std::string_view stream, std::string_view position,
+                                                 size_t n) {
   OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
   std::string prefix = keys::StreamPrefix(stream);
-  if (!position.starts_with(prefix)) return Status::InvalidArgument("position does not belong to this stream");
+  if (!position.starts_with(prefix))
+    return Status::InvalidArgument("position does not belong to this stream");
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
   auto cur = txn->NewCursor(kView);
   cur->SeekForPrev(position);
@@ -512,8 +516,8 @@ Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream)
     if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() != 8) {
       return Status::Corruption("bad watermark record");
     }
-    out.push_back({std::string(stream), std::string(user), std::string(device), static_cast<WatermarkKind>(kind),
-                   keys::GetBE64(cur->value())});
+    out.push_back({std::string(stream), std::string(user), std::string(device),
+                   static_cast<WatermarkKind>(kind), keys::GetBE64(cur->value())});
   }
   OUTPOST_RETURN_IF_ERROR(cur->status());
   return out;
@@ -601,46 +605,46 @@ Status Client::Impl::Discard(const OpId& id) {
   return Status::OK();
 }
 
-Status Client::Impl::Follow(std::string_view stream) {
-  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
-  {
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
-    keys::StreamMeta m;
-    OUTPOST_RETURN_IF_ERROR(LoadMeta(txn.get(), stream, &m));
-    if (m.followed) return Status::OK();
-    m.followed = 1;
-    OUTPOST_RETURN_IF_ERROR(PutMeta(txn.get(), stream, m));
-    OUTPOST_RETURN_IF_ERROR(txn->Commit());
-  }
-  Post([&](Inbox& in) { in.follow.emplace(stream); });
-  return Status::OK();
-}
-
-Status Client::Impl::SetStreamPolicy(std::string_view stream, bool block) {
+Result<bool> Client::Impl::UpdateMeta(std::string_view stream,
+                                      const std::function<bool(keys::StreamMeta&)>& change) {
   OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
   keys::StreamMeta m;
   OUTPOST_RETURN_IF_ERROR(LoadMeta(txn.get(), stream, &m));
-  m.block_on_failure = block ? 1 : 2;
+  if (!change(m)) return false;
   OUTPOST_RETURN_IF_ERROR(PutMeta(txn.get(), stream, m));
   OUTPOST_RETURN_IF_ERROR(txn->Commit());
-  Post([&](Inbox& in) { in.dirty.emplace(stream); });
+  return true;
+}
+
+Status Client::Impl::Follow(std::string_view stream) {
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [](keys::StreamMeta& m) {
+                             if (m.followed) return false;
+                             m.followed = 1;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.follow.emplace(stream); });
+  return Status::OK();
+}
+
+Status Client::Impl::SetStreamPolicy(std::string_view stream, bool block) {
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [&](keys::StreamMeta& m) {
+                             m.block_on_failure = block ? 1 : 2;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.dirty.emplace(stream); });
   return Status::OK();
 }
 
 Status Client::Impl::MarkRead(std::string_view stream, uint64_t seq) {
-  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
-  {
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
-    keys::StreamMeta m;
-    OUTPOST_RETURN_IF_ERROR(LoadMeta(txn.get(), stream, &m));
-    seq = std::min(seq, m.cursor);  // only what this device has merged can have been read
-    if (seq <= m.read_seq) return Status::OK();
-    m.read_seq = seq;
-    OUTPOST_RETURN_IF_ERROR(PutMeta(txn.get(), stream, m));
-    OUTPOST_RETURN_IF_ERROR(txn->Commit());
-  }
-  Post([&](Inbox& in) { in.wm_dirty.emplace(stream); });
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [&](keys::StreamMeta& m) {
+                             seq =
+                                 std::min(seq, m.cursor);  // only what this device merged can have been read
+                             if (seq <= m.read_seq) return false;
+                             m.read_seq = seq;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.wm_dirty.emplace(stream); });
   return Status::OK();
 }
 
@@ -754,8 +758,8 @@ void Client::Impl::SendHello(int64_t now) {
     if (ss.followed) cursors.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), ss.cursor));
   }
   auto cv = b.CreateVector(cursors);
-  auto hello = wire::CreateHello(b, b.CreateString(user_), b.CreateString(device_), b.CreateString(opt_.token),
-                                 codec::kProtocolVersion, cv);
+  auto hello = wire::CreateHello(b, b.CreateString(user_), b.CreateString(device_),
+                                 b.CreateString(opt_.token), codec::kProtocolVersion, cv);
   Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
   session_ = Session::kHelloSent;
   hello_sent_at_ = now;
@@ -795,7 +799,9 @@ void Client::Impl::HandleFrame(std::string_view bytes, int64_t now) {
   }
   const wire::Frame* f = *frame;
   switch (f->body_type()) {
-    case wire::Body::Welcome: OnWelcome(*f->body_as_Welcome(), now); break;
+    case wire::Body::Welcome:
+      OnWelcome(*f->body_as_Welcome(), now);
+      break;
     case wire::Body::PushAck:
       if (session_ == Session::kReady) OnPushAck(*f->body_as_PushAck(), now);
       break;
@@ -809,7 +815,9 @@ void Client::Impl::HandleFrame(std::string_view bytes, int64_t now) {
       ss.server_high = std::max(ss.server_high, f->body_as_Notify()->high_seq());
       break;
     }
-    case wire::Body::Watermark: OnWatermark(*f->body_as_Watermark()); break;
+    case wire::Body::Watermark:
+      OnWatermark(*f->body_as_Watermark());
+      break;
     case wire::Body::Error: {
       const wire::Error* e = f->body_as_Error();
       std::string why = std::string(Status::CodeName(static_cast<Status::Code>(e->code()))) + ": " +
@@ -978,10 +986,16 @@ void Client::SubmitAsync(std::string_view stream, std::string_view kind, std::st
                  });
 }
 
-Result<std::vector<OpId>> Client::SubmitBatch(const std::vector<NewOp>& ops) { return impl_->SubmitAndWait(ops); }
+Result<std::vector<OpId>> Client::SubmitBatch(const std::vector<NewOp>& ops) {
+  return impl_->SubmitAndWait(ops);
+}
 Status Client::Follow(std::string_view stream) { return impl_->Follow(stream); }
-Status Client::SetStreamPolicy(std::string_view stream, bool block) { return impl_->SetStreamPolicy(stream, block); }
-Result<std::vector<OpInfo>> Client::Latest(std::string_view stream, size_t n) { return impl_->Latest(stream, n); }
+Status Client::SetStreamPolicy(std::string_view stream, bool block) {
+  return impl_->SetStreamPolicy(stream, block);
+}
+Result<std::vector<OpInfo>> Client::Latest(std::string_view stream, size_t n) {
+  return impl_->Latest(stream, n);
+}
 Result<std::vector<OpInfo>> Client::Before(std::string_view stream, std::string_view position, size_t n) {
   return impl_->Before(stream, position, n);
 }
@@ -991,7 +1005,9 @@ Status Client::Retry(const OpId& op_id) { return impl_->Retry(op_id); }
 Status Client::Discard(const OpId& op_id) { return impl_->Discard(op_id); }
 Status Client::MarkRead(std::string_view stream, uint64_t seq) { return impl_->MarkRead(stream, seq); }
 Status Client::SetReadReceipts(bool on) { return impl_->SetReadReceipts(on); }
-Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) { return impl_->Watermarks(stream); }
+Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) {
+  return impl_->Watermarks(stream);
+}
 Result<uint64_t> Client::Cursor(std::string_view stream) { return impl_->CursorOf(stream); }
 uint64_t Client::Subscribe(std::string_view stream, ChangeCallback callback) {
   return impl_->Subscribe(stream, std::move(callback));

@@ -110,6 +110,9 @@ class Client::Impl {
   // Store helpers (client.cc).
   Status LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta);
   Status PutMeta(WriteTxn* txn, std::string_view stream, const keys::StreamMeta& meta);
+  // Reads, changes and writes one stream's meta in one transaction; `change` returns false to leave it.
+  // Returns whether it changed.
+  Result<bool> UpdateMeta(std::string_view stream, const std::function<bool(keys::StreamMeta&)>& change);
   // Reads an op by id: its view key and record. NotFound when absent.
   Status LoadOp(ReadTxn* txn, const OpId& id, std::string* view_key, OpInfo* op, uint64_t* local_seq);
   Status PutOp(WriteTxn* txn, const std::string& view_key, const OpInfo& op, uint64_t local_seq);
@@ -187,9 +190,9 @@ class Client::Impl {
   std::mutex inbox_mu_;
   std::condition_variable inbox_cv_;
   Inbox inbox_;
-  bool online_ = true;        // inbox_mu_
-  bool read_receipts_ = true; // inbox_mu_
-  bool sync_stop_ = false;    // inbox_mu_
+  bool online_ = true;         // inbox_mu_
+  bool read_receipts_ = true;  // inbox_mu_
+  bool sync_stop_ = false;     // inbox_mu_
   std::thread sync_thread_;
 
   std::atomic<int64_t> outbox_depth_{0};

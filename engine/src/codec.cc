@@ -7,8 +7,8 @@ namespace outpost::codec {
 
 Result<const wire::Frame*> DecodeFrame(std::string_view bytes, size_t frame_bytes_max) {
   if (bytes.size() > frame_bytes_max) {
-    return Status::InvalidArgument("frame of " + std::to_string(bytes.size()) + " bytes exceeds frame_bytes_max " +
-                                   std::to_string(frame_bytes_max));
+    return Status::InvalidArgument("frame of " + std::to_string(bytes.size()) +
+                                   " bytes exceeds frame_bytes_max " + std::to_string(frame_bytes_max));
   }
   if (bytes.size() < 8) return Status::Corruption("frame too short");
   flatbuffers::Verifier::Options opts;
@@ -173,7 +173,8 @@ Status DecodeRecord(std::string_view bytes, OpInfo* op, uint64_t* local_seq) {
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   if (!record::VerifyLocalOpBuffer(verifier)) return Status::Corruption("local op record fails verification");
   const record::LocalOp* r = record::GetLocalOp(bytes.data());
-  if (r->op_id() == nullptr || r->op_id()->size() != 16) return Status::Corruption("local op record has no id");
+  if (r->op_id() == nullptr || r->op_id()->size() != 16)
+    return Status::Corruption("local op record has no id");
   std::memcpy(op->op_id.bytes.data(), r->op_id()->data(), 16);
   op->stream.assign(Str(r->stream()));
   op->kind.assign(Str(r->kind()));

@@ -39,7 +39,8 @@ void Client::Impl::CheckTimeouts(int64_t now) {
         op.next_attempt_at_ms = now + Backoff(op.attempts);
         op.last_error = "no answer from the server in " + std::to_string(opt_.ack_timeout_ms) + " ms";
         op.last_error_code = Status::Code::kTimeout;
-        if (PutOp(txn->get(), vkey, op, local_seq).ok()) changes.push_back({Change::Kind::kUpdated, op.stream, id});
+        if (PutOp(txn->get(), vkey, op, local_seq).ok())
+          changes.push_back({Change::Kind::kUpdated, op.stream, id});
       }
     }
     if (!(*txn)->Commit().ok()) changes.clear();
@@ -188,17 +189,24 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
           at_end = false;
           break;
         }
+      }
+      if (!f.skip && op.state == OpState::kSent) {
+        // Applied already under an older counter (a retried op settled by a pull): this counter only needs
+        // consuming, and nothing may move the op out of sent.
+        f.skip = true;
+      } else if (!f.skip) {
         bool exhausted = (opt_.attempts_max > 0 && op.attempts >= opt_.attempts_max) ||
                          (opt_.age_ms_max > 0 && now - op.created_at_ms >= opt_.age_ms_max);
         if (exhausted) {
-          releases.push_back({*id, Status::Timeout("exhausted: no answer after " + std::to_string(op.attempts) +
-                                                   " attempts over " + std::to_string(now - op.created_at_ms) +
-                                                   " ms")});
+          releases.push_back(
+              {*id, Status::Timeout("exhausted: no answer after " + std::to_string(op.attempts) +
+                                    " attempts over " + std::to_string(now - op.created_at_ms) + " ms")});
           at_end = false;
           break;
         }
         if (op.next_attempt_at_ms > now) {  // backing off: the stream waits, in order
-          next_wake_ms_ = next_wake_ms_ == 0 ? op.next_attempt_at_ms : std::min(next_wake_ms_, op.next_attempt_at_ms);
+          next_wake_ms_ =
+              next_wake_ms_ == 0 ? op.next_attempt_at_ms : std::min(next_wake_ms_, op.next_attempt_at_ms);
           at_end = false;
           break;
         }

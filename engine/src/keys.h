@@ -40,8 +40,8 @@ Status ValidateStream(std::string_view stream, size_t max_bytes);
 // ---- Device store ----
 // view:    Short(stream) + section(1: 0 sent, 1 own unsent) + BE64(seq or local_seq)  -> LocalOp record
 // opindex: op_id(16)                                                                   -> view key
-// outbox:  Short(stream) + BE64(counter)                                               -> flags(1) + op_id(16)
-// failed:  BE64(local_seq)                                                             -> op_id(16)
+// outbox:  Short(stream) + BE64(counter)                                               -> flags(1) +
+// op_id(16) failed:  BE64(local_seq)                                                             -> op_id(16)
 // streams: stream                                                                      -> StreamMeta
 // wm:      Short(stream) + Short(user) + Short(device) + kind(1)                       -> BE64(seq)
 // meta:    name                                                                        -> value
@@ -60,12 +60,12 @@ constexpr uint8_t kOutboxSkip = 1;
 
 // Per-stream state of a device, fixed-size little encoding (grows by appending fields).
 struct StreamMeta {
-  uint64_t cursor = 0;          // highest seq merged
-  uint64_t next_counter = 1;    // device_counter for the next own op
-  uint64_t high_seq = 0;        // highest seq the server announced
-  uint64_t read_seq = 0;        // what the user has seen (local)
-  uint64_t failed = 0;          // own ops failed in this stream
-  uint64_t outbox = 0;          // outbox entries in this stream
+  uint64_t cursor = 0;        // highest seq merged
+  uint64_t next_counter = 1;  // device_counter for the next own op
+  uint64_t high_seq = 0;      // highest seq the server announced
+  uint64_t read_seq = 0;      // what the user has seen (local)
+  uint64_t failed = 0;        // own ops failed in this stream
+  uint64_t outbox = 0;        // outbox entries in this stream
   uint8_t followed = 0;
   uint8_t block_on_failure = 0;  // 0 default, 1 block, 2 don't block
 };

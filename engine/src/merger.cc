@@ -62,7 +62,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     const wire::Op* wop = batch.ops()->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
     if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
-    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;  // malformed page: keep what is sound
+    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;          // malformed page: keep what is sound
     if (f.device == device_) {
       std::string vkey;
       OpInfo op;
@@ -72,11 +72,13 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
       if (found.ok() && (op.stream != stream || (op.state == OpState::kSent && op.seq != f.seq))) break;
       if (found.ok()) {
         if (op.state != OpState::kSent) {
-          // Our op, applied but its ack not seen yet: settle it and drop its outbox entry.
+          // Our op, applied but its ack not seen yet: settle it and drop its outbox entry — only if it was
+          // applied under that entry's counter. A retried op applied under its old counter keeps the entry:
+          // the server must still consume the new counter (it answers Duplicate), or it would be a hole.
           std::string okey = keys::OutboxKey(stream, op.device_counter);
           std::string v;
-          if (op.state == OpState::kPending && txn->Get(kOutbox, okey, &v).ok() && v.size() == 17 &&
-              v.substr(1) == f.op_id.AsBytes()) {
+          if (op.state == OpState::kPending && op.device_counter == f.device_counter &&
+              txn->Get(kOutbox, okey, &v).ok() && v.size() == 17 && v.substr(1) == f.op_id.AsBytes()) {
             st = txn->Delete(kOutbox, okey);
             ++settled;
           }

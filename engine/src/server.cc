@@ -62,14 +62,14 @@ class ServerCore::Impl {
   // State of one group of events, committed together.
   struct Group {
     WriteTxn* txn = nullptr;
-    std::unordered_map<std::string, uint64_t> high;    // stream -> high seq
-    std::unordered_map<std::string, uint64_t> ctr;     // DeviceCounterKey -> last counter
+    std::unordered_map<std::string, uint64_t> high;  // stream -> high seq
+    std::unordered_map<std::string, uint64_t> ctr;   // DeviceCounterKey -> last counter
     std::set<std::string> dirty_high, dirty_ctr;
-    std::set<std::string> notify;                      // streams with new ops
+    std::set<std::string> notify;  // streams with new ops
     std::vector<Outbound> answers;
     std::vector<std::pair<std::string, std::string>> relays;  // stream, watermark frame
     std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
-    Status error;                                      // first store error; fails the group
+    Status error;                                             // first store error; fails the group
   };
 
   void HandleFrame(Group& g, ConnId conn, std::string_view bytes);
@@ -160,9 +160,9 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     ++stats_.commit_errors;
     for (const auto& ev : events) {
       if (ev.kind == ServerEvent::Kind::kFrame) {
-        out->push_back({ev.conn, codec::EncodeError(Status::Code::kBusy, "server store unavailable: " +
-                                                                            txn.status().ToString(),
-                                                    false)});
+        out->push_back(
+            {ev.conn, codec::EncodeError(Status::Code::kBusy,
+                                         "server store unavailable: " + txn.status().ToString(), false)});
       }
     }
     return;
@@ -204,8 +204,8 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     std::set<ConnId> told;
     for (const auto& a : g.answers) {
       if (told.insert(a.conn).second) {
-        out->push_back({a.conn, codec::EncodeError(Status::Code::kBusy, "server store failed, resend: " + st.ToString(),
-                                                   false)});
+        out->push_back({a.conn, codec::EncodeError(Status::Code::kBusy,
+                                                   "server store failed, resend: " + st.ToString(), false)});
       }
     }
     g.high.clear();
@@ -247,9 +247,15 @@ void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes
     return;
   }
   switch (f->body_type()) {
-    case wire::Body::Push: HandlePush(g, conn, s, *f->body_as_Push()); break;
-    case wire::Body::Pull: HandlePull(g, conn, s, *f->body_as_Pull()); break;
-    case wire::Body::Watermark: HandleWatermark(g, conn, s, *f->body_as_Watermark()); break;
+    case wire::Body::Push:
+      HandlePush(g, conn, s, *f->body_as_Push());
+      break;
+    case wire::Body::Pull:
+      HandlePull(g, conn, s, *f->body_as_Pull());
+      break;
+    case wire::Body::Watermark:
+      HandleWatermark(g, conn, s, *f->body_as_Watermark());
+      break;
     default:
       BadFrame(g, conn, Status::Code::kInvalidArgument, "frame type not accepted by the server", false);
   }
@@ -262,15 +268,16 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   }
   if (hello.protocol_version() != codec::kProtocolVersion) {
     BadFrame(g, conn, Status::Code::kFailedPrecondition,
-             "protocol version " + std::to_string(hello.protocol_version()) + " not supported (server speaks " +
-                 std::to_string(codec::kProtocolVersion) + ")",
+             "protocol version " + std::to_string(hello.protocol_version()) +
+                 " not supported (server speaks " + std::to_string(codec::kProtocolVersion) + ")",
              true);
     return;
   }
   HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
                  std::string(codec::Str(hello.token()))};
   if (info.device.empty() || info.device.size() > 255 || info.user.size() > 255) {
-    BadFrame(g, conn, Status::Code::kInvalidArgument, "device id must be 1..255 bytes, user at most 255", true);
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "device id must be 1..255 bytes, user at most 255",
+             true);
     return;
   }
   std::string user = info.user;
@@ -278,7 +285,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     auto r = opt_.authenticate(info);
     if (!r.ok()) {
       ++stats_.auth_failures;
-      BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(), true);
+      BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
+               true);
       return;
     }
     user = *r;
@@ -297,7 +305,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   }
   // The device's counters: every stream it follows or ever pushed to.
   std::map<std::string, uint64_t> counters;
-  for (const auto& stream : s.follows) counters[stream] = Counter(g, keys::DeviceCounterKey(s.device, stream));
+  for (const auto& stream : s.follows)
+    counters[stream] = Counter(g, keys::DeviceCounterKey(s.device, stream));
   std::string prefix;
   keys::PutShort(&prefix, s.device);
   auto cur = g.txn->NewCursor(kDevCtr);
@@ -313,8 +322,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), counter, High(g, stream)));
   }
   auto vec = b.CreateVector(dcs);
-  auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
-                                  opt_.payload_bytes_max, 0);
+  auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max,
+                                  opt_.ops_per_batch_max, opt_.payload_bytes_max, 0);
   Answer(g, conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union()));
 }
 
@@ -389,13 +398,24 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
     keys::DedupeRecord rec;
     st = keys::DecodeDedupe(dedupe_value, &rec);
     if (!st.ok()) return reject(st.code(), st.message());
+    // Every answer but Gap, Conflict and Retry tells the device that this counter is used up, so a known
+    // op under a counter it was not recorded with still goes through counter order: ahead of last+1 it is
+    // a Gap (answering it would leave a hole), at last+1 the counter is consumed.
+    bool same_counter = rec.counter == f.device_counter;
+    if (!same_counter && f.device_counter > last + 1) {
+      ++stats_.gaps;
+      v.code = wire::ResultCode::Gap;
+      v.last_counter = last;
+      return v;
+    }
     if (rec.device != s.device || rec.stream != f.stream) {
+      if (f.device_counter == last + 1) consume();
       return reject(Status::Code::kConflict, "op id already used by another device or stream");
     }
     auto code = static_cast<wire::ResultCode>(rec.code);
     if (code == wire::ResultCode::Applied) {
-      // A renumbered resend of an applied op: its new counter is consumed so the ops after it can apply.
-      if (f.device_counter == last + 1 && f.device_counter != rec.counter) consume();
+      // A resend under a new counter (renumbered, or retried after the device gave up on it).
+      if (!same_counter && f.device_counter == last + 1) consume();
       ++stats_.duplicates;
       v.code = wire::ResultCode::Duplicate;
       v.seq = rec.seq;
@@ -429,7 +449,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   rec.device = s.device;
   auto record = [&](const OpVerdict& verdict) {
     rec.code = static_cast<uint8_t>(verdict.code == wire::ResultCode::Duplicate ? wire::ResultCode::Applied
-                                                                                 : verdict.code);
+                                                                                : verdict.code);
     rec.seq = verdict.seq;
     rec.error_code = static_cast<uint16_t>(verdict.error_code);
     rec.message = verdict.message;
@@ -484,7 +504,8 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
   if (opt_.authorize) {
     st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
     if (!st.ok()) {
-      Answer(g, conn, codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
+      Answer(g, conn,
+             codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
       return;
     }
   }
@@ -532,7 +553,8 @@ void ServerCore::Impl::SendStoredWatermarks(Group& g, ConnId conn, Session& s, s
     keys::Reader rd(cur->key().substr(prefix.size()));
     std::string_view user, device;
     uint8_t kind;
-    if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() < 8 || kind > 1) continue;
+    if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() < 8 || kind > 1)
+      continue;
     if (device == s.device) continue;
     Answer(g, conn,
            codec::EncodeWatermark(stream, user, device, static_cast<WatermarkKind>(kind),
@@ -550,7 +572,8 @@ void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const 
   if (opt_.authorize) {
     st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kWatermark, {}, {}});
     if (!st.ok()) {
-      Answer(g, conn, codec::EncodeError(st.code(), "watermark " + std::string(stream) + ": " + st.message(), false));
+      Answer(g, conn,
+             codec::EncodeError(st.code(), "watermark " + std::string(stream) + ": " + st.message(), false));
       return;
     }
   }
@@ -563,8 +586,9 @@ void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const 
   keys::PutBE64(&v, seq);
   st = g.txn->Put(kWm, key, v);
   if (!st.ok() && g.error.ok()) g.error = st;
-  g.relays.emplace_back(std::string(stream),
-                        codec::EncodeWatermark(stream, s.user, s.device, static_cast<WatermarkKind>(wm.kind()), seq));
+  g.relays.emplace_back(
+      std::string(stream),
+      codec::EncodeWatermark(stream, s.user, s.device, static_cast<WatermarkKind>(wm.kind()), seq));
   g.relay_from.emplace_back(conn, std::string());
 }
 
@@ -582,7 +606,9 @@ Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
 
 ServerCore::ServerCore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ServerCore::~ServerCore() = default;
-void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) { impl_->Handle(events, out); }
+void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
+  impl_->Handle(events, out);
+}
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
 
 // ---- Server: a ServerCore on a Listener ----
@@ -630,7 +656,8 @@ size_t Server::Step() {
   std::lock_guard<std::mutex> lock(st.step_mu);
   st.events.clear();
   ServerEvent ev;
-  while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev)) st.events.push_back(std::move(ev));
+  while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev))
+    st.events.push_back(std::move(ev));
   if (st.events.empty()) return 0;
   st.out.clear();
   st.core->Handle(st.events, &st.out);

@@ -5,19 +5,32 @@ namespace outpost {
 
 std::string_view Status::CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kCorruption: return "Corruption";
-    case Code::kIOError: return "IOError";
-    case Code::kFull: return "Full";
-    case Code::kBusy: return "Busy";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kTimeout: return "Timeout";
-    case Code::kPermissionDenied: return "PermissionDenied";
-    case Code::kFailedPrecondition: return "FailedPrecondition";
-    case Code::kConflict: return "Conflict";
-    case Code::kAborted: return "Aborted";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kIOError:
+      return "IOError";
+    case Code::kFull:
+      return "Full";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kTimeout:
+      return "Timeout";
+    case Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Code::kFailedPrecondition:
+      return "FailedPrecondition";
+    case Code::kConflict:
+      return "Conflict";
+    case Code::kAborted:
+      return "Aborted";
   }
   return "Unknown";
 }

@@ -1185,9 +1185,9 @@ TEST_F(ClientBadInput, BatchOpClaimingThisDeviceWithAnUnknownId) {
   ASSERT_NO_FATAL_FAILURE(ExpectIntact(/*room_untouched=*/false));
 }
 
-// Regression (merger.cc OnBatch): a Batch op claiming this device and the id of an own *pending* op of another
-// stream "settles" that op at the Batch stream's seq: the op leaves its stream's unsent section while its
-// outbox entry stays, so it is later pushed again and its real seq never shows. Expected: such an op is
+// Regression (merger.cc OnBatch): a Batch op claiming this device and the id of an own *pending* op of
+// another stream "settles" that op at the Batch stream's seq: the op leaves its stream's unsent section while
+// its outbox entry stays, so it is later pushed again and its real seq never shows. Expected: such an op is
 // malformed for this page (its stream differs): stop merging there, leave the own op alone.
 TEST_F(ClientBadInput, BatchOpClaimingAnOwnOpOfAnotherStream) {
   auto ops = RoomOps(1, 1);
@@ -1354,8 +1354,8 @@ std::vector<std::string> FirstPushes(uint32_t frame_limit, const std::string& st
   return pushes;
 }
 
-// Regression (flusher.cc SendBatch): the byte budget of a Push is checked before an op is added, not with it, so
-// the last op may overshoot the budget by its whole size: with the default limits (frame_bytes_max 4 MiB,
+// Regression (flusher.cc SendBatch): the byte budget of a Push is checked before an op is added, not with it,
+// so the last op may overshoot the budget by its whole size: with the default limits (frame_bytes_max 4 MiB,
 // payload_bytes_max 1 MiB) four max-size ops make a 4 MiB + 400 B Push. The server refuses it (frame over
 // frame_bytes_max) with a non-fatal Error the client does not act on; the batch times out and is resent
 // the same way, forever: the ops are never delivered and everything after them in the stream waits.
@@ -1389,16 +1389,17 @@ TEST(ClientServerFrameLimit, MaxSizeOpsFitTheDefaultLimit) {
   }
 }
 
-// Regression (same place): the estimate (`payload + kind + 64` per op) leaves out the stream id that every op of
-// the batch repeats: with 128-byte stream ids and 1000-byte payloads a batch overshoots a 64 KiB limit by
+// Regression (same place): the estimate (`payload + kind + 64` per op) leaves out the stream id that every op
+// of the batch repeats: with 128-byte stream ids and 1000-byte payloads a batch overshoots a 64 KiB limit by
 // 5 KiB, beyond the 4096-byte margin.
 TEST(ClientServerFrameLimit, BatchesFitTheLimitWithLongStreamIds) {
   const uint32_t limit = 64 << 10;
   for (const auto& push : FirstPushes(limit, std::string(128, 's'), 120, 1000)) EXPECT_LE(push.size(), limit);
 }
 
-// Regression (flusher.cc SendBatch, `bytes_max = (...) - 4096`): unsigned arithmetic; a server limit below 4 KiB
-// (ServerOptions::frame_bytes_max is configurable) wraps the budget to ~4 GiB and batches ignore the limit.
+// Regression (flusher.cc SendBatch, `bytes_max = (...) - 4096`): unsigned arithmetic; a server limit below 4
+// KiB (ServerOptions::frame_bytes_max is configurable) wraps the budget to ~4 GiB and batches ignore the
+// limit.
 TEST(ClientServerFrameLimit, BatchesFitALimitBelow4KiB) {
   const uint32_t limit = 2048;
   for (const auto& push : FirstPushes(limit, kMine, 3, 1000)) EXPECT_LE(push.size(), limit);

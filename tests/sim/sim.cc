@@ -34,7 +34,7 @@ struct Device {
   std::unique_ptr<Client> client;
   int submitted = 0;
   std::vector<Submitted> subs;
-  std::map<OpId, OpState> seen;          // last observed state of each own op
+  std::map<OpId, OpState> seen;            // last observed state of each own op
   std::map<std::string, uint64_t> cursor;  // last observed cursor of each stream
 };
 
@@ -43,8 +43,8 @@ class Sim {
   explicit Sim(const SimConfig& c)
       : cfg_(c), env_(c.seed), rng_(c.seed * 0x9E3779B97F4A7C15ULL + 7), run_(g_run++) {
     net_ = "inproc:sim-" + std::to_string(run_);
-    tmp_ = std::filesystem::temp_directory_path() / ("outpost-sim-" + std::to_string(::getpid()) + "-" +
-                                                    std::to_string(run_));
+    tmp_ = std::filesystem::temp_directory_path() /
+           ("outpost-sim-" + std::to_string(::getpid()) + "-" + std::to_string(run_));
     for (int s = 0; s < cfg_.streams; ++s) streams_.push_back("s" + std::to_string(s));
   }
   ~Sim() {
@@ -146,7 +146,8 @@ bool Sim::OpenDevice(Device& d, bool faulty) {
   for (const auto& sub : d.subs) {
     if (sub.discarded) continue;
     auto op = d.client->Get(sub.id);
-    if (!op.ok()) return Fail(d.name + " lost op " + sub.id.ToString() + " across a restart: " + op.status().ToString());
+    if (!op.ok())
+      return Fail(d.name + " lost op " + sub.id.ToString() + " across a restart: " + op.status().ToString());
   }
   return true;
 }
@@ -156,7 +157,9 @@ bool Sim::Observe(Device& d) {
     auto c = d.client->Cursor(s);
     if (!c.ok()) return Fail("cursor: " + c.status().ToString());
     uint64_t& last = d.cursor[s];
-    if (*c < last) return Fail(d.name + " cursor of " + s + " moved back " + std::to_string(last) + " -> " + std::to_string(*c));
+    if (*c < last)
+      return Fail(d.name + " cursor of " + s + " moved back " + std::to_string(last) + " -> " +
+                  std::to_string(*c));
     last = *c;
   }
   // Status only moves forward: pending -> sent; pending -> failed; failed -> pending only by Retry.
@@ -164,12 +167,15 @@ bool Sim::Observe(Device& d) {
     const Submitted& sub = d.subs[Rand(d.subs.size())];
     if (sub.discarded) continue;
     auto op = d.client->Get(sub.id);
-    if (!op.ok()) return Fail(d.name + " cannot read own op " + sub.id.ToString() + ": " + op.status().ToString());
+    if (!op.ok())
+      return Fail(d.name + " cannot read own op " + sub.id.ToString() + ": " + op.status().ToString());
     auto it = d.seen.find(sub.id);
     if (it != d.seen.end()) {
       OpState was = it->second, now = op->state;
-      if (was == OpState::kSent && now != OpState::kSent) return Fail("op " + sub.id.ToString() + " left sent state");
-      if (was == OpState::kFailed && now == OpState::kPending) return Fail("op " + sub.id.ToString() + " failed -> pending without retry");
+      if (was == OpState::kSent && now != OpState::kSent)
+        return Fail("op " + sub.id.ToString() + " left sent state");
+      if (was == OpState::kFailed && now == OpState::kPending)
+        return Fail("op " + sub.id.ToString() + " failed -> pending without retry");
     }
     if (op->state == OpState::kFailed && op->last_error.empty()) return Fail("failed op without a reason");
     d.seen[sub.id] = op->state;
@@ -250,6 +256,8 @@ bool Sim::Quiet() {
       Status st = d.client->Step();
       if (!st.ok()) return Fail("step: " + st.ToString());
       if (!Observe(d)) return false;
+      // An op already at attempts_max fails at its first send here: the user retries it too.
+      if (t % 20 == 0 && !HandleFailed(d, true)) return false;
     }
     server_->Step();
     bool idle = true;
@@ -260,8 +268,9 @@ bool Sim::Quiet() {
   std::string why = "no convergence after the quiet phase:";
   for (auto& d : devices_) {
     ClientStats s = d.client->Stats();
-    why += " " + d.name + "{connected=" + std::to_string(s.connected) + " outbox=" + std::to_string(s.outbox_depth) +
-           " failed=" + std::to_string(s.failed) + " err=" + s.last_connection_error + "}";
+    why += " " + d.name + "{connected=" + std::to_string(s.connected) +
+           " outbox=" + std::to_string(s.outbox_depth) + " failed=" + std::to_string(s.failed) +
+           " err=" + s.last_connection_error + "}";
   }
   return Fail(why);
 }
@@ -276,7 +285,8 @@ bool Sim::CheckFinal() {
       if (!view.ok()) return Fail("latest: " + view.status().ToString());
       std::vector<std::pair<OpId, uint64_t>> sent;
       for (const OpInfo& op : *view) {
-        if (op.state == OpState::kPending) return Fail(d.name + " still has a pending op after the quiet phase");
+        if (op.state == OpState::kPending)
+          return Fail(d.name + " still has a pending op after the quiet phase");
         if (op.state == OpState::kFailed) {
           if (!op.own || op.last_error.empty()) return Fail("failed op that is not own or has no reason");
           continue;
@@ -286,14 +296,18 @@ bool Sim::CheckFinal() {
       // Seqs 1..N without gaps; each op once.
       std::set<OpId> unique;
       for (size_t k = 0; k < sent.size(); ++k) {
-        if (sent[k].second != k + 1) return Fail(d.name + " view of " + s + " has seq " + std::to_string(sent[k].second) + " at place " + std::to_string(k + 1));
-        if (!unique.insert(sent[k].first).second) return Fail("op " + sent[k].first.ToString() + " shown twice");
+        if (sent[k].second != k + 1)
+          return Fail(d.name + " view of " + s + " has seq " + std::to_string(sent[k].second) + " at place " +
+                      std::to_string(k + 1));
+        if (!unique.insert(sent[k].first).second)
+          return Fail("op " + sent[k].first.ToString() + " shown twice");
       }
       if (i == 0) {
         reference = sent;
       } else if (sent != reference) {
-        return Fail("devices disagree on " + s + ": " + devices_[0].name + " has " + std::to_string(reference.size()) +
-                    " ops, " + d.name + " has " + std::to_string(sent.size()));
+        return Fail("devices disagree on " + s + ": " + devices_[0].name + " has " +
+                    std::to_string(reference.size()) + " ops, " + d.name + " has " +
+                    std::to_string(sent.size()));
       }
     }
     for (const auto& [id, seq] : reference) {
@@ -318,7 +332,13 @@ bool Sim::CheckFinal() {
       }
       if (it == applied.end()) {
         if (sub.discarded) continue;
-        return Fail("op lost: " + sub.id.ToString() + " of " + d.name + " never applied");
+        auto op = d.client->Get(sub.id);
+        std::string state = !op.ok() ? op.status().ToString()
+                                     : "state " + std::to_string(static_cast<int>(op->state)) + " counter " +
+                                           std::to_string(op->device_counter) + " attempts " +
+                                           std::to_string(op->attempts) + " error '" + op->last_error + "'";
+        return Fail("op lost: " + sub.id.ToString() + " of " + d.name + " never applied (" + state +
+                    ", retries " + std::to_string(sub.retries) + ")");
       }
       if (it->second.first != sub.stream) return Fail("op applied to the wrong stream");
       if (sub.retries > 0 || sub.discarded) continue;  // a retried op is ordered after its retry
@@ -346,7 +366,8 @@ SimResult Sim::Run() {
     Device d;
     d.user = i < 2 ? "u0" : "u" + std::to_string(i - 1);
     d.name = "dev" + std::to_string(i);
-    d.store = cfg_.lmdb ? "lmdb:" + (tmp_ / d.name).string() : "memory:sim-" + std::to_string(run_) + "-" + d.name;
+    d.store =
+        cfg_.lmdb ? "lmdb:" + (tmp_ / d.name).string() : "memory:sim-" + std::to_string(run_) + "-" + d.name;
     devices_.push_back(std::move(d));
   }
   for (auto& d : devices_) {

@@ -15,16 +15,17 @@ namespace outpost::sim {
 
 struct SimConfig {
   uint64_t seed = 1;
-  int devices = 3;          // devices 0 and 1 belong to user u0, the rest to their own users
+  int devices = 3;  // devices 0 and 1 belong to user u0, the rest to their own users
   int streams = 2;
   int ops_per_device = 200;
-  FaultOptions faults{.drop = 0.05, .duplicate = 0.03, .delay = 0.1, .delay_ms_max = 400, .disconnect = 0.003};
-  double device_crash = 0.002;  // per device per tick
-  double server_crash = 0.0005; // per tick
-  double reject = 0.02;         // share of ops the server refuses permanently
-  double discard = 0.2;         // share of failed ops the user discards (the rest are retried)
-  uint32_t attempts_max = 0;    // 0: unlimited; small values exercise "exhausted" and skips
-  bool lmdb = false;            // device stores on LMDB (no fsync) instead of memory
+  FaultOptions faults{
+      .drop = 0.05, .duplicate = 0.03, .delay = 0.1, .delay_ms_max = 400, .disconnect = 0.003};
+  double device_crash = 0.002;   // per device per tick
+  double server_crash = 0.0005;  // per tick
+  double reject = 0.02;          // share of ops the server refuses permanently
+  double discard = 0.2;          // share of failed ops the user discards (the rest are retried)
+  uint32_t attempts_max = 0;     // 0: unlimited; small values exercise "exhausted" and skips
+  bool lmdb = false;             // device stores on LMDB (no fsync) instead of memory
   int quiet_ticks_max = 20000;
 };
 

@@ -3,13 +3,13 @@
 // The default run: kShards × kSeedsPerShard seeds plus 60 under harsher settings, each a full simulated
 // history checked against every invariant. OUTPOST_SIM_SEED=N replays one seed; OUTPOST_SIM_SEEDS=N runs N
 // seeds in every test instead.
+#include "sim/sim.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include "sim/sim.h"
 
 namespace outpost::sim {
 namespace {
@@ -41,11 +41,12 @@ void RunSeeds(const SimConfig& base, uint64_t first, int count) {
     restarts += r.device_restarts;
     server_restarts += r.server_restarts;
   }
-  std::printf("sim: %d seeds from %llu: %llu ops submitted, %llu applied, %llu refused, %llu device restarts, "
-              "%llu server restarts\n",
-              count, static_cast<unsigned long long>(first), static_cast<unsigned long long>(submitted),
-              static_cast<unsigned long long>(applied), static_cast<unsigned long long>(failed),
-              static_cast<unsigned long long>(restarts), static_cast<unsigned long long>(server_restarts));
+  std::printf(
+      "sim: %d seeds from %llu: %llu ops submitted, %llu applied, %llu refused, %llu device restarts, "
+      "%llu server restarts\n",
+      count, static_cast<unsigned long long>(first), static_cast<unsigned long long>(submitted),
+      static_cast<unsigned long long>(applied), static_cast<unsigned long long>(failed),
+      static_cast<unsigned long long>(restarts), static_cast<unsigned long long>(server_restarts));
   testing::Test::RecordProperty("ops_applied", std::to_string(applied));
   testing::Test::RecordProperty("restarts", std::to_string(restarts));
 }
@@ -75,7 +76,8 @@ TEST(Sim, LmdbDevicesSurviveCrashes) {
 
 TEST(Sim, HeavyLossAndServerCrashes) {
   SimConfig c;
-  c.faults = FaultOptions{.drop = 0.3, .duplicate = 0.1, .delay = 0.3, .delay_ms_max = 2000, .disconnect = 0.01};
+  c.faults =
+      FaultOptions{.drop = 0.3, .duplicate = 0.1, .delay = 0.3, .delay_ms_max = 2000, .disconnect = 0.01};
   c.server_crash = 0.005;
   RunSeeds(c, 900'000, 20);
 }

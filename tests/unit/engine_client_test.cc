@@ -66,7 +66,8 @@ class ClientTest : public testing::Test {
     so.store = "memory:client-test-server-" + id_;
     so.env = &env_;
     so.authorize = [](const AccessRequest& r) {
-      if (r.access == Access::kPush && r.payload == "forbidden") return Status::PermissionDenied("not allowed here");
+      if (r.access == Access::kPush && r.payload == "forbidden")
+        return Status::PermissionDenied("not allowed here");
       return Status::OK();
     };
     auto filter = std::make_unique<FilterListener>(Listen(net_).value());
@@ -103,7 +104,9 @@ class ClientTest : public testing::Test {
       for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
     }
   }
-  static std::vector<OpInfo> All(Client& c, const std::string& stream) { return c.Latest(stream, 100000).value(); }
+  static std::vector<OpInfo> All(Client& c, const std::string& stream) {
+    return c.Latest(stream, 100000).value();
+  }
 
   ManualEnv env_;
   std::string id_, net_;
@@ -459,7 +462,8 @@ TEST_F(ClientTest, ACopiedStoreRenumbersAndLosesNothing) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(orig.Submit("chat", "text", "orig " + std::to_string(i)).ok());
   Pump();
   std::vector<OpId> copied;
-  for (int i = 0; i < 3; ++i) copied.push_back(copy.Submit("chat", "text", "copy " + std::to_string(i)).value());
+  for (int i = 0; i < 3; ++i)
+    copied.push_back(copy.Submit("chat", "text", "copy " + std::to_string(i)).value());
   copy.SetOnline(true);
   Pump(300, 20);
   EXPECT_GT(copy.Stats().conflicts, 0u);

@@ -64,7 +64,8 @@ class ServerCoreTest : public testing::Test {
     o.store = store;
     o.pull_page_max = 3;
     o.authorize = [](const AccessRequest& r) {
-      if (r.access == Access::kPush && r.payload == "forbidden") return Status::PermissionDenied("not a member");
+      if (r.access == Access::kPush && r.payload == "forbidden")
+        return Status::PermissionDenied("not a member");
       if (r.access == Access::kPull && r.stream == "secret") return Status::PermissionDenied("not a member");
       return Status::OK();
     };
@@ -91,11 +92,13 @@ class ServerCoreTest : public testing::Test {
   }
   static const wire::Frame* Body(const Outbound& o) { return codec::DecodeFrame(o.frame, 1 << 30).value(); }
   // Pushes and returns the results of the one PushAck answer (to `conn`).
-  std::vector<std::tuple<wire::ResultCode, uint64_t, uint64_t>> PushOps(ConnId conn, const std::vector<TestOp>& ops) {
+  std::vector<std::tuple<wire::ResultCode, uint64_t, uint64_t>> PushOps(ConnId conn,
+                                                                        const std::vector<TestOp>& ops) {
     std::vector<std::tuple<wire::ResultCode, uint64_t, uint64_t>> res;
     for (const auto& o : Send(conn, Push(ops))) {
       if (o.conn != conn || Body(o)->body_type() != wire::Body::PushAck) continue;
-      for (const auto* r : *Body(o)->body_as_PushAck()->results()) res.emplace_back(r->code(), r->seq(), r->last_counter());
+      for (const auto* r : *Body(o)->body_as_PushAck()->results())
+        res.emplace_back(r->code(), r->seq(), r->last_counter());
     }
     return res;
   }
@@ -172,6 +175,22 @@ TEST_F(ServerCoreTest, RenumberedDuplicateConsumesItsNewCounter) {
   auto r = PushOps(1, {{Id(1), "s", 2}, {Id(2), "s", 3}});
   EXPECT_EQ(std::get<0>(r[0]), RC::Duplicate);
   EXPECT_EQ(std::get<0>(r[1]), RC::Applied);
+}
+
+TEST_F(ServerCoreTest, AnAppliedOpUnderANewCounterStillGoesThroughCounterOrder) {
+  Connect(1, "d1");
+  PushOps(1, {{Id(1), "s", 1}});
+  // Retried by a device that gave up on it, under counter 3 while counter 2 is not used yet: answering
+  // Duplicate here would leave counter 2..3 a hole, so it is a Gap.
+  auto ahead = PushOps(1, {{Id(1), "s", 3}});
+  EXPECT_EQ(std::get<0>(ahead[0]), RC::Gap);
+  EXPECT_EQ(std::get<2>(ahead[0]), 1u);
+  auto in_order = PushOps(1, {{Id(2), "s", 2}, {Id(1), "s", 3}, {Id(3), "s", 4}});
+  EXPECT_EQ(std::get<0>(in_order[0]), RC::Applied);
+  EXPECT_EQ(std::get<0>(in_order[1]), RC::Duplicate);  // counter 3 consumed
+  EXPECT_EQ(std::get<1>(in_order[1]), 1u);
+  EXPECT_EQ(std::get<0>(in_order[2]), RC::Applied);
+  EXPECT_EQ(PullAll(1, "s").size(), 3u);
 }
 
 TEST_F(ServerCoreTest, PermanentRejectionConsumesTheCounterAndIsRemembered) {

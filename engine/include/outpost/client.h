@@ -118,10 +118,10 @@ struct ClientOptions {
 };
 
 struct ClientStats {
-  bool connected = false;        // Welcome received on a live connection
-  uint64_t outbox_depth = 0;     // own ops (and skips) waiting for an answer
-  uint64_t failed = 0;           // own ops in failed state
-  int64_t oldest_pending_ms = 0; // created_at of the oldest pending op; 0 when none
+  bool connected = false;         // Welcome received on a live connection
+  uint64_t outbox_depth = 0;      // own ops (and skips) waiting for an answer
+  uint64_t failed = 0;            // own ops in failed state
+  int64_t oldest_pending_ms = 0;  // created_at of the oldest pending op; 0 when none
   uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
   std::string last_connection_error;

@@ -9,8 +9,8 @@
 #define OUTPOST_IDS_H_
 
 #include <array>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -28,9 +28,7 @@ struct OpId {
   int64_t TimestampMs() const;
   std::string ToString() const;
   // The 16 bytes as a string (storage keys, wire).
-  std::string_view AsBytes() const {
-    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-  }
+  std::string_view AsBytes() const { return {reinterpret_cast<const char*>(bytes.data()), bytes.size()}; }
   static Result<OpId> Parse(std::string_view text);
   // `raw` must be exactly 16 bytes.
   static Result<OpId> FromBytes(std::string_view raw);

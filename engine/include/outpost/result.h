@@ -17,7 +17,7 @@ namespace outpost {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (status_.ok()) {
       std::fprintf(stderr, "outpost: Result built from an ok Status without a value\n");
@@ -28,14 +28,35 @@ class [[nodiscard]] Result {
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
-  T& value() & { Check(); return *value_; }
-  const T& value() const& { Check(); return *value_; }
+  T& value() & {
+    Check();
+    return *value_;
+  }
+  const T& value() const& {
+    Check();
+    return *value_;
+  }
   // By value on an rvalue, so `for (auto& x : F().value())` cannot dangle.
-  T value() && { Check(); return std::move(*value_); }
-  T* operator->() { Check(); return &*value_; }
-  const T* operator->() const { Check(); return &*value_; }
-  T& operator*() & { Check(); return *value_; }
-  const T& operator*() const& { Check(); return *value_; }
+  T value() && {
+    Check();
+    return std::move(*value_);
+  }
+  T* operator->() {
+    Check();
+    return &*value_;
+  }
+  const T* operator->() const {
+    Check();
+    return &*value_;
+  }
+  T& operator*() & {
+    Check();
+    return *value_;
+  }
+  const T& operator*() const& {
+    Check();
+    return *value_;
+  }
 
  private:
   void Check() const {

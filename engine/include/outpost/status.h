@@ -28,7 +28,7 @@ class [[nodiscard]] Status {
     kTimeout,           // transient: no answer in time
     kPermissionDenied,  // auth or membership refused
     kFailedPrecondition,
-    kConflict,          // the peer holds different data for the same identity
+    kConflict,  // the peer holds different data for the same identity
     kAborted,
   };
 

@@ -43,7 +43,7 @@ struct StorageOptions {
   bool sync = true;                 // false: faster commits that a power loss may undo (not a crash)
   // lmdb: first map size, growing by doubling. Only address space is reserved; the file grows as written.
   uint64_t map_bytes_initial = uint64_t{1} << 30;
-  uint64_t map_bytes_max = uint64_t{64} << 30;      // lmdb: beyond this a commit fails with Full
+  uint64_t map_bytes_max = uint64_t{64} << 30;  // lmdb: beyond this a commit fails with Full
 };
 
 // A position in one space. Invalid until positioned. Keys/values stay valid until the next move. Next and
