@@ -2,10 +2,11 @@
 // the network comes back and they flush; bob receives them, reads them, and alice sees the receipts.
 // One message is refused by the server and stays visible with its reason until discarded.
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <string>
-#include <thread>
 
 #include "outpost/client.h"
 #include "outpost/server.h"
@@ -38,14 +39,21 @@ void Show(const char* title, Client& c, const std::string& stream) {
   }
 }
 
-// Syncs `c` until `done` holds, for at most ~5 s (the server runs on its own thread).
+// Runs `c`'s background sync until `done` holds, waking on each change it reports; false after 5 s.
 bool SyncUntil(Client& c, const std::function<bool()>& done) {
-  for (int i = 0; i < 500; ++i) {
-    if (!c.RunUntilIdle().ok()) return false;
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t sub = c.Subscribe("", [&](const std::vector<outpost::Change>&) {
+    std::lock_guard<std::mutex> lock(mu);
+    cv.notify_all();
+  });
+  c.Start();
+  std::unique_lock<std::mutex> lock(mu);
+  bool ok = cv.wait_for(lock, std::chrono::seconds(5), done);
+  lock.unlock();
+  c.Stop();
+  c.Unsubscribe(sub);
+  return ok;
 }
 
 bool Check(const outpost::Status& st, const char* what) {

@@ -169,6 +169,7 @@ class Client {
 
   // `stream` empty: every stream. Returns an id for Unsubscribe.
   uint64_t Subscribe(std::string_view stream, ChangeCallback callback);
+  // No call starts after this returns; one already running on another engine thread may still finish.
   void Unsubscribe(uint64_t id);
 
   // Background sync on its own thread / caller-driven sync.
