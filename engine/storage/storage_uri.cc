@@ -2,11 +2,13 @@
 //
 // Storage URI grammar:
 //   uri    = scheme ":" rest [ "?" params ]
-//   scheme = "memory" | "lmdb"
-//   rest   = NAME (memory; empty: a private store) | DIR (lmdb; required)
+//   scheme = "memory" | "lmdb" | "sqlite" | "rocksdb"
+//   rest   = NAME (memory; empty: a private store) | DIR (lmdb, rocksdb; required) | FILE (sqlite; required)
 //   params = param *( "&" param );  param = "sync=0" | "sync=1"   (overrides StorageOptions::sync)
-// DIR cannot contain '?'. The memory backend accepts `sync` and ignores it, so that one URI template serves
-// both backends.
+// DIR and FILE cannot contain '?'. The memory backend accepts `sync` and ignores it, so that one URI
+// template serves every backend. What sync=0 risks, per backend: lmdb MDB_NOSYNC, sqlite
+// synchronous=NORMAL (WAL), rocksdb WriteOptions::sync=false; in each, a power loss may undo the last
+// commits (lmdb's documentation warns of corruption too) and a process crash does not (docs/backends.md).
 #include <set>
 #include <string>
 #include <string_view>
@@ -14,12 +16,14 @@
 #include "outpost/storage.h"
 #include "storage/lmdb/lmdb_storage.h"
 #include "storage/memory/memory_storage.h"
+#include "storage/rocksdb/rocksdb_storage.h"
+#include "storage/sqlite/sqlite_storage.h"
 #include "storage/storage_common.h"
 
 namespace outpost {
 namespace {
 
-constexpr std::string_view kSchemes = "(expected memory:, lmdb:DIR)";
+constexpr std::string_view kSchemes = "(expected memory:, lmdb:DIR, sqlite:FILE, rocksdb:DIR)";
 
 std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
 
@@ -85,11 +89,16 @@ Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const Storage
   OUTPOST_RETURN_IF_ERROR(ValidateOptions(resolved));
 
   if (scheme == "memory") return OpenMemoryStorage(std::string(uri), rest, resolved);
-  if (scheme == "lmdb") {
+  if (scheme == "lmdb" || scheme == "sqlite" || scheme == "rocksdb") {
     if (rest.empty()) {
-      return Status::InvalidArgument("storage URI " + Quote(uri) + " names no directory (expected lmdb:DIR)");
+      const std::string expected = scheme == "sqlite"
+                                       ? "file (expected sqlite:FILE)"
+                                       : "directory (expected " + std::string(scheme) + ":DIR)";
+      return Status::InvalidArgument("storage URI " + Quote(uri) + " names no " + expected);
     }
-    return OpenLmdbStorage(std::string(uri), std::string(rest), resolved);
+    if (scheme == "lmdb") return OpenLmdbStorage(std::string(uri), std::string(rest), resolved);
+    if (scheme == "sqlite") return OpenSqliteStorage(std::string(uri), std::string(rest), resolved);
+    return OpenRocksdbStorage(std::string(uri), std::string(rest), resolved);
   }
   return Status::InvalidArgument("unknown storage scheme " + Quote(scheme) + " in " + Quote(uri) + " " +
                                  std::string(kSchemes));

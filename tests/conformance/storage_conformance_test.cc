@@ -852,6 +852,41 @@ TEST_P(StorageConformance, MissingParentDirectoryIsAnError) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/missing"));
 }
 
+TEST_P(StorageConformance, AStoreOfGarbageIsAnErrorNotACrash) {
+  if (!GetParam().lives_in_directory) GTEST_SKIP() << "the backend keeps no files";
+  {
+    std::unique_ptr<Storage> store = Open();
+    ASSERT_NE(store, nullptr);
+    Write(*store, kA, {{"k", "v"}});
+  }
+  // Every file of the closed store (the path after the scheme: a file or a directory) becomes noise.
+  const std::string path = uri_.substr(uri_.find(':') + 1);
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_regular_file(path)) {
+    files.emplace_back(path);
+  } else {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+  }
+  ASSERT_FALSE(files.empty());
+  std::mt19937 random(3);
+  for (const std::filesystem::path& file : files) {
+    std::string noise(std::max<uintmax_t>(std::filesystem::file_size(file), 8192), '\0');
+    for (char& c : noise) c = static_cast<char>(random());
+    std::FILE* out = std::fopen(file.c_str(), "wb");
+    ASSERT_NE(out, nullptr) << file;
+    ASSERT_EQ(std::fwrite(noise.data(), 1, noise.size(), out), noise.size());
+    std::fclose(out);
+  }
+  Result<std::unique_ptr<Storage>> store = OpenStorage(uri_, TestOptions());
+  ASSERT_FALSE(store.ok()) << "opened a store of noise";
+  EXPECT_TRUE(store.status().code() == Status::Code::kIOError ||
+              store.status().code() == Status::Code::kCorruption)
+      << store.status().ToString();
+  EXPECT_FALSE(store.status().message().empty());
+}
+
 TEST_P(StorageConformance, SecondOpenFailsOrSharesTheStore) {
   std::unique_ptr<Storage> first = Open();
   ASSERT_NE(first, nullptr);
@@ -1018,8 +1053,9 @@ INSTANTIATE_TEST_SUITE_P(, StorageConformance, testing::ValuesIn(StorageBackends
 
 // URIs that no backend accepts.
 TEST(StorageUri, RejectsMalformedUris) {
-  for (const std::string uri :
-       {"", "nocolon", "foo:x", ":x", "lmdb:", "lmdb:?sync=0", "memory:x?sync=maybe"}) {
+  for (const std::string uri : {"", "nocolon", "foo:x", ":x", "lmdb:", "lmdb:?sync=0", "memory:x?sync=maybe",
+                                "sqlite:", "sqlite:?sync=1", "rocksdb:", "rocksdb:?sync=0",
+                                "sqlite:/tmp/x?sync=yes", "rocksdb:/tmp/x?cache=1"}) {
     Result<std::unique_ptr<Storage>> store = OpenStorage(uri, TestOptions());
     ASSERT_FALSE(store.ok()) << uri;
     EXPECT_EQ(store.status().code(), Status::Code::kInvalidArgument)
@@ -1027,7 +1063,9 @@ TEST(StorageUri, RejectsMalformedUris) {
     EXPECT_FALSE(store.status().message().empty());
   }
   Result<std::unique_ptr<Storage>> store = OpenStorage("foo:x", TestOptions());
-  EXPECT_EQ(store.status().message(), "unknown storage scheme 'foo' in 'foo:x' (expected memory:, lmdb:DIR)");
+  EXPECT_EQ(store.status().message(),
+            "unknown storage scheme 'foo' in 'foo:x' (expected memory:, lmdb:DIR, sqlite:FILE, "
+            "rocksdb:DIR)");
 }
 
 TEST(StorageUri, PrivateMemoryStoresAreSeparate) {

@@ -10,8 +10,11 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <string>
+#include <system_error>
 #include <vector>
 
+#include "conformance/storage_backends.h"
 #include "outpost/client.h"
 #include "outpost/server.h"
 
@@ -360,14 +363,34 @@ bool Sim::CheckFinal() {
 
 SimResult Sim::Run() {
   env_.SetNowMs(kStartMs);
-  if (cfg_.lmdb) std::filesystem::create_directories(tmp_);
+  const StorageBackend* backend = nullptr;
+  const std::vector<StorageBackend> durable = DurableStorageBackends();
+  if (!cfg_.device_backend.empty()) {
+    for (const StorageBackend& b : durable) {
+      if (b.name == cfg_.device_backend) backend = &b;
+    }
+    if (backend == nullptr) {
+      Fail("no durable storage backend named '" + cfg_.device_backend + "'");
+      return result_;
+    }
+  }
   if (!OpenServer()) return result_;
   for (int i = 0; i < cfg_.devices; ++i) {
     Device d;
     d.user = i < 2 ? "u0" : "u" + std::to_string(i - 1);
     d.name = "dev" + std::to_string(i);
-    d.store =
-        cfg_.lmdb ? "lmdb:" + (tmp_ / d.name).string() : "memory:sim-" + std::to_string(run_) + "-" + d.name;
+    if (backend != nullptr) {
+      // One directory per device, holding its store (a file or a directory, per backend).
+      std::error_code ec;
+      std::filesystem::create_directories(tmp_ / d.name, ec);
+      if (ec) {
+        Fail("cannot create " + (tmp_ / d.name).string() + ": " + ec.message());
+        return result_;
+      }
+      d.store = backend->uri((tmp_ / d.name).string(), "sim-" + std::to_string(run_) + "-" + d.name);
+    } else {
+      d.store = "memory:sim-" + std::to_string(run_) + "-" + d.name;
+    }
     devices_.push_back(std::move(d));
   }
   for (auto& d : devices_) {

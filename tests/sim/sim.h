@@ -25,7 +25,9 @@ struct SimConfig {
   double reject = 0.02;          // share of ops the server refuses permanently
   double discard = 0.2;          // share of failed ops the user discards (the rest are retried)
   uint32_t attempts_max = 0;     // 0: unlimited; small values exercise "exhausted" and skips
-  bool lmdb = false;             // device stores on LMDB (no fsync) instead of memory
+  // Where device stores live: empty for memory, else the name of a durable backend in
+  // tests/conformance/storage_backends.h ("Lmdb", "Sqlite", "Rocksdb"), opened without fsync.
+  std::string device_backend;
   int quiet_ticks_max = 20000;
 };
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "codec.h"
+#include "conformance/storage_backends.h"
 #include "outpost/client.h"
 #include "outpost/server.h"
 
@@ -116,9 +117,25 @@ class ClientTest : public testing::Test {
   std::vector<std::unique_ptr<Client>> clients_;
 };
 
-TEST_F(ClientTest, SubmitIsDurableQueuedAndVisibleBeforeAnyNetwork) {
+// The tests that close and reopen a device store, run on every durable backend.
+class DurableClientTest : public ClientTest, public testing::WithParamInterface<StorageBackend> {
+ protected:
+  // A store of the backend under test in its own directory `dir_/name` (created here), so that copying
+  // that directory copies the store whatever its layout.
+  std::string StoreUri(const std::string& name) {
+    std::filesystem::create_directories(dir_ / name);
+    return GetParam().uri((dir_ / name).string(), "client-test-" + id_ + "-" + name);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(, DurableClientTest, testing::ValuesIn(DurableStorageBackends()),
+                         [](const testing::TestParamInfo<StorageBackend>& backend) {
+                           return backend.param.name;
+                         });
+
+TEST_P(DurableClientTest, SubmitIsDurableQueuedAndVisibleBeforeAnyNetwork) {
   ClientOptions o = Options("d1");
-  o.store = "lmdb:" + (dir_ / "d1").string();
+  o.store = StoreUri("d1");
   o.server.clear();  // offline only
   OpId ids[3];
   {
@@ -442,9 +459,9 @@ TEST_F(ClientTest, DevicesConvergeAndReceiptsFlowAsWatermarks) {
   EXPECT_EQ(b.Cursor("chat").value(), 5u);
 }
 
-TEST_F(ClientTest, ACopiedStoreRenumbersAndLosesNothing) {
+TEST_P(DurableClientTest, ACopiedStoreRenumbersAndLosesNothing) {
   ClientOptions o = Options("d1");
-  o.store = "lmdb:" + (dir_ / "orig").string();
+  o.store = StoreUri("orig");
   OpId first;
   {
     auto c = Client::Open(o).value();
@@ -456,7 +473,7 @@ TEST_F(ClientTest, ACopiedStoreRenumbersAndLosesNothing) {
   std::filesystem::copy(dir_ / "orig", dir_ / "copy", std::filesystem::copy_options::recursive);
   Client& orig = Add(o);
   ClientOptions co = o;
-  co.store = "lmdb:" + (dir_ / "copy").string();
+  co.store = StoreUri("copy");
   Client& copy = Add(co);
   copy.SetOnline(false);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(orig.Submit("chat", "text", "orig " + std::to_string(i)).ok());

@@ -14,14 +14,21 @@
 // blocks writers, commits or map growth.
 //
 // Durability: after Commit returns ok, the writes survive a process crash, and a power loss too when the
-// store was opened with sync (the default).
+// store was opened with sync (the default). Without sync (`?sync=0`) a power loss or kernel crash may undo
+// the last commits, never a part of one: lmdb MDB_NOSYNC, sqlite WAL with synchronous=NORMAL, rocksdb
+// WriteOptions::sync=false (docs/backends.md).
 //
 // Backends: memory (`memory:` private, `memory:NAME` process-wide and reopenable), lmdb (`lmdb:DIR`, the
-// default). Each maps its own errors to Status at this boundary (MDB_MAP_FULL → Full, ...).
+// default), sqlite (`sqlite:FILE`, one database file in WAL mode, plus FILE-wal and FILE-shm while open),
+// rocksdb (`rocksdb:DIR`, one column family per space). Each maps its own errors to Status at this boundary
+// (MDB_MAP_FULL, SQLITE_FULL → Full; SQLITE_BUSY → Busy; rocksdb::Status::IOError → IOError, ...).
 //
 // Full (lmdb): the map grows by doubling at BeginWrite. A txn that outgrows the current map fails with Full
 // and changes nothing; the next BeginWrite grows the map, so retrying the txn succeeds until map_bytes_max
-// is reached, after which Full persists (committed data stays readable).
+// is reached, after which Full persists (committed data stays readable). Full (sqlite): map_bytes_max caps
+// the file (max_page_count); a txn that would grow it further fails with Full and changes nothing, until
+// deletes free pages. Full (rocksdb, and sqlite or lmdb on a full disk): the disk is full.
+// Values (sqlite): at most 10^9 bytes (SQLite's SQLITE_MAX_LENGTH), beyond which Put is InvalidArgument.
 #ifndef OUTPOST_STORAGE_H_
 #define OUTPOST_STORAGE_H_
 
@@ -99,11 +106,13 @@ class Storage {
 
 // Opens (creating if needed) the store named by `uri`. Errors: InvalidArgument for an unknown scheme or a
 // malformed URI; IOError for a missing parent directory, a locked store or an unreadable file.
-// URIs: `memory:`, `memory:NAME`, `lmdb:DIR`, each optionally followed by `?sync=0` or `?sync=1`, which
-// overrides options.sync. `options` need 1..32 spaces with distinct non-empty names; spaces are matched by
-// name, so reopening with more spaces keeps the old ones. Handles on the same `memory:NAME` share one store;
-// an lmdb DIR can be open once per process (a second open is an IOError until the first handle and all its
-// txns are gone).
+// URIs: `memory:`, `memory:NAME`, `lmdb:DIR`, `sqlite:FILE`, `rocksdb:DIR`, each optionally followed by
+// `?sync=0` or `?sync=1`, which overrides options.sync. DIR is created when missing, and FILE too, but
+// their parent directory must exist. `options` need 1..32 spaces with distinct non-empty names; spaces are
+// matched by name, so reopening with more spaces keeps the old ones. Handles on the same `memory:NAME` share
+// one store; an lmdb DIR can be open once per process, and a sqlite FILE or rocksdb DIR once at all (an
+// flock: in this process or any other). A second open is an IOError until the first handle and all its txns
+// are gone. A path that holds something else than a store is an IOError or Corruption, never a crash.
 Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options);
 
 constexpr size_t kStorageKeyBytesMax = 511;

@@ -1,0 +1,494 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Locking, on top of RocksDB's own (the DB itself is thread-safe):
+// - An flock on the directory makes the store exclusive to one handle, in this process and across
+//   processes (RocksDB's LOCK file does the latter too, but tells apart neither paths that name the same
+//   directory nor a second handle of this process from a crash).
+// - The writer gate (a flag and a condition variable) admits one WriteTxn at a time, so a write txn's
+//   reads of the live database see exactly the state it began with plus its own writes.
+// Every key and value handed out is copied, so that it stays valid until the cursor's next move whatever
+// the txn does meanwhile.
+#include "storage/rocksdb/rocksdb_storage.h"
+
+#include <fcntl.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "storage/storage_common.h"
+
+namespace outpost {
+namespace {
+
+using storage_internal::CheckKey;
+using storage_internal::CheckSpace;
+using storage_internal::CheckValue;
+using storage_internal::CheckWriterThread;
+using storage_internal::ErrorCursor;
+using storage_internal::TxnFinishedError;
+
+constexpr size_t kMemtableBytesPerSpace = size_t{8} << 20;
+constexpr size_t kMemtableBytesTotal = size_t{32} << 20;  // all spaces together; the largest is flushed
+constexpr size_t kBlockCacheBytes = size_t{8} << 20;
+constexpr uint64_t kWalBytesMax = uint64_t{64} << 20;       // then the oldest memtables are flushed
+constexpr uint64_t kFlushAtCloseBytes = uint64_t{1} << 20;  // less than this is replayed at the next open
+
+std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+rocksdb::Slice ToSlice(std::string_view bytes) { return {bytes.data(), bytes.size()}; }
+std::string_view FromSlice(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+Status RocksError(const rocksdb::Status& status, std::string_view what) {
+  std::string message = "rocksdb ";
+  message += what;
+  message += ": ";
+  message += status.ToString();
+  if (status.IsNotFound()) return Status::NotFound(message);
+  if (status.IsNoSpace() || status.IsMemoryLimit()) return Status::Full(message);
+  if (status.IsCorruption()) return Status::Corruption(message);
+  if (status.IsBusy() || status.IsTryAgain() || status.IsTimedOut()) return Status::Busy(message);
+  if (status.IsInvalidArgument()) return Status::InvalidArgument(message);
+  return Status::IOError(message);
+}
+
+rocksdb::Options MakeOptions() {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.db_write_buffer_size = kMemtableBytesTotal;
+  options.max_total_wal_size = kWalBytesMax;
+  options.max_background_jobs = 2;
+  // Opening a store starts no threads of its own (by default each space spawns 16 to open table files,
+  // which made an open of a 7-space store take tens of milliseconds) and reads no table files up front.
+  options.max_file_opening_threads = 1;
+  options.skip_stats_update_on_db_open = true;
+  // The WAL left by a close that did not flush (or a crash) is replayed into memtables, not flushed to
+  // new files, so that opening stays quick.
+  options.avoid_flush_during_recovery = true;
+  options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  options.keep_log_file_num = 2;
+  options.max_manifest_file_size = uint64_t{16} << 20;
+
+  options.write_buffer_size = kMemtableBytesPerSpace;
+  options.max_write_buffer_number = 2;
+  options.level_compaction_dynamic_level_bytes = true;
+  // The engine looks up many keys that are absent (op ids it has not seen); a memtable bloom filter answers
+  // those without walking the skiplist.
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.05;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+// One open database; shared by its Storage handle and every txn, so it closes after the last one.
+class RocksEnv {
+ public:
+  explicit RocksEnv(std::string dir) : dir_(std::move(dir)) {}
+  ~RocksEnv() {
+    if (db_ != nullptr) {
+      // The WAL is what the next open replays: short, it costs less than flushing every space now.
+      rocksdb::VectorLogPtr wal_files;
+      uint64_t wal_bytes = 0;
+      if (db_->GetSortedWalFiles(wal_files).ok()) {
+        for (const auto& file : wal_files) wal_bytes += file->SizeFileBytes();
+      }
+      if (wal_bytes >= kFlushAtCloseBytes) {
+        rocksdb::Status ignored = db_->Flush(rocksdb::FlushOptions(), all_handles_);  // else the WAL keeps it
+        (void)ignored;
+      }
+      for (rocksdb::ColumnFamilyHandle* handle : all_handles_) {
+        rocksdb::Status ignored = db_->DestroyColumnFamilyHandle(handle);
+        (void)ignored;
+      }
+      rocksdb::Status ignored = db_->Close();
+      (void)ignored;
+      delete db_;
+    }
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+  RocksEnv(const RocksEnv&) = delete;
+  RocksEnv& operator=(const RocksEnv&) = delete;
+
+  Status Open(const StorageOptions& options);
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* space(SpaceId id) const { return spaces_[id]; }
+  size_t space_count() const { return spaces_.size(); }
+  const rocksdb::WriteOptions& write_options() const { return write_options_; }
+
+  void AcquireWriter() {
+    std::unique_lock<std::mutex> lock(writer_mu_);
+    writer_cv_.wait(lock, [this] { return !writer_active_; });
+    writer_active_ = true;
+  }
+  void ReleaseWriter() {
+    {
+      std::lock_guard<std::mutex> lock(writer_mu_);
+      writer_active_ = false;
+    }
+    writer_cv_.notify_one();
+  }
+
+ private:
+  const std::string dir_;
+  int lock_fd_ = -1;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // every column family, ours or not
+  std::vector<rocksdb::ColumnFamilyHandle*> spaces_;       // per SpaceId, into all_handles_
+  rocksdb::WriteOptions write_options_;
+
+  std::mutex writer_mu_;
+  std::condition_variable writer_cv_;
+  bool writer_active_ = false;
+};
+
+Status RocksEnv::Open(const StorageOptions& options) {
+  lock_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0)
+    return Status::IOError("cannot open rocksdb directory '" + dir_ + "': " + ErrnoText(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK) {
+      return Status::IOError("rocksdb store '" + dir_ + "' is locked: it is open in this or another process");
+    }
+    return Status::IOError("cannot lock rocksdb directory '" + dir_ + "': " + ErrnoText(err));
+  }
+
+  const rocksdb::Options base = MakeOptions();
+  // RocksDB must open every column family a database has, including spaces this caller does not name.
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
+  struct stat st;
+  if (::stat((dir_ + "/CURRENT").c_str(), &st) == 0) {
+    std::vector<std::string> existing;
+    rocksdb::Status status = rocksdb::DB::ListColumnFamilies(base, dir_, &existing);
+    if (!status.ok()) return RocksError(status, "list spaces of '" + dir_ + "'");
+    for (const std::string& name : existing) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
+  for (const std::string& name : options.spaces) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(base));
+  rocksdb::Status status =
+      rocksdb::DB::Open(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+  if (!status.ok()) {
+    db_ = nullptr;
+    all_handles_.clear();
+    if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
+      return Status::IOError("rocksdb store '" + dir_ +
+                             "' is locked by another process: " + status.ToString());
+    }
+    return RocksError(status, "open '" + dir_ + "'");
+  }
+  for (const std::string& space : options.spaces) {
+    const auto at = std::find(names.begin(), names.end(), space) - names.begin();
+    spaces_.push_back(all_handles_[static_cast<size_t>(at)]);
+  }
+  write_options_.sync = options.sync;
+  return Status::OK();
+}
+
+class RocksWriteTxn;
+
+// Wraps a RocksDB iterator (a snapshot's, or a write batch's over the live database) and copies the entry
+// it lands on.
+class RocksCursor final : public Cursor {
+ public:
+  // `owner` (write txns only) says when the txn wrote since this cursor's last move, makes new iterators,
+  // and detaches the cursor when the txn ends.
+  RocksCursor(std::unique_ptr<rocksdb::Iterator> it, SpaceId space, RocksWriteTxn* owner, uint64_t generation)
+      : it_(std::move(it)), space_(space), owner_(owner), generation_(generation) {}
+  ~RocksCursor() override;
+  RocksCursor(const RocksCursor&) = delete;
+  RocksCursor& operator=(const RocksCursor&) = delete;
+
+  void SeekToFirst() override {
+    if (Refresh()) Land([this] { it_->SeekToFirst(); });
+  }
+  void SeekToLast() override {
+    if (Refresh()) Land([this] { it_->SeekToLast(); });
+  }
+  void Seek(std::string_view key) override {
+    target_.assign(key);  // `key` may be this cursor's own key(), which the move overwrites
+    if (Refresh()) Land([this] { it_->Seek(ToSlice(target_)); });
+  }
+  void SeekForPrev(std::string_view key) override {
+    target_.assign(key);
+    if (Refresh()) Land([this] { it_->SeekForPrev(ToSlice(target_)); });
+  }
+  void Next() override {
+    if (!valid_) return;
+    const bool stale = Stale();
+    if (!Refresh()) return;
+    Land([this, stale] {
+      if (!stale) return it_->Next();
+      it_->Seek(ToSlice(key_));
+      if (it_->Valid() && FromSlice(it_->key()) == key_) it_->Next();
+    });
+  }
+  void Prev() override {
+    if (!valid_) return;
+    const bool stale = Stale();
+    if (!Refresh()) return;
+    Land([this, stale] {
+      if (!stale) return it_->Prev();
+      it_->SeekForPrev(ToSlice(key_));
+      if (it_->Valid() && FromSlice(it_->key()) == key_) it_->Prev();
+    });
+  }
+  bool Valid() const override { return valid_; }
+  std::string_view key() const override { return key_; }
+  std::string_view value() const override { return value_; }
+  Status status() const override { return status_; }
+
+  // Called by the owning write txn as it ends: the iterator reads its batch.
+  void Detach() {
+    it_.reset();
+    owner_ = nullptr;
+    valid_ = false;
+    status_ = TxnFinishedError();
+  }
+
+ private:
+  inline bool Stale() const;
+  // Replaces a write-txn iterator that predates the txn's latest write. False when the cursor is unusable.
+  inline bool Refresh();
+
+  template <typename Fn>
+  void Land(Fn move) {
+    move();
+    if (it_->Valid()) {
+      key_.assign(FromSlice(it_->key()));
+      value_.assign(FromSlice(it_->value()));
+      valid_ = true;
+      return;
+    }
+    valid_ = false;
+    if (rocksdb::Status status = it_->status(); !status.ok()) status_ = RocksError(status, "cursor");
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it_;
+  const SpaceId space_;
+  RocksWriteTxn* owner_;
+  uint64_t generation_;  // the owner's writes when it_ was made
+  bool valid_ = false;
+  std::string key_;
+  std::string value_;
+  std::string target_;
+  Status status_;
+};
+
+class RocksReadTxn final : public ReadTxn {
+ public:
+  explicit RocksReadTxn(std::shared_ptr<RocksEnv> env)
+      : env_(std::move(env)), snapshot_(env_->db()->GetSnapshot()) {
+    options_.snapshot = snapshot_;
+  }
+  ~RocksReadTxn() override { env_->db()->ReleaseSnapshot(snapshot_); }
+  RocksReadTxn(const RocksReadTxn&) = delete;
+  RocksReadTxn& operator=(const RocksReadTxn&) = delete;
+
+  Status Get(SpaceId space, std::string_view key, std::string* value) override {
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    rocksdb::Status status = env_->db()->Get(options_, env_->space(space), ToSlice(key), value);
+    if (status.IsNotFound()) return Status::NotFound("no such key");
+    return status.ok() ? Status::OK() : RocksError(status, "get");
+  }
+
+  std::unique_ptr<Cursor> NewCursor(SpaceId space) override {
+    Status status = CheckSpace(space, env_->space_count());
+    if (!status.ok()) return std::make_unique<ErrorCursor>(std::move(status));
+    return std::make_unique<RocksCursor>(
+        std::unique_ptr<rocksdb::Iterator>(env_->db()->NewIterator(options_, env_->space(space))), space,
+        nullptr, 0);
+  }
+
+ private:
+  const std::shared_ptr<RocksEnv> env_;
+  const rocksdb::Snapshot* const snapshot_;
+  rocksdb::ReadOptions options_;
+};
+
+class RocksWriteTxn final : public WriteTxn {
+ public:
+  explicit RocksWriteTxn(std::shared_ptr<RocksEnv> env)
+      : env_(std::move(env)),
+        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+        owner_(std::this_thread::get_id()) {}
+  ~RocksWriteTxn() override {
+    if (finished_) return;
+    CheckWriterThread(owner_);
+    End();
+  }
+  RocksWriteTxn(const RocksWriteTxn&) = delete;
+  RocksWriteTxn& operator=(const RocksWriteTxn&) = delete;
+
+  Status Get(SpaceId space, std::string_view key, std::string* value) override {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    rocksdb::Status status =
+        batch_.GetFromBatchAndDB(env_->db(), read_options_, env_->space(space), ToSlice(key), value);
+    if (status.IsNotFound()) return Status::NotFound("no such key");
+    return status.ok() ? Status::OK() : RocksError(status, "get");
+  }
+
+  std::unique_ptr<Cursor> NewCursor(SpaceId space) override {
+    Status status = Usable();
+    if (status.ok()) status = CheckSpace(space, env_->space_count());
+    if (!status.ok()) return std::make_unique<ErrorCursor>(std::move(status));
+    auto cursor = std::make_unique<RocksCursor>(NewIterator(space), space, this, writes_);
+    cursors_.push_back(cursor.get());
+    return cursor;
+  }
+
+  Status Put(SpaceId space, std::string_view key, std::string_view value) override {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
+    ++writes_;
+    return Check(batch_.Put(env_->space(space), ToSlice(key), ToSlice(value)), "put");
+  }
+
+  Status Delete(SpaceId space, std::string_view key) override {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    ++writes_;
+    return Check(batch_.Delete(env_->space(space), ToSlice(key)), "delete");
+  }
+
+  Status Commit() override {
+    if (finished_) return TxnFinishedError();
+    CheckWriterThread(owner_);
+    Status result = failed_;
+    if (result.ok() && batch_.GetWriteBatch()->Count() > 0) {
+      rocksdb::Status status = env_->db()->Write(env_->write_options(), batch_.GetWriteBatch());
+      if (!status.ok()) result = RocksError(status, "commit");
+    }
+    End();
+    return result;
+  }
+
+  // A new iterator over the batch and the live database, for a cursor of `space`.
+  std::unique_ptr<rocksdb::Iterator> NewIterator(SpaceId space) {
+    rocksdb::ColumnFamilyHandle* family = env_->space(space);
+    return std::unique_ptr<rocksdb::Iterator>(
+        batch_.NewIteratorWithBase(family, env_->db()->NewIterator(read_options_, family)));
+  }
+  void ForgetCursor(RocksCursor* cursor) {
+    cursors_.erase(std::find(cursors_.begin(), cursors_.end(), cursor));
+  }
+  uint64_t writes() const { return writes_; }
+
+ private:
+  Status Usable() const {
+    if (finished_) return TxnFinishedError();
+    return failed_;
+  }
+  // A batch refuses a write only when it cannot grow; that spoils the txn.
+  Status Check(const rocksdb::Status& status, std::string_view what) {
+    if (status.ok()) return Status::OK();
+    failed_ = RocksError(status, what);
+    return failed_;
+  }
+  void End() {
+    finished_ = true;
+    for (RocksCursor* cursor : cursors_) cursor->Detach();
+    cursors_.clear();
+    batch_.Clear();
+    env_->ReleaseWriter();
+  }
+
+  const std::shared_ptr<RocksEnv> env_;
+  rocksdb::WriteBatchWithIndex batch_;
+  rocksdb::ReadOptions read_options_;  // the live database: no other writer can change it meanwhile
+  const std::thread::id owner_;
+  bool finished_ = false;
+  Status failed_;
+  uint64_t writes_ = 0;  // bumped by every write, so cursors know to rebuild their iterator
+  std::vector<RocksCursor*> cursors_;
+};
+
+RocksCursor::~RocksCursor() {
+  it_.reset();
+  if (owner_ != nullptr) owner_->ForgetCursor(this);
+}
+
+bool RocksCursor::Stale() const { return owner_ != nullptr && generation_ != owner_->writes(); }
+
+bool RocksCursor::Refresh() {
+  if (!status_.ok()) return false;
+  if (Stale()) {
+    it_ = owner_->NewIterator(space_);
+    generation_ = owner_->writes();
+  }
+  return true;
+}
+
+class RocksStorage final : public Storage {
+ public:
+  RocksStorage(std::string uri, std::shared_ptr<RocksEnv> env) : uri_(std::move(uri)), env_(std::move(env)) {}
+
+  Result<std::unique_ptr<ReadTxn>> BeginRead() override {
+    return std::unique_ptr<ReadTxn>(std::make_unique<RocksReadTxn>(env_));
+  }
+  Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
+    env_->AcquireWriter();
+    return std::unique_ptr<WriteTxn>(std::make_unique<RocksWriteTxn>(env_));
+  }
+  const std::string& uri() const override { return uri_; }
+
+ private:
+  const std::string uri_;
+  const std::shared_ptr<RocksEnv> env_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Storage>> OpenRocksdbStorage(std::string uri, const std::string& dir,
+                                                    const StorageOptions& options) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::IOError("cannot create rocksdb directory '" + dir +
+                             "': its parent directory does not exist");
+    }
+    return Status::IOError("cannot create rocksdb directory '" + dir + "': " + ErrnoText(err));
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Status::IOError("cannot stat '" + dir + "': " + ErrnoText(errno));
+  if (!S_ISDIR(st.st_mode)) return Status::IOError("rocksdb path '" + dir + "' is not a directory");
+  auto env = std::make_shared<RocksEnv>(dir);
+  OUTPOST_RETURN_IF_ERROR(env->Open(options));
+  return std::unique_ptr<Storage>(std::make_unique<RocksStorage>(std::move(uri), std::move(env)));
+}
+
+}  // namespace outpost
