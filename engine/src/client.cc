@@ -188,10 +188,9 @@ Status Client::Impl::MarkFailed(WriteTxn* txn, const std::string& view_key, OpIn
   return Status::OK();
 }
 
-int64_t Client::Impl::Backoff(uint32_t failures) {
-  int64_t ceiling = opt_.backoff_cap_ms;
-  if (failures < 40)
-    ceiling = std::min<int64_t>(opt_.backoff_cap_ms, opt_.backoff_base_ms << std::min(failures, 30u));
+int64_t Client::Impl::Backoff(uint32_t failures, int64_t cap_ms) {
+  int64_t ceiling = cap_ms;
+  if (failures < 40) ceiling = std::min<int64_t>(cap_ms, opt_.backoff_base_ms << std::min(failures, 30u));
   return static_cast<int64_t>(env_->Uniform(static_cast<uint64_t>(ceiling) + 1));  // full jitter
 }
 
@@ -686,11 +685,14 @@ void Client::Impl::ApplyInbox() {
     if (!ss.followed) {
       ss.followed = true;
       // Already connected: the server learns of the stream from our first pull of it.
+      // Not yet connected: OnWelcome pulls it.
       if (session_ == Session::kReady && !ss.pull_outstanding) {
         Send(codec::EncodePull(s, ss.cursor, opt_.pull_page_max));
         ss.pull_outstanding = true;
         ss.pull_sent_at = env_->NowMs();
         ss.high_at_pull = ss.server_high;
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++stats_.pulls;
       }
     }
   }
@@ -722,11 +724,15 @@ void Client::Impl::OnDisconnected(int64_t now, std::string why) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_.last_connection_error = std::move(why);
   }
-  next_connect_at_ = now + Backoff(connect_failures_++);
+  next_connect_at_ = now + Backoff(connect_failures_++, std::min(opt_.reconnect_cap_ms, opt_.backoff_cap_ms));
 }
 
 void Client::Impl::EnsureConnected(int64_t now) {
-  if (conn_ && !conn_->IsOpen()) OnDisconnected(now, "connection lost");
+  if (conn_ && !conn_->IsOpen()) {
+    // The server's last words (a fatal Error saying why it closed) arrive before the close: read them.
+    ReceiveAll(now);
+    if (conn_) OnDisconnected(now, "connection lost");
+  }
   bool online;
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -739,7 +745,7 @@ void Client::Impl::EnsureConnected(int64_t now) {
       std::lock_guard<std::mutex> lock(stats_mu_);
       stats_.last_connection_error = c.status().ToString();
     }
-    next_connect_at_ = now + Backoff(connect_failures_++);
+    next_connect_at_ = now + Backoff(connect_failures_++, std::min(opt_.reconnect_cap_ms, opt_.backoff_cap_ms));
     return;
   }
   conn_ = std::move(c).value();
@@ -777,33 +783,65 @@ void Client::Impl::OnWelcome(const wire::Welcome& w, int64_t now) {
   connect_failures_ = 0;
   server_ops_per_batch_max_ = w.ops_per_batch_max();
   server_frame_bytes_max_ = w.frame_bytes_max();
+  std::set<std::string_view> known;  // streams the server follows for this session
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {
       std::string_view stream = codec::Str(dc->stream());
       if (!keys::ValidateStream(stream, 255).ok()) continue;
+      known.insert(stream);
       StreamSync& ss = SyncOf(stream);
       ss.server_high = std::max(ss.server_high, dc->high_seq());
     }
   }
   for (auto& [stream, ss] : streams_) {
-    if (ss.followed) ss.wm_dirty = true;
+    if (!ss.followed) continue;
+    ss.wm_dirty = true;
+    // Followed after the Hello left (or refused by the server): the first pull tells the server about it.
+    if (!known.contains(stream) && !ss.pull_outstanding) {
+      Send(codec::EncodePull(stream, ss.cursor, opt_.pull_page_max));
+      ss.pull_outstanding = true;
+      ss.pull_sent_at = now;
+      ss.high_at_pull = ss.server_high;
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++stats_.pulls;
+    }
   }
 }
 
-void Client::Impl::HandleFrame(std::string_view bytes, int64_t now) {
-  auto frame = codec::DecodeFrame(bytes, std::max<uint32_t>(server_frame_bytes_max_, 64u << 20));
-  if (!frame.ok()) {
-    std::lock_guard<std::mutex> lock(stats_mu_);
-    ++stats_.bad_frames;
-    return;
+void Client::Impl::ReceiveAll(int64_t now) {
+  std::vector<std::string> frames;
+  std::string frame;
+  for (int i = 0; i < 4096 && conn_ && conn_->Receive(&frame); ++i) frames.push_back(std::move(frame));
+  std::vector<const wire::PushAck*> acks;  // a run of acks, settled in one transaction
+  for (const std::string& bytes : frames) {
+    auto decoded = codec::DecodeFrame(bytes, std::max<uint32_t>(server_frame_bytes_max_, 64u << 20));
+    if (!decoded.ok()) {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++stats_.bad_frames;
+      continue;
+    }
+    const wire::Frame* f = *decoded;
+    if (f->body_type() == wire::Body::PushAck && session_ == Session::kReady) {
+      acks.push_back(f->body_as_PushAck());
+      continue;
+    }
+    if (!acks.empty()) {
+      OnPushAcks(acks, now);
+      acks.clear();
+    }
+    HandleFrame(*f, now);
   }
-  const wire::Frame* f = *frame;
+  if (!acks.empty()) OnPushAcks(acks, now);
+}
+
+void Client::Impl::HandleFrame(const wire::Frame& frame, int64_t now) {
+  const wire::Frame* f = &frame;
   switch (f->body_type()) {
     case wire::Body::Welcome:
       OnWelcome(*f->body_as_Welcome(), now);
       break;
     case wire::Body::PushAck:
-      if (session_ == Session::kReady) OnPushAck(*f->body_as_PushAck(), now);
+      if (session_ == Session::kReady) OnPushAcks({f->body_as_PushAck()}, now);
       break;
     case wire::Body::Batch:
       if (session_ == Session::kReady) OnBatch(*f->body_as_Batch(), now);
@@ -847,10 +885,7 @@ Status Client::Impl::Step() {
   int64_t now = env_->NowMs();
   ApplyInbox();
   EnsureConnected(now);
-  std::string frame;
-  for (int i = 0; i < 4096 && conn_ && conn_->Receive(&frame); ++i) {
-    HandleFrame(frame, now);
-  }
+  ReceiveAll(now);
   if (conn_ && !conn_->IsOpen()) OnDisconnected(now, "connection lost");
   if (session_ == Session::kHelloSent && now - hello_sent_at_ >= opt_.ack_timeout_ms) {
     if (conn_) conn_->Close();

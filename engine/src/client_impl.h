@@ -126,7 +126,7 @@ class Client::Impl {
   void CommitRequests(std::deque<SubmitRequest>& batch);
   void Emit(const std::vector<Change>& changes);
   void Post(const std::function<void(Inbox&)>& fn);
-  int64_t Backoff(uint32_t failures);
+  int64_t Backoff(uint32_t failures, int64_t cap_ms);
 
   // Sync side (step_mu_ held).
   void ApplyInbox();
@@ -134,7 +134,9 @@ class Client::Impl {
   void OnDisconnected(int64_t now, std::string why);
   void SendHello(int64_t now);
   void Send(std::string frame);
-  void HandleFrame(std::string_view bytes, int64_t now);
+  // Takes every frame waiting on the connection and handles them in order (runs of PushAcks together).
+  void ReceiveAll(int64_t now);
+  void HandleFrame(const wire::Frame& frame, int64_t now);
   void OnWelcome(const wire::Welcome& w, int64_t now);
   StreamSync& SyncOf(std::string_view stream);
   // flusher.cc
@@ -143,7 +145,12 @@ class Client::Impl {
   void Flush(int64_t now);
   // Builds and sends one batch for `stream`; false when nothing more can be sent for it now.
   bool SendBatch(const std::string& stream, int64_t now);
-  void OnPushAck(const wire::PushAck& ack, int64_t now);
+  // Settles what a run of PushAcks that arrived together answer, in one write transaction (flusher.cc).
+  struct AckEffects;
+  void OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t now);
+  Status ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, AckEffects* fx);
+  void FinishAck(AckEffects& fx, bool committed);
+  void ResendUnanswered(const AckEffects& fx);
   // merger.cc
   void SendPulls(int64_t now);
   void OnBatch(const wire::Batch& batch, int64_t now);

@@ -36,7 +36,7 @@ void Client::Impl::CheckTimeouts(int64_t now) {
         uint64_t local_seq = 0;
         if (!LoadOp(txn->get(), id, &vkey, &op, &local_seq).ok() || op.state != OpState::kPending) continue;
         ++op.attempts;
-        op.next_attempt_at_ms = now + Backoff(op.attempts);
+        op.next_attempt_at_ms = now + Backoff(op.attempts, opt_.backoff_cap_ms);
         op.last_error = "no answer from the server in " + std::to_string(opt_.ack_timeout_ms) + " ms";
         op.last_error_code = Status::Code::kTimeout;
         if (PutOp(txn->get(), vkey, op, local_seq).ok())
@@ -287,50 +287,45 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
   return true;
 }
 
-void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
-  std::string stream(codec::Str(ack.stream()));
-  if (!keys::ValidateStream(stream, 255).ok()) return;
-  StreamSync& ss = SyncOf(stream);
-  auto it = inflight_.find(ack.batch_id());
-  bool current = it != inflight_.end() && it->second.stream == stream;
-  uint64_t batch_epoch = current ? it->second.epoch : 0;
+// The answers to one PushAck, worked out inside a write transaction and put into effect (in memory, for
+// observers) only once that transaction committed. Several acks share one transaction (OnPushAcks).
+struct Client::Impl::AckEffects {
+  std::string stream;
+  bool current = false;  // the ack is for a batch still in flight
   Inflight batch;
-  if (current) {
-    batch = std::move(it->second);
-    if (ss.inflight > 0) --ss.inflight;
-    inflight_.erase(it);
-  }
-  // Ops of the batch that this ack does not settle or answer must be sent again: no timeout covers them now.
-  auto resend_unanswered = [&](const std::set<OpId>& answered_ids) {
-    if (!current) return;
-    for (const OpId& id : batch.ids) {
-      if (answered_ids.count(id) == 0) {
-        ss.sent_upto = std::min(ss.sent_upto, batch.first_counter - 1);
-        ++ss.epoch;
-        dirty_.insert(stream);
-        return;
-      }
-    }
-  };
-  if (!ack.results()) {
-    resend_unanswered({});
-    return;
-  }
+  std::set<OpId> answered;  // ops of the batch the ack speaks for
   std::vector<Change> changes;
   int64_t settled = 0;
+  uint64_t acks = 0;
+  uint64_t own_high = 0;  // highest seq of our ops the ack placed
+  bool cursor_moved = false;
+  uint64_t cursor = 0;
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
-  auto txn_or = store_->BeginWrite();
-  if (!txn_or.ok()) {
-    resend_unanswered({});
-    return;
+};
+
+void Client::Impl::ResendUnanswered(const AckEffects& fx) {
+  if (!fx.current) return;
+  for (const OpId& id : fx.batch.ids) {
+    if (fx.answered.count(id) == 0) {
+      // Ops of the batch that this ack does not settle or answer must be sent again: no timeout covers
+      // them now.
+      StreamSync& ss = SyncOf(fx.stream);
+      ss.sent_upto = std::min(ss.sent_upto, fx.batch.first_counter - 1);
+      ++ss.epoch;
+      dirty_.insert(fx.stream);
+      return;
+    }
   }
-  WriteTxn* txn = txn_or->get();
+}
+
+Status Client::Impl::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, AckEffects* fx) {
+  const std::string& stream = fx->stream;
+  StreamSync& ss = SyncOf(stream);
+  const uint64_t batch_epoch = fx->current ? fx->batch.epoch : 0;
   keys::StreamMeta meta;
   Status st = LoadMeta(txn, stream, &meta);
-  uint64_t acks = 0;
   std::vector<uint64_t> own_seqs;  // seqs of our ops now in the view, to advance the cursor over
-  std::set<OpId> answered;         // ops of this batch the ack speaks for
   for (const wire::OpResult* r : *ack.results()) {
     if (!st.ok()) break;
     OpId id = codec::FromWire(r->op_id());
@@ -349,7 +344,7 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
                    !(txn->Get(kOpIndex, id.AsBytes(), &own_key).ok() && own_key == target);
       if (r->seq() == 0 || taken) continue;
     }
-    answered.insert(id);
+    fx->answered.insert(id);
     std::string vkey;
     OpInfo op;
     uint64_t local_seq = 0;
@@ -357,34 +352,34 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
     switch (r->code()) {
       case wire::ResultCode::Applied:
       case wire::ResultCode::Duplicate:
-        ++acks;
+        ++fx->acks;
         st = txn->Delete(kOutbox, okey);
-        ++settled;
+        ++fx->settled;
         if (st.ok() && found.ok() && op.own) {
-          st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &changes);
+          st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &fx->changes);
           own_seqs.push_back(r->seq());
         }
         break;
       case wire::ResultCode::Skipped:
-        ++acks;
+        ++fx->acks;
         st = txn->Delete(kOutbox, okey);
-        ++settled;
+        ++fx->settled;
         break;
       case wire::ResultCode::Rejected:
-        ++acks;
+        ++fx->acks;
         st = txn->Delete(kOutbox, okey);
-        ++settled;
+        ++fx->settled;
         if (st.ok() && !skip && found.ok() && op.state == OpState::kPending) {
           Status why = Status::FromCode(static_cast<Status::Code>(r->error_code()), codec::Str(r->message()));
           if (why.ok()) why = Status::InvalidArgument(codec::Str(r->message()));
           st = MarkFailed(txn, vkey, op, local_seq, why, /*release_counter=*/false, &meta);
-          changes.push_back({Change::Kind::kUpdated, stream, id});
+          fx->changes.push_back({Change::Kind::kUpdated, stream, id});
         }
         break;
       case wire::ResultCode::Gap:
-        if (current && batch_epoch == ss.epoch) {
-          restart = true;
-          restart_after = std::min(restart_after, r->last_counter());
+        if (fx->current && batch_epoch == ss.epoch) {
+          fx->restart = true;
+          fx->restart_after = std::min(fx->restart_after, r->last_counter());
         }
         break;
       case wire::ResultCode::Conflict:
@@ -394,54 +389,97 @@ void Client::Impl::OnPushAck(const wire::PushAck& ack, int64_t now) {
       case wire::ResultCode::Retry:
         if (found.ok() && !skip && op.state == OpState::kPending) {
           ++op.attempts;
-          op.next_attempt_at_ms = now + Backoff(op.attempts);
+          op.next_attempt_at_ms = now + Backoff(op.attempts, opt_.backoff_cap_ms);
           op.last_error = std::string(codec::Str(r->message()));
           op.last_error_code = static_cast<Status::Code>(r->error_code());
           st = PutOp(txn, vkey, op, local_seq);
-          changes.push_back({Change::Kind::kUpdated, stream, id});
+          fx->changes.push_back({Change::Kind::kUpdated, stream, id});
         }
-        restart = true;
-        restart_after = std::min(restart_after, counter - 1);
+        fx->restart = true;
+        fx->restart_after = std::min(fx->restart_after, counter - 1);
         break;
     }
   }
-  meta.outbox = meta.outbox >= static_cast<uint64_t>(settled) ? meta.outbox - settled : 0;
+  meta.outbox = meta.outbox >= static_cast<uint64_t>(fx->settled) ? meta.outbox - fx->settled : 0;
   // Our own ops that sit right after the cursor are merged already: advance over them instead of pulling
   // them back (a device writing alone never pulls its own ops).
   std::sort(own_seqs.begin(), own_seqs.end());
-  uint64_t cursor_before = meta.cursor;
+  const uint64_t cursor_before = meta.cursor;
   for (uint64_t seq : own_seqs) {
     if (seq == meta.cursor + 1) meta.cursor = seq;
   }
-  if (!own_seqs.empty()) meta.high_seq = std::max(meta.high_seq, own_seqs.back());
+  if (!own_seqs.empty()) {
+    meta.high_seq = std::max(meta.high_seq, own_seqs.back());
+    fx->own_high = own_seqs.back();
+  }
+  fx->cursor_moved = meta.cursor != cursor_before;
+  fx->cursor = meta.cursor;
   if (st.ok()) st = PutMeta(txn, stream, meta);
-  if (st.ok()) st = txn->Commit();
-  txn_or->reset();
-  if (!st.ok()) {
-    resend_unanswered({});  // nothing settled: resend, answered as duplicates
+  return st;
+}
+
+void Client::Impl::FinishAck(AckEffects& fx, bool committed) {
+  if (!committed) {
+    ResendUnanswered(AckEffects{fx.stream, fx.current, fx.batch});  // nothing settled: resend everything
     return;
   }
-  outbox_depth_ -= settled;
-  resend_unanswered(answered);
-  if (!own_seqs.empty()) ss.server_high = std::max(ss.server_high, own_seqs.back());
-  if (meta.cursor != cursor_before) {
-    ss.cursor = meta.cursor;
-    changes.push_back({Change::Kind::kCursor, stream, OpId()});
+  StreamSync& ss = SyncOf(fx.stream);
+  outbox_depth_ -= fx.settled;
+  ResendUnanswered(fx);
+  if (fx.own_high > 0) ss.server_high = std::max(ss.server_high, fx.own_high);
+  if (fx.cursor_moved) {
+    ss.cursor = fx.cursor;
+    fx.changes.push_back({Change::Kind::kCursor, fx.stream, OpId()});
     if (ss.cursor >= ss.server_high) ss.wm_dirty = true;
   }
-  if (restart) {
-    ss.sent_upto = std::min(ss.sent_upto, restart_after);
+  if (fx.restart) {
+    ss.sent_upto = std::min(ss.sent_upto, fx.restart_after);
     ++ss.epoch;
-    dirty_.insert(stream);
+    dirty_.insert(fx.stream);
   }
-  if (ss.renumber) dirty_.insert(stream);
+  if (ss.renumber) dirty_.insert(fx.stream);
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
-    stats_.acks += acks;
-    if (restart) ++stats_.gaps;
+    stats_.acks += fx.acks;
+    if (fx.restart) ++stats_.gaps;
     if (ss.renumber) ++stats_.conflicts;
   }
-  Emit(changes);
+  Emit(fx.changes);
+}
+
+void Client::Impl::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t now) {
+  std::vector<AckEffects> effects;
+  effects.reserve(acks.size());
+  std::unique_ptr<WriteTxn> txn;
+  Status st;
+  for (const wire::PushAck* ack : acks) {
+    AckEffects fx;
+    fx.stream = std::string(codec::Str(ack->stream()));
+    if (!keys::ValidateStream(fx.stream, 255).ok()) continue;
+    StreamSync& ss = SyncOf(fx.stream);
+    auto it = inflight_.find(ack->batch_id());
+    fx.current = it != inflight_.end() && it->second.stream == fx.stream;
+    if (fx.current) {
+      fx.batch = std::move(it->second);
+      if (ss.inflight > 0) --ss.inflight;
+      inflight_.erase(it);
+    }
+    if (!ack->results()) {
+      ResendUnanswered(fx);
+      continue;
+    }
+    if (st.ok() && !txn) {
+      auto begun = store_->BeginWrite();
+      st = begun.status();
+      if (st.ok()) txn = std::move(begun).value();
+    }
+    if (st.ok()) st = ApplyAck(txn.get(), *ack, now, &fx);
+    effects.push_back(std::move(fx));  // after a failure, the rest are only resent
+  }
+  // One commit (one fsync) for every ack that arrived together.
+  if (txn && st.ok()) st = txn->Commit();
+  txn.reset();
+  for (AckEffects& fx : effects) FinishAck(fx, st.ok());
 }
 
 }  // namespace outpost

@@ -20,15 +20,18 @@
 
 #include "codec.h"
 #include "keys.h"
+#include "outpost/ids.h"
+#include "outpost/membership.h"
 #include "outpost/storage.h"
 
 namespace outpost {
 
 namespace {
 
-enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm };
+enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops", "s_dedupe", "s_devctr", "s_streams", "s_wm"};
+  static const std::vector<std::string> names = {"s_ops",    "s_dedupe", "s_devctr",
+                                                 "s_streams", "s_wm",    "s_members"};
   return names;
 }
 
@@ -38,6 +41,7 @@ struct Session {
   std::string device;
   std::unordered_set<std::string> follows;
   std::unordered_set<std::string> watermarks_sent;  // streams whose stored watermarks went out already
+  std::unordered_set<std::string> denied;  // streams it asked for as a non-member: followed once it joins
 };
 
 struct OpVerdict {
@@ -53,7 +57,7 @@ struct OpVerdict {
 class ServerCore::Impl {
  public:
   Impl(ServerOptions options, std::unique_ptr<Storage> store)
-      : opt_(std::move(options)), store_(std::move(store)) {}
+      : opt_(std::move(options)), store_(std::move(store)), ids_(opt_.env) {}
 
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
   ServerStats stats() const { return stats_; }
@@ -69,6 +73,8 @@ class ServerCore::Impl {
     std::vector<Outbound> answers;
     std::vector<std::pair<std::string, std::string>> relays;  // stream, watermark frame
     std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
+    std::unordered_map<ConnId, uint32_t> pushes;              // Push frames per connection in this group
+    std::vector<std::pair<std::string, std::string>> left;    // (stream, user) memberships that ended
     Status error;                                             // first store error; fails the group
   };
 
@@ -88,6 +94,15 @@ class ServerCore::Impl {
     Answer(g, conn, codec::EncodeError(code, why, fatal), fatal);
   }
   uint64_t High(Group& g, std::string_view stream);
+  // Membership (outpost/membership.h). Ok when `user` may use `stream`; else the permanent reason.
+  Status CheckMember(Group& g, std::string_view user, std::string_view stream);
+  bool IsMember(Group& g, std::string_view stream, std::string_view user);
+  bool StreamExists(Group& g, std::string_view stream);
+  // Applies an applied kMembersKind op: the member table and the feeds of users who joined or left.
+  void ApplyMembers(Group& g, std::string_view stream, std::string_view author, std::string_view payload);
+  // Appends a server-authored op to `user`'s feed.
+  void AppendFeed(Group& g, std::string_view user, std::string_view kind, std::string_view stream);
+  void PutStoredOp(Group& g, const codec::OpFields& f);
   uint64_t Counter(Group& g, const std::string& key);
   bool ReadU64(Group& g, SpaceId space, std::string_view key, uint64_t* v);
   void Flush(Group& g);
@@ -96,8 +111,104 @@ class ServerCore::Impl {
   std::unique_ptr<Storage> store_;
   std::unordered_map<ConnId, Session> sessions_;
   std::unordered_map<std::string, std::unordered_set<ConnId>> followers_;
+  std::unordered_set<ConnId> refused_;  // connections turned away by connections_max, until their close
+  OpIdGenerator ids_;                   // ids of the ops the server writes itself (feeds)
   ServerStats stats_;
 };
+
+std::string MemberKey(std::string_view stream, std::string_view user) {
+  std::string k = keys::StreamPrefix(stream);
+  keys::PutShort(&k, user);
+  return k;
+}
+
+bool ServerCore::Impl::IsMember(Group& g, std::string_view stream, std::string_view user) {
+  std::string unused;
+  Status st = g.txn->Get(kMembers, MemberKey(stream, user), &unused);
+  if (!st.ok() && !st.IsNotFound() && g.error.ok()) g.error = st;
+  return st.ok();
+}
+
+bool ServerCore::Impl::StreamExists(Group& g, std::string_view stream) {
+  const std::string prefix = keys::StreamPrefix(stream);
+  auto cur = g.txn->NewCursor(kMembers);
+  cur->Seek(prefix);
+  return cur->Valid() && cur->key().starts_with(prefix);
+}
+
+Status ServerCore::Impl::CheckMember(Group& g, std::string_view user, std::string_view stream) {
+  if (!opt_.membership) return Status::OK();
+  if (stream.starts_with(kFeedPrefix)) {
+    if (stream.substr(kFeedPrefix.size()) == user) return Status::OK();
+    return Status::PermissionDenied("forbidden: " + std::string(stream) + " is another user's membership feed");
+  }
+  if (IsMember(g, stream, user)) return Status::OK();
+  if (!StreamExists(g, stream)) {
+    return Status::PermissionDenied("forbidden: stream " + std::string(stream) +
+                                    " does not exist (create it with an outpost.members op)");
+  }
+  return Status::PermissionDenied("forbidden: " + std::string(user) + " is not a member of " + std::string(stream));
+}
+
+void ServerCore::Impl::PutStoredOp(Group& g, const codec::OpFields& f) {
+  Status st = g.txn->Put(kOps, keys::ServerOpKey(f.stream, f.seq), codec::EncodeStoredOp(f));
+  if (!st.ok() && g.error.ok()) g.error = st;
+  g.notify.emplace(f.stream);
+}
+
+void ServerCore::Impl::AppendFeed(Group& g, std::string_view user, std::string_view kind,
+                                  std::string_view stream) {
+  const std::string feed = FeedStream(user);
+  if (!keys::ValidateStream(feed, opt_.stream_id_bytes_max).ok()) return;
+  uint64_t seq = High(g, feed) + 1;
+  g.high[feed] = seq;
+  g.dirty_high.insert(feed);
+  codec::OpFields f;
+  f.op_id = ids_.Next();
+  f.stream = feed;
+  f.kind = kind;
+  f.payload = stream;
+  f.device = "server";
+  f.client_time_ms = opt_.env->NowMs();
+  f.seq = seq;
+  PutStoredOp(g, f);
+}
+
+void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::string_view author,
+                                    std::string_view payload) {
+  std::vector<std::string> members = DecodeMembers(payload);
+  const bool creating = !StreamExists(g, stream);
+  if (creating && std::find(members.begin(), members.end(), author) == members.end()) {
+    members.emplace_back(author);
+  }
+  std::unordered_set<std::string> now(members.begin(), members.end());
+  std::vector<std::string> gone;
+  const std::string prefix = keys::StreamPrefix(stream);
+  {
+    auto cur = g.txn->NewCursor(kMembers);
+    for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      keys::Reader rd(cur->key().substr(prefix.size()));
+      std::string_view user;
+      if (rd.Short(&user) && !now.erase(std::string(user))) gone.emplace_back(user);
+    }
+  }
+  for (const auto& user : gone) {
+    Status st = g.txn->Delete(kMembers, MemberKey(stream, user));
+    if (!st.ok() && g.error.ok()) g.error = st;
+    AppendFeed(g, user, kLeftKind, stream);
+    g.left.emplace_back(stream, user);
+  }
+  for (const auto& user : members) {
+    if (!now.contains(user)) continue;  // was a member already
+    Status st = g.txn->Put(kMembers, MemberKey(stream, user), "");
+    if (!st.ok() && g.error.ok()) g.error = st;
+    AppendFeed(g, user, kJoinedKind, stream);
+    // Devices of the new member that already asked for the stream follow it now (and hear of this op).
+    for (auto& [conn, session] : sessions_) {
+      if (session.user == user && session.denied.erase(std::string(stream)) > 0) Follow(conn, session, stream);
+    }
+  }
+}
 
 bool ServerCore::Impl::ReadU64(Group& g, SpaceId space, std::string_view key, uint64_t* v) {
   std::string value;
@@ -172,10 +283,23 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
   for (auto& ev : events) {
     switch (ev.kind) {
       case ServerEvent::Kind::kOpen:
+        if (sessions_.size() >= opt_.connections_max) {
+          ++stats_.connections_refused;
+          refused_.insert(ev.conn);
+          Answer(g, ev.conn,
+                 codec::EncodeError(Status::Code::kBusy,
+                                    "server full: " + std::to_string(opt_.connections_max) +
+                                        " connections (connections_max); retry later",
+                                    true),
+                 true);
+          break;
+        }
         sessions_[ev.conn] = Session();
         ++stats_.connections;
+        ++stats_.connections_total;
         break;
       case ServerEvent::Kind::kClose: {
+        refused_.erase(ev.conn);
         auto it = sessions_.find(ev.conn);
         if (it == sessions_.end()) break;
         for (const auto& stream : it->second.follows) {
@@ -212,6 +336,20 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     return;
   }
   ++stats_.commits;
+  // Users who left a stream stop hearing of it now.
+  for (const auto& [stream, user] : g.left) {
+    auto f = followers_.find(stream);
+    if (f == followers_.end()) continue;
+    for (auto it = f->second.begin(); it != f->second.end();) {
+      auto sit = sessions_.find(*it);
+      if (sit != sessions_.end() && sit->second.user == user) {
+        sit->second.follows.erase(stream);
+        it = f->second.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   for (auto& a : g.answers) out->push_back(std::move(a));
   for (const auto& stream : g.notify) {
     auto f = followers_.find(stream);
@@ -229,6 +367,7 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
 }
 
 void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes) {
+  if (refused_.contains(conn)) return;  // over connections_max: only its close is left to come
   auto sit = sessions_.find(conn);
   if (sit == sessions_.end()) sit = sessions_.emplace(conn, Session()).first;  // open event lost: tolerate
   Session& s = sit->second;
@@ -248,6 +387,15 @@ void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes
   }
   switch (f->body_type()) {
     case wire::Body::Push:
+      if (++g.pushes[conn] > opt_.batches_inflight_max) {
+        ++stats_.busy;
+        Answer(g, conn,
+               codec::EncodeError(Status::Code::kBusy,
+                                  "more than " + std::to_string(opt_.batches_inflight_max) +
+                                      " batches in flight (batches_inflight_max): back off and resend",
+                                  false));
+        break;
+      }
       HandlePush(g, conn, s, *f->body_as_Push());
       break;
     case wire::Body::Pull:
@@ -301,7 +449,12 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   s.device = info.device;
   for (size_t i = 0; i < n; ++i) {
     std::string_view stream = codec::Str(hello.cursors()->Get(i)->stream());
-    if (keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) Follow(conn, s, stream);
+    if (!keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) continue;
+    if (CheckMember(g, s.user, stream).ok()) {
+      Follow(conn, s, stream);
+    } else {
+      s.denied.emplace(stream);
+    }
   }
   // The device's counters: every stream it follows or ever pushed to.
   std::map<std::string, uint64_t> counters;
@@ -471,6 +624,25 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
                                                              " bytes exceeds payload_bytes_max " +
                                                              std::to_string(opt_.payload_bytes_max)));
   }
+  if (opt_.membership) {
+    Status member;
+    if (f.stream.starts_with(kFeedPrefix)) {
+      member = Status::PermissionDenied("forbidden: streams starting with " + std::string(kFeedPrefix) +
+                                        " are membership feeds, written only by the server");
+    } else if (f.kind == kMembersKind) {
+      if (StreamExists(g, f.stream) && !IsMember(g, f.stream, s.user)) {
+        member = Status::PermissionDenied("forbidden: " + s.user + " is not a member of " + std::string(f.stream));
+      } else if (DecodeMembers(f.payload).empty() && StreamExists(g, f.stream)) {
+        member = Status::InvalidArgument("a stream needs at least one member");
+      }
+    } else {
+      member = CheckMember(g, s.user, f.stream);
+    }
+    if (!member.ok()) {
+      if (member.code() == Status::Code::kPermissionDenied) ++stats_.forbidden;
+      return record(reject(member.code(), member.message()));
+    }
+  }
   if (opt_.authorize) {
     AccessRequest req{s.user, s.device, f.stream, Access::kPush, f.kind, f.payload};
     Status auth = opt_.authorize(req);
@@ -484,9 +656,8 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   stored.device = s.device;
   stored.user = s.user;
   stored.seq = seq;
-  st = g.txn->Put(kOps, keys::ServerOpKey(f.stream, seq), codec::EncodeStoredOp(stored));
-  if (!st.ok() && g.error.ok()) g.error = st;
-  g.notify.emplace(f.stream);
+  PutStoredOp(g, stored);
+  if (opt_.membership && f.kind == kMembersKind) ApplyMembers(g, f.stream, s.user, f.payload);
   Follow(conn, s, f.stream);
   ++stats_.ops_applied;
   v.code = wire::ResultCode::Applied;
@@ -501,13 +672,21 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
     BadFrame(g, conn, st.code(), st.message(), false);
     return;
   }
-  if (opt_.authorize) {
-    st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
-    if (!st.ok()) {
-      Answer(g, conn,
-             codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
-      return;
+  st = CheckMember(g, s.user, stream);
+  if (st.ok() && opt_.authorize) st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
+  if (!st.ok()) {
+    if (st.code() == Status::Code::kPermissionDenied) {
+      ++stats_.forbidden;
+      if (opt_.membership && s.denied.size() < opt_.hello_streams_max) s.denied.emplace(stream);
     }
+    Answer(g, conn, codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
+    // An empty, final page: the device's pull completes and it has nothing to show.
+    flatbuffers::FlatBufferBuilder b(256);
+    auto sv = b.CreateString(stream.data(), stream.size());
+    auto body = wire::CreateBatch(b, sv, pull.after_seq(), b.CreateVector<flatbuffers::Offset<wire::Op>>({}),
+                                  pull.after_seq(), false);
+    Answer(g, conn, codec::FinishFrame(b, wire::Body::Batch, body.Union()));
+    return;
   }
   ++stats_.pulls;
   Follow(conn, s, stream);
@@ -569,13 +748,15 @@ void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const 
     BadFrame(g, conn, Status::Code::kInvalidArgument, st.ok() ? "bad watermark kind" : st.message(), false);
     return;
   }
-  if (opt_.authorize) {
+  st = CheckMember(g, s.user, stream);
+  if (st.ok() && opt_.authorize) {
     st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kWatermark, {}, {}});
-    if (!st.ok()) {
-      Answer(g, conn,
-             codec::EncodeError(st.code(), "watermark " + std::string(stream) + ": " + st.message(), false));
-      return;
-    }
+  }
+  if (!st.ok()) {
+    if (st.code() == Status::Code::kPermissionDenied) ++stats_.forbidden;
+    Answer(g, conn,
+           codec::EncodeError(st.code(), "watermark " + std::string(stream) + ": " + st.message(), false));
+    return;
   }
   uint64_t seq = std::min(wm.seq(), High(g, stream));  // nobody has seen what does not exist yet
   std::string key = keys::WatermarkKey(stream, s.user, s.device, static_cast<uint8_t>(wm.kind()));
@@ -696,7 +877,12 @@ void Server::Stop() {
     st.cv.notify_all();
   }
   if (st.thread.joinable()) st.thread.join();
+  // Events already received are answered: a batch made durable gets its ack out before the caller closes.
+  for (int i = 0; i < 64 && Step() > 0; ++i) {
+  }
 }
+
+std::string Server::endpoint() const { return state_->listener->endpoint(); }
 
 ServerStats Server::Stats() const {
   std::lock_guard<std::mutex> lock(state_->step_mu);

@@ -1,42 +1,52 @@
 // Copyright 2026 The Outpost Authors.
 //
-// NewDialer and Listen: pick a transport by URI scheme. Grammar: `inproc:NAME` with NAME non-empty;
-// `tcp://HOST:PORT` and `ipc://PATH` are reserved for the ZeroMQ transport.
+// NewDialer and Listen: pick a transport by URI scheme. Grammar:
+//   uri      = "inproc:" NAME | zmq-list
+//   zmq-list = zmq *( "," zmq )          (a dialer tries them in turn; a listener binds them all)
+//   zmq      = "tcp://" HOST ":" PORT | "ipc://" PATH      (PORT 0: a free port, listeners only)
 #include <string>
 #include <string_view>
 
 #include "outpost/transport.h"
 #include "transport/inproc/inproc_transport.h"
+#include "transport/zmq/zmq_transport.h"
 
 namespace outpost {
 namespace {
 
 constexpr std::string_view kInprocPrefix = "inproc:";
+constexpr std::string_view kExpected = "(expected inproc:NAME, tcp://HOST:PORT or ipc://PATH)";
 
-Status UnsupportedUri(std::string_view uri) {
+bool IsZmq(std::string_view uri) { return uri.starts_with("tcp://") || uri.starts_with("ipc://"); }
+
+Status UnknownUri(std::string_view uri) {
   std::string quoted = "'" + std::string(uri) + "'";
-  if (uri.starts_with("tcp://") || uri.starts_with("ipc://")) {
-    return Status::InvalidArgument(
-        "transport " + quoted + ": the ZeroMQ transport (tcp://, ipc://) is not built yet; use inproc:NAME");
-  }
   size_t colon = uri.find(':');
   if (colon == std::string_view::npos) {
-    return Status::InvalidArgument("transport " + quoted + " has no scheme (expected inproc:NAME)");
+    return Status::InvalidArgument("transport " + quoted + " has no scheme " + std::string(kExpected));
   }
   return Status::InvalidArgument("unknown transport scheme '" + std::string(uri.substr(0, colon)) + "' in " +
-                                 quoted + " (expected inproc:NAME)");
+                                 quoted + " " + std::string(kExpected));
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri) {
+Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportOptions& options) {
   if (uri.starts_with(kInprocPrefix)) return NewInprocDialer(uri.substr(kInprocPrefix.size()));
-  return UnsupportedUri(uri);
+  if (IsZmq(uri)) {
+    OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/false));
+    return NewZmqDialer(std::move(endpoints), options);
+  }
+  return UnknownUri(uri);
 }
 
-Result<std::unique_ptr<Listener>> Listen(std::string_view uri) {
+Result<std::unique_ptr<Listener>> Listen(std::string_view uri, const TransportOptions& options) {
   if (uri.starts_with(kInprocPrefix)) return ListenInproc(uri.substr(kInprocPrefix.size()));
-  return UnsupportedUri(uri);
+  if (IsZmq(uri)) {
+    OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/true));
+    return ListenZmq(std::move(endpoints), options);
+  }
+  return UnknownUri(uri);
 }
 
 }  // namespace outpost

@@ -5,7 +5,14 @@
 #ifndef OUTPOST_TESTS_CONFORMANCE_TRANSPORT_BACKENDS_H_
 #define OUTPOST_TESTS_CONFORMANCE_TRANSPORT_BACKENDS_H_
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -24,9 +31,47 @@ inline std::string UniqueInprocUri(const std::string& tag) {
   return "inproc:" + tag + "-" + std::to_string(next.fetch_add(1));
 }
 
+// A loopback TCP port that was free a moment ago: the kernel picks it for a socket bound to port 0, which
+// is then closed. Ports are handed out in sequence, so a just-freed one is not given again soon.
+inline int FreeTcpPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+inline std::string UniqueTcpUri(const std::string&) {
+  return "tcp://127.0.0.1:" + std::to_string(FreeTcpPort());
+}
+
+inline std::string UniqueIpcUri(const std::string& tag) {
+  static std::atomic<int> next{0};
+  const char* tmp = std::getenv("TMPDIR");
+  std::filesystem::path dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  // UNIX socket paths are short (108 bytes): the tag is cut to a few safe characters, the pid and a counter
+  // keep it unique.
+  std::string safe = tag.substr(0, 16);
+  for (char& c : safe) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return "ipc://" + (dir / ("outpost-" + std::to_string(getpid()) + "-" + std::to_string(next.fetch_add(1)) +
+                            "-" + safe + ".sock"))
+                        .string();
+}
+
 inline std::vector<TransportBackend> AllTransportBackends() {
   return {
       {"inproc", &UniqueInprocUri},
+      {"zmq_tcp", &UniqueTcpUri},
+      {"zmq_ipc", &UniqueIpcUri},
   };
 }
 

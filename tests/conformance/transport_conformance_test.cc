@@ -567,14 +567,19 @@ void ExpectBadUri(const std::string& uri, const std::string& why) {
 }
 
 TEST(TransportUriTest, BadUrisAreInvalidArgument) {
-  ExpectBadUri("", "expected inproc:NAME");
+  ExpectBadUri("", "expected inproc:NAME, tcp://HOST:PORT or ipc://PATH");
   ExpectBadUri("inproc", "expected inproc:NAME");
   ExpectBadUri("inproc:", "needs a name");
   ExpectBadUri("INPROC:x", "unknown transport scheme 'INPROC'");
   ExpectBadUri("http://example.com", "unknown transport scheme 'http'");
   ExpectBadUri("memory:", "unknown transport scheme 'memory'");
-  ExpectBadUri("tcp://127.0.0.1:5555", "ZeroMQ");
-  ExpectBadUri("ipc:///tmp/outpost.sock", "ZeroMQ");
+  ExpectBadUri("tcp://127.0.0.1", "expected tcp://HOST:PORT");
+  ExpectBadUri("tcp://:7700", "expected tcp://HOST:PORT");
+  ExpectBadUri("tcp://127.0.0.1:70000", "port must be a number 1..65535");
+  ExpectBadUri("tcp://127.0.0.1:x", "port must be a number 1..65535");
+  ExpectBadUri("ipc://", "expected ipc://PATH");
+  ExpectBadUri("tcp://127.0.0.1:7700,http://x", "expected tcp://HOST:PORT or ipc://PATH");
+  ExpectBadUri("tcp://127.0.0.1:7700,", "expected tcp://HOST:PORT or ipc://PATH");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "codec.h"
+#include "conformance/storage_backends.h"
 #include "outpost/server.h"
 
 namespace outpost {
@@ -259,9 +260,13 @@ TEST_F(ServerCoreTest, PullPagesUntilHasMoreIsFalse) {
 TEST_F(ServerCoreTest, PullOfAForbiddenStreamIsRefused) {
   Connect(1, "d1");
   auto out = Send(1, codec::EncodePull("secret", 0, 10));
-  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out.size(), 2u);
   ASSERT_EQ(Body(out[0])->body_type(), wire::Body::Error);
   EXPECT_EQ(Body(out[0])->body_as_Error()->code(), static_cast<uint16_t>(Status::Code::kPermissionDenied));
+  // Then an empty, final page, so that the device's pull completes with nothing to show.
+  ASSERT_EQ(Body(out[1])->body_type(), wire::Body::Batch);
+  EXPECT_EQ(Body(out[1])->body_as_Batch()->ops()->size(), 0u);
+  EXPECT_FALSE(Body(out[1])->body_as_Batch()->has_more());
 }
 
 TEST_F(ServerCoreTest, FollowersAreNotified) {
@@ -317,15 +322,27 @@ TEST_F(ServerCoreTest, WelcomeCarriesTheDevicesCounters) {
   EXPECT_EQ(w->counters()->Get(0)->high_seq(), 2u);
 }
 
-TEST_F(ServerCoreTest, StateSurvivesAReopenOnLmdb) {
-  auto dir = std::filesystem::temp_directory_path() / ("outpost-server-test-" + std::to_string(::getpid()));
+// Server state on every durable backend.
+class DurableServerCoreTest : public ServerCoreTest, public testing::WithParamInterface<StorageBackend> {};
+
+INSTANTIATE_TEST_SUITE_P(, DurableServerCoreTest, testing::ValuesIn(DurableStorageBackends()),
+                         [](const testing::TestParamInfo<StorageBackend>& backend) {
+                           return backend.param.name;
+                         });
+
+TEST_P(DurableServerCoreTest, StateSurvivesAReopen) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("outpost-server-test-" + std::to_string(::getpid()) + "-" + GetParam().name);
   std::filesystem::remove_all(dir);
-  Open("lmdb:" + dir.string());
+  std::filesystem::create_directories(dir);
+  const std::string uri = GetParam().uri(dir.string(), "server-test-" + GetParam().name);
+  Open(uri);
   Connect(1, "d1");
   PushOps(1, {{Id(1), "s", 1}, {Id(2), "s", 2}});
-  Open("lmdb:" + dir.string());
+  Open(uri);
   Connect(1, "d1");
   auto r = PushOps(1, {{Id(2), "s", 2}, {Id(3), "s", 3}});
+  ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(std::get<0>(r[0]), RC::Duplicate);
   EXPECT_EQ(std::get<1>(r[0]), 2u);
   EXPECT_EQ(std::get<0>(r[1]), RC::Applied);

@@ -111,6 +111,9 @@ struct ClientOptions {
   uint32_t attempts_max = 0;  // 0: unlimited; beyond: failed ("exhausted")
   int64_t age_ms_max = 0;     // 0: unlimited; an op older than this when due fails ("exhausted")
   int64_t ack_timeout_ms = 10'000;
+  // Reconnecting uses the same jittered backoff, capped at the lower of this and backoff_cap_ms, so that a
+  // server back from a restart is found soon.
+  int64_t reconnect_cap_ms = 5'000;
   // Whether a failed op holds back the later ops of its stream (chat: no). Per-stream override:
   // SetStreamPolicy.
   bool block_stream_on_failure = false;

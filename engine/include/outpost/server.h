@@ -50,7 +50,12 @@ struct ServerOptions {
   // Returns the authenticated user for a Hello, or PermissionDenied. Default: the claimed user.
   std::function<Result<std::string>(const HelloInfo&)> authenticate;
   // Ok, or the permanent reason (PermissionDenied: forbidden; InvalidArgument: invalid). Default: allow.
+  // Runs after the membership check when membership is on.
   std::function<Status(const AccessRequest&)> authorize;
+  // Streams have members (outpost/membership.h): only members may push, pull, be notified or set
+  // watermarks; the server keeps each user's membership feed. Off: every authenticated device may use every
+  // stream (tests, single-user apps).
+  bool membership = false;
 
   uint32_t frame_bytes_max = 4 << 20;
   uint32_t ops_per_batch_max = 1024;
@@ -60,10 +65,15 @@ struct ServerOptions {
   uint32_t pull_page_max = 1000;
   uint32_t hello_streams_max = 100'000;
   uint32_t events_per_group_max = 4096;
+  uint32_t connections_max = 100'000;  // beyond: the new connection gets a fatal Error and is closed
+  // Push frames one connection may have in one group (its unanswered batches); beyond: a non-fatal Busy
+  // Error for the extra ones, which the device resends after backing off.
+  uint32_t batches_inflight_max = 32;
 };
 
 struct ServerStats {
-  uint64_t connections = 0;
+  uint64_t connections = 0;  // open now
+  uint64_t connections_total = 0, connections_refused = 0, forbidden = 0, busy = 0;
   uint64_t ops_applied = 0, duplicates = 0, gaps = 0, conflicts = 0, rejected = 0, skips = 0;
   uint64_t pulls = 0, bad_frames = 0, auth_failures = 0, commits = 0, commit_errors = 0;
 };
@@ -97,8 +107,12 @@ class Server {
   // Returns the number of events handled.
   size_t Step();
   void Start();
+  // Stops the background thread after its current group, then handles every event already received
+  // (each durable batch gets its ack out) before returning. The listener stays open until destruction.
   void Stop();
   ServerStats Stats() const;
+  // The listener's endpoint (Listener::endpoint()): with tcp://HOST:0, the port actually bound.
+  std::string endpoint() const;
 
  private:
   Server() = default;

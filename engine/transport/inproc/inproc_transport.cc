@@ -199,6 +199,8 @@ class InprocListener final : public Listener {
     for (const Wake& wake : wakes) Notify(wake);
   }
 
+  std::string endpoint() const override { return "inproc:" + name_; }
+
   bool Poll(ServerEvent* event) override {
     std::lock_guard<std::mutex> lock(hub_->mu);
     if (hub_->events.empty()) return false;

@@ -1,0 +1,284 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpostd as a process under stress: hostile ZeroMQ peers, CURVE encryption, and a clean SIGTERM stop.
+#include <signal.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "e2e/e2e_fixture.h"
+
+namespace outpost::e2e {
+namespace {
+
+// splitmix64: the same garbage on every platform.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  size_t Upto(size_t n) { return static_cast<size_t>(Next() % (n + 1)); }
+  std::string Bytes(size_t n) {
+    std::string out(n, '\0');
+    for (auto& c : out) c = static_cast<char>(Next() & 0xff);
+    return out;
+  }
+
+ private:
+  uint64_t s_;
+};
+
+// A raw ZeroMQ DEALER that speaks whatever it is told to: no Outpost code on this side.
+class RawPeer {
+ public:
+  RawPeer(void* context, const std::string& endpoint) : socket_(zmq_socket(context, ZMQ_DEALER)) {
+    const int linger = 0;
+    zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger);
+    const int hwm = 0;  // never drop our own garbage for want of room
+    zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    EXPECT_EQ(zmq_connect(socket_, endpoint.c_str()), 0) << zmq_strerror(zmq_errno());
+  }
+  ~RawPeer() { zmq_close(socket_); }
+  RawPeer(const RawPeer&) = delete;
+  RawPeer& operator=(const RawPeer&) = delete;
+
+  void Send(const std::vector<std::string>& parts) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const int flags = i + 1 < parts.size() ? ZMQ_SNDMORE : 0;
+      ASSERT_GE(zmq_send(socket_, parts[i].data(), parts[i].size(), flags), 0) << zmq_strerror(zmq_errno());
+    }
+  }
+  // The next whole message within `timeout_ms`; false when none came.
+  bool Receive(std::vector<std::string>* parts, int64_t timeout_ms) {
+    parts->clear();
+    zmq_pollitem_t item{socket_, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, static_cast<long>(timeout_ms)) <= 0) return false;
+    int more = 0;
+    do {
+      zmq_msg_t msg;
+      zmq_msg_init(&msg);
+      if (zmq_msg_recv(&msg, socket_, 0) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+      }
+      parts->emplace_back(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
+      more = zmq_msg_more(&msg);
+      zmq_msg_close(&msg);
+    } while (more);
+    return true;
+  }
+  // Waits for a message whose first part is `type`, skipping others; false when none came in time.
+  bool Expect(char type, int64_t timeout_ms) {
+    std::vector<std::string> parts;
+    return WaitFor([&] { return Receive(&parts, 20) && !parts.empty() && parts[0] == std::string(1, type); },
+                   timeout_ms);
+  }
+
+ private:
+  void* socket_;
+};
+
+class HostileTest : public E2ETest {
+ protected:
+  // Gives the server a moment's chance to choke on what was just sent: its answer to a fresh connection's
+  // 'O' comes after everything sent before it has been read.
+  bool StillAlive() {
+    void* context = zmq_ctx_new();
+    bool accepted = false;
+    {
+      RawPeer probe(context, daemon_.endpoint());
+      probe.Send({"O"});
+      accepted = probe.Expect('A', 5'000);
+    }
+    zmq_ctx_term(context);
+    return accepted && daemon_.Alive();
+  }
+
+  // A small protocol limit so that an oversize frame is cheap to send; the transport cap is above it.
+  std::vector<std::string> ServerFlags() override { return {"--frame-bytes-max", "65536"}; }
+};
+
+TEST_F(HostileTest, GarbageFromRawZmqPeersNeitherCrashesNorDisturbsOthers) {
+  const uint64_t seed = 0x5eed0e2e;
+  SCOPED_TRACE("garbage seed " + std::to_string(seed));
+  Rng rng(seed);
+  auto alice = AlicePhone();
+  auto laptop = AliceLaptop();
+  ASSERT_TRUE(alice && laptop);
+  CreateStream(*alice, "calm", {"alice"});
+  FollowConnected(*laptop, "calm");
+  size_t sent = 1;
+  auto healthy_round = [&] {
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(alice->Submit("calm", "text", "op " + std::to_string(sent++)).ok());
+  };
+
+  void* context = zmq_ctx_new();
+  ASSERT_NE(context, nullptr);
+  {
+    // 1. No 'O' first: data, unknown types, empty and multi-part messages.
+    RawPeer stranger(context, daemon_.endpoint());
+    stranger.Send({""});
+    stranger.Send({"D", rng.Bytes(100)});
+    stranger.Send({"X"});
+    stranger.Send({"OO"});
+    stranger.Send({"O", "unexpected part"});
+    for (int i = 0; i < 50; ++i) {
+      std::vector<std::string> parts(1 + rng.Upto(4));
+      for (auto& p : parts) p = rng.Bytes(rng.Upto(300));
+      stranger.Send(parts);
+    }
+    healthy_round();
+    ASSERT_TRUE(StillAlive()) << "outpostd died of messages sent before an 'O'";
+
+    // 2. A proper transport session carrying garbage frames: each is refused with an Error frame.
+    RawPeer talker(context, daemon_.endpoint());
+    talker.Send({"O"});
+    ASSERT_TRUE(talker.Expect('A', kWaitMs)) << "outpostd never accepted a raw DEALER";
+    talker.Send({"D", ""});
+    ASSERT_TRUE(StillAlive()) << "outpostd died of an empty frame";
+    for (int i = 0; i < 200; ++i) {
+      std::string frame = rng.Bytes(rng.Upto(2000));
+      if (i % 4 == 0 && frame.size() >= 8) frame[0] = 8, frame[1] = frame[2] = frame[3] = 0;  // a root offset
+      talker.Send({"D", frame});
+      if (i % 20 == 19) {
+        ASSERT_TRUE(StillAlive()) << "outpostd died of garbage frames " << i - 19 << ".." << i;
+      }
+    }
+    EXPECT_TRUE(talker.Expect('D', kWaitMs)) << "no Error frame came back for garbage";
+    talker.Send({"D", rng.Bytes(100 << 10)});  // over --frame-bytes-max, under the transport's cap
+    ASSERT_TRUE(StillAlive()) << "outpostd died of a frame over --frame-bytes-max";
+    talker.Send({"P"});
+    talker.Send({"D", "a", "b"});
+    healthy_round();
+    ASSERT_TRUE(StillAlive()) << "outpostd died of a ping or a 3-part message";
+
+    // 3. Over the transport's cap: ZeroMQ drops the connection before buffering it.
+    RawPeer hog(context, daemon_.endpoint());
+    hog.Send({"O"});
+    ASSERT_TRUE(hog.Expect('A', kWaitMs));
+    hog.Send({"D", std::string(1 << 20, 'x')});
+    ASSERT_TRUE(StillAlive()) << "outpostd died of a message over the transport's cap";
+
+    // 4. Many sessions opened and abandoned, some closed twice.
+    for (int i = 0; i < 20; ++i) {
+      RawPeer flash(context, daemon_.endpoint());
+      flash.Send({"O"});
+      flash.Send({"D", rng.Bytes(rng.Upto(64))});
+      if (i % 2 == 0) flash.Send({"C"});
+      if (i % 4 == 0) flash.Send({"C"});
+    }
+    healthy_round();
+    ASSERT_TRUE(daemon_.Alive()) << "outpostd died";
+  }
+  zmq_ctx_term(context);
+  // Every raw peer is gone without a word: the server notices by heartbeat silence (or a failed ping) and
+  // forgets them, leaving the two healthy devices.
+  EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("connections") == 2 || !daemon_.Alive(); }, kWaitMs))
+      << daemon_.StatsJson();
+  ASSERT_TRUE(daemon_.Alive()) << "outpostd died while dropping abandoned connections";
+
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*laptop, "calm", sent); }, kWaitMs))
+      << "laptop at " << CursorOf(*laptop, "calm") << " of " << sent << "; "
+      << laptop->Stats().last_connection_error;
+  EXPECT_EQ(ViewIds(*laptop, "calm"), ViewIds(*alice, "calm"));
+  // A device connecting afterwards is served too.
+  auto bob = BobPhone();
+  ASSERT_TRUE(bob);
+  CreateStream(*bob, "after", {"bob"});
+  EXPECT_TRUE(WaitFor([&] { return CaughtUp(*bob, "after", 1); }, kWaitMs))
+      << bob->Stats().last_connection_error;
+  EXPECT_TRUE(daemon_.Alive());
+  EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("bad_frames") >= 1; }, kWaitMs)) << daemon_.StatsJson();
+}
+
+class CurveTest : public E2ETest {
+ protected:
+  std::vector<std::string> ServerFlags() override {
+    const std::string key = dir_ / "server.key";
+    RunResult r = RunOutpostd({"keygen", "--secret-file", key});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    public_key_ = r.out.substr(0, r.out.find('\n'));
+    return {"--curve-secret", key};
+  }
+
+  std::unique_ptr<Client> OpenWithKey(const std::string& user, const std::string& device,
+                                      const std::string& token, const std::string& server_public_key) {
+    TransportOptions t;
+    t.curve_server_public_key = server_public_key;
+    t.connect_timeout_ms = 500;
+    auto dialer = NewDialer(daemon_.endpoint(), t);
+    EXPECT_TRUE(dialer.ok()) << dialer.status().ToString();
+    if (!dialer.ok()) return nullptr;
+    DeviceOptions o;
+    o.user = user;
+    o.device = device;
+    o.token = token;
+    o.dialer = std::shared_ptr<Dialer>(std::move(dialer).value());
+    return OpenDevice(dir_.path(), o);
+  }
+
+  std::string public_key_;
+};
+
+TEST_F(CurveTest, DevicesWithTheServerKeySyncOthersCannotConnect) {
+  ASSERT_EQ(public_key_.size(), 40u);
+  auto phone = OpenWithKey("alice", "phone", alice_phone_token_, public_key_);
+  auto laptop = OpenWithKey("alice", "laptop", alice_laptop_token_, public_key_);
+  ASSERT_TRUE(phone && laptop);
+  CreateStream(*phone, "secret", {"alice"});
+  ASSERT_TRUE(phone->Submit("secret", "text", "encrypted").ok());
+  FollowConnected(*laptop, "secret");
+  ASSERT_TRUE(
+      WaitFor([&] { return CaughtUp(*laptop, "secret", 2) && CaughtUp(*phone, "secret", 2); }, kWaitMs))
+      << phone->Stats().last_connection_error;
+
+  auto wrong_key = NewCurveKeyPair();
+  ASSERT_TRUE(wrong_key.ok());
+  auto impostor_server = OpenWithKey("bob", "phone", bob_phone_token_, wrong_key->public_key);
+  auto plaintext = Open("bob", "tablet", bob_phone_token_);  // no CURVE at all
+  ASSERT_TRUE(impostor_server && plaintext);
+  for (Client* c : {impostor_server.get(), plaintext.get()}) {
+    ASSERT_TRUE(c->Submit("bobs", kMembersKind, "bob").ok());
+    EXPECT_TRUE(WaitFor([&] { return !c->Stats().last_connection_error.empty(); }, kWaitMs)) << c->device();
+    const ClientStats s = c->Stats();
+    EXPECT_FALSE(s.connected) << c->device();
+    EXPECT_EQ(s.connects, 0u) << c->device() << ": " << s.last_connection_error;
+    EXPECT_EQ(s.outbox_depth, 1u) << c->device();
+  }
+}
+
+TEST_F(E2ETest, SigtermStopsCleanlyAndWritesStats) {
+  auto alice = AlicePhone();
+  ASSERT_TRUE(alice);
+  CreateStream(*alice, "log", {"alice"});
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(alice->Submit("log", "text", std::to_string(i)).ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*alice, "log", 31); }, kWaitMs))
+      << alice->Stats().last_connection_error;
+
+  daemon_.Signal(SIGTERM);
+  ASSERT_EQ(daemon_.WaitExit(kWaitMs), 0) << daemon_.Log();
+  const std::string stats = daemon_.StatsJson();
+  EXPECT_NE(stats.find("\"state\": \"stopped\""), std::string::npos) << stats;
+  EXPECT_GE(daemon_.StatsField("ops_applied"), 31) << stats;
+  EXPECT_GE(daemon_.StatsField("connections_total"), 1) << stats;
+  EXPECT_NE(access((data_ + "/endpoint").c_str(), F_OK), 0) << "endpoint file left behind";
+  const std::string log = daemon_.Log();
+  EXPECT_NE(log.find("SIGTERM"), std::string::npos) << log;
+  EXPECT_NE(log.find("stopped"), std::string::npos) << log;
+
+  RunResult r = RunOutpostd({"stats", "--data", data_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stopped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("users"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace outpost::e2e

@@ -1,0 +1,312 @@
+// Copyright 2026 The Outpost Authors.
+#include "e2e/e2e_util.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+#ifndef OUTPOST_OUTPOSTD
+#define OUTPOST_OUTPOSTD "outpostd"  // not built here: whichever is on PATH
+#endif
+
+namespace outpost::e2e {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// posix_spawn of outpostd with default signal handling and an empty signal mask (whatever the test
+// process blocks), `actions` wiring its stdio.
+pid_t Spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions) {
+  std::vector<std::string> argv_store;
+  argv_store.push_back(OutpostdPath());
+  argv_store.insert(argv_store.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_store) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, argv[0], actions, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(rc);
+    return -1;
+  }
+  return pid;
+}
+
+// Reaps `pid` if it exited within `timeout_ms`: its exit code, -1 for a signal, -2 when still running.
+int Reap(pid_t pid, int64_t timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (r < 0) return -1;
+    if (NowMs() >= deadline) return -2;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace
+
+std::string OutpostdPath() { return OUTPOST_OUTPOSTD; }
+
+bool WaitFor(const std::function<bool()>& condition, int64_t timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  for (;;) {
+    if (condition()) return true;
+    if (NowMs() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/outpost-e2e-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms) {
+  RunResult result;
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+    return result;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  const pid_t pid = Spawn(args, &actions);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  close(err[1]);
+  const int64_t deadline = NowMs() + timeout_ms;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  while (pid > 0 && open_fds > 0 && NowMs() < deadline) {
+    if (poll(fds, 2, 50) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) close(f.fd);
+  }
+  if (pid > 0) {
+    result.exit_code = Reap(pid, std::max<int64_t>(deadline - NowMs(), 0));
+    if (result.exit_code == -2) {
+      kill(pid, SIGKILL);
+      (void)Reap(pid, 10'000);
+      ADD_FAILURE() << "outpostd timed out";
+      result.exit_code = -1;
+    }
+  }
+  return result;
+}
+
+namespace {
+std::string Issue(const char* command, const std::string& data_dir, const std::string& user) {
+  RunResult r = RunOutpostd({command, "--data", data_dir, user});
+  EXPECT_EQ(r.exit_code, 0) << command << " " << user << ": " << r.err;
+  std::string token = r.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  return r.exit_code == 0 ? token : "";
+}
+}  // namespace
+
+std::string AddUser(const std::string& data_dir, const std::string& user) {
+  return Issue("add-user", data_dir, user);
+}
+std::string AddDevice(const std::string& data_dir, const std::string& user) {
+  return Issue("add-device", data_dir, user);
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    (void)Reap(pid_, 10'000);
+  }
+}
+
+bool Daemon::Start(const std::string& data_dir, const std::string& listen,
+                   const std::vector<std::string>& extra, std::string* error) {
+  data_dir_ = data_dir;
+  extra_ = extra;
+  const std::string endpoint_file = data_dir + "/endpoint";
+  unlink(endpoint_file.c_str());
+  std::vector<std::string> args = {"--data",          data_dir,      "--listen",         listen,
+                                   "--endpoint-file", endpoint_file, "--stats-interval", "0",
+                                   "--log-level",     "info"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const std::string log = data_dir + "/outpostd.log";
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  pid_ = Spawn(args, &actions);
+  posix_spawn_file_actions_destroy(&actions);
+  if (pid_ <= 0) return false;
+  std::string text;
+  int exit_code = -2;
+  const bool ready = WaitFor(
+      [&] {
+        text = ReadAll(endpoint_file);
+        if (!text.empty() && text.back() == '\n') return true;
+        exit_code = Reap(pid_, 0);
+        return exit_code != -2;
+      },
+      30'000);
+  if (!ready || exit_code != -2) {
+    if (exit_code == -2) {
+      kill(pid_, SIGKILL);
+      (void)Reap(pid_, 10'000);
+    }
+    pid_ = -1;
+    const std::string why = (ready ? "outpostd exited with " + std::to_string(exit_code)
+                                   : std::string("outpostd did not write its endpoint file in time")) +
+                            "; log:\n" + Log();
+    if (error) *error = why;
+    return false;
+  }
+  text.pop_back();
+  endpoint_ = text;
+  return true;
+}
+
+bool Daemon::Restart(std::string* error) {
+  const std::string listen = endpoint_;
+  std::string why;
+  // The old process's port may linger for a moment; the same port keeps the devices' server URI valid.
+  const bool ok = WaitFor(
+      [&] {
+        if (Start(data_dir_, listen, extra_, &why)) return true;
+        return why.find("in use") == std::string::npos;  // another failure: give up now
+      },
+      20'000);
+  if (!ok || pid_ <= 0) {
+    if (error) *error = why;
+    return false;
+  }
+  return true;
+}
+
+void Daemon::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int Daemon::WaitExit(int64_t timeout_ms) {
+  if (pid_ <= 0) return -1;
+  const int code = Reap(pid_, timeout_ms);
+  if (code != -2) pid_ = -1;
+  return code;
+}
+
+bool Daemon::Alive() { return pid_ > 0 && Reap(pid_, 0) == -2; }
+
+std::string Daemon::Log() const { return ReadAll(data_dir_ + "/outpostd.log"); }
+
+std::string Daemon::StatsJson() const { return ReadAll(data_dir_ + "/stats.json"); }
+
+int64_t Daemon::StatsField(const std::string& name) const {
+  const std::string text = StatsJson();
+  const std::string key = "\"" + name + "\": ";
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  size_t i = at + key.size();
+  int64_t v = -1;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) v = (v < 0 ? 0 : v * 10) + (text[i] - '0');
+  return v;
+}
+
+std::unique_ptr<Client> OpenDevice(const std::string& dir, const DeviceOptions& options) {
+  ClientOptions co;
+  co.store = "lmdb:" + dir + "/" + options.user + "-" + options.device + "?sync=0";
+  co.server = options.server;
+  co.dialer = options.dialer;
+  co.user = options.user;
+  co.device = options.device;
+  co.token = options.token;
+  co.backoff_base_ms = 50;
+  co.backoff_cap_ms = options.backoff_cap_ms;
+  co.ack_timeout_ms = options.ack_timeout_ms;
+  auto client = Client::Open(co);
+  if (!client.ok()) {
+    ADD_FAILURE() << "Client::Open " << options.user << "/" << options.device << ": "
+                  << client.status().ToString();
+    return nullptr;
+  }
+  (*client)->Start();
+  return std::move(client).value();
+}
+
+std::vector<std::string> ViewIds(Client& client, const std::string& stream, size_t n) {
+  std::vector<std::string> ids;
+  auto ops = client.Latest(stream, n);
+  if (!ops.ok()) return ids;
+  for (const auto& op : *ops) ids.push_back(op.op_id.ToString());
+  return ids;
+}
+
+uint64_t CursorOf(Client& client, const std::string& stream) {
+  auto cursor = client.Cursor(stream);
+  return cursor.ok() ? *cursor : 0;
+}
+
+bool CaughtUp(Client& client, const std::string& stream, uint64_t seq) {
+  auto cursor = client.Cursor(stream);
+  return cursor.ok() && *cursor >= seq && client.Stats().outbox_depth == 0;
+}
+
+}  // namespace outpost::e2e

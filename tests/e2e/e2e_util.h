@@ -1,0 +1,107 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Helpers for the end-to-end tests: a real `outpostd` subprocess (posix_spawn, port 0 + --endpoint-file),
+// one-shot runs of its admin commands, temporary directories, in-process devices over real ZeroMQ tcp, and
+// bounded waits (a condition polled until a deadline; never a bare sleep).
+#ifndef OUTPOST_TESTS_E2E_E2E_UTIL_H_
+#define OUTPOST_TESTS_E2E_E2E_UTIL_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "outpost/client.h"
+#include "outpost/transport.h"
+
+namespace outpost::e2e {
+
+// Absolute path of the outpostd binary under test.
+std::string OutpostdPath();
+
+// Polls `condition` every few milliseconds until it holds (true) or `timeout_ms` passed (false).
+bool WaitFor(const std::function<bool()>& condition, int64_t timeout_ms);
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string out;
+  std::string err;
+};
+// Runs `outpostd ARGS...` to completion (killed after `timeout_ms`), capturing stdout and stderr.
+RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms = 30'000);
+
+// Creates `user` in DATA_DIR's registry; returns its token ("" and a test failure on error).
+std::string AddUser(const std::string& data_dir, const std::string& user);
+std::string AddDevice(const std::string& data_dir, const std::string& user);
+
+// `outpostd --data DIR ...` as a child process; its stderr goes to DIR/outpostd.log (appended, so restarts
+// keep the history). Killed with SIGKILL at destruction if still running.
+class Daemon {
+ public:
+  Daemon() = default;
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Starts outpostd on `data_dir` listening on `listen` plus `extra` flags, then waits (bounded) for its
+  // --endpoint-file. False, with the reason and the log in `*error`, when it exits or never gets ready.
+  bool Start(const std::string& data_dir, const std::string& listen = "tcp://127.0.0.1:0",
+             const std::vector<std::string>& extra = {}, std::string* error = nullptr);
+  // Start on the same endpoint as the last run (same port), retrying while the port is still in use.
+  bool Restart(std::string* error = nullptr);
+  void Signal(int sig);
+  // Waits for the process to exit; its exit code (-1 for death by signal, -2 when still running).
+  int WaitExit(int64_t timeout_ms);
+  bool Alive();
+  const std::string& endpoint() const { return endpoint_; }
+  std::string Log() const;
+  std::string StatsJson() const;
+  // A numeric field of DATA_DIR/stats.json (-1 when absent or unreadable).
+  int64_t StatsField(const std::string& name) const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  std::string endpoint_;
+};
+
+// One device: a Client with its own lmdb store under `dir`, syncing in the background.
+struct DeviceOptions {
+  std::string user;
+  std::string device;
+  std::string token;
+  std::string server;              // transport URI
+  std::shared_ptr<Dialer> dialer;  // overrides server (CURVE)
+  int64_t backoff_cap_ms = 500;    // tests restart servers: reconnect quickly
+  int64_t ack_timeout_ms = 3'000;
+};
+std::unique_ptr<Client> OpenDevice(const std::string& dir, const DeviceOptions& options);
+
+// The ids of a stream view's ops, in view order.
+std::vector<std::string> ViewIds(Client& client, const std::string& stream, size_t n = 100'000);
+// The device's cursor on `stream` (0 on error).
+uint64_t CursorOf(Client& client, const std::string& stream);
+// True when the device merged at least `seq` of `stream` and has nothing left to send.
+bool CaughtUp(Client& client, const std::string& stream, uint64_t seq);
+
+}  // namespace outpost::e2e
+
+#endif  // OUTPOST_TESTS_E2E_E2E_UTIL_H_

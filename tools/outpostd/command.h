@@ -1,0 +1,36 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpostd's subcommands. Each lives in its own file and describes itself here: main.cc parses the flags a
+// command declares (adding --help), prints its usage on request or on a usage error, and runs it.
+#ifndef OUTPOST_TOOLS_OUTPOSTD_COMMAND_H_
+#define OUTPOST_TOOLS_OUTPOSTD_COMMAND_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flags.h"
+
+namespace outpostd {
+
+struct Command {
+  std::string name;
+  std::string summary;  // one line for `outpostd --help`
+  std::string usage;    // the full `outpostd NAME --help` text
+  std::vector<FlagSpec> flags;
+  int (*run)(const Flags& flags) = nullptr;  // returns the exit code
+};
+
+Command ServeCommand();        // serve.cc
+Command AddUserCommand();      // users_command.cc
+Command AddDeviceCommand();    // users_command.cc
+Command StatsCommand();        // stats_command.cc
+Command KeygenCommand();       // curve_command.cc
+Command CurvePublicCommand();  // curve_command.cc
+
+// Prints "outpostd: MESSAGE" on stderr and returns `exit_code`.
+int Fail(int exit_code, std::string_view message);
+
+}  // namespace outpostd
+
+#endif  // OUTPOST_TOOLS_OUTPOSTD_COMMAND_H_

@@ -1,0 +1,84 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpostd: the Outpost server daemon and its admin commands. Parses the command line, dispatches to one
+// subcommand (command.h) and turns its outcome into the exit code: 0 ok, 1 failed, 2 bad usage.
+#include <fmt/core.h>
+#include <sodium.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "flags.h"
+
+namespace outpostd {
+namespace {
+
+std::vector<Command> AllCommands() {
+  return {ServeCommand(), AddUserCommand(), AddDeviceCommand(),
+          StatsCommand(), KeygenCommand(),  CurvePublicCommand()};
+}
+
+std::string Overview() {
+  std::string out =
+      "usage: outpostd [COMMAND] [options]    (outpostd COMMAND --help for each)\n\n"
+      "The Outpost sync server. Quick start:\n"
+      "  outpostd add-user --data /var/lib/outpost alice     # prints alice's first device token\n"
+      "  outpostd --data /var/lib/outpost --listen tcp://0.0.0.0:7700\n\ncommands:\n";
+  for (const auto& c : AllCommands()) out += fmt::format("  {:<14} {}\n", c.name, c.summary);
+  return out;
+}
+
+bool IsHelp(const std::string& arg) { return arg == "--help" || arg == "-h" || arg == "help"; }
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(Overview().c_str(), stderr);
+    return kExitUsage;
+  }
+  if (IsHelp(args[0])) {
+    std::fputs(Overview().c_str(), stdout);
+    return kExitOk;
+  }
+  const std::vector<Command> commands = AllCommands();
+  const Command* command = nullptr;
+  for (const auto& c : commands) {
+    if (c.name == args[0]) command = &c;
+  }
+  if (command != nullptr) {
+    args.erase(args.begin());
+  } else if (args[0].starts_with("--")) {
+    command = &commands.front();  // `outpostd --data DIR ...` serves
+  } else {
+    return Fail(kExitUsage, "unknown command '" + args[0] + "' (outpostd --help lists them)");
+  }
+
+  for (const auto& a : args) {
+    if (a == "--") break;
+    if (a == "--help" || a == "-h") {
+      std::fputs(command->usage.c_str(), stdout);
+      return kExitOk;
+    }
+  }
+  Flags flags;
+  std::string error;
+  if (!flags.Parse(command->flags, args, &error)) {
+    return Fail(kExitUsage, command->name + ": " + error + " (outpostd " + command->name + " --help)");
+  }
+  if (sodium_init() < 0) return Fail(kExitError, "libsodium failed to initialize");
+  return command->run(flags);
+}
+
+}  // namespace
+
+int Fail(int exit_code, std::string_view message) {
+  std::fflush(stdout);
+  fmt::print(stderr, "outpostd: {}\n", message);
+  return exit_code;
+}
+
+}  // namespace outpostd
+
+int main(int argc, char** argv) { return outpostd::Run(argc, argv); }

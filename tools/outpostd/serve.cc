@@ -1,0 +1,348 @@
+// Copyright 2026 The Outpost Authors.
+//
+// `outpostd serve`: the server process. Order of things:
+//   1. parse and check every flag, so a bad command line fails before anything is opened;
+//   2. block SIGINT/SIGTERM (before any thread starts, so every thread inherits the mask and the signals
+//      wait for sigtimedwait in the main thread), lock DATA_DIR (one server per data directory);
+//   3. open the registry, listen, open the server store, start the server, write --endpoint-file;
+//   4. main thread: wait for a signal, waking every second to write stats.json and log what changed;
+//   5. on a signal: Server::Stop() (handles what was already received, so durable batches get their acks),
+//      final stats.json, close the listener and the stores, exit 0.
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "command.h"
+#include "curve_key.h"
+#include "files.h"
+#include "log.h"
+#include "outpost/server.h"
+#include "outpost/transport.h"
+#include "registry.h"
+#include "stats_json.h"
+
+namespace outpostd {
+namespace {
+
+using outpost::Status;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kUsage = R"(usage: outpostd [serve] --data DIR [options]
+
+Serves the Outpost server store over ZeroMQ, with stream membership on and devices authenticated by the
+tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after answering what it received.
+
+options:
+  --data DIR               data directory (created if its parent exists): DIR/server (store), DIR/auth
+                           (users), DIR/stats.json, DIR/outpostd.lock
+  --listen URI             tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0
+                           picks a free port (default tcp://127.0.0.1:7700)
+  --store URI              server store (default lmdb:DIR/server)
+  --curve-secret FILE      CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that
+                           know the public key (`outpostd curve-public`) can connect
+  --endpoint-file FILE     once listening, write the bound endpoint(s), comma-separated, to FILE
+                           (removed again at a clean stop)
+  --log-level LEVEL        debug, info (default), warn or error
+  --stats-interval S       log a stats line every S seconds (default 60; 0: never)
+  --frame-bytes-max N      largest frame accepted (default 4194304)
+  --ops-per-batch-max N    most ops in one push (default 1024)
+  --payload-bytes-max N    largest op payload (default 1048576)
+  --connections-max N      most open connections (default 100000)
+)";
+
+struct ServeConfig {
+  std::string data_dir;
+  std::vector<std::string> listen;
+  std::string store;
+  std::string curve_secret_file;
+  std::string endpoint_file;
+  int64_t stats_interval_s = 60;
+  outpost::ServerOptions server;
+};
+
+// Fills `config` from the flags; false (with `*error`) on a usage mistake.
+bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
+  if (!flags.positional().empty()) {
+    *error = "unexpected argument '" + flags.positional().front() + "'";
+    return false;
+  }
+  config->data_dir = flags.Get("data");
+  if (config->data_dir.empty()) {
+    *error = "--data DIR is required";
+    return false;
+  }
+  while (config->data_dir.size() > 1 && config->data_dir.back() == '/') config->data_dir.pop_back();
+  config->listen = flags.GetList("listen");
+  if (config->listen.empty()) config->listen = {"tcp://127.0.0.1:7700"};
+  config->store = flags.Get("store", "lmdb:" + config->data_dir + "/server");
+  config->curve_secret_file = flags.Get("curve-secret");
+  config->endpoint_file = flags.Get("endpoint-file");
+  LogLevel level = LogLevel::kInfo;
+  if (flags.Has("log-level") && !ParseLogLevel(flags.Get("log-level"), &level)) {
+    *error = "--log-level must be debug, info, warn or error, not '" + flags.Get("log-level") + "'";
+    return false;
+  }
+  SetLogLevel(level);
+
+  const outpost::ServerOptions defaults;
+  uint64_t interval = 0, frame = 0, ops = 0, payload = 0, conns = 0;
+  if (!flags.GetUint("stats-interval", 60, 7 * 24 * 3600, &interval, error) ||
+      !flags.GetUint("frame-bytes-max", defaults.frame_bytes_max, uint64_t{1} << 30, &frame, error) ||
+      !flags.GetUint("ops-per-batch-max", defaults.ops_per_batch_max, 1'000'000, &ops, error) ||
+      !flags.GetUint("payload-bytes-max", defaults.payload_bytes_max, uint64_t{1} << 30, &payload, error) ||
+      !flags.GetUint("connections-max", defaults.connections_max, 10'000'000, &conns, error)) {
+    return false;
+  }
+  if (frame < 1024 || ops == 0 || conns == 0) {
+    *error = "--frame-bytes-max must be at least 1024, --ops-per-batch-max and --connections-max at least 1";
+    return false;
+  }
+  config->stats_interval_s = static_cast<int64_t>(interval);
+  config->server.store = config->store;
+  config->server.membership = true;
+  config->server.frame_bytes_max = static_cast<uint32_t>(frame);
+  config->server.ops_per_batch_max = static_cast<uint32_t>(ops);
+  config->server.payload_bytes_max = static_cast<uint32_t>(payload);
+  config->server.connections_max = static_cast<uint32_t>(conns);
+  return true;
+}
+
+// Holds an exclusive flock on DATA_DIR/outpostd.lock for the life of the process (the kernel drops it when
+// the process dies, however it dies): two servers writing one store would each believe they assign seqs.
+class DataDirLock {
+ public:
+  ~DataDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Acquire(const std::string& data_dir) {
+    const std::string path = data_dir + "/outpostd.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Status::IOError("open " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        char pid[32] = {};
+        (void)!::pread(fd_, pid, sizeof pid - 1, 0);
+        return Status::FailedPrecondition("another outpostd (pid " + std::string(pid) + ") is serving " +
+                                          data_dir);
+      }
+      return Status::IOError("flock " + path + ": " + std::strerror(errno));
+    }
+    const std::string me = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+      return Status::IOError("write " + path + ": " + std::strerror(errno));
+    }
+    return Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ",") + p;
+  return out;
+}
+
+// Writes stats.json and turns counter increases into log lines, once per tick of the main loop.
+class StatsReporter {
+ public:
+  StatsReporter(const ServeConfig& config, outpost::Server* server, std::string endpoint)
+      : path_(config.data_dir + "/" + std::string(kStatsFileName)),
+        store_(config.store),
+        interval_s_(config.stats_interval_s),
+        server_(server),
+        endpoint_(std::move(endpoint)),
+        started_(Clock::now()),
+        next_line_(started_ + std::chrono::seconds(interval_s_)) {}
+
+  void Tick(const std::string& state) {
+    const outpost::ServerStats now = server_->Stats();
+    LogIncreases(now);
+    if (interval_s_ > 0 && Clock::now() >= next_line_) {
+      next_line_ += std::chrono::seconds(interval_s_);
+      Log(LogLevel::kInfo,
+          "stats: connections={} ops_applied={} duplicates={} pulls={} rejected={} forbidden={} busy={} "
+          "bad_frames={} auth_failures={} commits={} commit_errors={}",
+          now.connections, now.ops_applied, now.duplicates, now.pulls, now.rejected, now.forbidden, now.busy,
+          now.bad_frames, now.auth_failures, now.commits, now.commit_errors);
+    }
+    Write(now, state);
+    last_ = now;
+  }
+
+ private:
+  void LogIncreases(const outpost::ServerStats& now) {
+    if (now.commit_errors > last_.commit_errors) {
+      Log(LogLevel::kError, "store {}: {} commit(s) failed (devices were told to resend)", store_,
+          now.commit_errors - last_.commit_errors);
+    }
+    if (now.auth_failures > last_.auth_failures) {
+      Log(LogLevel::kWarn, "{} authentication failure(s)", now.auth_failures - last_.auth_failures);
+    }
+    if (now.bad_frames > last_.bad_frames) {
+      Log(LogLevel::kWarn, "{} bad frame(s) refused", now.bad_frames - last_.bad_frames);
+    }
+    if (now.connections_refused > last_.connections_refused) {
+      Log(LogLevel::kWarn, "{} connection(s) refused: --connections-max reached",
+          now.connections_refused - last_.connections_refused);
+    }
+    if (now.connections_total > last_.connections_total) {
+      Log(LogLevel::kDebug, "{} new connection(s), {} open", now.connections_total - last_.connections_total,
+          now.connections);
+    }
+  }
+
+  void Write(const outpost::ServerStats& now, const std::string& state) {
+    StatsSnapshot snap;
+    snap.server = now;
+    snap.state = state;
+    snap.pid = ::getpid();
+    snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
+    snap.endpoint = endpoint_;
+    Status s = WriteFileAtomic(path_, StatsToJson(snap));
+    if (!s.ok() && s.ToString() != last_write_error_) {
+      Log(LogLevel::kWarn, "cannot write stats: {}", s.ToString());
+    }
+    last_write_error_ = s.ok() ? "" : s.ToString();
+  }
+
+  std::string path_;
+  std::string store_;
+  int64_t interval_s_;
+  outpost::Server* server_;
+  std::string endpoint_;
+  Clock::time_point started_;
+  Clock::time_point next_line_;
+  outpost::ServerStats last_;
+  std::string last_write_error_;
+};
+
+// Waits up to `timeout` for SIGINT/SIGTERM (blocked in every thread); returns the signal or 0.
+int WaitForSignal(const sigset_t& set, Clock::duration timeout) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  siginfo_t info{};
+  const int sig = ::sigtimedwait(&set, &info, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+int Serve(const Flags& flags) {
+  ServeConfig config;
+  std::string error;
+  if (!ParseConfig(flags, &config, &error)) return Fail(kExitUsage, error + " (outpostd serve --help)");
+  if (Status s = EnsureDataDir(config.data_dir); !s.ok()) return Fail(kExitError, s.message());
+
+  outpost::TransportOptions transport;
+  if (!config.curve_secret_file.empty()) {
+    auto secret = ReadCurveSecret(config.curve_secret_file);
+    if (!secret.ok()) return Fail(kExitError, "--curve-secret: " + secret.status().message());
+    if (IsGroupOrWorldAccessible(config.curve_secret_file)) {
+      Log(LogLevel::kWarn, "{} is readable by other users: chmod 600 it", config.curve_secret_file);
+    }
+    transport.curve_server_secret_key = *secret;
+  }
+  // The transport drops a connection whose message passes this before buffering it; frames between the
+  // protocol limit and this get a protocol Error (the device learns why) and the connection goes on.
+  transport.frame_bytes_max = uint64_t{config.server.frame_bytes_max} * 2 + (64 << 10);
+
+  // Before any thread exists: every thread inherits the mask, so only sigtimedwait below sees the signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (int rc = pthread_sigmask(SIG_BLOCK, &signals, nullptr); rc != 0) {
+    return Fail(kExitError, std::string("pthread_sigmask: ") + std::strerror(rc));
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+
+  DataDirLock lock;
+  if (Status s = lock.Acquire(config.data_dir); !s.ok()) return Fail(kExitError, s.message());
+
+  auto registry_or = Registry::Open(config.data_dir);
+  if (!registry_or.ok()) {
+    return Fail(kExitError, "cannot open the user registry " + Registry::StoreUri(config.data_dir) + ": " +
+                                registry_or.status().ToString());
+  }
+  std::shared_ptr<Registry> registry = std::move(registry_or).value();
+  config.server.authenticate = [registry](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
+    auto user = registry->Authenticate(hello);
+    if (!user.ok()) {
+      const bool store_trouble = user.status().code() == Status::Code::kIOError;
+      Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "hello from user '{}' device '{}' refused: {}",
+          hello.user, hello.device, user.status().ToString());
+    }
+    return user;
+  };
+
+  const std::string listen_uri = Join(config.listen);
+  auto listener = outpost::Listen(listen_uri, transport);
+  if (!listener.ok())
+    return Fail(kExitError, "cannot listen on " + listen_uri + ": " + listener.status().ToString());
+  auto server_or = outpost::Server::Open(config.server, std::move(listener).value());
+  if (!server_or.ok()) {
+    return Fail(kExitError,
+                "cannot open the server store " + config.store + ": " + server_or.status().ToString());
+  }
+  std::unique_ptr<outpost::Server> server = std::move(server_or).value();
+  server->Start();
+
+  const std::string endpoint = server->endpoint();
+  Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, membership on, CURVE {}", ::getpid(),
+      config.data_dir, config.store, transport.curve_server_secret_key.empty() ? "off" : "on");
+  Log(LogLevel::kInfo, "listening on {}", endpoint.empty() ? listen_uri : endpoint);
+  if (!config.endpoint_file.empty()) {
+    if (Status s = WriteFileAtomic(config.endpoint_file, (endpoint.empty() ? listen_uri : endpoint) + "\n");
+        !s.ok()) {
+      Log(LogLevel::kError, "cannot write --endpoint-file: {}", s.ToString());
+      server->Stop();
+      return kExitError;
+    }
+  }
+
+  StatsReporter stats(config, server.get(), endpoint.empty() ? listen_uri : endpoint);
+  stats.Tick("running");
+  int sig = 0;
+  while ((sig = WaitForSignal(signals, std::chrono::seconds(1))) == 0) stats.Tick("running");
+
+  Log(LogLevel::kInfo, "{}: stopping (answering what was received)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  server->Stop();
+  stats.Tick("stopped");
+  if (!config.endpoint_file.empty()) ::unlink(config.endpoint_file.c_str());
+  server.reset();  // closes the listener and the store
+  registry.reset();
+  Log(LogLevel::kInfo, "stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+Command ServeCommand() {
+  return {"serve",
+          "serve the store (the default command: `outpostd --data DIR ...`)",
+          kUsage,
+          {{"data", true, false},
+           {"listen", true, true},
+           {"store", true, false},
+           {"curve-secret", true, false},
+           {"endpoint-file", true, false},
+           {"log-level", true, false},
+           {"stats-interval", true, false},
+           {"frame-bytes-max", true, false},
+           {"ops-per-batch-max", true, false},
+           {"payload-bytes-max", true, false},
+           {"connections-max", true, false}},
+          &Serve};
+}
+
+}  // namespace outpostd

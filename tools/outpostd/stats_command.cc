@@ -1,0 +1,89 @@
+// Copyright 2026 The Outpost Authors.
+//
+// `outpostd stats`: what the server last wrote to DATA_DIR/stats.json, plus the number of users.
+#include <fmt/core.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "files.h"
+#include "registry.h"
+#include "stats_json.h"
+
+namespace outpostd {
+namespace {
+
+constexpr const char* kUsage = R"(usage: outpostd stats --data DIR [--json]
+
+Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
+number of registered users. --json: stats.json as written, with "users" added.
+)";
+
+// The user count, or -1 when there is no registry yet or it cannot be read (the reason in `*why`).
+int64_t UserCount(const std::string& data_dir, std::string* why) {
+  struct stat st {};
+  if (::stat((data_dir + "/auth").c_str(), &st) != 0) return 0;  // no user was ever added
+  auto registry = Registry::Open(data_dir);
+  if (!registry.ok()) {
+    *why = registry.status().ToString();
+    return -1;
+  }
+  auto n = (*registry)->UserCount();
+  if (!n.ok()) {
+    *why = n.status().ToString();
+    return -1;
+  }
+  return static_cast<int64_t>(*n);
+}
+
+int Stats(const Flags& flags) {
+  const std::string data_dir = flags.Get("data");
+  if (data_dir.empty()) return Fail(kExitUsage, "stats: --data DIR is required");
+  if (!flags.positional().empty())
+    return Fail(kExitUsage, "stats: unexpected argument '" + flags.positional()[0] + "'");
+  if (outpost::Status s = RequireDataDir(data_dir); !s.ok()) return Fail(kExitError, "stats: " + s.message());
+
+  std::string why;
+  const int64_t users = UserCount(data_dir, &why);
+  if (users < 0) return Fail(kExitError, "stats: cannot read the user registry: " + why);
+
+  const std::string path = data_dir + "/" + std::string(kStatsFileName);
+  auto text = ReadFile(path);
+  std::vector<JsonMember> members;
+  if (text.ok()) {
+    std::string error;
+    if (!ParseFlatJson(*text, &members, &error)) return Fail(kExitError, "stats: " + path + ": " + error);
+  } else if (!text.status().IsNotFound()) {
+    return Fail(kExitError, "stats: " + text.status().message());
+  }
+
+  if (flags.Has("json")) {
+    fmt::print("{{\n  \"users\": {}", users);
+    for (const auto& m : members) {
+      fmt::print(",\n  {}: {}", JsonQuote(m.key), m.is_string ? JsonQuote(m.value) : m.value);
+    }
+    fmt::print("\n}}\n");
+    return kExitOk;
+  }
+  fmt::print("{:<20} {}\n", "users", users);
+  if (members.empty()) {
+    fmt::print("no stats yet: the server has not run on {}\n", data_dir);
+    return kExitOk;
+  }
+  for (const auto& m : members) fmt::print("{:<20} {}\n", m.key, m.value);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command StatsCommand() {
+  return {"stats",
+          "print the server's last stats and the user count",
+          kUsage,
+          {{"data", true, false}, {"json", false, false}},
+          &Stats};
+}
+
+}  // namespace outpostd

@@ -1,0 +1,48 @@
+// Copyright 2026 The Outpost Authors.
+//
+// DATA_DIR/stats.json: the server's counters as one flat JSON object, rewritten atomically by the running
+// server and read back by `outpostd stats`. Grammar (a subset of JSON, which any JSON reader accepts):
+//   file   = "{" [ member { "," member } ] "}"
+//   member = string ":" ( string | number )
+// Keys: "state" ("running" | "stopped"), "time" (UTC, ISO 8601), "pid", "uptime_s", "endpoint", then one
+// number per ServerStats field, named as in outpost/server.h.
+#ifndef OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
+#define OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/server.h"
+
+namespace outpostd {
+
+inline constexpr std::string_view kStatsFileName = "stats.json";
+
+struct StatsSnapshot {
+  outpost::ServerStats server;
+  std::string state = "running";
+  int64_t pid = 0;
+  int64_t uptime_s = 0;
+  std::string endpoint;
+};
+
+std::string StatsToJson(const StatsSnapshot& stats);
+
+struct JsonMember {
+  std::string key;
+  std::string value;  // unescaped when is_string, the number's text otherwise
+  bool is_string = false;
+};
+
+// The members of a flat JSON object in file order. False (with `*error`) for anything outside the grammar
+// above.
+bool ParseFlatJson(std::string_view text, std::vector<JsonMember>* members, std::string* error);
+
+// `s` as a JSON string literal.
+std::string JsonQuote(std::string_view s);
+
+}  // namespace outpostd
+
+#endif  // OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
