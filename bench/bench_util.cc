@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 namespace outpost::bench {
 
@@ -21,7 +25,12 @@ BenchConfig& Config() {
 }
 
 const std::vector<std::string>& Backends() {
-  static const std::vector<std::string> backends = {"memory", "lmdb"};
+  static const std::vector<std::string> backends = {"memory", "lmdb", "sqlite", "rocksdb"};
+  return backends;
+}
+
+const std::vector<std::string>& DurableBackends() {
+  static const std::vector<std::string> backends = {"lmdb", "sqlite", "rocksdb"};
   return backends;
 }
 
@@ -46,13 +55,16 @@ TempDir::~TempDir() {
 }
 
 std::string TempDir::StoreUri(const std::string& backend, const std::string& name) const {
-  if (backend == "lmdb") return "lmdb:" + (path_ / name).string();
+  if (backend == "lmdb" || backend == "rocksdb") return backend + ":" + (path_ / name).string();
+  if (backend == "sqlite") return "sqlite:" + (path_ / name).string() + ".db";
   return "memory:";
 }
 
 void TempDir::RemoveStore(const std::string& name) const {
   std::error_code ec;
   std::filesystem::remove_all(path_ / name, ec);
+  for (const char* suffix : {".db", ".db-wal", ".db-shm"})
+    std::filesystem::remove(path_ / (name + suffix), ec);
 }
 
 Status RawStore::Open(const TempDir& dir, const std::string& backend, const std::string& name) {
@@ -93,6 +105,86 @@ void Latencies::Report(benchmark::State& state) {
   if (us_.empty()) return;
   state.counters["p50_us"] = Percentile(0.50);
   state.counters["p99_us"] = Percentile(0.99);
+}
+
+Result<std::unique_ptr<Server>> StartBenchServer(const TempDir& dir, const std::string& backend,
+                                                 const std::string& net) {
+  OUTPOST_ASSIGN_OR_RETURN(auto listener, Listen(net));
+  ServerOptions options;
+  options.store = dir.StoreUri(backend, "server");
+  options.store_sync = true;
+  OUTPOST_ASSIGN_OR_RETURN(auto server, Server::Open(std::move(options), std::move(listener)));
+  server->Start();
+  return server;
+}
+
+Result<std::unique_ptr<Client>> OpenBenchDevice(const std::string& store, const std::string& net,
+                                                const std::string& device, uint32_t pull_page_max) {
+  ClientOptions options;
+  options.store = store;
+  options.store_sync = true;
+  options.server = net;
+  options.user = "bench-user";
+  options.device = device;
+  options.pull_page_max = pull_page_max;
+  return Client::Open(std::move(options));
+}
+
+Status WaitWelcomed(Client& client) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    OUTPOST_RETURN_IF_ERROR(client.Step());
+    if (client.Stats().connected) return Status::OK();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Timeout("not connected: " + client.Stats().last_connection_error);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));  // the server answers on its own thread
+  }
+}
+
+Result<OpId> SubmitMany(Client& client, const std::string& stream, int n) {
+  constexpr size_t kChunkOps = 1000;
+  const std::string payload = Payload();
+  std::vector<NewOp> ops;
+  OpId last;
+  for (int done = 0; done < n;) {
+    ops.clear();
+    for (; done < n && ops.size() < kChunkOps; ++done) ops.push_back({stream, "text", payload, {}});
+    OUTPOST_ASSIGN_OR_RETURN(auto ids, client.SubmitBatch(ops));
+    last = ids.back();
+  }
+  return last;
+}
+
+struct ChangeWaiter::State {
+  Change::Kind kind = Change::Kind::kAdded;
+  uint64_t target = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t count = 0;
+};
+
+ChangeWaiter::ChangeWaiter(Client& client, const std::string& stream, Change::Kind kind, uint64_t target)
+    : client_(client), state_(std::make_shared<State>()) {
+  state_->kind = kind;
+  state_->target = target;
+  id_ = client_.Subscribe(stream, [s = state_](const std::vector<Change>& changes) {
+    uint64_t n = 0;
+    for (const Change& c : changes) n += c.kind == s->kind ? 1 : 0;
+    if (n == 0) return;
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->count += n;
+    if (s->count >= s->target) s->cv.notify_all();
+  });
+}
+
+ChangeWaiter::~ChangeWaiter() { client_.Unsubscribe(id_); }
+
+Status ChangeWaiter::Wait() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  if (s.cv.wait_for(lock, std::chrono::minutes(2), [&] { return s.count >= s.target; })) return Status::OK();
+  return Status::Timeout("saw " + std::to_string(s.count) + " of " + std::to_string(s.target) + " changes");
 }
 
 bool Check(benchmark::State& state, const Status& st, const char* what) {

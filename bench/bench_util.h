@@ -1,9 +1,10 @@
 // Copyright 2026 The Outpost Authors.
 //
 // Shared helpers for outpost_bench: backends, temporary store directories, unique inproc names, latency
-// percentiles, and the run's size settings (--quick). Every benchmark names its backend (`memory`, `lmdb`)
-// and reports items_per_second over wall-clock time (UseRealTime), since the engine's callers block on disk
-// and on other threads rather than burn CPU.
+// percentiles, helpers to run a device against an in-process server, and the run's size settings (--quick).
+// Every benchmark names its backend (`memory`, `lmdb`, `sqlite`, `rocksdb`) and reports items_per_second over
+// wall-clock time (UseRealTime), since the engine's callers block on disk and on other threads rather than
+// burn CPU.
 #ifndef OUTPOST_BENCH_BENCH_UTIL_H_
 #define OUTPOST_BENCH_BENCH_UTIL_H_
 
@@ -15,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "outpost/client.h"
+#include "outpost/server.h"
 #include "outpost/status.h"
 #include "outpost/storage.h"
 
@@ -29,11 +32,15 @@ struct BenchConfig {
   int merge_ops_page100 = 10'000;
   int merge_ops_page1000 = 20'000;
   int async_inflight_max = 128;  // SubmitAsync: ops one thread keeps in flight
+  int cold_ops = 1'000'000;      // ops in the store ColdOpen and Scan open
+  int rss_ops = 1'000'000;       // ops flushed or merged while PeakRss watches
 };
 BenchConfig& Config();
 
 // The storage backends every family runs on, in report order.
 const std::vector<std::string>& Backends();
+// The ones that keep their data in files (ColdOpen, Scan, PeakRss).
+const std::vector<std::string>& DurableBackends();
 
 // 16-byte keys and 200-byte values, as in ../shared/LIMITS.md.
 constexpr size_t kKeyBytes = 16;
@@ -48,10 +55,10 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::filesystem::path& path() const { return path_; }
-  // Storage URI of a store named `name` on `backend`: lmdb stores live in this directory; memory stores are
-  // private to the opener.
+  // Storage URI of a store named `name` on `backend`: lmdb and rocksdb stores are directories and sqlite
+  // stores files in this directory; memory stores are private to the opener.
   std::string StoreUri(const std::string& backend, const std::string& name) const;
-  // Removes the lmdb store `name` (a closed one); nothing for memory.
+  // Removes the store `name` (a closed one); nothing for memory.
   void RemoveStore(const std::string& name) const;
 
  private:
@@ -88,6 +95,34 @@ class Latencies {
   std::vector<double> us_;
 };
 
+// ---- a device and an in-process server, both with their own threads, as an app runs them ----
+
+// A started server on `backend` (store "server" in `dir`, durable) listening on `net`.
+Result<std::unique_ptr<Server>> StartBenchServer(const TempDir& dir, const std::string& backend,
+                                                 const std::string& net);
+// A durable device store `store` connected to `net` (empty: offline), not started.
+Result<std::unique_ptr<Client>> OpenBenchDevice(const std::string& store, const std::string& net,
+                                                const std::string& device, uint32_t pull_page_max = 1000);
+// Steps the (not yet started) client until the server welcomed it.
+Status WaitWelcomed(Client& client);
+// Submits `n` ops of Payload() to `stream` in SubmitBatch chunks of 1000; returns the last op's id.
+Result<OpId> SubmitMany(Client& client, const std::string& stream, int n);
+// Waits for `target` Changes of one kind on one stream (emitted after the commit that made them durable).
+class ChangeWaiter {
+ public:
+  ChangeWaiter(Client& client, const std::string& stream, Change::Kind kind, uint64_t target);
+  ~ChangeWaiter();
+  ChangeWaiter(const ChangeWaiter&) = delete;
+  ChangeWaiter& operator=(const ChangeWaiter&) = delete;
+  Status Wait();  // Timeout after two minutes
+
+ private:
+  struct State;
+  Client& client_;
+  std::shared_ptr<State> state_;  // shared with the callback, which may run after Unsubscribe returned
+  uint64_t id_ = 0;
+};
+
 // Marks the benchmark as failed (it then reports no figures) unless `st` is ok.
 bool Check(benchmark::State& state, const Status& st, const char* what);
 
@@ -95,6 +130,13 @@ bool Check(benchmark::State& state, const Status& st, const char* what);
 void RegisterStorageBenchmarks();
 void RegisterSubmitBenchmarks();
 void RegisterSyncBenchmarks();
+void RegisterNetworkBenchmarks();  // RawEcho, Flush/CatchUp/LiveLatency/Fanout over tcp (zmq_bench.cc)
+void RegisterStoreBenchmarks();   // ColdOpen, Scan (store_bench.cc)
+void RegisterMemoryBenchmarks();  // PeakRss (memory_bench.cc)
+// `outpost_bench --rss-child WORKLOAD BACKEND OPS`: the process PeakRss starts for each measurement.
+int RunRssChild(const std::string& workload, const std::string& backend, int ops);
+// `outpost_bench --serve-child DIR`: the Fanout benchmark's server process (runs until stdin closes).
+int RunServeChild(const std::string& dir);
 // Frees what benchmarks kept across runs (prepared servers). Called after the last benchmark.
 void ReleaseSyncFixtures();
 

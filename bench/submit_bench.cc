@@ -2,8 +2,7 @@
 //
 // The submit path of a device, offline (no server: only the local commit is measured).
 //   Submit/<backend>                   one thread, blocking Submit; p50_us/p99_us per call, and p50_ratio to
-//   a
-//                                      RawPut batch:1 commit interleaved with the Submits
+//                                      a RawPut batch:1 commit interleaved with the Submits
 //   SubmitAsync/<backend>/threads:8    8 threads, each keeping up to 128 SubmitAsync ops in flight on one
 //                                      shared Client (refilled 32 at a time); an op counts once its callback
 //                                      reported it durable
@@ -165,8 +164,9 @@ void RegisterSubmitBenchmarks() {
         ->Unit(benchmark::kMicrosecond);
   }
   // Setup takes a plain function, so one instantiation per backend index.
-  void (*const setups[])(const benchmark::State&) = {AsyncSetup<0>, AsyncSetup<1>};
-  static_assert(std::size(setups) == 2);
+  void (*const setups[])(const benchmark::State&) = {AsyncSetup<0>, AsyncSetup<1>, AsyncSetup<2>,
+                                                     AsyncSetup<3>};
+  static_assert(std::size(setups) == 4, "one Setup per backend of Backends()");
   for (size_t i = 0; i < Backends().size() && i < std::size(setups); ++i) {
     benchmark::RegisterBenchmark(("SubmitAsync/" + Backends()[i]).c_str(), BM_SubmitAsync)
         ->Setup(setups[i])

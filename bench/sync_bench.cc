@@ -25,108 +25,13 @@
 namespace outpost::bench {
 namespace {
 
-constexpr auto kWaitMax = std::chrono::seconds(120);
-constexpr size_t kSubmitChunkOps = 1000;
-
-Result<std::unique_ptr<Server>> StartServer(const TempDir& dir, const std::string& backend,
-                                            const std::string& net) {
-  OUTPOST_ASSIGN_OR_RETURN(auto listener, Listen(net));
-  ServerOptions options;
-  options.store = dir.StoreUri(backend, "server");
-  options.store_sync = true;
-  OUTPOST_ASSIGN_OR_RETURN(auto server, Server::Open(std::move(options), std::move(listener)));
-  server->Start();
-  return server;
-}
-
-Result<std::unique_ptr<Client>> OpenDevice(const std::string& store, const std::string& net,
-                                           const std::string& device, uint32_t pull_page_max = 1000) {
-  ClientOptions options;
-  options.store = store;
-  options.store_sync = true;
-  options.server = net;
-  options.user = "bench-user";
-  options.device = device;
-  options.pull_page_max = pull_page_max;
-  return Client::Open(std::move(options));
-}
-
-// Steps the (not yet started) client until the server welcomed it.
-Status WaitConnected(Client& client) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    OUTPOST_RETURN_IF_ERROR(client.Step());
-    if (client.Stats().connected) return Status::OK();
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Timeout("not connected: " + client.Stats().last_connection_error);
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-}
-
-// Submits `n` ops to `stream` in chunks; returns the id of the last one.
-Result<OpId> SubmitOps(Client& client, const std::string& stream, int n) {
-  const std::string payload = Payload();
-  std::vector<NewOp> ops;
-  OpId last;
-  for (int done = 0; done < n;) {
-    ops.clear();
-    for (; done < n && ops.size() < kSubmitChunkOps; ++done) ops.push_back({stream, "text", payload, {}});
-    OUTPOST_ASSIGN_OR_RETURN(auto ids, client.SubmitBatch(ops));
-    last = ids.back();
-  }
-  return last;
-}
-
-// Counts the Changes of one kind on one stream; Wait returns once `target` were seen (they are emitted
-// after the commit that made them durable). The count lives in shared state: the engine may still run a
-// copy of the callback after Unsubscribe returned.
-class ChangeCounter {
- public:
-  ChangeCounter(Client& client, const std::string& stream, Change::Kind kind, uint64_t target)
-      : client_(client), state_(std::make_shared<State>()) {
-    state_->kind = kind;
-    state_->target = target;
-    id_ = client_.Subscribe(stream, [s = state_](const std::vector<Change>& changes) {
-      uint64_t n = 0;
-      for (const Change& c : changes) n += c.kind == s->kind ? 1 : 0;
-      if (n == 0) return;
-      std::lock_guard<std::mutex> lock(s->mu);
-      s->count += n;
-      if (s->count >= s->target) s->cv.notify_all();
-    });
-  }
-  ~ChangeCounter() { client_.Unsubscribe(id_); }
-  ChangeCounter(const ChangeCounter&) = delete;
-  ChangeCounter& operator=(const ChangeCounter&) = delete;
-
-  Status Wait() {
-    State& s = *state_;
-    std::unique_lock<std::mutex> lock(s.mu);
-    if (s.cv.wait_for(lock, kWaitMax, [&] { return s.count >= s.target; })) return Status::OK();
-    return Status::Timeout("saw " + std::to_string(s.count) + " of " + std::to_string(s.target) + " changes");
-  }
-
- private:
-  struct State {
-    Change::Kind kind = Change::Kind::kAdded;
-    uint64_t target = 0;
-    std::mutex mu;
-    std::condition_variable cv;
-    uint64_t count = 0;
-  };
-  Client& client_;
-  const std::shared_ptr<State> state_;
-  uint64_t id_ = 0;
-};
-
 // ---- Flush ----
 
 void BM_Flush(benchmark::State& state, const std::string& backend) {
   const int n = Config().flush_ops;
   TempDir dir;
   const std::string net = UniqueInproc("flush");
-  auto server = StartServer(dir, backend, net);
+  auto server = StartBenchServer(dir, backend, net);
   if (!Check(state, server.status(), "start server")) return;
   uint64_t flushed = 0, batches = 0, server_commits = 0;
   int iteration = 0;
@@ -135,13 +40,13 @@ void BM_Flush(benchmark::State& state, const std::string& backend) {
     const std::string device = "flush-device-" + std::to_string(iteration);
     const std::string stream = "flush-" + std::to_string(iteration);
     ++iteration;
-    auto client = OpenDevice(dir.StoreUri(backend, device), net, device);
+    auto client = OpenBenchDevice(dir.StoreUri(backend, device), net, device);
     if (!Check(state, client.status(), "open device")) break;
-    if (!Check(state, WaitConnected(**client), "connect")) break;
-    if (!Check(state, SubmitOps(**client, stream, n).status(), "fill the outbox")) break;
+    if (!Check(state, WaitWelcomed(**client), "connect")) break;
+    if (!Check(state, SubmitMany(**client, stream, n).status(), "fill the outbox")) break;
     const uint64_t commits_before = (*server)->Stats().commits;
     {
-      ChangeCounter settled(**client, stream, Change::Kind::kUpdated, static_cast<uint64_t>(n));
+      ChangeWaiter settled(**client, stream, Change::Kind::kUpdated, static_cast<uint64_t>(n));
       state.ResumeTiming();
       (*client)->Start();
       Status st = settled.Wait();
@@ -186,8 +91,8 @@ struct MergeSource {
     if (it != streams.end()) return it->second;
     std::string stream = "merge-" + std::to_string(n);
     // The writer's own store does not matter here: a private memory store.
-    OUTPOST_ASSIGN_OR_RETURN(auto writer, OpenDevice("memory:", net, "writer-" + std::to_string(n)));
-    OUTPOST_ASSIGN_OR_RETURN(OpId last, SubmitOps(*writer, stream, n));
+    OUTPOST_ASSIGN_OR_RETURN(auto writer, OpenBenchDevice("memory:", net, "writer-" + std::to_string(n)));
+    OUTPOST_ASSIGN_OR_RETURN(OpId last, SubmitMany(*writer, stream, n));
     OUTPOST_RETURN_IF_ERROR(writer->RunUntilIdle(120'000));
     // Applied by the server (whether the writer pulled its own ops back does not matter here).
     OUTPOST_ASSIGN_OR_RETURN(OpInfo op, writer->Get(last));
@@ -209,7 +114,7 @@ Result<MergeSource*> SourceFor(const std::string& backend) {
   auto& source = MergeSources()[backend];
   if (!source) {
     auto fresh = std::make_unique<MergeSource>();
-    OUTPOST_ASSIGN_OR_RETURN(fresh->server, StartServer(fresh->dir, backend, fresh->net));
+    OUTPOST_ASSIGN_OR_RETURN(fresh->server, StartBenchServer(fresh->dir, backend, fresh->net));
     source = std::move(fresh);
   }
   return source.get();
@@ -237,12 +142,12 @@ void BM_Merge(benchmark::State& state, const std::string& backend) {
   for (auto _ : state) {
     state.PauseTiming();
     const std::string device = "reader-" + std::to_string(readers++);
-    auto client = OpenDevice(dir.StoreUri(backend, device), net, device, page);
+    auto client = OpenBenchDevice(dir.StoreUri(backend, device), net, device, page);
     if (!Check(state, client.status(), "open device")) break;
-    if (!Check(state, WaitConnected(**client), "connect")) break;
+    if (!Check(state, WaitWelcomed(**client), "connect")) break;
     (*client)->Start();
     {
-      ChangeCounter added(**client, *stream, Change::Kind::kAdded, static_cast<uint64_t>(n));
+      ChangeWaiter added(**client, *stream, Change::Kind::kAdded, static_cast<uint64_t>(n));
       state.ResumeTiming();
       Status st = (*client)->Follow(*stream);
       if (st.ok()) st = added.Wait();

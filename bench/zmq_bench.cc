@@ -1,0 +1,524 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The network path over ZeroMQ tcp on loopback, next to its raw ceiling:
+//   RawEcho/tcp                 raw DEALER → ROUTER echo, 200-byte messages, up to 1000 in flight: the most
+//                               messages per second this machine's ZeroMQ moves (no Outpost code at all)
+//   Flush/tcp/<backend>         N ops already in a device's outbox, flushed over tcp to a server on the same
+//                               backend, durable on both sides; timed from Start() until every op settled
+//   CatchUp/tcp/<backend>       a device that was offline while N ops arrived reconnects and pulls and merges
+//                               them durably; timed from SetOnline(true) until all N are merged
+//   LiveLatency/tcp/<backend>   one op at a time: from Submit returning (durable, shown locally) on device A
+//                               until device B's observer sees it (live push: Notify → Pull → merge);
+//                               counters p50_ms, p99_ms
+//   Fanout/tcp/lmdb             many devices connected to one server process, following streams of 10; one
+//                               op lands in every stream; counters: notify-to-pull p50/p99 (Notify received →
+//                               its Batch received at the device), the server process's peak RSS
+// The Fanout devices are light protocol speakers (one DEALER each, all on one thread), so that thousands fit
+// in one process; its server runs in a child process (`outpost_bench --serve-child DIR`) so that the RSS
+// is the server's alone.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "codec.h"
+#include "outpost/client.h"
+#include "outpost/server.h"
+
+extern char** environ;
+
+namespace outpost::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// ---- RawEcho ----
+
+void BM_RawEcho(benchmark::State& state) {
+  constexpr int kInflight = 1000;
+  const int n = Config().quick ? 50'000 : 200'000;
+  void* ctx = zmq_ctx_new();
+  void* router = zmq_socket(ctx, ZMQ_ROUTER);
+  void* dealer = zmq_socket(ctx, ZMQ_DEALER);
+  int hwm = 0;
+  zmq_setsockopt(router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  char endpoint[256];
+  size_t size = sizeof endpoint;
+  if (zmq_bind(router, "tcp://127.0.0.1:*") != 0 ||
+      zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, endpoint, &size) != 0 || zmq_connect(dealer, endpoint) != 0) {
+    state.SkipWithError("zmq setup failed");
+    return;
+  }
+  std::atomic<bool> stop{false};
+  std::thread echo([&] {
+    zmq_pollitem_t item{router, 0, ZMQ_POLLIN, 0};
+    while (!stop.load()) {
+      if (zmq_poll(&item, 1, 50) <= 0) continue;
+      for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) < 0) {
+          zmq_msg_close(&id);
+          zmq_msg_close(&body);
+          break;
+        }
+        zmq_msg_recv(&body, router, 0);
+        zmq_msg_send(&id, router, ZMQ_SNDMORE);
+        zmq_msg_send(&body, router, 0);
+      }
+    }
+  });
+  const std::string payload = Payload();
+  int64_t total = 0;
+  for (auto _ : state) {
+    int sent = 0, received = 0;
+    char buf[512];
+    while (received < n) {
+      while (sent < n && sent - received < kInflight) {
+        zmq_send(dealer, payload.data(), payload.size(), 0);
+        ++sent;
+      }
+      if (zmq_recv(dealer, buf, sizeof buf, 0) >= 0) ++received;
+      while (zmq_recv(dealer, buf, sizeof buf, ZMQ_DONTWAIT) >= 0) ++received;
+    }
+    total += n;
+  }
+  stop = true;
+  echo.join();
+  zmq_close(dealer);
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+  state.SetItemsProcessed(total);
+}
+
+// ---- a server on tcp in this process ----
+
+struct TcpServer {
+  TempDir dir;
+  std::unique_ptr<Server> server;
+  std::string endpoint;
+};
+
+Result<std::unique_ptr<TcpServer>> StartTcpServer(const std::string& backend) {
+  auto s = std::make_unique<TcpServer>();
+  OUTPOST_ASSIGN_OR_RETURN(s->server, StartBenchServer(s->dir, backend, "tcp://127.0.0.1:0"));
+  s->endpoint = s->server->endpoint();
+  return s;
+}
+
+// ---- Flush over tcp ----
+
+void BM_FlushTcp(benchmark::State& state, const std::string& backend) {
+  const int n = Config().quick ? 20'000 : 100'000;
+  auto server = StartTcpServer(backend);
+  if (!Check(state, server.status(), "start server")) return;
+  TempDir dir;
+  uint64_t flushed = 0;
+  int iteration = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string device = "flush-tcp-" + std::to_string(iteration);
+    const std::string stream = "flush-tcp-" + std::to_string(iteration++);
+    auto client = OpenBenchDevice(dir.StoreUri(backend, device), (*server)->endpoint, device);
+    if (!Check(state, client.status(), "open device")) break;
+    if (!Check(state, WaitWelcomed(**client), "connect")) break;
+    if (!Check(state, SubmitMany(**client, stream, n).status(), "fill the outbox")) break;
+    {
+      ChangeWaiter settled(**client, stream, Change::Kind::kUpdated, static_cast<uint64_t>(n));
+      state.ResumeTiming();
+      (*client)->Start();
+      Status st = settled.Wait();
+      state.PauseTiming();
+      if (!Check(state, st, "flush")) break;
+    }
+    (*client)->Stop();
+    flushed += static_cast<uint64_t>(n);
+    client->reset();
+    dir.RemoveStore(device);
+    state.ResumeTiming();
+  }
+  if (flushed == 0) return;
+  state.SetItemsProcessed(static_cast<int64_t>(flushed));
+  state.counters["ops"] = n;
+}
+
+// ---- CatchUp over tcp ----
+
+void BM_CatchUpTcp(benchmark::State& state, const std::string& backend) {
+  const int n = Config().quick ? 20'000 : 100'000;
+  auto server = StartTcpServer(backend);
+  if (!Check(state, server.status(), "start server")) return;
+  const std::string stream = "catch-up";
+  {
+    auto writer = OpenBenchDevice("memory:", (*server)->endpoint, "writer");
+    if (!Check(state, writer.status(), "open writer")) return;
+    if (!Check(state, SubmitMany(**writer, stream, n).status(), "write")) return;
+    if (!Check(state, (*writer)->RunUntilIdle(300'000), "flush the writer")) return;
+  }
+  TempDir dir;
+  uint64_t merged = 0;
+  int iteration = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string device = "reader-" + std::to_string(iteration++);
+    auto client = OpenBenchDevice(dir.StoreUri(backend, device), (*server)->endpoint, device);
+    if (!Check(state, client.status(), "open device")) break;
+    (*client)->SetOnline(false);  // it was offline while the ops arrived
+    if (!Check(state, (*client)->Follow(stream), "follow")) break;
+    (*client)->Start();
+    {
+      ChangeWaiter added(**client, stream, Change::Kind::kAdded, static_cast<uint64_t>(n));
+      state.ResumeTiming();
+      (*client)->SetOnline(true);
+      Status st = added.Wait();
+      state.PauseTiming();
+      if (!Check(state, st, "catch up")) break;
+    }
+    (*client)->Stop();
+    merged += static_cast<uint64_t>(n);
+    client->reset();
+    dir.RemoveStore(device);
+    state.ResumeTiming();
+  }
+  if (merged == 0) return;
+  state.SetItemsProcessed(static_cast<int64_t>(merged));
+  state.counters["ops"] = n;
+}
+
+// ---- LiveLatency ----
+
+void BM_LiveLatency(benchmark::State& state, const std::string& backend) {
+  auto server = StartTcpServer(backend);
+  if (!Check(state, server.status(), "start server")) return;
+  TempDir dir;
+  auto a = OpenBenchDevice(dir.StoreUri(backend, "a"), (*server)->endpoint, "a");
+  auto b = OpenBenchDevice(dir.StoreUri(backend, "b"), (*server)->endpoint, "b");
+  if (!Check(state, a.status(), "open a") || !Check(state, b.status(), "open b")) return;
+  const std::string stream = "live";
+  if (!Check(state, (*a)->Submit(stream, "text", "warm-up").status(), "warm up")) return;
+  if (!Check(state, (*b)->Follow(stream), "follow")) return;
+  struct Seen {
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t added = 0;
+  };
+  auto seen = std::make_shared<Seen>();
+  uint64_t sub = (*b)->Subscribe(stream, [seen](const std::vector<Change>& changes) {
+    uint64_t n = 0;
+    for (const Change& c : changes) n += c.kind == Change::Kind::kAdded;
+    std::lock_guard<std::mutex> lock(seen->mu);
+    seen->added += n;
+    seen->cv.notify_all();
+  });
+  (*a)->Start();
+  (*b)->Start();
+  auto wait_for = [&](uint64_t target) {
+    std::unique_lock<std::mutex> lock(seen->mu);
+    return seen->cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen->added >= target; });
+  };
+  if (!wait_for(1)) {
+    state.SkipWithError("the warm-up op never reached device b");
+    return;
+  }
+  Latencies latencies;
+  uint64_t target = 1;
+  const std::string payload = Payload();
+  for (auto _ : state) {
+    auto id = (*a)->Submit(stream, "text", payload);
+    const auto t0 = Clock::now();
+    if (!Check(state, id.status(), "submit")) break;
+    if (!wait_for(++target)) {
+      state.SkipWithError("an op never reached device b");
+      break;
+    }
+    latencies.Add(MsSince(t0) * 1000.0);
+  }
+  (*b)->Unsubscribe(sub);
+  state.counters["p50_ms"] = latencies.Percentile(0.50) / 1000.0;
+  state.counters["p99_ms"] = latencies.Percentile(0.99) / 1000.0;
+}
+
+// ---- Fanout ----
+
+// A light device: one DEALER speaking the transport protocol (zmq_transport.h) and Hello/Notify/Pull.
+struct LightDevice {
+  void* socket = nullptr;
+  std::string stream;
+  bool welcomed = false;
+  bool notified = false;
+  bool got_batch = false;
+  Clock::time_point notify_at;
+  double notify_to_batch_ms = 0;
+};
+
+void SendData(void* socket, const std::string& frame) {
+  zmq_send(socket, "D", 1, ZMQ_SNDMORE);
+  zmq_send(socket, frame.data(), frame.size(), 0);
+}
+
+std::string HelloFrame(const std::string& device, const std::string& stream) {
+  flatbuffers::FlatBufferBuilder b(256);
+  std::vector<flatbuffers::Offset<wire::StreamCursor>> cursors = {
+      wire::CreateStreamCursor(b, b.CreateString(stream), 0)};
+  auto cv = b.CreateVector(cursors);
+  auto hello = wire::CreateHello(b, b.CreateString("fanout"), b.CreateString(device), b.CreateString(""),
+                                 codec::kProtocolVersion, cv);
+  return codec::FinishFrame(b, wire::Body::Hello, hello.Union());
+}
+
+// Handles what arrived on one device; returns false on a protocol surprise.
+void Drain(LightDevice& d) {
+  char type;
+  for (;;) {
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, d.socket, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&part);
+      return;
+    }
+    type = zmq_msg_size(&part) == 1 ? *static_cast<const char*>(zmq_msg_data(&part)) : '?';
+    const bool more = zmq_msg_more(&part);
+    zmq_msg_close(&part);
+    if (type == 'A') {
+      SendData(d.socket, HelloFrame("fanout-" + std::to_string(reinterpret_cast<uintptr_t>(&d)), d.stream));
+    }
+    if (!more) continue;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    zmq_msg_recv(&body, d.socket, 0);
+    auto frame = codec::DecodeFrame(
+        std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)), 64 << 20);
+    if (frame.ok()) {
+      switch ((*frame)->body_type()) {
+        case wire::Body::Welcome:
+          d.welcomed = true;
+          break;
+        case wire::Body::Notify:
+          if (!d.notified && (*frame)->body_as_Notify()->high_seq() > 0) {
+            d.notified = true;
+            d.notify_at = Clock::now();
+            SendData(d.socket, codec::EncodePull(d.stream, 0, 100));
+          }
+          break;
+        case wire::Body::Batch:
+          if (d.notified && !d.got_batch) {
+            d.got_batch = true;
+            d.notify_to_batch_ms = MsSince(d.notify_at);
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    zmq_msg_close(&body);
+  }
+}
+
+// The server child: `outpost_bench --serve-child DIR` serves lmdb:DIR/server on a free tcp port, writes the
+// endpoint to DIR/endpoint and runs until stdin closes.
+struct ChildServer {
+  pid_t pid = -1;
+  int stdin_fd = -1;
+  std::string endpoint;
+
+  ~ChildServer() {
+    if (stdin_fd >= 0) close(stdin_fd);
+    if (pid > 0) {
+      int status;
+      waitpid(pid, &status, 0);
+    }
+  }
+
+  Status Start(const TempDir& dir) {
+    int fds[2];
+    if (pipe(fds) != 0) return Status::IOError("pipe");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    std::string d = dir.path().string();
+    char* argv[] = {self.data(), const_cast<char*>("--serve-child"), d.data(), nullptr};
+    int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[0]);
+    stdin_fd = fds[1];
+    if (rc != 0) return Status::IOError("posix_spawn");
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < deadline) {
+      std::ifstream in(dir.path() / "endpoint");
+      if (in && std::getline(in, endpoint) && !endpoint.empty()) return Status::OK();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Status::Timeout("the server child did not start");
+  }
+
+  // Peak resident set of the child (VmHWM), in bytes.
+  uint64_t PeakRssBytes() const {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+  }
+};
+
+void RaiseFdLimit() {
+  rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+void BM_Fanout(benchmark::State& state) {
+  RaiseFdLimit();
+  rlimit r{};
+  getrlimit(RLIMIT_NOFILE, &r);
+  // Each ZeroMQ socket holds two descriptors here (its mailbox and its TCP connection).
+  const int wanted = Config().quick ? 1000 : 10'000;
+  const int devices = std::min<int>(wanted, static_cast<int>((r.rlim_cur - 512) / 2) / 10 * 10);
+  TempDir dir;
+  ChildServer child;
+  if (!Check(state, child.Start(dir), "start the server child")) return;
+  void* ctx = zmq_ctx_new();
+  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, devices + 64);
+  std::vector<LightDevice> ds(static_cast<size_t>(devices));
+  std::vector<zmq_pollitem_t> items(ds.size());
+  bool failed = false;
+  for (size_t i = 0; i < ds.size() && !failed; ++i) {
+    ds[i].stream = "group-" + std::to_string(i / 10);
+    ds[i].socket = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(ds[i].socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(ds[i].socket, child.endpoint.c_str()) != 0) {
+      state.SkipWithError("connect failed (file descriptors?)");
+      failed = true;
+    }
+    zmq_send(ds[i].socket, "O", 1, 0);
+    items[i] = {ds[i].socket, 0, ZMQ_POLLIN, 0};
+  }
+  auto pump_until = [&](const std::function<bool()>& done, int seconds) {
+    const auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    auto next_ping = Clock::now() + std::chrono::milliseconds(500);
+    while (!done()) {
+      if (Clock::now() > deadline) return false;
+      if (zmq_poll(items.data(), static_cast<int>(items.size()), 10) > 0) {
+        for (size_t i = 0; i < ds.size(); ++i) {
+          if (items[i].revents & ZMQ_POLLIN) Drain(ds[i]);
+        }
+      }
+      if (Clock::now() > next_ping) {  // keep the server's heartbeat satisfied
+        for (auto& d : ds) zmq_send(d.socket, "P", 1, ZMQ_DONTWAIT);
+        next_ping = Clock::now() + std::chrono::milliseconds(500);
+      }
+    }
+    return true;
+  };
+  auto all = [&](bool LightDevice::*flag) {
+    return [&ds, flag] {
+      for (const auto& d : ds) {
+        if (!(d.*flag)) return false;
+      }
+      return true;
+    };
+  };
+  if (!failed && !pump_until(all(&LightDevice::welcomed), 120)) {
+    state.SkipWithError("not every device was welcomed");
+    failed = true;
+  }
+  Latencies latencies;
+  for (auto _ : state) {
+    if (failed) break;
+    // One op in every stream, from a real client.
+    auto writer = OpenBenchDevice("memory:", child.endpoint, "writer");
+    if (!Check(state, writer.status(), "open writer")) break;
+    std::vector<NewOp> ops;
+    for (int g = 0; g < devices / 10; ++g)
+      ops.push_back({"group-" + std::to_string(g), "text", Payload(), {}});
+    if (!Check(state, (*writer)->SubmitBatch(ops).status(), "submit")) break;
+    if (!Check(state, (*writer)->RunUntilIdle(60'000), "flush")) break;
+    if (!pump_until(all(&LightDevice::got_batch), 120)) {
+      state.SkipWithError("not every device got its batch");
+      break;
+    }
+    for (const auto& d : ds) latencies.Add(d.notify_to_batch_ms * 1000.0);
+    state.PauseTiming();
+    for (auto& d : ds) d.notified = d.got_batch = false;  // a second round sees high_seq 2
+    state.ResumeTiming();
+  }
+  state.counters["devices"] = devices;
+  state.counters["notify_to_pull_p50_ms"] = latencies.Percentile(0.50) / 1000.0;
+  state.counters["notify_to_pull_p99_ms"] = latencies.Percentile(0.99) / 1000.0;
+  state.counters["server_rss_mb"] = static_cast<double>(child.PeakRssBytes()) / (1 << 20);
+  for (auto& d : ds) zmq_close(d.socket);
+  zmq_ctx_term(ctx);
+}
+
+}  // namespace
+
+int RunServeChild(const std::string& dir) {
+  RaiseFdLimit();
+  ServerOptions options;
+  options.store = "lmdb:" + dir + "/server";
+  auto listener = Listen("tcp://127.0.0.1:0");
+  if (!listener.ok()) return 1;
+  auto server = Server::Open(options, std::move(listener).value());
+  if (!server.ok()) return 1;
+  (*server)->Start();
+  {
+    std::ofstream out(dir + "/endpoint.tmp");
+    out << (*server)->endpoint() << "\n";
+  }
+  std::filesystem::rename(dir + "/endpoint.tmp", dir + "/endpoint");
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  (*server)->Stop();
+  return 0;
+}
+
+void RegisterNetworkBenchmarks() {
+  benchmark::RegisterBenchmark("RawEcho/tcp", BM_RawEcho)->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (const std::string& backend : DurableBackends()) {
+    benchmark::RegisterBenchmark(("Flush/tcp/" + backend).c_str(), BM_FlushTcp, backend)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const std::string& backend : DurableBackends()) {
+    benchmark::RegisterBenchmark(("CatchUp/tcp/" + backend).c_str(), BM_CatchUpTcp, backend)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("LiveLatency/tcp/lmdb", BM_LiveLatency, std::string("lmdb"))
+      ->UseRealTime()
+      ->Iterations(Config().quick ? 200 : 1000)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("Fanout/tcp/lmdb", BM_Fanout)
+      ->UseRealTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace outpost::bench
