@@ -183,7 +183,7 @@ ChangeWaiter::~ChangeWaiter() { client_.Unsubscribe(id_); }
 Status ChangeWaiter::Wait() {
   State& s = *state_;
   std::unique_lock<std::mutex> lock(s.mu);
-  if (s.cv.wait_for(lock, std::chrono::minutes(2), [&] { return s.count >= s.target; })) return Status::OK();
+  if (s.cv.wait_for(lock, std::chrono::minutes(10), [&] { return s.count >= s.target; })) return Status::OK();
   return Status::Timeout("saw " + std::to_string(s.count) + " of " + std::to_string(s.target) + " changes");
 }
 

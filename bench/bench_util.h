@@ -114,7 +114,7 @@ class ChangeWaiter {
   ~ChangeWaiter();
   ChangeWaiter(const ChangeWaiter&) = delete;
   ChangeWaiter& operator=(const ChangeWaiter&) = delete;
-  Status Wait();  // Timeout after two minutes
+  Status Wait();  // Timeout after ten minutes (a 1M-op phase on a slow backend)
 
  private:
   struct State;

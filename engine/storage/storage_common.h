@@ -6,12 +6,15 @@
 #define OUTPOST_STORAGE_STORAGE_COMMON_H_
 
 #include <pthread.h>
+#include <sys/file.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -21,6 +24,20 @@
 namespace outpost::storage_internal {
 
 constexpr size_t kValueBytesMax = size_t{1} << 30;
+
+inline std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// Takes an exclusive, non-blocking flock on `fd` (a store's file or directory), so that a store is open
+// through one handle at a time, in this process and across processes. IOError naming the store otherwise.
+inline Status LockExclusive(int fd, std::string_view backend, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::OK();
+  const int err = errno;
+  if (err == EWOULDBLOCK) {
+    return Status::IOError(std::string(backend) + " store '" + path +
+                           "' is locked: it is open in this or another process");
+  }
+  return Status::IOError("cannot lock " + std::string(backend) + " store '" + path + "': " + ErrnoText(err));
+}
 constexpr size_t kSpacesMax = 32;
 
 inline Status CheckKey(std::string_view key) {

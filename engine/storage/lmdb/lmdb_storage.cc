@@ -36,6 +36,8 @@
 namespace outpost {
 namespace {
 
+using storage_internal::ErrnoText;
+
 using storage_internal::CheckKey;
 using storage_internal::CheckSpace;
 using storage_internal::CheckValue;
@@ -56,8 +58,6 @@ std::string SizeText(uint64_t bytes) {
   }
   return text;
 }
-
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 Status LmdbError(int rc, std::string_view what) {
   std::string message = "lmdb ";

@@ -39,6 +39,8 @@
 namespace outpost {
 namespace {
 
+using storage_internal::ErrnoText;
+
 using storage_internal::CheckKey;
 using storage_internal::CheckSpace;
 using storage_internal::CheckValue;
@@ -58,8 +60,6 @@ constexpr int32_t kApplicationId = 0x4f505354;
 // overflow pages; 8 KiB keeps ops of up to about 2 KiB in one page (writing 1000-byte rows is three times
 // faster than with 4 KiB pages) and costs small commits little.
 constexpr int kPageBytes = 8192;
-
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 std::string SizeText(uint64_t bytes) {
   char text[32];
@@ -448,13 +448,7 @@ Status SqliteEnv::Open() {
     if (err == EISDIR) return Status::IOError("sqlite path '" + file_ + "' is a directory, not a file");
     return Status::IOError("cannot open sqlite file '" + file_ + "': " + ErrnoText(err));
   }
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK) {
-      return Status::IOError("sqlite store '" + file_ + "' is locked: it is open in this or another process");
-    }
-    return Status::IOError("cannot lock sqlite file '" + file_ + "': " + ErrnoText(err));
-  }
+  OUTPOST_RETURN_IF_ERROR(storage_internal::LockExclusive(lock_fd_, "sqlite", file_));
   OUTPOST_ASSIGN_OR_RETURN(writer_, OpenConn(true));
   return CreateSpaces();
 }

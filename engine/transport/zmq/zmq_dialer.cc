@@ -69,11 +69,14 @@ class DialerIo {
   void Kick() { waker_.Signal(); }
 
   void Post(Command cmd) {
+    bool was_empty;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      was_empty = commands_.empty();
       commands_.push_back(std::move(cmd));
     }
-    waker_.Signal();
+    // The I/O thread takes the whole queue at once: one wakeup per non-empty queue is enough.
+    if (was_empty) waker_.Signal();
   }
 
  private:

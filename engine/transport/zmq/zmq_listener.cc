@@ -120,11 +120,14 @@ class ZmqListener final : public Listener {
 
  private:
   void Post(Command cmd) {
+    bool was_empty;
     {
       std::lock_guard<std::mutex> lock(cmd_mu_);
+      was_empty = commands_.empty();
       commands_.push_back(std::move(cmd));
     }
-    waker_.Signal();
+    // The I/O thread takes the whole queue at once: one wakeup per non-empty queue is enough.
+    if (was_empty) waker_.Signal();
   }
 
   void Run();
