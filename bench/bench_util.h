@@ -131,8 +131,8 @@ void RegisterStorageBenchmarks();
 void RegisterSubmitBenchmarks();
 void RegisterSyncBenchmarks();
 void RegisterNetworkBenchmarks();  // RawEcho, Flush/CatchUp/LiveLatency/Fanout over tcp (zmq_bench.cc)
-void RegisterStoreBenchmarks();   // ColdOpen, Scan (store_bench.cc)
-void RegisterMemoryBenchmarks();  // PeakRss (memory_bench.cc)
+void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
+void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
 // `outpost_bench --rss-child WORKLOAD BACKEND OPS`: the process PeakRss starts for each measurement.
 int RunRssChild(const std::string& workload, const std::string& backend, int ops);
 // `outpost_bench --serve-child DIR`: the Fanout benchmark's server process (runs until stdin closes).

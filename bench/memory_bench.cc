@@ -18,11 +18,11 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "bench_util.h"
 #include "outpost/client.h"

@@ -1,9 +1,9 @@
 // Copyright 2026 The Outpost Authors.
 //
-// Sync between a device and an in-process server (inproc transport, both threads of their own: the
-// server's Start() and the client's Start(), as an app runs them). The server's store is on the same
-// backend as the device's, durable.
-//   Flush/<backend>            N ops already in a fresh device's outbox (SubmitBatch, not timed), flushed
+// Sync between a device and a server in this process (inproc transport, or ZeroMQ tcp for Flush/tcp), both
+// with threads of their own (the server's Start() and the client's Start(), as an app runs them). The
+// server's store is on the same backend as the device's, durable.
+//   Flush/[tcp/]<backend>      N ops already in a fresh device's outbox (SubmitBatch, not timed), flushed
 //                              to the server: timed from Start() until every op is settled (acked, durable)
 //   Merge/<backend>/page:P     a stream of N ops made by another device sits on the server; a fresh,
 //                              connected device follows it: timed from Follow() until all N are merged,
@@ -27,12 +27,13 @@ namespace {
 
 // ---- Flush ----
 
-void BM_Flush(benchmark::State& state, const std::string& backend) {
-  const int n = Config().flush_ops;
+// `tcp`: the server listens on ZeroMQ tcp (a free loopback port) instead of inproc, with a longer stream.
+void BM_Flush(benchmark::State& state, const std::string& backend, bool tcp) {
+  const int n = tcp ? (Config().quick ? 20'000 : 100'000) : Config().flush_ops;
   TempDir dir;
-  const std::string net = UniqueInproc("flush");
-  auto server = StartBenchServer(dir, backend, net);
+  auto server = StartBenchServer(dir, backend, tcp ? "tcp://127.0.0.1:0" : UniqueInproc("flush"));
   if (!Check(state, server.status(), "start server")) return;
+  const std::string net = (*server)->endpoint();
   uint64_t flushed = 0, batches = 0, server_commits = 0;
   int iteration = 0;
   for (auto _ : state) {
@@ -176,7 +177,12 @@ void BM_Merge(benchmark::State& state, const std::string& backend) {
 
 void RegisterSyncBenchmarks() {
   for (const std::string& backend : Backends()) {
-    benchmark::RegisterBenchmark(("Flush/" + backend).c_str(), BM_Flush, backend)
+    benchmark::RegisterBenchmark(("Flush/" + backend).c_str(), BM_Flush, backend, false)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const std::string& backend : DurableBackends()) {
+    benchmark::RegisterBenchmark(("Flush/tcp/" + backend).c_str(), BM_Flush, backend, true)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }

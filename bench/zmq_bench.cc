@@ -3,8 +3,7 @@
 // The network path over ZeroMQ tcp on loopback, next to its raw ceiling:
 //   RawEcho/tcp                 raw DEALER → ROUTER echo, 200-byte messages, up to 1000 in flight: the most
 //                               messages per second this machine's ZeroMQ moves (no Outpost code at all)
-//   Flush/tcp/<backend>         N ops already in a device's outbox, flushed over tcp to a server on the same
-//                               backend, durable on both sides; timed from Start() until every op settled
+//   (Flush/tcp/<backend>, the Flush benchmark with its server on tcp, lives in sync_bench.cc.)
 //   CatchUp/tcp/<backend>       a device that was offline while N ops arrived reconnects and pulls and merges
 //                               them durably; timed from SetOnline(true) until all N are merged
 //   LiveLatency/tcp/<backend>   one op at a time: from Submit returning (durable, shown locally) on device A
@@ -124,42 +123,6 @@ Result<std::unique_ptr<TcpServer>> StartTcpServer(const std::string& backend) {
   OUTPOST_ASSIGN_OR_RETURN(s->server, StartBenchServer(s->dir, backend, "tcp://127.0.0.1:0"));
   s->endpoint = s->server->endpoint();
   return s;
-}
-
-// ---- Flush over tcp ----
-
-void BM_FlushTcp(benchmark::State& state, const std::string& backend) {
-  const int n = Config().quick ? 20'000 : 100'000;
-  auto server = StartTcpServer(backend);
-  if (!Check(state, server.status(), "start server")) return;
-  TempDir dir;
-  uint64_t flushed = 0;
-  int iteration = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    const std::string device = "flush-tcp-" + std::to_string(iteration);
-    const std::string stream = "flush-tcp-" + std::to_string(iteration++);
-    auto client = OpenBenchDevice(dir.StoreUri(backend, device), (*server)->endpoint, device);
-    if (!Check(state, client.status(), "open device")) break;
-    if (!Check(state, WaitWelcomed(**client), "connect")) break;
-    if (!Check(state, SubmitMany(**client, stream, n).status(), "fill the outbox")) break;
-    {
-      ChangeWaiter settled(**client, stream, Change::Kind::kUpdated, static_cast<uint64_t>(n));
-      state.ResumeTiming();
-      (*client)->Start();
-      Status st = settled.Wait();
-      state.PauseTiming();
-      if (!Check(state, st, "flush")) break;
-    }
-    (*client)->Stop();
-    flushed += static_cast<uint64_t>(n);
-    client->reset();
-    dir.RemoveStore(device);
-    state.ResumeTiming();
-  }
-  if (flushed == 0) return;
-  state.SetItemsProcessed(static_cast<int64_t>(flushed));
-  state.counters["ops"] = n;
 }
 
 // ---- CatchUp over tcp ----
@@ -501,11 +464,6 @@ int RunServeChild(const std::string& dir) {
 
 void RegisterNetworkBenchmarks() {
   benchmark::RegisterBenchmark("RawEcho/tcp", BM_RawEcho)->UseRealTime()->Unit(benchmark::kMillisecond);
-  for (const std::string& backend : DurableBackends()) {
-    benchmark::RegisterBenchmark(("Flush/tcp/" + backend).c_str(), BM_FlushTcp, backend)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
   for (const std::string& backend : DurableBackends()) {
     benchmark::RegisterBenchmark(("CatchUp/tcp/" + backend).c_str(), BM_CatchUpTcp, backend)
         ->UseRealTime()

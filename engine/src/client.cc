@@ -745,7 +745,8 @@ void Client::Impl::EnsureConnected(int64_t now) {
       std::lock_guard<std::mutex> lock(stats_mu_);
       stats_.last_connection_error = c.status().ToString();
     }
-    next_connect_at_ = now + Backoff(connect_failures_++, std::min(opt_.reconnect_cap_ms, opt_.backoff_cap_ms));
+    next_connect_at_ =
+        now + Backoff(connect_failures_++, std::min(opt_.reconnect_cap_ms, opt_.backoff_cap_ms));
     return;
   }
   conn_ = std::move(c).value();

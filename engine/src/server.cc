@@ -30,8 +30,8 @@ namespace {
 
 enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops",    "s_dedupe", "s_devctr",
-                                                 "s_streams", "s_wm",    "s_members"};
+  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",
+                                                 "s_streams", "s_wm",     "s_members"};
   return names;
 }
 
@@ -140,14 +140,16 @@ Status ServerCore::Impl::CheckMember(Group& g, std::string_view user, std::strin
   if (!opt_.membership) return Status::OK();
   if (stream.starts_with(kFeedPrefix)) {
     if (stream.substr(kFeedPrefix.size()) == user) return Status::OK();
-    return Status::PermissionDenied("forbidden: " + std::string(stream) + " is another user's membership feed");
+    return Status::PermissionDenied("forbidden: " + std::string(stream) +
+                                    " is another user's membership feed");
   }
   if (IsMember(g, stream, user)) return Status::OK();
   if (!StreamExists(g, stream)) {
     return Status::PermissionDenied("forbidden: stream " + std::string(stream) +
                                     " does not exist (create it with an outpost.members op)");
   }
-  return Status::PermissionDenied("forbidden: " + std::string(user) + " is not a member of " + std::string(stream));
+  return Status::PermissionDenied("forbidden: " + std::string(user) + " is not a member of " +
+                                  std::string(stream));
 }
 
 void ServerCore::Impl::PutStoredOp(Group& g, const codec::OpFields& f) {
@@ -205,7 +207,8 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
     AppendFeed(g, user, kJoinedKind, stream);
     // Devices of the new member that already asked for the stream follow it now (and hear of this op).
     for (auto& [conn, session] : sessions_) {
-      if (session.user == user && session.denied.erase(std::string(stream)) > 0) Follow(conn, session, stream);
+      if (session.user == user && session.denied.erase(std::string(stream)) > 0)
+        Follow(conn, session, stream);
     }
   }
 }
@@ -631,7 +634,8 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
                                         " are membership feeds, written only by the server");
     } else if (f.kind == kMembersKind) {
       if (StreamExists(g, f.stream) && !IsMember(g, f.stream, s.user)) {
-        member = Status::PermissionDenied("forbidden: " + s.user + " is not a member of " + std::string(f.stream));
+        member =
+            Status::PermissionDenied("forbidden: " + s.user + " is not a member of " + std::string(f.stream));
       } else if (DecodeMembers(f.payload).empty() && StreamExists(g, f.stream)) {
         member = Status::InvalidArgument("a stream needs at least one member");
       }
@@ -673,13 +677,15 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
     return;
   }
   st = CheckMember(g, s.user, stream);
-  if (st.ok() && opt_.authorize) st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
+  if (st.ok() && opt_.authorize)
+    st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
   if (!st.ok()) {
     if (st.code() == Status::Code::kPermissionDenied) {
       ++stats_.forbidden;
       if (opt_.membership && s.denied.size() < opt_.hello_streams_max) s.denied.emplace(stream);
     }
-    Answer(g, conn, codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
+    Answer(g, conn,
+           codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
     // An empty, final page: the device's pull completes and it has nothing to show.
     flatbuffers::FlatBufferBuilder b(256);
     auto sv = b.CreateString(stream.data(), stream.size());

@@ -7,11 +7,14 @@
 
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -26,6 +29,48 @@ namespace outpost::storage_internal {
 constexpr size_t kValueBytesMax = size_t{1} << 30;
 
 inline std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// Creates `dir` if missing (its parent must exist) and checks that it is a directory; `backend` names the
+// store in the messages.
+inline Status EnsureDirectory(std::string_view backend, const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::IOError("cannot create " + std::string(backend) + " directory '" + dir +
+                             "': its parent directory does not exist");
+    }
+    return Status::IOError("cannot create " + std::string(backend) + " directory '" + dir +
+                           "': " + ErrnoText(err));
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Status::IOError("cannot stat '" + dir + "': " + ErrnoText(errno));
+  if (!S_ISDIR(st.st_mode))
+    return Status::IOError(std::string(backend) + " path '" + dir + "' is not a directory");
+  return Status::OK();
+}
+
+// One write transaction at a time, for backends whose library does not serialize writers itself: Acquire
+// blocks while another writer holds the gate.
+class WriterGate {
+ public:
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !active_; });
+    active_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_ = false;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool active_ = false;
+};
 
 // Takes an exclusive, non-blocking flock on `fd` (a store's file or directory), so that a store is open
 // through one handle at a time, in this process and across processes. IOError naming the store otherwise.

@@ -78,9 +78,10 @@ struct TransportOptions {
   // encrypted and only that server is accepted. Server: its secret key; set → only CURVE devices connect.
   std::string curve_server_public_key;
   std::string curve_server_secret_key;
-  int64_t heartbeat_ms = 1000;          // a side that sent nothing for this long sends a ping
-  int64_t heartbeat_timeout_ms = 5000;  // nothing heard for this long: the peer is gone, the connection closes
-  int64_t connect_timeout_ms = 3000;    // Connect gives up on an endpoint that has not answered by then
+  int64_t heartbeat_ms = 1000;  // a side that sent nothing for this long sends a ping
+  int64_t heartbeat_timeout_ms =
+      5000;                           // nothing heard for this long: the peer is gone, the connection closes
+  int64_t connect_timeout_ms = 3000;  // Connect gives up on an endpoint that has not answered by then
   // Transport-level cap on one frame: a bigger one drops the sender's connection before it is buffered.
   // Servers enforce their own, smaller protocol limit (ServerOptions::frame_bytes_max) with an Error frame.
   uint64_t frame_bytes_max = uint64_t{64} << 20;

@@ -659,17 +659,9 @@ class LmdbStorage final : public Storage {
 
 Result<std::unique_ptr<Storage>> OpenLmdbStorage(std::string uri, const std::string& dir,
                                                  const StorageOptions& options) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    const int err = errno;
-    if (err == ENOENT) {
-      return Status::IOError("cannot create lmdb directory '" + dir +
-                             "': its parent directory does not exist");
-    }
-    return Status::IOError("cannot create lmdb directory '" + dir + "': " + ErrnoText(err));
-  }
-  struct stat st;
+  OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("lmdb", dir));
+  struct stat st;  // the directory's identity keys the process-wide table of open environments
   if (::stat(dir.c_str(), &st) != 0) return Status::IOError("cannot stat '" + dir + "': " + ErrnoText(errno));
-  if (!S_ISDIR(st.st_mode)) return Status::IOError("lmdb path '" + dir + "' is not a directory");
   auto env = std::make_shared<LmdbEnv>(dir);
   OUTPOST_RETURN_IF_ERROR(env->Open(st.st_dev, st.st_ino, options));
   return std::unique_ptr<Storage>(std::make_unique<LmdbStorage>(std::move(uri), std::move(env)));

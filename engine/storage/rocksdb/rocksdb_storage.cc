@@ -141,18 +141,8 @@ class RocksEnv {
   size_t space_count() const { return spaces_.size(); }
   const rocksdb::WriteOptions& write_options() const { return write_options_; }
 
-  void AcquireWriter() {
-    std::unique_lock<std::mutex> lock(writer_mu_);
-    writer_cv_.wait(lock, [this] { return !writer_active_; });
-    writer_active_ = true;
-  }
-  void ReleaseWriter() {
-    {
-      std::lock_guard<std::mutex> lock(writer_mu_);
-      writer_active_ = false;
-    }
-    writer_cv_.notify_one();
-  }
+  void AcquireWriter() { writer_gate_.Acquire(); }
+  void ReleaseWriter() { writer_gate_.Release(); }
 
  private:
   const std::string dir_;
@@ -162,9 +152,7 @@ class RocksEnv {
   std::vector<rocksdb::ColumnFamilyHandle*> spaces_;       // per SpaceId, into all_handles_
   rocksdb::WriteOptions write_options_;
 
-  std::mutex writer_mu_;
-  std::condition_variable writer_cv_;
-  bool writer_active_ = false;
+  storage_internal::WriterGate writer_gate_;
 };
 
 Status RocksEnv::Open(const StorageOptions& options) {
@@ -471,17 +459,7 @@ class RocksStorage final : public Storage {
 
 Result<std::unique_ptr<Storage>> OpenRocksdbStorage(std::string uri, const std::string& dir,
                                                     const StorageOptions& options) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    const int err = errno;
-    if (err == ENOENT) {
-      return Status::IOError("cannot create rocksdb directory '" + dir +
-                             "': its parent directory does not exist");
-    }
-    return Status::IOError("cannot create rocksdb directory '" + dir + "': " + ErrnoText(err));
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return Status::IOError("cannot stat '" + dir + "': " + ErrnoText(errno));
-  if (!S_ISDIR(st.st_mode)) return Status::IOError("rocksdb path '" + dir + "' is not a directory");
+  OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("rocksdb", dir));
   auto env = std::make_shared<RocksEnv>(dir);
   OUTPOST_RETURN_IF_ERROR(env->Open(options));
   return std::unique_ptr<Storage>(std::make_unique<RocksStorage>(std::move(uri), std::move(env)));

@@ -323,18 +323,8 @@ class SqliteEnv {
   size_t space_count() const { return tables_.size(); }
   const std::string& file() const { return file_; }
 
-  void AcquireWriter() {
-    std::unique_lock<std::mutex> lock(writer_mu_);
-    writer_cv_.wait(lock, [this] { return !writer_active_; });
-    writer_active_ = true;
-  }
-  void ReleaseWriter() {
-    {
-      std::lock_guard<std::mutex> lock(writer_mu_);
-      writer_active_ = false;
-    }
-    writer_cv_.notify_one();
-  }
+  void AcquireWriter() { writer_gate_.Acquire(); }
+  void ReleaseWriter() { writer_gate_.Release(); }
 
   // A reader connection for one ReadTxn: an idle one, or a new one.
   Result<std::unique_ptr<Conn>> TakeReader() {
@@ -384,9 +374,7 @@ class SqliteEnv {
   std::vector<std::string> tables_;  // per SpaceId
   std::unique_ptr<Conn> writer_;
 
-  std::mutex writer_mu_;
-  std::condition_variable writer_cv_;
-  bool writer_active_ = false;
+  storage_internal::WriterGate writer_gate_;
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Conn>> idle_readers_;
