@@ -44,8 +44,7 @@ Client::Impl::~Impl() {
 }
 
 Status Client::Impl::Init() {
-  if (opt_.device.empty() || opt_.device.size() > 255)
-    return Status::InvalidArgument("device id must be 1..255 bytes");
+  if (opt_.device.size() > 255) return Status::InvalidArgument("device id must be at most 255 bytes");
   if (opt_.user.size() > 255) return Status::InvalidArgument("user must be at most 255 bytes");
   if (opt_.ops_per_batch_max == 0 || opt_.batches_inflight_max == 0 || opt_.pull_page_max == 0 ||
       opt_.submit_queue_max == 0 || opt_.backoff_base_ms <= 0 || opt_.backoff_cap_ms < opt_.backoff_base_ms ||
@@ -55,7 +54,8 @@ Status Client::Impl::Init() {
   StorageOptions so;
   so.spaces = SpaceNames();
   so.sync = opt_.store_sync;
-  OUTPOST_ASSIGN_OR_RETURN(store_, OpenStorage(opt_.store, so));
+  OUTPOST_ASSIGN_OR_RETURN(store_,
+                           opt_.open_store ? opt_.open_store(opt_.store, so) : OpenStorage(opt_.store, so));
   if (opt_.dialer) {
     dialer_ = opt_.dialer;
   } else if (!opt_.server.empty()) {
@@ -67,15 +67,27 @@ Status Client::Impl::Init() {
   std::string v;
   Status st = txn->Get(kMeta, "device", &v);
   if (st.ok()) {
+    if (opt_.device.empty()) opt_.device = v;
     if (v != opt_.device) {
       return Status::FailedPrecondition("store " + opt_.store + " belongs to device '" + v + "', not '" +
                                         opt_.device + "'");
     }
     OUTPOST_RETURN_IF_ERROR(txn->Get(kMeta, "user", &user_));
+    if (user_.empty() && !opt_.user.empty()) {  // made without a user: the first one given owns it
+      OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "user", opt_.user));
+      user_ = opt_.user;
+    }
     if (!opt_.user.empty() && opt_.user != user_) {
       return Status::FailedPrecondition("store " + opt_.store + " belongs to user '" + user_ + "'");
     }
   } else if (st.IsNotFound()) {
+    if (opt_.device.empty()) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      unsigned char r[8];
+      env_->RandomBytes(r, sizeof r);
+      opt_.device = "d-";
+      for (unsigned char c : r) opt_.device += {kHex[c >> 4], kHex[c & 15]};
+    }
     OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "device", opt_.device));
     OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "user", opt_.user));
     user_ = opt_.user;
@@ -105,10 +117,16 @@ Status Client::Impl::Init() {
   }
   OUTPOST_RETURN_IF_ERROR(cur->status());
   cur.reset();
+  read_receipts_ = opt_.send_read_receipts;
+  st = txn->Get(kMeta, "read_receipts", &v);
+  if (st.ok()) {
+    read_receipts_ = v == "1";
+  } else if (!st.IsNotFound()) {
+    return st;
+  }
   OUTPOST_RETURN_IF_ERROR(txn->Commit());
   outbox_depth_ = outbox;
   failed_count_ = failed;
-  read_receipts_ = opt_.send_read_receipts;
   committer_ = std::thread([this] { CommitLoop(); });
   completer_ = std::thread([this] { CompleteLoop(); });
   return Status::OK();
@@ -495,6 +513,20 @@ Result<std::vector<OpInfo>> Client::Impl::Outbox(size_t limit) {
   return out;
 }
 
+Result<std::vector<StreamInfo>> Client::Impl::Streams() {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::vector<StreamInfo> out;
+  auto cur = txn->NewCursor(kStreams);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    keys::StreamMeta m;
+    OUTPOST_RETURN_IF_ERROR(keys::DecodeStreamMeta(cur->value(), &m));
+    out.push_back(
+        {std::string(cur->key()), m.cursor, m.high_seq, m.read_seq, m.outbox, m.failed, m.followed != 0});
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  return out;
+}
+
 Result<uint64_t> Client::Impl::CursorOf(std::string_view stream) {
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
   keys::StreamMeta m;
@@ -648,9 +680,17 @@ Status Client::Impl::MarkRead(std::string_view stream, uint64_t seq) {
 }
 
 Status Client::Impl::SetReadReceipts(bool on) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "read_receipts", on ? "1" : "0"));
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
   std::lock_guard<std::mutex> lock(inbox_mu_);
   read_receipts_ = on;
   return Status::OK();
+}
+
+bool Client::Impl::read_receipts() {
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  return read_receipts_;
 }
 
 uint64_t Client::Impl::Subscribe(std::string_view stream, ChangeCallback cb) {
@@ -792,6 +832,7 @@ void Client::Impl::OnWelcome(const wire::Welcome& w, int64_t now) {
       known.insert(stream);
       StreamSync& ss = SyncOf(stream);
       ss.server_high = std::max(ss.server_high, dc->high_seq());
+      ss.probe_upto = dc->counter();
     }
   }
   for (auto& [stream, ss] : streams_) {
@@ -1041,6 +1082,8 @@ Status Client::Retry(const OpId& op_id) { return impl_->Retry(op_id); }
 Status Client::Discard(const OpId& op_id) { return impl_->Discard(op_id); }
 Status Client::MarkRead(std::string_view stream, uint64_t seq) { return impl_->MarkRead(stream, seq); }
 Status Client::SetReadReceipts(bool on) { return impl_->SetReadReceipts(on); }
+bool Client::read_receipts() { return impl_->read_receipts(); }
+Result<std::vector<StreamInfo>> Client::Streams() { return impl_->Streams(); }
 Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) {
   return impl_->Watermarks(stream);
 }

@@ -54,6 +54,8 @@ class Client::Impl {
   Status SetReadReceipts(bool on);
   Result<std::vector<Watermark>> Watermarks(std::string_view stream);
   Result<uint64_t> CursorOf(std::string_view stream);
+  Result<std::vector<StreamInfo>> Streams();
+  bool read_receipts();
   uint64_t Subscribe(std::string_view stream, ChangeCallback cb);
   void Unsubscribe(uint64_t id);
 
@@ -93,6 +95,10 @@ class Client::Impl {
     uint32_t inflight = 0;   // batches in flight
     bool renumber = false;   // a Conflict said the server used our counters: renumber after renumber_after
     uint64_t renumber_after = 0;
+    // The server's last counter for this stream as of Welcome. Ops up to it may collide with the ops of an
+    // earlier copy of this store (restored from a backup, or rolled back by a power loss): none beyond it is
+    // sent while one up to it awaits its answer, so a Conflict renumbers them before any later op applies.
+    uint64_t probe_upto = 0;
     bool pull_outstanding = false;
     int64_t pull_sent_at = 0;
     uint64_t high_at_pull = 0;  // server_high when the outstanding pull was sent
@@ -145,6 +151,9 @@ class Client::Impl {
   void Flush(int64_t now);
   // Builds and sends one batch for `stream`; false when nothing more can be sent for it now.
   bool SendBatch(const std::string& stream, int64_t now);
+  // Whether an op of `stream` up to its probe_upto is in flight or in the batch being built (which starts
+  // at `batch_first`, 0 when empty): later ops wait for its answer.
+  bool ProbeUnanswered(const std::string& stream, uint64_t batch_first);
   // Settles what a run of PushAcks that arrived together answer, in one write transaction (flusher.cc).
   struct AckEffects;
   void OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t now);

@@ -130,6 +130,15 @@ void Client::Impl::Flush(int64_t now) {
   }
 }
 
+bool Client::Impl::ProbeUnanswered(const std::string& stream, uint64_t batch_first) {
+  const uint64_t probe_upto = SyncOf(stream).probe_upto;
+  if (batch_first != 0 && batch_first <= probe_upto) return true;
+  for (const auto& [id, batch] : inflight_) {
+    if (batch.stream == stream && batch.first_counter <= probe_upto) return true;
+  }
+  return false;
+}
+
 bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
   StreamSync& ss = SyncOf(stream);
   uint32_t ops_max = opt_.ops_per_batch_max;
@@ -168,6 +177,10 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
         break;
       }
       uint64_t counter = keys::GetBE64(cur->key().substr(prefix.size()));
+      if (counter > ss.probe_upto && ProbeUnanswered(stream, ops.empty() ? 0 : first)) {
+        at_end = false;  // sent once the ops up to probe_upto are answered (client_impl.h)
+        break;
+      }
       std::string_view v = cur->value();
       auto id = OpId::FromBytes(v.size() == 17 ? v.substr(1) : std::string_view());
       if (!id.ok()) {

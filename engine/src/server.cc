@@ -481,6 +481,9 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max,
                                   opt_.ops_per_batch_max, opt_.payload_bytes_max, 0);
   Answer(g, conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union()));
+  // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
+  // relays only carry what moves from now on.
+  for (const auto& stream : s.follows) SendStoredWatermarks(g, conn, s, stream);
 }
 
 void ServerCore::Impl::HandlePush(Group& g, ConnId conn, Session& s, const wire::Push& push) {
@@ -726,8 +729,9 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
   auto sv = b.CreateString(stream.data(), stream.size());
   auto ov = b.CreateVector(ops);
   auto body = wire::CreateBatch(b, sv, after, ov, high, next - 1 < high);
-  Answer(g, conn, codec::FinishFrame(b, wire::Body::Batch, body.Union()));
+  // Stored watermarks go first: a device that has merged the batch has its receipts too.
   SendStoredWatermarks(g, conn, s, stream);
+  Answer(g, conn, codec::FinishFrame(b, wire::Body::Batch, body.Union()));
 }
 
 void ServerCore::Impl::SendStoredWatermarks(Group& g, ConnId conn, Session& s, std::string_view stream) {
@@ -786,7 +790,8 @@ Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
   StorageOptions so;
   so.spaces = SpaceNames();
   so.sync = options.store_sync;
-  OUTPOST_ASSIGN_OR_RETURN(auto store, OpenStorage(options.store, so));
+  OUTPOST_ASSIGN_OR_RETURN(auto store, options.open_store ? options.open_store(options.store, so)
+                                                          : OpenStorage(options.store, so));
   return std::unique_ptr<ServerCore>(
       new ServerCore(std::make_unique<Impl>(std::move(options), std::move(store))));
 }

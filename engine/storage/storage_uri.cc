@@ -4,11 +4,17 @@
 //   uri    = scheme ":" rest [ "?" params ]
 //   scheme = "memory" | "lmdb" | "sqlite" | "rocksdb"
 //   rest   = NAME (memory; empty: a private store) | DIR (lmdb, rocksdb; required) | FILE (sqlite; required)
-//   params = param *( "&" param );  param = "sync=0" | "sync=1"   (overrides StorageOptions::sync)
+//   params = param *( "&" param )
+//   param  = "sync=0" | "sync=1"          (overrides StorageOptions::sync)
+//          | "map_bytes_max=" DIGITS      (overrides StorageOptions::map_bytes_max, and map_bytes_initial
+//                                          when that is larger: a small cap for tests and tiny stores)
 // DIR and FILE cannot contain '?'. The memory backend accepts `sync` and ignores it, so that one URI
 // template serves every backend. What sync=0 risks, per backend: lmdb MDB_NOSYNC, sqlite
 // synchronous=NORMAL (WAL), rocksdb WriteOptions::sync=false; in each, a power loss may undo the last
 // commits (lmdb's documentation warns of corruption too) and a process crash does not (docs/backends.md).
+#include "storage/storage_uri.h"
+
+#include <charconv>
 #include <set>
 #include <string>
 #include <string_view>
@@ -54,7 +60,22 @@ Status ValidateOptions(const StorageOptions& options) {
   return Status::OK();
 }
 
-// Applies "sync=0&sync=1..." to `options`.
+constexpr std::string_view kMapBytesMax = "map_bytes_max=";
+
+// map_bytes_max=N: a decimal byte count; a smaller first map follows it down.
+Status ApplyMapBytesMax(std::string_view uri, std::string_view digits, StorageOptions* options) {
+  uint64_t bytes = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), bytes);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || bytes == 0) {
+    return Status::InvalidArgument("storage URI parameter map_bytes_max in " + Quote(uri) +
+                                   " needs a positive decimal byte count, not " + Quote(digits));
+  }
+  options->map_bytes_max = bytes;
+  if (options->map_bytes_initial > bytes) options->map_bytes_initial = bytes;
+  return Status::OK();
+}
+
+// Applies "sync=0&map_bytes_max=N..." to `options`.
 Status ApplyParams(std::string_view uri, std::string_view params, StorageOptions* options) {
   while (true) {
     const size_t end = params.find('&');
@@ -63,9 +84,11 @@ Status ApplyParams(std::string_view uri, std::string_view params, StorageOptions
       options->sync = false;
     } else if (param == "sync=1") {
       options->sync = true;
+    } else if (param.starts_with(kMapBytesMax)) {
+      OUTPOST_RETURN_IF_ERROR(ApplyMapBytesMax(uri, param.substr(kMapBytesMax.size()), options));
     } else {
       return Status::InvalidArgument("unknown storage URI parameter " + Quote(param) + " in " + Quote(uri) +
-                                     " (expected sync=0 or sync=1)");
+                                     " (expected sync=0, sync=1 or map_bytes_max=N)");
     }
     if (end == std::string_view::npos) return Status::OK();
     params.remove_prefix(end + 1);
@@ -74,34 +97,46 @@ Status ApplyParams(std::string_view uri, std::string_view params, StorageOptions
 
 }  // namespace
 
-Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options) {
+namespace storage_internal {
+
+Result<ParsedStorageUri> ParseStorageUri(std::string_view uri, const StorageOptions& options) {
   const size_t colon = uri.find(':');
   if (colon == std::string_view::npos) {
     return Status::InvalidArgument("storage URI " + Quote(uri) + " has no scheme " + std::string(kSchemes));
   }
-  const std::string_view scheme = uri.substr(0, colon);
-  std::string_view rest = uri.substr(colon + 1);
-  StorageOptions resolved = options;
-  if (const size_t question = rest.find('?'); question != std::string_view::npos) {
-    OUTPOST_RETURN_IF_ERROR(ApplyParams(uri, rest.substr(question + 1), &resolved));
-    rest = rest.substr(0, question);
+  ParsedStorageUri parsed;
+  parsed.scheme = uri.substr(0, colon);
+  parsed.location = uri.substr(colon + 1);
+  parsed.options = options;
+  if (const size_t question = parsed.location.find('?'); question != std::string_view::npos) {
+    OUTPOST_RETURN_IF_ERROR(ApplyParams(uri, parsed.location.substr(question + 1), &parsed.options));
+    parsed.location = parsed.location.substr(0, question);
   }
-  OUTPOST_RETURN_IF_ERROR(ValidateOptions(resolved));
-
-  if (scheme == "memory") return OpenMemoryStorage(std::string(uri), rest, resolved);
+  OUTPOST_RETURN_IF_ERROR(ValidateOptions(parsed.options));
+  const std::string_view scheme = parsed.scheme;
+  if (scheme == "memory") return parsed;
   if (scheme == "lmdb" || scheme == "sqlite" || scheme == "rocksdb") {
-    if (rest.empty()) {
+    if (parsed.location.empty()) {
       const std::string expected = scheme == "sqlite"
                                        ? "file (expected sqlite:FILE)"
                                        : "directory (expected " + std::string(scheme) + ":DIR)";
       return Status::InvalidArgument("storage URI " + Quote(uri) + " names no " + expected);
     }
-    if (scheme == "lmdb") return OpenLmdbStorage(std::string(uri), std::string(rest), resolved);
-    if (scheme == "sqlite") return OpenSqliteStorage(std::string(uri), std::string(rest), resolved);
-    return OpenRocksdbStorage(std::string(uri), std::string(rest), resolved);
+    return parsed;
   }
   return Status::InvalidArgument("unknown storage scheme " + Quote(scheme) + " in " + Quote(uri) + " " +
                                  std::string(kSchemes));
+}
+
+}  // namespace storage_internal
+
+Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options) {
+  OUTPOST_ASSIGN_OR_RETURN(auto parsed, storage_internal::ParseStorageUri(uri, options));
+  const std::string location(parsed.location);
+  if (parsed.scheme == "memory") return OpenMemoryStorage(std::string(uri), location, parsed.options);
+  if (parsed.scheme == "lmdb") return OpenLmdbStorage(std::string(uri), location, parsed.options);
+  if (parsed.scheme == "sqlite") return OpenSqliteStorage(std::string(uri), location, parsed.options);
+  return OpenRocksdbStorage(std::string(uri), location, parsed.options);
 }
 
 }  // namespace outpost

@@ -39,12 +39,11 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-// posix_spawn of outpostd with default signal handling and an empty signal mask (whatever the test
-// process blocks), `actions` wiring its stdio.
-pid_t Spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions) {
-  std::vector<std::string> argv_store;
-  argv_store.push_back(OutpostdPath());
-  argv_store.insert(argv_store.end(), args.begin(), args.end());
+// posix_spawn of `argv` (argv[0] the program) with default signal handling and an empty signal mask
+// (whatever the test process blocks), `actions` wiring its stdio.
+pid_t Spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions,
+            char** envp = environ) {
+  std::vector<std::string> argv_store = args;
   std::vector<char*> argv;
   for (auto& a : argv_store) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -60,7 +59,7 @@ pid_t Spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* ac
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, argv[0], actions, &attr, argv.data(), environ);
+  const int rc = posix_spawnp(&pid, argv[0], actions, &attr, argv.data(), envp);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(rc);
@@ -108,7 +107,29 @@ TempDir::~TempDir() {
 }
 
 RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms) {
+  std::vector<std::string> argv{OutpostdPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, timeout_ms);
+}
+
+RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms,
+                     const std::vector<std::string>& env) {
   RunResult result;
+  // This process's environment with `env` applied: NAME=VALUE sets, a bare NAME removes.
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& x : env) replaced = replaced || x == name || x.starts_with(name + "=");
+    if (!replaced) env_store.push_back(entry);
+  }
+  for (const auto& x : env) {
+    if (x.find('=') != std::string::npos) env_store.push_back(x);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     ADD_FAILURE() << "pipe2: " << std::strerror(errno);
@@ -118,7 +139,8 @@ RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms) 
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  const pid_t pid = Spawn(args, &actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  const pid_t pid = Spawn(argv, &actions, envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
@@ -149,7 +171,7 @@ RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms) 
     if (result.exit_code == -2) {
       kill(pid, SIGKILL);
       (void)Reap(pid, 10'000);
-      ADD_FAILURE() << "outpostd timed out";
+      ADD_FAILURE() << argv[0] << " timed out";
       result.exit_code = -1;
     }
   }
@@ -186,9 +208,9 @@ bool Daemon::Start(const std::string& data_dir, const std::string& listen,
   extra_ = extra;
   const std::string endpoint_file = data_dir + "/endpoint";
   unlink(endpoint_file.c_str());
-  std::vector<std::string> args = {"--data",          data_dir,      "--listen",         listen,
-                                   "--endpoint-file", endpoint_file, "--stats-interval", "0",
-                                   "--log-level",     "info"};
+  std::vector<std::string> args = {
+      OutpostdPath(), "--data",           data_dir, "--listen",    listen, "--endpoint-file",
+      endpoint_file,  "--stats-interval", "0",      "--log-level", "info"};
   args.insert(args.end(), extra.begin(), extra.end());
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);

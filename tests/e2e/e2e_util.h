@@ -44,7 +44,12 @@ struct RunResult {
   std::string out;
   std::string err;
 };
-// Runs `outpostd ARGS...` to completion (killed after `timeout_ms`), capturing stdout and stderr.
+// Runs `argv` (argv[0] the program, found on PATH) to completion (killed after `timeout_ms`), stdin from
+// /dev/null, capturing stdout and stderr. `env` changes the inherited environment: "NAME=VALUE" sets,
+// "NAME" removes.
+RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms = 30'000,
+                     const std::vector<std::string>& env = {});
+// Run of `outpostd ARGS...`.
 RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms = 30'000);
 
 // Creates `user` in DATA_DIR's registry; returns its token ("" and a test failure on error).

@@ -1,13 +1,18 @@
 // Copyright 2026 The Outpost Authors.
 //
-// Deterministic simulation: devices and a server on one thread, a manual clock, a faulty in-process
-// network, crashes and restarts of devices and of the server. One seed reproduces one run exactly.
-// After a final quiet, connected phase every invariant of docs/design.md is checked.
+// Deterministic simulation: many devices (several per user) and a server on one thread, a manual clock, a
+// faulty in-process network (drop, duplicate, reorder, delay, disconnects, partitions, lost acks), crashes
+// and restarts of devices and of the server, between steps and in the middle of one (at a chosen commit),
+// and power losses that undo the commits a store had not synced (sim_disk.h). One seed reproduces one run
+// exactly. After the run and a final quiet, connected phase every invariant of DESIGN.md is checked; a
+// failure names the seed, the profile and the last events.
 #ifndef OUTPOST_TESTS_SIM_SIM_H_
 #define OUTPOST_TESTS_SIM_SIM_H_
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "outpost/transport.h"
 
@@ -15,30 +20,54 @@ namespace outpost::sim {
 
 struct SimConfig {
   uint64_t seed = 1;
-  int devices = 3;  // devices 0 and 1 belong to user u0, the rest to their own users
+  std::string profile = "default";  // named in failure messages, so that tools/sim can replay the run
+  int devices = 6;
+  int users = 3;  // device i belongs to user u(i % users): several devices per user
   int streams = 2;
-  int ops_per_device = 200;
+  int ops_per_device = 40;
+  double submit = 0.12;  // per device per tick: the user submits 1..3 ops
   FaultOptions faults{
       .drop = 0.05, .duplicate = 0.03, .delay = 0.1, .delay_ms_max = 400, .disconnect = 0.003};
-  double device_crash = 0.002;   // per device per tick
-  double server_crash = 0.0005;  // per tick
-  double reject = 0.02;          // share of ops the server refuses permanently
-  double discard = 0.2;          // share of failed ops the user discards (the rest are retried)
-  uint32_t attempts_max = 0;     // 0: unlimited; small values exercise "exhausted" and skips
-  // Where device stores live: empty for memory, else the name of a durable backend in
-  // tests/conformance/storage_backends.h ("Lmdb", "Sqlite", "Rocksdb"), opened without fsync.
+  double ack_loss = 0.02;                // frames lost on their way to the device only (acks, batches)
+  double partition = 0.002;              // per tick: a random set of devices is cut off from the server
+  int64_t partition_ms_max = 4000;       // ... for 1 .. this long (no connect, every frame lost)
+  double device_crash = 0.002;           // per device per tick: kill -9 between steps
+  double device_crash_in_step = 0.002;   // per device per tick: kill -9 at a random commit of a step
+  double device_power_loss = 0;          // per device per tick: power loss (unsynced commits undone)
+  bool device_store_sync = true;         // false: devices run without sync, so power losses undo commits
+  double server_crash = 0.0005;          // per tick, between steps
+  double server_crash_in_step = 0.0005;  // per tick, at the group commit or just after it
+  double reject = 0.02;                  // share of ops the server refuses permanently
+  double discard = 0.2;                  // share of refused ops the user discards (the rest are retried)
+  double mark_read = 0.01;               // per device per tick: the user reads a stream up to its cursor
+  uint32_t attempts_max = 0;             // 0: unlimited; small values exercise "exhausted" and skips
+  // Where device stores live: empty for simulated disks in memory (sim_disk.h), else the name of a durable
+  // backend in tests/conformance/storage_backends.h ("Lmdb", "Sqlite", "Rocksdb"), opened without fsync;
+  // those runs have no power losses and no crashes in the middle of a step.
   std::string device_backend;
   int quiet_ticks_max = 20000;
 };
 
+// The settings a profile name stands for (sim_test.cc runs them; tools/sim --profile picks one).
+// Unknown names give the default profile with `profile` set to the unknown name; KnownProfile says.
+SimConfig Profile(std::string_view name);
+bool KnownProfile(std::string_view name);
+std::vector<std::string> ProfileNames();
+
 struct SimResult {
   bool ok = true;
-  std::string failure;  // what broke, with the seed and a trace of the last events
-  uint64_t ops_submitted = 0, ops_applied = 0, ops_failed = 0, device_restarts = 0, server_restarts = 0;
+  std::string failure;  // what broke, with the seed, the profile and a trace of the last events
+  uint64_t ops_submitted = 0, ops_applied = 0, ops_failed = 0, ops_lost_to_power = 0;
+  uint64_t device_restarts = 0, server_restarts = 0, power_losses = 0, partitions = 0;
   uint64_t ticks = 0;
+  std::string trace;  // every event of the run, when SimOptions::full_trace
 };
 
-SimResult RunSim(const SimConfig& config);
+struct SimOptions {
+  bool full_trace = false;  // keep every event (tools/sim --seed N prints it) rather than the last ones
+};
+
+SimResult RunSim(const SimConfig& config, const SimOptions& options = {});
 
 }  // namespace outpost::sim
 

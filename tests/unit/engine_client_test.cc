@@ -174,7 +174,9 @@ TEST_F(ClientTest, BadInputIsRefusedAndStoresNothing) {
             Status::Code::kInvalidArgument);
   EXPECT_TRUE(All(c, "chat").empty());
   EXPECT_EQ(c.Stats().outbox_depth, 0u);
-  EXPECT_FALSE(Client::Open(Options("")).ok());
+  ClientOptions long_device = Options("d1");
+  long_device.device = std::string(256, 'd');
+  EXPECT_EQ(Client::Open(long_device).status().code(), Status::Code::kInvalidArgument);
 }
 
 TEST_F(ClientTest, SubmitBatchIsAllOrNothing) {
@@ -186,6 +188,29 @@ TEST_F(ClientTest, SubmitBatchIsAllOrNothing) {
   auto ids = c.SubmitBatch(ops).value();
   ASSERT_EQ(ids.size(), 2u);
   EXPECT_EQ(All(c, "chat").size(), 2u);
+}
+
+TEST_F(ClientTest, AnEmptyDeviceIdIsTheStoresOwn) {
+  std::string made;
+  {
+    ClientOptions o = Options("d1");
+    o.store = "memory:client-test-" + id_ + "-own-id";
+    o.device.clear();
+    auto c = Client::Open(o).value();
+    made = c->device();
+    EXPECT_TRUE(made.starts_with("d-")) << made;
+    EXPECT_EQ(made.size(), 18u) << made;
+  }
+  // Opened again without an id: the same device.
+  ClientOptions o = Options("d1");
+  o.store = "memory:client-test-" + id_ + "-own-id";
+  o.device.clear();
+  auto c = Client::Open(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ((*c)->device(), made);
+  o.device = "someone-else";
+  c->reset();
+  EXPECT_EQ(Client::Open(o).status().code(), Status::Code::kFailedPrecondition);
 }
 
 TEST_F(ClientTest, StoreBelongsToOneDevice) {

@@ -9,9 +9,15 @@
 #include <string_view>
 #include <vector>
 
-#include "flags.h"
+#include "common/flags.h"
 
 namespace outpostd {
+
+using outpost::cli::Flags;
+using outpost::cli::FlagSpec;
+using outpost::cli::kExitError;
+using outpost::cli::kExitOk;
+using outpost::cli::kExitUsage;
 
 struct Command {
   std::string name;

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "command.h"
-#include "flags.h"
 
 namespace outpostd {
 namespace {

@@ -9,38 +9,14 @@ namespace outpostd {
 namespace {
 
 // Every ServerStats field, in the header's order: the one list the writer walks.
-#define OUTPOSTD_SERVER_STATS_FIELDS(X)                                                                     \
-  X(connections)                                                                                            \
-  X(connections_total)                                                                                      \
-  X(connections_refused) X(forbidden) X(busy) X(ops_applied) X(duplicates) X(gaps) X(conflicts) X(rejected) \
-      X(skips) X(pulls) X(bad_frames) X(auth_failures) X(commits) X(commit_errors)
+#define OUTPOSTD_SERVER_STATS_FIELDS(X)                                                                \
+  X(connections)                                                                                       \
+  X(connections_total)                                                                                 \
+  X(connections_refused)                                                                               \
+  X(forbidden) X(busy) X(ops_applied) X(duplicates) X(gaps) X(conflicts) X(rejected) X(skips) X(pulls) \
+      X(bad_frames) X(auth_failures) X(commits) X(commit_errors)
 
 }  // namespace
-
-std::string JsonQuote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
 
 namespace {
 

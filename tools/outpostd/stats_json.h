@@ -14,9 +14,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json.h"
 #include "outpost/server.h"
 
 namespace outpostd {
+
+using outpost::cli::JsonQuote;
 
 inline constexpr std::string_view kStatsFileName = "stats.json";
 
@@ -39,9 +42,6 @@ struct JsonMember {
 // The members of a flat JSON object in file order. False (with `*error`) for anything outside the grammar
 // above.
 bool ParseFlatJson(std::string_view text, std::vector<JsonMember>* members, std::string* error);
-
-// `s` as a JSON string literal.
-std::string JsonQuote(std::string_view s);
 
 }  // namespace outpostd
 

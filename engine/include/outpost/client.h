@@ -31,6 +31,7 @@
 #include "outpost/observer.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
+#include "outpost/storage.h"
 #include "outpost/transport.h"
 
 namespace outpost {
@@ -92,8 +93,12 @@ struct ClientOptions {
   bool store_sync = true;                   // false: a power loss may undo recent commits
   std::string server;                       // transport URI; empty with no dialer: offline only
   std::shared_ptr<Dialer> dialer;           // overrides `server` (tests inject faulty transports)
+  // Opens the store instead of OpenStorage(store, ...) (tests inject fault-injecting storage).
+  std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_store;
   std::string user;
-  std::string device;  // stable id of this installation; must match the store's
+  // Stable id of this installation; must match the store's. Empty: the store's own id (a random one is made
+  // and kept when the store is new), as Client::device() then tells.
+  std::string device;
   std::string token;
   Env* env = nullptr;  // nullptr: SystemEnv()
 
@@ -117,7 +122,19 @@ struct ClientOptions {
   // Whether a failed op holds back the later ops of its stream (chat: no). Per-stream override:
   // SetStreamPolicy.
   bool block_stream_on_failure = false;
+  // Default for a new store; SetReadReceipts' choice is kept in the store and wins from then on.
   bool send_read_receipts = true;
+};
+
+// What this device knows of one stream (Client::Streams).
+struct StreamInfo {
+  std::string stream;
+  uint64_t cursor = 0;    // highest seq merged
+  uint64_t high_seq = 0;  // highest seq the server announced
+  uint64_t read_seq = 0;  // what the user has seen (MarkRead), kept even with read receipts off
+  uint64_t outbox = 0;    // own ops waiting for an answer
+  uint64_t failed = 0;    // own ops failed
+  bool followed = false;
 };
 
 struct ClientStats {
@@ -164,9 +181,15 @@ class Client {
   // already applied it, it comes back as sent: the server's word is final.
   Status Discard(const OpId& op_id);
 
-  // The user has seen the stream up to `seq`: sent as a read watermark unless read receipts are off.
+  // Every stream this device followed or wrote to, by id.
+  Result<std::vector<StreamInfo>> Streams();
+
+  // The user has seen the stream up to `seq` (at most the cursor): kept locally, and sent as a read
+  // watermark unless read receipts are off.
   Status MarkRead(std::string_view stream, uint64_t seq);
+  // Durable: the store remembers the choice across restarts.
   Status SetReadReceipts(bool on);
+  bool read_receipts();
   Result<std::vector<Watermark>> Watermarks(std::string_view stream);
   Result<uint64_t> Cursor(std::string_view stream);
 

@@ -19,6 +19,7 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace outpost {
@@ -42,16 +43,15 @@ inline std::string EncodeMembers(const std::vector<std::string>& users) {
 }
 
 // The names of a kMembersKind payload, empty lines skipped, duplicates kept once, in order.
+// Linear in the payload: a member may send payload_bytes_max of distinct names (a quadratic scan took the
+// server 73 s for 1 MiB).
 inline std::vector<std::string> DecodeMembers(std::string_view payload) {
   std::vector<std::string> users;
+  std::unordered_set<std::string_view> seen;  // views into the caller's bytes
   while (!payload.empty()) {
     size_t nl = payload.find('\n');
     std::string_view name = payload.substr(0, nl);
-    if (!name.empty() && name.size() <= 255) {
-      bool seen = false;
-      for (const auto& u : users) seen = seen || u == name;
-      if (!seen) users.emplace_back(name);
-    }
+    if (!name.empty() && name.size() <= 255 && seen.insert(name).second) users.emplace_back(name);
     if (nl == std::string_view::npos) break;
     payload.remove_prefix(nl + 1);
   }

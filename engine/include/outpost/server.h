@@ -21,6 +21,7 @@
 #include "outpost/env.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
+#include "outpost/storage.h"
 #include "outpost/transport.h"
 
 namespace outpost {
@@ -46,6 +47,8 @@ struct AccessRequest {
 struct ServerOptions {
   std::string store = "lmdb:outpost-server";
   bool store_sync = true;
+  // Opens the store instead of OpenStorage(store, ...) (tests inject fault-injecting storage).
+  std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_store;
   Env* env = nullptr;
   // Returns the authenticated user for a Hello, or PermissionDenied. Default: the claimed user.
   std::function<Result<std::string>(const HelloInfo&)> authenticate;

@@ -140,8 +140,14 @@ class LmdbEnv {
   LmdbEnv& operator=(const LmdbEnv&) = delete;
 
   Status Open(dev_t dev, ino_t ino, const StorageOptions& options);
+  // Corruption when data.mdb is shorter than its meta pages say.
+  Status CheckFileSize() const;
 
   MDB_env* env() const { return env_; }
+  // LmdbError with the store's directory in the message, so that the caller can tell which store failed.
+  Status Error(int rc, std::string_view what) const {
+    return LmdbError(rc, std::string(what) + " in '" + dir_ + "'");
+  }
   MDB_dbi dbi(SpaceId space) const { return dbis_[space]; }
   size_t space_count() const { return dbis_.size(); }
 
@@ -241,6 +247,7 @@ Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
   MDB_stat stat;
   mdb_env_stat(env_, &stat);
   page_bytes_ = stat.ms_psize;
+  OUTPOST_RETURN_IF_ERROR(CheckFileSize());
   map_bytes_max_ = std::max(options.map_bytes_max / page_bytes_ * page_bytes_, page_bytes_);
 
   OUTPOST_RETURN_IF_ERROR(PrepareWrite());  // a reopened store may be nearly full
@@ -255,6 +262,24 @@ Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
     dbis_.push_back(dbi);
   }
   if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError(rc, "commit new spaces");
+  return Status::OK();
+}
+
+// LMDB maps the data file and trusts its meta pages: a file cut shorter than the pages they reference
+// (a truncated copy, a full disk during a copy) would fault with SIGBUS on the first read past its end.
+Status LmdbEnv::CheckFileSize() const {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  const uint64_t needed = (uint64_t{info.me_last_pgno} + 1) * page_bytes_;
+  const std::string file = dir_ + "/data.mdb";
+  struct stat st;
+  if (::stat(file.c_str(), &st) != 0)
+    return Status::IOError("cannot stat '" + file + "': " + ErrnoText(errno));
+  if (static_cast<uint64_t>(st.st_size) < needed) {
+    return Status::Corruption("lmdb store '" + dir_ + "' is truncated: data.mdb has " +
+                              std::to_string(st.st_size) + " bytes, its last page ends at byte " +
+                              std::to_string(needed));
+  }
   return Status::OK();
 }
 
@@ -574,7 +599,7 @@ class LmdbWriteTxn final : public WriteTxn {
   }
   // LMDB refuses every later operation of a txn that failed a write, so the txn remembers why.
   Status Fail(int rc, std::string_view what) {
-    failed_ = rc == MDB_MAP_FULL ? env_->MapFull() : LmdbError(rc, what);
+    failed_ = rc == MDB_MAP_FULL ? env_->MapFull() : env_->Error(rc, what);
     return failed_;
   }
   void DetachCursors() {
@@ -639,7 +664,7 @@ class LmdbStorage final : public Storage {
         status = env_->Remap(0);
         if (status.ok()) rc = mdb_txn_begin(env_->env(), nullptr, 0, &txn);
       }
-      if (status.ok() && rc != 0) status = LmdbError(rc, "begin write txn");
+      if (status.ok() && rc != 0) status = env_->Error(rc, "begin write txn");
     }
     if (!status.ok()) {
       env_->ReleaseWriter();

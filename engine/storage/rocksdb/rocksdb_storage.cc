@@ -110,6 +110,11 @@ class RocksEnv {
  public:
   explicit RocksEnv(std::string dir) : dir_(std::move(dir)) {}
   ~RocksEnv() {
+    // A database whose WAL append failed cannot be closed: closing uses the failed WAL writer, which
+    // Debian's librocksdb (built with assertions) answers with an abort. It is abandoned instead, with its
+    // lock, so that a reopen in this process is a clear "locked" IOError; the next process replays the WAL,
+    // which holds every commit that succeeded.
+    if (resume_needed_) return;
     if (db_ != nullptr) {
       // The WAL is what the next open replays: short, it costs less than flushing every space now.
       rocksdb::VectorLogPtr wal_files;
@@ -137,12 +142,27 @@ class RocksEnv {
   Status Open(const StorageOptions& options);
 
   rocksdb::DB* db() const { return db_; }
+  const std::string& dir() const { return dir_; }
   rocksdb::ColumnFamilyHandle* space(SpaceId id) const { return spaces_[id]; }
   size_t space_count() const { return spaces_.size(); }
   const rocksdb::WriteOptions& write_options() const { return write_options_; }
 
   void AcquireWriter() { writer_gate_.Acquire(); }
   void ReleaseWriter() { writer_gate_.Release(); }
+
+  // A write that failed (a WAL append refused by the OS, say) leaves RocksDB in a background-error state in
+  // which its WAL writer must not be used again. Resume() clears a recoverable error once the cause is gone;
+  // RocksDB 7.8 treats a failed WAL append as unrecoverable, so Resume refuses and every later BeginWrite
+  // fails with that error, naming the store: the process must reopen it (in practice: restart, see
+  // ~RocksEnv). Both run under the writer gate.
+  void NoteWriteError() { resume_needed_ = true; }
+  Status ResumeIfNeeded() {
+    if (!resume_needed_) return Status::OK();
+    rocksdb::Status status = db_->Resume();
+    if (!status.ok()) return RocksError(status, "resume after a write error in '" + dir_ + "'");
+    resume_needed_ = false;
+    return Status::OK();
+  }
 
  private:
   const std::string dir_;
@@ -153,6 +173,7 @@ class RocksEnv {
   rocksdb::WriteOptions write_options_;
 
   storage_internal::WriterGate writer_gate_;
+  bool resume_needed_ = false;  // guarded by the writer gate
 };
 
 Status RocksEnv::Open(const StorageOptions& options) {
@@ -375,7 +396,10 @@ class RocksWriteTxn final : public WriteTxn {
     Status result = failed_;
     if (result.ok() && batch_.GetWriteBatch()->Count() > 0) {
       rocksdb::Status status = env_->db()->Write(env_->write_options(), batch_.GetWriteBatch());
-      if (!status.ok()) result = RocksError(status, "commit");
+      if (!status.ok()) {
+        result = RocksError(status, "commit in '" + env_->dir() + "'");
+        env_->NoteWriteError();
+      }
     }
     End();
     return result;
@@ -446,6 +470,10 @@ class RocksStorage final : public Storage {
   }
   Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
     env_->AcquireWriter();
+    if (Status status = env_->ResumeIfNeeded(); !status.ok()) {
+      env_->ReleaseWriter();
+      return status;
+    }
     return std::unique_ptr<WriteTxn>(std::make_unique<RocksWriteTxn>(env_));
   }
   const std::string& uri() const override { return uri_; }

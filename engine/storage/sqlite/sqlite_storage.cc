@@ -698,7 +698,9 @@ class SqliteWriteTxn final : public WriteTxn {
   // A value SQLite refuses as too big leaves the txn as it was; any other failure (a full store, an I/O
   // error, SQLite having rolled the txn back) spoils it, so later calls and Commit return the same error.
   Status Fail(int rc, std::string_view what) {
-    Status status = (rc & 0xff) == SQLITE_FULL ? env_->FullError() : SqliteError(rc, what, conn_->db());
+    Status status = (rc & 0xff) == SQLITE_FULL
+                        ? env_->FullError()
+                        : SqliteError(rc, std::string(what) + " in '" + env_->file() + "'", conn_->db());
     if (status.code() != Status::Code::kInvalidArgument || sqlite3_get_autocommit(conn_->db())) {
       failed_ = status;
     }
@@ -712,7 +714,9 @@ class SqliteWriteTxn final : public WriteTxn {
     if (commit && result.ok()) {
       int rc = conn_->Run(kCommit);
       if (rc != SQLITE_OK) {
-        result = (rc & 0xff) == SQLITE_FULL ? env_->FullError() : SqliteError(rc, "commit", conn_->db());
+        result = (rc & 0xff) == SQLITE_FULL
+                     ? env_->FullError()
+                     : SqliteError(rc, "commit in '" + env_->file() + "'", conn_->db());
       }
     }
     if (!sqlite3_get_autocommit(conn_->db())) conn_->Run(kRollback);

@@ -54,13 +54,21 @@ struct Command {
 class DialerIo {
  public:
   DialerIo(const TransportOptions& options, std::string client_public, std::string client_secret)
-      : opt_(options), client_public_(std::move(client_public)), client_secret_(std::move(client_secret)) {
+      : opt_(options),
+        client_public_(std::move(client_public)),
+        client_secret_(std::move(client_secret)),
+        context_(zmq_ctx_new()) {
+    if (context_ != nullptr) zmq_ctx_set(context_, ZMQ_BLOCKY, 0);  // linger 0 unless a socket sets one
     thread_ = std::thread([this] { Run(); });
   }
 
+  // The dialer's own ZeroMQ context ends here, after every socket was closed: terminating it waits (at most
+  // the sockets' linger) until what the device sent last, such as its final watermarks and the goodbye,
+  // has left. A process that exits right after a sync loses nothing it sent.
   ~DialerIo() {
     Post({Command::Kind::kStop, nullptr, {}});
     thread_.join();
+    if (context_ != nullptr) zmq_ctx_term(context_);
   }
 
   const TransportOptions& options() const { return opt_; }
@@ -99,6 +107,7 @@ class DialerIo {
   std::mutex mu_;
   std::deque<Command> commands_;                   // guarded by mu_
   std::vector<std::shared_ptr<ConnState>> conns_;  // I/O thread only: every connection with a socket
+  void* const context_;                            // this dialer's sockets only
   std::thread thread_;
 };
 
@@ -179,7 +188,7 @@ void DialerIo::Open(const std::shared_ptr<ConnState>& c) {
     c->close_reason = st.ToString();
     c->phase_changed.notify_all();
   };
-  c->socket = zmq_socket(Context(), ZMQ_DEALER);
+  c->socket = context_ ? zmq_socket(context_, ZMQ_DEALER) : nullptr;
   if (c->socket == nullptr) return fail(ZmqStatus("zmq_socket"));
   // A short linger: the goodbye 'C' gets out, a dead server does not hold the socket for long.
   Status st = ConfigureSocket(c->socket, opt_, 200);
@@ -199,7 +208,7 @@ void DialerIo::Open(const std::shared_ptr<ConnState>& c) {
   if (zmq_socket_monitor(c->socket, monitor_address.c_str(), events) != 0) {
     return fail(ZmqStatus("zmq_socket_monitor"));
   }
-  c->monitor = zmq_socket(Context(), ZMQ_PAIR);
+  c->monitor = zmq_socket(context_, ZMQ_PAIR);
   if (c->monitor == nullptr || zmq_connect(c->monitor, monitor_address.c_str()) != 0) {
     return fail(ZmqStatus("zmq monitor socket"));
   }
@@ -320,6 +329,8 @@ void DialerIo::Timers(ConnState& c, int64_t now) {
   {
     std::lock_guard<std::mutex> lock(c.mu);
     phase = c.phase;
+    // A full inbox is not read (backpressure): the silence is ours, not the server's.
+    if (c.inbox.size() >= opt_.queue_frames_max) c.last_recv_ms = now;
   }
   if (phase == Phase::kConnecting && now >= c.connect_deadline_ms) {
     Finish(c, c.endpoint + ": no answer within " + std::to_string(opt_.connect_timeout_ms) + " ms", false);

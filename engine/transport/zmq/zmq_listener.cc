@@ -185,6 +185,10 @@ void ZmqListener::Run() {
     FlushPending(now);
     if (items[1].revents & ZMQ_POLLIN) Receive(now);
     if (now >= next_timers_ms_) {
+      // Not reading (the server is behind): the devices' silence is ours, not theirs.
+      if (events_full) {
+        for (auto& [rid, peer] : peers_) peer.last_recv_ms = now;
+      }
       Timers(now);
       next_timers_ms_ = now + std::max<int64_t>(10, std::min<int64_t>(opt_.heartbeat_ms, 250) / 2);
     }

@@ -1,10 +1,10 @@
 // Copyright 2026 The Outpost Authors.
 //
-// Command-line flags of one outpostd subcommand: `--name VALUE`, `--name=VALUE` and `--switch`, then
-// positional arguments. Every mistake is reported as one line naming the flag (the caller prints it and
-// exits with kExitUsage).
-#ifndef OUTPOST_TOOLS_OUTPOSTD_FLAGS_H_
-#define OUTPOST_TOOLS_OUTPOSTD_FLAGS_H_
+// Command-line flags of one subcommand (outpostd, outpost-chat): `--name VALUE`, `--name=VALUE` and
+// `--switch`, then positional arguments. Every mistake is reported as one line naming the flag (the caller
+// prints it and exits with kExitUsage).
+#ifndef OUTPOST_TOOLS_COMMON_FLAGS_H_
+#define OUTPOST_TOOLS_COMMON_FLAGS_H_
 
 #include <cstdint>
 #include <map>
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace outpostd {
+namespace outpost::cli {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;  // the command was understood but failed
@@ -44,6 +44,6 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-}  // namespace outpostd
+}  // namespace outpost::cli
 
-#endif  // OUTPOST_TOOLS_OUTPOSTD_FLAGS_H_
+#endif  // OUTPOST_TOOLS_COMMON_FLAGS_H_

@@ -1,9 +1,9 @@
 // Copyright 2026 The Outpost Authors.
-#include "flags.h"
+#include "common/flags.h"
 
 #include <charconv>
 
-namespace outpostd {
+namespace outpost::cli {
 
 bool Flags::Parse(const std::vector<FlagSpec>& specs, const std::vector<std::string>& args,
                   std::string* error) {
@@ -107,4 +107,4 @@ bool Flags::GetUint(std::string_view name, uint64_t fallback, uint64_t max, uint
   return true;
 }
 
-}  // namespace outpostd
+}  // namespace outpost::cli

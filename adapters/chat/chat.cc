@@ -1,0 +1,348 @@
+// Copyright 2026 The Outpost Authors.
+#include "outpost/chat/chat.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "outpost/chat_generated.h"
+#include "outpost/membership.h"
+
+namespace outpost::chat {
+namespace {
+
+constexpr size_t kPage = 256;
+constexpr uint32_t kTextBytesMax = 64 * 1024;
+constexpr uint32_t kThumbnailBytesMax = 64 * 1024;
+
+std::string EncodeMessage(std::string_view text, const SendOptions& options) {
+  flatbuffers::FlatBufferBuilder b(256 + text.size());
+  auto t = b.CreateString(text.data(), text.size());
+  flatbuffers::Offset<flatbuffers::Vector<uint8_t>> reply;
+  if (!options.reply_to.IsNil()) reply = b.CreateVector(options.reply_to.bytes.data(), 16);
+  flatbuffers::Offset<fb::Media> media;
+  if (options.media != nullptr) {
+    const Media& m = *options.media;
+    media = fb::CreateMedia(
+        b, b.CreateString(m.uri), b.CreateString(m.mime), m.bytes, m.width, m.height,
+        b.CreateVector(reinterpret_cast<const uint8_t*>(m.thumbnail.data()), m.thumbnail.size()));
+  }
+  b.Finish(fb::CreateMessage(b, t, reply, media), fb::MessageIdentifier());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+// False when `payload` is not a well-formed Message (another version's garbage, a hostile peer).
+bool DecodeMessage(std::string_view payload, Message* m) {
+  auto data = reinterpret_cast<const uint8_t*>(payload.data());
+  flatbuffers::Verifier v(data, payload.size(), flatbuffers::Verifier::Options{});
+  if (!fb::MessageBufferHasIdentifier(data) || !fb::VerifyMessageBuffer(v)) return false;
+  const fb::Message* msg = fb::GetMessage(data);
+  if (msg->text()) m->text = msg->text()->str();
+  if (msg->reply_to() && msg->reply_to()->size() == 16) {
+    auto id = OpId::FromBytes(
+        std::string_view(reinterpret_cast<const char*>(msg->reply_to()->data()), msg->reply_to()->size()));
+    if (id.ok()) m->reply_to = *id;
+  }
+  if (const fb::Media* media = msg->media()) {
+    m->has_media = true;
+    if (media->uri()) m->media.uri = media->uri()->str();
+    if (media->mime()) m->media.mime = media->mime()->str();
+    m->media.bytes = media->bytes();
+    m->media.width = media->width();
+    m->media.height = media->height();
+    if (media->thumbnail()) {
+      m->media.thumbnail.assign(reinterpret_cast<const char*>(media->thumbnail()->data()),
+                                media->thumbnail()->size());
+    }
+  }
+  return true;
+}
+
+// True when every member but `author` has a device whose watermark of `kind` (read also counts as
+// delivered) reaches `seq`. False when there is no such other member.
+bool Covered(const std::vector<std::string>& members, const std::string& author,
+             const std::vector<Watermark>& marks, uint64_t seq, bool read) {
+  bool any = false;
+  for (const auto& user : members) {
+    if (user == author) continue;
+    any = true;
+    bool covered = false;
+    for (const auto& wm : marks) {
+      if (wm.user != user || wm.seq < seq) continue;
+      if (wm.kind == WatermarkKind::kRead || !read) covered = true;
+    }
+    if (!covered) return false;
+  }
+  return any;
+}
+
+}  // namespace
+
+std::string_view StatusName(MessageStatus status) {
+  switch (status) {
+    case MessageStatus::kPending:
+      return "pending";
+    case MessageStatus::kSent:
+      return "sent";
+    case MessageStatus::kDelivered:
+      return "delivered";
+    case MessageStatus::kRead:
+      return "read";
+    case MessageStatus::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<Chat>> Chat::Open(ClientOptions options) {
+  // Chat never holds later messages back behind a failed one.
+  options.block_stream_on_failure = false;
+  OUTPOST_ASSIGN_OR_RETURN(auto client, Client::Open(std::move(options)));
+  if (client->user().empty()) {
+    return Status::InvalidArgument("a chat device needs a user name (the store has none)");
+  }
+  std::unique_ptr<Chat> chat(new Chat(std::move(client)));
+  OUTPOST_RETURN_IF_ERROR(chat->client_->Follow(FeedStream(chat->user())));
+  OUTPOST_RETURN_IF_ERROR(chat->FollowJoined());
+  return chat;
+}
+
+Chat::Chat(std::unique_ptr<Client> client) : client_(std::move(client)) {
+  subscription_ = client_->Subscribe("", [this](const std::vector<Change>& changes) { OnChanges(changes); });
+}
+
+Chat::~Chat() {
+  client_->Stop();
+  client_->Unsubscribe(subscription_);
+}
+
+void Chat::OnChanges(const std::vector<Change>& changes) {
+  const std::string feed = FeedStream(user());
+  for (const Change& c : changes) {
+    if (c.op_id.IsNil() || c.kind == Change::Kind::kRemoved) continue;
+    if (c.stream == feed) {
+      if (c.kind != Change::Kind::kAdded) continue;
+      auto op = client_->Get(c.op_id);
+      // A conversation this user joined elsewhere: follow it now (a failure here is retried by the next
+      // FollowJoined, which every Open runs).
+      if (op.ok() && op->kind == kJoinedKind) (void)client_->Follow(op->payload);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!members_.contains(c.stream)) continue;
+    }
+    auto op = client_->Get(c.op_id);
+    if (op.ok() && op->kind == kMembersKind) {
+      std::lock_guard<std::mutex> lock(mu_);
+      members_.erase(c.stream);  // found again on next use
+    }
+  }
+}
+
+Status Chat::FollowJoined() {
+  const std::string feed = FeedStream(user());
+  std::string position;
+  for (;;) {
+    auto page = position.empty() ? client_->Latest(feed, kPage) : client_->Before(feed, position, kPage);
+    OUTPOST_RETURN_IF_ERROR(page.status());
+    for (const OpInfo& op : *page) {
+      if (op.kind == kJoinedKind) OUTPOST_RETURN_IF_ERROR(client_->Follow(op.payload));
+    }
+    if (page->size() < kPage) return Status::OK();
+    position = page->front().position;
+  }
+}
+
+Result<OpId> Chat::CreateConversation(std::string_view id, const std::vector<std::string>& members) {
+  if (id.empty() || id.starts_with(kFeedPrefix)) {
+    return Status::InvalidArgument("conversation id must be non-empty and not start with '" +
+                                   std::string(kFeedPrefix) + "'");
+  }
+  std::vector<std::string> all{user()};
+  for (const auto& m : members) {
+    if (m.empty() || m.size() > 255 || m.find('\n') != std::string::npos) {
+      return Status::InvalidArgument("bad member name '" + m + "'");
+    }
+    if (std::find(all.begin(), all.end(), m) == all.end()) all.push_back(m);
+  }
+  return client_->Submit(id, kMembersKind, EncodeMembers(all));
+}
+
+Result<OpId> Chat::Send(std::string_view conversation, std::string_view text, const SendOptions& options) {
+  if (conversation.starts_with(kFeedPrefix)) {
+    return Status::InvalidArgument("'" + std::string(conversation) +
+                                   "' is a membership feed, not a conversation");
+  }
+  if (text.empty() && options.media == nullptr) return Status::InvalidArgument("empty message");
+  if (text.size() > kTextBytesMax) {
+    return Status::InvalidArgument("message text is " + std::to_string(text.size()) + " bytes, at most " +
+                                   std::to_string(kTextBytesMax));
+  }
+  if (options.media != nullptr && options.media->thumbnail.size() > kThumbnailBytesMax) {
+    return Status::InvalidArgument("thumbnail larger than " + std::to_string(kThumbnailBytesMax) + " bytes");
+  }
+  return client_->Submit(conversation, kMessageKind, EncodeMessage(text, options));
+}
+
+Result<std::vector<std::string>> Chat::MembersOf(std::string_view conversation, bool* known) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = members_.find(std::string(conversation));
+    if (it != members_.end()) {
+      *known = it->second.known;
+      return it->second.members;
+    }
+  }
+  // The latest members op, paging back from the end. Members change rarely, so this stops early in
+  // practice; the result is kept until a members op of this conversation comes in.
+  MembersCache found;
+  std::string position;
+  while (!found.known) {
+    auto page = position.empty() ? client_->Latest(conversation, kPage)
+                                 : client_->Before(conversation, position, kPage);
+    OUTPOST_RETURN_IF_ERROR(page.status());
+    for (auto it = page->rbegin(); it != page->rend(); ++it) {
+      if (it->kind != kMembersKind || it->state == OpState::kFailed) continue;
+      found.known = true;
+      found.members = DecodeMembers(it->payload);
+      break;
+    }
+    if (page->size() < kPage) break;
+    position = page->front().position;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  members_[std::string(conversation)] = found;
+  *known = found.known;
+  return found.members;
+}
+
+Result<Message> Chat::ToMessage(const OpInfo& op, const std::vector<std::string>& members,
+                                const std::vector<Watermark>& marks) {
+  Message m;
+  m.id = op.op_id;
+  m.conversation = op.stream;
+  m.seq = op.seq;
+  m.sender = op.user;
+  m.sender_device = op.device;
+  m.own = op.own;
+  m.client_time_ms = op.client_time_ms;
+  m.attempts = op.attempts;
+  m.position = op.position;
+  m.unreadable = !DecodeMessage(op.payload, &m);
+  switch (op.state) {
+    case OpState::kPending:
+      m.status = MessageStatus::kPending;
+      break;
+    case OpState::kFailed:
+      m.status = MessageStatus::kFailed;
+      m.error = op.last_error.empty() ? "failed" : op.last_error;
+      break;
+    case OpState::kSent:
+      m.status = Covered(members, op.user, marks, op.seq, true)    ? MessageStatus::kRead
+                 : Covered(members, op.user, marks, op.seq, false) ? MessageStatus::kDelivered
+                                                                   : MessageStatus::kSent;
+      break;
+  }
+  return m;
+}
+
+Result<std::vector<Message>> Chat::History(std::string_view conversation, size_t limit,
+                                           std::string_view before) {
+  bool known = false;
+  OUTPOST_ASSIGN_OR_RETURN(auto members, MembersOf(conversation, &known));
+  OUTPOST_ASSIGN_OR_RETURN(auto marks, client_->Watermarks(conversation));
+  std::vector<Message> out;  // newest first while collecting
+  std::string position(before);
+  while (out.size() < limit) {
+    auto page = position.empty() ? client_->Latest(conversation, kPage)
+                                 : client_->Before(conversation, position, kPage);
+    OUTPOST_RETURN_IF_ERROR(page.status());
+    for (auto it = page->rbegin(); it != page->rend() && out.size() < limit; ++it) {
+      if (it->kind != kMessageKind) continue;
+      OUTPOST_ASSIGN_OR_RETURN(auto m, ToMessage(*it, members, marks));
+      out.push_back(std::move(m));
+    }
+    if (page->size() < kPage) break;
+    position = page->front().position;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Result<Message> Chat::Get(const OpId& id) {
+  OUTPOST_ASSIGN_OR_RETURN(auto op, client_->Get(id));
+  if (op.kind != kMessageKind) return Status::NotFound("op " + id.ToString() + " is not a chat message");
+  bool known = false;
+  OUTPOST_ASSIGN_OR_RETURN(auto members, MembersOf(op.stream, &known));
+  OUTPOST_ASSIGN_OR_RETURN(auto marks, client_->Watermarks(op.stream));
+  return ToMessage(op, members, marks);
+}
+
+Result<Conversation> Chat::Summarize(const StreamInfo& s) {
+  Conversation c;
+  c.id = s.stream;
+  bool known = false;
+  OUTPOST_ASSIGN_OR_RETURN(c.members, MembersOf(s.stream, &known));
+  c.member = !known || std::find(c.members.begin(), c.members.end(), user()) != c.members.end();
+  c.pending = s.outbox;
+  c.failed = s.failed;
+  OUTPOST_ASSIGN_OR_RETURN(auto marks, client_->Watermarks(s.stream));
+  // From the newest back to the read position: the last message, and the others' messages not yet seen.
+  std::string position;
+  for (bool stop = false; !stop;) {
+    auto page =
+        position.empty() ? client_->Latest(s.stream, kPage) : client_->Before(s.stream, position, kPage);
+    OUTPOST_RETURN_IF_ERROR(page.status());
+    for (auto it = page->rbegin(); it != page->rend() && !stop; ++it) {
+      const OpInfo& op = *it;
+      const bool seen = op.state == OpState::kSent && op.seq <= s.read_seq;
+      if (op.kind == kMessageKind) {
+        if (!c.has_last) {
+          OUTPOST_ASSIGN_OR_RETURN(c.last, ToMessage(op, c.members, marks));
+          c.has_last = true;
+        }
+        if (!seen && op.state == OpState::kSent && op.user != user()) ++c.unread;
+      }
+      stop = c.has_last && (seen || c.unread >= kUnreadMax);
+    }
+    if (page->size() < kPage) break;
+    position = page->front().position;
+  }
+  return c;
+}
+
+Result<Conversation> Chat::GetConversation(std::string_view id) {
+  OUTPOST_ASSIGN_OR_RETURN(auto streams, client_->Streams());
+  for (const StreamInfo& s : streams) {
+    if (s.stream == id) return Summarize(s);
+  }
+  return Status::NotFound("no conversation '" + std::string(id) + "' on this device");
+}
+
+Result<std::vector<Conversation>> Chat::Conversations() {
+  OUTPOST_ASSIGN_OR_RETURN(auto streams, client_->Streams());
+  std::vector<Conversation> out;
+  for (const StreamInfo& s : streams) {
+    if (s.stream.starts_with(kFeedPrefix)) continue;
+    OUTPOST_ASSIGN_OR_RETURN(auto c, Summarize(s));
+    out.push_back(std::move(c));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Conversation& a, const Conversation& b) {
+    int64_t ta = a.has_last ? a.last.client_time_ms : 0, tb = b.has_last ? b.last.client_time_ms : 0;
+    return ta > tb;
+  });
+  return out;
+}
+
+Status Chat::MarkRead(std::string_view conversation) {
+  OUTPOST_ASSIGN_OR_RETURN(uint64_t cursor, client_->Cursor(conversation));
+  if (cursor == 0) return Status::OK();
+  return client_->MarkRead(conversation, cursor);
+}
+
+Status Chat::SetReadReceipts(bool on) { return client_->SetReadReceipts(on); }
+bool Chat::read_receipts() { return client_->read_receipts(); }
+Status Chat::Retry(const OpId& id) { return client_->Retry(id); }
+Status Chat::Discard(const OpId& id) { return client_->Discard(id); }
+
+}  // namespace outpost::chat

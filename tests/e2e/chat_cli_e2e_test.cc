@@ -1,0 +1,206 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpost-chat's subcommands as a user or a script runs them: separate processes, each opening its store,
+// against a real outpostd. Checks exit codes, the one-line errors, `history --json`, and that everything
+// but `sync` works with the server down.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "e2e/e2e_util.h"
+
+namespace outpost::e2e {
+namespace {
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+bool Has(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class ChatCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_ / "data";
+    alice_token_ = AddUser(data_, "alice");
+    bob_token_ = AddUser(data_, "bob");
+    ASSERT_FALSE(alice_token_.empty() || bob_token_.empty());
+    std::string error;
+    ASSERT_TRUE(daemon_.Start(data_, "tcp://127.0.0.1:0", {}, &error)) << error;
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "---- outpostd log ----\n" << daemon_.Log() << "----\n";
+  }
+
+  // `outpost-chat --store DIR/USER --user USER --server EP --token T ARGS...`
+  RunResult Chat(const std::string& user, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {
+        OUTPOST_CHAT,       "--store", dir_ / user,
+        "--user",           user,      "--server",
+        daemon_.endpoint(), "--token", user == "alice" ? alice_token_ : bob_token_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, 60'000);
+  }
+  // The same, expecting success; returns stdout.
+  std::string Ok(const std::string& user, const std::vector<std::string>& args) {
+    RunResult r = Chat(user, args);
+    EXPECT_EQ(r.exit_code, 0) << user << " " << ::testing::PrintToString(args) << ": " << r.err;
+    return r.out;
+  }
+  // Fails with `code` and exactly one line on stderr that contains `reason`.
+  void Refused(const RunResult& r, int code, const std::string& reason) {
+    EXPECT_EQ(r.exit_code, code) << r.out << r.err;
+    auto lines = Lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_TRUE(lines[0].starts_with("outpost-chat: ")) << lines[0];
+    EXPECT_TRUE(Has(lines[0], reason)) << lines[0] << " lacks " << reason;
+  }
+  std::vector<std::string> History(const std::string& user, const std::string& conv) {
+    return Lines(Ok(user, {"history", conv, "--json"}));
+  }
+
+  TempDir dir_;
+  std::string data_;
+  std::string alice_token_, bob_token_;
+  Daemon daemon_;
+};
+
+TEST_F(ChatCliTest, MessagesGoFromPendingToReadAcrossProcesses) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  Ok("alice", {"sync"});
+  Ok("bob", {"sync"});
+  EXPECT_TRUE(Has(Ok("bob", {"list"}), "ab  members: alice,bob"));
+
+  const std::string id = Lines(Ok("alice", {"send", "ab", "hello \"bob\"\n\tline two"})).at(0);
+  ASSERT_EQ(id.size(), 36u) << id;
+  auto pending = History("alice", "ab");
+  ASSERT_EQ(pending.size(), 1u);
+  for (const char* field : {"\"seq\":null", "\"sender\":\"alice\"", "\"status\":\"pending\"",
+                            "\"text\":\"hello \\\"bob\\\"\\n\\u0009line two\"", "\"client_time\":\"20"}) {
+    EXPECT_TRUE(Has(pending[0], field)) << pending[0] << " lacks " << field;
+  }
+  EXPECT_TRUE(Has(pending[0], "\"id\":\"" + id + "\"")) << pending[0];
+
+  EXPECT_TRUE(Has(Ok("alice", {"sync"}), "1 sent"));
+  auto sent = History("alice", "ab");
+  EXPECT_TRUE(Has(sent.at(0), "\"seq\":2")) << sent[0];
+  EXPECT_TRUE(Has(sent[0], "\"status\":\"sent\"")) << sent[0];
+
+  EXPECT_TRUE(Has(Ok("bob", {"sync"}), "1 received"));
+  EXPECT_TRUE(Has(Ok("bob", {"list"}), "unread: 1"));
+  Ok("alice", {"sync"});
+  EXPECT_TRUE(Has(History("alice", "ab").at(0), "\"status\":\"delivered\""));
+
+  EXPECT_TRUE(Has(Ok("bob", {"read", "ab"}), "read up to seq 2"));
+  EXPECT_TRUE(Has(Ok("bob", {"list"}), "unread: 0"));
+  Ok("bob", {"sync"});
+  Ok("alice", {"sync"});
+  EXPECT_TRUE(Has(History("alice", "ab").at(0), "\"status\":\"read\""));
+  // The human form shows the glyph and the word.
+  EXPECT_TRUE(Has(Ok("alice", {"history", "ab"}), "read (seen)"));
+}
+
+TEST_F(ChatCliTest, EverythingButSyncWorksWithTheServerDown) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  Ok("alice", {"sync"});
+  daemon_.Signal(SIGKILL);
+  ASSERT_EQ(daemon_.WaitExit(10'000), -1);
+
+  const std::string id = Lines(Ok("alice", {"send", "ab", "written offline"})).at(0);
+  EXPECT_TRUE(Has(History("alice", "ab").at(0), "\"status\":\"pending\""));
+  EXPECT_TRUE(Has(Ok("alice", {"list"}), "ab"));
+  Ok("alice", {"read", "ab"});
+  Ok("alice", {"receipts", "off"});
+  EXPECT_EQ(Ok("alice", {"receipts"}), "read receipts off\n");
+  const std::string status = Ok("alice", {"status"});
+  EXPECT_TRUE(Has(status, "connection: offline")) << status;
+  EXPECT_TRUE(Has(status, "outbox: 1 waiting")) << status;
+  EXPECT_TRUE(Has(status, "failed: 0")) << status;
+  Refused(Chat("alice", {"sync", "--timeout", "1"}), 3, "no server reachable");
+
+  // Back up: the message written offline goes out, exactly once.
+  std::string error;
+  ASSERT_TRUE(daemon_.Restart(&error)) << error;
+  EXPECT_TRUE(Has(Ok("alice", {"sync"}), "1 sent"));
+  Ok("bob", {"sync"});
+  auto bob = History("bob", "ab");
+  ASSERT_EQ(bob.size(), 1u);
+  EXPECT_TRUE(Has(bob[0], "\"id\":\"" + id + "\""));
+  EXPECT_TRUE(Has(Ok("alice", {"status"}), "connection: online"));
+}
+
+TEST_F(ChatCliTest, RefusedMessageShowsItsReasonAndCanBeRetriedOrDiscarded) {
+  Ok("bob", {"create", "bobs", "--members", "carol"});
+  Ok("bob", {"sync"});
+  const std::string keep = Lines(Ok("alice", {"send", "bobs", "let me in"})).at(0);
+  const std::string drop = Lines(Ok("alice", {"send", "bobs", "please"})).at(0);
+  EXPECT_TRUE(Has(Ok("alice", {"sync"}), "2 failed"));
+  auto failed = History("alice", "bobs");
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_TRUE(Has(failed[0], "\"status\":\"failed\"")) << failed[0];
+  EXPECT_TRUE(Has(failed[0], "\"error\":\"forbidden: alice is not a member of bobs\"")) << failed[0];
+  EXPECT_TRUE(Has(Ok("alice", {"status"}), "failed: 2"));
+
+  Ok("alice", {"discard", drop});
+  Ok("bob", {"create", "bobs", "--members", "carol,alice"});
+  Ok("bob", {"sync"});
+  EXPECT_TRUE(Has(Ok("alice", {"retry", keep}), "pending again"));
+  Ok("alice", {"sync"});
+  auto after = History("alice", "bobs");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_TRUE(Has(after[0], "\"id\":\"" + keep + "\""));
+  EXPECT_TRUE(Has(after[0], "\"status\":\"sent\"")) << after[0];
+  // Retrying what is no longer failed says so.
+  Refused(Chat("alice", {"retry", keep}), 1, "retry " + keep);
+}
+
+TEST_F(ChatCliTest, BadInputGetsOneClearLineAndChangesNothing) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  Refused(Chat("alice", {"frobnicate"}), 2, "unknown command 'frobnicate'");
+  Refused(Chat("alice", {"send", "ab"}), 2, "expected send CONV TEXT");
+  Refused(Chat("alice", {"send", "ab", ""}), 1, "empty message");
+  Refused(Chat("alice", {"send", "@bob", "hi"}), 1, "membership feed");
+  Refused(Chat("alice", {"create", "x"}), 2, "--members");
+  Refused(Chat("alice", {"history", "nope"}), 1, "no conversation 'nope'");
+  Refused(Chat("alice", {"history", "ab", "--limit", "lots"}), 2, "limit");
+  Refused(Chat("alice", {"retry", "not-an-id"}), 2, "'not-an-id' is not a message id");
+  Refused(Chat("alice", {"discard", "01a22159-0abb-7776-9752-46f196ce1a13"}), 1, "discard");
+  Refused(Chat("alice", {"receipts", "maybe"}), 2, "expected on or off");
+  Refused(Chat("alice", {"send", "ab", "hi", "--bogus"}), 2, "--bogus");
+  // A store belongs to one user.
+  Refused(RunProgram({OUTPOST_CHAT, "--store", dir_ / "alice", "--user", "bob", "list"}), 1,
+          "belongs to user 'alice'");
+  // Nothing above was stored.
+  EXPECT_TRUE(History("alice", "ab").empty());
+  EXPECT_TRUE(Has(Ok("alice", {"status"}), "failed: 0"));
+}
+
+TEST_F(ChatCliTest, TokenFromTheEnvironmentAndServerFallback) {
+  // The first endpoint has nobody listening; the second is outpostd. The token comes from OUTPOST_TOKEN.
+  ::setenv("OUTPOST_TOKEN", alice_token_.c_str(), 1);
+  RunResult r =
+      RunProgram({OUTPOST_CHAT, "--store", dir_ / "alice", "--user", "alice", "--server", "tcp://127.0.0.1:1",
+                  "--server", daemon_.endpoint(), "create", "ab", "--members", "bob"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunProgram({OUTPOST_CHAT, "--store", dir_ / "alice", "--server", "tcp://127.0.0.1:1", "--server",
+                  daemon_.endpoint(), "sync", "--timeout", "20"});
+  ::unsetenv("OUTPOST_TOKEN");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "1 sent")) << r.out;
+  // A wrong token is refused by the server: sync fails and says why.
+  r = RunProgram({OUTPOST_CHAT, "--store", dir_ / "alice", "--server", daemon_.endpoint(), "--token", "wrong",
+                  "sync", "--timeout", "3"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+}
+
+}  // namespace
+}  // namespace outpost::e2e

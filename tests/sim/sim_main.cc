@@ -1,0 +1,153 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpost_sim: runs the simulator outside gtest (tools/sim drives it).
+//   outpost_sim --seed N [--profile P]                  one seed, with the trace of every event
+//   outpost_sim --seeds N [--seed-start S] [--profile P] [--jobs J]
+//                                                       N seeds from S, progress on stderr, one count line
+// P is a profile of sim.cc (default "default"; "mix" cycles through the memory-store profiles, seed by seed).
+// Exit status: 0 when every seed held, 1 when one failed (each failure is printed with its replay line),
+// 2 for bad usage.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sim/sim.h"
+
+namespace {
+
+using outpost::sim::KnownProfile;
+using outpost::sim::Profile;
+using outpost::sim::ProfileNames;
+using outpost::sim::RunSim;
+using outpost::sim::SimConfig;
+using outpost::sim::SimOptions;
+using outpost::sim::SimResult;
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: outpost_sim --seed N [--profile P]\n"
+               "       outpost_sim --seeds N [--seed-start S] [--profile P] [--jobs J]\n"
+               "profiles: mix");
+  for (const auto& p : ProfileNames()) std::fprintf(stderr, " %s", p.c_str());
+  std::fprintf(stderr, "\n");
+  return 2;
+}
+
+// The profiles "mix" cycles through: every one whose devices keep their stores in memory (fast).
+std::vector<std::string> MixProfiles() {
+  std::vector<std::string> out;
+  for (const auto& p : ProfileNames()) {
+    if (p.rfind("durable-", 0) != 0) out.push_back(p);
+  }
+  return out;
+}
+
+std::string ProfileFor(const std::string& profile, uint64_t seed) {
+  if (profile != "mix") return profile;
+  static const std::vector<std::string> mix = MixProfiles();
+  return mix[seed % mix.size()];
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool one = false;
+  uint64_t seed = 1, start = 1, count = 0;
+  int jobs = 1;
+  std::string profile = "default";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (value == nullptr) return Usage();
+    if (arg == "--seed") {
+      one = true;
+      seed = std::strtoull(value, nullptr, 10);
+    } else if (arg == "--seeds") {
+      count = std::strtoull(value, nullptr, 10);
+    } else if (arg == "--seed-start") {
+      start = std::strtoull(value, nullptr, 10);
+    } else if (arg == "--profile") {
+      profile = value;
+    } else if (arg == "--jobs") {
+      jobs = std::max(1, std::atoi(value));
+    } else {
+      return Usage();
+    }
+    ++i;
+  }
+  if ((!one && count == 0) || (profile != "mix" && !KnownProfile(profile))) return Usage();
+
+  if (one) {
+    SimConfig c = Profile(ProfileFor(profile, seed));
+    c.seed = seed;
+    SimResult r = RunSim(c, SimOptions{.full_trace = true});
+    std::fputs(r.trace.c_str(), stdout);
+    if (!r.ok) std::fputs(r.failure.c_str(), stdout);
+    std::printf(
+        "sim: seed %llu (profile %s): %s; %llu ops submitted, %llu applied, %llu device restarts, %llu "
+        "server "
+        "restarts, %llu power losses, %llu partitions\n",
+        static_cast<unsigned long long>(seed), c.profile.c_str(), r.ok ? "ok" : "FAILED",
+        static_cast<unsigned long long>(r.ops_submitted), static_cast<unsigned long long>(r.ops_applied),
+        static_cast<unsigned long long>(r.device_restarts),
+        static_cast<unsigned long long>(r.server_restarts), static_cast<unsigned long long>(r.power_losses),
+        static_cast<unsigned long long>(r.partitions));
+    return r.ok ? 0 : 1;
+  }
+
+  const auto began = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> next{0}, done{0}, failures{0}, ops{0}, applied{0}, restarts{0}, server_restarts{0},
+      power_losses{0}, partitions{0};
+  std::mutex out_mu;
+  uint64_t reported = 0;
+  auto worker = [&] {
+    for (uint64_t i = next++; i < count; i = next++) {
+      SimConfig c = Profile(ProfileFor(profile, start + i));
+      c.seed = start + i;
+      SimResult r = RunSim(c);
+      ops += r.ops_submitted;
+      applied += r.ops_applied;
+      restarts += r.device_restarts;
+      server_restarts += r.server_restarts;
+      power_losses += r.power_losses;
+      partitions += r.partitions;
+      std::lock_guard<std::mutex> lock(out_mu);
+      if (!r.ok) {
+        ++failures;
+        std::printf("FAILED %s\n", r.failure.c_str());
+        std::fflush(stdout);
+      }
+      const uint64_t n = ++done;
+      if (n == count || n - reported >= std::max<uint64_t>(1, count / 20)) {
+        reported = n;
+        std::fprintf(stderr, "sim: %llu/%llu seeds, %llu failures, %.1f s\n",
+                     static_cast<unsigned long long>(n), static_cast<unsigned long long>(count),
+                     static_cast<unsigned long long>(failures.load()), Seconds(began));
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  std::printf(
+      "sim: %llu seeds (%s, from %llu) in %.1f s: %llu ops submitted, %llu applied, %llu device restarts, "
+      "%llu server restarts, %llu power losses, %llu partitions, %llu failures\n",
+      static_cast<unsigned long long>(count), profile.c_str(), static_cast<unsigned long long>(start),
+      Seconds(began), static_cast<unsigned long long>(ops.load()),
+      static_cast<unsigned long long>(applied.load()), static_cast<unsigned long long>(restarts.load()),
+      static_cast<unsigned long long>(server_restarts.load()),
+      static_cast<unsigned long long>(power_losses.load()),
+      static_cast<unsigned long long>(partitions.load()), static_cast<unsigned long long>(failures.load()));
+  return failures == 0 ? 0 : 1;
+}

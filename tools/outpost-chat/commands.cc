@@ -1,0 +1,270 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The scriptable subcommands. Each prints its result on stdout (an id, a line per message, or JSON) and
+// every failure as one line on stderr with a non-zero exit. Only `sync` (and `status`, to tell whether the
+// server answers) touch the network.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "cli.h"
+
+namespace outpost::chat_cli {
+namespace {
+
+using chat::Chat;
+using chat::MessageStatus;
+
+constexpr int64_t kStatusProbeMs = 3'000;
+
+// Opens the store or prints why not (returns nullptr).
+std::unique_ptr<Chat> Open(const Context& ctx, bool connect, int* exit_code) {
+  auto chat = OpenChat(ctx, connect);
+  if (!chat.ok()) {
+    *exit_code = Fail(kExitError, chat.status().message());
+    return nullptr;
+  }
+  return std::move(chat).value();
+}
+
+int Positional(const Flags& flags, size_t n, std::string_view usage) {
+  if (flags.positional().size() == n) return kExitOk;
+  return Fail(kExitUsage, fmt::format("expected {} (outpost-chat {} --help)", usage,
+                                      std::string(usage.substr(0, usage.find(' ')))));
+}
+
+Result<OpId> ParseId(std::string_view text) {
+  auto id = OpId::Parse(text);
+  if (!id.ok()) return Status::InvalidArgument(fmt::format("'{}' is not a message id", text));
+  return id;
+}
+
+int Create(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 1, "create CONV --members a,b"); rc != kExitOk) return rc;
+  if (!flags.Has("members")) return Fail(kExitUsage, "create: --members a,b is required");
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  const std::string& conv = flags.positional()[0];
+  auto id = chat->CreateConversation(conv, flags.GetList("members"));
+  if (!id.ok()) return Fail(kExitError, fmt::format("create {}: {}", conv, id.status().message()));
+  fmt::print("{}\n", id->ToString());
+  return kExitOk;
+}
+
+int Send(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 2, "send CONV TEXT"); rc != kExitOk) return rc;
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  const std::string& conv = flags.positional()[0];
+  chat::SendOptions options;
+  if (flags.Has("reply-to")) {
+    auto reply = ParseId(flags.Get("reply-to"));
+    if (!reply.ok()) return Fail(kExitUsage, fmt::format("send: {}", reply.status().message()));
+    options.reply_to = *reply;
+  }
+  auto id = chat->Send(conv, flags.positional()[1], options);
+  if (!id.ok()) return Fail(kExitError, fmt::format("send to {}: {}", conv, id.status().message()));
+  fmt::print("{}\n", id->ToString());  // durable: Send returns once the message is in the store
+  return kExitOk;
+}
+
+int Sync(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 0, "sync [--timeout S]"); rc != kExitOk) return rc;
+  if (ctx.servers.empty()) return Fail(kExitUsage, "sync: --server ENDPOINT is required");
+  uint64_t timeout_s = 0;
+  std::string error;
+  if (!flags.GetUint("timeout", 30, 86'400, &timeout_s, &error)) return Fail(kExitUsage, "sync: " + error);
+  int rc = kExitOk;
+  auto chat = Open(ctx, true, &rc);
+  if (!chat) return rc;
+  Client& client = chat->client();
+  auto before = client.Stats();
+  Status st = client.RunUntilIdle(static_cast<int64_t>(timeout_s) * 1000);
+  ClientStats after = client.Stats();
+  if (!st.ok() && after.connects == 0) {
+    return Fail(kExitUnreachable,
+                fmt::format("sync: no server reachable at {} for {} s: {}", fmt::join(ctx.servers, ", "),
+                            timeout_s, after.last_connection_error));
+  }
+  if (!st.ok()) {
+    return Fail(kExitError,
+                fmt::format("sync: not done within {} s ({} messages still to send; last error: {})",
+                            timeout_s, after.outbox_depth,
+                            after.last_connection_error.empty() ? "none" : after.last_connection_error));
+  }
+  // Acks answer sent and refused ops alike; the refused ones are the new failures.
+  const uint64_t refused = after.failed > before.failed ? after.failed - before.failed : 0;
+  const uint64_t acked = after.acks - before.acks;
+  fmt::print("synced: {} sent, {} received, {} waiting, {} failed\n", acked > refused ? acked - refused : 0,
+             after.ops_merged - before.ops_merged, after.outbox_depth, after.failed);
+  return kExitOk;
+}
+
+int History(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 1, "history CONV [--json] [--limit N]"); rc != kExitOk) return rc;
+  uint64_t limit = 0;
+  std::string error;
+  if (!flags.GetUint("limit", 50, 1'000'000, &limit, &error)) return Fail(kExitUsage, "history: " + error);
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  const std::string& conv = flags.positional()[0];
+  if (auto c = chat->GetConversation(conv); !c.ok()) {
+    return Fail(kExitError, fmt::format("history: {}", c.status().message()));
+  }
+  auto messages = chat->History(conv, limit);
+  if (!messages.ok())
+    return Fail(kExitError, fmt::format("history {}: {}", conv, messages.status().message()));
+  const bool json = flags.Has("json");
+  for (const chat::Message& m : *messages) {
+    fmt::print("{}\n", json ? MessageJson(m) : MessageLine(m, ctx.utf8, chat->user()));
+  }
+  return kExitOk;
+}
+
+int List(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 0, "list"); rc != kExitOk) return rc;
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  auto convs = chat->Conversations();
+  if (!convs.ok()) return Fail(kExitError, fmt::format("list: {}", convs.status().message()));
+  for (const chat::Conversation& c : *convs) {
+    std::string line = fmt::format(
+        "{}  members: {}  unread: {}", c.id,
+        c.members.empty() ? "(not synced yet)" : fmt::format("{}", fmt::join(c.members, ",")), c.unread);
+    if (c.failed) line += fmt::format("  failed: {}", c.failed);
+    if (!c.member) line += "  (you were removed)";
+    fmt::print("{}\n", line);
+  }
+  return kExitOk;
+}
+
+int Read(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 1, "read CONV"); rc != kExitOk) return rc;
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  const std::string& conv = flags.positional()[0];
+  if (auto c = chat->GetConversation(conv); !c.ok())
+    return Fail(kExitError, fmt::format("read: {}", c.status().message()));
+  if (Status st = chat->MarkRead(conv); !st.ok())
+    return Fail(kExitError, fmt::format("read {}: {}", conv, st.message()));
+  auto cursor = chat->client().Cursor(conv);
+  fmt::print("{}: read up to seq {}{}\n", conv, cursor.ok() ? *cursor : 0,
+             chat->read_receipts() ? "" : " (read receipts are off: nobody is told)");
+  return kExitOk;
+}
+
+int Receipts(const Context& ctx, const Flags& flags) {
+  if (flags.positional().size() > 1) return Fail(kExitUsage, "expected receipts [on|off]");
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  if (flags.positional().size() == 1) {
+    const std::string& v = flags.positional()[0];
+    if (v != "on" && v != "off")
+      return Fail(kExitUsage, fmt::format("receipts: expected on or off, not '{}'", v));
+    if (Status st = chat->SetReadReceipts(v == "on"); !st.ok())
+      return Fail(kExitError, "receipts: " + st.message());
+  }
+  fmt::print("read receipts {}\n", chat->read_receipts() ? "on" : "off");
+  return kExitOk;
+}
+
+// retry and discard: one message of this device, by id.
+int OnMessage(const Context& ctx, const Flags& flags, bool retry) {
+  const char* name = retry ? "retry" : "discard";
+  if (int rc = Positional(flags, 1, retry ? "retry ID" : "discard ID"); rc != kExitOk) return rc;
+  auto id = ParseId(flags.positional()[0]);
+  if (!id.ok()) return Fail(kExitUsage, fmt::format("{}: {}", name, id.status().message()));
+  int rc = kExitOk;
+  auto chat = Open(ctx, false, &rc);
+  if (!chat) return rc;
+  auto m = chat->Get(*id);
+  if (!m.ok()) return Fail(kExitError, fmt::format("{}: {}", name, m.status().message()));
+  Status st = retry ? chat->Retry(*id) : chat->Discard(*id);
+  if (!st.ok()) return Fail(kExitError, fmt::format("{} {}: {}", name, id->ToString(), st.message()));
+  fmt::print("{} {}\n", id->ToString(), retry ? "pending again: the next sync sends it" : "discarded");
+  return kExitOk;
+}
+int Retry(const Context& ctx, const Flags& flags) { return OnMessage(ctx, flags, true); }
+int Discard(const Context& ctx, const Flags& flags) { return OnMessage(ctx, flags, false); }
+
+int StatusCommand(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 0, "status"); rc != kExitOk) return rc;
+  int rc = kExitOk;
+  auto chat = Open(ctx, !ctx.servers.empty(), &rc);
+  if (!chat) return rc;
+  Client& client = chat->client();
+  std::string connection = "offline (no --server given)";
+  if (!ctx.servers.empty()) {
+    // One bounded attempt to reach the server; whatever is waiting goes out meanwhile.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStatusProbeMs);
+    while (!client.Stats().connected && std::chrono::steady_clock::now() < deadline) {
+      (void)client.RunUntilIdle(100);
+    }
+    ClientStats s = client.Stats();
+    connection = s.connected
+                     ? fmt::format("online ({})", fmt::join(ctx.servers, ", "))
+                     : fmt::format("offline: {}",
+                                   s.last_connection_error.empty() ? "no answer" : s.last_connection_error);
+  }
+  ClientStats s = client.Stats();
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  fmt::print("user: {}\ndevice: {}\nstore: {}\nconnection: {}\n", chat->user(), client.device(), ctx.store,
+             connection);
+  fmt::print("outbox: {} waiting\n", s.outbox_depth);
+  fmt::print("oldest pending: {}\n", s.oldest_pending_ms ? Age(now - s.oldest_pending_ms) + " ago" : "none");
+  fmt::print("failed: {}\n", s.failed);
+  fmt::print("read receipts: {}\n", chat->read_receipts() ? "on" : "off");
+  return kExitOk;
+}
+
+}  // namespace
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"create",
+       "create CONV --members a,b\n  Creates conversation CONV (you are always a member), or sets the "
+       "members of one you are in.\n",
+       {{"members", true, true}},
+       &Create},
+      {"send",
+       "send CONV TEXT [--reply-to ID]\n  Writes a message; prints its id once it is durable. Sent by "
+       "the next sync.\n",
+       {{"reply-to", true, false}},
+       &Send},
+      {"sync",
+       "sync [--timeout S]\n  Sends what waits and receives what is new until nothing is left (default "
+       "30 s).\n  Exit 3 if no server answered for the whole timeout.\n",
+       {{"timeout", true, false}},
+       &Sync},
+      {"history",
+       "history CONV [--json] [--limit N]\n  The last N messages (default 50), oldest first. --json: "
+       "one object per line.\n",
+       {{"json", false, false}, {"limit", true, false}},
+       &History},
+      {"list", "list\n  Conversations on this device with unread counts.\n", {}, &List},
+      {"read", "read CONV\n  Marks everything received in CONV as read.\n", {}, &Read},
+      {"receipts",
+       "receipts [on|off]\n  Whether this device tells others what you read (shown without an "
+       "argument).\n",
+       {},
+       &Receipts},
+      {"retry", "retry ID\n  Sends a failed message again.\n", {}, &Retry},
+      {"discard", "discard ID\n  Removes a pending or failed message.\n", {}, &Discard},
+      {"status",
+       "status\n  Connection, outbox depth, oldest pending message, failed count.\n",
+       {},
+       &StatusCommand},
+  };
+  return commands;
+}
+
+}  // namespace outpost::chat_cli

@@ -1,0 +1,172 @@
+// Copyright 2026 The Outpost Authors.
+//
+// outpost-chat [COMMON OPTIONS] [COMMAND ARGS...]: with no command, the interactive screen.
+#include <fmt/format.h>
+#include <langinfo.h>
+#include <sys/stat.h>
+
+#include <clocale>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include "cli.h"
+
+namespace outpost::chat_cli {
+namespace {
+
+constexpr const char* kUsage = R"(usage: outpost-chat [COMMON OPTIONS] [COMMAND [ARGS]]
+
+An offline-first chat client. Everything but `sync` works with no server at all: messages are written to
+the device's store at once and sent by the next sync (or by the interactive screen while it runs).
+
+Common options:
+  --store DIR|URI    the device's store: a directory (LMDB) or lmdb:DIR, sqlite:FILE, rocksdb:DIR
+                     (default: $OUTPOST_CHAT_STORE, else ~/.local/share/outpost-chat)
+  --server ENDPOINT  outpostd's endpoint, e.g. tcp://127.0.0.1:7700; repeat for fallbacks
+  --user NAME        who this device belongs to (needed the first time a store is used)
+  --token TOKEN      the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)
+
+With no command: the interactive screen (conversations, messages, input line; /help lists its commands).
+
+Commands:
+)";
+
+constexpr std::string_view kSchemes[] = {"lmdb:", "sqlite:", "rocksdb:", "memory:"};
+
+std::vector<FlagSpec> CommonFlags() {
+  return {{"store", true, false},
+          {"server", true, true},
+          {"user", true, false},
+          {"token", true, false},
+          {"help", false, false}};
+}
+
+void PrintUsage(std::FILE* to) {
+  std::fputs(kUsage, to);
+  for (const Command& c : Commands()) {
+    std::string first = c.usage.substr(0, c.usage.find('\n'));
+    std::fprintf(to, "  %s\n", first.c_str());
+  }
+  std::fputs(
+      "\n`outpost-chat COMMAND --help` tells more. Exit codes: 0 done, 1 failed, 2 bad usage, 3 server "
+      "unreachable (sync).\n",
+      to);
+}
+
+// The store URI for --store: a bare directory means LMDB there (made if missing).
+Result<std::string> StoreUri(std::string value) {
+  if (value.empty()) {
+    if (const char* env = std::getenv("OUTPOST_CHAT_STORE"); env && *env) {
+      value = env;
+    } else if (const char* home = std::getenv("HOME"); home && *home) {
+      value = std::string(home) + "/.local/share/outpost-chat";
+    } else {
+      return Status::InvalidArgument("no --store given and neither $OUTPOST_CHAT_STORE nor $HOME is set");
+    }
+  }
+  std::string dir;
+  for (std::string_view scheme : kSchemes) {
+    if (value.starts_with(scheme)) {
+      if (scheme != "lmdb:" && scheme != "rocksdb:") return value;
+      dir = value.substr(scheme.size());
+      break;
+    }
+  }
+  if (dir.empty()) {
+    dir = value;
+    value = "lmdb:" + value;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot make the store directory " + dir + ": " + ec.message());
+  return value;
+}
+
+}  // namespace
+
+int Fail(int exit_code, std::string_view message) {
+  std::fprintf(stderr, "outpost-chat: %.*s\n", static_cast<int>(message.size()), message.data());
+  return exit_code;
+}
+
+Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect) {
+  ClientOptions o;
+  o.store = ctx.store;
+  o.user = ctx.user;
+  o.token = ctx.token;
+  if (connect) {
+    for (const auto& s : ctx.servers) o.server += (o.server.empty() ? "" : ",") + s;
+  }
+  // A person is waiting: find a server that comes back soon, and retry refused sends on a human scale.
+  o.reconnect_cap_ms = 2'000;
+  o.ack_timeout_ms = 5'000;
+  auto chat = chat::Chat::Open(std::move(o));
+  if (!chat.ok()) {
+    const Status& st = chat.status();
+    return Status::FromCode(st.code(), "cannot open the store " + ctx.store + ": " + st.message());
+  }
+  return chat;
+}
+
+int Main(int argc, char** argv) {
+  std::setlocale(LC_ALL, "");
+  Context ctx;
+  ctx.utf8 = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+
+  // The command is the first word that is neither an option nor an option's value.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const Command* command = nullptr;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (command == nullptr && !a.starts_with("-")) {
+      for (const Command& c : Commands()) {
+        if (c.name == a) command = &c;
+      }
+      if (command == nullptr)
+        return Fail(kExitUsage, fmt::format("unknown command '{}' (outpost-chat --help)", a));
+      continue;
+    }
+    rest.push_back(a);
+    const bool common_with_value = a == "--store" || a == "--server" || a == "--user" || a == "--token";
+    if (command == nullptr && common_with_value && i + 1 < args.size()) rest.push_back(args[++i]);
+  }
+  std::vector<FlagSpec> specs = CommonFlags();
+  if (command) specs.insert(specs.end(), command->flags.begin(), command->flags.end());
+  Flags flags;
+  std::string error;
+  if (!flags.Parse(specs, rest, &error)) {
+    return Fail(kExitUsage,
+                fmt::format("{} (outpost-chat {}--help)", error, command ? command->name + " " : ""));
+  }
+  if (flags.Has("help")) {
+    if (command) {
+      std::fputs(("usage: outpost-chat [COMMON OPTIONS] " + command->usage).c_str(), stdout);
+    } else {
+      PrintUsage(stdout);
+    }
+    return kExitOk;
+  }
+  auto store = StoreUri(flags.Get("store"));
+  if (!store.ok()) return Fail(kExitError, store.status().message());
+  ctx.store = *store;
+  ctx.servers = flags.GetList("server");
+  ctx.user = flags.Get("user");
+  ctx.token = flags.Get("token");
+  if (ctx.token.empty()) {
+    if (const char* t = std::getenv("OUTPOST_TOKEN")) ctx.token = t;
+  }
+  if (!command) {
+    if (!flags.positional().empty()) return Fail(kExitUsage, "unexpected arguments (outpost-chat --help)");
+    return RunTui(ctx);
+  }
+  return command->run(ctx, flags);
+}
+
+}  // namespace outpost::chat_cli
+
+int main(int argc, char** argv) { return outpost::chat_cli::Main(argc, argv); }
