@@ -480,10 +480,11 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   auto vec = b.CreateVector(dcs);
   auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max,
                                   opt_.ops_per_batch_max, opt_.payload_bytes_max, 0);
-  Answer(g, conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union()));
   // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
-  // relays only carry what moves from now on.
+  // relays only carry what moves from now on. They go before the Welcome, so a device that is idle once
+  // welcomed (a one-shot sync) has them already.
   for (const auto& stream : s.follows) SendStoredWatermarks(g, conn, s, stream);
+  Answer(g, conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union()));
 }
 
 void ServerCore::Impl::HandlePush(Group& g, ConnId conn, Session& s, const wire::Push& push) {
