@@ -107,7 +107,8 @@ class Storage {
 // Opens (creating if needed) the store named by `uri`. Errors: InvalidArgument for an unknown scheme or a
 // malformed URI; IOError for a missing parent directory, a locked store or an unreadable file.
 // URIs: `memory:`, `memory:NAME`, `lmdb:DIR`, `sqlite:FILE`, `rocksdb:DIR`, each optionally followed by
-// `?sync=0` or `?sync=1`, which overrides options.sync. DIR is created when missing, and FILE too, but
+// `?PARAM[&PARAM]`: `sync=0` or `sync=1` overrides options.sync, `map_bytes_max=N` options.map_bytes_max
+// (a store that reaches it answers Full). DIR is created when missing, and FILE too, but
 // their parent directory must exist. `options` need 1..32 spaces with distinct non-empty names; spaces are
 // matched by name, so reopening with more spaces keeps the old ones. Handles on the same `memory:NAME` share
 // one store; an lmdb DIR can be open once per process, and a sqlite FILE or rocksdb DIR once at all (an
