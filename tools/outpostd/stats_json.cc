@@ -9,12 +9,13 @@ namespace outpostd {
 namespace {
 
 // Every ServerStats field, in the header's order: the one list the writer walks.
-#define OUTPOSTD_SERVER_STATS_FIELDS(X)                                                                \
-  X(connections)                                                                                       \
-  X(connections_total)                                                                                 \
-  X(connections_refused)                                                                               \
-  X(forbidden) X(busy) X(ops_applied) X(duplicates) X(gaps) X(conflicts) X(rejected) X(skips) X(pulls) \
-      X(bad_frames) X(auth_failures) X(commits) X(commit_errors)
+#define OUTPOSTD_SERVER_STATS_FIELDS(X)                                                                 \
+  X(connections)                                                                                        \
+  X(connections_total)                                                                                  \
+  X(connections_refused)                                                                                \
+  X(forbidden)                                                                                          \
+  X(busy) X(ops_applied) X(duplicates) X(gaps) X(conflicts) X(rejected) X(skips) X(pulls) X(bad_frames) \
+      X(auth_failures) X(commits) X(commit_errors)
 
 }  // namespace
 
