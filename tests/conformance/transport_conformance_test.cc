@@ -493,12 +493,14 @@ TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
   ASSERT_NE(id, 0u);
 
   // Each side: send in bursts, take whatever arrived, and wait on its wakeups once it has nothing to send.
-  // Returns an error description, empty on success.
+  // Returns an error description, empty on success; `why_not` says what this side knows of a stall.
   auto run_side = [&](Signal* signal, const std::function<Status(const std::string&)>& send,
-                      const std::function<bool(std::string*)>& receive) -> std::string {
+                      const std::function<bool(std::string*)>& receive,
+                      const std::function<std::string()>& why_not) -> std::string {
     int sent = 0;
     int received = 0;
     std::string frame;
+    auto mismatch = [&] { return "frame " + std::to_string(received) + ": got " + frame.substr(0, 40); };
     while (received < kFrames || sent < kFrames) {
       for (int n = 0; n < kSendBurst && sent < kFrames; ++n) {
         Status s = send(TestFrame(sent));
@@ -508,14 +510,14 @@ TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
       }
       bool got = false;
       while (receive(&frame)) {
-        if (frame != TestFrame(received)) return "frame " + std::to_string(received) + " out of order";
+        if (frame != TestFrame(received)) return mismatch();
         ++received;
         got = true;
       }
       if (!got && sent == kFrames && received < kFrames) {
         bool arrived = signal->WaitFor([&] { return receive(&frame); });
-        if (!arrived) return "timed out after " + std::to_string(received) + " frames";
-        if (frame != TestFrame(received)) return "frame " + std::to_string(received) + " out of order";
+        if (!arrived) return "timed out after " + std::to_string(received) + " frames" + why_not();
+        if (frame != TestFrame(received)) return mismatch();
         ++received;
       }
     }
@@ -530,16 +532,20 @@ TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
           ServerEvent event;
           if (!listener->Poll(&event)) return false;
           if (event.kind != ServerEvent::Kind::kFrame || event.conn != id) {
-            *f = "unexpected event";
+            *f = event.kind == ServerEvent::Kind::kClose ? "the connection's close" : "an unexpected event";
             return true;
           }
           *f = std::move(event.frame);
           return true;
-        });
+        },
+        [&] { return std::string(); });
   });
   std::string device_error = run_side(
       &device, [&](const std::string& f) { return conn->Send(f); },
-      [&](std::string* f) { return conn->Receive(f); });
+      [&](std::string* f) { return conn->Receive(f); },
+      [&] {
+        return conn->IsOpen() ? std::string(" (still open)") : " (" + conn->Send("x").ToString() + ")";
+      });
   server_thread.join();
   EXPECT_EQ(device_error, "");
   EXPECT_EQ(server_error, "");

@@ -8,6 +8,7 @@
 // Exit status: 0 when every seed held, 1 when one failed (each failure is printed with its replay line),
 // 2 for bad usage.
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -65,25 +66,32 @@ int main(int argc, char** argv) {
   uint64_t seed = 1, start = 1, count = 0;
   int jobs = 1;
   std::string profile = "default";
-  for (int i = 1; i < argc; ++i) {
+  // Flags come in pairs; a value that is not a whole number is a usage error, not a silent 0.
+  auto number = [](const char* text, uint64_t* out) {
+    char* end = nullptr;
+    errno = 0;
+    *out = std::strtoull(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0' && text[0] != '-';
+  };
+  for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     if (value == nullptr) return Usage();
-    if (arg == "--seed") {
+    uint64_t n = 0;
+    if (arg == "--seed" && number(value, &n)) {
       one = true;
-      seed = std::strtoull(value, nullptr, 10);
-    } else if (arg == "--seeds") {
-      count = std::strtoull(value, nullptr, 10);
-    } else if (arg == "--seed-start") {
-      start = std::strtoull(value, nullptr, 10);
+      seed = n;
+    } else if (arg == "--seeds" && number(value, &n)) {
+      count = n;
+    } else if (arg == "--seed-start" && number(value, &n)) {
+      start = n;
     } else if (arg == "--profile") {
       profile = value;
-    } else if (arg == "--jobs") {
-      jobs = std::max(1, std::atoi(value));
+    } else if (arg == "--jobs" && number(value, &n) && n >= 1 && n <= 256) {
+      jobs = static_cast<int>(n);
     } else {
       return Usage();
     }
-    ++i;
   }
   if ((!one && count == 0) || (profile != "mix" && !KnownProfile(profile))) return Usage();
 
