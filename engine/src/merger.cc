@@ -58,39 +58,50 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   Status st = LoadMeta(txn, stream, &meta);
   if (st.ok() && meta.cursor != ss.cursor) st = Status::Aborted("cursor moved");  // cannot happen: one merger
   uint64_t seq = ss.cursor;
+  bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
   for (size_t i = 0; i < n && st.ok(); ++i) {
     const wire::Op* wop = batch.ops()->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
     if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
-    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) break;          // malformed page: keep what is sound
-    if (f.device == device_) {
-      std::string vkey;
-      OpInfo op;
-      uint64_t local_seq = 0;
-      Status found = LoadOp(txn, f.op_id, &vkey, &op, &local_seq);
-      // An op id of another stream, or a sent op at another seq: a malformed page; keep what came before.
-      if (found.ok() && (op.stream != stream || (op.state == OpState::kSent && op.seq != f.seq))) break;
-      if (found.ok()) {
-        if (op.state != OpState::kSent) {
-          // Our op, applied but its ack not seen yet: settle it and drop its outbox entry — only if it was
-          // applied under that entry's counter. A retried op applied under its old counter keeps the entry:
-          // the server must still consume the new counter (it answers Duplicate), or it would be a hole.
-          std::string okey = keys::OutboxKey(stream, op.device_counter);
-          std::string v;
-          if (op.state == OpState::kPending && op.device_counter == f.device_counter &&
-              txn->Get(kOutbox, okey, &v).ok() && v.size() == 17 && v.substr(1) == f.op_id.AsBytes()) {
-            st = txn->Delete(kOutbox, okey);
-            ++settled;
-          }
-          if (st.ok()) st = SettleOp(txn, vkey, op, local_seq, f.seq, &meta, &changes);
-        }
-        seq = f.seq;
-        continue;
-      }
-      if (!found.IsNotFound()) {
-        st = found;
+    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) {               // malformed page: keep what is sound
+      malformed = true;
+      break;
+    }
+    // Every id is looked up, not only this device's: a page must never put a second op under an id this
+    // store holds (the index would point at the newcomer and the op it held would be lost to Get and shown
+    // twice). Usually a miss: one index read per op.
+    std::string vkey;
+    OpInfo known;
+    uint64_t local_seq = 0;
+    Status found = LoadOp(txn, f.op_id, &vkey, &known, &local_seq);
+    if (!found.ok() && !found.IsNotFound()) {
+      st = found;
+      break;
+    }
+    if (found.ok()) {
+      // Only our own op may come back, in its stream, unsent or sent at this very seq. Anything else (an id
+      // we hold claimed by another device, an op id of another stream, a sent op at another seq) is a
+      // malformed page: keep what came before it.
+      if (f.device != device_ || !known.own || known.stream != stream ||
+          (known.state == OpState::kSent && known.seq != f.seq)) {
+        malformed = true;
         break;
       }
+      if (known.state != OpState::kSent) {
+        // Our op, applied but its ack not seen yet: settle it and drop its outbox entry — only if it was
+        // applied under that entry's counter. A retried op applied under its old counter keeps the entry:
+        // the server must still consume the new counter (it answers Duplicate), or it would be a hole.
+        std::string okey = keys::OutboxKey(stream, known.device_counter);
+        std::string v;
+        if (known.state == OpState::kPending && known.device_counter == f.device_counter &&
+            txn->Get(kOutbox, okey, &v).ok() && v.size() == 17 && v.substr(1) == f.op_id.AsBytes()) {
+          st = txn->Delete(kOutbox, okey);
+          ++settled;
+        }
+        if (st.ok()) st = SettleOp(txn, vkey, known, local_seq, f.seq, &meta, &changes);
+      }
+      seq = f.seq;
+      continue;
     }
     OpInfo op;
     op.op_id = f.op_id;
@@ -108,6 +119,10 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     st = PutOp(txn, keys::ViewKey(stream, keys::kSectionSent, f.seq), op, 0);
     seq = f.seq;
     changes.push_back({Change::Kind::kAdded, stream, op.op_id});
+  }
+  if (malformed) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.bad_frames;
   }
   if (seq == ss.cursor) return;
   meta.cursor = seq;

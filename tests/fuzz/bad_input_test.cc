@@ -1197,6 +1197,41 @@ TEST_F(ClientBadInput, BatchOpClaimingAnOwnOpOfAnotherStream) {
   ASSERT_NO_FATAL_FAILURE(ExpectIntact());
 }
 
+// Regression (merger.cc OnBatch, found by tools/fuzz client_frame): a Batch op under the id of an own op but
+// claiming another device was merged as a new op: the op index then pointed at it, so Get(id) returned the
+// other device's record and the own op showed twice in its stream. Expected: the page stops there, counted as
+// a bad frame, and the own op is untouched.
+TEST_F(ClientBadInput, BatchOpUnderAnOwnIdClaimedByAnotherDevice) {
+  auto ops = RoomOps(1, 1);
+  ops[0].stream = kMine;
+  ops[0].id = own_[0];
+  ASSERT_NE(ops[0].device, kDevice);
+  const uint64_t bad_before = client_->Stats().bad_frames;
+  ASSERT_TRUE(Feed(BatchFrame(kMine, 0, ops, 1), "own op id, another device"));
+  EXPECT_EQ(client_->Stats().bad_frames, bad_before + 1);
+  auto cursor = client_->Cursor(kMine);
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, 0u);
+  ASSERT_NO_FATAL_FAILURE(ExpectIntact());
+}
+
+// The same for an id merged already from another device, sent again at a later seq: the second copy stops
+// the page instead of replacing the first in the index.
+TEST_F(ClientBadInput, BatchOpReusingAnIdMergedAtAnotherSeq) {
+  auto ops = RoomOps(1, 3);
+  ops[2].id = ops[0].id;
+  const uint64_t bad_before = client_->Stats().bad_frames;
+  ASSERT_TRUE(Feed(BatchFrame(kRoom, 0, ops, kRoomHigh), "seq 3 reuses the id of seq 1"));
+  EXPECT_EQ(client_->Stats().bad_frames, bad_before + 1);
+  auto cursor = client_->Cursor(kRoom);
+  ASSERT_TRUE(cursor.ok());
+  EXPECT_EQ(*cursor, 2u);
+  auto first = client_->Get(ops[0].id);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->seq, 1u);
+  ASSERT_NO_FATAL_FAILURE(ExpectIntact(/*room_untouched=*/false));
+}
+
 TEST_F(ClientBadInput, PushAcksForUnknownBatchesOrOps) {
   std::vector<ResultSpec> unknown_ids, wrong_counters, bad_codes;
   for (size_t i = 0; i < own_.size(); ++i) {
