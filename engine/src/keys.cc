@@ -160,9 +160,15 @@ Status DecodeStreamMeta(std::string_view in, StreamMeta* m) {
 
 std::string ServerOpKey(std::string_view stream, uint64_t seq) { return OutboxKey(stream, seq); }
 
-std::string DeviceCounterKey(std::string_view device, std::string_view stream) {
+std::string DevicePrefix(std::string_view user, std::string_view device) {
   std::string k;
+  PutShort(&k, user);
   PutShort(&k, device);
+  return k;
+}
+
+std::string DeviceCounterKey(std::string_view user, std::string_view device, std::string_view stream) {
+  std::string k = DevicePrefix(user, device);
   PutShort(&k, stream);
   return k;
 }
@@ -176,6 +182,7 @@ std::string EncodeDedupe(const DedupeRecord& r) {
   out.push_back(static_cast<char>(r.error_code & 0xff));
   PutShort(&out, r.stream);
   PutShort(&out, r.device);
+  PutShort(&out, r.user);
   out.append(r.message);
   return out;
 }
@@ -183,14 +190,15 @@ std::string EncodeDedupe(const DedupeRecord& r) {
 Status DecodeDedupe(std::string_view in, DedupeRecord* r) {
   Reader rd(in);
   uint8_t hi, lo;
-  std::string_view stream, device;
+  std::string_view stream, device, user;
   if (!rd.Byte(&r->code) || !rd.BE64(&r->seq) || !rd.BE64(&r->counter) || !rd.Byte(&hi) || !rd.Byte(&lo) ||
-      !rd.Short(&stream) || !rd.Short(&device)) {
+      !rd.Short(&stream) || !rd.Short(&device) || !rd.Short(&user)) {
     return Status::Corruption("dedupe record truncated");
   }
   r->error_code = static_cast<uint16_t>((hi << 8) | lo);
   r->stream.assign(stream);
   r->device.assign(device);
+  r->user.assign(user);
   r->message.assign(rd.Rest());
   return Status::OK();
 }

@@ -72,14 +72,21 @@ struct StreamMeta {
 std::string EncodeStreamMeta(const StreamMeta& m);
 Status DecodeStreamMeta(std::string_view in, StreamMeta* m);
 
-// ---- Server store ----
+// ---- Server store (format kServerFormat) ----
 // s_ops:    Short(stream) + BE64(seq)                 -> Op FlatBuffer (root wire.Op)
 // s_dedupe: op_id(16)                                 -> DedupeRecord
-// s_devctr: Short(device) + Short(stream)             -> BE64(last counter)
+// s_devctr: Short(user) + Short(device) + Short(stream) -> BE64(last counter)
 // s_streams: stream                                   -> BE64(high seq)
 // s_wm:     Short(stream) + Short(user) + Short(device) + kind(1) -> BE64(seq)
+// s_members: Short(stream) + Short(user)              -> ""
+// s_meta:   "format"                                  -> decimal format number
+// Format 1 (before 2026-12) keyed s_devctr by Short(device) + Short(stream) and had no user in
+// DedupeRecord and no s_meta: one user could use another's device counters.
+constexpr uint32_t kServerFormat = 2;
 std::string ServerOpKey(std::string_view stream, uint64_t seq);
-std::string DeviceCounterKey(std::string_view device, std::string_view stream);
+// The prefix of every counter of one device (user, device), then the key of one stream's counter.
+std::string DevicePrefix(std::string_view user, std::string_view device);
+std::string DeviceCounterKey(std::string_view user, std::string_view device, std::string_view stream);
 
 struct DedupeRecord {
   uint8_t code = 0;  // wire::ResultCode of the verdict: Applied, Rejected or Skipped
@@ -87,6 +94,7 @@ struct DedupeRecord {
   uint64_t counter = 0;
   uint16_t error_code = 0;
   std::string stream;
+  std::string user;  // the device that recorded it: (user, device)
   std::string device;
   std::string message;
 };

@@ -1,7 +1,9 @@
 // Copyright 2026 The Outpost Authors.
 //
 // Server core. One write transaction per group of events (all connections): every answer that depends on
-// a write leaves only after that transaction committed. Per op, in this order:
+// a write leaves only after that transaction committed, and a group whose transaction fails leaves no trace
+// in memory either (the sessions it touched are restored, its stats undone). A device is (user, device):
+// counters, dedupe records and watermarks are keyed by both. Per op, in this order:
 //   1. shape checks (id, stream, counter) — a malformed op is rejected without touching any counter;
 //   2. dedupe by op_id, forever — a known op gets its original verdict (an applied op: its seq);
 //   3. the device's counter for the stream — only last+1 is applied; above: Gap; at or below: Conflict;
@@ -11,6 +13,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -28,14 +31,16 @@ namespace outpost {
 
 namespace {
 
-enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers };
+enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",
-                                                 "s_streams", "s_wm",     "s_members"};
+  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
+                                                 "s_wm",  "s_members", "s_meta"};
   return names;
 }
+constexpr std::string_view kFormatKey = "format";
 
 struct Session {
+  int64_t opened_ms = 0;
   bool authed = false;
   std::string user;
   std::string device;
@@ -60,7 +65,10 @@ class ServerCore::Impl {
       : opt_(std::move(options)), store_(std::move(store)), ids_(opt_.env) {}
 
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  void Tick(std::vector<Outbound>* out);
   ServerStats stats() const { return stats_; }
+  // Checks the store's format (keys.h): a new store gets kServerFormat; another format is refused.
+  Status CheckFormat();
 
  private:
   // State of one group of events, committed together.
@@ -75,7 +83,9 @@ class ServerCore::Impl {
     std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
     std::unordered_map<ConnId, uint32_t> pushes;              // Push frames per connection in this group
     std::vector<std::pair<std::string, std::string>> left;    // (stream, user) memberships that ended
-    Status error;                                             // first store error; fails the group
+    std::unordered_map<ConnId, Session> saved;  // sessions as they were before the group touched them
+    std::unordered_set<ConnId> hellos;          // connections whose Hello is in the group
+    Status error;                               // first store error; fails the group
   };
 
   void HandleFrame(Group& g, ConnId conn, std::string_view bytes);
@@ -85,7 +95,23 @@ class ServerCore::Impl {
   void HandlePull(Group& g, ConnId conn, Session& s, const wire::Pull& pull);
   void HandleWatermark(Group& g, ConnId conn, Session& s, const wire::Watermark& wm);
   void SendStoredWatermarks(Group& g, ConnId conn, Session& s, std::string_view stream);
-  void Follow(ConnId conn, Session& s, std::string_view stream);
+  void Follow(Group& g, ConnId conn, Session& s, std::string_view stream);
+  // Saves `conn`'s session before the group changes it, so a failed group can restore it.
+  Session& Touch(Group& g, ConnId conn, Session& s) {
+    g.saved.try_emplace(conn, s);
+    return s;
+  }
+  // Puts the sessions a failed group touched back as they were, with the follower and user indexes.
+  void Restore(Group& g);
+  void Open(ConnId conn, std::vector<Outbound>* out);
+  void Close(ConnId conn);
+  // Whether the session may read `stream` now: membership, then the authorize hook (Access::kPull).
+  bool MayRead(Group& g, const Session& s, std::string_view stream);
+  // Whether a Notify or relay of `stream` may go to `conn` (followers are members; the hook may differ).
+  bool MayDeliver(ConnId conn, std::string_view stream);
+  // Ok when `name` may be a member: the grammar, then ServerOptions::user_exists.
+  Status CheckMemberList(Group& g, std::string_view stream, std::string_view author,
+                         std::string_view payload);
   void Answer(Group& g, ConnId conn, std::string frame, bool close_after = false) {
     g.answers.push_back({conn, std::move(frame), close_after});
   }
@@ -98,8 +124,10 @@ class ServerCore::Impl {
   Status CheckMember(Group& g, std::string_view user, std::string_view stream);
   bool IsMember(Group& g, std::string_view stream, std::string_view user);
   bool StreamExists(Group& g, std::string_view stream);
-  // Applies an applied kMembersKind op: the member table and the feeds of users who joined or left.
-  void ApplyMembers(Group& g, std::string_view stream, std::string_view author, std::string_view payload);
+  // Applies an applied kMembersKind op (its list already checked): the member table and the feeds of users
+  // who joined or left. O(members before + members after), never O(sessions).
+  void ApplyMembers(Group& g, std::string_view stream, std::string_view author,
+                    std::vector<std::string> members);
   // Appends a server-authored op to `user`'s feed.
   void AppendFeed(Group& g, std::string_view user, std::string_view kind, std::string_view stream);
   void PutStoredOp(Group& g, const codec::OpFields& f);
@@ -111,8 +139,10 @@ class ServerCore::Impl {
   std::unique_ptr<Storage> store_;
   std::unordered_map<ConnId, Session> sessions_;
   std::unordered_map<std::string, std::unordered_set<ConnId>> followers_;
-  std::unordered_set<ConnId> refused_;  // connections turned away by connections_max, until their close
-  OpIdGenerator ids_;                   // ids of the ops the server writes itself (feeds)
+  std::unordered_map<std::string, std::unordered_set<ConnId>> user_conns_;  // authed sessions per user
+  std::unordered_set<ConnId> refused_;  // connections turned away (connections_max, hello deadline)
+  std::deque<std::pair<int64_t, ConnId>> awaiting_hello_;  // (opened_ms, conn), oldest first
+  OpIdGenerator ids_;                                      // ids of the ops the server writes itself (feeds)
   ServerStats stats_;
 };
 
@@ -177,8 +207,7 @@ void ServerCore::Impl::AppendFeed(Group& g, std::string_view user, std::string_v
 }
 
 void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::string_view author,
-                                    std::string_view payload) {
-  std::vector<std::string> members = DecodeMembers(payload);
+                                    std::vector<std::string> members) {
   const bool creating = !StreamExists(g, stream);
   if (creating && std::find(members.begin(), members.end(), author) == members.end()) {
     members.emplace_back(author);
@@ -206,11 +235,50 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
     if (!st.ok() && g.error.ok()) g.error = st;
     AppendFeed(g, user, kJoinedKind, stream);
     // Devices of the new member that already asked for the stream follow it now (and hear of this op).
-    for (auto& [conn, session] : sessions_) {
-      if (session.user == user && session.denied.erase(std::string(stream)) > 0)
-        Follow(conn, session, stream);
+    auto uc = user_conns_.find(user);
+    if (uc == user_conns_.end()) continue;
+    for (ConnId conn : uc->second) {
+      auto sit = sessions_.find(conn);
+      if (sit == sessions_.end() || !sit->second.denied.contains(std::string(stream))) continue;
+      Session& session = Touch(g, conn, sit->second);
+      session.denied.erase(std::string(stream));
+      if (MayRead(g, session, stream)) Follow(g, conn, session, stream);
     }
   }
+}
+
+Status ServerCore::Impl::CheckMemberList(Group& g, std::string_view stream, std::string_view author,
+                                         std::string_view payload) {
+  auto members = ParseMembers(payload, opt_.members_max);
+  if (!members.ok()) return members.status();
+  const bool creating = !StreamExists(g, stream);
+  if (creating && members->size() >= opt_.members_max &&
+      std::find(members->begin(), members->end(), author) == members->end()) {
+    return Status::InvalidArgument("member list and its author make more than " +
+                                   std::to_string(opt_.members_max) + " users (members_max)");
+  }
+  if (opt_.user_exists) {
+    for (const auto& name : *members) {
+      if (!opt_.user_exists(name)) {
+        return Status::InvalidArgument("member list names " + QuoteForMessage(name) + ", who is not a user");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+bool ServerCore::Impl::MayRead(Group& g, const Session& s, std::string_view stream) {
+  if (!CheckMember(g, s.user, stream).ok()) return false;
+  if (!opt_.authorize) return true;
+  return opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}}).ok();
+}
+
+bool ServerCore::Impl::MayDeliver(ConnId conn, std::string_view stream) {
+  if (!opt_.authorize) return true;
+  auto it = sessions_.find(conn);
+  if (it == sessions_.end()) return false;
+  const Session& s = it->second;
+  return opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}}).ok();
 }
 
 bool ServerCore::Impl::ReadU64(Group& g, SpaceId space, std::string_view key, uint64_t* v) {
@@ -263,58 +331,138 @@ void ServerCore::Impl::Flush(Group& g) {
   }
 }
 
-void ServerCore::Impl::Follow(ConnId conn, Session& s, std::string_view stream) {
-  auto [it, inserted] = s.follows.emplace(stream);
-  if (inserted) followers_[*it].insert(conn);
+void ServerCore::Impl::Follow(Group& g, ConnId conn, Session& s, std::string_view stream) {
+  if (s.follows.contains(std::string(stream))) return;
+  Touch(g, conn, s);
+  auto it = s.follows.emplace(stream).first;
+  followers_[*it].insert(conn);
+}
+
+void ServerCore::Impl::Open(ConnId conn, std::vector<Outbound>* out) {
+  if (sessions_.size() >= opt_.connections_max) {
+    ++stats_.connections_refused;
+    refused_.insert(conn);
+    out->push_back({conn,
+                    codec::EncodeError(Status::Code::kBusy,
+                                       "server full: " + std::to_string(opt_.connections_max) +
+                                           " connections (connections_max); retry later",
+                                       true),
+                    true});
+    return;
+  }
+  Session& s = sessions_[conn];
+  s.opened_ms = opt_.env->NowMs();
+  awaiting_hello_.emplace_back(s.opened_ms, conn);
+  ++stats_.connections;
+  ++stats_.connections_total;
+}
+
+void ServerCore::Impl::Close(ConnId conn) {
+  refused_.erase(conn);
+  auto it = sessions_.find(conn);
+  if (it == sessions_.end()) return;
+  for (const auto& stream : it->second.follows) {
+    auto f = followers_.find(stream);
+    if (f == followers_.end()) continue;
+    f->second.erase(conn);
+    if (f->second.empty()) followers_.erase(f);
+  }
+  if (it->second.authed) {
+    auto uc = user_conns_.find(it->second.user);
+    if (uc != user_conns_.end()) {
+      uc->second.erase(conn);
+      if (uc->second.empty()) user_conns_.erase(uc);
+    }
+  }
+  sessions_.erase(it);
+  if (stats_.connections > 0) --stats_.connections;
+}
+
+void ServerCore::Impl::Restore(Group& g) {
+  for (auto& [conn, before] : g.saved) {
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end()) continue;  // closed within the group: Close() cleaned its indexes
+    Session& now = it->second;
+    for (const auto& stream : now.follows) {
+      if (before.follows.contains(stream)) continue;
+      auto f = followers_.find(stream);
+      if (f == followers_.end()) continue;
+      f->second.erase(conn);
+      if (f->second.empty()) followers_.erase(f);
+    }
+    for (const auto& stream : before.follows) {
+      if (!now.follows.contains(stream)) followers_[stream].insert(conn);
+    }
+    if (now.authed && !before.authed) {
+      auto uc = user_conns_.find(now.user);
+      if (uc != user_conns_.end()) {
+        uc->second.erase(conn);
+        if (uc->second.empty()) user_conns_.erase(uc);
+      }
+    }
+    now = std::move(before);
+  }
+  g.saved.clear();
+}
+
+void ServerCore::Impl::Tick(std::vector<Outbound>* out) {
+  if (opt_.hello_deadline_ms <= 0) {
+    awaiting_hello_.clear();
+    return;
+  }
+  const int64_t now = opt_.env->NowMs();
+  while (!awaiting_hello_.empty() && now - awaiting_hello_.front().first >= opt_.hello_deadline_ms) {
+    const ConnId conn = awaiting_hello_.front().second;
+    awaiting_hello_.pop_front();
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end() || it->second.authed || refused_.contains(conn)) continue;
+    ++stats_.hello_timeouts;
+    refused_.insert(conn);  // only its close is left to come
+    out->push_back({conn,
+                    codec::EncodeError(Status::Code::kTimeout,
+                                       "no Hello within " + std::to_string(opt_.hello_deadline_ms) +
+                                           " ms of connecting (hello_deadline_ms)",
+                                       true),
+                    true});
+  }
 }
 
 void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
   auto txn = store_->BeginWrite();
   if (!txn.ok()) {
+    // No transaction, so no frame can be handled; connections still open and close, and each one that
+    // sent a frame hears that it must resend (one whose Hello is lost reconnects).
     ++stats_.commit_errors;
+    std::unordered_set<ConnId> told;
     for (const auto& ev : events) {
-      if (ev.kind == ServerEvent::Kind::kFrame) {
-        out->push_back(
-            {ev.conn, codec::EncodeError(Status::Code::kBusy,
-                                         "server store unavailable: " + txn.status().ToString(), false)});
+      if (ev.kind == ServerEvent::Kind::kOpen) Open(ev.conn, out);
+      if (ev.kind == ServerEvent::Kind::kClose) {
+        Close(ev.conn);
+        told.erase(ev.conn);
       }
+      if (ev.kind != ServerEvent::Kind::kFrame || refused_.contains(ev.conn) || !told.insert(ev.conn).second)
+        continue;
+      auto sit = sessions_.find(ev.conn);
+      const bool fatal = sit == sessions_.end() || !sit->second.authed;
+      out->push_back(
+          {ev.conn,
+           codec::EncodeError(Status::Code::kBusy,
+                              "server store unavailable, resend: " + txn.status().ToString(), fatal),
+           fatal});
     }
     return;
   }
+  const ServerStats before = stats_;
   Group g;
   g.txn = txn->get();
   for (auto& ev : events) {
     switch (ev.kind) {
       case ServerEvent::Kind::kOpen:
-        if (sessions_.size() >= opt_.connections_max) {
-          ++stats_.connections_refused;
-          refused_.insert(ev.conn);
-          Answer(g, ev.conn,
-                 codec::EncodeError(Status::Code::kBusy,
-                                    "server full: " + std::to_string(opt_.connections_max) +
-                                        " connections (connections_max); retry later",
-                                    true),
-                 true);
-          break;
-        }
-        sessions_[ev.conn] = Session();
-        ++stats_.connections;
-        ++stats_.connections_total;
+        Open(ev.conn, &g.answers);
         break;
-      case ServerEvent::Kind::kClose: {
-        refused_.erase(ev.conn);
-        auto it = sessions_.find(ev.conn);
-        if (it == sessions_.end()) break;
-        for (const auto& stream : it->second.follows) {
-          auto f = followers_.find(stream);
-          if (f == followers_.end()) continue;
-          f->second.erase(ev.conn);
-          if (f->second.empty()) followers_.erase(f);
-        }
-        sessions_.erase(it);
-        if (stats_.connections > 0) --stats_.connections;
+      case ServerEvent::Kind::kClose:
+        Close(ev.conn);
         break;
-      }
       case ServerEvent::Kind::kFrame:
         HandleFrame(g, ev.conn, ev.frame);
         break;
@@ -322,49 +470,73 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
   }
   Flush(g);
   Status st = g.error;
-  if (st.ok()) st = (*txn)->Commit();
+  // A group of only opens and closes wrote nothing: no commit (and no fsync) for it.
+  const bool had_frames = std::any_of(events.begin(), events.end(), [](const ServerEvent& ev) {
+    return ev.kind == ServerEvent::Kind::kFrame;
+  });
+  if (st.ok() && had_frames) st = (*txn)->Commit();
   txn->reset();
   if (!st.ok()) {
-    // Nothing of this group is durable: no answer that depends on it may leave. Each connection that sent
-    // work hears that it must resend; pushes are idempotent, so resending is always safe.
+    // Nothing of this group is durable, so nothing of it may stay in memory or leave: the sessions it
+    // touched go back as they were, its stats are undone, and each connection that sent work hears that it
+    // must resend (pushes are idempotent, so resending is always safe). A fatal answer (a refusal that did
+    // not depend on the store) still goes out; a connection whose Hello was lost gets a fatal Busy and
+    // reconnects.
+    Restore(g);
+    ServerStats kept = stats_;
+    stats_ = before;
+    stats_.connections = kept.connections;
+    stats_.connections_total = kept.connections_total;
+    stats_.connections_refused = kept.connections_refused;
+    stats_.bad_frames = kept.bad_frames;
+    stats_.auth_failures = kept.auth_failures;
+    stats_.hello_timeouts = kept.hello_timeouts;
     ++stats_.commit_errors;
-    std::set<ConnId> told;
-    for (const auto& a : g.answers) {
-      if (told.insert(a.conn).second) {
-        out->push_back({a.conn, codec::EncodeError(Status::Code::kBusy,
-                                                   "server store failed, resend: " + st.ToString(), false)});
+    std::unordered_set<ConnId> told;
+    for (auto& a : g.answers) {
+      if (a.close_after) {
+        told.insert(a.conn);
+        out->push_back(std::move(a));
       }
     }
-    g.high.clear();
+    for (const auto& a : g.answers) {
+      if (!told.insert(a.conn).second || !sessions_.contains(a.conn)) continue;
+      const bool fatal = g.hellos.contains(a.conn);
+      out->push_back(
+          {a.conn,
+           codec::EncodeError(Status::Code::kBusy, "server store failed, resend: " + st.ToString(), fatal),
+           fatal});
+    }
     return;
   }
-  ++stats_.commits;
-  // Users who left a stream stop hearing of it now.
+  if (had_frames) ++stats_.commits;
+  // Users who left a stream stop hearing of it now: O(their connections).
   for (const auto& [stream, user] : g.left) {
+    auto uc = user_conns_.find(user);
+    if (uc == user_conns_.end()) continue;
     auto f = followers_.find(stream);
-    if (f == followers_.end()) continue;
-    for (auto it = f->second.begin(); it != f->second.end();) {
-      auto sit = sessions_.find(*it);
-      if (sit != sessions_.end() && sit->second.user == user) {
-        sit->second.follows.erase(stream);
-        it = f->second.erase(it);
-      } else {
-        ++it;
-      }
+    for (ConnId conn : uc->second) {
+      auto sit = sessions_.find(conn);
+      if (sit != sessions_.end()) sit->second.follows.erase(stream);
+      if (f != followers_.end()) f->second.erase(conn);
     }
+    if (f != followers_.end() && f->second.empty()) followers_.erase(f);
   }
   for (auto& a : g.answers) out->push_back(std::move(a));
   for (const auto& stream : g.notify) {
     auto f = followers_.find(stream);
     if (f == followers_.end()) continue;
     std::string frame = codec::EncodeNotify(stream, g.high[stream]);
-    for (ConnId c : f->second) out->push_back({c, frame});
+    for (ConnId c : f->second) {
+      if (MayDeliver(c, stream)) out->push_back({c, frame});
+    }
   }
   for (size_t i = 0; i < g.relays.size(); ++i) {
     auto f = followers_.find(g.relays[i].first);
     if (f == followers_.end()) continue;
     for (ConnId c : f->second) {
-      if (c != g.relay_from[i].first) out->push_back({c, g.relays[i].second});
+      if (c != g.relay_from[i].first && MayDeliver(c, g.relays[i].first))
+        out->push_back({c, g.relays[i].second});
     }
   }
 }
@@ -372,7 +544,11 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
 void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes) {
   if (refused_.contains(conn)) return;  // over connections_max: only its close is left to come
   auto sit = sessions_.find(conn);
-  if (sit == sessions_.end()) sit = sessions_.emplace(conn, Session()).first;  // open event lost: tolerate
+  if (sit == sessions_.end()) {  // open event lost: tolerate, as a connection opened now
+    Open(conn, &g.answers);
+    if (refused_.contains(conn)) return;
+    sit = sessions_.find(conn);
+  }
   Session& s = sit->second;
   auto frame = codec::DecodeFrame(bytes, opt_.frame_bytes_max);
   if (!frame.ok()) {
@@ -426,9 +602,9 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   }
   HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
                  std::string(codec::Str(hello.token()))};
-  if (info.device.empty() || info.device.size() > 255 || info.user.size() > 255) {
-    BadFrame(g, conn, Status::Code::kInvalidArgument, "device id must be 1..255 bytes, user at most 255",
-             true);
+  Status valid = ValidateDeviceId(info.device);
+  if (!valid.ok()) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, valid.message(), true);
     return;
   }
   std::string user = info.user;
@@ -442,36 +618,47 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     }
     user = *r;
   }
+  valid = ValidateUserName(user);
+  if (!valid.ok()) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, valid.message(), true);
+    return;
+  }
   size_t n = hello.cursors() ? hello.cursors()->size() : 0;
   if (n > opt_.hello_streams_max) {
     BadFrame(g, conn, Status::Code::kInvalidArgument, "Hello lists too many streams", true);
     return;
   }
+  Touch(g, conn, s);
+  g.hellos.insert(conn);
   s.authed = true;
   s.user = std::move(user);
   s.device = info.device;
+  user_conns_[s.user].insert(conn);
+  // Each listed stream is followed only if the device may read it now; a non-member's is kept aside and
+  // followed once the user joins (ApplyMembers).
   for (size_t i = 0; i < n; ++i) {
     std::string_view stream = codec::Str(hello.cursors()->Get(i)->stream());
     if (!keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) continue;
-    if (CheckMember(g, s.user, stream).ok()) {
-      Follow(conn, s, stream);
-    } else {
+    if (MayRead(g, s, stream)) {
+      Follow(g, conn, s, stream);
+    } else if (opt_.membership) {
       s.denied.emplace(stream);
     }
   }
-  // The device's counters: every stream it follows or ever pushed to.
+  // The device's counters: every stream it follows, and every stream it pushed to that it may still read.
   std::map<std::string, uint64_t> counters;
   for (const auto& stream : s.follows)
-    counters[stream] = Counter(g, keys::DeviceCounterKey(s.device, stream));
-  std::string prefix;
-  keys::PutShort(&prefix, s.device);
+    counters[stream] = Counter(g, keys::DeviceCounterKey(s.user, s.device, stream));
+  const std::string prefix = keys::DevicePrefix(s.user, s.device);
   auto cur = g.txn->NewCursor(kDevCtr);
   for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
     keys::Reader rd(cur->key().substr(prefix.size()));
     std::string_view stream;
-    if (!rd.Short(&stream) || cur->value().size() < 8) continue;
+    if (!rd.Short(&stream) || cur->value().size() < 8 || counters.contains(std::string(stream))) continue;
+    if (!MayRead(g, s, stream)) continue;
     counters[std::string(stream)] = Counter(g, std::string(cur->key()));
   }
+  if (!cur->status().ok() && g.error.ok()) g.error = cur->status();
   flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
   std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
   for (const auto& [stream, counter] : counters) {
@@ -538,7 +725,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   if (!st.ok()) return reject(st.code(), st.message());
   if (f.device_counter == 0) return reject(Status::Code::kInvalidArgument, "device_counter must be >= 1");
 
-  std::string ctr_key = keys::DeviceCounterKey(s.device, f.stream);
+  std::string ctr_key = keys::DeviceCounterKey(s.user, s.device, f.stream);
   uint64_t last = Counter(g, ctr_key);
   auto consume = [&]() {
     g.ctr[ctr_key] = f.device_counter;
@@ -568,7 +755,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
       v.last_counter = last;
       return v;
     }
-    if (rec.device != s.device || rec.stream != f.stream) {
+    if (rec.user != s.user || rec.device != s.device || rec.stream != f.stream) {
       if (f.device_counter == last + 1) consume();
       return reject(Status::Code::kConflict, "op id already used by another device or stream");
     }
@@ -606,6 +793,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   keys::DedupeRecord rec;
   rec.counter = f.device_counter;
   rec.stream.assign(f.stream);
+  rec.user = s.user;
   rec.device = s.device;
   auto record = [&](const OpVerdict& verdict) {
     rec.code = static_cast<uint8_t>(verdict.code == wire::ResultCode::Duplicate ? wire::ResultCode::Applied
@@ -631,6 +819,11 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
                                                              " bytes exceeds payload_bytes_max " +
                                                              std::to_string(opt_.payload_bytes_max)));
   }
+  if (f.kind == kJoinedKind || f.kind == kLeftKind) {
+    ++stats_.forbidden;
+    return record(reject(Status::Code::kPermissionDenied, "forbidden: ops of kind " + std::string(f.kind) +
+                                                              " are written only by the server"));
+  }
   if (opt_.membership) {
     Status member;
     if (f.stream.starts_with(kFeedPrefix)) {
@@ -640,8 +833,8 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
       if (StreamExists(g, f.stream) && !IsMember(g, f.stream, s.user)) {
         member =
             Status::PermissionDenied("forbidden: " + s.user + " is not a member of " + std::string(f.stream));
-      } else if (DecodeMembers(f.payload).empty() && StreamExists(g, f.stream)) {
-        member = Status::InvalidArgument("a stream needs at least one member");
+      } else {
+        member = CheckMemberList(g, f.stream, s.user, f.payload);
       }
     } else {
       member = CheckMember(g, s.user, f.stream);
@@ -665,8 +858,11 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   stored.user = s.user;
   stored.seq = seq;
   PutStoredOp(g, stored);
-  if (opt_.membership && f.kind == kMembersKind) ApplyMembers(g, f.stream, s.user, f.payload);
-  Follow(conn, s, f.stream);
+  if (opt_.membership && f.kind == kMembersKind) {
+    ApplyMembers(g, f.stream, s.user, ParseMembers(f.payload, opt_.members_max).value());
+  }
+  // The pusher hears of the stream from now on, if it may read it (the hook may allow push-only access).
+  if (MayRead(g, s, f.stream)) Follow(g, conn, s, f.stream);
   ++stats_.ops_applied;
   v.code = wire::ResultCode::Applied;
   v.seq = seq;
@@ -686,7 +882,10 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
   if (!st.ok()) {
     if (st.code() == Status::Code::kPermissionDenied) {
       ++stats_.forbidden;
-      if (opt_.membership && s.denied.size() < opt_.hello_streams_max) s.denied.emplace(stream);
+      if (opt_.membership && s.denied.size() < opt_.hello_streams_max &&
+          !s.denied.contains(std::string(stream))) {
+        Touch(g, conn, s).denied.emplace(stream);
+      }
     }
     Answer(g, conn,
            codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
@@ -699,7 +898,7 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
     return;
   }
   ++stats_.pulls;
-  Follow(conn, s, stream);
+  Follow(g, conn, s, stream);
   uint64_t high = High(g, stream);
   uint32_t limit = pull.limit() == 0 ? opt_.pull_page_max : std::min(pull.limit(), opt_.pull_page_max);
   size_t budget = opt_.frame_bytes_max > 4096 ? opt_.frame_bytes_max - 4096 : opt_.frame_bytes_max / 2;
@@ -736,7 +935,8 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
 }
 
 void ServerCore::Impl::SendStoredWatermarks(Group& g, ConnId conn, Session& s, std::string_view stream) {
-  if (!s.watermarks_sent.emplace(stream).second) return;
+  if (s.watermarks_sent.contains(std::string(stream))) return;
+  Touch(g, conn, s).watermarks_sent.emplace(stream);
   std::string prefix = keys::StreamPrefix(stream);
   auto cur = g.txn->NewCursor(kWm);
   for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
@@ -745,7 +945,7 @@ void ServerCore::Impl::SendStoredWatermarks(Group& g, ConnId conn, Session& s, s
     uint8_t kind;
     if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() < 8 || kind > 1)
       continue;
-    if (device == s.device) continue;
+    if (user == s.user && device == s.device) continue;
     Answer(g, conn,
            codec::EncodeWatermark(stream, user, device, static_cast<WatermarkKind>(kind),
                                   keys::GetBE64(cur->value())));
@@ -773,6 +973,10 @@ void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const 
   std::string key = keys::WatermarkKey(stream, s.user, s.device, static_cast<uint8_t>(wm.kind()));
   uint64_t stored = 0;
   ReadU64(g, kWm, key, &stored);
+  // The answer (sent once the group is durable) is the stored value: the device's acknowledgement.
+  Answer(g, conn,
+         codec::EncodeWatermark(stream, s.user, s.device, static_cast<WatermarkKind>(wm.kind()),
+                                std::max(seq, stored)));
   if (seq <= stored) return;  // monotonic and idempotent
   std::string v;
   keys::PutBE64(&v, seq);
@@ -784,6 +988,34 @@ void ServerCore::Impl::HandleWatermark(Group& g, ConnId conn, Session& s, const 
   g.relay_from.emplace_back(conn, std::string());
 }
 
+Status ServerCore::Impl::CheckFormat() {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  std::string value;
+  Status st = txn->Get(kMeta, kFormatKey, &value);
+  if (st.ok()) {
+    if (value == std::to_string(keys::kServerFormat)) return Status::OK();
+    return Status::FailedPrecondition("server store has format " + QuoteForMessage(value) +
+                                      "; this outpostd reads format " + std::to_string(keys::kServerFormat) +
+                                      " and leaves the store untouched: run the outpostd that wrote it");
+  }
+  if (!st.IsNotFound()) return st;
+  for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
+    auto cur = txn->NewCursor(space);
+    cur->Seek("");
+    if (cur->Valid()) {
+      return Status::FailedPrecondition(
+          "server store was written by an outpostd before 2026-12 (format 1: device counters not bound to "
+          "users); this outpostd needs format " +
+          std::to_string(keys::kServerFormat) +
+          " and does not convert it. Keep running the outpostd that wrote it, or start this one on a new, "
+          "empty store: devices resend the ops they have not sent yet, and keep their history");
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
+  return txn->Commit();
+}
+
 // ---- ServerCore ----
 
 Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
@@ -793,8 +1025,10 @@ Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
   so.sync = options.store_sync;
   OUTPOST_ASSIGN_OR_RETURN(auto store, options.open_store ? options.open_store(options.store, so)
                                                           : OpenStorage(options.store, so));
-  return std::unique_ptr<ServerCore>(
-      new ServerCore(std::make_unique<Impl>(std::move(options), std::move(store))));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(store));
+  Status format = impl->CheckFormat();
+  if (!format.ok()) return Status::FromCode(format.code(), "server store: " + format.message());
+  return std::unique_ptr<ServerCore>(new ServerCore(std::move(impl)));
 }
 
 ServerCore::ServerCore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -802,6 +1036,7 @@ ServerCore::~ServerCore() = default;
 void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
   impl_->Handle(events, out);
 }
+void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
 
 // ---- Server: a ServerCore on a Listener ----
@@ -848,16 +1083,17 @@ size_t Server::Step() {
   State& st = *state_;
   std::lock_guard<std::mutex> lock(st.step_mu);
   st.events.clear();
+  st.out.clear();
+  st.core->Tick(&st.out);
   ServerEvent ev;
   while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev))
     st.events.push_back(std::move(ev));
-  if (st.events.empty()) return 0;
-  st.out.clear();
-  st.core->Handle(st.events, &st.out);
+  if (!st.events.empty()) st.core->Handle(st.events, &st.out);
   for (auto& o : st.out) {
     (void)st.listener->Send(o.conn, o.frame);  // a vanished connection is not an error here
     if (o.close_after) st.listener->CloseConnection(o.conn);
   }
+  st.out.clear();
   return st.events.size();
 }
 

@@ -9,49 +9,19 @@
 #include "codec.h"
 #include "conformance/storage_backends.h"
 #include "outpost/server.h"
+#include "testing/server_frames.h"
 
 namespace outpost {
 namespace {
 
-struct TestOp {
-  OpId id;
-  std::string stream = "s";
-  uint64_t counter = 1;
-  std::string payload = "x";
-  bool skip = false;
-};
-
-OpId Id(uint8_t n) {
-  OpId id;
-  id.bytes[0] = 1;
-  id.bytes[15] = n;
-  return id;
-}
+using frames::Id;
+using frames::TestOp;
 
 std::string Hello(const std::string& device, std::vector<std::string> follows = {}, uint32_t version = 1) {
-  flatbuffers::FlatBufferBuilder b;
-  std::vector<flatbuffers::Offset<wire::StreamCursor>> cs;
-  for (const auto& s : follows) cs.push_back(wire::CreateStreamCursor(b, b.CreateString(s), 0));
-  auto h = wire::CreateHello(b, b.CreateString("user-" + device), b.CreateString(device), b.CreateString(""),
-                             version, b.CreateVector(cs));
-  return codec::FinishFrame(b, wire::Body::Hello, h.Union());
+  return frames::HelloFrame("user-" + device, device, follows, version);
 }
-
 std::string Push(const std::vector<TestOp>& ops, uint64_t batch_id = 1) {
-  flatbuffers::FlatBufferBuilder b;
-  std::vector<flatbuffers::Offset<wire::Op>> v;
-  for (const auto& op : ops) {
-    codec::OpFields f;
-    f.op_id = op.id;
-    f.stream = op.stream;
-    f.kind = "k";
-    f.payload = op.payload;
-    f.device_counter = op.counter;
-    f.skip = op.skip;
-    v.push_back(codec::BuildOp(b, f));
-  }
-  auto p = wire::CreatePush(b, batch_id, b.CreateVector(v));
-  return codec::FinishFrame(b, wire::Body::Push, p.Union());
+  return frames::PushFrame(ops, batch_id);
 }
 
 class ServerCoreTest : public testing::Test {

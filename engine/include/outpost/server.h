@@ -26,6 +26,8 @@
 
 namespace outpost {
 
+// What a Hello claims. A device is (user, device): every piece of per-device state on the server is keyed by
+// both, so two users may each have a device called "phone".
 struct HelloInfo {
   std::string user;
   std::string device;
@@ -50,11 +52,20 @@ struct ServerOptions {
   // Opens the store instead of OpenStorage(store, ...) (tests inject fault-injecting storage).
   std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_store;
   Env* env = nullptr;
-  // Returns the authenticated user for a Hello, or PermissionDenied. Default: the claimed user.
+  // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
+  // Error{PermissionDenied, "authentication failed: <message>"}. A token belongs to one device of one user:
+  // the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
+  // networks). The returned name must follow the user-name grammar (outpost/membership.h).
   std::function<Result<std::string>(const HelloInfo&)> authenticate;
   // Ok, or the permanent reason (PermissionDenied: forbidden; InvalidArgument: invalid). Default: allow.
-  // Runs after the membership check when membership is on.
+  // Runs after the membership check when membership is on, on every path that reveals or delivers a
+  // stream: push (Access::kPush), pull, Hello follows, Welcome entries, stored and relayed watermarks and
+  // Notify (Access::kPull), watermarks from the device (Access::kWatermark). Keep it cheap: it runs per
+  // recipient of each Notify and relay.
   std::function<Status(const AccessRequest&)> authorize;
+  // Whether a user name exists (outpostd: its registry). A member list naming anyone else is refused.
+  // Default (empty): every name matching the grammar exists.
+  std::function<bool(std::string_view user)> user_exists;
   // Streams have members (outpost/membership.h): only members may push, pull, be notified or set
   // watermarks; the server keeps each user's membership feed. Off: every authenticated device may use every
   // stream (tests, single-user apps).
@@ -72,6 +83,11 @@ struct ServerOptions {
   // Push frames one connection may have in one group (its unanswered batches); beyond: a non-fatal Busy
   // Error for the extra ones, which the device resends after backing off.
   uint32_t batches_inflight_max = 32;
+  // Distinct names in one stream's member list; a longer list is refused (permanent InvalidArgument).
+  uint32_t members_max = 10'000;
+  // A connection that has not sent a valid Hello this long after it opened gets a fatal Error{Timeout} and
+  // is closed (0: no deadline).
+  int64_t hello_deadline_ms = 10'000;
 };
 
 struct ServerStats {
@@ -79,6 +95,7 @@ struct ServerStats {
   uint64_t connections_total = 0, connections_refused = 0, forbidden = 0, busy = 0;
   uint64_t ops_applied = 0, duplicates = 0, gaps = 0, conflicts = 0, rejected = 0, skips = 0;
   uint64_t pulls = 0, bad_frames = 0, auth_failures = 0, commits = 0, commit_errors = 0;
+  uint64_t hello_timeouts = 0;  // connections closed for sending no Hello within hello_deadline_ms
 };
 
 struct Outbound {
@@ -91,8 +108,13 @@ class ServerCore {
  public:
   static Result<std::unique_ptr<ServerCore>> Open(ServerOptions options);
   ~ServerCore();
-  // Handles a group of events in one durable transaction and appends the frames to send.
+  // Handles a group of events in one durable transaction and appends the frames to send. When the store
+  // fails (begin or commit), nothing of the group stays in memory either: sessions, follows and stats are
+  // as before it, opens and closes are still handled, and every connection that sent a frame is answered
+  // with Error{Busy} (fatal for one whose Hello was in the group: it reconnects).
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  // Time-driven work (call it every few tens of ms): closes connections past hello_deadline_ms.
+  void Tick(std::vector<Outbound>* out);
   ServerStats Stats() const;
 
   class Impl;
