@@ -44,13 +44,14 @@ Serves the Outpost server store over ZeroMQ, with stream membership on and devic
 tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after answering what it received.
 
 options:
-  --data DIR               data directory (created if its parent exists): DIR/server (store), DIR/auth
-                           (users), DIR/stats.json, DIR/outpostd.lock
+  --data DIR               data directory (created 0700 if its parent exists): DIR/server (store),
+                           DIR/auth (users), DIR/stats.json, DIR/outpostd.lock; files are 0600
   --listen URI             tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0
                            picks a free port (default tcp://127.0.0.1:7700)
   --store URI              server store (default lmdb:DIR/server)
   --curve-secret FILE      CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that
-                           know the public key (`outpostd curve-public`) can connect
+                           know the public key (`outpostd curve-public`) can connect. Without it, tokens
+                           cross the network in clear: outpostd warns when it listens beyond loopback
   --endpoint-file FILE     once listening, write the bound endpoint(s), comma-separated, to FILE
                            (removed again at a clean stop)
   --log-level LEVEL        debug, info (default), warn or error
