@@ -30,10 +30,16 @@ constexpr size_t kValueBytesMax = size_t{1} << 30;
 
 inline std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
 
-// Creates `dir` if missing (its parent must exist) and checks that it is a directory; `backend` names the
-// store in the messages.
+// Modes of what a backend creates: a store holds every message of its user, so only the owner may read it.
+// A directory that already exists keeps its mode (the user chose it); files a library creates with its own
+// mode (RocksDB's) are still private under a 0700 directory.
+constexpr mode_t kStoreDirMode = 0700;
+constexpr mode_t kStoreFileMode = 0600;
+
+// Creates `dir` (mode 0700) if missing (its parent must exist) and checks that it is a directory; `backend`
+// names the store in the messages.
 inline Status EnsureDirectory(std::string_view backend, const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (::mkdir(dir.c_str(), kStoreDirMode) != 0 && errno != EEXIST) {
     const int err = errno;
     if (err == ENOENT) {
       return Status::IOError("cannot create " + std::string(backend) + " directory '" + dir +

@@ -391,15 +391,13 @@ TEST_F(CrashE2E, KillNineDevicesAndServerUnderLoad) {
     CreateStream(*setup, kStream, {"alice", "bob"});
   }
   const std::string users[kDevices] = {"alice", "alice", "bob", "bob"};
-  const std::string tokens[kDevices] = {alice_phone_token_, alice_laptop_token_, bob_phone_token_,
-                                        bob_phone_token_};
   for (int i = 0; i < kDevices; ++i) {
     DeviceSpec spec;
     spec.dir = dir_ / ("device" + std::to_string(i));
     ASSERT_TRUE(std::filesystem::create_directories(spec.dir));
     spec.user = users[i];
     spec.device = "dev" + std::to_string(i);
-    spec.token = tokens[i];
+    spec.token = AddDevice(data_, users[i], spec.device);  // a token logs in as one device
     spec.server = daemon_.endpoint();
     spec.ops = kOpsPerDevice;
     devices_.push_back(std::make_unique<DeviceProcess>(spec));
@@ -458,7 +456,7 @@ TEST_F(CrashE2E, KillNineDevicesAndServerUnderLoad) {
   for (auto& d : devices_) ASSERT_TRUE(d->Kill());
 
   // From the server: a fresh device pulls the whole stream.
-  auto viewer = Open("bob", "viewer", bob_phone_token_);
+  auto viewer = Open("bob", "viewer", AddDevice(data_, "bob", "viewer"));
   ASSERT_TRUE(viewer);
   FollowConnected(*viewer, kStream);
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*viewer, kStream, total); }, kLongWaitMs))

@@ -2,10 +2,12 @@
 //
 // outpostd as a process under stress: hostile ZeroMQ peers, CURVE encryption, and a clean SIGTERM stop.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -252,6 +254,73 @@ TEST_F(CurveTest, DevicesWithTheServerKeySyncOthersCannotConnect) {
     EXPECT_FALSE(s.connected) << c->device();
     EXPECT_EQ(s.connects, 0u) << c->device() << ": " << s.last_connection_error;
     EXPECT_EQ(s.outbox_depth, 1u) << c->device();
+  }
+}
+
+// Everything outpostd creates is private: the data directory and the stores' directories 0700, files
+// 0600, even under a umask that would let others read them.
+TEST(OutpostdFiles, AreCreatedOwnerOnly) {
+  const mode_t old_mask = ::umask(022);
+  TempDir dir;
+  const std::string data = dir / "data";
+  ASSERT_FALSE(AddUser(data, "alice", "phone").empty());
+  Daemon daemon;
+  std::string error;
+  const bool started = daemon.Start(data, "tcp://127.0.0.1:0", {}, &error);
+  ::umask(old_mask);
+  ASSERT_TRUE(started) << error;
+  // stats.json is written by the main loop once the server runs.
+  ASSERT_TRUE(WaitFor([&] { return daemon.StatsField("pid") > 0; }, kWaitMs)) << daemon.StatsJson();
+
+  EXPECT_EQ(ModeOf(data), 0700) << data;
+  for (const char* sub : {"auth", "server"}) {
+    const std::string path = data + "/" + sub;
+    EXPECT_EQ(ModeOf(path), 0700) << path;
+    int files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(path)) {
+      EXPECT_EQ(ModeOf(entry.path().string()), 0600) << entry.path();
+      ++files;
+    }
+    EXPECT_GE(files, 2) << path << ": data.mdb and lock.mdb";
+  }
+  for (const char* file : {"stats.json", "outpostd.lock", "endpoint"}) {
+    EXPECT_EQ(ModeOf(data + "/" + file), 0600) << file;
+  }
+}
+
+// Without CURVE, outpostd says at start when it listens where other hosts can reach it.
+TEST(OutpostdListen, WarnsWhenItListensBeyondLoopbackWithoutCurve) {
+  const std::string kWarning = "beyond loopback without CURVE";
+  TempDir dir;  // one data directory per server: each keeps its own outpostd.log
+  for (const char* name : {"loopback", "open", "curve"})
+    ASSERT_TRUE(std::filesystem::create_directory(dir / name));
+  std::string error;
+  {
+    Daemon loopback;
+    ASSERT_TRUE(loopback.Start(dir / "loopback", "tcp://127.0.0.1:0", {}, &error)) << error;
+    EXPECT_EQ(loopback.Log().find(kWarning), std::string::npos) << loopback.Log();
+  }
+  {
+    // Binds every interface on a free port; nothing is sent to it.
+    Daemon open;
+    ASSERT_TRUE(open.Start(dir / "open", "tcp://0.0.0.0:0", {}, &error)) << error;
+    const std::string log = open.Log();
+    const size_t at = log.find(kWarning);
+    ASSERT_NE(at, std::string::npos) << log;
+    const std::string line =
+        log.substr(log.rfind('\n', at) + 1, log.find('\n', at) - log.rfind('\n', at) - 1);
+    EXPECT_NE(line.find("WARN"), std::string::npos) << line;
+    EXPECT_NE(line.find("tcp://0.0.0.0:0"), std::string::npos) << line;
+    EXPECT_NE(line.find("--curve-secret"), std::string::npos) << line;
+  }
+  {
+    RunResult key = RunOutpostd({"keygen", "--secret-file", dir / "server.key"});
+    ASSERT_EQ(key.exit_code, 0) << key.err;
+    EXPECT_EQ(ModeOf(dir / "server.key"), 0600);
+    Daemon curve;
+    ASSERT_TRUE(curve.Start(dir / "curve", "tcp://0.0.0.0:0", {"--curve-secret", dir / "server.key"}, &error))
+        << error;
+    EXPECT_EQ(curve.Log().find(kWarning), std::string::npos) << curve.Log();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,8 +180,11 @@ RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms,
 }
 
 namespace {
-std::string Issue(const char* command, const std::string& data_dir, const std::string& user) {
-  RunResult r = RunOutpostd({command, "--data", data_dir, user});
+std::string Issue(const char* command, const std::string& data_dir, const std::string& user,
+                  const std::string& device) {
+  std::vector<std::string> args = {command, "--data", data_dir, user};
+  if (!device.empty()) args.insert(args.end(), {"--device", device});
+  RunResult r = RunOutpostd(args);
   EXPECT_EQ(r.exit_code, 0) << command << " " << user << ": " << r.err;
   std::string token = r.out;
   while (!token.empty() && token.back() == '\n') token.pop_back();
@@ -188,11 +192,23 @@ std::string Issue(const char* command, const std::string& data_dir, const std::s
 }
 }  // namespace
 
-std::string AddUser(const std::string& data_dir, const std::string& user) {
-  return Issue("add-user", data_dir, user);
+std::string AddUser(const std::string& data_dir, const std::string& user, const std::string& device) {
+  return Issue("add-user", data_dir, user, device);
 }
-std::string AddDevice(const std::string& data_dir, const std::string& user) {
-  return Issue("add-device", data_dir, user);
+std::string AddDevice(const std::string& data_dir, const std::string& user, const std::string& device) {
+  return Issue("add-device", data_dir, user, device);
+}
+
+std::string Devices(const std::string& data_dir, const std::string& user) {
+  RunResult r = RunOutpostd({"devices", "--data", data_dir, user});
+  EXPECT_EQ(r.exit_code, 0) << "devices " << user << ": " << r.err;
+  return r.out;
+}
+
+int ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
 }
 
 Daemon::~Daemon() {

@@ -52,9 +52,14 @@ RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms = 
 // Run of `outpostd ARGS...`.
 RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms = 30'000);
 
-// Creates `user` in DATA_DIR's registry; returns its token ("" and a test failure on error).
-std::string AddUser(const std::string& data_dir, const std::string& user);
-std::string AddDevice(const std::string& data_dir, const std::string& user);
+// Creates `user` in DATA_DIR's registry; returns its token ("" and a test failure on error). With `device`
+// the token is bound to that device id (--device); without, it binds on first use.
+std::string AddUser(const std::string& data_dir, const std::string& user, const std::string& device = "");
+std::string AddDevice(const std::string& data_dir, const std::string& user, const std::string& device = "");
+// `outpostd devices --data DATA_DIR user`: one "user\tdevice\tbound|unbound" line per token.
+std::string Devices(const std::string& data_dir, const std::string& user);
+// The permission bits of `path` (-1 when it cannot be stat'ed).
+int ModeOf(const std::string& path);
 
 // `outpostd --data DIR ...` as a child process; its stderr goes to DIR/outpostd.log (appended, so restarts
 // keep the history). Killed with SIGKILL at destruction if still running.

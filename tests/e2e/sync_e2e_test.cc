@@ -111,7 +111,8 @@ TEST_F(E2ETest, FollowDuringHandshakeIsNotLost) {
   const int offsets_ms[] = {0, 1, 2, 3, 5, 8, 13, 21};
   std::vector<std::unique_ptr<Client>> devices;
   for (int offset : offsets_ms) {
-    auto d = Open("bob", "device-" + std::to_string(offset), bob_phone_token_);
+    const std::string device = "device-" + std::to_string(offset);
+    auto d = Open("bob", device, AddDevice(data_, "bob", device));  // a token logs in as one device
     ASSERT_TRUE(d);
     std::this_thread::sleep_for(std::chrono::milliseconds(offset));
     ASSERT_TRUE(d->Follow(FeedStream("bob")).ok());

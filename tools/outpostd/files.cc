@@ -63,7 +63,9 @@ Status EnsureDataDir(const std::string& dir) {
 
 Status WriteFileAtomic(const std::string& path, const std::string& content, int mode) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // A leftover .tmp (a crash between open and rename) would keep its old mode: make a new one.
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + tmp, errno);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return Errno("open " + tmp, errno);
   size_t done = 0;
   while (done < content.size()) {

@@ -18,8 +18,9 @@ outpost::Status EnsureDataDir(const std::string& dir);
 outpost::Status RequireDataDir(const std::string& dir);
 
 // Replaces `path` with `content` atomically: writes `path.tmp`, fsyncs it, renames it over `path`. A reader
-// sees the old file or the new one, never a part. `mode`: permissions of a newly created file.
-outpost::Status WriteFileAtomic(const std::string& path, const std::string& content, int mode = 0644);
+// sees the old file or the new one, never a part. `mode`: permissions of the new file (owner-only by
+// default: outpostd's files say who connects and how much, which is nobody else's business).
+outpost::Status WriteFileAtomic(const std::string& path, const std::string& content, int mode = 0600);
 // NotFound when absent.
 outpost::Result<std::string> ReadFile(const std::string& path, size_t bytes_max = 1 << 20);
 // True when `path` can be read or written by users other than its owner.

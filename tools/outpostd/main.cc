@@ -15,7 +15,7 @@ namespace outpostd {
 namespace {
 
 std::vector<Command> AllCommands() {
-  return {ServeCommand(), AddUserCommand(), AddDeviceCommand(),
+  return {ServeCommand(), AddUserCommand(), AddDeviceCommand(),  DevicesCommand(),
           StatsCommand(), KeygenCommand(),  CurvePublicCommand()};
 }
 

@@ -6,7 +6,14 @@
 //
 // Layout (two spaces):
 //   users   user name                              → decimal count of tokens issued
-//   tokens  BLAKE2b-256(token text) (32 bytes)    → user name
+//   tokens  BLAKE2b-256(token text) (32 bytes)    → binding
+//   binding = 0x01 | u8 user length | user | device
+//     device: the one device id (1..255 bytes, no control characters) the token logs in as, or empty while
+//     the token is unbound: an unbound token binds to the device of the first Hello that uses it (the
+//     binding is committed before that Hello is answered), so one token never serves two devices.
+//   A registry written before bindings existed holds the bare user name as the value. A user name starts
+//   with one of [A-Za-z0-9._-], never 0x01, so the two forms cannot be confused: a bare name reads as an
+//   unbound token of that user (rewritten in the new form when it binds); any other value is Corruption.
 // Tokens themselves are never stored: a copy of the store does not let anyone log in.
 //
 // Token text: "opt_" + 43 characters of unpadded base64url (32 random bytes from libsodium).
@@ -20,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/result.h"
 #include "outpost/server.h"
@@ -29,10 +37,19 @@
 namespace outpostd {
 
 inline constexpr size_t kUserNameBytesMax = 64;
+inline constexpr size_t kDeviceIdBytesMax = 255;
 inline constexpr std::string_view kTokenPrefix = "opt_";
 
 // Ok for 1..64 bytes of [A-Za-z0-9._-]; InvalidArgument saying what is wrong otherwise.
 outpost::Status ValidateUserName(std::string_view name);
+// Ok for 1..255 bytes without control characters (bytes 0x00..0x1f and 0x7f); InvalidArgument otherwise.
+outpost::Status ValidateDeviceId(std::string_view device);
+
+// One token of a user, as `outpostd devices` lists it.
+struct TokenBinding {
+  std::string user;
+  std::string device;  // empty: not bound yet (binds on first use)
+};
 
 class Registry {
  public:
@@ -41,19 +58,33 @@ class Registry {
   // The store's URI for DATA_DIR.
   static std::string StoreUri(const std::string& data_dir);
 
-  // Creates `user` and returns its first device token. Conflict when the user exists.
-  outpost::Result<std::string> AddUser(std::string_view user);
-  // A new token for another device of `user`. NotFound when there is no such user.
-  outpost::Result<std::string> AddDevice(std::string_view user);
-  // The user a Hello's token belongs to. PermissionDenied for a malformed or unknown token, or a token of
-  // another user than the one the Hello claims; IOError when the store cannot be read.
+  // Creates `user` and returns its first device token, bound to `device` (empty: bound on first use).
+  // Conflict when the user exists; InvalidArgument for a bad user name or device id.
+  outpost::Result<std::string> AddUser(std::string_view user, std::string_view device = {});
+  // A new token for another device of `user`, bound to `device` (empty: bound on first use). NotFound when
+  // there is no such user; InvalidArgument for a bad device id. A device may hold several tokens (one
+  // replaces a lost one; there is no revocation yet).
+  outpost::Result<std::string> AddDevice(std::string_view user, std::string_view device = {});
+  // The user a Hello's token belongs to. PermissionDenied for a malformed or unknown token, a token of
+  // another user than the one the Hello claims, or a token bound to another device than the Hello's; an
+  // unbound token is bound to the Hello's device here, durably, before this returns. IOError when the store
+  // cannot be read or the binding cannot be written; Corruption for a token entry of unknown form.
   outpost::Result<std::string> Authenticate(const outpost::HelloInfo& hello);
+  // Whether `user` is registered (ServerOptions::user_exists). IOError when the store cannot be read.
+  outpost::Result<bool> HasUser(std::string_view user);
   outpost::Result<uint64_t> UserCount();
+  // Every token of `user` with its binding, sorted by device (unbound last). NotFound when there is no such
+  // user. Scans all tokens: an admin command, not a request path.
+  outpost::Result<std::vector<TokenBinding>> Devices(std::string_view user);
 
  private:
   explicit Registry(std::unique_ptr<outpost::Storage> store) : store_(std::move(store)) {}
-  // Issues a token for `user` inside `txn` and bumps its token count to `count`.
-  outpost::Result<std::string> IssueToken(outpost::WriteTxn& txn, std::string_view user, uint64_t count);
+  // Issues a token for `user` bound to `device` inside `txn` and bumps its token count to `count`.
+  outpost::Result<std::string> IssueToken(outpost::WriteTxn& txn, std::string_view user,
+                                          std::string_view device, uint64_t count);
+  // Binds the unbound token `hash` of `user` to `device` in a write txn; PermissionDenied when another
+  // Hello bound it to another device first.
+  outpost::Status Bind(const std::string& hash, std::string_view user, std::string_view device);
 
   std::unique_ptr<outpost::Storage> store_;
 };

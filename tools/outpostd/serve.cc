@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,13 +44,14 @@ Serves the Outpost server store over ZeroMQ, with stream membership on and devic
 tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after answering what it received.
 
 options:
-  --data DIR               data directory (created if its parent exists): DIR/server (store), DIR/auth
-                           (users), DIR/stats.json, DIR/outpostd.lock
+  --data DIR               data directory (created 0700 if its parent exists): DIR/server (store),
+                           DIR/auth (users), DIR/stats.json, DIR/outpostd.lock; files are 0600
   --listen URI             tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0
                            picks a free port (default tcp://127.0.0.1:7700)
   --store URI              server store (default lmdb:DIR/server)
   --curve-secret FILE      CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that
-                           know the public key (`outpostd curve-public`) can connect
+                           know the public key (`outpostd curve-public`) can connect. Without it, tokens
+                           cross the network in clear: outpostd warns when it listens beyond loopback
   --endpoint-file FILE     once listening, write the bound endpoint(s), comma-separated, to FILE
                            (removed again at a clean stop)
   --log-level LEVEL        debug, info (default), warn or error
@@ -148,6 +150,20 @@ class DataDirLock {
   int fd_ = -1;
 };
 
+// True when `uri` can only be reached from this host: ipc:// and inproc://, or tcp:// on a loopback
+// address (127.0.0.0/8, ::1, localhost, the interface lo). Anything else (0.0.0.0, *, another address or
+// interface, an unknown scheme) may be reached over a network.
+bool IsLocalOnly(std::string_view uri) {
+  if (uri.starts_with("ipc://") || uri.starts_with("inproc://")) return true;
+  if (!uri.starts_with("tcp://")) return false;
+  std::string_view host = uri.substr(6);
+  const size_t colon = host.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  host = host.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "lo" || host == "::1" || host.starts_with("127.");
+}
+
 std::string Join(const std::vector<std::string>& parts) {
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : ",") + p;
@@ -241,7 +257,13 @@ int Serve(const Flags& flags) {
   ServeConfig config;
   std::string error;
   if (!ParseConfig(flags, &config, &error)) return Fail(kExitUsage, error + " (outpostd serve --help)");
+  const bool data_dir_existed = RequireDataDir(config.data_dir).ok();
   if (Status s = EnsureDataDir(config.data_dir); !s.ok()) return Fail(kExitError, s.message());
+  // A directory the operator made is left as it is (it may be shared on purpose, e.g. with a backup
+  // group); what outpostd creates in it is owner-only anyway.
+  if (data_dir_existed && IsGroupOrWorldAccessible(config.data_dir)) {
+    Log(LogLevel::kWarn, "data directory {} is accessible to other users: chmod 700 it", config.data_dir);
+  }
 
   outpost::TransportOptions transport;
   if (!config.curve_secret_file.empty()) {
@@ -278,11 +300,22 @@ int Serve(const Flags& flags) {
   config.server.authenticate = [registry](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
     auto user = registry->Authenticate(hello);
     if (!user.ok()) {
-      const bool store_trouble = user.status().code() == Status::Code::kIOError;
+      const bool store_trouble =
+          user.status().code() == Status::Code::kIOError || user.status().code() == Status::Code::kCorruption;
       Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "hello from user '{}' device '{}' refused: {}",
           hello.user, hello.device, user.status().ToString());
     }
     return user;
+  };
+  // Membership ops may name registered users only. A registry that cannot be read refuses the name (and
+  // says so in the log).
+  config.server.user_exists = [registry](std::string_view user) {
+    auto known = registry->HasUser(user);
+    if (!known.ok()) {
+      Log(LogLevel::kError, "user registry: cannot look up user '{}': {}", user, known.status().ToString());
+      return false;
+    }
+    return *known;
   };
 
   const std::string listen_uri = Join(config.listen);
@@ -301,6 +334,16 @@ int Serve(const Flags& flags) {
   Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, membership on, CURVE {}", ::getpid(),
       config.data_dir, config.store, transport.curve_server_secret_key.empty() ? "off" : "on");
   Log(LogLevel::kInfo, "listening on {}", endpoint.empty() ? listen_uri : endpoint);
+  if (transport.curve_server_secret_key.empty()) {
+    for (const std::string& uri : config.listen) {
+      if (IsLocalOnly(uri)) continue;
+      Log(LogLevel::kWarn,
+          "listening on {} beyond loopback without CURVE: device tokens and all data cross the network in "
+          "clear. Turn CURVE on: `outpostd keygen --secret-file FILE`, serve with --curve-secret FILE, give "
+          "devices the key `outpostd curve-public --curve-secret FILE` prints",
+          uri);
+    }
+  }
   if (!config.endpoint_file.empty()) {
     if (Status s = WriteFileAtomic(config.endpoint_file, (endpoint.empty() ? listen_uri : endpoint) + "\n");
         !s.ok()) {

@@ -239,7 +239,7 @@ Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
     return LmdbError(rc, "configure env");
   }
   const unsigned flags = MDB_NOTLS | (options.sync ? 0 : MDB_NOSYNC);
-  rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
+  rc = mdb_env_open(env_, dir_.c_str(), flags, storage_internal::kStoreFileMode);
   if (rc != 0) return LmdbError(rc, "open '" + dir_ + "'");
   // Frees reader slots left by crashed processes, which would otherwise pin old pages forever.
   int dead_readers = 0;

@@ -425,8 +425,8 @@ Result<std::unique_ptr<Conn>> SqliteEnv::OpenConn(bool writer) {
 
 Status SqliteEnv::Open() {
   // Created here rather than by SQLite, so that a missing directory gets a clear error and the flock has
-  // a file to hold.
-  lock_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // a file to hold; owner-only, and SQLite gives the -wal and -shm files the mode of this one.
+  lock_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, storage_internal::kStoreFileMode);
   if (lock_fd_ < 0) {
     const int err = errno;
     if (err == ENOENT) {
