@@ -93,37 +93,6 @@ uint64_t ParseCount(std::string_view text) {
 
 }  // namespace
 
-Status ValidateUserName(std::string_view name) {
-  if (name.empty() || name.size() > kUserNameBytesMax) {
-    return Status::InvalidArgument("user name must be 1.." + std::to_string(kUserNameBytesMax) +
-                                   " bytes, got " + std::to_string(name.size()));
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
-    if (!ok) {
-      return Status::InvalidArgument("user name '" + std::string(name) +
-                                     "' may only contain letters, digits, '.', '_' and '-'");
-    }
-  }
-  return Status::OK();
-}
-
-Status ValidateDeviceId(std::string_view device) {
-  if (device.empty() || device.size() > kDeviceIdBytesMax) {
-    return Status::InvalidArgument("device id must be 1.." + std::to_string(kDeviceIdBytesMax) +
-                                   " bytes, got " + std::to_string(device.size()));
-  }
-  for (char c : device) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7f) {
-      return Status::InvalidArgument("device id may not contain control characters (byte " +
-                                     std::to_string(byte) + ")");
-    }
-  }
-  return Status::OK();
-}
-
 std::string Registry::StoreUri(const std::string& data_dir) { return "lmdb:" + data_dir + "/auth"; }
 
 Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir) {

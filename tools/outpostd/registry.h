@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/membership.h"
 #include "outpost/result.h"
 #include "outpost/server.h"
 #include "outpost/status.h"
@@ -36,14 +37,11 @@
 
 namespace outpostd {
 
-inline constexpr size_t kUserNameBytesMax = 64;
-inline constexpr size_t kDeviceIdBytesMax = 255;
 inline constexpr std::string_view kTokenPrefix = "opt_";
 
-// Ok for 1..64 bytes of [A-Za-z0-9._-]; InvalidArgument saying what is wrong otherwise.
-outpost::Status ValidateUserName(std::string_view name);
-// Ok for 1..255 bytes without control characters (bytes 0x00..0x1f and 0x7f); InvalidArgument otherwise.
-outpost::Status ValidateDeviceId(std::string_view device);
+// User names and device ids follow the engine's grammar (outpost/membership.h).
+using outpost::ValidateDeviceId;
+using outpost::ValidateUserName;
 
 // One token of a user, as `outpostd devices` lists it.
 struct TokenBinding {

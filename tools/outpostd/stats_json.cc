@@ -26,6 +26,7 @@ namespace {
   X(pulls)                              \
   X(bad_frames)                         \
   X(auth_failures)                      \
+  X(hello_timeouts)                     \
   X(commits)                            \
   X(commit_errors)
 // clang-format on

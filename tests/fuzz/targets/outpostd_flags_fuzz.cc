@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const auto& a : args) {
     if (!outpostd::ValidateUserName(a).ok()) continue;
-    FUZZ_CHECK(!a.empty() && a.size() <= outpostd::kUserNameBytesMax, "a user name is 1..64 bytes");
+    FUZZ_CHECK(!a.empty() && a.size() <= outpost::kUserNameBytesMax, "a user name is 1..64 bytes");
     for (char c : a) {
       FUZZ_CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
                      c == '_' || c == '-',
