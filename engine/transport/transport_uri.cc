@@ -41,7 +41,7 @@ Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportO
 }
 
 Result<std::unique_ptr<Listener>> Listen(std::string_view uri, const TransportOptions& options) {
-  if (uri.starts_with(kInprocPrefix)) return ListenInproc(uri.substr(kInprocPrefix.size()));
+  if (uri.starts_with(kInprocPrefix)) return ListenInproc(uri.substr(kInprocPrefix.size()), options);
   if (IsZmq(uri)) {
     OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/true));
     return ListenZmq(std::move(endpoints), options);

@@ -551,6 +551,147 @@ TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
   EXPECT_EQ(server_error, "");
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Send budgets (transport.h, Listener). Small budgets and timeouts so that a slow peer is found quickly.
+
+// Re-evaluates `done` every few milliseconds until it holds or `timeout` passes: for conditions no wakeup
+// announces (a pause deadline, ZeroMQ releasing a queue). Returns the last result of `done`.
+bool WaitUntil(const std::function<bool()>& done, milliseconds timeout = kWaitMax) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::mutex mu;
+  std::condition_variable never;
+  std::unique_lock<std::mutex> lock(mu);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    never.wait_for(lock, milliseconds(5));
+  }
+  return true;
+}
+
+TransportOptions SmallBudget() {
+  TransportOptions options;
+  options.queue_bytes_max = 256 << 10;
+  options.heartbeat_ms = 100;
+  options.heartbeat_timeout_ms = 1000;
+  return options;
+}
+
+// One device never reads while the server keeps its queue at the budget; another device's requests are
+// answered meanwhile, each within the bound. The slow one is dropped (both sides see it), and what the
+// listener holds stays within the hard limit the whole time.
+TEST_P(TransportConformanceTest, SlowPeerIsDroppedWhileOthersAreAnswered) {
+  const TransportOptions options = SmallBudget();
+  const std::string page(64 << 10, 'p');
+  Signal server, slow_signal, fast_signal;
+  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
+  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
+  std::unique_ptr<Listener> listener = std::move(listened).value();
+  listener->SetWakeup(server.Callback());
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
+  ASSERT_TRUE(dialer.ok());
+  std::unique_ptr<Connection> slow = ConnectOrDie(dialer->get());
+  ASSERT_NE(slow, nullptr);
+  slow->SetWakeup(slow_signal.Callback());
+  const ConnId slow_id = AwaitOpen(listener.get(), &server);
+  std::unique_ptr<Connection> fast = ConnectOrDie(dialer->get());
+  ASSERT_NE(fast, nullptr);
+  fast->SetWakeup(fast_signal.Callback());
+  const ConnId fast_id = AwaitOpen(listener.get(), &server);
+
+  bool slow_closed = false;
+  uint64_t queued_max = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 4 * kWaitMax;
+  for (int i = 0; !slow_closed; ++i) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the slow peer was never dropped";
+    // Keep the slow peer's queue at its budget: it is never under it for long unless it reads.
+    const ListenerStats stats = listener->Stats();
+    queued_max = std::max(queued_max, stats.queued_bytes);
+    if (stats.queued_bytes < options.queue_bytes_max) {
+      // Fails only once the slow peer was dropped for its timeout (its kClose may not be polled yet).
+      Status st = listener->Send(slow_id, page);
+      ASSERT_TRUE(st.ok() || st.message().find("is closed") != std::string::npos) << st.ToString();
+    }
+    // A round trip for the other device.
+    const std::string request = "q" + std::to_string(i);
+    ASSERT_TRUE(fast->Send(request).ok());
+    bool answered = false;
+    ASSERT_TRUE(server.WaitFor([&] {
+      ServerEvent event;
+      while (!answered && listener->Poll(&event)) {
+        if (event.conn == slow_id) {
+          slow_closed = slow_closed || event.kind == ServerEvent::Kind::kClose;
+        } else if (event.conn == fast_id && event.kind == ServerEvent::Kind::kFrame) {
+          EXPECT_EQ(event.frame, request);
+          answered = true;
+        } else {
+          ADD_FAILURE() << "unexpected event of connection " << event.conn;
+        }
+      }
+      return answered;
+    })) << "request "
+        << i << " of the fast device was not reported";
+    ASSERT_TRUE(listener->Send(fast_id, "a" + std::to_string(i)).ok());
+    std::optional<std::string> answer = NextFrame(fast.get(), &fast_signal);
+    ASSERT_TRUE(answer.has_value()) << "answer " << i << " did not arrive";
+    EXPECT_EQ(*answer, "a" + std::to_string(i));
+  }
+  EXPECT_LE(queued_max, 2 * options.queue_bytes_max + page.size());
+  EXPECT_EQ(listener->Stats().connections_dropped_slow, 1u);
+  // Its queue is freed, including whatever ZeroMQ still held for it, while its device still reads nothing.
+  EXPECT_TRUE(WaitUntil([&] { return listener->Stats().queued_bytes == 0; }))
+      << listener->Stats().queued_bytes << " bytes still queued";
+  // A device learns it was dropped once it reads again (ZeroMQ notices a closed socket only when it reads).
+  std::string unread;
+  EXPECT_TRUE(slow_signal.WaitFor([&] {
+    while (slow->Receive(&unread)) {
+    }
+    return !slow->IsOpen();
+  })) << "the slow device never saw the drop";
+  EXPECT_TRUE(fast->IsOpen());
+}
+
+// A server that keeps sending to a device that never reads: Send past twice the budget drops the connection
+// (Unavailable, kClose reported) instead of losing frames while keeping it.
+TEST_P(TransportConformanceTest, SendPastHardLimitDropsConnection) {
+  const TransportOptions options = SmallBudget();
+  const std::string page(64 << 10, 'p');
+  Signal server, device;
+  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
+  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
+  std::unique_ptr<Listener> listener = std::move(listened).value();
+  listener->SetWakeup(server.Callback());
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
+  ASSERT_TRUE(dialer.ok());
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer->get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  const ConnId id = AwaitOpen(listener.get(), &server);
+
+  Status st;
+  uint64_t sent = 0;
+  // The device side and the kernel absorb some megabytes; far fewer than this.
+  while (st.ok() && sent < (uint64_t{256} << 20)) {
+    st = listener->Send(id, page);
+    sent += page.size();
+  }
+  ASSERT_FALSE(st.ok()) << "sent " << sent << " bytes to a device that reads nothing";
+  EXPECT_EQ(st.code(), Status::Code::kUnavailable) << st.ToString();
+  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  ASSERT_TRUE(close.has_value());
+  EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(close->conn, id);
+  EXPECT_FALSE(listener->Send(id, "x").ok());
+  // Freed while the device still reads nothing (ZeroMQ's pipe too: the listener cuts the socket off).
+  EXPECT_TRUE(WaitUntil([&] { return listener->Stats().queued_bytes == 0; }))
+      << listener->Stats().queued_bytes << " bytes still queued";
+  std::string unread;
+  EXPECT_TRUE(device.WaitFor([&] {
+    while (conn->Receive(&unread)) {
+    }
+    return !conn->IsOpen();
+  })) << "the device never saw the drop";
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTransports, TransportConformanceTest, ::testing::ValuesIn(AllTransportBackends()),
                          [](const ::testing::TestParamInfo<TransportBackend>& param_info) {
                            return std::string(param_info.param.name);
@@ -590,6 +731,89 @@ TEST(TransportUriTest, BadUrisAreInvalidArgument) {
 
 // ---------------------------------------------------------------------------------------------------------
 // What the in-process transport promises beyond the interface (inproc_transport.h).
+
+// Inproc is synchronous, so a pause can be shown exactly: requests wait while the device does not read and
+// come through, in order, once it does; the deadline runs on the given clock.
+TEST(InprocBudgetTest, PausedDeviceRequestsWaitUntilItReads) {
+  ManualEnv env(1);
+  TransportOptions options;
+  options.queue_bytes_max = 1000;
+  options.heartbeat_timeout_ms = 5000;
+  options.env = &env;
+  auto listener = Listen("inproc:budget-pause", options);
+  ASSERT_TRUE(listener.ok());
+  auto dialer = NewDialer("inproc:budget-pause");
+  ASSERT_TRUE(dialer.ok());
+  auto conn = (*dialer)->Connect();
+  ASSERT_TRUE(conn.ok());
+  ServerEvent event;
+  ASSERT_TRUE((*listener)->Poll(&event));
+  const ConnId id = event.conn;
+
+  ASSERT_TRUE((*listener)->Send(id, std::string(600, 'a')).ok());
+  ASSERT_TRUE((*listener)->Send(id, std::string(600, 'b')).ok());  // 1200 bytes queued: paused
+  EXPECT_EQ((*listener)->Stats().connections_paused, 1u);
+  EXPECT_EQ((*listener)->Stats().queued_bytes, 1200u);
+  ASSERT_TRUE((*conn)->Send("req1").ok());
+  ASSERT_TRUE((*conn)->Send("req2").ok());
+  EXPECT_FALSE((*listener)->Poll(&event)) << "a paused device's request was reported";
+  EXPECT_EQ((*listener)->Stats().held_bytes, 8u);
+  env.AdvanceMs(4999);
+  EXPECT_FALSE((*listener)->Poll(&event));
+  EXPECT_TRUE((*conn)->IsOpen());
+
+  std::string frame;
+  ASSERT_TRUE((*conn)->Receive(&frame));  // 600 left: under budget again
+  EXPECT_EQ((*listener)->Stats().connections_paused, 0u);
+  ASSERT_TRUE((*listener)->Poll(&event));
+  EXPECT_EQ(event.frame, "req1");
+  ASSERT_TRUE((*listener)->Poll(&event));
+  EXPECT_EQ(event.frame, "req2");
+
+  // Paused again, and not reading for the whole timeout: dropped, its queue freed.
+  ASSERT_TRUE((*listener)->Send(id, std::string(600, 'c')).ok());
+  EXPECT_EQ((*listener)->Stats().connections_paused, 1u);
+  env.AdvanceMs(5000);
+  ASSERT_TRUE((*listener)->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_EQ(event.conn, id);
+  EXPECT_FALSE((*conn)->IsOpen());
+  EXPECT_FALSE((*conn)->Receive(&frame));
+  const ListenerStats stats = (*listener)->Stats();
+  EXPECT_EQ(stats.queued_bytes, 0u);
+  EXPECT_EQ(stats.connections_paused, 0u);
+  EXPECT_EQ(stats.connections_dropped_slow, 1u);
+}
+
+TEST(InprocBudgetTest, PausedDeviceThatKeepsAskingIsDropped) {
+  TransportOptions options;
+  options.queue_bytes_max = 1000;
+  auto listener = Listen("inproc:budget-flood", options);
+  ASSERT_TRUE(listener.ok());
+  auto dialer = NewDialer("inproc:budget-flood");
+  auto conn = (*dialer)->Connect();
+  ASSERT_TRUE(conn.ok());
+  ServerEvent event;
+  ASSERT_TRUE((*listener)->Poll(&event));
+  const ConnId id = event.conn;
+  ASSERT_TRUE((*listener)->Send(id, std::string(1000, 'a')).ok());
+  ASSERT_TRUE((*conn)->Send(std::string(600, 'q')).ok());  // held
+  Status st = (*conn)->Send(std::string(600, 'q'));        // 1200 held: too much
+  EXPECT_EQ(st.code(), Status::Code::kUnavailable) << st.ToString();
+  EXPECT_FALSE((*conn)->IsOpen());
+  ASSERT_TRUE((*listener)->Poll(&event));
+  EXPECT_EQ(event.kind, ServerEvent::Kind::kClose);
+  EXPECT_FALSE((*listener)->Poll(&event));
+  EXPECT_EQ((*listener)->Stats().held_bytes, 0u);
+}
+
+TEST(InprocBudgetTest, ZeroBudgetIsInvalidArgument) {
+  TransportOptions options;
+  options.queue_bytes_max = 0;
+  auto listener = Listen("inproc:budget-zero", options);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_EQ(listener.status().code(), Status::Code::kInvalidArgument);
+}
 
 class InprocTransportTest : public ::testing::Test {
  protected:

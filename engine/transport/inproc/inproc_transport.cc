@@ -6,8 +6,11 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "outpost/env.h"
 
 namespace outpost {
 namespace {
@@ -32,18 +35,103 @@ struct Pipe {
   const ConnId id;
   bool open = true;
   std::deque<std::string> to_device;
+  uint64_t to_device_bytes = 0;
   Wake device_wake;
+  // Over budget (transport.h): frames from the device wait in `held` instead of the listener's queue.
+  bool paused = false;
+  int64_t paused_since_ms = 0;
+  std::deque<std::string> held;
+  uint64_t held_bytes = 0;
+};
+
+// Frames and pipes taken out under the lock, freed after it.
+struct Garbage {
+  std::vector<std::deque<std::string>> queues;
+  std::vector<std::shared_ptr<Pipe>> pipes;
+};
+
+struct Limits {
+  uint64_t bytes_max;
+  uint64_t frames_max;
+  int64_t pause_ms_max;
+  Env* env;
 };
 
 // One listener's state, shared with its connections so that either side may outlive the other. A single
 // mutex guards everything: an inproc frame costs one lock on each side, and no lock order can go wrong.
 struct Hub {
+  explicit Hub(const Limits& l) : limits(l) {}
+  const Limits limits;
   std::mutex mu;
   bool listening = true;
   ConnId next_id = 1;
   std::deque<ServerEvent> events;
   std::unordered_map<ConnId, std::shared_ptr<Pipe>> conns;  // open connections only
+  std::unordered_set<ConnId> paused;                        // open and paused
+  uint64_t dropped_slow = 0;
   Wake server_wake;
+
+  bool OverBudget(const Pipe& pipe) const {
+    return pipe.to_device_bytes >= limits.bytes_max || pipe.to_device.size() >= limits.frames_max;
+  }
+
+  // Pauses or resumes `pipe` after its queue changed. True when held frames moved to `events`.
+  bool UpdatePause(Pipe& pipe) {
+    const bool over = OverBudget(pipe);
+    if (over && !pipe.paused) {
+      pipe.paused = true;
+      pipe.paused_since_ms = limits.env->NowMs();
+      paused.insert(pipe.id);
+    } else if (!over && pipe.paused) {
+      pipe.paused = false;
+      paused.erase(pipe.id);
+      const bool any = !pipe.held.empty();
+      for (std::string& frame : pipe.held) {
+        events.push_back(ServerEvent{ServerEvent::Kind::kFrame, pipe.id, std::move(frame)});
+      }
+      pipe.held.clear();
+      pipe.held_bytes = 0;
+      return any;
+    }
+    return false;
+  }
+
+  // Ends an open connection from the server's side: its unread frames go and its kClose is the last word.
+  // `free_queue`: what it had queued for the device goes too (a drop), rather than staying receivable.
+  void EndLocked(const std::shared_ptr<Pipe>& pipe, bool free_queue, Garbage* garbage) {
+    pipe->open = false;
+    conns.erase(pipe->id);
+    paused.erase(pipe->id);
+    pipe->paused = false;
+    garbage->queues.push_back(std::move(pipe->held));
+    pipe->held.clear();
+    pipe->held_bytes = 0;
+    if (free_queue) {
+      garbage->queues.push_back(std::move(pipe->to_device));
+      pipe->to_device.clear();
+      pipe->to_device_bytes = 0;
+    }
+    const ConnId conn = pipe->id;
+    std::erase_if(events, [conn](const ServerEvent& e) { return e.conn == conn; });
+    events.push_back(ServerEvent{ServerEvent::Kind::kClose, conn, {}});
+    garbage->pipes.push_back(pipe);
+  }
+
+  // Drops every connection paused for longer than allowed; true when any was.
+  bool DropExpiredLocked(Garbage* garbage) {
+    if (paused.empty()) return false;
+    const int64_t now = limits.env->NowMs();
+    std::vector<std::shared_ptr<Pipe>> expired;
+    for (ConnId id : paused) {
+      const std::shared_ptr<Pipe>& pipe = conns.at(id);
+      if (now - pipe->paused_since_ms >= limits.pause_ms_max) expired.push_back(pipe);
+    }
+    for (const auto& pipe : expired) {
+      EndLocked(pipe, /*free_queue=*/true, garbage);
+      ++dropped_slow;
+    }
+    return !expired.empty();
+  }
 };
 
 // NAME → listening hub, for the whole process.
@@ -95,22 +183,52 @@ class InprocConnection final : public Connection {
     // The one copy of the frame, made before locking to keep the critical section short.
     ServerEvent event{ServerEvent::Kind::kFrame, pipe_->id, std::string(frame)};
     Wake wake;
+    Wake device_wake;
+    Garbage garbage;
+    bool dropped = false;
     {
       std::lock_guard<std::mutex> lock(hub_->mu);
       if (!pipe_->open) return Status::Unavailable("inproc: connection closed");
-      if (hub_->events.size() >= kInprocQueueFramesMax) return QueueFull("server");
-      hub_->events.push_back(std::move(event));
+      if (pipe_->paused) {
+        // Not reported until the device reads what it was sent; a device that keeps asking is dropped.
+        const uint64_t held = pipe_->held_bytes + event.frame.size();
+        if (!pipe_->held.empty() && held > hub_->limits.bytes_max) {
+          hub_->EndLocked(pipe_, /*free_queue=*/true, &garbage);
+          ++hub_->dropped_slow;
+          dropped = true;
+        } else {
+          pipe_->held_bytes = held;
+          pipe_->held.push_back(std::move(event.frame));
+          return Status::OK();
+        }
+      } else {
+        if (hub_->events.size() >= kInprocQueueFramesMax) return QueueFull("server");
+        hub_->events.push_back(std::move(event));
+      }
       wake = hub_->server_wake;
+      if (dropped) device_wake = pipe_->device_wake;
     }
+    Notify(device_wake);
     Notify(wake);
+    if (dropped) {
+      return Status::Unavailable("inproc: connection dropped: it sent more than " +
+                                 std::to_string(hub_->limits.bytes_max) +
+                                 " bytes while not reading what the server sent");
+    }
     return Status::OK();
   }
 
   bool Receive(std::string* frame) override {
-    std::lock_guard<std::mutex> lock(hub_->mu);
-    if (pipe_->to_device.empty()) return false;
-    *frame = std::move(pipe_->to_device.front());
-    pipe_->to_device.pop_front();
+    Wake wake;
+    {
+      std::lock_guard<std::mutex> lock(hub_->mu);
+      if (pipe_->to_device.empty()) return false;
+      *frame = std::move(pipe_->to_device.front());
+      pipe_->to_device.pop_front();
+      pipe_->to_device_bytes -= frame->size();
+      if (pipe_->paused && pipe_->open && hub_->UpdatePause(*pipe_)) wake = hub_->server_wake;
+    }
+    Notify(wake);
     return true;
   }
 
@@ -121,12 +239,18 @@ class InprocConnection final : public Connection {
 
   void Close() override {
     std::deque<std::string> unread;  // freed outside the lock
+    std::deque<std::string> held;
     Wake wake;
     {
       std::lock_guard<std::mutex> lock(hub_->mu);
       unread.swap(pipe_->to_device);
+      pipe_->to_device_bytes = 0;
       if (!pipe_->open) return;
       pipe_->open = false;
+      held.swap(pipe_->held);  // the server never took them: a paused device's last requests go unanswered
+      pipe_->held_bytes = 0;
+      pipe_->paused = false;
+      hub_->paused.erase(pipe_->id);
       hub_->conns.erase(pipe_->id);
       if (hub_->listening) {
         hub_->events.push_back(ServerEvent{ServerEvent::Kind::kClose, pipe_->id, {}});
@@ -202,47 +326,86 @@ class InprocListener final : public Listener {
   std::string endpoint() const override { return "inproc:" + name_; }
 
   bool Poll(ServerEvent* event) override {
+    Garbage garbage;
+    std::vector<Wake> wakes;
+    bool got;
+    {
+      std::lock_guard<std::mutex> lock(hub_->mu);
+      if (hub_->DropExpiredLocked(&garbage)) {
+        for (const auto& pipe : garbage.pipes) wakes.push_back(pipe->device_wake);
+      }
+      got = !hub_->events.empty();
+      if (got) {
+        *event = std::move(hub_->events.front());
+        hub_->events.pop_front();
+      }
+    }
+    for (const Wake& wake : wakes) Notify(wake);
+    return got;
+  }
+
+  ListenerStats Stats() const override {
+    ListenerStats stats;
     std::lock_guard<std::mutex> lock(hub_->mu);
-    if (hub_->events.empty()) return false;
-    *event = std::move(hub_->events.front());
-    hub_->events.pop_front();
-    return true;
+    for (const auto& [id, pipe] : hub_->conns) {
+      stats.queued_bytes += pipe->to_device_bytes;
+      stats.queued_frames += pipe->to_device.size();
+      stats.held_bytes += pipe->held_bytes;
+    }
+    stats.connections_paused = hub_->paused.size();
+    stats.connections_dropped_slow = hub_->dropped_slow;
+    return stats;
   }
 
   Status Send(ConnId conn, std::string_view frame) override {
     std::string copy(frame);  // the one copy, made before locking
     Wake wake;
+    Wake server_wake;
+    Garbage garbage;
+    uint64_t queued_bytes = 0;
     {
       std::lock_guard<std::mutex> lock(hub_->mu);
       auto it = hub_->conns.find(conn);
       if (it == hub_->conns.end()) {
         return Status::Unavailable("inproc: connection " + std::to_string(conn) + " is closed");
       }
-      Pipe& pipe = *it->second;
-      if (pipe.to_device.size() >= kInprocQueueFramesMax) return QueueFull("device");
-      pipe.to_device.push_back(std::move(copy));
-      wake = pipe.device_wake;
+      std::shared_ptr<Pipe> pipe = it->second;
+      const Limits& limits = hub_->limits;
+      wake = pipe->device_wake;
+      if (!pipe->to_device.empty() && (pipe->to_device_bytes + copy.size() > 2 * limits.bytes_max ||
+                                       pipe->to_device.size() + 1 > 2 * limits.frames_max)) {
+        queued_bytes = pipe->to_device_bytes;
+        hub_->EndLocked(pipe, /*free_queue=*/true, &garbage);
+        ++hub_->dropped_slow;
+        server_wake = hub_->server_wake;
+      } else {
+        pipe->to_device_bytes += copy.size();
+        pipe->to_device.push_back(std::move(copy));
+        (void)hub_->UpdatePause(*pipe);  // only pauses here
+      }
     }
     Notify(wake);
+    if (server_wake) {
+      Notify(server_wake);
+      return Status::Unavailable("inproc: connection " + std::to_string(conn) + " dropped: its device left " +
+                                 std::to_string(queued_bytes) + " bytes unread");
+    }
     return Status::OK();
   }
 
   void CloseConnection(ConnId conn) override {
     Wake device_wake;
     Wake server_wake;
-    std::shared_ptr<Pipe> pipe;  // released outside the lock
+    Garbage garbage;  // released outside the lock
     {
       std::lock_guard<std::mutex> lock(hub_->mu);
       auto it = hub_->conns.find(conn);
       if (it == hub_->conns.end()) return;
-      pipe = std::move(it->second);
-      hub_->conns.erase(it);
-      pipe->open = false;
+      std::shared_ptr<Pipe> pipe = it->second;
       device_wake = pipe->device_wake;
       // The server has finished with this connection: its unread frames go, and its kClose is the last
-      // word, as for a connection the device closed.
-      std::erase_if(hub_->events, [conn](const ServerEvent& e) { return e.conn == conn; });
-      hub_->events.push_back(ServerEvent{ServerEvent::Kind::kClose, conn, {}});
+      // word, as for a connection the device closed. What it sent stays receivable.
+      hub_->EndLocked(pipe, /*free_queue=*/false, &garbage);
       server_wake = hub_->server_wake;
     }
     Notify(device_wake);
@@ -272,9 +435,15 @@ Result<std::unique_ptr<Dialer>> NewInprocDialer(std::string_view name) {
   return std::unique_ptr<Dialer>(std::make_unique<InprocDialer>(std::string(name)));
 }
 
-Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name) {
+Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name, const TransportOptions& options) {
   OUTPOST_RETURN_IF_ERROR(CheckName(name));
-  auto hub = std::make_shared<Hub>();
+  if (options.queue_bytes_max == 0 || options.queue_frames_max == 0 || options.heartbeat_timeout_ms <= 0) {
+    return Status::InvalidArgument(
+        "TransportOptions: queue_bytes_max, queue_frames_max and heartbeat_timeout_ms must be positive");
+  }
+  const Limits limits{options.queue_bytes_max, options.queue_frames_max, options.heartbeat_timeout_ms,
+                      options.env != nullptr ? options.env : SystemEnv()};
+  auto hub = std::make_shared<Hub>(limits);
   std::string key(name);
   OUTPOST_RETURN_IF_ERROR(Registry::Get().Add(key, hub));
   return std::unique_ptr<Listener>(std::make_unique<InprocListener>(std::move(key), std::move(hub)));

@@ -14,8 +14,15 @@
 // receivable by the device, as on a stream socket; a device that closes its own end discards what it had
 // not received.
 //
-// Limits: each queue holds at most kInprocQueueFramesMax frames; Send beyond that returns Busy (the peer is
-// not draining). Thread safety as in transport.h; the device and server ends may run on different threads.
+// Budgets (transport.h): the server→device queue of each connection counts its bytes and frames; over
+// TransportOptions::queue_bytes_max or queue_frames_max the connection is paused (frames the device sends
+// meanwhile are held, up to queue_bytes_max bytes; past that the device's Send gets Unavailable and the
+// connection is dropped), and a connection paused for heartbeat_timeout_ms, read on TransportOptions::env's
+// clock, is dropped. Pauses end as soon as the device's Receive brings the queue under budget; their
+// deadlines are checked by the listener's Poll (no timer: a server that never polls drops nobody, but then it
+// sends nothing either). The device→server queue is shared by all of one listener's connections and holds at
+// most kInprocQueueFramesMax frames; a device Send beyond that returns Busy. Thread safety as in transport.h;
+// the device and server ends may run on different threads.
 #ifndef OUTPOST_TRANSPORT_INPROC_INPROC_TRANSPORT_H_
 #define OUTPOST_TRANSPORT_INPROC_INPROC_TRANSPORT_H_
 
@@ -34,8 +41,9 @@ inline constexpr size_t kInprocQueueFramesMax = size_t{1} << 20;
 // `name` is the part after "inproc:" and must not be empty. Connect() returns Unavailable while nobody
 // listens on `name`; the dialer may be kept and retried.
 Result<std::unique_ptr<Dialer>> NewInprocDialer(std::string_view name);
-// FailedPrecondition when `name` is already listened on in this process.
-Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name);
+// FailedPrecondition when `name` is already listened on in this process; InvalidArgument for zero budgets or
+// a heartbeat_timeout_ms that is not positive.
+Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name, const TransportOptions& options = {});
 
 }  // namespace outpost
 

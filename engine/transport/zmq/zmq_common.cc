@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -68,7 +69,17 @@ void Waker::Drain() {
 
 namespace {
 
-void FreeString(void* /*data*/, void* hint) { delete static_cast<std::string*>(hint); }
+// A body on its way through ZeroMQ, with the budget it counts against.
+struct Outgoing {
+  std::string data;
+  std::shared_ptr<SendBudget> budget;
+};
+
+void FreeOutgoing(void* /*data*/, void* hint) {
+  auto* out = static_cast<Outgoing*>(hint);
+  if (out->budget) out->budget->Release(out->data.size());
+  delete out;
+}
 
 int SendPart(void* socket, const void* data, size_t size, int flags) {
   return zmq_send(socket, data, size, flags | ZMQ_DONTWAIT) < 0 ? zmq_errno() : 0;
@@ -76,7 +87,8 @@ int SendPart(void* socket, const void* data, size_t size, int flags) {
 
 }  // namespace
 
-int SendMessage(void* socket, std::string_view routing_id, char type, std::string* body) {
+int SendMessage(void* socket, std::string_view routing_id, char type, std::string* body,
+                const std::shared_ptr<SendBudget>& budget) {
   // ZeroMQ queues a multipart message atomically: once the first part is accepted, the rest are too.
   if (!routing_id.empty()) {
     if (int err = SendPart(socket, routing_id.data(), routing_id.size(), ZMQ_SNDMORE)) return err;
@@ -84,8 +96,8 @@ int SendMessage(void* socket, std::string_view routing_id, char type, std::strin
   if (body == nullptr) return SendPart(socket, &type, 1, 0);
   if (int err = SendPart(socket, &type, 1, ZMQ_SNDMORE)) return err;
   zmq_msg_t msg;
-  auto* owned = new std::string(std::move(*body));
-  zmq_msg_init_data(&msg, owned->data(), owned->size(), &FreeString, owned);
+  auto* owned = new Outgoing{std::move(*body), budget};
+  zmq_msg_init_data(&msg, owned->data.data(), owned->data.size(), &FreeOutgoing, owned);
   if (zmq_msg_send(&msg, socket, ZMQ_DONTWAIT) < 0) {
     const int err = zmq_errno();
     zmq_msg_close(&msg);
@@ -94,8 +106,9 @@ int SendMessage(void* socket, std::string_view routing_id, char type, std::strin
   return 0;
 }
 
-bool ReceiveMessage(void* socket, std::vector<std::string>* parts) {
+bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd) {
   parts->clear();
+  if (fd != nullptr) *fd = -1;
   for (;;) {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -104,19 +117,29 @@ bool ReceiveMessage(void* socket, std::vector<std::string>* parts) {
       return !parts->empty();
     }
     parts->emplace_back(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
+    if (fd != nullptr && *fd < 0) *fd = zmq_msg_get(&msg, ZMQ_SRCFD);
     const bool more = zmq_msg_more(&msg) != 0;
     zmq_msg_close(&msg);
     if (!more) return true;
   }
 }
 
+int PipeMessagesMax(const TransportOptions& options) {
+  // At least a few messages, so that small frames do not cost a thread hand-off each; at most what the
+  // byte budget allows for frames of the largest size.
+  const uint64_t by_bytes = options.queue_bytes_max / std::max<uint64_t>(options.frame_bytes_max, 1);
+  return static_cast<int>(std::clamp<uint64_t>(by_bytes, 4, std::max<uint32_t>(options.queue_frames_max, 4)));
+}
+
 Status ConfigureSocket(void* socket, const TransportOptions& options, int linger_ms) {
+  // Sends are counted in bytes by their owner (SendBudget); the frame cap only keeps ZeroMQ's own pipe short.
   const int hwm = static_cast<int>(std::min<uint32_t>(options.queue_frames_max, INT_MAX));
+  const int rcv_hwm = PipeMessagesMax(options);
   const int64_t max_bytes = static_cast<int64_t>(std::min<uint64_t>(options.frame_bytes_max + 64, INT64_MAX));
   const int reconnect_ms = 100;
   if (zmq_setsockopt(socket, ZMQ_LINGER, &linger_ms, sizeof linger_ms) != 0 ||
       zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-      zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+      zmq_setsockopt(socket, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm) != 0 ||
       zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes) != 0 ||
       zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms) != 0) {
     return ZmqStatus("zmq socket options");

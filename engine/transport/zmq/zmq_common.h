@@ -5,6 +5,7 @@
 #ifndef OUTPOST_TRANSPORT_ZMQ_ZMQ_COMMON_H_
 #define OUTPOST_TRANSPORT_ZMQ_ZMQ_COMMON_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,14 +60,40 @@ inline void Notify(const Wake& wake) {
   if (wake) (*wake)();
 }
 
+// Bytes and frames handed to a socket for one peer and not yet released by ZeroMQ. ZeroMQ releases a body
+// once it has been written to the kernel (or dropped with its connection), so this counts what its pipes
+// still hold, on top of whatever the caller adds for its own queues. Updated from ZeroMQ's I/O thread.
+struct SendBudget {
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> frames{0};
+  std::shared_ptr<SendBudget> total;  // a listener-wide sum, or nullptr
+  void Add(uint64_t n) {
+    bytes.fetch_add(n, std::memory_order_relaxed);
+    frames.fetch_add(1, std::memory_order_relaxed);
+    if (total) total->Add(n);
+  }
+  void Release(uint64_t n) {
+    bytes.fetch_sub(n, std::memory_order_relaxed);
+    frames.fetch_sub(1, std::memory_order_relaxed);
+    if (total) total->Release(n);
+  }
+};
+
 // Sends [prefix...][type][body] without blocking; the body is handed over without a copy. Returns 0 or the
-// errno (EAGAIN: queue full; EHOSTUNREACH: ROUTER peer gone).
-int SendMessage(void* socket, std::string_view routing_id, char type, std::string* body);
-// Receives one whole message without blocking; false when none is waiting.
-bool ReceiveMessage(void* socket, std::vector<std::string>* parts);
+// errno (EAGAIN: queue full; EHOSTUNREACH: ROUTER peer gone). With `budget`, the body's size was Add()ed
+// by the caller and is Release()d when ZeroMQ frees it (or here, when the send fails after the body left
+// *body).
+int SendMessage(void* socket, std::string_view routing_id, char type, std::string* body,
+                const std::shared_ptr<SendBudget>& budget = nullptr);
+// Receives one whole message without blocking; false when none is waiting. `fd`, when given: the file
+// descriptor of the connection the message came on (ZMQ_SRCFD), -1 if ZeroMQ does not say.
+bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd = nullptr);
 
 // Options every Outpost ZeroMQ socket gets: no lingering beyond `linger_ms`, queue sizes, message cap.
+// Receive pipes hold at most PipeMessagesMax(options) messages, so that what ZeroMQ buffers for a peer
+// that the owner is not reading is bounded in bytes (that many times frame_bytes_max), not only frames.
 Status ConfigureSocket(void* socket, const TransportOptions& options, int linger_ms);
+int PipeMessagesMax(const TransportOptions& options);
 
 // Reads one socket-monitor event (ZeroMQ's v1 format); false when none is waiting.
 bool ReadMonitorEvent(void* monitor, uint16_t* event);

@@ -31,6 +31,7 @@ struct ConnState {
   Phase phase = Phase::kConnecting;
   std::string close_reason;
   std::deque<std::string> inbox;
+  uint64_t inbox_bytes = 0;
   Wake wake;
   size_t outbound = 0;  // frames given to Send and not yet taken by ZeroMQ
 
@@ -72,6 +73,11 @@ class DialerIo {
   }
 
   const TransportOptions& options() const { return opt_; }
+
+  // Unread frames enough that the I/O thread stops reading this connection. c.mu held.
+  bool InboxFull(const ConnState& c) const {
+    return c.inbox.size() >= opt_.queue_frames_max || c.inbox_bytes >= opt_.queue_bytes_max;
+  }
 
   // Wakes the I/O thread (a reader made room in a full inbox).
   void Kick() { waker_.Signal(); }
@@ -121,7 +127,7 @@ void DialerIo::Run() {
       bool inbox_full;
       {
         std::lock_guard<std::mutex> lock(c->mu);
-        inbox_full = c->inbox.size() >= opt_.queue_frames_max;
+        inbox_full = InboxFull(*c);
       }
       // A full inbox stops reading: ZeroMQ's queues and then TCP push back on the server.
       items.push_back({c->socket, 0, static_cast<short>(inbox_full ? 0 : ZMQ_POLLIN), 0});
@@ -291,10 +297,11 @@ void DialerIo::Receive(ConnState& c, int64_t now) {
     } else if (type == kData && parts.size() == 2) {
       std::lock_guard<std::mutex> lock(c.mu);
       if (c.phase != Phase::kOpen) continue;
+      c.inbox_bytes += parts[1].size();
       c.inbox.push_back(std::move(parts[1]));
       wake = c.wake;
       woke = true;
-      if (c.inbox.size() >= opt_.queue_frames_max) break;  // full: read no more until the device catches up
+      if (InboxFull(c)) break;  // full: read no more until the device catches up
     } else if (type == kClose && parts.size() == 1) {
       Finish(c, "closed by the server", false);
     }
@@ -330,7 +337,7 @@ void DialerIo::Timers(ConnState& c, int64_t now) {
     std::lock_guard<std::mutex> lock(c.mu);
     phase = c.phase;
     // A full inbox is not read (backpressure): the silence is ours, not the server's.
-    if (c.inbox.size() >= opt_.queue_frames_max) c.last_recv_ms = now;
+    if (InboxFull(c)) c.last_recv_ms = now;
   }
   if (phase == Phase::kConnecting && now >= c.connect_deadline_ms) {
     Finish(c, c.endpoint + ": no answer within " + std::to_string(opt_.connect_timeout_ms) + " ms", false);
@@ -389,9 +396,10 @@ class ZmqConnection final : public Connection {
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       if (state_->inbox.empty()) return false;
-      was_full = state_->inbox.size() >= io_->options().queue_frames_max;
+      was_full = io_->InboxFull(*state_);
       *frame = std::move(state_->inbox.front());
       state_->inbox.pop_front();
+      state_->inbox_bytes -= frame->size();
     }
     if (was_full) io_->Kick();  // the I/O thread stopped reading this socket: room again
     return true;
@@ -406,6 +414,7 @@ class ZmqConnection final : public Connection {
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->inbox.clear();
+      state_->inbox_bytes = 0;
       if (state_->phase == Phase::kClosed && closed_) return;
       if (state_->phase != Phase::kClosed) {
         state_->phase = Phase::kClosed;
@@ -474,7 +483,8 @@ Result<std::unique_ptr<Dialer>> NewZmqDialer(std::vector<std::string> endpoints,
                                              const TransportOptions& options) {
   if (endpoints.empty()) return Status::InvalidArgument("a ZeroMQ dialer needs at least one endpoint");
   if (options.heartbeat_ms <= 0 || options.heartbeat_timeout_ms <= options.heartbeat_ms ||
-      options.connect_timeout_ms <= 0 || options.queue_frames_max == 0 || options.frame_bytes_max == 0) {
+      options.connect_timeout_ms <= 0 || options.queue_frames_max == 0 || options.queue_bytes_max == 0 ||
+      options.frame_bytes_max == 0) {
     return Status::InvalidArgument(
         "TransportOptions: heartbeat_ms > 0, heartbeat_timeout_ms > heartbeat_ms, connect_timeout_ms > 0 and "
         "nonzero limits are required");

@@ -4,10 +4,12 @@
 // thread, which maps ZeroMQ routing ids to ConnIds and turns 'O' / 'D' / 'C' and heartbeat silence into
 // ServerEvents. See zmq_transport.h.
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -41,18 +43,54 @@ bool IpcPathInUse(const std::string& path) {
   return live;
 }
 
+// A peer's TCP or UNIX connection, for cutting it off: ZeroMQ 4.3's stable API cannot close one peer of a
+// ROUTER, so the listener shuts the socket down under ZeroMQ, which then tears the pipe down as for a lost
+// peer (freeing what it queued) and closes the descriptor. The inode guards against a descriptor number
+// that ZeroMQ already closed and the process reused.
+struct PeerSocket {
+  int fd = -1;
+  ino_t ino = 0;
+};
+
+PeerSocket IdentifySocket(int fd) {
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return {};
+  return {fd, st.st_ino};
+}
+
+void CutOff(const PeerSocket& sock) {
+  struct stat st {};
+  if (sock.fd < 0 || fstat(sock.fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_ino != sock.ino) return;
+  (void)shutdown(sock.fd, SHUT_RDWR);
+}
+
 struct Peer {
   ConnId id = 0;
   int64_t last_recv_ms = 0;
   int64_t last_send_ms = 0;
   std::deque<std::string> pending;  // frames ZeroMQ would not take yet (the device's queue was full)
   int64_t blocked_since_ms = 0;
+  std::shared_ptr<SendBudget> budget;  // everything Send queued for it and ZeroMQ has not released
+  int64_t paused_since_ms = -1;        // -1: not paused
+  std::deque<std::string> held;        // frames it sent while paused, not reported yet
+  uint64_t held_bytes = 0;
+  PeerSocket sock;
 };
 
 struct Command {
-  enum class Kind : uint8_t { kSend, kClose, kStop } kind;
+  // kDrop: the server's Send found the peer over its hard limit (already reported closed).
+  enum class Kind : uint8_t { kSend, kClose, kDrop, kStop } kind;
   ConnId conn = 0;
   std::string frame;
+  std::shared_ptr<SendBudget> budget;  // kSend: what `frame` was counted against
+};
+
+// Why the I/O thread forgets a peer, which decides whether it tells the device and cuts the socket.
+enum class DropWhy : uint8_t {
+  kByDevice,  // it sent 'C': it closes its end; cut later if it does not
+  kGone,      // ZeroMQ no longer knows it
+  kSilent,    // nothing heard for heartbeat_timeout_ms
+  kSlow,      // not draining its queue, or flooding while paused
 };
 
 class ZmqListener final : public Listener {
@@ -63,7 +101,7 @@ class ZmqListener final : public Listener {
   }
 
   ~ZmqListener() override {
-    Post({Command::Kind::kStop, 0, {}});
+    Post({Command::Kind::kStop, 0, {}, nullptr});
     thread_.join();
   }
 
@@ -83,19 +121,48 @@ class ZmqListener final : public Listener {
   }
 
   Status Send(ConnId conn, std::string_view frame) override {
+    std::shared_ptr<SendBudget> budget;
+    uint64_t queued_bytes = 0;
+    Wake wake;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = live_.find(conn);
       if (it == live_.end()) {
         return Status::Unavailable("zmq: connection " + std::to_string(conn) + " is closed");
       }
-      if (it->second >= opt_.queue_frames_max) {
-        return Status::Busy("zmq: connection " + std::to_string(conn) + " is not draining its queue");
+      budget = it->second;
+      queued_bytes = budget->bytes.load(std::memory_order_relaxed);
+      const uint64_t frames = budget->frames.load(std::memory_order_relaxed);
+      if (frames == 0 || (queued_bytes + frame.size() <= 2 * opt_.queue_bytes_max &&
+                          frames < 2 * uint64_t{opt_.queue_frames_max})) {
+        budget->Add(frame.size());
+      } else {
+        live_.erase(it);
+        std::erase_if(events_, [conn](const ServerEvent& e) { return e.conn == conn; });
+        events_.push_back({ServerEvent::Kind::kClose, conn, {}});
+        dropped_slow_.fetch_add(1, std::memory_order_relaxed);
+        wake = wake_;
+        budget = nullptr;
       }
-      ++it->second;
     }
-    Post({Command::Kind::kSend, conn, std::string(frame)});
+    if (budget == nullptr) {
+      Post({Command::Kind::kDrop, conn, {}, nullptr});
+      Notify(wake);
+      return Status::Unavailable("zmq: connection " + std::to_string(conn) + " dropped: its device left " +
+                                 std::to_string(queued_bytes) + " bytes unread");
+    }
+    Post({Command::Kind::kSend, conn, std::string(frame), std::move(budget)});
     return Status::OK();
+  }
+
+  ListenerStats Stats() const override {
+    ListenerStats stats;
+    stats.queued_bytes = total_->bytes.load(std::memory_order_relaxed);
+    stats.queued_frames = total_->frames.load(std::memory_order_relaxed);
+    stats.held_bytes = held_bytes_.load(std::memory_order_relaxed);
+    stats.connections_paused = paused_count_.load(std::memory_order_relaxed);
+    stats.connections_dropped_slow = dropped_slow_.load(std::memory_order_relaxed);
+    return stats;
   }
 
   void CloseConnection(ConnId conn) override {
@@ -108,7 +175,7 @@ class ZmqListener final : public Listener {
       events_.push_back({ServerEvent::Kind::kClose, conn, {}});
       wake = wake_;
     }
-    Post({Command::Kind::kClose, conn, {}});
+    Post({Command::Kind::kClose, conn, {}, nullptr});
     Notify(wake);
   }
 
@@ -138,9 +205,18 @@ class ZmqListener final : public Listener {
   void Transmit(const std::string& rid, Peer& peer, char type, std::string* body, int64_t now);
   void SendData(const std::string& rid, Peer& peer, std::string* frame, int64_t now);
   void FlushPending(int64_t now);
-  void Handed(ConnId conn, size_t frames);  // frames taken by ZeroMQ: room in the server's send budget
-  // Forgets a peer the I/O thread saw go (its 'C', silence, a failed send) and reports its kClose.
-  void Drop(const std::string& rid, bool tell_device);
+  bool OverBudget(const Peer& peer) const {
+    return peer.budget->bytes.load(std::memory_order_relaxed) >= opt_.queue_bytes_max ||
+           peer.budget->frames.load(std::memory_order_relaxed) >= opt_.queue_frames_max;
+  }
+  void Pause(const std::string& rid, Peer& peer, int64_t now);
+  // Resumes the peers that drained (reporting what they sent meanwhile) and drops those paused too long.
+  void CheckPaused(int64_t now);
+  // Forgets a peer the I/O thread saw go (its 'C', silence, a failed send, not draining) and reports its
+  // kClose.
+  void Drop(const std::string& rid, DropWhy why);
+  // Forgets a peer the server is done with; nothing is reported.
+  void Forget(const std::string& rid);
   // Queues an event for the server (only for connections it still considers open) and wakes it.
   void Report(ServerEvent event);
 
@@ -155,13 +231,25 @@ class ZmqListener final : public Listener {
 
   std::mutex mu_;  // guards the server-facing state below
   std::deque<ServerEvent> events_;
-  std::unordered_map<ConnId, size_t> live_;  // connections the server may use → frames queued to them
+  std::unordered_map<ConnId, std::shared_ptr<SendBudget>> live_;  // connections the server may use
   Wake wake_;
+
+  // Written by the I/O thread (and ZeroMQ's, for total_), read by Stats.
+  const std::shared_ptr<SendBudget> total_ = std::make_shared<SendBudget>();
+  std::atomic<uint64_t> held_bytes_{0};
+  std::atomic<uint64_t> paused_count_{0};
+  std::atomic<uint64_t> dropped_slow_{0};
 
   // I/O thread only.
   std::unordered_map<std::string, Peer> peers_;   // routing id → peer
   std::unordered_map<ConnId, std::string> rids_;  // conn → routing id
   std::unordered_set<std::string> blocked_;       // peers with pending frames
+  std::unordered_set<std::string> paused_;        // peers over budget
+  struct Cut {
+    PeerSocket sock;
+    int64_t due_ms;
+  };
+  std::vector<Cut> cuts_;  // closed connections to cut off unless their device closed them by then
   ConnId next_id_ = 1;
   int64_t next_timers_ms_ = 0;
 };
@@ -177,12 +265,15 @@ void ZmqListener::Run() {
     zmq_pollitem_t items[2] = {{nullptr, waker_.fd(), ZMQ_POLLIN, 0},
                                {socket_, 0, static_cast<short>(events_full ? 0 : ZMQ_POLLIN), 0}};
     long timeout_ms = std::max<long>(10, std::min<int64_t>(opt_.heartbeat_ms, 250) / 2);
+    // ZeroMQ releases a paused peer's budget on its own thread, with no wakeup: look again soon.
+    if (!paused_.empty()) timeout_ms = 5;
     if (!blocked_.empty()) timeout_ms = 1;
     if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() != EINTR) continue;
     if (items[0].revents & ZMQ_POLLIN) waker_.Drain();
     const int64_t now = MonoMs();
     if (!RunCommands(now)) break;
     FlushPending(now);
+    if (!paused_.empty()) CheckPaused(now);
     if (items[1].revents & ZMQ_POLLIN) Receive(now);
     if (now >= next_timers_ms_) {
       // Not reading (the server is behind): the devices' silence is ours, not theirs.
@@ -207,15 +298,25 @@ bool ZmqListener::RunCommands(int64_t now) {
   for (Command& cmd : commands) {
     if (cmd.kind == Command::Kind::kStop) return false;
     auto it = rids_.find(cmd.conn);
-    if (it == rids_.end()) continue;
+    if (it == rids_.end()) {
+      if (cmd.budget) cmd.budget->Release(cmd.frame.size());  // the peer went first: the frame is freed
+      continue;
+    }
     const std::string rid = it->second;
+    Peer& peer = peers_[rid];
     if (cmd.kind == Command::Kind::kSend) {
-      SendData(rid, peers_[rid], &cmd.frame, now);
-    } else {  // kClose from the server: its kClose was reported by CloseConnection
+      SendData(rid, peer, &cmd.frame, now);
+      if (peer.paused_since_ms < 0 && OverBudget(peer)) Pause(rid, peer, now);
+    } else if (cmd.kind == Command::Kind::kClose) {
+      // From the server, whose kClose CloseConnection reported. What it sent last (an Error, say) still
+      // goes out; a device that does not close its end on our 'C' is cut off after a heartbeat timeout.
       (void)SendMessage(socket_, rid, kClose, nullptr);
-      peers_.erase(rid);
-      blocked_.erase(rid);
-      rids_.erase(it);
+      cuts_.push_back({peer.sock, now + opt_.heartbeat_timeout_ms});
+      Forget(rid);
+    } else {  // kDrop: over the hard limit; its queue goes now
+      const PeerSocket sock = peer.sock;
+      Forget(rid);
+      CutOff(sock);
     }
   }
   return true;
@@ -226,22 +327,19 @@ void ZmqListener::Transmit(const std::string& rid, Peer& peer, char type, std::s
   peer.last_send_ms = now;
   // EAGAIN for a control message: its queue is full of data, which says as much as a ping. EHOSTUNREACH:
   // the device is gone.
-  if (err != 0 && err != EAGAIN && err != EINTR) Drop(rid, false);
-}
-
-void ZmqListener::Handed(ConnId conn, size_t frames) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = live_.find(conn);
-  if (it != live_.end()) it->second -= std::min(it->second, frames);
+  if (err != 0 && err != EAGAIN && err != EINTR) Drop(rid, DropWhy::kGone);
 }
 
 void ZmqListener::SendData(const std::string& rid, Peer& peer, std::string* frame, int64_t now) {
   if (peer.pending.empty()) {
     // ZeroMQ refuses a message only at its first part, so a refused frame is still whole in *frame.
-    const int err = SendMessage(socket_, rid, kData, frame);
+    const int err = SendMessage(socket_, rid, kData, frame, peer.budget);
     peer.last_send_ms = now;
-    if (err == 0) return Handed(peer.id, 1);
-    if (err != EAGAIN && err != EINTR) return Drop(rid, false);
+    if (err == 0) return;
+    if (err != EAGAIN && err != EINTR) {
+      peer.budget->Release(frame->size());
+      return Drop(rid, DropWhy::kGone);
+    }
     peer.blocked_since_ms = now;
     blocked_.insert(rid);
   }
@@ -253,16 +351,13 @@ void ZmqListener::FlushPending(int64_t now) {
   for (auto bit = blocked_.begin(); bit != blocked_.end();) {
     const std::string& rid = *bit;
     Peer& peer = peers_[rid];
-    size_t sent = 0;
     int err = 0;
     while (!peer.pending.empty()) {
-      err = SendMessage(socket_, rid, kData, &peer.pending.front());
+      err = SendMessage(socket_, rid, kData, &peer.pending.front(), peer.budget);
       if (err != 0) break;
       peer.pending.pop_front();
       peer.last_send_ms = peer.blocked_since_ms = now;
-      ++sent;
     }
-    if (sent > 0) Handed(peer.id, sent);
     if (err != 0 && err != EAGAIN && err != EINTR) {
       stuck.push_back(rid);  // gone
     } else if (!peer.pending.empty() && now - peer.blocked_since_ms >= opt_.heartbeat_timeout_ms) {
@@ -274,13 +369,40 @@ void ZmqListener::FlushPending(int64_t now) {
       ++bit;
     }
   }
-  for (const auto& rid : stuck) Drop(rid, true);
+  for (const auto& rid : stuck) Drop(rid, DropWhy::kSlow);
+}
+
+void ZmqListener::Pause(const std::string& rid, Peer& peer, int64_t now) {
+  peer.paused_since_ms = now;
+  paused_.insert(rid);
+  paused_count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ZmqListener::CheckPaused(int64_t now) {
+  std::vector<std::string> expired;
+  for (auto it = paused_.begin(); it != paused_.end();) {
+    Peer& peer = peers_.at(*it);
+    if (OverBudget(peer)) {
+      if (now - peer.paused_since_ms >= opt_.heartbeat_timeout_ms) expired.push_back(*it);
+      ++it;
+      continue;
+    }
+    for (std::string& frame : peer.held) Report({ServerEvent::Kind::kFrame, peer.id, std::move(frame)});
+    held_bytes_.fetch_sub(peer.held_bytes, std::memory_order_relaxed);
+    peer.held.clear();
+    peer.held_bytes = 0;
+    peer.paused_since_ms = -1;
+    paused_count_.fetch_sub(1, std::memory_order_relaxed);
+    it = paused_.erase(it);
+  }
+  for (const auto& rid : expired) Drop(rid, DropWhy::kSlow);
 }
 
 void ZmqListener::Receive(int64_t now) {
   std::vector<std::string> parts;
+  int fd = -1;
   // Bounded, so that commands (sends) keep flowing under a flood of inbound messages.
-  for (int i = 0; i < 4096 && ReceiveMessage(socket_, &parts); ++i) {
+  for (int i = 0; i < 4096 && ReceiveMessage(socket_, &parts, &fd); ++i) {
     if (parts.size() < 2 || parts[1].size() != 1) continue;  // not ours: dropped
     const std::string& rid = parts[0];
     const char type = parts[1][0];
@@ -288,13 +410,16 @@ void ZmqListener::Receive(int64_t now) {
     if (it == peers_.end()) {
       if (type == kOpen && parts.size() == 2) {
         Peer peer{next_id_++, now, now};
+        peer.budget = std::make_shared<SendBudget>();
+        peer.budget->total = total_;
+        peer.sock = IdentifySocket(fd);
         rids_[peer.id] = rid;
-        auto [pit, inserted] = peers_.emplace(rid, peer);
+        auto [pit, inserted] = peers_.emplace(rid, std::move(peer));
         {
           std::lock_guard<std::mutex> lock(mu_);
-          live_.emplace(peer.id, 0);
+          live_.emplace(pit->second.id, pit->second.budget);
         }
-        Report({ServerEvent::Kind::kOpen, peer.id, {}});
+        Report({ServerEvent::Kind::kOpen, pit->second.id, {}});
         Transmit(rid, pit->second, kAccepted, nullptr, now);
       } else if (type != kClose) {
         // A device still talking on a session this server does not know (it restarted, or dropped the
@@ -306,9 +431,18 @@ void ZmqListener::Receive(int64_t now) {
     Peer& peer = it->second;
     peer.last_recv_ms = now;
     if (type == kData && parts.size() == 3) {
-      Report({ServerEvent::Kind::kFrame, peer.id, std::move(parts[2])});
+      if (peer.paused_since_ms < 0 && OverBudget(peer)) Pause(rid, peer, now);
+      if (peer.paused_since_ms < 0) {
+        Report({ServerEvent::Kind::kFrame, peer.id, std::move(parts[2])});
+      } else if (!peer.held.empty() && peer.held_bytes + parts[2].size() > opt_.queue_bytes_max) {
+        Drop(rid, DropWhy::kSlow);  // asks for more and more while not reading the answers
+      } else {
+        peer.held_bytes += parts[2].size();
+        held_bytes_.fetch_add(parts[2].size(), std::memory_order_relaxed);
+        peer.held.push_back(std::move(parts[2]));
+      }
     } else if (type == kClose && parts.size() == 2) {
-      Drop(rid, false);
+      Drop(rid, DropWhy::kByDevice);
     }
     // kPing: its arrival was the point. Anything else: dropped.
   }
@@ -317,29 +451,62 @@ void ZmqListener::Receive(int64_t now) {
 void ZmqListener::Timers(int64_t now) {
   // Decide first, act after: a ping that fails drops its peer, which must not happen mid-iteration.
   std::vector<std::string> silent, idle;
-  for (const auto& [rid, peer] : peers_) {
+  for (auto& [rid, peer] : peers_) {
+    // Over budget without asking for anything: its deadline runs all the same.
+    if (peer.paused_since_ms < 0 && OverBudget(peer)) Pause(rid, peer, now);
     if (now - peer.last_recv_ms >= opt_.heartbeat_timeout_ms) {
       silent.push_back(rid);
     } else if (now - peer.last_send_ms >= opt_.heartbeat_ms) {
       idle.push_back(rid);
     }
   }
-  for (const auto& rid : silent) Drop(rid, true);
+  for (const auto& rid : silent) Drop(rid, DropWhy::kSilent);
+  std::erase_if(cuts_, [now](const Cut& cut) {
+    if (now < cut.due_ms) return false;
+    CutOff(cut.sock);
+    return true;
+  });
   for (const auto& rid : idle) {
     auto it = peers_.find(rid);
     if (it != peers_.end()) Transmit(rid, it->second, kPing, nullptr, now);
   }
 }
 
-void ZmqListener::Drop(const std::string& rid, bool tell_device) {
+void ZmqListener::Drop(const std::string& rid, DropWhy why) {
   auto it = peers_.find(rid);
   if (it == peers_.end()) return;
   const ConnId id = it->second.id;
-  if (tell_device) (void)SendMessage(socket_, rid, kClose, nullptr);
-  peers_.erase(it);
-  blocked_.erase(rid);
-  rids_.erase(id);
+  const PeerSocket sock = it->second.sock;
+  const int64_t now = MonoMs();
+  switch (why) {
+    case DropWhy::kByDevice:
+      cuts_.push_back({sock, now + opt_.heartbeat_timeout_ms});
+      break;
+    case DropWhy::kGone:
+      break;
+    case DropWhy::kSlow:
+      dropped_slow_.fetch_add(1, std::memory_order_relaxed);
+      [[fallthrough]];
+    case DropWhy::kSilent:
+      // Best effort: the 'C' waits behind what the device did not read; the cut is what it notices.
+      (void)SendMessage(socket_, rid, kClose, nullptr);
+      break;
+  }
+  Forget(rid);
+  if (why == DropWhy::kSlow || why == DropWhy::kSilent) CutOff(sock);
   Report({ServerEvent::Kind::kClose, id, {}});
+}
+
+void ZmqListener::Forget(const std::string& rid) {
+  auto it = peers_.find(rid);
+  if (it == peers_.end()) return;
+  Peer& peer = it->second;
+  for (const std::string& frame : peer.pending) peer.budget->Release(frame.size());
+  held_bytes_.fetch_sub(peer.held_bytes, std::memory_order_relaxed);
+  if (paused_.erase(rid) > 0) paused_count_.fetch_sub(1, std::memory_order_relaxed);
+  blocked_.erase(rid);
+  rids_.erase(peer.id);
+  peers_.erase(it);
 }
 
 void ZmqListener::Report(ServerEvent event) {
@@ -360,7 +527,7 @@ Result<std::unique_ptr<Listener>> ListenZmq(std::vector<std::string> endpoints,
                                             const TransportOptions& options) {
   if (endpoints.empty()) return Status::InvalidArgument("a ZeroMQ listener needs at least one endpoint");
   if (options.heartbeat_ms <= 0 || options.heartbeat_timeout_ms <= options.heartbeat_ms ||
-      options.queue_frames_max == 0 || options.frame_bytes_max == 0) {
+      options.queue_frames_max == 0 || options.queue_bytes_max == 0 || options.frame_bytes_max == 0) {
     return Status::InvalidArgument(
         "TransportOptions: heartbeat_ms > 0, heartbeat_timeout_ms > heartbeat_ms and nonzero limits are "
         "required");

@@ -22,7 +22,10 @@
 // method keeps transport.h's thread-safety contract. Frames are handed to ZeroMQ without a copy.
 //
 // Limits: a message larger than TransportOptions::frame_bytes_max drops the sender's connection inside
-// ZeroMQ (ZMQ_MAXMSGSIZE) before it is buffered; a peer whose queue passes queue_frames_max is dropped.
+// ZeroMQ (ZMQ_MAXMSGSIZE) before it is buffered. Send budgets (transport.h) count the listener's queues and
+// ZeroMQ's pipe, in bytes. A peer the listener drops, or closes and that does not close its end within
+// heartbeat_timeout_ms, has its socket shut down under ZeroMQ (found by ZMQ_SRCFD): libzmq 4.3's stable
+// API has no call to disconnect one ROUTER peer.
 #ifndef OUTPOST_TRANSPORT_ZMQ_ZMQ_TRANSPORT_H_
 #define OUTPOST_TRANSPORT_ZMQ_ZMQ_TRANSPORT_H_
 
