@@ -82,6 +82,7 @@ class ServerCore::Impl {
     std::vector<std::pair<std::string, std::string>> relays;  // stream, watermark frame
     std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
     std::unordered_map<ConnId, uint32_t> pushes;              // Push frames per connection in this group
+    std::unordered_map<ConnId, size_t> pulled;                // op bytes of the pages each connection got
     std::vector<std::pair<std::string, std::string>> left;    // (stream, user) memberships that ended
     std::unordered_map<ConnId, Session> saved;  // sessions as they were before the group touched them
     std::unordered_set<ConnId> hellos;          // connections whose Hello is in the group
@@ -902,6 +903,11 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
   uint64_t high = High(g, stream);
   uint32_t limit = pull.limit() == 0 ? opt_.pull_page_max : std::min(pull.limit(), opt_.pull_page_max);
   size_t budget = opt_.frame_bytes_max > 4096 ? opt_.frame_bytes_max - 4096 : opt_.frame_bytes_max / 2;
+  // One frame's worth of pages per connection per group: a device that sends a burst of Pulls (many
+  // streams catching up at once) gets empty pages with has_more for the rest and asks again, rather than
+  // the server queueing hundreds of MiB for it (and the transport dropping it for that).
+  size_t& pulled = g.pulled[conn];
+  if (pulled >= budget) limit = 0;
   flatbuffers::FlatBufferBuilder b(4096);
   std::vector<flatbuffers::Offset<wire::Op>> ops;
   uint64_t after = pull.after_seq();
@@ -921,6 +927,7 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
         return;
       }
       bytes += cur->value().size();
+      pulled += cur->value().size();
       ops.push_back(codec::BuildOp(b, codec::FieldsOf(**op)));
       ++next;
     }

@@ -398,6 +398,46 @@ TEST_F(ServerSafetyTest, MalformedIdentitiesInHelloAreRefused) {
   }
 }
 
+// Issue 12, item 6: a burst of Pulls gets one frame's worth of pages per group; the rest are empty pages
+// with has_more, which the device asks for again (the server never queues a page per Pull at once).
+TEST_F(ServerSafetyTest, ABurstOfPullsGetsOneFrameOfPagesPerGroup) {
+  options_.frame_bytes_max = 64 << 10;
+  options_.payload_bytes_max = 16 << 10;
+  Open();
+  Connect(1, "alice", "laptop");
+  const std::string big(12 << 10, 'x');
+  std::vector<ServerEvent> pulls;
+  for (int s = 0; s < 8; ++s) {
+    const std::string stream = "room" + std::to_string(s);
+    ASSERT_EQ(PushOne(1, {Id(static_cast<uint8_t>(100 + s)), stream, 1, Members({"alice"}), false,
+                          std::string(kMembersKind)}),
+              RC::Applied);
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_EQ(PushOne(1, {Id(static_cast<uint8_t>(s * 8 + i)), stream, static_cast<uint64_t>(2 + i), big}),
+                RC::Applied);
+    }
+    pulls.push_back(Frame(1, codec::EncodePull(stream, 0, 0)));
+  }
+  auto out = Handle(pulls);
+  size_t bytes = 0, served = 0, deferred = 0;
+  for (const auto& o : out) {
+    if (Decoded(o)->body_type() != wire::Body::Batch) continue;
+    const wire::Batch* b = Decoded(o)->body_as_Batch();
+    bytes += o.frame.size();
+    if (b->ops()->size() > 0) {
+      ++served;
+    } else {
+      ++deferred;
+      EXPECT_TRUE(b->has_more());
+      EXPECT_EQ(b->high_seq(), 5u);
+    }
+  }
+  EXPECT_EQ(served + deferred, 8u);
+  EXPECT_GE(served, 1u);
+  EXPECT_GE(deferred, 1u);
+  EXPECT_LE(bytes, 2u * options_.frame_bytes_max);
+}
+
 // A store of the format before (user, device) identity is refused with what to do, never misread.
 TEST(ServerFormatTest, AStoreOfTheFormerFormatIsRefusedUntouched) {
   const std::string uri = "memory:server-format-old";
