@@ -470,6 +470,8 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
   if (st.ok()) {
     local_seq_ = local_seq;
     ApplyTally({.outbox = added, .pending_added = std::move(created)});
+    // Queued before the sync side can see the ops, so that their kAdded comes before any later change.
+    Emit(changes);
     if (!metas.empty()) {
       Post([&](Inbox& in) {
         for (const auto& [stream, m] : metas) {
@@ -478,15 +480,13 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
         }
       });
     }
-  } else {
-    changes.clear();
   }
   for (auto& v : verdicts) {
     if (v.ok()) v = st;
   }
   // Callbacks and observers run on the completion thread, so the next group's transaction starts at once.
   std::lock_guard<std::mutex> lock(done_mu_);
-  done_queue_.push_back({std::move(batch), std::move(verdicts), std::move(changes)});
+  done_queue_.push_back({std::move(batch), std::move(verdicts)});
   done_cv_.notify_one();
 }
 
@@ -502,7 +502,6 @@ void Client::Impl::CompleteLoop() {
     }
     // Observers see the ops before their submitters return (a callback never waits for a submit: Submit
     // refuses to run in one).
-    Emit(c.changes);
     Deliver(/*wait=*/true);
     for (size_t r = 0; r < c.requests.size(); ++r) {
       const Status& verdict = c.verdicts[r];

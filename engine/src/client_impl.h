@@ -4,8 +4,10 @@
 //  - the commit thread: Submit* requests, group-committed (client.cc);
 //  - the sync side, under step_mu_: connection, flush (flusher.cc), merge (merger.cc), and the API calls
 //    that change an op (Retry, Discard, MarkRead).
-// They share nothing in memory but the Inbox (what the sync side should look at next) and two atomic
-// counters; every read-modify-write of stored state happens inside one write transaction.
+// They share nothing in memory but the Inbox (what the sync side should look at next), the gauges (Tally,
+// put into effect after each commit) and the delivery queue; every read-modify-write of stored state happens
+// inside one write transaction. Observer events are queued (Emit) by the thread that committed, under the
+// lock that serialized the commit, and delivered (Deliver) once it holds no engine lock (observer.h).
 #ifndef OUTPOST_SRC_CLIENT_IMPL_H_
 #define OUTPOST_SRC_CLIENT_IMPL_H_
 
@@ -219,11 +221,10 @@ class Client::Impl {
   uint64_t local_seq_ = 0;  // commit thread only (after Init)
   std::thread committer_;
 
-  // Completion thread: runs submit callbacks and observers after each group commit, in commit order.
+  // Completion thread: delivers observer events, then runs submit callbacks, after each group commit.
   struct Completion {
     std::deque<SubmitRequest> requests;
-    std::vector<Status> verdicts;
-    std::vector<Change> changes;
+    std::vector<Status> verdicts;  // the group's events are queued for delivery already (Emit)
   };
   std::mutex done_mu_;
   std::condition_variable done_cv_;
