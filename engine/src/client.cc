@@ -117,6 +117,21 @@ Status Client::Impl::Init() {
   }
   OUTPOST_RETURN_IF_ERROR(cur->status());
   cur.reset();
+  // Pending ops' ages, from one scan: Stats() keeps them up to date from here on without reading the store.
+  cur = txn->NewCursor(kOutbox);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    std::string_view ov = cur->value();
+    if (ov.size() != 17 || ov[0] == static_cast<char>(keys::kOutboxSkip)) continue;
+    auto id = OpId::FromBytes(ov.substr(1));
+    if (!id.ok()) continue;
+    std::string vkey;
+    OpInfo op;
+    if (LoadOp(txn.get(), *id, &vkey, &op, nullptr).ok() && op.state == OpState::kPending) {
+      pending_created_.insert(op.created_at_ms);
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  cur.reset();
   read_receipts_ = opt_.send_read_receipts;
   st = txn->Get(kMeta, "read_receipts", &v);
   if (st.ok()) {
@@ -167,13 +182,22 @@ Status Client::Impl::PutOp(WriteTxn* txn, const std::string& view_key, const OpI
 }
 
 Status Client::Impl::SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq,
-                              uint64_t seq, keys::StreamMeta* meta, std::vector<Change>* changes) {
+                              uint64_t seq, keys::StreamMeta* meta, std::vector<Change>* changes,
+                              Tally* tally, bool* refused) {
   if (op.state == OpState::kSent) return Status::OK();
   if (op.state == OpState::kFailed) {
+    // A failed op still holding its counter was rejected by the server (MarkFailed releases the counter of
+    // every local give-up): that verdict is final, whatever a later answer claims (DESIGN.md invariant 7).
+    if (op.device_counter != 0) {
+      if (refused) *refused = true;
+      return Status::OK();
+    }
     // The server applied an op we had given up on (an exhausted op whose skip came too late): its word wins.
     OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(local_seq)));
     if (meta->failed > 0) --meta->failed;
-    --failed_count_;
+    --tally->failed;
+  } else {
+    tally->pending_gone.push_back(op.created_at_ms);
   }
   OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, view_key));
   op.state = OpState::kSent;
@@ -187,7 +211,8 @@ Status Client::Impl::SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo
 }
 
 Status Client::Impl::MarkFailed(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq,
-                                Status why, bool release_counter, keys::StreamMeta* meta) {
+                                Status why, bool release_counter, keys::StreamMeta* meta, Tally* tally) {
+  if (op.state == OpState::kPending) tally->pending_gone.push_back(op.created_at_ms);
   if (release_counter) {
     // The server never judged it: its counter becomes a skip so the ops after it are not held up.
     std::string okey = keys::OutboxKey(op.stream, op.device_counter);
@@ -202,8 +227,20 @@ Status Client::Impl::MarkFailed(WriteTxn* txn, const std::string& view_key, OpIn
   OUTPOST_RETURN_IF_ERROR(PutOp(txn, view_key, op, local_seq));
   OUTPOST_RETURN_IF_ERROR(txn->Put(kFailed, keys::FailedKey(local_seq), op.op_id.AsBytes()));
   ++meta->failed;
-  ++failed_count_;
+  ++tally->failed;
   return Status::OK();
+}
+
+void Client::Impl::ApplyTally(const Tally& tally) {
+  outbox_depth_ += tally.outbox;
+  failed_count_ += tally.failed;
+  if (tally.pending_added.empty() && tally.pending_gone.empty()) return;
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  for (int64_t t : tally.pending_added) pending_created_.insert(t);
+  for (int64_t t : tally.pending_gone) {
+    auto it = pending_created_.find(t);
+    if (it != pending_created_.end()) pending_created_.erase(it);
+  }
 }
 
 int64_t Client::Impl::Backoff(uint32_t failures, int64_t cap_ms) {
@@ -212,24 +249,70 @@ int64_t Client::Impl::Backoff(uint32_t failures, int64_t cap_ms) {
   return static_cast<int64_t>(env_->Uniform(static_cast<uint64_t>(ceiling) + 1));  // full jitter
 }
 
+namespace {
+// The client whose callback this thread is running (nullptr: none).
+thread_local const Client::Impl* tl_in_callback = nullptr;
+}  // namespace
+
+bool Client::Impl::InCallback() const { return tl_in_callback == this; }
+
 void Client::Impl::Emit(const std::vector<Change>& changes) {
   if (changes.empty()) return;
-  std::vector<std::pair<std::string, ChangeCallback>> targets;
-  {
-    std::lock_guard<std::mutex> lock(obs_mu_);
-    for (const auto& [id, obs] : observers_) targets.push_back(obs);
+  std::lock_guard<std::mutex> lock(deliver_mu_);
+  deliver_queue_.push_back(changes);
+  ++queued_total_;
+}
+
+void Client::Impl::Deliver(bool wait) {
+  if (InCallback()) return;  // the delivery this callback is part of runs them when it returns
+  std::unique_lock<std::mutex> lock(deliver_mu_);
+  const uint64_t upto = queued_total_;
+  while (delivering_) {
+    if (!wait || delivered_total_ >= upto) return;
+    deliver_cv_.wait(lock);
   }
-  for (auto& [stream, cb] : targets) {
-    if (stream.empty()) {
-      cb(changes);
-      continue;
+  delivering_ = true;
+  const Impl* outer = tl_in_callback;
+  while (!deliver_queue_.empty()) {
+    std::vector<Change> changes = std::move(deliver_queue_.front());
+    deliver_queue_.pop_front();
+    lock.unlock();
+    std::vector<std::pair<uint64_t, std::string>> targets;
+    {
+      std::lock_guard<std::mutex> olock(obs_mu_);
+      for (const auto& [id, obs] : observers_) targets.emplace_back(id, obs.first);
     }
-    std::vector<Change> mine;
-    for (const auto& c : changes) {
-      if (c.stream == stream) mine.push_back(c);
+    for (const auto& [id, stream] : targets) {
+      std::vector<Change> mine;
+      if (!stream.empty()) {
+        for (const auto& c : changes) {
+          if (c.stream == stream) mine.push_back(c);
+        }
+        if (mine.empty()) continue;
+      }
+      ChangeCallback cb;
+      {
+        std::lock_guard<std::mutex> olock(obs_mu_);
+        auto it = observers_.find(id);
+        if (it == observers_.end()) continue;  // unsubscribed meanwhile: no call starts after Unsubscribe
+        cb = it->second.second;
+        running_observer_ = id;
+      }
+      tl_in_callback = this;
+      cb(stream.empty() ? changes : mine);
+      tl_in_callback = outer;
+      {
+        std::lock_guard<std::mutex> olock(obs_mu_);
+        running_observer_ = 0;
+        obs_cv_.notify_all();
+      }
     }
-    if (!mine.empty()) cb(mine);
+    lock.lock();
+    ++delivered_total_;
+    deliver_cv_.notify_all();
   }
+  delivering_ = false;
+  deliver_cv_.notify_all();
 }
 
 void Client::Impl::Post(const std::function<void(Inbox&)>& fn) {
@@ -257,6 +340,12 @@ void Client::Impl::Enqueue(std::vector<NewOp> ops, std::vector<OpId> ids,
 }
 
 Result<std::vector<OpId>> Client::Impl::SubmitAndWait(std::vector<NewOp> ops) {
+  if (InCallback()) {
+    // It would wait for the completion thread, which may be the one running this callback.
+    return Status::FailedPrecondition(
+        "Submit and SubmitBatch cannot be called from a change callback; use "
+        "SubmitAsync");
+  }
   std::vector<OpId> ids;
   ids.reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) ids.push_back(ids_.Next());
@@ -312,6 +401,7 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
   std::vector<Change> changes;
   std::map<std::string, keys::StreamMeta> metas;
   int64_t added = 0;
+  std::vector<int64_t> created;
   uint64_t local_seq = local_seq_;
   Status st;
   // A store that ran out of room (LMDB's map) grows before the next transaction: one more try.
@@ -321,6 +411,7 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
       changes.clear();
       metas.clear();
       added = 0;
+      created.clear();
       local_seq = local_seq_;
     }
     auto txn_or = store_->BeginWrite();
@@ -360,6 +451,7 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
           ++m.outbox;
           m.followed = 1;
           ++added;
+          created.push_back(now);
           changes.push_back({Change::Kind::kAdded, op.stream, rec.op_id});
         }
       }
@@ -377,7 +469,9 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
   }
   if (st.ok()) {
     local_seq_ = local_seq;
-    outbox_depth_ += added;
+    ApplyTally({.outbox = added, .pending_added = std::move(created)});
+    // Queued before the sync side can see the ops, so that their kAdded comes before any later change.
+    Emit(changes);
     if (!metas.empty()) {
       Post([&](Inbox& in) {
         for (const auto& [stream, m] : metas) {
@@ -386,15 +480,13 @@ void Client::Impl::CommitRequests(std::deque<SubmitRequest>& batch) {
         }
       });
     }
-  } else {
-    changes.clear();
   }
   for (auto& v : verdicts) {
     if (v.ok()) v = st;
   }
   // Callbacks and observers run on the completion thread, so the next group's transaction starts at once.
   std::lock_guard<std::mutex> lock(done_mu_);
-  done_queue_.push_back({std::move(batch), std::move(verdicts), std::move(changes)});
+  done_queue_.push_back({std::move(batch), std::move(verdicts)});
   done_cv_.notify_one();
 }
 
@@ -408,7 +500,9 @@ void Client::Impl::CompleteLoop() {
       c = std::move(done_queue_.front());
       done_queue_.pop_front();
     }
-    Emit(c.changes);
+    // Observers see the ops before their submitters return (a callback never waits for a submit: Submit
+    // refuses to run in one).
+    Deliver(/*wait=*/true);
     for (size_t r = 0; r < c.requests.size(); ++r) {
       const Status& verdict = c.verdicts[r];
       c.requests[r].done(verdict, verdict.ok() ? c.requests[r].ids : std::vector<OpId>());
@@ -557,9 +651,10 @@ Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream)
 // ---- op changes from the API ----
 
 Status Client::Impl::Retry(const OpId& id) {
-  std::vector<Change> changes;
   std::string stream;
   {
+    // Under the sync side's lock, so that its events queue in commit order with the sync side's.
+    std::lock_guard<std::mutex> step_lock(step_mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
     std::string vkey;
     OpInfo op;
@@ -587,20 +682,19 @@ Status Client::Impl::Retry(const OpId& id) {
     ++m.outbox;
     OUTPOST_RETURN_IF_ERROR(PutMeta(txn.get(), op.stream, m));
     OUTPOST_RETURN_IF_ERROR(txn->Commit());
-    --failed_count_;
-    ++outbox_depth_;
+    ApplyTally({.outbox = 1, .failed = -1, .pending_added = {op.created_at_ms}});
     stream = op.stream;
-    changes.push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+    Emit({{Change::Kind::kUpdated, op.stream, op.op_id}});
   }
   Post([&](Inbox& in) { in.dirty.insert(stream); });
-  Emit(changes);
+  Deliver(/*wait=*/true);
   return Status::OK();
 }
 
 Status Client::Impl::Discard(const OpId& id) {
-  std::vector<Change> changes;
   std::string stream;
   {
+    std::lock_guard<std::mutex> step_lock(step_mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
     std::string vkey;
     OpInfo op;
@@ -627,12 +721,18 @@ Status Client::Impl::Discard(const OpId& id) {
     OUTPOST_RETURN_IF_ERROR(txn->Delete(kOpIndex, op.op_id.AsBytes()));
     OUTPOST_RETURN_IF_ERROR(PutMeta(txn.get(), op.stream, m));
     OUTPOST_RETURN_IF_ERROR(txn->Commit());
-    if (op.state == OpState::kFailed) --failed_count_;
+    Tally tally;
+    if (op.state == OpState::kFailed) {
+      tally.failed = -1;
+    } else {
+      tally.pending_gone.push_back(op.created_at_ms);
+    }
+    ApplyTally(tally);
     stream = op.stream;
-    changes.push_back({Change::Kind::kRemoved, op.stream, op.op_id});
+    Emit({{Change::Kind::kRemoved, op.stream, op.op_id}});
   }
   Post([&](Inbox& in) { in.dirty.insert(stream); });
-  Emit(changes);
+  Deliver(/*wait=*/true);
   return Status::OK();
 }
 
@@ -701,8 +801,12 @@ uint64_t Client::Impl::Subscribe(std::string_view stream, ChangeCallback cb) {
 }
 
 void Client::Impl::Unsubscribe(uint64_t id) {
-  std::lock_guard<std::mutex> lock(obs_mu_);
+  std::unique_lock<std::mutex> lock(obs_mu_);
   observers_.erase(id);
+  // Callbacks run one at a time on the delivering thread: from inside one, the running call is this
+  // thread's own and must not be waited for.
+  if (InCallback()) return;
+  obs_cv_.wait(lock, [&] { return running_observer_ != id; });
 }
 
 // ---- sync driver ----
@@ -737,6 +841,15 @@ void Client::Impl::ApplyInbox() {
     }
   }
   for (const auto& s : in.wm_dirty) SyncOf(s).wm_dirty = true;
+  if (in.new_token) {
+    // An explicit new token: try again at once, even after an authentication failure.
+    opt_.token = std::move(in.token);
+    auth_failed_ = false;
+    connect_failures_ = 0;
+    next_connect_at_ = 0;
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.auth_failed = false;
+  }
   if (in.disconnect && conn_) {
     conn_->Close();
     OnDisconnected(env_->NowMs(), "disconnected by the application");
@@ -778,7 +891,7 @@ void Client::Impl::EnsureConnected(int64_t now) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     online = online_;
   }
-  if (conn_ || !online || !dialer_ || now < next_connect_at_) return;
+  if (conn_ || !online || !dialer_ || auth_failed_ || now < next_connect_at_) return;
   auto c = dialer_->Connect();
   if (!c.ok()) {
     {
@@ -824,6 +937,11 @@ void Client::Impl::OnWelcome(const wire::Welcome& w, int64_t now) {
   connect_failures_ = 0;
   server_ops_per_batch_max_ = w.ops_per_batch_max();
   server_frame_bytes_max_ = w.frame_bytes_max();
+  server_payload_bytes_max_ = w.payload_bytes_max();
+  // Queued ops beyond these limits fail when the flush reaches them (SendBatch), each with its reason.
+  for (auto& [stream, ss] : streams_) {
+    if (outbox_depth_ > 0) dirty_.insert(stream);
+  }
   std::set<std::string_view> known;  // streams the server follows for this session
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {
@@ -900,18 +1018,29 @@ void Client::Impl::HandleFrame(const wire::Frame& frame, int64_t now) {
       break;
     case wire::Body::Error: {
       const wire::Error* e = f->body_as_Error();
-      std::string why = std::string(Status::CodeName(static_cast<Status::Code>(e->code()))) + ": " +
-                        std::string(codec::Str(e->message()));
+      const auto code = static_cast<Status::Code>(e->code());
+      std::string_view message = codec::Str(e->message());
+      std::string why = std::string(Status::CodeName(code)) + ": " + std::string(message);
+      // The server refused our credentials: retrying with them cannot help (Client::SetToken).
+      const bool auth_failed = e->fatal() && code == Status::Code::kPermissionDenied &&
+                               message.starts_with("authentication failed");
       {
         std::lock_guard<std::mutex> lock(stats_mu_);
         stats_.last_connection_error = why;
+        if (auth_failed) stats_.auth_failed = true;
       }
+      if (auth_failed) auth_failed_ = true;
       if (e->fatal()) {
         if (conn_) conn_->Close();
         OnDisconnected(now, why);
-      } else if (static_cast<Status::Code>(e->code()) == Status::Code::kBusy) {
-        // The server could not make a group durable: everything in flight must be resent.
+      } else if (code == Status::Code::kBusy) {
+        // The server could not make a group durable: everything in it must be asked again. Pushes in flight
+        // time out now (and back off), watermarks not yet echoed are resent, pulls not yet answered too.
         for (auto& [id, b] : inflight_) b.sent_at = now - opt_.ack_timeout_ms;
+        for (auto& [stream, ss] : streams_) {
+          if (ss.wm_sent_delivered > 0 || ss.wm_sent_read > 0) ss.wm_dirty = true;
+          if (ss.pull_outstanding) ss.pull_sent_at = now - opt_.ack_timeout_ms;
+        }
       }
       break;
     }
@@ -923,6 +1052,12 @@ void Client::Impl::HandleFrame(const wire::Frame& frame, int64_t now) {
 }
 
 Status Client::Impl::Step() {
+  StepLocked();
+  Deliver(/*wait=*/true);  // callbacks run outside every engine lock
+  return Status::OK();
+}
+
+void Client::Impl::StepLocked() {
   std::lock_guard<std::mutex> lock(step_mu_);
   int64_t now = env_->NowMs();
   ApplyInbox();
@@ -933,13 +1068,19 @@ Status Client::Impl::Step() {
     if (conn_) conn_->Close();
     OnDisconnected(now, "no Welcome in time");
   }
-  if (session_ != Session::kReady) return Status::OK();
+  if (session_ != Session::kReady) return;
   CheckTimeouts(now);
   Renumber();
   Flush(now);
   SendPulls(now);
   SendWatermarks();
-  return Status::OK();
+}
+
+Status Client::Impl::AuthStatus() {
+  std::lock_guard<std::mutex> lock(step_mu_);
+  if (!auth_failed_) return Status::OK();
+  std::lock_guard<std::mutex> stats_lock(stats_mu_);
+  return Status::PermissionDenied(stats_.last_connection_error);
 }
 
 bool Client::Impl::IsIdle() {
@@ -958,6 +1099,7 @@ Status Client::Impl::RunUntilIdle(int64_t timeout_ms) {
   for (;;) {
     OUTPOST_RETURN_IF_ERROR(Step());
     if (IsIdle()) return Status::OK();
+    OUTPOST_RETURN_IF_ERROR(AuthStatus());  // refused credentials: waiting longer cannot help
     if (std::chrono::steady_clock::now() >= deadline) return Status::Timeout("sync not idle in time");
     std::unique_lock<std::mutex> lock(inbox_mu_);
     // Woken by an arriving frame or a local change; the short bound lets timers (backoff) fire.
@@ -1001,6 +1143,13 @@ void Client::Impl::Disconnect() {
   Post([](Inbox& in) { in.disconnect = true; });
 }
 
+void Client::Impl::SetToken(std::string token) {
+  Post([&](Inbox& in) {
+    in.new_token = true;
+    in.token = std::move(token);
+  });
+}
+
 void Client::Impl::SetOnline(bool online) {
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -1022,10 +1171,8 @@ ClientStats Client::Impl::Stats() {
   }
   s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, outbox_depth_.load()));
   s.failed = static_cast<uint64_t>(std::max<int64_t>(0, failed_count_.load()));
-  auto outbox = Outbox(1);
-  if (outbox.ok() && !outbox->empty() && outbox->front().state == OpState::kPending) {
-    s.oldest_pending_ms = outbox->front().created_at_ms;
-  }
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  if (!pending_created_.empty()) s.oldest_pending_ms = *pending_created_.begin();
   return s;
 }
 
@@ -1099,6 +1246,7 @@ Status Client::RunUntilIdle(int64_t timeout_ms) { return impl_->RunUntilIdle(tim
 bool Client::IsIdle() { return impl_->IsIdle(); }
 void Client::Disconnect() { impl_->Disconnect(); }
 void Client::SetOnline(bool online) { impl_->SetOnline(online); }
+void Client::SetToken(std::string token) { impl_->SetToken(std::move(token)); }
 ClientStats Client::Stats() { return impl_->Stats(); }
 const std::string& Client::device() const { return impl_->options().device; }
 const std::string& Client::user() const { return impl_->user_id(); }

@@ -4,8 +4,10 @@
 //  - the commit thread: Submit* requests, group-committed (client.cc);
 //  - the sync side, under step_mu_: connection, flush (flusher.cc), merge (merger.cc), and the API calls
 //    that change an op (Retry, Discard, MarkRead).
-// They share nothing in memory but the Inbox (what the sync side should look at next) and two atomic
-// counters; every read-modify-write of stored state happens inside one write transaction.
+// They share nothing in memory but the Inbox (what the sync side should look at next), the gauges (Tally,
+// put into effect after each commit) and the delivery queue; every read-modify-write of stored state happens
+// inside one write transaction. Observer events are queued (Emit) by the thread that committed, under the
+// lock that serialized the commit, and delivered (Deliver) once it holds no engine lock (observer.h).
 #ifndef OUTPOST_SRC_CLIENT_IMPL_H_
 #define OUTPOST_SRC_CLIENT_IMPL_H_
 
@@ -63,10 +65,13 @@ class Client::Impl {
   Status Step();
   Status RunUntilIdle(int64_t timeout_ms);
   bool IsIdle();
+  // PermissionDenied (with the server's message) once the server refused our credentials.
+  Status AuthStatus();
   void Start();
   void Stop();
   void Disconnect();
   void SetOnline(bool online);
+  void SetToken(std::string token);
   ClientStats Stats();
 
   const ClientOptions& options() const { return opt_; }
@@ -85,6 +90,8 @@ class Client::Impl {
     std::set<std::string> wm_dirty;  // streams whose watermarks to report
     bool disconnect = false;
     bool wake = false;
+    bool new_token = false;
+    std::string token;
   };
   struct StreamSync {
     bool followed = false;
@@ -103,6 +110,9 @@ class Client::Impl {
     int64_t pull_sent_at = 0;
     uint64_t high_at_pull = 0;  // server_high when the outstanding pull was sent
     bool wm_dirty = false;
+    // Watermarks sent and not yet echoed back by the server (its acknowledgement): resent after a Busy.
+    uint64_t wm_sent_delivered = 0;
+    uint64_t wm_sent_read = 0;
   };
   struct Inflight {
     std::string stream;
@@ -113,6 +123,16 @@ class Client::Impl {
   };
   enum class Session : uint8_t { kOffline, kHelloSent, kReady };
 
+ public:
+  // Gauge changes of one write transaction, put into effect only once it committed.
+  struct Tally {
+    int64_t outbox = 0;                  // entries (ops and skips) added (+) or settled (-)
+    int64_t failed = 0;                  // failed ops added (+) or resolved (-)
+    std::vector<int64_t> pending_added;  // created_at of ops that became pending
+    std::vector<int64_t> pending_gone;   // created_at of ops that stopped being pending
+  };
+
+ private:
   // Store helpers (client.cc).
   Status LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta);
   Status PutMeta(WriteTxn* txn, std::string_view stream, const keys::StreamMeta& meta);
@@ -123,18 +143,30 @@ class Client::Impl {
   Status LoadOp(ReadTxn* txn, const OpId& id, std::string* view_key, OpInfo* op, uint64_t* local_seq);
   Status PutOp(WriteTxn* txn, const std::string& view_key, const OpInfo& op, uint64_t local_seq);
   // Moves an own op to the sent section at `seq` (no-op when it is sent already).
+  // A failed op that the server rejected is never settled (its verdict is final): *refused is set instead.
   Status SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, uint64_t seq,
-                  keys::StreamMeta* meta, std::vector<Change>* changes);
+                  keys::StreamMeta* meta, std::vector<Change>* changes, Tally* tally,
+                  bool* refused = nullptr);
   Status MarkFailed(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, Status why,
-                    bool release_counter, keys::StreamMeta* meta);
+                    bool release_counter, keys::StreamMeta* meta, Tally* tally);
+  // Puts a committed transaction's gauge changes into effect (Stats reads them).
+  void ApplyTally(const Tally& tally);
   void CommitLoop();
   void CompleteLoop();
   void CommitRequests(std::deque<SubmitRequest>& batch);
+  // Queues the events of a committed transaction for delivery, in commit order; called under the lock that
+  // serialized the commit. Deliver() runs the callbacks once the caller holds no engine lock.
   void Emit(const std::vector<Change>& changes);
+  // Runs the queued callbacks on this thread, unless another thread is delivering (then, with `wait`, waits
+  // until what was queued before this call is delivered) or this thread is inside a callback of this client
+  // (the outer delivery runs them when the callback returns).
+  void Deliver(bool wait);
+  bool InCallback() const;
   void Post(const std::function<void(Inbox&)>& fn);
   int64_t Backoff(uint32_t failures, int64_t cap_ms);
 
   // Sync side (step_mu_ held).
+  void StepLocked();
   void ApplyInbox();
   void EnsureConnected(int64_t now);
   void OnDisconnected(int64_t now, std::string why);
@@ -151,6 +183,8 @@ class Client::Impl {
   void Flush(int64_t now);
   // Builds and sends one batch for `stream`; false when nothing more can be sent for it now.
   bool SendBatch(const std::string& stream, int64_t now);
+  // InvalidArgument saying which limit the server announced (Welcome) `op` exceeds; Ok when none.
+  Status OverServerLimits(const OpInfo& op) const;
   // Whether an op of `stream` up to its probe_upto is in flight or in the batch being built (which starts
   // at `batch_first`, 0 when empty): later ops wait for its answer.
   bool ProbeUnanswered(const std::string& stream, uint64_t batch_first);
@@ -163,6 +197,8 @@ class Client::Impl {
   // merger.cc
   void SendPulls(int64_t now);
   void OnBatch(const wire::Batch& batch, int64_t now);
+  // Whether an op from the server was made on this device: same user and same device id.
+  bool IsOwn(const codec::OpFields& f) const;
   void OnWatermark(const wire::Watermark& wm);
   void SendWatermarks();
   void SyncLoop();
@@ -185,11 +221,10 @@ class Client::Impl {
   uint64_t local_seq_ = 0;  // commit thread only (after Init)
   std::thread committer_;
 
-  // Completion thread: runs submit callbacks and observers after each group commit, in commit order.
+  // Completion thread: delivers observer events, then runs submit callbacks, after each group commit.
   struct Completion {
     std::deque<SubmitRequest> requests;
-    std::vector<Status> verdicts;
-    std::vector<Change> changes;
+    std::vector<Status> verdicts;  // the group's events are queued for delivery already (Emit)
   };
   std::mutex done_mu_;
   std::condition_variable done_cv_;
@@ -197,10 +232,18 @@ class Client::Impl {
   bool done_stop_ = false;
   std::thread completer_;
 
-  // Observers.
+  // Observers. Events wait in deliver_queue_ (commit order) until a thread that holds no engine lock runs
+  // them; one thread delivers at a time (delivering_), so callbacks never run concurrently.
   std::mutex obs_mu_;
+  std::condition_variable obs_cv_;  // running_observer_ changed
   std::map<uint64_t, std::pair<std::string, ChangeCallback>> observers_;
   uint64_t next_observer_ = 1;
+  uint64_t running_observer_ = 0;  // obs_mu_: the observer being called now (0: none)
+  std::mutex deliver_mu_;          // a leaf lock: taken last, never held while calling out
+  std::condition_variable deliver_cv_;
+  std::deque<std::vector<Change>> deliver_queue_;
+  uint64_t queued_total_ = 0, delivered_total_ = 0;  // event groups, deliver_mu_
+  bool delivering_ = false;
 
   // Inbox and sync thread signalling.
   std::mutex inbox_mu_;
@@ -213,6 +256,9 @@ class Client::Impl {
 
   std::atomic<int64_t> outbox_depth_{0};
   std::atomic<int64_t> failed_count_{0};
+  // created_at of every pending own op (Stats' oldest_pending_ms): kept at each commit, read in O(1).
+  std::mutex pending_mu_;
+  std::multiset<int64_t> pending_created_;
 
   // Sync side: step_mu_.
   std::mutex step_mu_;
@@ -223,6 +269,9 @@ class Client::Impl {
   uint32_t connect_failures_ = 0;
   uint32_t server_ops_per_batch_max_ = 0;
   uint32_t server_frame_bytes_max_ = 0;
+  uint32_t server_payload_bytes_max_ = 0;
+  // A fatal "authentication failed" answer to the Hello: no reconnecting until SetToken (or a new Client).
+  bool auth_failed_ = false;
   std::map<std::string, StreamSync> streams_;
   std::set<std::string> dirty_;
   std::map<uint64_t, Inflight> inflight_;

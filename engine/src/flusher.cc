@@ -139,12 +139,36 @@ bool Client::Impl::ProbeUnanswered(const std::string& stream, uint64_t batch_fir
   return false;
 }
 
+namespace {
+// What one op costs in a Push beyond its payload, kind and stream (they are repeated per op).
+constexpr size_t kOpOverheadBytes = 128;
+// Room kept in a Push frame for its own fields.
+size_t PushBytesMax(uint32_t frame_bytes_max) {
+  size_t limit = frame_bytes_max > 0 ? frame_bytes_max : 4u << 20;
+  return limit > 8192 ? limit - 4096 : limit / 2;
+}
+}  // namespace
+
+Status Client::Impl::OverServerLimits(const OpInfo& op) const {
+  if (server_payload_bytes_max_ > 0 && op.payload.size() > server_payload_bytes_max_) {
+    return Status::InvalidArgument("payload of " + std::to_string(op.payload.size()) +
+                                   " bytes exceeds the server's payload_bytes_max " +
+                                   std::to_string(server_payload_bytes_max_));
+  }
+  size_t op_bytes = op.payload.size() + op.kind.size() + op.stream.size() + kOpOverheadBytes;
+  if (server_frame_bytes_max_ > 0 && op_bytes > PushBytesMax(server_frame_bytes_max_)) {
+    return Status::InvalidArgument("op of " + std::to_string(op_bytes) +
+                                   " bytes does not fit the server's frame_bytes_max " +
+                                   std::to_string(server_frame_bytes_max_));
+  }
+  return Status::OK();
+}
+
 bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
   StreamSync& ss = SyncOf(stream);
   uint32_t ops_max = opt_.ops_per_batch_max;
   if (server_ops_per_batch_max_ > 0) ops_max = std::min(ops_max, server_ops_per_batch_max_);
-  size_t limit = server_frame_bytes_max_ > 0 ? server_frame_bytes_max_ : 4u << 20;
-  size_t bytes_max = limit > 8192 ? limit - 4096 : limit / 2;  // room for the frame's own fields
+  const size_t bytes_max = PushBytesMax(server_frame_bytes_max_);
 
   struct Release {
     OpId id;
@@ -240,6 +264,14 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
             break;
           }
         }
+        // Beyond what the server announced in its Welcome, the op would be refused or dropped on every
+        // resend and hold up its stream: it fails now, for good, and its counter becomes a skip.
+        Status too_big = OverServerLimits(op);
+        if (!too_big.ok()) {
+          releases.push_back({*id, too_big});
+          at_end = false;
+          break;
+        }
         f.kind = op.kind;
         f.payload = op.payload;
         f.client_time_ms = op.client_time_ms;
@@ -247,7 +279,7 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
       }
       // Each op costs its payload, kind and stream (repeated per op) plus a fixed overhead; the whole Push
       // must fit the server's frame limit, so an op that would overshoot waits for the next batch.
-      size_t op_bytes = f.payload.size() + f.kind.size() + f.stream.size() + 128;
+      size_t op_bytes = f.payload.size() + f.kind.size() + f.stream.size() + kOpOverheadBytes;
       if (!ops.empty() && bytes + op_bytes > bytes_max) {
         at_end = false;
         break;
@@ -263,6 +295,7 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
   if (!releases.empty()) {
     // Given up without a server verdict: failed with the reason, the counter becomes a skip.
     std::vector<Change> changes;
+    Tally tally;
     auto txn = store_->BeginWrite();
     if (!txn.ok()) return false;
     keys::StreamMeta meta;
@@ -272,12 +305,17 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
       OpInfo op;
       uint64_t local_seq = 0;
       if (st.ok()) st = LoadOp(txn->get(), r.id, &vkey, &op, &local_seq);
-      if (st.ok()) st = MarkFailed(txn->get(), vkey, op, local_seq, r.why, /*release_counter=*/true, &meta);
+      if (st.ok()) {
+        st = MarkFailed(txn->get(), vkey, op, local_seq, r.why, /*release_counter=*/true, &meta, &tally);
+      }
       changes.push_back({Change::Kind::kUpdated, stream, r.id});
     }
     if (st.ok()) st = PutMeta(txn->get(), stream, meta);
     if (st.ok()) st = (*txn)->Commit();
-    if (st.ok()) Emit(changes);
+    if (st.ok()) {
+      ApplyTally(tally);
+      Emit(changes);
+    }
     // Send what was collected before the released op; the skip goes in the next batch.
   }
   if (ops.empty()) {
@@ -308,6 +346,7 @@ struct Client::Impl::AckEffects {
   Inflight batch;
   std::set<OpId> answered;  // ops of the batch the ack speaks for
   std::vector<Change> changes;
+  Tally tally;
   int64_t settled = 0;
   uint64_t acks = 0;
   uint64_t own_high = 0;  // highest seq of our ops the ack placed
@@ -369,8 +408,9 @@ Status Client::Impl::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t n
         st = txn->Delete(kOutbox, okey);
         ++fx->settled;
         if (st.ok() && found.ok() && op.own) {
-          st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &fx->changes);
-          own_seqs.push_back(r->seq());
+          bool refused = false;
+          st = SettleOp(txn, vkey, op, local_seq, r->seq(), &meta, &fx->changes, &fx->tally, &refused);
+          if (!refused) own_seqs.push_back(r->seq());
         }
         break;
       case wire::ResultCode::Skipped:
@@ -385,7 +425,7 @@ Status Client::Impl::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t n
         if (st.ok() && !skip && found.ok() && op.state == OpState::kPending) {
           Status why = Status::FromCode(static_cast<Status::Code>(r->error_code()), codec::Str(r->message()));
           if (why.ok()) why = Status::InvalidArgument(codec::Str(r->message()));
-          st = MarkFailed(txn, vkey, op, local_seq, why, /*release_counter=*/false, &meta);
+          st = MarkFailed(txn, vkey, op, local_seq, why, /*release_counter=*/false, &meta, &fx->tally);
           fx->changes.push_back({Change::Kind::kUpdated, stream, id});
         }
         break;
@@ -437,7 +477,8 @@ void Client::Impl::FinishAck(AckEffects& fx, bool committed) {
     return;
   }
   StreamSync& ss = SyncOf(fx.stream);
-  outbox_depth_ -= fx.settled;
+  fx.tally.outbox -= fx.settled;
+  ApplyTally(fx.tally);
   ResendUnanswered(fx);
   if (fx.own_high > 0) ss.server_high = std::max(ss.server_high, fx.own_high);
   if (fx.cursor_moved) {

@@ -10,10 +10,18 @@
 
 namespace outpost {
 
+bool Client::Impl::IsOwn(const codec::OpFields& f) const {
+  // A device is (user, device id): another user's device may carry the same id.
+  return f.device == device_ && f.user == user_;
+}
+
 void Client::Impl::SendPulls(int64_t now) {
   for (auto& [stream, ss] : streams_) {
-    if (!ss.followed || ss.cursor >= ss.server_high) continue;
-    if (ss.pull_outstanding && now - ss.pull_sent_at < opt_.ack_timeout_ms) continue;
+    if (!ss.followed) continue;
+    // A pull with no answer in ack_timeout_ms (lost, or in a server group that failed: Busy) is asked
+    // again, even when nothing is known to be behind the cursor: it must not stay outstanding forever.
+    const bool unanswered = ss.pull_outstanding && now - ss.pull_sent_at >= opt_.ack_timeout_ms;
+    if (!unanswered && (ss.pull_outstanding || ss.cursor >= ss.server_high)) continue;
     Send(codec::EncodePull(stream, ss.cursor, opt_.pull_page_max));
     ss.pull_outstanding = true;
     ss.pull_sent_at = now;
@@ -50,6 +58,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
   }
 
   std::vector<Change> changes;
+  Tally tally;
   int64_t settled = 0;
   auto txn_or = store_->BeginWrite();
   if (!txn_or.ok()) return;  // pulled again after the timeout
@@ -82,7 +91,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
       // Only our own op may come back, in its stream, unsent or sent at this very seq. Anything else (an id
       // we hold claimed by another device, an op id of another stream, a sent op at another seq) is a
       // malformed page: keep what came before it.
-      if (f.device != device_ || !known.own || known.stream != stream ||
+      if (!IsOwn(f) || !known.own || known.stream != stream ||
           (known.state == OpState::kSent && known.seq != f.seq)) {
         malformed = true;
         break;
@@ -98,7 +107,13 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
           st = txn->Delete(kOutbox, okey);
           ++settled;
         }
-        if (st.ok()) st = SettleOp(txn, vkey, known, local_seq, f.seq, &meta, &changes);
+        bool refused = false;
+        if (st.ok()) st = SettleOp(txn, vkey, known, local_seq, f.seq, &meta, &changes, &tally, &refused);
+        if (refused) {
+          // The server rejected this op for good; a page that shows it applied is not to be believed.
+          malformed = true;
+          break;
+        }
       }
       seq = f.seq;
       continue;
@@ -110,7 +125,7 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     op.payload.assign(f.payload);
     op.user.assign(f.user);
     op.device.assign(f.device);
-    op.own = f.device == device_;
+    op.own = IsOwn(f);
     op.state = OpState::kSent;
     op.seq = f.seq;
     op.device_counter = f.device_counter;
@@ -136,7 +151,8 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
     ss.pull_outstanding = false;  // pull the same page again (a pipelined next page will be stale)
     return;
   }
-  outbox_depth_ -= settled;
+  tally.outbox -= settled;
+  ApplyTally(tally);
   uint64_t merged = seq - ss.cursor;
   ss.cursor = seq;
   // One delivered watermark when caught up, not one per page (each costs the server a durable write).
@@ -158,6 +174,13 @@ void Client::Impl::OnWatermark(const wire::Watermark& wm) {
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++stats_.bad_frames;
     return;
+  }
+  if (user == user_ && device == device_) {
+    // Our own watermark echoed back once the server stored it: its acknowledgement. (Stored below too: it
+    // is this device's own receipt.)
+    StreamSync& ss = SyncOf(stream);
+    uint64_t& sent = wm.kind() == wire::WatermarkKind::Read ? ss.wm_sent_read : ss.wm_sent_delivered;
+    if (wm.seq() >= sent) sent = 0;
   }
   std::string key = keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(wm.kind()));
   auto txn = store_->BeginWrite();
@@ -181,7 +204,10 @@ void Client::Impl::SendWatermarks() {
   for (auto& [stream, ss] : streams_) {
     if (!ss.wm_dirty) continue;
     ss.wm_dirty = false;
-    if (ss.cursor > 0) Send(codec::EncodeWatermark(stream, {}, {}, WatermarkKind::kDelivered, ss.cursor));
+    if (ss.cursor > 0) {
+      Send(codec::EncodeWatermark(stream, {}, {}, WatermarkKind::kDelivered, ss.cursor));
+      ss.wm_sent_delivered = ss.cursor;
+    }
     if (!read_receipts) continue;
     if (!txn) {
       auto t = store_->BeginRead();
@@ -191,6 +217,7 @@ void Client::Impl::SendWatermarks() {
     keys::StreamMeta meta;
     if (LoadMeta(txn.get(), stream, &meta).ok() && meta.read_seq > 0) {
       Send(codec::EncodeWatermark(stream, {}, {}, WatermarkKind::kRead, meta.read_seq));
+      ss.wm_sent_read = meta.read_seq;
     }
   }
 }

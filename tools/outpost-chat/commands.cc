@@ -84,6 +84,13 @@ int Sync(const Context& ctx, const Flags& flags) {
   auto before = client.Stats();
   Status st = client.RunUntilIdle(static_cast<int64_t>(timeout_s) * 1000);
   ClientStats after = client.Stats();
+  if (after.auth_failed) {
+    // The server refused the credentials: RunUntilIdle stopped at once, and trying longer cannot help.
+    std::string_view why = after.last_connection_error;
+    if (const size_t at = why.find("authentication failed"); at != std::string_view::npos)
+      why.remove_prefix(at);
+    return Fail(kExitError, fmt::format("sync: {}", why));
+  }
   if (!st.ok() && after.connects == 0) {
     return Fail(kExitUnreachable,
                 fmt::format("sync: no server reachable at {} for {} s: {}", fmt::join(ctx.servers, ", "),

@@ -5,6 +5,7 @@
 #include <langinfo.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <clocale>
 #include <cstdio>
 #include <cstdlib>
@@ -57,7 +58,28 @@ void PrintUsage(std::FILE* to) {
       to);
 }
 
-// The store URI for --store: a bare directory means LMDB there (made if missing).
+// Makes `dir` and its missing parents 0700, and takes group and other access off `dir` itself: it holds a
+// user's messages and token-bearing store, like ~/.ssh.
+Status MakePrivateDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path path = fs::absolute(dir, ec);
+  if (ec) return Status::IOError("cannot make the store directory " + dir + ": " + ec.message());
+  fs::path made;
+  for (const fs::path& part : path) {
+    made /= part;
+    if (::mkdir(made.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::IOError("cannot make the store directory " + made.string() + ": " +
+                             std::strerror(errno));
+    }
+  }
+  if (!fs::is_directory(path, ec)) return Status::IOError("the store path " + dir + " is not a directory");
+  fs::permissions(path, fs::perms::group_all | fs::perms::others_all, fs::perm_options::remove, ec);
+  if (ec) return Status::IOError("cannot make the store directory " + dir + " private: " + ec.message());
+  return Status::OK();
+}
+
+// The store URI for --store: a bare directory means LMDB there (made if missing, 0700).
 Result<std::string> StoreUri(std::string value) {
   if (value.empty()) {
     if (const char* env = std::getenv("OUTPOST_CHAT_STORE"); env && *env) {
@@ -80,9 +102,7 @@ Result<std::string> StoreUri(std::string value) {
     dir = value;
     value = "lmdb:" + value;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot make the store directory " + dir + ": " + ec.message());
+  OUTPOST_RETURN_IF_ERROR(MakePrivateDir(dir));
   return value;
 }
 

@@ -145,6 +145,10 @@ struct ClientStats {
   uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
   std::string last_connection_error;
+  // The server refused this device's credentials (a fatal PermissionDenied "authentication failed: ..."
+  // answer to the Hello; last_connection_error has it). The client stops reconnecting and RunUntilIdle
+  // returns PermissionDenied at once, until SetToken gives new credentials (or the Client is opened again).
+  bool auth_failed = false;
 };
 
 class Client {
@@ -156,6 +160,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Durable + queued + visible, then returns the op id. InvalidArgument for bad input (nothing stored).
+  // An op beyond the limits the server announced (payload_bytes_max, frame_bytes_max) is stored, then fails
+  // permanently, with the limit named, when the flush reaches it (the server never sees it).
+  // FailedPrecondition from inside a change callback (observer.h): use SubmitAsync there.
   Result<OpId> Submit(std::string_view stream, std::string_view kind, std::string_view payload,
                       const SubmitOptions& options = {});
   // Same, without waiting: `done` runs on the commit thread once the op is durable (or failed).
@@ -195,7 +202,8 @@ class Client {
 
   // `stream` empty: every stream. Returns an id for Unsubscribe.
   uint64_t Subscribe(std::string_view stream, ChangeCallback callback);
-  // No call starts after this returns; one already running on another engine thread may still finish.
+  // No call of this observer starts after this returns, and one running on another thread has returned
+  // (observer.h): whatever the callback uses may be released then. From inside a callback it does not wait.
   void Unsubscribe(uint64_t id);
 
   // Background sync on its own thread / caller-driven sync.
@@ -203,13 +211,17 @@ class Client {
   void Stop();
   Status Step();
   // Steps until nothing is due, in flight or left to pull, or `timeout_ms` of real time passed (then
-  // Timeout). Use with a server that runs on its own thread.
+  // Timeout), or the server refused the credentials (then PermissionDenied at once,
+  // ClientStats::auth_failed). Use with a server that runs on its own thread.
   Status RunUntilIdle(int64_t timeout_ms = 10'000);
   bool IsIdle();
   // Drops the connection now (as if the network went away); the sync loop reconnects after backoff.
   void Disconnect();
   // Sets the connection goal: offline stops (re)connecting until SetOnline(true).
   void SetOnline(bool online);
+  // New credentials for the next Hello; after an authentication failure (ClientStats::auth_failed), the
+  // client connects again at once with them. Takes effect at the next reconnect when connected.
+  void SetToken(std::string token);
 
   ClientStats Stats();
   const std::string& device() const;

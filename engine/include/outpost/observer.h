@@ -1,9 +1,25 @@
 // Copyright 2026 The Outpost Authors.
 //
-// Change events, delivered to subscribers after each commit that touched what they watch. Callbacks run on
-// an engine thread (the completion thread for submits, the sync thread or the caller of Step() for sync
-// changes, the caller for Retry/Discard), outside engine locks; they may read from the Client but must not
-// block for long. Events of one commit arrive together, in order.
+// Change events, delivered to subscribers after each commit that touched what they watch.
+//
+// When and where: the events of every commit are queued in commit order and delivered once the committing
+// thread holds no engine lock, by that thread (the completion thread for submits, the sync thread or the
+// caller of Step()/RunUntilIdle() for sync changes, the caller for Retry/Discard) or, when another thread
+// is delivering at that moment, by that other thread. Callbacks of one Client never run concurrently;
+// events of one commit arrive together, and commits arrive in order. Step(), Retry(), Discard() and
+// Submit() return once the events of their commits have been delivered (except when called from a
+// callback, see below).
+//
+// What a callback may call on its Client: every read (Latest, Before, Get, Outbox, Streams, Watermarks,
+// Cursor, read_receipts, device, user), Stats(), IsIdle(), Retry(), Discard(), MarkRead(), Follow(),
+// SetStreamPolicy(), SetReadReceipts(), SetOnline(), Disconnect(), SetToken(), SubmitAsync(), Subscribe()
+// and Unsubscribe(). The events of changes it makes are delivered after it returns. Submit() and
+// SubmitBatch() return FailedPrecondition there (they would wait for the thread that may be running the
+// callback). A callback must not call Step(), RunUntilIdle(), Start(), Stop() or destroy the Client, and
+// should not block for long: it holds up the thread that delivers.
+//
+// Unsubscribe(id) returns once no call of that observer is running on another thread and none will start;
+// called from inside a callback it does not wait (the running call is the caller's own).
 #ifndef OUTPOST_OBSERVER_H_
 #define OUTPOST_OBSERVER_H_
 

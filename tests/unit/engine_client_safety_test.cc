@@ -1,0 +1,564 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The device engine facing a multi-user server (issue 12): observer callbacks run outside every engine
+// lock and may call back into the Client; Stats() is kept in memory; ops beyond the limits the server
+// announced fail at once; a server rejection is final; own ops are (user, device); a refused token stops
+// reconnecting; a Busy answer makes the device ask again for everything of the failed group. A real
+// ServerCore over the in-process transport; a listener wrapper lets a test watch, drop and forge frames.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "codec.h"
+#include "outpost/client.h"
+#include "outpost/server.h"
+
+namespace outpost {
+namespace {
+
+// Lets a test watch or drop frames in either direction and send forged frames to the last connection.
+class TapListener : public Listener {
+ public:
+  explicit TapListener(std::unique_ptr<Listener> inner) : inner_(std::move(inner)) {}
+  std::function<bool(const wire::Frame&)> drop_in;   // device -> server; also sees every frame
+  std::function<bool(const wire::Frame&)> drop_out;  // server -> device
+  bool Poll(ServerEvent* ev) override {
+    while (inner_->Poll(ev)) {
+      last_conn_ = ev->conn;
+      if (ev->kind != ServerEvent::Kind::kFrame || !drop_in) return true;
+      auto f = codec::DecodeFrame(ev->frame, 1 << 30);
+      if (!f.ok() || !drop_in(**f)) return true;
+    }
+    return false;
+  }
+  Status Send(ConnId conn, std::string_view frame) override {
+    if (drop_out) {
+      auto f = codec::DecodeFrame(frame, 1 << 30);
+      if (f.ok() && drop_out(**f)) return Status::OK();
+    }
+    return inner_->Send(conn, frame);
+  }
+  void CloseConnection(ConnId conn) override { inner_->CloseConnection(conn); }
+  void SetWakeup(std::function<void()> wake) override { inner_->SetWakeup(std::move(wake)); }
+  // To the connection of the last event (the test's one client).
+  void Inject(std::string_view frame) { ASSERT_TRUE(inner_->Send(last_conn_, frame).ok()); }
+
+ private:
+  std::unique_ptr<Listener> inner_;
+  ConnId last_conn_ = 0;
+};
+
+// Fails the test and ends the process if `done` is not set within `limit`: a deadlock would hang forever.
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::seconds limit)
+      : thread_([this, limit] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+            std::fprintf(stderr, "deadlock: the test did not finish in %lld s\n",
+                         static_cast<long long>(limit.count()));
+            std::abort();
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+std::string BatchFrame(std::string_view stream, uint64_t after_seq, const codec::OpFields& op) {
+  flatbuffers::FlatBufferBuilder b(1024);
+  std::vector<flatbuffers::Offset<wire::Op>> ops = {codec::BuildOp(b, op)};
+  auto ov = b.CreateVector(ops);
+  auto batch = wire::CreateBatch(b, b.CreateString(stream), after_seq, ov, op.seq, false);
+  return codec::FinishFrame(b, wire::Body::Batch, batch.Union());
+}
+
+class ClientSafetyTest : public testing::Test {
+ protected:
+  ClientSafetyTest() : env_(7) {
+    static int run = 0;
+    id_ = std::to_string(::getpid()) + "-" + std::to_string(++run);
+    net_ = "inproc:client-safety-" + id_;
+  }
+  ~ClientSafetyTest() override {
+    clients_.clear();
+    server_.reset();
+  }
+  // A server stepped by hand, on the manual clock.
+  void OpenServer(ServerOptions so = {}) {
+    so.store = "memory:client-safety-server-" + id_;
+    so.env = &env_;
+    if (!so.authorize) {
+      so.authorize = [](const AccessRequest& r) {
+        if (r.access == Access::kPush && r.payload == "forbidden")
+          return Status::PermissionDenied("not allowed here");
+        return Status::OK();
+      };
+    }
+    auto tap = std::make_unique<TapListener>(Listen(net_).value());
+    tap_ = tap.get();
+    server_ = Server::Open(so, std::move(tap)).value();
+  }
+  ClientOptions Options(const std::string& device, const std::string& user = "alice") {
+    ClientOptions o;
+    o.store = "memory:client-safety-" + id_ + "-" + user + "-" + device;
+    o.server = net_;
+    o.user = user;
+    o.device = device;
+    o.env = &env_;
+    o.ack_timeout_ms = 1000;
+    o.backoff_base_ms = 100;
+    o.backoff_cap_ms = 5000;
+    return o;
+  }
+  Client& Add(ClientOptions o) {
+    clients_.push_back(Client::Open(std::move(o)).value());
+    return *clients_.back();
+  }
+  void Pump(int rounds = 50, int64_t ms = 10) {
+    for (int i = 0; i < rounds; ++i) {
+      env_.AdvanceMs(ms);
+      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
+      server_->Step();
+      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
+    }
+  }
+
+  ManualEnv env_;
+  std::string id_, net_;
+  TapListener* tap_ = nullptr;
+  std::unique_ptr<Server> server_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+// ---- 1. callbacks outside every engine lock ----
+
+TEST_F(ClientSafetyTest, ACallbackMayCallBackIntoTheClientDuringRunUntilIdle) {
+  ServerOptions so;
+  so.store = "memory:client-safety-threaded-" + id_;
+  auto server = Server::Open(so, Listen(net_ + "-t").value()).value();
+  server->Start();
+  ClientOptions o = Options("phone");
+  o.env = nullptr;
+  o.server = net_ + "-t";
+  auto c = Client::Open(o).value();
+  auto first = c->Submit("chat", "text", "one").value();
+  std::atomic<int> calls{0};
+  std::atomic<bool> submit_refused{false};
+  std::atomic<uint64_t> seen_sent{0};
+  uint64_t other = c->Subscribe("chat", [](const std::vector<Change>&) {});
+  c->Subscribe("", [&](const std::vector<Change>& changes) {
+    ++calls;
+    ClientStats s = c->Stats();
+    (void)c->IsIdle();
+    (void)c->Latest("chat", 10).value();
+    (void)c->Outbox(10).value();
+    (void)c->Streams().value();
+    (void)c->Watermarks("chat").value();
+    (void)c->Cursor("chat").value();
+    for (const auto& ch : changes) {
+      if (ch.op_id.IsNil()) continue;
+      auto op = c->Get(ch.op_id).value();
+      if (op.state == OpState::kSent) seen_sent = std::max<uint64_t>(seen_sent, op.seq);
+    }
+    (void)c->MarkRead("chat", s.acks);
+    c->Unsubscribe(other);  // from inside a callback: does not wait for itself
+    // Submit would wait for the thread that may be running this callback: refused, not a deadlock.
+    if (c->Submit("chat", "text", "inner").status().code() == Status::Code::kFailedPrecondition) {
+      submit_refused = true;
+    }
+  });
+  {
+    Watchdog dog(std::chrono::seconds(60));
+    ASSERT_TRUE(c->Submit("chat", "text", "two").ok());  // delivered on the completion thread
+    ASSERT_TRUE(c->RunUntilIdle(30'000).ok()) << c->Stats().last_connection_error;
+  }
+  EXPECT_GT(calls.load(), 0);
+  EXPECT_TRUE(submit_refused.load());
+  EXPECT_EQ(seen_sent.load(), 2u);
+  EXPECT_EQ(c->Get(first).value().state, OpState::kSent);
+  c.reset();
+  server->Stop();
+}
+
+TEST_F(ClientSafetyTest, UnsubscribeWaitsForACallRunningOnAnotherThread) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false, unsubscribing = false, returned = false;
+  bool returned_while_running = false;
+  int calls = 0;
+  uint64_t id = c.Subscribe("chat", [&](const std::vector<Change>&) {
+    std::unique_lock<std::mutex> lock(mu);
+    ++calls;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    // Unsubscribe was called before the release; it must not have returned while this call runs. (A
+    // bounded wait: it would have returned within microseconds if it did not wait.)
+    returned_while_running = cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return returned; });
+  });
+  Watchdog dog(std::chrono::seconds(60));
+  std::thread submitter([&] { ASSERT_TRUE(c.Submit("chat", "text", "one").ok()); });
+  std::thread unsubscriber;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+    unsubscriber = std::thread([&] {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        unsubscribing = true;
+        cv.notify_all();
+      }
+      c.Unsubscribe(id);
+      std::lock_guard<std::mutex> l(mu);
+      returned = true;
+      cv.notify_all();
+    });
+    cv.wait(lock, [&] { return unsubscribing; });
+    release = true;
+    cv.notify_all();
+  }
+  unsubscriber.join();
+  submitter.join();
+  EXPECT_FALSE(returned_while_running);
+  ASSERT_TRUE(c.Submit("chat", "text", "two").ok());
+  Pump(10);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(calls, 1);  // none after Unsubscribe
+}
+
+// ---- 2. Stats() in O(1) ----
+
+// Counts the store's transactions, so that a test can tell that Stats() reads nothing.
+class CountingStorage : public Storage {
+ public:
+  CountingStorage(std::unique_ptr<Storage> inner, std::atomic<int>* txns)
+      : inner_(std::move(inner)), txns_(txns) {}
+  Result<std::unique_ptr<ReadTxn>> BeginRead() override {
+    ++*txns_;
+    return inner_->BeginRead();
+  }
+  Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
+    ++*txns_;
+    return inner_->BeginWrite();
+  }
+  const std::string& uri() const override { return inner_->uri(); }
+
+ private:
+  std::unique_ptr<Storage> inner_;
+  std::atomic<int>* txns_;
+};
+
+TEST_F(ClientSafetyTest, StatsReadsNoStoreAndStaysRightAcrossEveryChangeAndReopen) {
+  OpenServer();
+  std::atomic<int> txns{0};
+  ClientOptions o = Options("phone");
+  o.open_store = [&](std::string_view uri, const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
+    OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
+    return std::unique_ptr<Storage>(new CountingStorage(std::move(inner), &txns));
+  };
+  auto client = Client::Open(o).value();
+  // What Stats must say, worked out the slow way from the outbox.
+  auto check = [&](Client& c, const char* when) {
+    auto outbox = c.Outbox(100000).value();
+    uint64_t pending = 0, failed = 0;
+    int64_t oldest = 0;
+    for (const auto& op : outbox) {
+      if (op.state == OpState::kFailed) {
+        ++failed;
+      } else {
+        ++pending;
+        if (oldest == 0 || op.created_at_ms < oldest) oldest = op.created_at_ms;
+      }
+    }
+    int before = txns.load();
+    ClientStats s = c.Stats();
+    EXPECT_EQ(txns.load(), before) << when << ": Stats() read the store";
+    EXPECT_EQ(s.failed, failed) << when;
+    EXPECT_EQ(s.oldest_pending_ms, oldest) << when;
+    EXPECT_GE(s.outbox_depth, pending) << when;  // skips count too
+    return s;
+  };
+  Client& c = *client;
+  c.SetOnline(false);
+  check(c, "empty");
+  auto a = c.Submit("chat", "text", "a").value();
+  env_.AdvanceMs(5);
+  auto bad = c.Submit("chat", "text", "forbidden").value();
+  env_.AdvanceMs(5);
+  auto d = c.Submit("chat", "text", "d").value();
+  EXPECT_EQ(check(c, "three submitted").outbox_depth, 3u);
+  EXPECT_EQ(c.Stats().oldest_pending_ms, c.Get(a).value().created_at_ms);
+  // Reopen (the memory store outlives the client): the counters come back from one scan.
+  client.reset();
+  client = Client::Open(o).value();
+  Client& r = *client;
+  EXPECT_EQ(check(r, "reopened").outbox_depth, 3u);
+  EXPECT_EQ(r.Stats().oldest_pending_ms, r.Get(a).value().created_at_ms);
+  clients_.push_back(std::move(client));
+  Pump();
+  ClientStats s = check(r, "acked and rejected");
+  EXPECT_EQ(s.failed, 1u);
+  EXPECT_EQ(s.outbox_depth, 0u);
+  EXPECT_EQ(s.oldest_pending_ms, 0);
+  ASSERT_TRUE(r.Retry(bad).ok());
+  s = check(r, "retried");
+  EXPECT_EQ(s.failed, 0u);
+  EXPECT_EQ(s.oldest_pending_ms, r.Get(bad).value().created_at_ms);
+  Pump();
+  EXPECT_EQ(check(r, "rejected again").failed, 1u);
+  ASSERT_TRUE(r.Discard(bad).ok());
+  s = check(r, "discarded");
+  EXPECT_EQ(s.failed, 0u);
+  EXPECT_EQ(r.Get(d).value().state, OpState::kSent);
+  // A pending op discarded: its skip is still to send, the op no longer pending.
+  r.SetOnline(false);
+  Pump(2);
+  auto e = r.Submit("chat", "text", "e").value();
+  EXPECT_EQ(check(r, "one more").oldest_pending_ms, r.Get(e).value().created_at_ms);
+  ASSERT_TRUE(r.Discard(e).ok());
+  s = check(r, "pending discarded");
+  EXPECT_EQ(s.oldest_pending_ms, 0);
+  EXPECT_EQ(s.outbox_depth, 1u);  // the skip
+  r.SetOnline(true);
+  Pump();
+  EXPECT_EQ(check(r, "skip sent").outbox_depth, 0u);
+}
+
+// ---- 3. the server's announced limits ----
+
+TEST_F(ClientSafetyTest, AnOpBeyondTheServersPayloadLimitFailsAtOnceAndHoldsNothingUp) {
+  ServerOptions so;
+  so.payload_bytes_max = 100;
+  OpenServer(so);
+  Client& c = Add(Options("phone"));
+  c.SetOnline(false);
+  // Queued before the Welcome told the limit.
+  auto big = c.Submit("chat", "text", std::string(200, 'x')).value();
+  auto small = c.Submit("chat", "text", "small").value();
+  c.SetOnline(true);
+  Pump();
+  OpInfo op = c.Get(big).value();
+  EXPECT_EQ(op.state, OpState::kFailed);
+  EXPECT_EQ(op.last_error_code, Status::Code::kInvalidArgument);
+  EXPECT_EQ(op.last_error, "payload of 200 bytes exceeds the server's payload_bytes_max 100");
+  EXPECT_EQ(c.Get(small).value().state, OpState::kSent);
+  EXPECT_EQ(c.Get(small).value().seq, 1u);
+  // A new one, once the limit is known.
+  auto big2 = c.Submit("chat", "text", std::string(101, 'y')).value();
+  auto after = c.Submit("chat", "text", "after").value();
+  Pump();
+  EXPECT_EQ(c.Get(big2).value().state, OpState::kFailed);
+  EXPECT_EQ(c.Get(after).value().seq, 2u);
+  // The server never saw them: their counters were given up with skips, not rejections.
+  EXPECT_EQ(server_->Stats().rejected, 0u);
+  EXPECT_EQ(server_->Stats().skips, 2u);
+  EXPECT_EQ(c.Stats().outbox_depth, 0u);
+  EXPECT_EQ(c.Stats().failed, 2u);
+}
+
+TEST_F(ClientSafetyTest, AnOpThatCannotFitTheServersFrameFailsInsteadOfBeingResentForever) {
+  ServerOptions so;
+  so.frame_bytes_max = 16 << 10;
+  OpenServer(so);
+  Client& c = Add(Options("phone"));
+  auto big = c.Submit("chat", "text", std::string(20 << 10, 'x')).value();
+  auto next = c.Submit("chat", "text", "next").value();
+  Pump(100, 50);
+  OpInfo op = c.Get(big).value();
+  EXPECT_EQ(op.state, OpState::kFailed);
+  EXPECT_NE(op.last_error.find("frame_bytes_max 16384"), std::string::npos) << op.last_error;
+  EXPECT_EQ(c.Get(next).value().state, OpState::kSent);
+  EXPECT_EQ(c.Get(next).value().seq, 1u);
+}
+
+// ---- 4. a server rejection is final ----
+
+TEST_F(ClientSafetyTest, ARejectedOpNeverBecomesSentLater) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  auto bad = c.Submit("chat", "text", "forbidden").value();
+  auto good = c.Submit("chat", "text", "fine").value();
+  Pump();
+  ASSERT_EQ(c.Get(bad).value().state, OpState::kFailed);
+  ASSERT_EQ(c.Get(good).value().seq, 1u);
+  const uint64_t bad_frames = c.Stats().bad_frames;
+  // A page that claims the rejected op was applied at seq 2.
+  OpInfo rejected = c.Get(bad).value();
+  codec::OpFields f;
+  f.op_id = bad;
+  f.stream = "chat";
+  f.kind = "text";
+  f.payload = "forbidden";
+  f.user = "alice";
+  f.device = "phone";
+  f.device_counter = rejected.device_counter;
+  f.seq = 2;
+  tap_->Inject(BatchFrame("chat", 1, f));
+  Pump(5);
+  OpInfo after = c.Get(bad).value();
+  EXPECT_EQ(after.state, OpState::kFailed);
+  EXPECT_EQ(after.last_error, "not allowed here");
+  EXPECT_EQ(c.Stats().failed, 1u);
+  EXPECT_EQ(c.Stats().bad_frames, bad_frames + 1);
+}
+
+// ---- 6. own ops are (user, device) ----
+
+TEST_F(ClientSafetyTest, AnotherUsersDeviceOfTheSameIdIsNotThisDevice) {
+  OpenServer();
+  Client& bob = Add(Options("phone", "bob"));
+  Client& alice = Add(Options("phone", "alice"));
+  ASSERT_TRUE(bob.Submit("bobs", "text", "from bob's phone").ok());
+  ASSERT_TRUE(alice.Follow("bobs").ok());
+  Pump();
+  auto view = alice.Latest("bobs", 10).value();
+  ASSERT_EQ(view.size(), 1u);
+  EXPECT_FALSE(view[0].own);
+  EXPECT_EQ(view[0].user, "bob");
+
+  // A page with bob's op under the id of alice's unsent op does not take it over. (Bob leaves first, so
+  // that the forged page goes to alice's connection.)
+  clients_.erase(clients_.begin());
+  alice.SetOnline(false);
+  Pump(2);
+  auto mine = alice.Submit("bobs", "text", "alice's").value();
+  alice.SetOnline(true);
+  tap_->drop_in = [](const wire::Frame& f) { return f.body_type() == wire::Body::Push; };
+  Pump(3);
+  const uint64_t bad_frames = alice.Stats().bad_frames;
+  codec::OpFields f;
+  f.op_id = mine;
+  f.stream = "bobs";
+  f.kind = "text";
+  f.payload = "bob's";
+  f.user = "bob";
+  f.device = "phone";
+  f.device_counter = 1;
+  f.seq = 2;
+  tap_->Inject(BatchFrame("bobs", 1, f));
+  Pump(3);
+  OpInfo op = alice.Get(mine).value();
+  EXPECT_EQ(op.state, OpState::kPending);
+  EXPECT_EQ(op.payload, "alice's");
+  EXPECT_EQ(alice.Stats().bad_frames, bad_frames + 1);
+}
+
+// ---- 5. authentication failure ----
+
+TEST_F(ClientSafetyTest, ARefusedTokenStopsReconnectingAndRunUntilIdleSaysSoAtOnce) {
+  ServerOptions so;
+  so.store = "memory:client-safety-auth-" + id_;
+  so.authenticate = [](const HelloInfo& h) -> Result<std::string> {
+    if (h.token != "good") return Status::PermissionDenied("bad token for " + h.user);
+    return h.user;
+  };
+  auto server = Server::Open(so, Listen(net_ + "-a").value()).value();
+  server->Start();
+  ClientOptions o = Options("phone");
+  o.env = nullptr;
+  o.server = net_ + "-a";
+  o.token = "wrong";
+  o.backoff_base_ms = 1;
+  o.reconnect_cap_ms = 2;
+  auto c = Client::Open(o).value();
+  ASSERT_TRUE(c->Submit("chat", "text", "hi").ok());
+  auto start = std::chrono::steady_clock::now();
+  Status st = c->RunUntilIdle(60'000);
+  EXPECT_EQ(st.code(), Status::Code::kPermissionDenied) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  ClientStats s = c->Stats();
+  EXPECT_TRUE(s.auth_failed);
+  EXPECT_NE(s.last_connection_error.find("authentication failed: bad token for alice"), std::string::npos)
+      << s.last_connection_error;
+  // No reconnecting: a second run fails at once and connects no more.
+  EXPECT_EQ(c->RunUntilIdle(60'000).code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(c->Stats().connects, s.connects);
+  // New credentials: tried again at once.
+  c->SetToken("good");
+  ASSERT_TRUE(c->RunUntilIdle(30'000).ok()) << c->Stats().last_connection_error;
+  EXPECT_FALSE(c->Stats().auth_failed);
+  EXPECT_EQ(c->Stats().outbox_depth, 0u);
+  c.reset();
+  server->Stop();
+}
+
+// ---- 7. Busy: everything of the failed group is asked again ----
+
+TEST_F(ClientSafetyTest, AfterBusyUnansweredPullsAndWatermarksAreSentAgain) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  ASSERT_TRUE(c.Submit("chat", "text", "one").ok());
+  Pump();
+  ASSERT_EQ(c.Cursor("chat").value(), 1u);
+  // The group that holds the next pull and watermark fails: the server answers only Busy, stores nothing
+  // (so it echoes no watermark) and sends no page.
+  int watermarks = 0, pulls = 0;
+  bool failing = true;
+  tap_->drop_in = [&](const wire::Frame& f) {
+    watermarks += f.body_type() == wire::Body::Watermark;
+    pulls += f.body_type() == wire::Body::Pull;
+    return false;
+  };
+  tap_->drop_out = [&](const wire::Frame& f) {
+    return failing && (f.body_type() == wire::Body::Batch || f.body_type() == wire::Body::Watermark);
+  };
+  c.Disconnect();  // the Welcome makes the device report its watermarks again
+  Pump(30);
+  ASSERT_TRUE(c.Follow("quiet").ok());  // nothing in it: its pull is the only way to learn that
+  Pump(5);
+  ASSERT_GT(pulls, 0);
+  ASSERT_GT(watermarks, 0);
+  ASSERT_FALSE(c.IsIdle());  // the pull of "quiet" is unanswered
+  failing = false;
+  const int watermarks_before = watermarks, pulls_before = pulls;
+  tap_->Inject(codec::EncodeError(Status::Code::kBusy, "server store failed, resend: test", false));
+  Pump(3);
+  EXPECT_GT(pulls, pulls_before);
+  EXPECT_GT(watermarks, watermarks_before);
+  EXPECT_TRUE(c.IsIdle());
+}
+
+TEST_F(ClientSafetyTest, AnEchoedWatermarkIsAcknowledgedAndNotResentAfterBusy) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  ASSERT_TRUE(c.Submit("chat", "text", "one").ok());
+  Pump();
+  int watermarks = 0;
+  tap_->drop_in = [&](const wire::Frame& f) {
+    watermarks += f.body_type() == wire::Body::Watermark;
+    return false;
+  };
+  c.Disconnect();
+  Pump(30);
+  ASSERT_GT(watermarks, 0);
+  // The server's echo of the device's own watermark (what the server sends after storing it).
+  tap_->Inject(codec::EncodeWatermark("chat", "alice", "phone", WatermarkKind::kDelivered, 1));
+  Pump(3);
+  const int before = watermarks;
+  tap_->Inject(codec::EncodeError(Status::Code::kBusy, "server store failed, resend: test", false));
+  Pump(3);
+  EXPECT_EQ(watermarks, before);
+}
+
+}  // namespace
+}  // namespace outpost
