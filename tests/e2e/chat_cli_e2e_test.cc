@@ -34,6 +34,7 @@ class ChatCliTest : public ::testing::Test {
     data_ = dir_ / "data";
     alice_token_ = AddUser(data_, "alice");
     bob_token_ = AddUser(data_, "bob");
+    AddUser(data_, "carol");  // a member of bob's group who is never online (member lists name users)
     ASSERT_FALSE(alice_token_.empty() || bob_token_.empty());
     std::string error;
     ASSERT_TRUE(daemon_.Start(data_, "tcp://127.0.0.1:0", {}, &error)) << error;
