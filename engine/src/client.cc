@@ -938,6 +938,8 @@ void Client::Impl::OnWelcome(const wire::Welcome& w, int64_t now) {
   server_ops_per_batch_max_ = w.ops_per_batch_max();
   server_frame_bytes_max_ = w.frame_bytes_max();
   server_payload_bytes_max_ = w.payload_bytes_max();
+  server_kind_bytes_max_ = w.kind_bytes_max();
+  server_stream_id_bytes_max_ = w.stream_id_bytes_max();
   // Queued ops beyond these limits fail when the flush reaches them (SendBatch), each with its reason.
   for (auto& [stream, ss] : streams_) {
     if (outbox_depth_ > 0) dirty_.insert(stream);

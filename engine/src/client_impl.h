@@ -270,6 +270,8 @@ class Client::Impl {
   uint32_t server_ops_per_batch_max_ = 0;
   uint32_t server_frame_bytes_max_ = 0;
   uint32_t server_payload_bytes_max_ = 0;
+  uint32_t server_kind_bytes_max_ = 0;       // 0: not announced
+  uint32_t server_stream_id_bytes_max_ = 0;  // 0: not announced
   // A fatal "authentication failed" answer to the Hello: no reconnecting until SetToken (or a new Client).
   bool auth_failed_ = false;
   std::map<std::string, StreamSync> streams_;

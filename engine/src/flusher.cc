@@ -155,6 +155,16 @@ Status Client::Impl::OverServerLimits(const OpInfo& op) const {
                                    " bytes exceeds the server's payload_bytes_max " +
                                    std::to_string(server_payload_bytes_max_));
   }
+  if (server_kind_bytes_max_ > 0 && op.kind.size() > server_kind_bytes_max_) {
+    return Status::InvalidArgument("kind of " + std::to_string(op.kind.size()) +
+                                   " bytes exceeds the server's kind_bytes_max " +
+                                   std::to_string(server_kind_bytes_max_));
+  }
+  if (server_stream_id_bytes_max_ > 0 && op.stream.size() > server_stream_id_bytes_max_) {
+    return Status::InvalidArgument("stream id of " + std::to_string(op.stream.size()) +
+                                   " bytes exceeds the server's stream_id_bytes_max " +
+                                   std::to_string(server_stream_id_bytes_max_));
+  }
   size_t op_bytes = op.payload.size() + op.kind.size() + op.stream.size() + kOpOverheadBytes;
   if (server_frame_bytes_max_ > 0 && op_bytes > PushBytesMax(server_frame_bytes_max_)) {
     return Status::InvalidArgument("op of " + std::to_string(op_bytes) +

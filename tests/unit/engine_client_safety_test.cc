@@ -391,6 +391,28 @@ TEST_F(ClientSafetyTest, AnOpThatCannotFitTheServersFrameFailsInsteadOfBeingRese
   EXPECT_EQ(c.Get(next).value().seq, 1u);
 }
 
+TEST_F(ClientSafetyTest, AKindOrStreamBeyondTheServersAnnouncedLimitsFailsAtOnce) {
+  ServerOptions so;
+  so.kind_bytes_max = 8;
+  so.stream_id_bytes_max = 16;
+  OpenServer(so);
+  Client& c = Add(Options("phone"));
+  auto long_kind = c.Submit("chat", "a-long-kind", "x").value();
+  auto long_stream = c.Submit("a-stream-id-of-24-bytes!", "text", "x").value();
+  auto fine = c.Submit("chat", "text", "fine").value();
+  Pump();
+  EXPECT_EQ(c.Get(long_kind).value().state, OpState::kFailed);
+  EXPECT_EQ(c.Get(long_kind).value().last_error, "kind of 11 bytes exceeds the server's kind_bytes_max 8");
+  EXPECT_EQ(c.Get(long_stream).value().state, OpState::kFailed);
+  EXPECT_EQ(c.Get(long_stream).value().last_error,
+            "stream id of 24 bytes exceeds the server's stream_id_bytes_max 16");
+  EXPECT_EQ(c.Get(fine).value().seq, 1u);
+  // Failed on the device: the server applied only the fine op (the skip that gives up the long stream's
+  // counter is refused by its shape, which consumes nothing in a stream the server cannot hold anyway).
+  EXPECT_EQ(server_->Stats().ops_applied, 1u);
+  EXPECT_EQ(c.Stats().outbox_depth, 0u);
+}
+
 // ---- 4. a server rejection is final ----
 
 TEST_F(ClientSafetyTest, ARejectedOpNeverBecomesSentLater) {
