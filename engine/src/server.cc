@@ -864,7 +864,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
     ApplyMembers(g, f.stream, s.user, ParseMembers(f.payload, opt_.members_max).value());
   }
   // The pusher hears of the stream from now on, if it may read it (the hook may allow push-only access).
-  if (MayRead(g, s, f.stream)) Follow(g, conn, s, f.stream);
+  if (!s.follows.contains(std::string(f.stream)) && MayRead(g, s, f.stream)) Follow(g, conn, s, f.stream);
   ++stats_.ops_applied;
   v.code = wire::ResultCode::Applied;
   v.seq = seq;
