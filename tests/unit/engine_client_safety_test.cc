@@ -444,6 +444,42 @@ TEST_F(ClientSafetyTest, ARejectedOpNeverBecomesSentLater) {
   EXPECT_EQ(c.Stats().bad_frames, bad_frames + 1);
 }
 
+// The exception: the server applied the op under a later counter than the refused one. Only a Retry sends
+// an op under a new counter, so the user retried it and this device lost the record (a power loss without
+// sync, as the simulator found): the server's word settles it, rather than every page after it being
+// judged malformed forever.
+TEST_F(ClientSafetyTest, ARefusedOpAppliedUnderALaterCounterWasRetriedAndSettles) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  auto bad = c.Submit("chat", "text", "forbidden").value();
+  auto good = c.Submit("chat", "text", "fine").value();
+  Pump();
+  ASSERT_EQ(c.Get(bad).value().state, OpState::kFailed);
+  ASSERT_EQ(c.Get(good).value().seq, 1u);
+  const uint64_t bad_frames = c.Stats().bad_frames;
+  OpInfo rejected = c.Get(bad).value();
+  ASSERT_NE(rejected.device_counter, 0u);
+  codec::OpFields f;
+  f.op_id = bad;
+  f.stream = "chat";
+  f.kind = "text";
+  f.payload = "forbidden";
+  f.user = "alice";
+  f.device = "phone";
+  f.device_counter = rejected.device_counter + 2;
+  f.seq = 2;
+  tap_->Inject(BatchFrame("chat", 1, f));
+  Pump(5);
+  OpInfo after = c.Get(bad).value();
+  EXPECT_EQ(after.state, OpState::kSent);
+  EXPECT_EQ(after.seq, 2u);
+  EXPECT_EQ(after.device_counter, f.device_counter);
+  EXPECT_TRUE(after.last_error.empty());
+  EXPECT_EQ(c.Stats().failed, 0u);
+  EXPECT_EQ(c.Stats().bad_frames, bad_frames);
+  EXPECT_EQ(c.Cursor("chat").value(), 2u);
+}
+
 // ---- 6. own ops are (user, device) ----
 
 TEST_F(ClientSafetyTest, AnotherUsersDeviceOfTheSameIdIsNotThisDevice) {
