@@ -290,7 +290,7 @@ TEST_F(HelloDeadlineE2E, ConnectionsWithoutHelloAreClosedAndTheirSlotsFreed) {
   std::vector<std::unique_ptr<RawPeer>> squatters;
   for (int i = 0; i < kPeers; ++i) {
     // Not dialling again once cut off: a fresh TCP connection that never opens a session is another
-    // matter.
+    // matter (SilentTransportPeersAreCutOff).
     squatters.push_back(
         std::make_unique<RawPeer>(context.get(), daemon_.endpoint(), RawPeer::Options{.reconnect = false}));
     ASSERT_TRUE(squatters.back()->Open(kWaitMs)) << "squatter " << i;
@@ -427,6 +427,47 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
   std::cerr << "[ members bomb ] refused in " << refused_ms << " ms; bob's push acked in " << bob_ack
             << " ms; the repeated list applied in " << repeats_ms << " ms\n";
   EXPECT_TRUE(daemon_.Alive());
+}
+
+// DISABLED: fails today (outpostd keeps every such descriptor; 500 of them also cost it ~13 MiB). ZeroMQ
+// peers that connect and never send the transport's 'O' are no connection to the server (no kOpen, no Hello
+// deadline, not counted against --connections-max) and not a peer to the listener (it learns a socket only
+// from an 'O' message's ZMQ_SRCFD), so nothing ever cuts them off: anyone who can reach the port, with no
+// account, holds one of outpostd's descriptors per TCP connection until RLIMIT_NOFILE is reached and nobody
+// can connect. The bound asked here (the Hello deadline plus a heartbeat timeout, with slack) is this test's
+// choice; the server documents none for them.
+TEST_F(HostileE2E, DISABLED_SilentTransportPeersAreCutOff) {
+  constexpr int kPeers = 20;
+  const pid_t pid = daemon_.pid();
+  ASSERT_GT(pid, 0);
+  const int fds_before = FdCount(pid);
+  ZmqContext context;
+  std::vector<std::unique_ptr<RawPeer>> silent;
+  for (int i = 0; i < kPeers; ++i) {
+    silent.push_back(
+        std::make_unique<RawPeer>(context.get(), daemon_.endpoint(), RawPeer::Options{.reconnect = false}));
+  }
+  int fds = -1;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        fds = FdCount(pid);
+        return fds >= fds_before + kPeers;
+      },
+      kWaitMs))
+      << "outpostd never accepted the TCP connections: " << fds << " descriptors, " << fds_before
+      << " before";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        fds = FdCount(pid);
+        return fds <= fds_before;
+      },
+      20'000))
+      << "outpostd still holds " << fds << " descriptors, " << fds_before << " before " << kPeers
+      << " peers that never opened a session";
+  // The server is no worse for them: a device connects and syncs.
+  auto bob = BobPhone();
+  ASSERT_TRUE(bob);
+  CreateStream(*bob, "after", {"bob"});
 }
 
 }  // namespace
