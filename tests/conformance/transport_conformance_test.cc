@@ -692,6 +692,50 @@ TEST_P(TransportConformanceTest, SendPastHardLimitDropsConnection) {
   })) << "the device never saw the drop";
 }
 
+// A server that does not keep up: the ZeroMQ listener holds at most inbound_bytes_max (plus the frame that
+// crossed it) of what devices sent, and stops reading; nothing is lost, and it all arrives in order once
+// the server polls again. (The in-process transport has no queue of its own to bound: a device's Send is
+// the listener's queue.)
+TEST_P(TransportConformanceTest, AListenerHoldsAtMostItsInboundBudget) {
+  if (std::string(GetParam().name) == "inproc") GTEST_SKIP() << "no inbound queue of its own";
+  TransportOptions options = SmallBudget();
+  options.inbound_bytes_max = 256 << 10;
+  constexpr int kFrames = 200;
+  const size_t frame_bytes = 16 << 10;
+  Signal server, device;
+  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
+  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
+  std::unique_ptr<Listener> listener = std::move(listened).value();
+  listener->SetWakeup(server.Callback());
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
+  ASSERT_TRUE(dialer.ok());
+  std::unique_ptr<Connection> conn = ConnectOrDie(dialer->get());
+  ASSERT_NE(conn, nullptr);
+  conn->SetWakeup(device.Callback());
+  const ConnId id = AwaitOpen(listener.get(), &server);
+  for (int i = 0; i < kFrames; ++i) {
+    std::string frame = std::to_string(i) + ":";
+    frame.resize(frame_bytes, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE(conn->Send(frame).ok()) << i;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return listener->Stats().inbound_bytes >= options.inbound_bytes_max; }))
+      << listener->Stats().inbound_bytes << " bytes received of " << kFrames * frame_bytes;
+  // It stopped there: the rest waits in ZeroMQ's pipes and the sockets.
+  EXPECT_FALSE(
+      WaitUntil([&] { return listener->Stats().inbound_bytes > options.inbound_bytes_max + frame_bytes; },
+                milliseconds(300)))
+      << listener->Stats().inbound_bytes << " bytes held";
+  for (int i = 0; i < kFrames; ++i) {
+    std::optional<ServerEvent> event = NextEvent(listener.get(), &server);
+    ASSERT_TRUE(event.has_value()) << "frame " << i << " never came";
+    ASSERT_EQ(event->kind, ServerEvent::Kind::kFrame);
+    EXPECT_EQ(event->conn, id);
+    EXPECT_EQ(event->frame.size(), frame_bytes);
+    EXPECT_TRUE(event->frame.starts_with(std::to_string(i) + ":")) << "frame " << i << " out of order";
+    EXPECT_LE(listener->Stats().inbound_bytes, options.inbound_bytes_max + frame_bytes);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTransports, TransportConformanceTest, ::testing::ValuesIn(AllTransportBackends()),
                          [](const ::testing::TestParamInfo<TransportBackend>& param_info) {
                            return std::string(param_info.param.name);

@@ -75,6 +75,7 @@ struct ListenerStats {
   uint64_t held_bytes = 0;     // received from paused connections and not yet reported
   uint64_t connections_paused = 0;
   uint64_t connections_dropped_slow = 0;  // ever dropped for not draining (timeout, hard limit, flood)
+  uint64_t inbound_bytes = 0;  // ZeroMQ: frames received and not yet taken by Poll (inbound_bytes_max)
 };
 
 class Listener {
@@ -121,6 +122,10 @@ struct TransportOptions {
   // unread frames hold this many bytes or frames (the server then sees its queue grow).
   uint64_t queue_bytes_max = uint64_t{8} << 20;
   uint32_t queue_frames_max = 100'000;
+  // What a ZeroMQ listener holds received and not yet taken by Poll, all connections together: at this many
+  // bytes (or queue_frames_max frames) it stops reading until the server catches up, and ZeroMQ's pipes
+  // and TCP push back on the devices.
+  uint64_t inbound_bytes_max = uint64_t{64} << 20;
   // The clock of the inproc listener's pause deadlines (a simulation passes its own); nullptr: SystemEnv().
   // The ZeroMQ transport measures the wall clock.
   Env* env = nullptr;

@@ -112,9 +112,10 @@ class ZmqListener final : public Listener {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (events_.empty()) return false;
-      was_full = events_.size() >= opt_.queue_frames_max;
+      was_full = InboundFull();
       *event = std::move(events_.front());
       events_.pop_front();
+      events_bytes_ -= event->frame.size();
     }
     if (was_full) waker_.Signal();  // the I/O thread stopped reading: room again
     return true;
@@ -138,7 +139,7 @@ class ZmqListener final : public Listener {
         budget->Add(frame.size());
       } else {
         live_.erase(it);
-        std::erase_if(events_, [conn](const ServerEvent& e) { return e.conn == conn; });
+        EraseEventsOf(conn);
         events_.push_back({ServerEvent::Kind::kClose, conn, {}});
         dropped_slow_.fetch_add(1, std::memory_order_relaxed);
         wake = wake_;
@@ -162,6 +163,8 @@ class ZmqListener final : public Listener {
     stats.held_bytes = held_bytes_.load(std::memory_order_relaxed);
     stats.connections_paused = paused_count_.load(std::memory_order_relaxed);
     stats.connections_dropped_slow = dropped_slow_.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mu_);
+    stats.inbound_bytes = events_bytes_;
     return stats;
   }
 
@@ -171,7 +174,7 @@ class ZmqListener final : public Listener {
       std::lock_guard<std::mutex> lock(mu_);
       if (live_.erase(conn) == 0) return;
       // The server is done with it: its unread frames go, and its kClose is the last word.
-      std::erase_if(events_, [conn](const ServerEvent& e) { return e.conn == conn; });
+      EraseEventsOf(conn);
       events_.push_back({ServerEvent::Kind::kClose, conn, {}});
       wake = wake_;
     }
@@ -186,6 +189,19 @@ class ZmqListener final : public Listener {
   }
 
  private:
+  // Whether the server has as much waiting as the listener may hold (it then stops reading; ZeroMQ's pipes
+  // and TCP push back on the devices). Requires mu_.
+  bool InboundFull() const {
+    return events_.size() >= opt_.queue_frames_max || events_bytes_ >= opt_.inbound_bytes_max;
+  }
+  // Requires mu_.
+  void EraseEventsOf(ConnId conn) {
+    std::erase_if(events_, [&](const ServerEvent& e) {
+      if (e.conn != conn) return false;
+      events_bytes_ -= e.frame.size();
+      return true;
+    });
+  }
   void Post(Command cmd) {
     bool was_empty;
     {
@@ -219,8 +235,9 @@ class ZmqListener final : public Listener {
   void Drop(const std::string& rid, DropWhy why);
   // Forgets a peer the server is done with; nothing is reported.
   void Forget(const std::string& rid);
-  // Queues an event for the server (only for connections it still considers open) and wakes it.
-  void Report(ServerEvent event);
+  // Queues an event for the server (only for connections it still considers open) and wakes it. True when
+  // the queue is full now (InboundFull): stop reading.
+  bool Report(ServerEvent event);
 
   const TransportOptions opt_;
   void* const socket_;
@@ -232,8 +249,9 @@ class ZmqListener final : public Listener {
   std::mutex cmd_mu_;
   std::deque<Command> commands_;  // guarded by cmd_mu_
 
-  std::mutex mu_;  // guards the server-facing state below
+  mutable std::mutex mu_;  // guards the server-facing state below
   std::deque<ServerEvent> events_;
+  uint64_t events_bytes_ = 0;                                     // bytes of the frames in events_
   std::unordered_map<ConnId, std::shared_ptr<SendBudget>> live_;  // connections the server may use
   Wake wake_;
 
@@ -270,7 +288,7 @@ void ZmqListener::Run() {
     bool events_full;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      events_full = events_.size() >= opt_.queue_frames_max;
+      events_full = InboundFull();
     }
     // A server that does not keep up stops the reading: ZeroMQ's queues and then TCP push back on devices.
     zmq_pollitem_t items[3] = {{nullptr, waker_.fd(), ZMQ_POLLIN, 0},
@@ -465,7 +483,7 @@ void ZmqListener::Receive(int64_t now) {
     if (type == kData && parts.size() == 3) {
       if (peer.paused_since_ms < 0 && OverBudget(peer)) Pause(rid, peer, now);
       if (peer.paused_since_ms < 0) {
-        Report({ServerEvent::Kind::kFrame, peer.id, std::move(parts[2])});
+        if (Report({ServerEvent::Kind::kFrame, peer.id, std::move(parts[2])})) break;  // the server is behind
       } else if (!peer.held.empty() && peer.held_bytes + parts[2].size() > opt_.queue_bytes_max) {
         Drop(rid, DropWhy::kSlow);  // asks for more and more while not reading the answers
       } else {
@@ -546,16 +564,20 @@ void ZmqListener::Forget(const std::string& rid) {
   peers_.erase(it);
 }
 
-void ZmqListener::Report(ServerEvent event) {
+bool ZmqListener::Report(ServerEvent event) {
   Wake wake;
+  bool full;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (event.kind != ServerEvent::Kind::kOpen && !live_.contains(event.conn)) return;  // server closed it
+    if (event.kind != ServerEvent::Kind::kOpen && !live_.contains(event.conn)) return InboundFull();
     if (event.kind == ServerEvent::Kind::kClose) live_.erase(event.conn);
+    events_bytes_ += event.frame.size();
     events_.push_back(std::move(event));
+    full = InboundFull();
     wake = wake_;
   }
   Notify(wake);
+  return full;
 }
 
 }  // namespace
@@ -564,7 +586,8 @@ Result<std::unique_ptr<Listener>> ListenZmq(std::vector<std::string> endpoints,
                                             const TransportOptions& options) {
   if (endpoints.empty()) return Status::InvalidArgument("a ZeroMQ listener needs at least one endpoint");
   if (options.heartbeat_ms <= 0 || options.heartbeat_timeout_ms <= options.heartbeat_ms ||
-      options.queue_frames_max == 0 || options.queue_bytes_max == 0 || options.frame_bytes_max == 0) {
+      options.queue_frames_max == 0 || options.queue_bytes_max == 0 || options.frame_bytes_max == 0 ||
+      options.inbound_bytes_max == 0) {
     return Status::InvalidArgument(
         "TransportOptions: heartbeat_ms > 0, heartbeat_timeout_ms > heartbeat_ms and nonzero limits are "
         "required");
