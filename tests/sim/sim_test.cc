@@ -46,15 +46,20 @@ void RunSeeds(const std::string& profile, uint64_t first, int count) {
     total.server_restarts += r.server_restarts;
     total.power_losses += r.power_losses;
     total.partitions += r.partitions;
+    total.ops_forbidden += r.ops_forbidden;
+    total.member_changes += r.member_changes;
+    total.store_failures += r.store_failures;
   }
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf(
-      "sim: %d seeds (%s, from %llu): %llu ops submitted, %llu applied, %llu refused, %llu lost to power "
-      "(unsynced), %llu device restarts, %llu server restarts, %llu power losses, %llu partitions, %llu "
-      "failures\n",
+      "sim: %d seeds (%s, from %llu): %llu ops submitted, %llu applied, %llu refused (%llu forbidden), %llu "
+      "lost to power (unsynced), %llu member changes, %llu device restarts, %llu server restarts, %llu "
+      "server "
+      "store failures, %llu power losses, %llu partitions, %llu failures\n",
       count, profile.c_str(), u(first), u(total.ops_submitted), u(total.ops_applied), u(total.ops_failed),
-      u(total.ops_lost_to_power), u(total.device_restarts), u(total.server_restarts), u(total.power_losses),
-      u(total.partitions), u(failures));
+      u(total.ops_forbidden), u(total.ops_lost_to_power), u(total.member_changes), u(total.device_restarts),
+      u(total.server_restarts), u(total.store_failures), u(total.power_losses), u(total.partitions),
+      u(failures));
   testing::Test::RecordProperty("seeds", std::to_string(count));
   testing::Test::RecordProperty("ops_applied", std::to_string(total.ops_applied));
   testing::Test::RecordProperty("restarts", std::to_string(total.device_restarts + total.server_restarts));
