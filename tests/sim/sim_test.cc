@@ -1,11 +1,12 @@
 // Copyright 2026 The Outpost Authors.
 //
 // The default run: kShards shards of the default profile plus shards of every other memory-store profile
-// (sim.cc's Profile: power losses with and without sync, partitions, heavy loss, exhaustion, crowds), and
-// per durable backend (storage_backends.h) a few seeds with device stores in files, each seed a full
-// simulated history checked against every invariant. OUTPOST_SIM_SEED=N replays one seed in every test;
-// OUTPOST_SIM_SEEDS=N runs N seeds in every test instead (tools/test sets 5 under the sanitizers).
-// Each test prints one "sim:" line with its counts; tools/sim runs other and longer ranges.
+// (sim.cc's Profile: power losses with and without sync, partitions, heavy loss, exhaustion, crowds, stream
+// membership, a flaky server store), and per durable backend (storage_backends.h) a few seeds with device
+// stores in files, each seed a full simulated history checked against every invariant. OUTPOST_SIM_SEED=N
+// replays one seed in every test; OUTPOST_SIM_SEEDS=N runs N seeds in every test instead (tools/test sets 5
+// under the sanitizers). Each test prints one "sim:" line with its counts; tools/sim runs other and longer
+// ranges.
 #include "sim/sim.h"
 
 #include <gtest/gtest.h>
@@ -84,6 +85,12 @@ std::vector<Shard> Shards() {
   add("heavy", 2, 100);
   add("exhausted", 1, 100);
   add("crowd", 2, 75);
+  add("members", 2, 100);
+  add("members-flaky", 1, 100);
+  add("flaky-store", 1, 100);
+  // "members-power" (membership on devices without sync) is not among them yet: it fails on two engine
+  // bugs being fixed on main (a Welcome without the counters of streams the device may no longer read; a
+  // retried refused op the server applied, its retry undone by a power loss). tools/sim runs it.
   return shards;
 }
 
