@@ -183,12 +183,14 @@ Status Client::Impl::PutOp(WriteTxn* txn, const std::string& view_key, const OpI
 
 Status Client::Impl::SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq,
                               uint64_t seq, keys::StreamMeta* meta, std::vector<Change>* changes,
-                              Tally* tally, bool* refused) {
+                              Tally* tally, bool* refused, uint64_t applied_counter) {
   if (op.state == OpState::kSent) return Status::OK();
   if (op.state == OpState::kFailed) {
     // A failed op still holding its counter was rejected by the server (MarkFailed releases the counter of
     // every local give-up): that verdict is final, whatever a later answer claims (DESIGN.md invariant 7).
-    if (op.device_counter != 0) {
+    // Applied under another counter, it is a later attempt's: the user retried it (a power loss undid the
+    // Retry here, not on the server).
+    if (op.device_counter != 0 && (applied_counter == 0 || applied_counter == op.device_counter)) {
       if (refused) *refused = true;
       return Status::OK();
     }
@@ -202,6 +204,7 @@ Status Client::Impl::SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo
   OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, view_key));
   op.state = OpState::kSent;
   op.seq = seq;
+  if (applied_counter != 0) op.device_counter = applied_counter;
   op.last_error.clear();
   op.last_error_code = Status::Code::kOk;
   std::string key = keys::ViewKey(op.stream, keys::kSectionSent, seq);

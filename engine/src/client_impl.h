@@ -144,9 +144,12 @@ class Client::Impl {
   Status PutOp(WriteTxn* txn, const std::string& view_key, const OpInfo& op, uint64_t local_seq);
   // Moves an own op to the sent section at `seq` (no-op when it is sent already).
   // A failed op that the server rejected is never settled (its verdict is final): *refused is set instead.
+  // `applied_counter`, when known (a pulled page says it), is the counter the server applied the op under:
+  // one other than the refused attempt's is a later attempt (a Retry whose record a power loss undid here),
+  // which the server's word settles.
   Status SettleOp(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, uint64_t seq,
-                  keys::StreamMeta* meta, std::vector<Change>* changes, Tally* tally,
-                  bool* refused = nullptr);
+                  keys::StreamMeta* meta, std::vector<Change>* changes, Tally* tally, bool* refused = nullptr,
+                  uint64_t applied_counter = 0);
   Status MarkFailed(WriteTxn* txn, const std::string& view_key, OpInfo& op, uint64_t local_seq, Status why,
                     bool release_counter, keys::StreamMeta* meta, Tally* tally);
   // Puts a committed transaction's gauge changes into effect (Stats reads them).

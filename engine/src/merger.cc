@@ -108,7 +108,9 @@ void Client::Impl::OnBatch(const wire::Batch& batch, int64_t now) {
           ++settled;
         }
         bool refused = false;
-        if (st.ok()) st = SettleOp(txn, vkey, known, local_seq, f.seq, &meta, &changes, &tally, &refused);
+        if (st.ok())
+          st = SettleOp(txn, vkey, known, local_seq, f.seq, &meta, &changes, &tally, &refused,
+                        f.device_counter);
         if (refused) {
           // The server rejected this op for good; a page that shows it applied is not to be believed.
           malformed = true;

@@ -235,6 +235,8 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
     Status st = g.txn->Put(kMembers, MemberKey(stream, user), "");
     if (!st.ok() && g.error.ok()) g.error = st;
     AppendFeed(g, user, kJoinedKind, stream);
+    // Removed and added back in one group: its devices keep following.
+    std::erase(g.left, std::pair<std::string, std::string>(stream, user));
     // Devices of the new member that already asked for the stream follow it now (and hear of this op).
     auto uc = user_conns_.find(user);
     if (uc == user_conns_.end()) continue;
@@ -511,14 +513,18 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     return;
   }
   if (had_frames) ++stats_.commits;
-  // Users who left a stream stop hearing of it now: O(their connections).
+  // Users who left a stream stop hearing of it now: O(their connections). A device that followed it asked
+  // for it, so it follows it again if its user is added back.
   for (const auto& [stream, user] : g.left) {
     auto uc = user_conns_.find(user);
     if (uc == user_conns_.end()) continue;
     auto f = followers_.find(stream);
     for (ConnId conn : uc->second) {
       auto sit = sessions_.find(conn);
-      if (sit != sessions_.end()) sit->second.follows.erase(stream);
+      if (sit != sessions_.end() && sit->second.follows.erase(stream) > 0 &&
+          sit->second.denied.size() < opt_.hello_streams_max) {
+        sit->second.denied.insert(stream);
+      }
       if (f != followers_.end()) f->second.erase(conn);
     }
     if (f != followers_.end() && f->second.empty()) followers_.erase(f);
@@ -646,24 +652,28 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
       s.denied.emplace(stream);
     }
   }
-  // The device's counters: every stream it follows, and every stream it pushed to that it may still read.
-  std::map<std::string, uint64_t> counters;
+  // The device's counters: every stream it follows, and every stream it ever pushed to. A counter is the
+  // device's own (how many of its ops the stream took), so it is listed even where the device may no
+  // longer read: else a device that lost its unsynced state would reuse counters. Those streams' high
+  // seq is not the device's to know and goes out as 0.
+  std::map<std::string, std::pair<uint64_t, bool>> counters;  // stream -> counter, readable
   for (const auto& stream : s.follows)
-    counters[stream] = Counter(g, keys::DeviceCounterKey(s.user, s.device, stream));
+    counters[stream] = {Counter(g, keys::DeviceCounterKey(s.user, s.device, stream)), true};
   const std::string prefix = keys::DevicePrefix(s.user, s.device);
   auto cur = g.txn->NewCursor(kDevCtr);
   for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
     keys::Reader rd(cur->key().substr(prefix.size()));
     std::string_view stream;
     if (!rd.Short(&stream) || cur->value().size() < 8 || counters.contains(std::string(stream))) continue;
-    if (!MayRead(g, s, stream)) continue;
-    counters[std::string(stream)] = Counter(g, std::string(cur->key()));
+    counters[std::string(stream)] = {Counter(g, std::string(cur->key())), MayRead(g, s, stream)};
   }
   if (!cur->status().ok() && g.error.ok()) g.error = cur->status();
   flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
   std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
-  for (const auto& [stream, counter] : counters) {
-    dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), counter, High(g, stream)));
+  for (const auto& [stream, c] : counters) {
+    const auto [counter, readable] = c;
+    dcs.push_back(
+        wire::CreateDeviceCounter(b, b.CreateString(stream), counter, readable ? High(g, stream) : 0));
   }
   auto vec = b.CreateVector(dcs);
   auto body =

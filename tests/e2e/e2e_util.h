@@ -81,6 +81,8 @@ class Daemon {
   int WaitExit(int64_t timeout_ms);
   bool Alive();
   const std::string& endpoint() const { return endpoint_; }
+  // The running process's id (-1 when none).
+  pid_t pid() const { return pid_; }
   std::string Log() const;
   std::string StatsJson() const;
   // A numeric field of DATA_DIR/stats.json (-1 when absent or unreadable).

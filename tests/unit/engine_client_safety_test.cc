@@ -415,33 +415,61 @@ TEST_F(ClientSafetyTest, AKindOrStreamBeyondTheServersAnnouncedLimitsFailsAtOnce
 
 // ---- 4. a server rejection is final ----
 
-TEST_F(ClientSafetyTest, ARejectedOpNeverBecomesSentLater) {
-  OpenServer();
-  Client& c = Add(Options("phone"));
-  auto bad = c.Submit("chat", "text", "forbidden").value();
-  auto good = c.Submit("chat", "text", "fine").value();
-  Pump();
-  ASSERT_EQ(c.Get(bad).value().state, OpState::kFailed);
-  ASSERT_EQ(c.Get(good).value().seq, 1u);
-  const uint64_t bad_frames = c.Stats().bad_frames;
-  // A page that claims the rejected op was applied at seq 2.
-  OpInfo rejected = c.Get(bad).value();
-  codec::OpFields f;
-  f.op_id = bad;
-  f.stream = "chat";
-  f.kind = "text";
-  f.payload = "forbidden";
-  f.user = "alice";
-  f.device = "phone";
-  f.device_counter = rejected.device_counter;
-  f.seq = 2;
-  tap_->Inject(BatchFrame("chat", 1, f));
-  Pump(5);
-  OpInfo after = c.Get(bad).value();
+// alice's phone submits an op the server refuses, then one it applies at seq 1; the test then injects a
+// page claiming the refused op applied at seq 2 under the refused counter plus `counter_offset`.
+class RejectionTest : public ClientSafetyTest {
+ protected:
+  void RefuseThenClaimApplied(uint64_t counter_offset) {
+    OpenServer();
+    client_ = &Add(Options("phone"));
+    bad_ = client_->Submit("chat", "text", "forbidden").value();
+    auto good = client_->Submit("chat", "text", "fine").value();
+    Pump();
+    ASSERT_EQ(client_->Get(bad_).value().state, OpState::kFailed);
+    ASSERT_EQ(client_->Get(good).value().seq, 1u);
+    bad_frames_ = client_->Stats().bad_frames;
+    const OpInfo rejected = client_->Get(bad_).value();
+    ASSERT_NE(rejected.device_counter, 0u);
+    page_.op_id = bad_;
+    page_.stream = "chat";
+    page_.kind = "text";
+    page_.payload = "forbidden";
+    page_.user = "alice";
+    page_.device = "phone";
+    page_.device_counter = rejected.device_counter + counter_offset;
+    page_.seq = 2;
+    tap_->Inject(BatchFrame("chat", 1, page_));
+    Pump(5);
+  }
+  Client* client_ = nullptr;
+  OpId bad_;
+  uint64_t bad_frames_ = 0;
+  codec::OpFields page_;
+};
+
+TEST_F(RejectionTest, ARejectedOpNeverBecomesSentLater) {
+  RefuseThenClaimApplied(0);
+  OpInfo after = client_->Get(bad_).value();
   EXPECT_EQ(after.state, OpState::kFailed);
   EXPECT_EQ(after.last_error, "not allowed here");
-  EXPECT_EQ(c.Stats().failed, 1u);
-  EXPECT_EQ(c.Stats().bad_frames, bad_frames + 1);
+  EXPECT_EQ(client_->Stats().failed, 1u);
+  EXPECT_EQ(client_->Stats().bad_frames, bad_frames_ + 1);
+}
+
+// The exception: the server applied the op under a later counter than the refused one. Only a Retry sends
+// an op under a new counter, so the user retried it and this device lost the record (a power loss without
+// sync, as the simulator found): the server's word settles it, rather than every page after it being
+// judged malformed forever.
+TEST_F(RejectionTest, ARefusedOpAppliedUnderALaterCounterWasRetriedAndSettles) {
+  RefuseThenClaimApplied(2);
+  OpInfo after = client_->Get(bad_).value();
+  EXPECT_EQ(after.state, OpState::kSent);
+  EXPECT_EQ(after.seq, 2u);
+  EXPECT_EQ(after.device_counter, page_.device_counter);
+  EXPECT_TRUE(after.last_error.empty());
+  EXPECT_EQ(client_->Stats().failed, 0u);
+  EXPECT_EQ(client_->Stats().bad_frames, bad_frames_);
+  EXPECT_EQ(client_->Cursor("chat").value(), 2u);
 }
 
 // ---- 6. own ops are (user, device) ----

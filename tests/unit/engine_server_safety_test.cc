@@ -253,10 +253,52 @@ TEST_F(ServerSafetyTest, ARemovedMemberHearsNothingMore) {
   EXPECT_EQ(Count(after, 2, wire::Body::Notify), 0u);
   auto wm = Send(1, codec::EncodeWatermark("room", "", "", WatermarkKind::kRead, 4));
   EXPECT_EQ(Count(wm, 2, wire::Body::Watermark), 0u);
-  // He pushed to the stream, yet his Welcome no longer lists it (its high seq would leak).
+  // He pushed to the stream: his Welcome lists his own counter there (so that a device which lost its
+  // state does not reuse it), but not the stream's high seq, which would leak how it grows.
   auto again = Connect(3, "bob", "phone", {"room"});
-  EXPECT_FALSE(WelcomeStreams(again).contains("room"));
+  const wire::Welcome* w = WelcomeOf(again);
+  ASSERT_NE(w, nullptr);
+  ASSERT_NE(w->counters(), nullptr);
+  ASSERT_EQ(w->counters()->size(), 1u);
+  EXPECT_EQ(codec::Str(w->counters()->Get(0)->stream()), "room");
+  EXPECT_EQ(w->counters()->Get(0)->counter(), 1u);
+  EXPECT_EQ(w->counters()->Get(0)->high_seq(), 0u) << "a removed member learns the stream's size";
   EXPECT_EQ(Count(again, 3, wire::Body::Watermark), 0u);
+  auto pull = Send(3, codec::EncodePull("room", 0, 0));
+  ASSERT_NE(ErrorTo(pull, 3), nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(ErrorTo(pull, 3)->code()), Status::Code::kPermissionDenied);
+}
+
+// A member removed and added back hears the stream again, on the connection that followed it before and
+// on one whose Hello asked for it while he was out; removed and added back in one group, he never stops.
+TEST_F(ServerSafetyTest, AMemberAddedBackHearsTheStreamAgain) {
+  Connect(1, "alice", "laptop");
+  ASSERT_EQ(PushOne(1, {Id(1), "room", 1, Members({"alice", "bob"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  Connect(2, "bob", "phone", {"room"});
+  ASSERT_EQ(PushOne(1, {Id(2), "room", 2, Members({"alice"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  Connect(3, "bob", "tablet", {"room"});
+  auto gone = Send(1, PushFrame({{Id(3), "room", 3, "bob is out"}}));
+  EXPECT_EQ(Count(gone, 2, wire::Body::Notify), 0u);
+  EXPECT_EQ(Count(gone, 3, wire::Body::Notify), 0u);
+  ASSERT_EQ(PushOne(1, {Id(4), "room", 4, Members({"alice", "bob"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  auto back = Send(1, PushFrame({{Id(5), "room", 5, "welcome back"}}));
+  EXPECT_EQ(Count(back, 2, wire::Body::Notify), 1u) << "the device that followed before hears nothing";
+  EXPECT_EQ(Count(back, 3, wire::Body::Notify), 1u) << "the device that asked while out hears nothing";
+  // Out and back in within one group (two frames handled together): the follows stay.
+  auto both = Handle(
+      {Frame(1, PushFrame({{Id(6), "room", 6, Members({"alice"}), false, std::string(kMembersKind)}})),
+       Frame(1,
+             PushFrame({{Id(7), "room", 7, Members({"alice", "bob"}), false, std::string(kMembersKind)}}))});
+  auto results = Results(both, 1);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0]->code(), RC::Applied);
+  EXPECT_EQ(results[1]->code(), RC::Applied);
+  auto after = Send(1, PushFrame({{Id(8), "room", 8, "still here"}}));
+  EXPECT_EQ(Count(after, 2, wire::Body::Notify), 1u);
+  EXPECT_EQ(Count(after, 3, wire::Body::Notify), 1u);
 }
 
 // Issue 12, item 4: BeginWrite fails under a group with opens and closes.
@@ -372,7 +414,9 @@ TEST_F(ServerSafetyTest, MemberListsAreCheckedAndBounded) {
   auto feed = Send(2, codec::EncodePull("@bob", 0, 0));
   ASSERT_EQ(Count(feed, 2, wire::Body::Batch), 1u);
   for (const auto& o : feed) {
-    if (Decoded(o)->body_type() == wire::Body::Batch) EXPECT_EQ(Decoded(o)->body_as_Batch()->high_seq(), 1u);
+    if (Decoded(o)->body_type() == wire::Body::Batch) {
+      EXPECT_EQ(Decoded(o)->body_as_Batch()->high_seq(), 1u);
+    }
   }
 }
 
