@@ -1141,9 +1141,11 @@ bool Sim::CheckFinal() {
       if (it->second.first != sub.stream) return Fail("op applied to the wrong stream");
       // The server's word is final: an applied op shows as sent at its seq (a discarded one came back).
       if (!sub.lost && (!op.ok() || op->state != OpState::kSent || op->seq != it->second.second)) {
-        return Fail("op " + sub.id.ToString() + " of " + d.name + " applied at seq " +
+        std::lock_guard<std::mutex> lock(d.history->mu);
+        return Fail("op " + sub.id.ToString() + " of " + d.name + " (" + d.user + ") applied at seq " +
                     std::to_string(it->second.second) + " of " + sub.stream + " but shown " +
-                    (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()));
+                    (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()) +
+                    "; its history: " + Describe(d.history->ops[sub.id]));
       }
       if (sub.retries > 0 || sub.discarded) continue;  // a retried op is ordered after its retry
       auto& [last, last_id] = last_seq[sub.stream];
@@ -1152,10 +1154,14 @@ bool Sim::CheckFinal() {
           auto o = d.client->Get(id);
           return o.ok() ? std::to_string(o->device_counter) : o.status().ToString();
         };
+        auto history = [&](const OpId& id) {
+          std::lock_guard<std::mutex> lock(d.history->mu);
+          return Describe(d.history->ops[id]);
+        };
         return Fail("per-device order broken: " + d.name + " op " + sub.id.ToString() + " (counter " +
                     counter(sub.id) + ") got seq " + std::to_string(it->second.second) + " after op " +
                     last_id.ToString() + " (counter " + counter(last_id) + ") got seq " +
-                    std::to_string(last));
+                    std::to_string(last) + "; their histories: " + history(sub.id) + "; " + history(last_id));
       }
       last = it->second.second;
       last_id = sub.id;
