@@ -83,7 +83,7 @@ class ServerCore::Impl {
     std::vector<std::pair<ConnId, std::string>> relay_from;   // conn that sent it (not relayed back)
     std::unordered_map<ConnId, uint32_t> pushes;              // Push frames per connection in this group
     std::unordered_map<ConnId, size_t> pulled;                // op bytes of the pages each connection got
-    std::vector<std::pair<std::string, std::string>> left;    // (stream, user) memberships that ended
+    std::set<std::pair<std::string, std::string>> left;       // (stream, user) memberships that ended
     std::unordered_map<ConnId, Session> saved;  // sessions as they were before the group touched them
     std::unordered_set<ConnId> hellos;          // connections whose Hello is in the group
     Status error;                               // first store error; fails the group
@@ -164,7 +164,11 @@ bool ServerCore::Impl::StreamExists(Group& g, std::string_view stream) {
   const std::string prefix = keys::StreamPrefix(stream);
   auto cur = g.txn->NewCursor(kMembers);
   cur->Seek(prefix);
-  return cur->Valid() && cur->key().starts_with(prefix);
+  const bool exists = cur->Valid() && cur->key().starts_with(prefix);
+  // A read error must not pass for "no such stream" (a members op would then create it anew): it fails
+  // the group.
+  if (!cur->status().ok() && g.error.ok()) g.error = cur->status();
+  return exists;
 }
 
 Status ServerCore::Impl::CheckMember(Group& g, std::string_view user, std::string_view stream) {
@@ -175,10 +179,7 @@ Status ServerCore::Impl::CheckMember(Group& g, std::string_view user, std::strin
                                     " is another user's membership feed");
   }
   if (IsMember(g, stream, user)) return Status::OK();
-  if (!StreamExists(g, stream)) {
-    return Status::PermissionDenied("forbidden: stream " + std::string(stream) +
-                                    " does not exist (create it with an outpost.members op)");
-  }
+  // The same answer whether or not the stream exists: a non-member must not learn which names are taken.
   return Status::PermissionDenied("forbidden: " + std::string(user) + " is not a member of " +
                                   std::string(stream));
 }
@@ -223,12 +224,13 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
       std::string_view user;
       if (rd.Short(&user) && !now.erase(std::string(user))) gone.emplace_back(user);
     }
+    if (!cur->status().ok() && g.error.ok()) g.error = cur->status();  // a cut-short scan fails the group
   }
   for (const auto& user : gone) {
     Status st = g.txn->Delete(kMembers, MemberKey(stream, user));
     if (!st.ok() && g.error.ok()) g.error = st;
     AppendFeed(g, user, kLeftKind, stream);
-    g.left.emplace_back(stream, user);
+    g.left.emplace(stream, user);
   }
   for (const auto& user : members) {
     if (!now.contains(user)) continue;  // was a member already
@@ -236,7 +238,7 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
     if (!st.ok() && g.error.ok()) g.error = st;
     AppendFeed(g, user, kJoinedKind, stream);
     // Removed and added back in one group: its devices keep following.
-    std::erase(g.left, std::pair<std::string, std::string>(stream, user));
+    g.left.erase({std::string(stream), user});
     // Devices of the new member that already asked for the stream follow it now (and hear of this op).
     auto uc = user_conns_.find(user);
     if (uc == user_conns_.end()) continue;
@@ -522,7 +524,7 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     for (ConnId conn : uc->second) {
       auto sit = sessions_.find(conn);
       if (sit != sessions_.end() && sit->second.follows.erase(stream) > 0 &&
-          sit->second.denied.size() < opt_.hello_streams_max) {
+          sit->second.denied.size() < opt_.denied_streams_max) {
         sit->second.denied.insert(stream);
       }
       if (f != followers_.end()) f->second.erase(conn);
@@ -635,6 +637,18 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     BadFrame(g, conn, Status::Code::kInvalidArgument, "Hello lists too many streams", true);
     return;
   }
+  auto uc = user_conns_.find(user);
+  if (uc != user_conns_.end() && uc->second.size() >= opt_.connections_per_user_max) {
+    ++stats_.connections_refused;
+    Answer(g, conn,
+           codec::EncodeError(Status::Code::kBusy,
+                              "too many connections for user " + user + ": " +
+                                  std::to_string(opt_.connections_per_user_max) +
+                                  " (connections_per_user_max); retry later",
+                              true),
+           true);
+    return;
+  }
   Touch(g, conn, s);
   g.hellos.insert(conn);
   s.authed = true;
@@ -648,7 +662,7 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     if (!keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) continue;
     if (MayRead(g, s, stream)) {
       Follow(g, conn, s, stream);
-    } else if (opt_.membership) {
+    } else if (opt_.membership && s.denied.size() < opt_.denied_streams_max) {
       s.denied.emplace(stream);
     }
   }
@@ -656,15 +670,27 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   // device's own (how many of its ops the stream took), so it is listed even where the device may no
   // longer read: else a device that lost its unsynced state would reuse counters. Those streams' high
   // seq is not the device's to know and goes out as 0.
+  // The list fits half a frame, followed streams first: a device can make counters on any number of
+  // streams (a refused push consumes one), and neither the Welcome nor the work of one Hello may grow with
+  // them. A stream left out costs its device nothing but a Pull, or a Conflict naming its last counter.
   std::map<std::string, std::pair<uint64_t, bool>> counters;  // stream -> counter, readable
-  for (const auto& stream : s.follows)
-    counters[stream] = {Counter(g, keys::DeviceCounterKey(s.user, s.device, stream)), true};
+  size_t budget = opt_.frame_bytes_max / 2;
+  auto fits = [&budget](std::string_view stream) {
+    const size_t cost = stream.size() + 48;  // the entry, its table and offsets
+    if (cost > budget) return false;
+    budget -= cost;
+    return true;
+  };
+  for (const auto& stream : s.follows) {
+    if (fits(stream)) counters[stream] = {Counter(g, keys::DeviceCounterKey(s.user, s.device, stream)), true};
+  }
   const std::string prefix = keys::DevicePrefix(s.user, s.device);
   auto cur = g.txn->NewCursor(kDevCtr);
   for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
     keys::Reader rd(cur->key().substr(prefix.size()));
     std::string_view stream;
-    if (!rd.Short(&stream) || cur->value().size() < 8 || counters.contains(std::string(stream))) continue;
+    if (!rd.Short(&stream) || cur->value().size() < 8 || s.follows.contains(std::string(stream))) continue;
+    if (!fits(stream)) break;
     counters[std::string(stream)] = {Counter(g, std::string(cur->key())), MayRead(g, s, stream)};
   }
   if (!cur->status().ok() && g.error.ok()) g.error = cur->status();
@@ -894,7 +920,7 @@ void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire:
   if (!st.ok()) {
     if (st.code() == Status::Code::kPermissionDenied) {
       ++stats_.forbidden;
-      if (opt_.membership && s.denied.size() < opt_.hello_streams_max &&
+      if (opt_.membership && s.denied.size() < opt_.denied_streams_max &&
           !s.denied.contains(std::string(stream))) {
         Touch(g, conn, s).denied.emplace(stream);
       }

@@ -68,13 +68,13 @@ TEST_F(E2ETest, ATokenLogsInAsItsOneDeviceOnly) {
   auto stolen = open_in(dir_.path(), "bob", "laptop", alice_laptop_token);
   ASSERT_TRUE(stolen);
   ASSERT_TRUE(stolen->Submit("shared", "text", "from bob with alice's token").ok());
-  ExpectRefused(*stolen, "does not belong to user 'bob'");
+  ExpectRefused(*stolen, "does not belong to user \"bob\"");
   stolen.reset();
   // bob's own token, bound to his phone, claiming `laptop`.
   auto claimed = open_in(other, "bob", "laptop", bob_phone_token);
   ASSERT_TRUE(claimed);
   ASSERT_TRUE(claimed->Submit("shared", "text", "from bob's phone token as laptop").ok());
-  ExpectRefused(*claimed, "bound to device 'phone', not 'laptop'");
+  ExpectRefused(*claimed, "bound to device \"phone\", not \"laptop\"");
   claimed.reset();
   EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("auth_failures") >= 2; }, kWaitMs))
       << daemon_.StatsJson();
@@ -126,7 +126,7 @@ TEST_F(E2ETest, AnUnboundTokenBindsToItsFirstDevice) {
   auto elsewhere = Open("alice", "watch", token);
   ASSERT_TRUE(elsewhere);
   ASSERT_TRUE(elsewhere->Submit("mine", kMembersKind, EncodeMembers({"alice"})).ok());
-  ExpectRefused(*elsewhere, "bound to device 'tablet', not 'watch'");
+  ExpectRefused(*elsewhere, "bound to device \"tablet\", not \"watch\"");
 }
 
 // Rewrites every token entry of DATA_DIR's registry to `value_of(user)` (the server may be running: LMDB
@@ -182,7 +182,7 @@ TEST(Registry, ThePreviousFormatIsReadAndAnUnknownOneRefused) {
   auto bob = OpenDevice(dir.path(), o);
   ASSERT_TRUE(bob);
   ASSERT_TRUE(bob->Submit("x", kMembersKind, EncodeMembers({"bob"})).ok());
-  ExpectRefused(*bob, "does not belong to user 'bob'");
+  ExpectRefused(*bob, "does not belong to user \"bob\"");
   bob.reset();
 
   // A value that is neither form.

@@ -429,14 +429,12 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
   EXPECT_TRUE(daemon_.Alive());
 }
 
-// DISABLED: fails today (outpostd keeps every such descriptor; 500 of them also cost it ~13 MiB). ZeroMQ
-// peers that connect and never send the transport's 'O' are no connection to the server (no kOpen, no Hello
-// deadline, not counted against --connections-max) and not a peer to the listener (it learns a socket only
-// from an 'O' message's ZMQ_SRCFD), so nothing ever cuts them off: anyone who can reach the port, with no
-// account, holds one of outpostd's descriptors per TCP connection until RLIMIT_NOFILE is reached and nobody
-// can connect. The bound asked here (the Hello deadline plus a heartbeat timeout, with slack) is this test's
-// choice; the server documents none for them.
-TEST_F(HostileE2E, DISABLED_SilentTransportPeersAreCutOff) {
+// ZeroMQ peers that connect and never send the transport's 'O' are no connection to the server (no kOpen, no
+// Hello deadline, not counted against --connections-max). The listener watches accepted sockets (ZeroMQ's
+// socket monitor) and cuts off any that opens no session within the heartbeat timeout: else anyone who can
+// reach the port, with no account, could hold one of outpostd's descriptors per TCP connection until
+// RLIMIT_NOFILE is reached and nobody can connect (it did, before: 500 such peers held 500 descriptors).
+TEST_F(HostileE2E, SilentTransportPeersAreCutOff) {
   constexpr int kPeers = 20;
   const pid_t pid = daemon_.pid();
   ASSERT_GT(pid, 0);

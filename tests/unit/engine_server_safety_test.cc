@@ -301,6 +301,51 @@ TEST_F(ServerSafetyTest, AMemberAddedBackHearsTheStreamAgain) {
   EXPECT_EQ(Count(after, 3, wire::Body::Notify), 1u);
 }
 
+// One account cannot take every connection slot: past connections_per_user_max its Hellos are refused
+// (fatal Busy) while other users connect; a slot it closes is its own again.
+TEST_F(ServerSafetyTest, OneUserCannotTakeEveryConnection) {
+  options_.connections_per_user_max = 2;
+  Open();
+  EXPECT_NE(WelcomeOf(Connect(1, "mallory", "a")), nullptr);
+  EXPECT_NE(WelcomeOf(Connect(2, "mallory", "b")), nullptr);
+  auto third = Connect(3, "mallory", "c");
+  EXPECT_EQ(WelcomeOf(third), nullptr);
+  ASSERT_NE(ErrorTo(third, 3), nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(ErrorTo(third, 3)->code()), Status::Code::kBusy);
+  EXPECT_TRUE(ErrorTo(third, 3)->fatal());
+  EXPECT_NE(std::string(codec::Str(ErrorTo(third, 3)->message())).find("connections_per_user_max"),
+            std::string::npos);
+  Handle({CloseEvent(3)});
+  EXPECT_NE(WelcomeOf(Connect(4, "alice", "laptop")), nullptr) << "another user was refused";
+  Handle({CloseEvent(1)});
+  EXPECT_NE(WelcomeOf(Connect(5, "mallory", "a")), nullptr) << "a freed slot stays taken";
+}
+
+// A device can make counters on any number of streams (each refused push consumes one); its Welcome stays
+// within half a frame, followed streams first, and a Hello's work does not grow with them.
+TEST_F(ServerSafetyTest, TheWelcomeStaysWithinHalfAFrameHoweverManyCountersADeviceMade) {
+  options_.frame_bytes_max = 16 << 10;
+  Open();
+  Connect(1, "alice", "laptop");
+  ASSERT_EQ(PushOne(1, {Id(1), "zz-room", 1, Members({"alice"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  for (int i = 0; i < 600; ++i) {
+    const std::string stream = "nowhere-" + std::string(40, 'x') + std::to_string(1000 + i);
+    ASSERT_EQ(PushOne(1, {Id(100 + i), stream, 1, "knock"}), RC::Rejected);
+  }
+  auto hello = Connect(2, "alice", "laptop", {"zz-room"});
+  const Outbound* welcome = nullptr;
+  for (const auto& o : hello) {
+    if (Decoded(o)->body_type() == wire::Body::Welcome) welcome = &o;
+  }
+  ASSERT_NE(welcome, nullptr);
+  EXPECT_LE(welcome->frame.size(), options_.frame_bytes_max / 2 + 1024);
+  std::set<std::string> listed = WelcomeStreams(hello);
+  EXPECT_TRUE(listed.contains("zz-room")) << "the followed stream was crowded out";
+  EXPECT_GT(listed.size(), 50u);
+  EXPECT_LT(listed.size(), 601u);
+}
+
 // Issue 12, item 4: BeginWrite fails under a group with opens and closes.
 TEST_F(ServerSafetyTest, OpensAndClosesSurviveAStoreThatCannotBegin) {
   options_.connections_max = 1;

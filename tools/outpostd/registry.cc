@@ -12,6 +12,7 @@
 namespace outpostd {
 namespace {
 
+using outpost::QuoteForMessage;
 using outpost::Result;
 using outpost::Status;
 
@@ -152,14 +153,15 @@ Result<std::string> Registry::Authenticate(const outpost::HelloInfo& hello) {
   // the answer's timing says nothing about how much of the name matched. Checked before any binding: a
   // token presented under another user's name binds to nothing.
   if (!ConstantTimeEqual(binding.user, hello.user)) {
-    return Status::PermissionDenied("token does not belong to user '" + hello.user + "'");
+    return Status::PermissionDenied("token does not belong to user " + QuoteForMessage(hello.user));
   }
   if (binding.device.empty()) {
     OUTPOST_RETURN_IF_ERROR(Bind(hash, binding.user, hello.device));
   } else if (!ConstantTimeEqual(binding.device, hello.device)) {
-    return Status::PermissionDenied("token of user '" + binding.user + "' is bound to device '" +
-                                    binding.device + "', not '" + hello.device +
-                                    "' (outpostd add-device issues a token for another device)");
+    return Status::PermissionDenied("token of user " + QuoteForMessage(binding.user) +
+                                    " is bound to device " + QuoteForMessage(binding.device) + ", not " +
+                                    QuoteForMessage(hello.device) +
+                                    " (outpostd add-device issues a token for another device)");
   }
   return std::move(binding.user);
 }
@@ -177,8 +179,8 @@ Status Registry::Bind(const std::string& hash, std::string_view user, std::strin
   OUTPOST_ASSIGN_OR_RETURN(TokenBinding now, DecodeBinding(value));
   if (!now.device.empty()) {
     if (ConstantTimeEqual(now.device, device)) return Status::OK();
-    return Status::PermissionDenied("token of user '" + now.user + "' is bound to device '" + now.device +
-                                    "', not '" + std::string(device) + "'");
+    return Status::PermissionDenied("token of user " + QuoteForMessage(now.user) + " is bound to device " +
+                                    QuoteForMessage(now.device) + ", not " + QuoteForMessage(device));
   }
   if (Status put = txn->Put(kTokens, hash, EncodeBinding(user, device)); !put.ok()) {
     return Status::IOError("user registry: cannot bind the token: " + put.ToString());

@@ -27,6 +27,7 @@
 #include "curve_key.h"
 #include "files.h"
 #include "log.h"
+#include "outpost/membership.h"
 #include "outpost/server.h"
 #include "outpost/transport.h"
 #include "registry.h"
@@ -302,8 +303,10 @@ int Serve(const Flags& flags) {
     if (!user.ok()) {
       const bool store_trouble =
           user.status().code() == Status::Code::kIOError || user.status().code() == Status::Code::kCorruption;
-      Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "hello from user '{}' device '{}' refused: {}",
-          hello.user, hello.device, user.status().ToString());
+      // The names are the peer's bytes: quoted and escaped, so that they cannot forge log lines.
+      Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "hello from user {} device {} refused: {}",
+          outpost::QuoteForMessage(hello.user), outpost::QuoteForMessage(hello.device),
+          user.status().ToString());
     }
     return user;
   };

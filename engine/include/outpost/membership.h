@@ -6,7 +6,8 @@
 //  - A stream exists once an op of kind kMembersKind is applied to it. Its payload lists the members, one
 //    user name per line (EncodeMembers); the author is always a member of a stream it creates.
 //  - Only members may push to, pull, be notified about or set watermarks on a stream. Anyone else, or
-//    any op on a stream that does not exist, gets a permanent PermissionDenied ("forbidden: ...");
+//    any op on a stream that does not exist, gets a permanent PermissionDenied ("forbidden: USER is not a
+//    member of STREAM", the same words in both cases, so that names are not probed);
 //    nothing is stored and the op fails visibly on the device.
 //  - A member may push another kMembersKind op: it replaces the member list (a user who leaves the list
 //    loses access from the next op on).

@@ -80,6 +80,13 @@ struct ServerOptions {
   uint32_t hello_streams_max = 100'000;
   uint32_t events_per_group_max = 4096;
   uint32_t connections_max = 100'000;  // beyond: the new connection gets a fatal Error and is closed
+  // Connections one user may have past Hello (all its devices): one account must not take every slot.
+  // Beyond: the Hello gets a fatal Error{Busy} (the device reconnects after backing off).
+  uint32_t connections_per_user_max = 256;
+  // Streams a connection asked for while it may not read them (Hello follows, Pulls), kept so that it
+  // follows them once its user is added; beyond, more are not remembered (the device's next Pull of such a
+  // stream after it was added works as usual).
+  uint32_t denied_streams_max = 1024;
   // Push frames one connection may have in one group (its unanswered batches); beyond: a non-fatal Busy
   // Error for the extra ones, which the device resends after backing off.
   uint32_t batches_inflight_max = 32;

@@ -147,7 +147,7 @@ Status ConfigureSocket(void* socket, const TransportOptions& options, int linger
   return Status::OK();
 }
 
-bool ReadMonitorEvent(void* monitor, uint16_t* event) {
+bool ReadMonitorEvent(void* monitor, uint16_t* event, uint32_t* value) {
   std::vector<std::string> parts;
   if (!ReceiveMessage(monitor, &parts)) return false;
   if (parts.empty() || parts[0].size() < 6) {
@@ -155,6 +155,7 @@ bool ReadMonitorEvent(void* monitor, uint16_t* event) {
     return true;
   }
   std::memcpy(event, parts[0].data(), sizeof *event);
+  if (value != nullptr) std::memcpy(value, parts[0].data() + 2, sizeof *value);
   return true;
 }
 

@@ -95,8 +95,9 @@ bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd = nul
 Status ConfigureSocket(void* socket, const TransportOptions& options, int linger_ms);
 int PipeMessagesMax(const TransportOptions& options);
 
-// Reads one socket-monitor event (ZeroMQ's v1 format); false when none is waiting.
-bool ReadMonitorEvent(void* monitor, uint16_t* event);
+// Reads one socket-monitor event (ZeroMQ's v1 format) and, when `value` is given, its value (the socket's
+// descriptor for ACCEPTED, DISCONNECTED and CLOSED); false when none is waiting.
+bool ReadMonitorEvent(void* monitor, uint16_t* event, uint32_t* value = nullptr);
 
 // "tcp://127.0.0.1:*" for a tcp endpoint with port 0; the endpoint itself otherwise.
 std::string BindAddress(const std::string& endpoint);

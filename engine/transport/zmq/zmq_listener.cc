@@ -95,8 +95,8 @@ enum class DropWhy : uint8_t {
 
 class ZmqListener final : public Listener {
  public:
-  ZmqListener(void* socket, std::string endpoint, const TransportOptions& options)
-      : opt_(options), socket_(socket), endpoint_(std::move(endpoint)) {
+  ZmqListener(void* socket, void* monitor, std::string endpoint, const TransportOptions& options)
+      : opt_(options), socket_(socket), monitor_(monitor), endpoint_(std::move(endpoint)) {
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -199,6 +199,8 @@ class ZmqListener final : public Listener {
 
   void Run();
   bool RunCommands(int64_t now);
+  // Tracks accepted connections that have not opened a session yet (the socket monitor's events).
+  void WatchAccepted(int64_t now);
   void Receive(int64_t now);
   void Timers(int64_t now);
   // Sends to a peer; a peer that cannot take it (gone, or not draining) is dropped.
@@ -222,6 +224,7 @@ class ZmqListener final : public Listener {
 
   const TransportOptions opt_;
   void* const socket_;
+  void* const monitor_;  // PAIR socket receiving socket_'s ACCEPTED, DISCONNECTED and CLOSED events
   const std::string endpoint_;
   Waker waker_;
   std::thread thread_;
@@ -250,6 +253,14 @@ class ZmqListener final : public Listener {
     int64_t due_ms;
   };
   std::vector<Cut> cuts_;  // closed connections to cut off unless their device closed them by then
+  // Accepted connections (by descriptor) that have not sent 'O': cut off after heartbeat_timeout_ms, or
+  // anyone who can reach the port could hold a descriptor each, forever, without being a peer.
+  struct Unopened {
+    PeerSocket sock;
+    int64_t since_ms;
+  };
+  std::unordered_map<int, Unopened> unopened_;
+  std::unordered_set<int> opened_early_;  // 'O' seen before the monitor's ACCEPTED for its descriptor
   ConnId next_id_ = 1;
   int64_t next_timers_ms_ = 0;
 };
@@ -262,16 +273,18 @@ void ZmqListener::Run() {
       events_full = events_.size() >= opt_.queue_frames_max;
     }
     // A server that does not keep up stops the reading: ZeroMQ's queues and then TCP push back on devices.
-    zmq_pollitem_t items[2] = {{nullptr, waker_.fd(), ZMQ_POLLIN, 0},
-                               {socket_, 0, static_cast<short>(events_full ? 0 : ZMQ_POLLIN), 0}};
+    zmq_pollitem_t items[3] = {{nullptr, waker_.fd(), ZMQ_POLLIN, 0},
+                               {socket_, 0, static_cast<short>(events_full ? 0 : ZMQ_POLLIN), 0},
+                               {monitor_, 0, ZMQ_POLLIN, 0}};
     long timeout_ms = std::max<long>(10, std::min<int64_t>(opt_.heartbeat_ms, 250) / 2);
     // ZeroMQ releases a paused peer's budget on its own thread, with no wakeup: look again soon.
     if (!paused_.empty()) timeout_ms = 5;
     if (!blocked_.empty()) timeout_ms = 1;
-    if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() != EINTR) continue;
+    if (zmq_poll(items, 3, timeout_ms) < 0 && zmq_errno() != EINTR) continue;
     if (items[0].revents & ZMQ_POLLIN) waker_.Drain();
     const int64_t now = MonoMs();
     if (!RunCommands(now)) break;
+    if (items[2].revents & ZMQ_POLLIN) WatchAccepted(now);
     FlushPending(now);
     if (!paused_.empty()) CheckPaused(now);
     if (items[1].revents & ZMQ_POLLIN) Receive(now);
@@ -286,7 +299,25 @@ void ZmqListener::Run() {
   }
   // Going away: every device hears it now rather than after a heartbeat timeout.
   for (auto& [rid, peer] : peers_) (void)SendMessage(socket_, rid, kClose, nullptr);
+  zmq_socket_monitor(socket_, nullptr, 0);
+  zmq_close(monitor_);
   zmq_close(socket_);
+}
+
+void ZmqListener::WatchAccepted(int64_t now) {
+  uint16_t event = 0;
+  uint32_t value = 0;
+  for (int i = 0; i < 4096 && ReadMonitorEvent(monitor_, &event, &value); ++i) {
+    const int fd = static_cast<int>(value);
+    if (event == ZMQ_EVENT_ACCEPTED) {
+      if (opened_early_.erase(fd) > 0) continue;
+      const PeerSocket sock = IdentifySocket(fd);
+      if (sock.fd >= 0) unopened_[fd] = {sock, now};
+    } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
+      unopened_.erase(fd);
+      opened_early_.erase(fd);
+    }
+  }
 }
 
 bool ZmqListener::RunCommands(int64_t now) {
@@ -413,6 +444,7 @@ void ZmqListener::Receive(int64_t now) {
         peer.budget = std::make_shared<SendBudget>();
         peer.budget->total = total_;
         peer.sock = IdentifySocket(fd);
+        if (fd >= 0 && unopened_.erase(fd) == 0) opened_early_.insert(fd);
         rids_[peer.id] = rid;
         auto [pit, inserted] = peers_.emplace(rid, std::move(peer));
         {
@@ -461,6 +493,11 @@ void ZmqListener::Timers(int64_t now) {
     }
   }
   for (const auto& rid : silent) Drop(rid, DropWhy::kSilent);
+  std::erase_if(unopened_, [&](const auto& entry) {
+    if (now - entry.second.since_ms < opt_.heartbeat_timeout_ms) return false;
+    CutOff(entry.second.sock);
+    return true;
+  });
   std::erase_if(cuts_, [now](const Cut& cut) {
     if (now < cut.due_ms) return false;
     CutOff(cut.sock);
@@ -534,10 +571,25 @@ Result<std::unique_ptr<Listener>> ListenZmq(std::vector<std::string> endpoints,
   }
   void* socket = zmq_socket(Context(), ZMQ_ROUTER);
   if (socket == nullptr) return ZmqStatus("zmq_socket");
+  void* monitor = nullptr;
   auto fail = [&](Status st) {
+    if (monitor != nullptr) {
+      zmq_socket_monitor(socket, nullptr, 0);
+      zmq_close(monitor);
+    }
     zmq_close(socket);
     return st;
   };
+  // Before any bind, so that no accepted connection goes unseen.
+  static std::atomic<uint64_t> next_monitor{0};
+  const std::string monitor_address = "inproc://outpost-router-monitor-" + std::to_string(next_monitor++);
+  if (zmq_socket_monitor(socket, monitor_address.c_str(),
+                         ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) != 0) {
+    return fail(ZmqStatus("zmq_socket_monitor"));
+  }
+  monitor = zmq_socket(Context(), ZMQ_PAIR);
+  if (monitor == nullptr) return fail(ZmqStatus("zmq monitor socket"));
+  if (zmq_connect(monitor, monitor_address.c_str()) != 0) return fail(ZmqStatus("zmq monitor connect"));
   const int one = 1;
   // Mandatory routing: a send to a vanished device fails (and drops it) instead of vanishing silently.
   if (zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
@@ -578,7 +630,7 @@ Result<std::unique_ptr<Listener>> ListenZmq(std::vector<std::string> endpoints,
     if (!bound.empty()) bound += ",";
     bound += last;
   }
-  return std::unique_ptr<Listener>(std::make_unique<ZmqListener>(socket, std::move(bound), options));
+  return std::unique_ptr<Listener>(std::make_unique<ZmqListener>(socket, monitor, std::move(bound), options));
 }
 
 }  // namespace outpost

@@ -25,7 +25,8 @@
 // ZeroMQ (ZMQ_MAXMSGSIZE) before it is buffered. Send budgets (transport.h) count the listener's queues and
 // ZeroMQ's pipe, in bytes. A peer the listener drops, or closes and that does not close its end within
 // heartbeat_timeout_ms, has its socket shut down under ZeroMQ (found by ZMQ_SRCFD): libzmq 4.3's stable
-// API has no call to disconnect one ROUTER peer.
+// API has no call to disconnect one ROUTER peer. So does an accepted connection (seen by the ROUTER's
+// socket monitor) that sends no 'O' within heartbeat_timeout_ms: it is no peer yet, but holds a descriptor.
 #ifndef OUTPOST_TRANSPORT_ZMQ_ZMQ_TRANSPORT_H_
 #define OUTPOST_TRANSPORT_ZMQ_ZMQ_TRANSPORT_H_
 
