@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -19,6 +20,7 @@
 
 #include "conformance/storage_backends.h"
 #include "outpost/client.h"
+#include "outpost/membership.h"
 #include "outpost/server.h"
 #include "sim/sim_disk.h"
 
@@ -109,11 +111,222 @@ class SkewedEnv final : public Env {
   const int64_t skew_ms_;
 };
 
+// ---- what each device reported about its own ops ----
+
+// One entry of an own op's history: a state the device reported (its change callbacks read the op at each
+// event, so every commit that changed it is seen), or what the user or the simulation did to it.
+struct Seen {
+  enum class What : uint8_t { kState, kRetry, kDiscard, kCrash, kPowerLoss };
+  What what = What::kState;
+  OpState state = OpState::kPending;
+  uint64_t seq = 0;                       // sent
+  Status::Code code = Status::Code::kOk;  // failed: the reason's code
+  uint64_t counter = 0;                   // failed: 0 once the device gave the op up (its counter released)
+  std::string error;                      // failed: the reason
+};
+
+Seen SeenOf(const OpInfo& op) {
+  Seen s;
+  s.state = op.state;
+  if (op.state == OpState::kSent) s.seq = op.seq;
+  if (op.state == OpState::kFailed) {
+    s.code = op.last_error_code;
+    s.counter = op.device_counter;
+    s.error = op.last_error;
+  }
+  return s;
+}
+
+bool SameState(const Seen& a, const Seen& b) {
+  return a.what == Seen::What::kState && b.what == Seen::What::kState && a.state == b.state &&
+         a.seq == b.seq && a.code == b.code && a.counter == b.counter && a.error == b.error;
+}
+
+std::string Describe(const Seen& s) {
+  switch (s.what) {
+    case Seen::What::kRetry:
+      return "retry";
+    case Seen::What::kDiscard:
+      return "discard";
+    case Seen::What::kCrash:
+      return "crash";
+    case Seen::What::kPowerLoss:
+      return "power loss";
+    case Seen::What::kState:
+      break;
+  }
+  if (s.state == OpState::kPending) return "pending";
+  if (s.state == OpState::kSent) return "sent@" + std::to_string(s.seq);
+  return "failed(" + std::string(Status::CodeName(s.code)) + ", counter " + std::to_string(s.counter) + ": " +
+         s.error + ")";
+}
+
+std::string Describe(const std::vector<Seen>& history) {
+  std::string out;
+  for (const Seen& s : history) out += (out.empty() ? "" : " -> ") + Describe(s);
+  return out;
+}
+
+// Empty when every transition of `history` is one the design allows (DESIGN.md invariant 7): pending ->
+// sent; pending -> failed, with a reason; failed -> pending only by Retry; failed -> sent only when the
+// server turns out to have applied an op the device had given up on (exhausted: a Timeout whose counter was
+// released), never after a permanent rejection; sent is final, at one seq. A power loss on a device
+// without sync may undo commits, so the states after it are checked afresh; when it undid a retry, the
+// rejection the device shows again may be one the server's later verdict (applied) replaced. Without
+// `give_ups` (attempts_max and age_ms_max unlimited) only the server fails an op: a transient trouble (no
+// answer, Busy) is retried, never a failure.
+std::string CheckHistory(const std::vector<Seen>& history, bool give_ups) {
+  if (history.empty()) return {};
+  if (history.front().what != Seen::What::kState || history.front().state != OpState::kPending)
+    return "the first state seen is not pending";
+  const Seen* last = nullptr;  // the last state since the submit or the last power loss
+  bool retried = false;        // a Retry since `last`
+  bool ever_retried = false;   // a Retry before now
+  bool retry_undone = false;   // a power loss after a Retry
+  for (const Seen& now : history) {
+    switch (now.what) {
+      case Seen::What::kPowerLoss:
+        last = nullptr;
+        retried = false;
+        retry_undone = retry_undone || ever_retried;
+        continue;
+      case Seen::What::kRetry:
+        if (last != nullptr && last->state != OpState::kFailed) return "retry of an op that is not failed";
+        retried = true;
+        ever_retried = true;
+        continue;
+      case Seen::What::kDiscard:
+      case Seen::What::kCrash:
+        continue;
+      case Seen::What::kState:
+        break;
+    }
+    if (now.state == OpState::kFailed && now.error.empty()) return "failed without a reason";
+    if (now.state == OpState::kFailed && !give_ups &&
+        (now.counter == 0 ||
+         (now.code != Status::Code::kInvalidArgument && now.code != Status::Code::kPermissionDenied))) {
+      return "failed though attempts are unlimited and the server refused nothing: " + Describe(now);
+    }
+    if (last != nullptr && !SameState(*last, now)) {
+      const std::string step = Describe(*last) + " -> " + Describe(now);
+      switch (last->state) {
+        case OpState::kSent:
+          return now.state == OpState::kSent ? "a sent op moved: " + step : "an op left sent: " + step;
+        case OpState::kPending:
+          break;  // to sent or failed
+        case OpState::kFailed:
+          if (now.state == OpState::kPending && !retried) return "failed -> pending without a retry";
+          if (now.state == OpState::kFailed) {
+            return (retried ? "failed again, not pending after its retry: "
+                            : "failed again without a retry: ") +
+                   step;
+          }
+          if (now.state == OpState::kSent && !retried && !retry_undone &&
+              (last->counter != 0 || last->code != Status::Code::kTimeout)) {
+            return "failed -> sent after a permanent rejection: " + step;
+          }
+          break;
+      }
+    }
+    last = &now;
+    retried = false;
+  }
+  return {};
+}
+
+// Every own op's history, written by the device's change callback (which may run on the client's commit
+// thread while the simulation waits in Submit) and read by the simulation. Outlives the Client.
+struct OpHistory {
+  std::mutex mu;
+  std::map<OpId, std::vector<Seen>> ops;
+  std::set<OpId> dirty;  // changed since the last check
+  void Add(const OpId& id, Seen s) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Seen>& h = ops[id];
+    if (!h.empty() && SameState(h.back(), s)) return;
+    h.push_back(std::move(s));
+    dirty.insert(id);
+  }
+  void Mark(const OpId& id, Seen::What what) {
+    Seen s;
+    s.what = what;
+    Add(id, std::move(s));
+  }
+  void MarkAll(Seen::What what) {
+    std::vector<OpId> ids;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& [id, h] : ops) ids.push_back(id);
+    }
+    for (const OpId& id : ids) Mark(id, what);
+  }
+};
+
+// ---- membership, as the server's applied ops tell it ----
+
+// A stream's applied ops replayed in seq order under the server's rules (outpost/membership.h).
+struct MemberReplay {
+  std::set<std::string> members;            // at the end
+  std::map<std::string, uint64_t> removed;  // user -> seq of the members op that last removed them
+  // user -> the joined/left kinds the user's feed must show for this stream, in order
+  std::map<std::string, std::vector<std::string>> feed;
+  uint64_t changes = 0;  // members ops
+  std::string error;     // an op the server should have refused; empty when none
+};
+
+MemberReplay ReplayMembers(const std::vector<OpInfo>& ops) {
+  MemberReplay r;
+  bool exists = false;
+  for (const OpInfo& op : ops) {
+    const std::string what =
+        "seq " + std::to_string(op.seq) + " (" + op.kind + " by " + op.user + "/" + op.device + ")";
+    if (op.kind == kJoinedKind || op.kind == kLeftKind) {
+      r.error = what + ": a device's op of a kind only the server writes";
+      return r;
+    }
+    if (op.kind != kMembersKind) {
+      if (!exists) r.error = what + ": applied before the stream existed";
+      if (exists && !r.members.contains(op.user)) r.error = what + ": applied while its user was no member";
+      if (!r.error.empty()) return r;
+      continue;
+    }
+    if (exists && !r.members.contains(op.user)) {
+      r.error = what + ": a member list changed by a user who was no member";
+      return r;
+    }
+    std::vector<std::string> list = DecodeMembers(op.payload);
+    std::set<std::string> now(list.begin(), list.end());
+    if (!exists) now.insert(op.user);  // the author of a new stream is always a member
+    for (const auto& u : r.members) {
+      if (now.contains(u)) continue;
+      r.feed[u].emplace_back(kLeftKind);
+      r.removed[u] = op.seq;
+    }
+    for (const auto& u : now) {
+      if (!r.members.contains(u)) r.feed[u].emplace_back(kJoinedKind);
+    }
+    r.members = std::move(now);
+    exists = true;
+    ++r.changes;
+  }
+  return r;
+}
+
+// Whether two views hold the same ops at the same seqs.
+bool SameOps(const std::vector<OpInfo>& a, const std::vector<OpInfo>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].op_id != b[i].op_id || a[i].seq != b[i].seq) return false;
+  }
+  return true;
+}
+
 // ---- the simulation ----
 
 struct Submitted {
   OpId id;
   std::string stream;
+  std::string kind;
   bool bad = false;        // the server refuses it permanently
   bool discarded = false;  // the user gave up on it
   bool lost = false;       // its submit was undone by a power loss before it was synced
@@ -131,11 +344,18 @@ struct Device {
   int submitted = 0;
   int64_t partitioned_until = 0;
   std::vector<Submitted> subs;
-  std::map<OpId, OpState> seen;            // last observed state of each own op
+  std::shared_ptr<OpHistory> history = std::make_shared<OpHistory>();
   std::map<std::string, uint64_t> cursor;  // last observed cursor of each stream
   std::map<std::string, uint64_t> read;    // last MarkRead of each stream
   // Last observed watermark per (stream, user, device, kind).
   std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> watermarks;
+  // Membership: the user's feed, how far this device has read it, what it says of each stream (the user
+  // is a member: true), and whether the device follows every stream at open (else only what its feed
+  // names: both paths to a stream must work).
+  std::string feed;
+  uint64_t feed_read = 0;
+  std::map<std::string, bool> member;
+  bool follow_all = true;
 };
 
 class Sim {
@@ -146,6 +366,7 @@ class Sim {
     tmp_ = std::filesystem::temp_directory_path() /
            ("outpost-sim-" + std::to_string(::getpid()) + "-" + std::to_string(run_));
     for (int s = 0; s < cfg_.streams; ++s) streams_.push_back("s" + std::to_string(s));
+    for (int u = 0; u < std::max(1, cfg_.users); ++u) users_.push_back("u" + std::to_string(u));
   }
   ~Sim() {
     for (auto& d : devices_) d.client.reset();
@@ -187,7 +408,25 @@ class Sim {
   bool CrashDevice(Device& d, const std::string& how, bool power_loss);
   bool DeviceTick(Device& d);
   bool Observe(Device& d, bool watermarks);
+  // Subscribes to the device's changes (every state its own ops go through lands in d.history) and records
+  // the state each own op has now.
+  void WatchOps(Device& d);
+  // Fails naming the op and its history when an op of `d` changed in a way the design does not allow.
+  bool CheckHistories(Device& d, bool all);
   bool HandleFailed(Device& d, bool quiet);
+  // Submits one op of the user; the kind and payload follow the profile.
+  bool SubmitOne(Device& d, const std::string& stream, bool bad, std::string kind, std::string payload);
+  bool SubmitRandom(Device& d);
+  // Membership: a stream for the user to write to (mostly one its feed says the user is in), a member list
+  // (always naming the auditor), and the feed read up to its cursor (following what the user joined).
+  const std::string& PickStream(Device& d);
+  std::vector<std::string> RandomMembers(const std::string& author);
+  bool ReadFeed(Device& d);
+  // The sent ops of `d`'s view of `stream`, in order; fails on a pending op (the quiet phase is over), a
+  // failed op that is not own or has no reason, a seq shown twice, and gaps when `gapless`.
+  bool SentView(Device& d, const std::string& stream, bool gapless, std::vector<OpInfo>* out);
+  // The members of each stream now, as the auditor's view of it says.
+  bool MembersNow(std::map<std::string, std::set<std::string>>* members);
   void Partitions();
   bool Quiet();
   bool MarkReadAll(bool* marked);
@@ -203,6 +442,7 @@ class Sim {
   std::string net_;
   std::filesystem::path tmp_;
   std::vector<std::string> streams_;
+  std::vector<std::string> users_;  // of the devices (the auditor's user, "audit", is not among them)
   std::unique_ptr<SimDisk> server_disk_;
   std::unique_ptr<Server> server_;
   std::vector<Device> devices_;
@@ -218,6 +458,7 @@ bool Sim::OpenServer() {
   so.open_store = server_disk_->Opener();
   so.store_sync = true;  // an ack promises durability: the server must sync (so power losses undo nothing)
   so.env = &env_;
+  so.membership = cfg_.membership;
   so.authorize = [](const AccessRequest& req) {
     if (req.access == Access::kPush && req.payload.starts_with("BAD")) {
       return Status::InvalidArgument("payload refused by the server");
@@ -226,10 +467,12 @@ bool Sim::OpenServer() {
   };
   auto listener = Listen(net_);
   if (!listener.ok()) return Fail("listen: " + listener.status().ToString());
+  server_disk_->SetFlaky(0, 0);  // the store opens (a flaky disk that kept failing would keep it down)
   auto server = Server::Open(std::move(so),
                              std::make_unique<SimListener>(std::move(listener).value(), server_disk_.get()));
   if (!server.ok()) return Fail("server open: " + server.status().ToString());
   server_ = std::move(server).value();
+  if (cfg_.server_store_flaky > 0) server_disk_->SetFlaky(cfg_.server_store_flaky, rng_());
   return true;
 }
 
@@ -279,7 +522,9 @@ bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
   auto c = Client::Open(std::move(o));
   if (!c.ok()) return Fail("open " + d.name + ": " + c.status().ToString());
   d.client = std::move(c).value();
+  WatchOps(d);
   for (const auto& s : streams_) {
+    if (cfg_.membership && !d.follow_all) break;
     Status st = d.client->Follow(s);
     if (!st.ok()) return Fail("follow: " + st.ToString());
   }
@@ -303,6 +548,52 @@ bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
     ++result_.ops_lost_to_power;
     Trace(d.name + " lost unsynced submit " + sub.id.ToString());
   }
+  // What each own op is now (after a crash it must be what the device last reported).
+  for (const Submitted& sub : d.subs) {
+    if (sub.lost) continue;
+    auto op = d.client->Get(sub.id);
+    if (op.ok()) d.history->Add(sub.id, SeenOf(*op));
+  }
+  if (!CheckHistories(d, false)) return false;
+  if (cfg_.membership) {
+    // The feed is read again from its start: a power loss may have undone follows and the feed's cursor.
+    Status st = d.client->Follow(d.feed);
+    if (!st.ok()) return Fail("follow: " + st.ToString());
+    d.feed_read = 0;
+    d.member.clear();
+    if (!ReadFeed(d)) return false;
+  }
+  return true;
+}
+
+void Sim::WatchOps(Device& d) {
+  Client* client = d.client.get();
+  std::shared_ptr<OpHistory> history = d.history;
+  client->Subscribe("", [client, history](const std::vector<Change>& changes) {
+    for (const Change& change : changes) {
+      if (change.kind != Change::Kind::kAdded && change.kind != Change::Kind::kUpdated) continue;
+      auto op = client->Get(change.op_id);
+      if (op.ok() && op->own) history->Add(change.op_id, SeenOf(*op));
+    }
+  });
+}
+
+bool Sim::CheckHistories(Device& d, bool all) {
+  std::lock_guard<std::mutex> lock(d.history->mu);
+  std::set<OpId> ids;
+  if (all) {
+    for (const auto& [id, h] : d.history->ops) ids.insert(id);
+  } else {
+    ids.swap(d.history->dirty);
+  }
+  d.history->dirty.clear();
+  for (const OpId& id : ids) {
+    const std::vector<Seen>& h = d.history->ops[id];
+    std::string why = CheckHistory(h, cfg_.attempts_max > 0);
+    if (!why.empty()) {
+      return Fail("op " + id.ToString() + " of " + d.name + ": " + why + "; its history: " + Describe(h));
+    }
+  }
   return true;
 }
 
@@ -320,18 +611,22 @@ bool Sim::CrashDevice(Device& d, const std::string& how, bool power_loss) {
       if (!undone.ok()) return Fail("power loss: " + undone.status().ToString());
       ++result_.power_losses;
       Trace(d.name + " power loss, " + std::to_string(*undone) + " unsynced commits undone");
-      d.seen.clear();
+      d.history->MarkAll(Seen::What::kPowerLoss);
       d.cursor.clear();
       d.watermarks.clear();
       d.read.clear();
     }
   }
-  if (!power_loss) Trace(d.name + " " + how);
+  if (!power_loss) {
+    Trace(d.name + " " + how);
+    d.history->MarkAll(Seen::What::kCrash);
+  }
   return OpenDevice(d, true, durable);
 }
 
 bool Sim::Observe(Device& d, bool watermarks) {
-  for (const auto& s : streams_) {
+  for (size_t i = 0; i < streams_.size() + (cfg_.membership ? 1 : 0); ++i) {
+    const std::string& s = i < streams_.size() ? streams_[i] : d.feed;
     auto c = d.client->Cursor(s);
     if (!c.ok()) return Fail("cursor: " + c.status().ToString());
     uint64_t& last = d.cursor[s];
@@ -340,24 +635,11 @@ bool Sim::Observe(Device& d, bool watermarks) {
                   std::to_string(*c));
     last = *c;
   }
-  // Status only moves forward: pending -> sent; pending -> failed; failed -> pending only by Retry.
-  for (int i = 0; i < 4 && !d.subs.empty(); ++i) {
-    const Submitted& sub = d.subs[Rand(d.subs.size())];
-    if (sub.discarded || sub.lost) continue;
-    auto op = d.client->Get(sub.id);
-    if (!op.ok())
-      return Fail(d.name + " cannot read own op " + sub.id.ToString() + ": " + op.status().ToString());
-    auto it = d.seen.find(sub.id);
-    if (it != d.seen.end()) {
-      OpState was = it->second, now = op->state;
-      if (was == OpState::kSent && now != OpState::kSent)
-        return Fail("op " + sub.id.ToString() + " left sent state");
-      if (was == OpState::kFailed && now == OpState::kPending)
-        return Fail("op " + sub.id.ToString() + " failed -> pending without retry");
-    }
-    if (op->state == OpState::kFailed && op->last_error.empty()) return Fail("failed op without a reason");
-    d.seen[sub.id] = op->state;
-  }
+  // Status only moves forward: every change the device reported since the last look. (This replaced a
+  // check of 4 random ops per tick; its draws are kept so that a seed replays the history it always did.)
+  if (!d.subs.empty()) rng_.discard(4);
+  if (!CheckHistories(d, false)) return false;
+  if (!ReadFeed(d)) return false;
   // Watermarks (delivered and read receipts) never move back, as this device sees them.
   if (watermarks) {
     const std::string& s = streams_[Rand(streams_.size())];
@@ -385,23 +667,114 @@ bool Sim::HandleFailed(Device& d, bool quiet) {
       if (s.id == op.op_id) sub = &s;
     }
     if (sub == nullptr) return Fail("unknown failed op in outbox");
-    bool refused = op.last_error_code == Status::Code::kInvalidArgument;
+    // Refused by the server for good: invalid, or forbidden (not a member, a membership feed, a kind only
+    // the server writes). A retry is judged afresh: a user added meanwhile may write now.
+    bool refused = op.last_error_code == Status::Code::kInvalidArgument ||
+                   op.last_error_code == Status::Code::kPermissionDenied;
     if (refused && !quiet && Chance(cfg_.discard)) {
+      d.history->Mark(op.op_id, Seen::What::kDiscard);
       Status st = d.client->Discard(op.op_id);
       if (!st.ok()) return Fail("discard: " + st.ToString());
       sub->discarded = true;
       sub->discard_mark = d.disk ? d.disk->commits() : 0;
-      d.seen.erase(op.op_id);
       Trace(d.name + " discard " + op.op_id.ToString());
     } else if (!refused || (sub->retries < 2 && !quiet)) {
+      d.history->Mark(op.op_id, Seen::What::kRetry);
       Status st = d.client->Retry(op.op_id);
       if (!st.ok()) return Fail("retry: " + st.ToString());
       ++sub->retries;
       ++retries_;
-      d.seen.erase(op.op_id);
       Trace(d.name + " retry " + op.op_id.ToString() + " (" + op.last_error + ")");
     }
   }
+  return true;
+}
+
+bool Sim::SubmitOne(Device& d, const std::string& stream, bool bad, std::string kind, std::string payload) {
+  Submitted sub;
+  sub.stream = stream;
+  sub.kind = std::move(kind);
+  sub.bad = bad;
+  auto id = d.client->Submit(sub.stream, sub.kind, payload);
+  if (!id.ok()) return Fail("submit: " + id.status().ToString());
+  sub.id = *id;
+  sub.mark = d.disk ? d.disk->commits() : 0;
+  std::replace(payload.begin(), payload.end(), '\n', ',');
+  Trace(d.name + " submit " + sub.stream + " " + (sub.kind == "text" ? "" : sub.kind + " ") + payload + " " +
+        sub.id.ToString());
+  d.subs.push_back(std::move(sub));
+  ++d.submitted;
+  ++result_.ops_submitted;
+  return true;
+}
+
+bool Sim::SubmitRandom(Device& d) {
+  const std::string& stream = PickStream(d);
+  const bool bad = Chance(cfg_.reject);
+  const std::string text = d.name + "#" + std::to_string(d.submitted);
+  if (!cfg_.membership) return SubmitOne(d, stream, bad, "text", (bad ? "BAD " : "") + text);
+  if (!bad) {
+    if (Chance(cfg_.members_share))
+      return SubmitOne(d, stream, false, std::string(kMembersKind), EncodeMembers(RandomMembers(d.user)));
+    return SubmitOne(d, stream, false, "text", text);
+  }
+  // Refused whoever sends it: a payload the authorize hook refuses, an op of a kind only the server
+  // writes, a write to a membership feed.
+  switch (Rand(3)) {
+    case 0:
+      return SubmitOne(d, stream, true, "text", "BAD " + text);
+    case 1:
+      return SubmitOne(d, stream, true, std::string(kJoinedKind), stream);
+    default:
+      return SubmitOne(d, FeedStream(users_[Rand(users_.size())]), true, "text", "forged " + text);
+  }
+}
+
+const std::string& Sim::PickStream(Device& d) {
+  if (cfg_.membership && Chance(0.85)) {
+    std::vector<const std::string*> mine;
+    for (const auto& [stream, in] : d.member) {
+      if (in) mine.push_back(&stream);
+    }
+    if (!mine.empty()) return *mine[Rand(mine.size())];
+  }
+  return streams_[Rand(streams_.size())];
+}
+
+std::vector<std::string> Sim::RandomMembers(const std::string& author) {
+  std::vector<std::string> list;
+  for (const auto& u : users_) {
+    if (Chance(u == author ? 0.85 : 0.5)) list.push_back(u);
+  }
+  if (list.empty()) list.push_back(users_[Rand(users_.size())]);
+  list.emplace_back("audit");  // the auditor reads every stream at the end
+  return list;
+}
+
+bool Sim::ReadFeed(Device& d) {
+  if (!cfg_.membership) return true;
+  auto cursor = d.client->Cursor(d.feed);
+  if (!cursor.ok()) return Fail("cursor: " + cursor.status().ToString());
+  if (*cursor <= d.feed_read) return true;
+  auto view = d.client->Latest(d.feed, 1'000'000);  // a feed holds a few dozen ops
+  if (!view.ok()) return Fail("latest: " + view.status().ToString());
+  for (const OpInfo& op : *view) {
+    if (op.state != OpState::kSent || op.seq <= d.feed_read || op.seq > *cursor) continue;
+    const bool joined = op.kind == kJoinedKind;
+    if ((!joined && op.kind != kLeftKind) ||
+        std::find(streams_.begin(), streams_.end(), op.payload) == streams_.end()) {
+      return Fail(d.name + " feed " + d.feed + " holds seq " + std::to_string(op.seq) + " of kind " +
+                  op.kind + " naming '" + op.payload + "'");
+    }
+    d.member[op.payload] = joined;
+    Trace(d.name + " feed seq " + std::to_string(op.seq) + ": " + (joined ? "joined " : "left ") +
+          op.payload);
+    if (joined) {
+      Status st = d.client->Follow(op.payload);
+      if (!st.ok()) return Fail("follow: " + st.ToString());
+    }
+  }
+  d.feed_read = *cursor;
   return true;
 }
 
@@ -409,18 +782,7 @@ bool Sim::DeviceTick(Device& d) {
   if (d.submitted < cfg_.ops_per_device && Chance(cfg_.submit)) {
     int n = 1 + static_cast<int>(Rand(3));
     for (int i = 0; i < n && d.submitted < cfg_.ops_per_device; ++i) {
-      Submitted sub;
-      sub.stream = streams_[Rand(streams_.size())];
-      sub.bad = Chance(cfg_.reject);
-      std::string payload = (sub.bad ? "BAD " : "") + d.name + "#" + std::to_string(d.submitted);
-      auto id = d.client->Submit(sub.stream, "text", payload);
-      if (!id.ok()) return Fail("submit: " + id.status().ToString());
-      sub.id = *id;
-      sub.mark = d.disk ? d.disk->commits() : 0;
-      d.subs.push_back(sub);
-      ++d.submitted;
-      ++result_.ops_submitted;
-      Trace(d.name + " submit " + sub.stream + " " + payload + " " + sub.id.ToString());
+      if (!SubmitRandom(d)) return false;
     }
   }
   if (Chance(cfg_.mark_read)) {
@@ -482,19 +844,36 @@ bool Sim::MarkReadAll(bool* marked) {
   return true;
 }
 
-// What is missing for every device to see every other device's delivered and read watermark at the end
-// of every stream; empty when nothing is.
+// What is missing for every member device (every device without membership) to see every other member
+// device's delivered and read watermark at the end of every stream (the auditor's cursor); empty when
+// nothing is.
 std::string Sim::WatermarksMissing() {
-  for (auto& a : devices_) {
-    for (const auto& s : streams_) {
-      auto high = devices_[0].client->Cursor(s);
+  std::map<std::string, std::set<std::string>> members;
+  if (cfg_.membership && !MembersNow(&members)) return "cannot replay the member lists";
+  auto member = [&](const Device& d, const std::string& s) {
+    return !cfg_.membership || members[s].contains(d.user);
+  };
+  for (const auto& s : streams_) {
+    auto high = devices_.back().client->Cursor(s);
+    if (!high.ok()) return "cannot read the auditor's cursor";
+    if (*high == 0) continue;
+    for (auto& a : devices_) {
+      if (!member(a, s)) continue;
+      auto cursor = a.client->Cursor(s);
+      if (!cursor.ok()) return "cannot read a cursor";
+      if (*cursor != *high) {
+        return a.name + " (" + a.user + ", a member) is at cursor " + std::to_string(*cursor) + " of " + s +
+               ", stream high " + std::to_string(*high);
+      }
+    }
+    for (auto& a : devices_) {
+      if (!member(a, s)) continue;
       auto wms = a.client->Watermarks(s);
-      if (!high.ok() || !wms.ok()) return "cannot read watermarks or cursors";
-      if (*high == 0) continue;
+      if (!wms.ok()) return "cannot read watermarks";
       std::map<std::pair<std::string, int>, uint64_t> got;
       for (const Watermark& w : *wms) got[{w.device, static_cast<int>(w.kind)}] = w.seq;
       for (auto& b : devices_) {
-        if (&a == &b) continue;
+        if (&a == &b || !member(b, s)) continue;
         for (int kind : {0, 1}) {
           const uint64_t seq = got[{b.name, kind}];
           if (seq != *high) {
@@ -507,6 +886,19 @@ std::string Sim::WatermarksMissing() {
     }
   }
   return {};
+}
+
+bool Sim::MembersNow(std::map<std::string, std::set<std::string>>* members) {
+  for (const auto& s : streams_) {
+    auto view = devices_.back().client->Latest(s, 1'000'000);
+    if (!view.ok()) return Fail("latest: " + view.status().ToString());
+    std::vector<OpInfo> sent;
+    for (OpInfo& op : *view) {
+      if (op.state == OpState::kSent) sent.push_back(std::move(op));
+    }
+    (*members)[s] = ReplayMembers(sent).members;
+  }
+  return true;
 }
 
 bool Sim::Quiet() {
@@ -526,6 +918,9 @@ bool Sim::Quiet() {
     auditor.disk = std::make_unique<SimDisk>("sim-" + std::to_string(run_) + "-auditor");
     auditor.store = "memory:";
     auditor.env = std::make_unique<SkewedEnv>(&env_, -86'400'000);  // a day slow
+    // With membership the auditor finds every stream through its feed: "audit" is on every member list.
+    auditor.feed = FeedStream(auditor.user);
+    auditor.follow_all = false;
     devices_.push_back(std::move(auditor));
     if (!OpenDevice(devices_.back(), false)) return false;
   }
@@ -583,9 +978,34 @@ bool Sim::Quiet() {
     ClientStats s = d.client->Stats();
     why += " " + d.name + "{connected=" + std::to_string(s.connected) +
            " outbox=" + std::to_string(s.outbox_depth) + " failed=" + std::to_string(s.failed) +
+           " bad_frames=" + std::to_string(s.bad_frames) + " idle=" + std::to_string(d.client->IsIdle()) +
            " err=" + s.last_connection_error + "}";
   }
   return Fail(why);
+}
+
+bool Sim::SentView(Device& d, const std::string& stream, bool gapless, std::vector<OpInfo>* out) {
+  out->clear();
+  auto view = d.client->Latest(stream, 1'000'000);
+  if (!view.ok()) return Fail("latest: " + view.status().ToString());
+  std::set<OpId> unique;
+  for (OpInfo& op : *view) {
+    if (op.state == OpState::kPending)
+      return Fail(d.name + " still has a pending op on " + stream + " after the quiet phase");
+    if (op.state == OpState::kFailed) {
+      if (!op.own || op.last_error.empty()) return Fail("failed op that is not own or has no reason");
+      continue;
+    }
+    if (!unique.insert(op.op_id).second) return Fail("op " + op.op_id.ToString() + " shown twice");
+    const uint64_t want = out->empty() ? 1 : out->back().seq + 1;
+    if (gapless ? op.seq != want : op.seq < want) {
+      return Fail(d.name + " view of " + stream + " has seq " + std::to_string(op.seq) + " at place " +
+                  std::to_string(out->size() + 1) +
+                  (out->empty() ? "" : ", after seq " + std::to_string(out->back().seq)));
+    }
+    out->push_back(std::move(op));
+  }
+  return true;
 }
 
 bool Sim::CheckFinal() {
@@ -596,63 +1016,121 @@ bool Sim::CheckFinal() {
     if (bad != 0)
       return Fail(d.name + " counted " + std::to_string(bad) + " bad frames from an honest server");
   }
+  // The auditor's view is the server's order: it reads every stream (with membership, "audit" is on every
+  // member list) and wrote nothing.
+  Device& auditor = devices_.back();
   std::map<OpId, std::pair<std::string, uint64_t>> applied;  // op -> stream, seq
+  std::map<std::string, MemberReplay> replays;
   for (const auto& s : streams_) {
-    std::vector<std::pair<OpId, uint64_t>> reference;
-    for (size_t i = 0; i < devices_.size(); ++i) {
-      Device& d = devices_[i];
-      auto view = d.client->Latest(s, 1'000'000);
-      if (!view.ok()) return Fail("latest: " + view.status().ToString());
-      std::vector<std::pair<OpId, uint64_t>> sent;
-      for (const OpInfo& op : *view) {
-        if (op.state == OpState::kPending)
-          return Fail(d.name + " still has a pending op after the quiet phase");
-        if (op.state == OpState::kFailed) {
-          if (!op.own || op.last_error.empty()) return Fail("failed op that is not own or has no reason");
-          continue;
+    std::vector<OpInfo> reference;
+    if (!SentView(auditor, s, true, &reference)) return false;
+    MemberReplay& replay = replays[s];
+    if (cfg_.membership) {
+      replay = ReplayMembers(reference);
+      if (!replay.error.empty())
+        return Fail("the server applied an op it must refuse on " + s + ": " + replay.error);
+      result_.member_changes += replay.changes;
+    }
+    for (auto& d : devices_) {
+      if (&d == &auditor) continue;
+      const bool member = !cfg_.membership || replay.members.contains(d.user);
+      std::vector<OpInfo> sent;
+      if (!SentView(d, s, member, &sent)) return false;
+      if (member) {
+        // Convergence: every member device shows the server's ops in the server's order.
+        if (!SameOps(sent, reference)) {
+          return Fail("devices disagree on " + s + ": " + auditor.name + " has " +
+                      std::to_string(reference.size()) + " ops, " + d.name + " has " +
+                      std::to_string(sent.size()));
         }
-        sent.emplace_back(op.op_id, op.seq);
+        continue;
       }
-      // Seqs 1..N without gaps; each op once.
-      std::set<OpId> unique;
-      for (size_t k = 0; k < sent.size(); ++k) {
-        if (sent[k].second != k + 1)
-          return Fail(d.name + " view of " + s + " has seq " + std::to_string(sent[k].second) + " at place " +
-                      std::to_string(k + 1));
-        if (!unique.insert(sent[k].first).second)
-          return Fail("op " + sent[k].first.ToString() + " shown twice");
-      }
-      if (i == 0) {
-        reference = sent;
-      } else if (sent != reference) {
-        return Fail("devices disagree on " + s + ": " + devices_[0].name + " has " +
-                    std::to_string(reference.size()) + " ops, " + d.name + " has " +
-                    std::to_string(sent.size()));
+      // No member at the end: it holds what the server applied, at the server's seqs, and nothing from
+      // the members op that last removed its user on (but its own ops, applied while it was a member).
+      auto removed = replay.removed.find(d.user);
+      const uint64_t upto = removed == replay.removed.end() ? 0 : removed->second;
+      for (const OpInfo& op : sent) {
+        if (op.seq > reference.size() || reference[op.seq - 1].op_id != op.op_id) {
+          return Fail(d.name + " shows op " + op.op_id.ToString() + " at seq " + std::to_string(op.seq) +
+                      " of " + s + ", which the server does not");
+        }
+        if (!op.own && op.seq >= upto) {
+          return Fail(d.name + " of " + d.user + " got seq " + std::to_string(op.seq) + " of " + s +
+                      (upto == 0 ? ", a stream its user never was a member of"
+                                 : " after its user was removed at seq " + std::to_string(upto)));
+        }
       }
     }
-    for (const auto& [id, seq] : reference) {
-      if (!applied.emplace(id, std::make_pair(s, seq)).second) return Fail("op applied in two streams");
+    for (const OpInfo& op : reference) {
+      if (!applied.emplace(op.op_id, std::make_pair(s, op.seq)).second)
+        return Fail("op applied in two streams");
     }
   }
   result_.ops_applied = applied.size();
+  if (cfg_.membership) {
+    // Each user's feed: the same on every device of the user, and per stream exactly the joins and leaves
+    // its member lists made, in order, so that it ends consistent with the final member lists.
+    std::set<std::string> users;
+    for (const auto& d : devices_) users.insert(d.user);
+    for (const auto& user : users) {
+      const std::string feed = FeedStream(user);
+      std::vector<OpInfo> reference;
+      const Device* first = nullptr;
+      for (auto& d : devices_) {
+        if (d.user != user) continue;
+        std::vector<OpInfo> sent;
+        if (!SentView(d, feed, true, &sent)) return false;
+        if (first == nullptr) {
+          first = &d;
+          reference = std::move(sent);
+        } else if (!SameOps(sent, reference)) {
+          return Fail("devices disagree on " + feed + ": " + first->name + " has " +
+                      std::to_string(reference.size()) + " ops, " + d.name + " has " +
+                      std::to_string(sent.size()));
+        }
+      }
+      std::map<std::string, std::vector<std::string>> got;
+      for (const OpInfo& op : reference) {
+        if ((op.kind != kJoinedKind && op.kind != kLeftKind) || !replays.contains(op.payload))
+          return Fail(feed + " holds seq " + std::to_string(op.seq) + " of kind " + op.kind + " naming '" +
+                      op.payload + "'");
+        got[op.payload].push_back(op.kind);
+      }
+      for (const auto& s : streams_) {
+        const std::vector<std::string>& want = replays[s].feed[user];
+        if (got[s] != want) {
+          auto list = [](const std::vector<std::string>& kinds) {
+            std::string out;
+            for (const auto& k : kinds) out += (out.empty() ? "" : ",") + k;
+            return "[" + out + "]";
+          };
+          return Fail(feed + " says " + list(got[s]) + " of " + s + ", its member lists say " + list(want));
+        }
+      }
+    }
+  }
   for (auto& d : devices_) {
     std::map<std::string, std::pair<uint64_t, OpId>> last_seq;  // stream -> seq and id of the last op
     for (const Submitted& sub : d.subs) {
       auto it = applied.find(sub.id);
-      if (sub.bad) {
-        if (it != applied.end()) return Fail("a refused op was applied: " + sub.id.ToString());
-        if (!sub.discarded && !sub.lost) {
-          auto op = d.client->Get(sub.id);
-          if (!op.ok() || op->state != OpState::kFailed || op->last_error.empty()) {
-            return Fail("a refused op is not failed with a reason: " + sub.id.ToString());
-          }
-          ++result_.ops_failed;
-        }
-        continue;
-      }
+      if (sub.bad && it != applied.end()) return Fail("a refused op was applied: " + sub.id.ToString());
+      auto op = d.client->Get(sub.id);
       if (it == applied.end()) {
         if (sub.discarded || sub.lost) continue;
-        auto op = d.client->Get(sub.id);
+        // Not applied, so refused for good, with its reason: invalid, or forbidden (membership).
+        const bool failed = op.ok() && op->state == OpState::kFailed && !op->last_error.empty();
+        if (failed && sub.bad) {
+          ++result_.ops_failed;
+          if (op->last_error_code == Status::Code::kPermissionDenied) ++result_.ops_forbidden;
+          continue;
+        }
+        if (sub.bad) return Fail("a refused op is not failed with a reason: " + sub.id.ToString());
+        if (failed && cfg_.membership && op->last_error_code == Status::Code::kPermissionDenied &&
+            op->last_error.starts_with("forbidden: ")) {
+          ++result_.ops_failed;
+          ++result_.ops_forbidden;
+          continue;
+        }
         std::string state = !op.ok() ? op.status().ToString()
                                      : "state " + std::to_string(static_cast<int>(op->state)) + " counter " +
                                            std::to_string(op->device_counter) + " attempts " +
@@ -661,17 +1139,29 @@ bool Sim::CheckFinal() {
                     ", retries " + std::to_string(sub.retries) + ")");
       }
       if (it->second.first != sub.stream) return Fail("op applied to the wrong stream");
+      // The server's word is final: an applied op shows as sent at its seq (a discarded one came back).
+      if (!sub.lost && (!op.ok() || op->state != OpState::kSent || op->seq != it->second.second)) {
+        std::lock_guard<std::mutex> lock(d.history->mu);
+        return Fail("op " + sub.id.ToString() + " of " + d.name + " (" + d.user + ") applied at seq " +
+                    std::to_string(it->second.second) + " of " + sub.stream + " but shown " +
+                    (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()) +
+                    "; its history: " + Describe(d.history->ops[sub.id]));
+      }
       if (sub.retries > 0 || sub.discarded) continue;  // a retried op is ordered after its retry
       auto& [last, last_id] = last_seq[sub.stream];
       if (it->second.second <= last) {
         auto counter = [&](const OpId& id) {
-          auto op = d.client->Get(id);
-          return op.ok() ? std::to_string(op->device_counter) : op.status().ToString();
+          auto o = d.client->Get(id);
+          return o.ok() ? std::to_string(o->device_counter) : o.status().ToString();
+        };
+        auto history = [&](const OpId& id) {
+          std::lock_guard<std::mutex> lock(d.history->mu);
+          return Describe(d.history->ops[id]);
         };
         return Fail("per-device order broken: " + d.name + " op " + sub.id.ToString() + " (counter " +
                     counter(sub.id) + ") got seq " + std::to_string(it->second.second) + " after op " +
                     last_id.ToString() + " (counter " + counter(last_id) + ") got seq " +
-                    std::to_string(last));
+                    std::to_string(last) + "; their histories: " + history(sub.id) + "; " + history(last_id));
       }
       last = it->second.second;
       last_id = sub.id;
@@ -681,6 +1171,13 @@ bool Sim::CheckFinal() {
     for (const OpInfo& op : *outbox) {
       if (op.state != OpState::kFailed) return Fail(d.name + " outbox still holds a pending op");
     }
+    // Every state each own op went through, to its last.
+    for (const Submitted& sub : d.subs) {
+      if (sub.lost) continue;
+      auto op = d.client->Get(sub.id);
+      if (op.ok()) d.history->Add(sub.id, SeenOf(*op));
+    }
+    if (!CheckHistories(d, true)) return false;
   }
   return true;
 }
@@ -688,8 +1185,10 @@ bool Sim::CheckFinal() {
 bool Sim::MakeDevices(const StorageBackend* backend) {
   for (int i = 0; i < cfg_.devices; ++i) {
     Device d;
-    d.user = "u" + std::to_string(i % std::max(1, cfg_.users));
+    d.user = users_[static_cast<size_t>(i) % users_.size()];
     d.name = "dev" + std::to_string(i);
+    d.feed = FeedStream(d.user);
+    d.follow_all = !cfg_.membership || i % 2 == 0;
     // Up to an hour fast or slow; device 0 keeps the true time.
     d.env =
         std::make_unique<SkewedEnv>(&env_, i == 0 ? 0 : static_cast<int64_t>(Rand(7'200'001)) - 3'600'000);
@@ -725,6 +1224,14 @@ SimResult Sim::Run() {
   for (auto& d : devices_) {
     if (!OpenDevice(d, true)) return result_;
   }
+  // With membership, a stream exists once a members op is applied to it: one device creates each (others
+  // may create it first, later, with their own lists, or be refused when they are not on its list).
+  for (size_t i = 0; cfg_.membership && i < streams_.size(); ++i) {
+    Device& d = devices_[i % devices_.size()];
+    std::vector<std::string> members = RandomMembers(d.user);
+    if (std::find(members.begin(), members.end(), d.user) == members.end()) members.push_back(d.user);
+    if (!SubmitOne(d, streams_[i], false, std::string(kMembersKind), EncodeMembers(members))) return result_;
+  }
   for (;;) {
     bool done = true;
     for (auto& d : devices_) done = done && d.submitted >= cfg_.ops_per_device;
@@ -748,6 +1255,7 @@ SimResult Sim::Run() {
     }
   }
   if (!Quiet() || !CheckFinal()) return result_;
+  result_.store_failures = server_disk_->flaky_failures();
   return result_;
 }
 
@@ -810,6 +1318,24 @@ const std::vector<NamedProfile>& Profiles() {
          c.users = 4;
          c.streams = 3;
          c.ops_per_device = 16;
+       }},
+      // Streams with members: created and changed by members ops, discovered through feeds, refused to
+      // non-members.
+      {"members", [](SimConfig& c) { c.membership = true; }},
+      // The server's store fails some transactions (no crash): devices hear Busy and resend.
+      {"flaky-store", [](SimConfig& c) { c.server_store_flaky = 0.05; }},
+      {"members-flaky",
+       [](SimConfig& c) {
+         c.membership = true;
+         c.server_store_flaky = 0.05;
+       }},
+      // Membership on devices without sync, as "power".
+      {"members-power",
+       [](SimConfig& c) {
+         c.membership = true;
+         c.device_store_sync = false;
+         c.device_power_loss = 0.004;
+         c.server_crash_in_step = 0.002;
        }},
       // Device stores in files (storage_backends.h), killed often.
       {"durable-Lmdb", [](SimConfig& c) { c.device_backend = "Lmdb", c.device_crash = 0.01; }},

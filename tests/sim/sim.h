@@ -3,9 +3,11 @@
 // Deterministic simulation: many devices (several per user) and a server on one thread, a manual clock, a
 // faulty in-process network (drop, duplicate, reorder, delay, disconnects, partitions, lost acks), crashes
 // and restarts of devices and of the server, between steps and in the middle of one (at a chosen commit),
-// and power losses that undo the commits a store had not synced (sim_disk.h). One seed reproduces one run
-// exactly. After the run and a final quiet, connected phase every invariant of DESIGN.md is checked; a
-// failure names the seed, the profile and the last events.
+// power losses that undo the commits a store had not synced and a server store that fails transactions
+// (sim_disk.h), with or without stream membership. One seed reproduces one run exactly. Every state change
+// of every own op is recorded (change callbacks) and checked against the allowed transitions; after the
+// run and a final quiet, connected phase every invariant of DESIGN.md is checked; a failure names the seed,
+// the profile and the last events.
 #ifndef OUTPOST_TESTS_SIM_SIM_H_
 #define OUTPOST_TESTS_SIM_SIM_H_
 
@@ -41,6 +43,14 @@ struct SimConfig {
   double discard = 0.2;                  // share of refused ops the user discards (the rest are retried)
   double mark_read = 0.01;               // per device per tick: the user reads a stream up to its cursor
   uint32_t attempts_max = 0;             // 0: unlimited; small values exercise "exhausted" and skips
+  // ServerOptions::membership (outpost/membership.h): streams are created by a device's members op, member
+  // lists change by later ones, devices discover streams through their user's feed, and a non-member's
+  // ops are refused ("forbidden: ..."). Every member list names "audit", the auditor's user.
+  bool membership = false;
+  double members_share = 0.05;  // with membership: share of submitted ops that set a stream's members
+  // Chance that a server store transaction fails (BeginWrite or Commit, SimDisk::SetFlaky) without a crash:
+  // the server answers Busy and stays up.
+  double server_store_flaky = 0;
   // Where device stores live: empty for simulated disks in memory (sim_disk.h), else the name of a durable
   // backend in tests/conformance/storage_backends.h ("Lmdb", "Sqlite", "Rocksdb"), opened without fsync;
   // those runs have no power losses and no crashes in the middle of a step.
@@ -59,6 +69,9 @@ struct SimResult {
   std::string failure;  // what broke, with the seed, the profile and a trace of the last events
   uint64_t ops_submitted = 0, ops_applied = 0, ops_failed = 0, ops_lost_to_power = 0;
   uint64_t device_restarts = 0, server_restarts = 0, power_losses = 0, partitions = 0;
+  uint64_t ops_forbidden = 0;   // of ops_failed: refused for membership (or forged feed entries)
+  uint64_t member_changes = 0;  // members ops applied
+  uint64_t store_failures = 0;  // server store transactions failed by a flaky disk
   uint64_t ticks = 0;
   std::string trace;  // every event of the run, when SimOptions::full_trace
 };

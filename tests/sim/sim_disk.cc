@@ -61,6 +61,7 @@ class SimDiskStorage final : public Storage {
   SimDiskStorage(SimDisk* disk, Storage* inner, bool sync) : disk_(disk), inner_(inner), sync_(sync) {}
   Result<std::unique_ptr<ReadTxn>> BeginRead() override { return inner_->BeginRead(); }
   Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
+    if (disk_->FlakyFailure()) return Status::IOError("simulated flaky disk: cannot begin a write");
     OUTPOST_ASSIGN_OR_RETURN(auto txn, inner_->BeginWrite());
     return std::unique_ptr<WriteTxn>(std::make_unique<SimDiskWriteTxn>(disk_, std::move(txn), sync_));
   }
@@ -91,6 +92,7 @@ Status SimDisk::Commit(WriteTxn& inner, std::vector<Undo> undo, bool sync) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!dead_ && die_at_ && commits_ >= *die_at_) dead_ = true;
   if (dead_) return Status::IOError("simulated crash: the disk is gone");
+  if (FlakyFailureLocked()) return Status::IOError("simulated flaky disk: commit failed, nothing written");
   Status st = inner.Commit();
   if (!st.ok()) return st;
   ++commits_;
@@ -165,6 +167,28 @@ void SimDisk::Revive() {
   std::lock_guard<std::mutex> lock(mu_);
   dead_ = false;
   die_at_.reset();
+}
+
+void SimDisk::SetFlaky(double p, uint64_t seed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  flaky_ = p;
+  flaky_rng_.seed(seed);
+}
+
+uint64_t SimDisk::flaky_failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return flaky_failures_;
+}
+
+bool SimDisk::FlakyFailure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return FlakyFailureLocked();
+}
+
+bool SimDisk::FlakyFailureLocked() {
+  if (flaky_ <= 0 || std::uniform_real_distribution<double>(0, 1)(flaky_rng_) >= flaky_) return false;
+  ++flaky_failures_;
+  return true;
 }
 
 }  // namespace outpost::sim

@@ -12,6 +12,10 @@
 // commit reaches the store (each fails with IOError, as it never returns in a real crash) and the owner
 // drops every frame the process would still send (see Dead()).
 //
+// A flaky disk (SetFlaky) fails some transactions without crashing anything: a BeginWrite or a Commit
+// returns IOError and the store keeps what it held before, as a disk that is briefly full or unavailable.
+// The process stays up and must carry on.
+//
 // Thread safety: the store handles a SimDisk opens may be used from several threads at once (the client's
 // commit thread and its sync side); PowerLoss, Background and the setters require that no handle is in use.
 #ifndef OUTPOST_TESTS_SIM_SIM_DISK_H_
@@ -63,6 +67,14 @@ class SimDisk {
   // Back to life after the owner threw away every handle of the dead process.
   void Revive();
 
+  // From now on each BeginWrite and each Commit fails with IOError with probability `p` (0: never), drawn
+  // from a generator seeded with `seed`, so that a run replays exactly. A failed commit writes nothing.
+  void SetFlaky(double p, uint64_t seed);
+  // BeginWrite and Commit calls failed by SetFlaky since the disk was made.
+  uint64_t flaky_failures() const;
+  // Internal: whether the next BeginWrite or Commit fails (counted).
+  bool FlakyFailure();
+
   // Internal: called by the wrapped store.
   struct Undo {
     SpaceId space;
@@ -73,6 +85,8 @@ class SimDisk {
   const std::string& uri() const { return uri_; }
 
  private:
+  bool FlakyFailureLocked();  // requires mu_
+
   const std::string uri_;
   std::unique_ptr<Storage> store_;  // the disk's contents
   mutable std::mutex mu_;
@@ -81,6 +95,9 @@ class SimDisk {
   uint64_t durable_ = 0;
   std::optional<uint64_t> die_at_;  // commits_ value at which the disk dies
   bool dead_ = false;
+  double flaky_ = 0;
+  std::mt19937_64 flaky_rng_;
+  uint64_t flaky_failures_ = 0;
 };
 
 }  // namespace outpost::sim

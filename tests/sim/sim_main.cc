@@ -102,20 +102,21 @@ int main(int argc, char** argv) {
     std::fputs(r.trace.c_str(), stdout);
     if (!r.ok) std::fputs(r.failure.c_str(), stdout);
     std::printf(
-        "sim: seed %llu (profile %s): %s; %llu ops submitted, %llu applied, %llu device restarts, %llu "
-        "server "
-        "restarts, %llu power losses, %llu partitions\n",
+        "sim: seed %llu (profile %s): %s; %llu ops submitted, %llu applied, %llu refused (%llu forbidden), "
+        "%llu member changes, %llu device restarts, %llu server restarts, %llu server store failures, %llu "
+        "power losses, %llu partitions\n",
         static_cast<unsigned long long>(seed), c.profile.c_str(), r.ok ? "ok" : "FAILED",
         static_cast<unsigned long long>(r.ops_submitted), static_cast<unsigned long long>(r.ops_applied),
-        static_cast<unsigned long long>(r.device_restarts),
-        static_cast<unsigned long long>(r.server_restarts), static_cast<unsigned long long>(r.power_losses),
-        static_cast<unsigned long long>(r.partitions));
+        static_cast<unsigned long long>(r.ops_failed), static_cast<unsigned long long>(r.ops_forbidden),
+        static_cast<unsigned long long>(r.member_changes), static_cast<unsigned long long>(r.device_restarts),
+        static_cast<unsigned long long>(r.server_restarts), static_cast<unsigned long long>(r.store_failures),
+        static_cast<unsigned long long>(r.power_losses), static_cast<unsigned long long>(r.partitions));
     return r.ok ? 0 : 1;
   }
 
   const auto began = std::chrono::steady_clock::now();
-  std::atomic<uint64_t> next{0}, done{0}, failures{0}, ops{0}, applied{0}, restarts{0}, server_restarts{0},
-      power_losses{0}, partitions{0};
+  std::atomic<uint64_t> next{0}, done{0}, failures{0}, ops{0}, applied{0}, refused{0}, forbidden{0},
+      member_changes{0}, restarts{0}, server_restarts{0}, store_failures{0}, power_losses{0}, partitions{0};
   std::mutex out_mu;
   uint64_t reported = 0;
   auto worker = [&] {
@@ -125,8 +126,12 @@ int main(int argc, char** argv) {
       SimResult r = RunSim(c);
       ops += r.ops_submitted;
       applied += r.ops_applied;
+      refused += r.ops_failed;
+      forbidden += r.ops_forbidden;
+      member_changes += r.member_changes;
       restarts += r.device_restarts;
       server_restarts += r.server_restarts;
+      store_failures += r.store_failures;
       power_losses += r.power_losses;
       partitions += r.partitions;
       std::lock_guard<std::mutex> lock(out_mu);
@@ -149,12 +154,17 @@ int main(int argc, char** argv) {
   worker();
   for (auto& t : threads) t.join();
   std::printf(
-      "sim: %llu seeds (%s, from %llu) in %.1f s: %llu ops submitted, %llu applied, %llu device restarts, "
-      "%llu server restarts, %llu power losses, %llu partitions, %llu failures\n",
+      "sim: %llu seeds (%s, from %llu) in %.1f s: %llu ops submitted, %llu applied, %llu refused (%llu "
+      "forbidden), %llu member changes, %llu device restarts, %llu server restarts, %llu server store "
+      "failures, %llu power losses, %llu partitions, %llu failures\n",
       static_cast<unsigned long long>(count), profile.c_str(), static_cast<unsigned long long>(start),
       Seconds(began), static_cast<unsigned long long>(ops.load()),
-      static_cast<unsigned long long>(applied.load()), static_cast<unsigned long long>(restarts.load()),
+      static_cast<unsigned long long>(applied.load()), static_cast<unsigned long long>(refused.load()),
+      static_cast<unsigned long long>(forbidden.load()),
+      static_cast<unsigned long long>(member_changes.load()),
+      static_cast<unsigned long long>(restarts.load()),
       static_cast<unsigned long long>(server_restarts.load()),
+      static_cast<unsigned long long>(store_failures.load()),
       static_cast<unsigned long long>(power_losses.load()),
       static_cast<unsigned long long>(partitions.load()), static_cast<unsigned long long>(failures.load()));
   return failures == 0 ? 0 : 1;

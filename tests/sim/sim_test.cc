@@ -1,11 +1,12 @@
 // Copyright 2026 The Outpost Authors.
 //
 // The default run: kShards shards of the default profile plus shards of every other memory-store profile
-// (sim.cc's Profile: power losses with and without sync, partitions, heavy loss, exhaustion, crowds), and
-// per durable backend (storage_backends.h) a few seeds with device stores in files, each seed a full
-// simulated history checked against every invariant. OUTPOST_SIM_SEED=N replays one seed in every test;
-// OUTPOST_SIM_SEEDS=N runs N seeds in every test instead (tools/test sets 5 under the sanitizers).
-// Each test prints one "sim:" line with its counts; tools/sim runs other and longer ranges.
+// (sim.cc's Profile: power losses with and without sync, partitions, heavy loss, exhaustion, crowds, stream
+// membership, a flaky server store), and per durable backend (storage_backends.h) a few seeds with device
+// stores in files, each seed a full simulated history checked against every invariant. OUTPOST_SIM_SEED=N
+// replays one seed in every test; OUTPOST_SIM_SEEDS=N runs N seeds in every test instead (tools/test sets 5
+// under the sanitizers). Each test prints one "sim:" line with its counts; tools/sim runs other and longer
+// ranges.
 #include "sim/sim.h"
 
 #include <gtest/gtest.h>
@@ -46,15 +47,20 @@ void RunSeeds(const std::string& profile, uint64_t first, int count) {
     total.server_restarts += r.server_restarts;
     total.power_losses += r.power_losses;
     total.partitions += r.partitions;
+    total.ops_forbidden += r.ops_forbidden;
+    total.member_changes += r.member_changes;
+    total.store_failures += r.store_failures;
   }
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf(
-      "sim: %d seeds (%s, from %llu): %llu ops submitted, %llu applied, %llu refused, %llu lost to power "
-      "(unsynced), %llu device restarts, %llu server restarts, %llu power losses, %llu partitions, %llu "
-      "failures\n",
+      "sim: %d seeds (%s, from %llu): %llu ops submitted, %llu applied, %llu refused (%llu forbidden), %llu "
+      "lost to power (unsynced), %llu member changes, %llu device restarts, %llu server restarts, %llu "
+      "server "
+      "store failures, %llu power losses, %llu partitions, %llu failures\n",
       count, profile.c_str(), u(first), u(total.ops_submitted), u(total.ops_applied), u(total.ops_failed),
-      u(total.ops_lost_to_power), u(total.device_restarts), u(total.server_restarts), u(total.power_losses),
-      u(total.partitions), u(failures));
+      u(total.ops_forbidden), u(total.ops_lost_to_power), u(total.member_changes), u(total.device_restarts),
+      u(total.server_restarts), u(total.store_failures), u(total.power_losses), u(total.partitions),
+      u(failures));
   testing::Test::RecordProperty("seeds", std::to_string(count));
   testing::Test::RecordProperty("ops_applied", std::to_string(total.ops_applied));
   testing::Test::RecordProperty("restarts", std::to_string(total.device_restarts + total.server_restarts));
@@ -79,6 +85,12 @@ std::vector<Shard> Shards() {
   add("heavy", 2, 100);
   add("exhausted", 1, 100);
   add("crowd", 2, 75);
+  add("members", 2, 100);
+  add("members-flaky", 1, 100);
+  add("flaky-store", 1, 100);
+  // "members-power" (membership on devices without sync) is not among them yet: it fails on two engine
+  // bugs being fixed on main (a Welcome without the counters of streams the device may no longer read; a
+  // retried refused op the server applied, its retry undone by a power loss). tools/sim runs it.
   return shards;
 }
 
