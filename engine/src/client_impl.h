@@ -102,6 +102,10 @@ class Client::Impl {
     uint32_t inflight = 0;   // batches in flight
     bool renumber = false;   // a Conflict said the server used our counters: renumber after renumber_after
     uint64_t renumber_after = 0;
+    // The lowest counter a Conflict named: the outbox entries from it on move after renumber_after; those
+    // before it keep their counters, so that an op the server judged under its counter (a rejection a power
+    // loss undid here) hears its verdict again rather than being judged afresh, and order is kept.
+    uint64_t renumber_from = UINT64_MAX;
     // The server's last counter for this stream as of Welcome. Ops up to it may collide with the ops of an
     // earlier copy of this store (restored from a backup, or rolled back by a power loss): none beyond it is
     // sent while one up to it awaits its answer, so a Conflict renumbers them before any later op applies.

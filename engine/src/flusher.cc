@@ -4,8 +4,8 @@
 // batches_inflight_max batches in flight over all streams). The server applies only counter last+1, so:
 //  - a lost or reordered batch is answered "Gap": sending restarts after the server's last counter;
 //  - a batch with no answer in ack_timeout_ms is resent (idempotent by op id) after a jittered backoff;
-//  - "Conflict" (our counters were used by another copy of this store) renumbers the stream's outbox
-//    once nothing of it is in flight.
+//  - "Conflict" (our counters were used by another copy of this store) renumbers the stream's outbox from
+//    the conflicting op on, once nothing of it is in flight.
 // Each answer is applied in one transaction with the outbox entries it settles.
 #include <algorithm>
 #include <set>
@@ -65,26 +65,22 @@ void Client::Impl::Renumber() {
     auto txn_or = store_->BeginWrite();
     if (!txn_or.ok()) return;
     WriteTxn* txn = txn_or->get();
-    std::string prefix = keys::StreamPrefix(stream);
-    std::vector<std::string> values;
+    const std::string prefix = keys::StreamPrefix(stream);
+    // The entries from the first conflicting counter on (in counter order, which is submit order).
+    std::vector<std::string> old_keys, values;
     {
       auto cur = txn->NewCursor(kOutbox);
-      for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      for (cur->Seek(keys::OutboxKey(stream, std::min<uint64_t>(ss.renumber_from, ss.renumber_after + 1)));
+           cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+        old_keys.emplace_back(cur->key());
         values.emplace_back(cur->value());
       }
       if (!cur->status().ok()) return;
     }
     Status st;
     // Delete every old key first: old and new counter ranges may overlap.
-    {
-      std::vector<std::string> old_keys;
-      auto cur = txn->NewCursor(kOutbox);
-      for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
-        old_keys.emplace_back(cur->key());
-      }
-      for (const auto& k : old_keys) {
-        if (st.ok()) st = txn->Delete(kOutbox, k);
-      }
+    for (const auto& k : old_keys) {
+      if (st.ok()) st = txn->Delete(kOutbox, k);
     }
     uint64_t counter = ss.renumber_after;
     for (const auto& v : values) {
@@ -108,6 +104,7 @@ void Client::Impl::Renumber() {
     if (!st.ok()) return;  // tried again next step
     ss.renumber = false;
     ss.renumber_after = 0;
+    ss.renumber_from = UINT64_MAX;
     ss.sent_upto = 0;
     ++ss.epoch;
     dirty_.insert(stream);
@@ -448,6 +445,7 @@ Status Client::Impl::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t n
       case wire::ResultCode::Conflict:
         ss.renumber = true;
         ss.renumber_after = std::max(ss.renumber_after, r->last_counter());
+        ss.renumber_from = std::min(ss.renumber_from, counter);
         break;
       case wire::ResultCode::Retry:
         if (found.ok() && !skip && op.state == OpState::kPending) {
