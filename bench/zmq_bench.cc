@@ -239,12 +239,14 @@ void SendData(void* socket, const std::string& frame) {
   zmq_send(socket, frame.data(), frame.size(), 0);
 }
 
+// Each light device is its own user: one user may hold only ServerOptions::connections_per_user_max
+// connections, and thousands of people, not one person's thousand devices, is what fan-out serves.
 std::string HelloFrame(const std::string& device, const std::string& stream) {
   flatbuffers::FlatBufferBuilder b(256);
   std::vector<flatbuffers::Offset<wire::StreamCursor>> cursors = {
       wire::CreateStreamCursor(b, b.CreateString(stream), 0)};
   auto cv = b.CreateVector(cursors);
-  auto hello = wire::CreateHello(b, b.CreateString("fanout"), b.CreateString(device), b.CreateString(""),
+  auto hello = wire::CreateHello(b, b.CreateString(device), b.CreateString(device), b.CreateString(""),
                                  codec::kProtocolVersion, cv);
   return codec::FinishFrame(b, wire::Body::Hello, hello.Union());
 }
