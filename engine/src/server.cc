@@ -1181,4 +1181,6 @@ ServerStats Server::Stats() const {
   return state_->core->Stats();
 }
 
+ListenerStats Server::TransportStats() const { return state_->listener->Stats(); }
+
 }  // namespace outpost

@@ -267,6 +267,9 @@ TEST_F(HostileE2E, SlowReaderIsPausedThenDroppedWhileOthersAreServed) {
       20'000);
   ASSERT_TRUE(why.empty()) << "push while the attacker was paused: " << why;
   EXPECT_TRUE(dropped) << "the pinging slow reader was never dropped; " << daemon_.StatsJson();
+  // Dropped as slow (paused too long, or past twice its budget), not for silence: stats.json says so.
+  EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("connections_dropped_slow") >= 1; }, kWaitMs))
+      << daemon_.StatsJson();
   EXPECT_LT(rss_max - rss_before, kRssGrowthMaxKiB) << rss_max << " KiB; before: " << rss_before << " KiB";
   EXPECT_LE(slowest_ack, kAckMs);
   std::cerr << "[ slow reader ] " << kWaves * kPullsPerWave << " pulls; outpostd RSS " << rss_before

@@ -223,6 +223,7 @@ class StatsReporter {
   void Write(const outpost::ServerStats& now, const std::string& state) {
     StatsSnapshot snap;
     snap.server = now;
+    snap.transport = server_->TransportStats();
     snap.state = state;
     snap.pid = ::getpid();
     snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();

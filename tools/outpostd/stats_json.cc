@@ -156,6 +156,12 @@ std::string StatsToJson(const StatsSnapshot& stats) {
 #define OUTPOSTD_FIELD(name) out += fmt::format(",\n  \"" #name "\": {}", stats.server.name);
   OUTPOSTD_SERVER_STATS_FIELDS(OUTPOSTD_FIELD)
 #undef OUTPOSTD_FIELD
+  // The transport's budgets (docs/protocol.md, Limits): what it holds for slow peers and from busy ones.
+  out += fmt::format(",\n  \"transport_queued_bytes\": {}", stats.transport.queued_bytes);
+  out += fmt::format(",\n  \"transport_held_bytes\": {}", stats.transport.held_bytes);
+  out += fmt::format(",\n  \"transport_inbound_bytes\": {}", stats.transport.inbound_bytes);
+  out += fmt::format(",\n  \"connections_paused\": {}", stats.transport.connections_paused);
+  out += fmt::format(",\n  \"connections_dropped_slow\": {}", stats.transport.connections_dropped_slow);
   out += "\n}\n";
   return out;
 }

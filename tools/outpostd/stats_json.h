@@ -25,6 +25,7 @@ inline constexpr std::string_view kStatsFileName = "stats.json";
 
 struct StatsSnapshot {
   outpost::ServerStats server;
+  outpost::ListenerStats transport;
   std::string state = "running";
   int64_t pid = 0;
   int64_t uptime_s = 0;

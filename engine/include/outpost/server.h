@@ -143,6 +143,8 @@ class Server {
   // (each durable batch gets its ack out) before returning. The listener stays open until destruction.
   void Stop();
   ServerStats Stats() const;
+  // What the listener holds (send budgets, paused and dropped connections, received frames not yet handled).
+  ListenerStats TransportStats() const;
   // The listener's endpoint (Listener::endpoint()): with tcp://HOST:0, the port actually bound.
   std::string endpoint() const;
 
