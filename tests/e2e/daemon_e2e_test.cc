@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "e2e/e2e_fixture.h"
+#include "e2e/raw_peer.h"
 
 namespace outpost::e2e {
 namespace {
@@ -35,56 +36,6 @@ class Rng {
 
  private:
   uint64_t s_;
-};
-
-// A raw ZeroMQ DEALER that speaks whatever it is told to: no Outpost code on this side.
-class RawPeer {
- public:
-  RawPeer(void* context, const std::string& endpoint) : socket_(zmq_socket(context, ZMQ_DEALER)) {
-    const int linger = 0;
-    zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger);
-    const int hwm = 0;  // never drop our own garbage for want of room
-    zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    EXPECT_EQ(zmq_connect(socket_, endpoint.c_str()), 0) << zmq_strerror(zmq_errno());
-  }
-  ~RawPeer() { zmq_close(socket_); }
-  RawPeer(const RawPeer&) = delete;
-  RawPeer& operator=(const RawPeer&) = delete;
-
-  void Send(const std::vector<std::string>& parts) {
-    for (size_t i = 0; i < parts.size(); ++i) {
-      const int flags = i + 1 < parts.size() ? ZMQ_SNDMORE : 0;
-      ASSERT_GE(zmq_send(socket_, parts[i].data(), parts[i].size(), flags), 0) << zmq_strerror(zmq_errno());
-    }
-  }
-  // The next whole message within `timeout_ms`; false when none came.
-  bool Receive(std::vector<std::string>* parts, int64_t timeout_ms) {
-    parts->clear();
-    zmq_pollitem_t item{socket_, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, static_cast<long>(timeout_ms)) <= 0) return false;
-    int more = 0;
-    do {
-      zmq_msg_t msg;
-      zmq_msg_init(&msg);
-      if (zmq_msg_recv(&msg, socket_, 0) < 0) {
-        zmq_msg_close(&msg);
-        return false;
-      }
-      parts->emplace_back(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
-      more = zmq_msg_more(&msg);
-      zmq_msg_close(&msg);
-    } while (more);
-    return true;
-  }
-  // Waits for a message whose first part is `type`, skipping others; false when none came in time.
-  bool Expect(char type, int64_t timeout_ms) {
-    std::vector<std::string> parts;
-    return WaitFor([&] { return Receive(&parts, 20) && !parts.empty() && parts[0] == std::string(1, type); },
-                   timeout_ms);
-  }
-
- private:
-  void* socket_;
 };
 
 class HostileTest : public E2ETest {

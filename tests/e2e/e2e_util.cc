@@ -26,12 +26,6 @@ extern char** environ;
 namespace outpost::e2e {
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {};
@@ -83,6 +77,12 @@ int Reap(pid_t pid, int64_t timeout_ms) {
 }
 
 }  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string OutpostdPath() { return OUTPOST_OUTPOSTD; }
 

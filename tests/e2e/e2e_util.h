@@ -22,6 +22,9 @@ namespace outpost::e2e {
 // Absolute path of the outpostd binary under test.
 std::string OutpostdPath();
 
+// Milliseconds on the monotonic clock.
+int64_t NowMs();
+
 // Polls `condition` every few milliseconds until it holds (true) or `timeout_ms` passed (false).
 bool WaitFor(const std::function<bool()>& condition, int64_t timeout_ms);
 
