@@ -352,10 +352,14 @@ bool ZmqListener::RunCommands(int64_t now) {
       continue;
     }
     const std::string rid = it->second;
-    Peer& peer = peers_[rid];
+    Peer& peer = peers_.at(rid);
     if (cmd.kind == Command::Kind::kSend) {
       SendData(rid, peer, &cmd.frame, now);
-      if (peer.paused_since_ms < 0 && OverBudget(peer)) Pause(rid, peer, now);
+      // A failed send drops the peer: `peer` may be gone.
+      auto pit = peers_.find(rid);
+      if (pit != peers_.end() && pit->second.paused_since_ms < 0 && OverBudget(pit->second)) {
+        Pause(rid, pit->second, now);
+      }
     } else if (cmd.kind == Command::Kind::kClose) {
       // From the server, whose kClose CloseConnection reported. What it sent last (an Error, say) still
       // goes out; a device that does not close its end on our 'C' is cut off after a heartbeat timeout.
