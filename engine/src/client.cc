@@ -677,7 +677,8 @@ Status Client::Impl::Retry(const OpId& id) {
     op.last_error.clear();
     op.last_error_code = Status::Code::kOk;
     OUTPOST_RETURN_IF_ERROR(PutOp(txn.get(), vkey, op, local_seq));
-    std::string value(1, '\0');
+    // Marked as the user's retry: the server judges a rejected op afresh only then.
+    std::string value(1, static_cast<char>(keys::kOutboxRetry));
     value.append(op.op_id.AsBytes());
     OUTPOST_RETURN_IF_ERROR(txn->Put(kOutbox, keys::OutboxKey(op.stream, op.device_counter), value));
     OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(local_seq)));

@@ -52,6 +52,7 @@ OpFields FieldsOf(const wire::Op& op) {
   f.depends_on = FromWire(op.depends_on());
   f.skip = op.skip();
   f.seq = op.seq();
+  f.retry = op.retry();
   return f;
 }
 
@@ -77,6 +78,7 @@ flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const O
   if (!f.depends_on.IsNil()) ob.add_depends_on(&dep);
   if (f.skip) ob.add_skip(true);
   ob.add_seq(f.seq);
+  if (f.retry) ob.add_retry(true);
   return ob.Finish();
 }
 

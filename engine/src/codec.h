@@ -40,6 +40,7 @@ struct OpFields {
   OpId depends_on;
   bool skip = false;
   uint64_t seq = 0;
+  bool retry = false;  // Push only: a user's Retry
 };
 OpFields FieldsOf(const wire::Op& op);
 flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const OpFields& f);

@@ -225,6 +225,7 @@ bool Client::Impl::SendBatch(const std::string& stream, int64_t now) {
       OpInfo op;
       std::string vkey;
       uint64_t local_seq = 0;
+      f.retry = v[0] == static_cast<char>(keys::kOutboxRetry);
       if (v[0] == static_cast<char>(keys::kOutboxSkip)) {
         f.skip = true;
       } else {

@@ -812,7 +812,17 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
       v.message = rec.message;
       return v;
     }
-    // A rejected or skipped op retried under a new counter is judged afresh.
+    if (code == wire::ResultCode::Rejected && !f.retry) {
+      // Under a new counter but not the user's Retry: a renumber (the device lost what it knew, to a power
+      // loss say). The rejection stands, and the counter is used up as for a duplicate.
+      if (f.device_counter == last + 1) consume();
+      ++stats_.rejected;
+      v.code = code;
+      v.error_code = static_cast<Status::Code>(rec.error_code);
+      v.message = rec.message;
+      return v;
+    }
+    // A rejected op the user retried, or a skipped one, under a new counter is judged afresh.
   }
   // 3. Counter order.
   if (f.device_counter <= last) {
@@ -895,6 +905,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   stored.device = s.device;
   stored.user = s.user;
   stored.seq = seq;
+  stored.retry = false;  // the pusher's business
   PutStoredOp(g, stored);
   if (opt_.membership && f.kind == kMembersKind) {
     ApplyMembers(g, f.stream, s.user, ParseMembers(f.payload, opt_.members_max).value());

@@ -21,6 +21,7 @@ struct TestOp {
   std::string payload = "x";
   bool skip = false;
   std::string kind = "k";
+  bool retry = false;  // the user's Retry (Op.retry)
 };
 
 // A distinct, non-nil op id per n.
@@ -53,6 +54,7 @@ inline std::string PushFrame(const std::vector<TestOp>& ops, uint64_t batch_id =
     f.payload = op.payload;
     f.device_counter = op.counter;
     f.skip = op.skip;
+    f.retry = op.retry;
     v.push_back(codec::BuildOp(b, f));
   }
   auto p = wire::CreatePush(b, batch_id, b.CreateVector(v));

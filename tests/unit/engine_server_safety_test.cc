@@ -346,6 +346,28 @@ TEST_F(ServerSafetyTest, TheWelcomeStaysWithinHalfAFrameHoweverManyCountersADevi
   EXPECT_LT(listed.size(), 601u);
 }
 
+// A rejected op sent again under a new counter is judged afresh only as the user's Retry (Op.retry). Any
+// other resend under a new counter is a renumber by a device that lost what it knew (a power loss undid the
+// rejection): judged afresh, the op could be applied after ops its device submitted later.
+TEST_F(ServerSafetyTest, ARejectedOpIsJudgedAfreshOnlyWhenTheUserRetriesIt) {
+  Connect(1, "alice", "laptop");
+  ASSERT_EQ(PushOne(1, {Id(1), "room", 1, Members({"alice"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  Connect(2, "bob", "phone");
+  ASSERT_EQ(PushOne(2, {Id(10), "room", 1, "let me in"}), RC::Rejected);  // not a member yet
+  ASSERT_EQ(PushOne(1, {Id(2), "room", 2, Members({"alice", "bob"}), false, std::string(kMembersKind)}),
+            RC::Applied);
+  // Renumbered to counter 2 (no Retry): the rejection stands, and counter 2 is used up.
+  auto again = Send(2, PushFrame({{Id(10), "room", 2, "let me in"}}));
+  auto r = Results(again, 2);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0]->code(), RC::Rejected) << "a renumbered rejection was judged afresh";
+  EXPECT_NE(std::string(codec::Str(r[0]->message())).find("forbidden"), std::string::npos);
+  EXPECT_EQ(PushOne(2, {Id(11), "room", 2, "reusing counter 2"}), RC::Conflict);
+  // The user retries it, under counter 3: judged afresh, and bob is a member now.
+  EXPECT_EQ(PushOne(2, {Id(10), "room", 3, "let me in", false, "k", true}), RC::Applied);
+}
+
 // Issue 12, item 4: BeginWrite fails under a group with opens and closes.
 TEST_F(ServerSafetyTest, OpensAndClosesSurviveAStoreThatCannotBegin) {
   options_.connections_max = 1;
