@@ -17,7 +17,8 @@
 
 namespace outpost::codec {
 
-constexpr uint32_t kProtocolVersion = 1;
+// 2: Op.retry, Welcome's kind_bytes_max and stream_id_bytes_max, a device is (user, device).
+constexpr uint32_t kProtocolVersion = 2;
 
 // Size check, then the Verifier. Corruption / InvalidArgument with a reason on failure.
 Result<const wire::Frame*> DecodeFrame(std::string_view bytes, size_t frame_bytes_max);

@@ -82,13 +82,14 @@ class ServerBadInput : public ::testing::Test {
     core_ = std::move(*core);
 
     OpenConn(kHealthy);
-    auto out = Send(kHealthy, HelloFrame("alice", kHealthyDevice, 1, {{kHealthyStream, 0}}));
+    auto out =
+        Send(kHealthy, HelloFrame("alice", kHealthyDevice, codec::kProtocolVersion, {{kHealthyStream, 0}}));
     ASSERT_EQ(out.size(), 1u);
     ASSERT_NE(Decode(out[0].frame), nullptr);
     ASSERT_EQ(Decode(out[0].frame)->body_type(), wire::Body::Welcome);
 
     OpenConn(kFuzz);
-    out = Send(kFuzz, HelloFrame("mallory", kFuzzDevice, 1, {{kFuzzStream, 0}}));
+    out = Send(kFuzz, HelloFrame("mallory", kFuzzDevice, codec::kProtocolVersion, {{kFuzzStream, 0}}));
     ASSERT_EQ(out.size(), 1u);
     ASSERT_EQ(Decode(out[0].frame)->body_type(), wire::Body::Welcome);
 
@@ -325,7 +326,7 @@ class ServerBadInput : public ::testing::Test {
     op.kind = "text";
     op.client_time_ms = 1234;
     return {
-        {"Hello", HelloFrame("mallory", kFuzzDevice, 1, {{kFuzzStream, 1}})},
+        {"Hello", HelloFrame("mallory", kFuzzDevice, codec::kProtocolVersion, {{kFuzzStream, 1}})},
         {"Push", PushFrame(77, {op})},
         {"Pull", PullFrame(kFuzzStream, 0, 10)},
         {"Watermark", WatermarkFrame(kFuzzStream, "", "", 1, 1)},
@@ -408,7 +409,8 @@ TEST_F(ServerBadInput, ByteFlipsOfPushPullWatermark) {
       {"Push", PushFrame(31, {op})},
       {"Pull", PullFrame(kFuzzStream, 0, 5)},
       {"Watermark", WatermarkFrame(kFuzzStream, "", "", 0, 1)},
-      {"Hello (second on the connection)", HelloFrame("mallory", kFuzzDevice, 1, {{kFuzzStream, 0}})},
+      {"Hello (second on the connection)",
+       HelloFrame("mallory", kFuzzDevice, codec::kProtocolVersion, {{kFuzzStream, 0}})},
   };
   size_t decodable = 0, total = 0;
   for (const auto& [name, tmpl] : templates) {
@@ -424,7 +426,8 @@ TEST_F(ServerBadInput, ByteFlipsOfPushPullWatermark) {
 }
 
 TEST_F(ServerBadInput, ByteFlipsOfHelloOnFreshConnections) {
-  std::string hello = HelloFrame("mallory", kFuzzDevice, 1, {{kFuzzStream, 0}, {"zz-2", 3}});
+  std::string hello =
+      HelloFrame("mallory", kFuzzDevice, codec::kProtocolVersion, {{kFuzzStream, 0}, {"zz-2", 3}});
   auto flips = ByteFlips(hello);
   size_t welcomed = 0;
   ConnId conn = 1000;
@@ -676,7 +679,8 @@ TEST_F(ServerBadInput, HelloWithWrongVersionOrBadIdentity) {
     CloseConn(conn);
     return ok;
   };
-  for (uint32_t v : {0u, 2u, 0x80000001u, 0xffffffffu}) {
+  for (uint32_t v :
+       {0u, codec::kProtocolVersion - 1, codec::kProtocolVersion + 1, 0x80000001u, 0xffffffffu}) {
     ASSERT_TRUE(
         fresh(HelloFrame("u", "d", v), Code::kFailedPrecondition, true, "version " + std::to_string(v)));
   }
@@ -685,7 +689,8 @@ TEST_F(ServerBadInput, HelloWithWrongVersionOrBadIdentity) {
   ASSERT_TRUE(fresh(HelloFrame(std::string(256, 'u'), "d"), Code::kInvalidArgument, true, "256-byte user"));
   std::vector<std::pair<std::string, uint64_t>> many;
   for (uint32_t i = 0; i <= kHelloStreamsMax; ++i) many.emplace_back("s" + std::to_string(i), 0);
-  ASSERT_TRUE(fresh(HelloFrame("u", "d", 1, many), Code::kInvalidArgument, true, "too many cursors"));
+  ASSERT_TRUE(fresh(HelloFrame("u", "d", codec::kProtocolVersion, many), Code::kInvalidArgument, true,
+                    "too many cursors"));
   {
     flatbuffers::FlatBufferBuilder b(64);
     std::string empty_hello = codec::FinishFrame(
@@ -695,9 +700,9 @@ TEST_F(ServerBadInput, HelloWithWrongVersionOrBadIdentity) {
   // Invalid cursor streams are skipped, not fatal: the rest of the Hello is served.
   ++conn;
   OpenConn(conn);
-  auto out = Send(
-      conn,
-      HelloFrame("u", "d", 1, {{"", 1}, {std::string(300, 'c'), 1}, {std::string("a\0b", 3), 1}, {"ok", 1}}));
+  auto out =
+      Send(conn, HelloFrame("u", "d", codec::kProtocolVersion,
+                            {{"", 1}, {std::string(300, 'c'), 1}, {std::string("a\0b", 3), 1}, {"ok", 1}}));
   ASSERT_EQ(out.size(), 1u);
   const wire::Frame* f = Decode(out[0].frame);
   ASSERT_NE(f, nullptr);

@@ -96,7 +96,8 @@ inline flatbuffers::Offset<wire::Op> BuildOpSpec(flatbuffers::FlatBufferBuilder&
 
 // ---- frames a device sends ----
 
-inline std::string HelloFrame(std::string_view user, std::string_view device, uint32_t version = 1,
+inline std::string HelloFrame(std::string_view user, std::string_view device,
+                              uint32_t version = codec::kProtocolVersion,
                               const std::vector<std::pair<std::string, uint64_t>>& cursors = {},
                               std::string_view token = "tok") {
   flatbuffers::FlatBufferBuilder b(256);
@@ -145,7 +146,7 @@ struct CounterSpec {
 
 inline std::string WelcomeFrame(const std::vector<CounterSpec>& counters, uint32_t frame_bytes_max = 4u << 20,
                                 uint32_t ops_per_batch_max = 1024, uint32_t payload_bytes_max = 1u << 20,
-                                uint32_t version = 1) {
+                                uint32_t version = codec::kProtocolVersion) {
   flatbuffers::FlatBufferBuilder b(256);
   std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
   for (const auto& c : counters) {

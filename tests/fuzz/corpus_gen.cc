@@ -48,8 +48,9 @@ badinput::OpSpec Op(uint8_t tag, uint64_t n, std::string stream, std::string pay
 
 void ServerFrames() {
   const std::string t = "server_frame";
-  Put(t, "hello", badinput::HelloFrame("alice", "dev-a", 1, {{"room", 0}}));
-  Put(t, "hello-v2", badinput::HelloFrame("bob", "dev-b", 2, {{"room", 1}, {"x", 9}}));
+  Put(t, "hello", badinput::HelloFrame("alice", "dev-a", codec::kProtocolVersion, {{"room", 0}}));
+  Put(t, "hello-other-version",
+      badinput::HelloFrame("bob", "dev-b", codec::kProtocolVersion + 1, {{"room", 1}, {"x", 9}}));
   auto a = Op(1, 2, "room", "hi");
   auto b = Op(1, 3, "room", "there");
   b.client_time_ms = 1'800'000'000'000;

@@ -33,8 +33,8 @@ inline OpId Id(uint8_t n) {
 }
 
 inline std::string HelloFrame(const std::string& user, const std::string& device,
-                              const std::vector<std::string>& follows = {}, uint32_t version = 1,
-                              const std::string& token = "") {
+                              const std::vector<std::string>& follows = {},
+                              uint32_t version = codec::kProtocolVersion, const std::string& token = "") {
   flatbuffers::FlatBufferBuilder b;
   std::vector<flatbuffers::Offset<wire::StreamCursor>> cs;
   for (const auto& s : follows) cs.push_back(wire::CreateStreamCursor(b, b.CreateString(s), 0));

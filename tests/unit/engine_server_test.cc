@@ -17,7 +17,8 @@ namespace {
 using frames::Id;
 using frames::TestOp;
 
-std::string Hello(const std::string& device, std::vector<std::string> follows = {}, uint32_t version = 1) {
+std::string Hello(const std::string& device, std::vector<std::string> follows = {},
+                  uint32_t version = codec::kProtocolVersion) {
   return frames::HelloFrame("user-" + device, device, follows, version);
 }
 std::string Push(const std::vector<TestOp>& ops, uint64_t batch_id = 1) {

@@ -89,7 +89,7 @@ void RunOne(const std::string& input, bool membership) {
 
   FUZZ_CHECK(Send(core, ServerEvent::Kind::kOpen, kOwner, {}).empty(), "open is silent");
   auto out = Send(core, ServerEvent::Kind::kFrame, kOwner,
-                  badinput::HelloFrame("alice", "dev-a", 1, {{kStream, 0}}));
+                  badinput::HelloFrame("alice", "dev-a", codec::kProtocolVersion, {{kStream, 0}}));
   FUZZ_CHECK(out.size() == 1 && badinput::Decode(out[0].frame)->body_type() == Body::Welcome, "welcome");
   badinput::OpSpec op;
   op.id = badinput::MakeId(1, 1);
