@@ -355,11 +355,14 @@ TEST_F(HostileE2E, SilentTransportPeersAreCutOff) {
     silent.push_back(
         std::make_unique<RawPeer>(context.get(), daemon_.endpoint(), RawPeer::Options{.reconnect = false}));
   }
+  // The baseline moves by a descriptor or two on its own (the fixture's last device connection closing, a
+  // stats.json being written), so both checks leave that much slack: 20 held descriptors still show.
+  constexpr int kSlack = 2;
   int fds = -1;
   ASSERT_TRUE(WaitFor(
       [&] {
         fds = FdCount(pid);
-        return fds >= fds_before + kPeers;
+        return fds >= fds_before + kPeers - kSlack;
       },
       kWaitMs))
       << "outpostd never accepted the TCP connections: " << fds << " descriptors, " << fds_before
@@ -367,7 +370,7 @@ TEST_F(HostileE2E, SilentTransportPeersAreCutOff) {
   EXPECT_TRUE(WaitFor(
       [&] {
         fds = FdCount(pid);
-        return fds <= fds_before;
+        return fds <= fds_before + kSlack;
       },
       20'000))
       << "outpostd still holds " << fds << " descriptors, " << fds_before << " before " << kPeers
