@@ -568,6 +568,36 @@ bool WaitUntil(const std::function<bool()>& done, milliseconds timeout = kWaitMa
   return true;
 }
 
+// A listener and a dialer on `uri` with `options`, the listener's wakeups on `server` (null members and a
+// test failure when either cannot be made).
+struct Endpoints {
+  std::unique_ptr<Listener> listener;
+  std::unique_ptr<Dialer> dialer;
+};
+Endpoints ListenAndDial(const std::string& uri, const TransportOptions& options, Signal* server) {
+  Endpoints e;
+  Result<std::unique_ptr<Listener>> listened = Listen(uri, options);
+  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri, options);
+  if (!listened.ok() || !dialer.ok()) {
+    ADD_FAILURE() << uri << ": " << listened.status().ToString() << " / " << dialer.status().ToString();
+    return e;
+  }
+  e.listener = std::move(listened).value();
+  e.listener->SetWakeup(server->Callback());
+  e.dialer = std::move(dialer).value();
+  return e;
+}
+
+// A new connection of `e.dialer`, its wakeups on `device`, and in `*id` its id on the listener (null and
+// a test failure when it does not open).
+std::unique_ptr<Connection> OpenConnection(const Endpoints& e, Signal* device, Signal* server, ConnId* id) {
+  std::unique_ptr<Connection> conn = ConnectOrDie(e.dialer.get());
+  if (conn == nullptr) return nullptr;
+  conn->SetWakeup(device->Callback());
+  *id = AwaitOpen(e.listener.get(), server);
+  return *id == 0 ? nullptr : std::move(conn);
+}
+
 TransportOptions SmallBudget() {
   TransportOptions options;
   options.queue_bytes_max = 256 << 10;
@@ -583,20 +613,14 @@ TEST_P(TransportConformanceTest, SlowPeerIsDroppedWhileOthersAreAnswered) {
   const TransportOptions options = SmallBudget();
   const std::string page(64 << 10, 'p');
   Signal server, slow_signal, fast_signal;
-  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
-  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
-  std::unique_ptr<Listener> listener = std::move(listened).value();
-  listener->SetWakeup(server.Callback());
-  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
-  ASSERT_TRUE(dialer.ok());
-  std::unique_ptr<Connection> slow = ConnectOrDie(dialer->get());
+  Endpoints e = ListenAndDial(uri_, options, &server);
+  ASSERT_TRUE(e.listener && e.dialer);
+  Listener* listener = e.listener.get();
+  ConnId slow_id = 0, fast_id = 0;
+  std::unique_ptr<Connection> slow = OpenConnection(e, &slow_signal, &server, &slow_id);
   ASSERT_NE(slow, nullptr);
-  slow->SetWakeup(slow_signal.Callback());
-  const ConnId slow_id = AwaitOpen(listener.get(), &server);
-  std::unique_ptr<Connection> fast = ConnectOrDie(dialer->get());
+  std::unique_ptr<Connection> fast = OpenConnection(e, &fast_signal, &server, &fast_id);
   ASSERT_NE(fast, nullptr);
-  fast->SetWakeup(fast_signal.Callback());
-  const ConnId fast_id = AwaitOpen(listener.get(), &server);
 
   bool slow_closed = false;
   uint64_t queued_max = 0;
@@ -656,16 +680,12 @@ TEST_P(TransportConformanceTest, SendPastHardLimitDropsConnection) {
   const TransportOptions options = SmallBudget();
   const std::string page(64 << 10, 'p');
   Signal server, device;
-  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
-  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
-  std::unique_ptr<Listener> listener = std::move(listened).value();
-  listener->SetWakeup(server.Callback());
-  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
-  ASSERT_TRUE(dialer.ok());
-  std::unique_ptr<Connection> conn = ConnectOrDie(dialer->get());
+  Endpoints e = ListenAndDial(uri_, options, &server);
+  ASSERT_TRUE(e.listener && e.dialer);
+  Listener* listener = e.listener.get();
+  ConnId id = 0;
+  std::unique_ptr<Connection> conn = OpenConnection(e, &device, &server, &id);
   ASSERT_NE(conn, nullptr);
-  conn->SetWakeup(device.Callback());
-  const ConnId id = AwaitOpen(listener.get(), &server);
 
   Status st;
   uint64_t sent = 0;
@@ -676,7 +696,7 @@ TEST_P(TransportConformanceTest, SendPastHardLimitDropsConnection) {
   }
   ASSERT_FALSE(st.ok()) << "sent " << sent << " bytes to a device that reads nothing";
   EXPECT_EQ(st.code(), Status::Code::kUnavailable) << st.ToString();
-  std::optional<ServerEvent> close = NextEvent(listener.get(), &server);
+  std::optional<ServerEvent> close = NextEvent(listener, &server);
   ASSERT_TRUE(close.has_value());
   EXPECT_EQ(close->kind, ServerEvent::Kind::kClose);
   EXPECT_EQ(close->conn, id);
@@ -703,16 +723,12 @@ TEST_P(TransportConformanceTest, AListenerHoldsAtMostItsInboundBudget) {
   constexpr int kFrames = 200;
   const size_t frame_bytes = 16 << 10;
   Signal server, device;
-  Result<std::unique_ptr<Listener>> listened = Listen(uri_, options);
-  ASSERT_TRUE(listened.ok()) << listened.status().ToString();
-  std::unique_ptr<Listener> listener = std::move(listened).value();
-  listener->SetWakeup(server.Callback());
-  Result<std::unique_ptr<Dialer>> dialer = NewDialer(uri_, options);
-  ASSERT_TRUE(dialer.ok());
-  std::unique_ptr<Connection> conn = ConnectOrDie(dialer->get());
+  Endpoints e = ListenAndDial(uri_, options, &server);
+  ASSERT_TRUE(e.listener && e.dialer);
+  Listener* listener = e.listener.get();
+  ConnId id = 0;
+  std::unique_ptr<Connection> conn = OpenConnection(e, &device, &server, &id);
   ASSERT_NE(conn, nullptr);
-  conn->SetWakeup(device.Callback());
-  const ConnId id = AwaitOpen(listener.get(), &server);
   for (int i = 0; i < kFrames; ++i) {
     std::string frame = std::to_string(i) + ":";
     frame.resize(frame_bytes, static_cast<char>('a' + i % 26));
@@ -726,7 +742,7 @@ TEST_P(TransportConformanceTest, AListenerHoldsAtMostItsInboundBudget) {
                 milliseconds(300)))
       << listener->Stats().inbound_bytes << " bytes held";
   for (int i = 0; i < kFrames; ++i) {
-    std::optional<ServerEvent> event = NextEvent(listener.get(), &server);
+    std::optional<ServerEvent> event = NextEvent(listener, &server);
     ASSERT_TRUE(event.has_value()) << "frame " << i << " never came";
     ASSERT_EQ(event->kind, ServerEvent::Kind::kFrame);
     EXPECT_EQ(event->conn, id);
