@@ -1,0 +1,223 @@
+// Copyright 2026 The Outpost Authors.
+//
+// ServerStore: the server's durable state in the domain's terms — streams (their ops and high seq), what the
+// server remembers of every op id, device counters, members, watermarks, users and tokens — and the wake-ups
+// that tell every server instance on one store that a stream moved. It is the seam between the server core
+// (outpost/server.h) and a database: the core decides (dedupe → counter order → authorization → seq, in
+// one place, src/server/sequencer.cc), a store only keeps what was decided, atomically per write group.
+//
+// Implementations (OpenServerStore): the key-value one over a Storage backend (`memory:`, `lmdb:DIR` the
+// default, `sqlite:FILE`, `rocksdb:DIR`; one writer: one process), and PostgreSQL (`postgresql://...`; any
+// number of outpostd instances on one database). tests/conformance/server_store_conformance_test.cc runs
+// against every one.
+//
+// Transactions. A write transaction sees its own writes; it is committed whole or not at all. Stores with
+// several writers (PostgreSQL) lock what a write transaction reads to decide on: in a write transaction,
+// High() locks the stream's head and Counter() the device's counter until commit or abort, so two instances
+// never give out one seq twice, and seqs of a stream become visible in order. Prepare() takes such locks for
+// a whole group up front, in one fixed order (no deadlock between two groups) and in few round trips; a
+// store with one writer ignores it. A read transaction sees one committed state (a snapshot) and never
+// blocks writers. Any transaction is used by one thread at a time; a write transaction ends on the thread
+// that began it.
+//
+// Errors: a store maps its own errors to Status (connection lost → Unavailable; serialization failure or
+// deadlock → Aborted: retry the group; disk full → Full). After an error a write transaction is spoilt:
+// later calls and Commit return an error and nothing of it is kept.
+#ifndef OUTPOST_SERVER_STORE_H_
+#define OUTPOST_SERVER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/ids.h"
+#include "outpost/result.h"
+#include "outpost/status.h"
+#include "outpost/storage.h"
+
+namespace outpost {
+
+// What the server remembers of one op id, forever (the dedupe record): the device (user, device) and stream
+// that sent it under `counter`, and the verdict. `code` is the wire::ResultCode of the verdict: Applied
+// (with its seq), Rejected (with error_code and message) or Skipped.
+struct OpRecord {
+  uint8_t code = 0;
+  uint64_t seq = 0;
+  uint64_t counter = 0;
+  uint16_t error_code = 0;
+  std::string stream;
+  std::string user;
+  std::string device;
+  std::string message;
+};
+
+// One device's counter on one stream: the last device_counter the stream took from (user, device).
+struct CounterKey {
+  std::string user;
+  std::string device;
+  std::string stream;
+  friend auto operator<=>(const CounterKey&, const CounterKey&) = default;
+};
+
+// A receipt: (user, device) has `kind` (0 delivered, 1 read) up to `seq` in `stream`.
+struct StoredWatermark {
+  std::string stream;
+  std::string user;
+  std::string device;
+  uint8_t kind = 0;
+  uint64_t seq = 0;
+};
+
+// What one committed write group changed that other instances must act on: streams that moved (new high
+// seq; a follower pulls), receipts to relay, and membership changes (a user who left stops hearing of the
+// stream at once; one who joined follows it where a device asked for it).
+struct StoreEvents {
+  struct Head {
+    std::string stream;
+    uint64_t high = 0;
+  };
+  struct Membership {
+    std::string stream;
+    std::string user;
+  };
+  std::vector<Head> heads;
+  std::vector<StoredWatermark> watermarks;
+  std::vector<Membership> joined;
+  std::vector<Membership> left;
+  // Wake-ups may have been lost (the store's listening connection dropped and came back): a subscriber
+  // re-reads the heads of what it follows and re-checks its followers' membership.
+  bool lost = false;
+  bool empty() const {
+    return heads.empty() && watermarks.empty() && joined.empty() && left.empty() && !lost;
+  }
+};
+
+class ServerReadTxn {
+ public:
+  virtual ~ServerReadTxn() = default;
+  // The stream's high seq: 0 when it has no op. In a write transaction of a multi-writer store it locks the
+  // stream's head until the transaction ends.
+  virtual Status High(std::string_view stream, uint64_t* high) = 0;
+  // The stored ops (wire.Op FlatBuffers as AppendOp took them) of `stream` with seqs after, after+1, ...:
+  // at most `limit`, and no more than `bytes_max` bytes together except that the first always comes. Stops
+  // at the stream's end. Appends to `ops`.
+  virtual Status ReadPage(std::string_view stream, uint64_t after, uint32_t limit, size_t bytes_max,
+                          std::vector<std::string>* ops) = 0;
+  virtual Status IsMember(std::string_view stream, std::string_view user, bool* member) = 0;
+  // Whether the stream has any member (a stream with members exists; its members op created it).
+  virtual Status HasMembers(std::string_view stream, bool* any) = 0;
+  // The stream's members, sorted.
+  virtual Status Members(std::string_view stream, std::vector<std::string>* users) = 0;
+  // The device's last counter on the stream: 0 when none. In a write transaction of a multi-writer store it
+  // locks that counter until the transaction ends.
+  virtual Status Counter(const CounterKey& key, uint64_t* last) = 0;
+  // Each stream the device (user, device) has a counter on, in stream order, with that counter, until `fn`
+  // returns false.
+  virtual Status DeviceCounters(std::string_view user, std::string_view device,
+                                const std::function<bool(std::string_view stream, uint64_t last)>& fn) = 0;
+  // Every stored watermark of the stream, sorted by (user, device, kind).
+  virtual Status Watermarks(std::string_view stream, std::vector<StoredWatermark>* out) = 0;
+  // One watermark's seq; 0 when none.
+  virtual Status Watermark(std::string_view stream, std::string_view user, std::string_view device,
+                           uint8_t kind, uint64_t* seq) = 0;
+};
+
+class ServerWriteTxn : public ServerReadTxn {
+ public:
+  // Locks (multi-writer stores) and loads what a group is about to decide on: the heads of `streams`, the
+  // `counters`, and the records of `op_ids`, in few round trips and in a fixed order. Optional: every other
+  // call works without it, and a store with one writer may ignore it.
+  virtual Status Prepare(const std::vector<std::string>& streams, const std::vector<CounterKey>& counters,
+                         const std::vector<OpId>& op_ids) {
+    (void)streams, (void)counters, (void)op_ids;
+    return Status::OK();
+  }
+  // NotFound when the op id is unknown.
+  virtual Status GetOpRecord(const OpId& id, OpRecord* rec) = 0;
+  // Records (or replaces) what is known of `id`.
+  virtual Status PutOpRecord(const OpId& id, const OpRecord& rec) = 0;
+  // Stores op `seq` of `stream`; the caller sets the head with SetHigh (seqs have no gaps: seq is always
+  // the head + 1 of this transaction).
+  virtual Status AppendOp(std::string_view stream, uint64_t seq, std::string_view op) = 0;
+  virtual Status SetHigh(std::string_view stream, uint64_t high) = 0;
+  virtual Status SetCounter(const CounterKey& key, uint64_t last) = 0;
+  virtual Status AddMember(std::string_view stream, std::string_view user) = 0;
+  virtual Status RemoveMember(std::string_view stream, std::string_view user) = 0;
+  virtual Status PutWatermark(const StoredWatermark& wm) = 0;
+  // Makes every write durable and visible at once, or none. The transaction is finished either way.
+  virtual Status Commit() = 0;
+};
+
+// One token of a user as stored: only its hash is kept (a copy of the store does not let anyone log in).
+struct TokenRecord {
+  std::string hash;
+  std::string user;
+  std::string device;  // empty: not bound yet (binds to the device of its first Hello)
+};
+
+// Users and their device tokens (outpostd's registry). Every call is its own transaction.
+class UserStore {
+ public:
+  virtual ~UserStore() = default;
+  // Creates `user` with its first token. Conflict when the user exists.
+  virtual Status AddUser(std::string_view user, const TokenRecord& token) = 0;
+  // Another token of an existing user. NotFound when there is no such user.
+  virtual Status AddToken(const TokenRecord& token) = 0;
+  // NotFound when no token has this hash.
+  virtual Status FindToken(std::string_view hash, TokenRecord* token) = 0;
+  // Binds the unbound token `hash` to `device`, atomically: ok when it is bound to `device` now (by this
+  // call or before); PermissionDenied when it is bound to another device; NotFound when unknown.
+  virtual Status BindToken(std::string_view hash, std::string_view device) = 0;
+  virtual Status HasUser(std::string_view user, bool* exists) = 0;
+  virtual Status UserCount(uint64_t* count) = 0;
+  // Every token of `user`, sorted by device (unbound last). NotFound when there is no such user.
+  virtual Status Tokens(std::string_view user, std::vector<TokenRecord>* tokens) = 0;
+};
+
+class ServerStore {
+ public:
+  virtual ~ServerStore() = default;
+  virtual Result<std::unique_ptr<ServerReadTxn>> BeginRead() = 0;
+  // A store with one writer blocks here while another write transaction is open.
+  virtual Result<std::unique_ptr<ServerWriteTxn>> BeginWrite() = 0;
+
+  // Wake-ups between the instances on this store. Subscribe registers `fn` for what other subscribers
+  // publish and returns its id; fn runs on a store thread (or inside Publish, for an in-process store) and
+  // must only queue and wake. Publish (after a commit) hands `events` to every subscriber but `from`. A
+  // wake-up may be late or, when a connection to the database drops, lost: the store then says so
+  // (StoreEvents::lost) and the core re-reads what it follows, so a lost wake-up costs latency, never an op
+  // and never a removed member's exclusion.
+  virtual uint64_t Subscribe(std::function<void(StoreEvents)> fn) = 0;
+  virtual void Unsubscribe(uint64_t id) = 0;
+  virtual void Publish(const StoreEvents& events, uint64_t from) = 0;
+
+  // Users and tokens; nullptr when this store does not keep them (the key-value store: outpostd keeps them
+  // in a store of their own, DATA_DIR/auth).
+  virtual UserStore* users() { return nullptr; }
+  // The URI it was opened with (secrets removed).
+  virtual const std::string& uri() const = 0;
+};
+
+struct ServerStoreOptions {
+  bool sync = true;  // key-value stores: StorageOptions::sync. PostgreSQL: always synchronous_commit = on
+  // Key-value stores: opens the Storage instead of OpenStorage (tests inject faults).
+  std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_storage;
+};
+
+// Opens the server store named by `uri`: a Storage URI (the key-value store) or `postgresql://...`. A store
+// of another format or schema version is refused (FailedPrecondition) and left untouched; a new, empty one
+// is initialised (PostgreSQL: only by MigrateServerStore).
+Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
+                                                     const ServerStoreOptions& options = {});
+
+// Creates the schema of the store named by `uri`, or upgrades it to this build's version, and says what it
+// did. PostgreSQL: in one transaction (a failed or interrupted migration leaves the old schema). Key-value
+// stores: initialises a new store's format as OpenServerStore does.
+Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOptions& options = {});
+
+}  // namespace outpost
+
+#endif  // OUTPOST_SERVER_STORE_H_
