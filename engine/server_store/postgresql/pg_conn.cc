@@ -144,7 +144,9 @@ Result<std::unique_ptr<Conn>> Conn::Open(const std::string& uri, const std::stri
     PQfinish(conn);
     return Status::Unavailable("postgresql: cannot connect to " + redacted + ": " + message);
   }
-  if (round_trips) ++*round_trips;  // the handshake, at least one
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);  // notices are not errors; keep stderr quiet
+  if (round_trips) ++*round_trips;                // the handshake, at least one
   return std::unique_ptr<Conn>(new Conn(conn, round_trips));
 }
 
