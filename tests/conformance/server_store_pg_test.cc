@@ -141,6 +141,64 @@ TEST_F(PgServerStoreTest, WriteGroupCostsTwoRoundTrips) {
   EXPECT_EQ(high, 10u);
 }
 
+// Dedupe is the primary key: two instances that both found no record of an op id and both record it
+// cannot both commit; the second gets Aborted (its retry finds the record).
+TEST_F(PgServerStoreTest, ConcurrentFirstRecordOfAnOpIdIsAborted) {
+  auto store = MigrateAndOpen();
+  ASSERT_NE(store, nullptr);
+  OpId id;
+  id.bytes[0] = 1;
+  auto a = store->BeginWrite();
+  auto b = store->BeginWrite();
+  ASSERT_TRUE(a.ok() && b.ok());
+  OpRecord rec;
+  ASSERT_TRUE((*a)->GetOpRecord(id, &rec).IsNotFound());
+  ASSERT_TRUE((*b)->GetOpRecord(id, &rec).IsNotFound());
+  ASSERT_TRUE((*a)->PutOpRecord(id, {1, 1, 1, 0, "s", "u", "a", ""}).ok());
+  ASSERT_TRUE((*b)->PutOpRecord(id, {1, 2, 1, 0, "s", "u", "b", ""}).ok());
+  ASSERT_TRUE((*b)->AddMember("s", "from-b").ok());
+  ASSERT_TRUE((*a)->Commit().ok());
+  Status s = (*b)->Commit();
+  EXPECT_EQ(s.code(), Status::Code::kAborted) << s.ToString();
+  auto w = store->BeginWrite();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->GetOpRecord(id, &rec).ok());
+  EXPECT_EQ(rec.device, "a");
+  bool member = true;
+  ASSERT_TRUE((*w)->IsMember("s", "from-b", &member).ok());
+  EXPECT_FALSE(member);  // nothing of the aborted transaction
+}
+
+// After an error a write transaction is spoilt: later calls and Commit fail, nothing of it is kept.
+TEST_F(PgServerStoreTest, FailedWriteIsSpoilt) {
+  auto store = MigrateAndOpen();
+  ASSERT_NE(store, nullptr);
+  {
+    auto w = store->BeginWrite();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->AppendOp("s", 1, "one").ok());
+    ASSERT_TRUE((*w)->SetHigh("s", 1).ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  auto w = store->BeginWrite();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->AddMember("s", "u").ok());
+  ASSERT_TRUE((*w)->AppendOp("s", 1, "again").ok());  // seq 1 is taken
+  std::vector<std::string> ops;
+  Status s = (*w)->ReadPage("s", 0, 10, 1000, &ops);  // sends the writes
+  EXPECT_EQ(s.code(), Status::Code::kConflict) << s.ToString();
+  EXPECT_FALSE((*w)->SetHigh("s", 2).ok());
+  EXPECT_FALSE((*w)->Commit().ok());
+  auto r = store->BeginRead();
+  ASSERT_TRUE(r.ok());
+  bool member = true;
+  ASSERT_TRUE((*r)->IsMember("s", "u", &member).ok());
+  EXPECT_FALSE(member);
+  ops.clear();
+  ASSERT_TRUE((*r)->ReadPage("s", 0, 10, 1000, &ops).ok());
+  EXPECT_EQ(ops, std::vector<std::string>{"one"});
+}
+
 // When the LISTEN connection drops, the store reconnects and says wake-ups may have been lost.
 TEST_F(PgServerStoreTest, DroppedListenConnectionSaysLost) {
   auto store = MigrateAndOpen();
