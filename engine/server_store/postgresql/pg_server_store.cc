@@ -693,7 +693,7 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
       stmts->push_back(
           {"INSERT INTO watermarks (stream, user_name, device, kind, seq) "
            "SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::int2[], $5::int8[]) "
-           "ON CONFLICT (stream, user_name, device, kind) DO UPDATE SET seq = EXCLUDED.seq",
+           "ON CONFLICT (stream, user_name, device, kind) DO UPDATE SET seq = GREATEST(watermarks.seq, EXCLUDED.seq)",
            {}});
       stmts->back().params.Array(s).Array(u).Array(d).Array(k).Array(q);
       watermarks_.clear();
@@ -904,6 +904,7 @@ class PgServerStore final : public ServerStore {
     if (conn->RunOne(s, &r).ok()) shared_->notifies_sent += payloads.size();
   }
 
+  bool many_writers() const override { return true; }
   UserStore* users() override { return &users_; }
   const std::string& uri() const override { return shared_->redacted; }
 
