@@ -122,6 +122,14 @@ std::string EncodeNotify(std::string_view stream, uint64_t high_seq) {
   return FinishFrame(b, wire::Body::Notify, wire::CreateNotify(b, s, high_seq).Union());
 }
 
+std::string EncodeEmptyBatch(std::string_view stream, uint64_t after_seq) {
+  flatbuffers::FlatBufferBuilder b(128 + stream.size());
+  auto sv = b.CreateString(stream.data(), stream.size());
+  auto body = wire::CreateBatch(b, sv, after_seq, b.CreateVector<flatbuffers::Offset<wire::Op>>({}), after_seq,
+                                false);
+  return FinishFrame(b, wire::Body::Batch, body.Union());
+}
+
 std::string EncodePull(std::string_view stream, uint64_t after_seq, uint32_t limit) {
   flatbuffers::FlatBufferBuilder b(64 + stream.size());
   auto s = b.CreateString(stream.data(), stream.size());

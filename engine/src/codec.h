@@ -53,6 +53,8 @@ Result<const wire::Op*> DecodeStoredOp(std::string_view bytes);
 std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flatbuffers::Offset<void> body);
 std::string EncodeError(Status::Code code, std::string_view message, bool fatal);
 std::string EncodeNotify(std::string_view stream, uint64_t high_seq);
+// A final page with no ops (high_seq = after_seq): the answer to a refused Pull.
+std::string EncodeEmptyBatch(std::string_view stream, uint64_t after_seq);
 std::string EncodePull(std::string_view stream, uint64_t after_seq, uint32_t limit);
 std::string EncodeWatermark(std::string_view stream, std::string_view user, std::string_view device,
                             WatermarkKind kind, uint64_t seq);

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "outpost/server_store.h"
 #include "outpost/status.h"
 
 namespace outpost::keys {
@@ -91,16 +92,8 @@ std::string ServerOpKey(std::string_view stream, uint64_t seq);
 std::string DevicePrefix(std::string_view user, std::string_view device);
 std::string DeviceCounterKey(std::string_view user, std::string_view device, std::string_view stream);
 
-struct DedupeRecord {
-  uint8_t code = 0;  // wire::ResultCode of the verdict: Applied, Rejected or Skipped
-  uint64_t seq = 0;
-  uint64_t counter = 0;
-  uint16_t error_code = 0;
-  std::string stream;
-  std::string user;  // the device that recorded it: (user, device)
-  std::string device;
-  std::string message;
-};
+// The dedupe record: what the server remembers of an op id (outpost/server_store.h).
+using DedupeRecord = OpRecord;
 std::string EncodeDedupe(const DedupeRecord& r);
 Status DecodeDedupe(std::string_view in, DedupeRecord* r);
 

@@ -3,8 +3,11 @@
 // The server core: authenticates devices, dedupes ops by id (forever), applies each device's ops in
 // counter order, assigns per-stream seqs with no gaps, serves pulls, relays watermarks and notifies
 // followers. Transport-agnostic: ServerCore turns inbound events into outbound frames; Server wires it
-// to a Listener. Everything is durable before any answer leaves (one transaction per group of events,
-// shared by all connections: group commit).
+// to a Listener. Everything is durable before any answer leaves (one write transaction per group of events,
+// shared by all connections: group commit); pages and Welcomes are read after it committed. Durable state
+// is a ServerStore (outpost/server_store.h): several ServerCores, in one process or many, may share one
+// (the key-value store in one process; PostgreSQL across processes and hosts), and a stream that moves on
+// one reaches the followers on every other.
 //
 // Thread safety: ServerCore is not thread-safe (one caller at a time). Server's Start/Stop/Step may be
 // called from any thread; Step must not run concurrently with the background thread.
@@ -20,6 +23,7 @@
 
 #include "outpost/env.h"
 #include "outpost/result.h"
+#include "outpost/server_store.h"
 #include "outpost/status.h"
 #include "outpost/storage.h"
 #include "outpost/transport.h"
@@ -47,9 +51,12 @@ struct AccessRequest {
 };
 
 struct ServerOptions {
+  // The server store's URI (OpenServerStore): a Storage URI or postgresql://...
   std::string store = "lmdb:outpost-server";
   bool store_sync = true;
-  // Opens the store instead of OpenStorage(store, ...) (tests inject fault-injecting storage).
+  // An open store to use instead of `store` (several cores on one store: one per instance).
+  std::shared_ptr<ServerStore> server_store;
+  // Key-value stores: opens the Storage instead of OpenStorage(store, ...) (tests inject faults).
   std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_store;
   Env* env = nullptr;
   // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
@@ -120,8 +127,11 @@ class ServerCore {
   // as before it, opens and closes are still handled, and every connection that sent a frame is answered
   // with Error{Busy} (fatal for one whose Hello was in the group: it reconnects).
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
-  // Time-driven work (call it every few tens of ms): closes connections past hello_deadline_ms.
+  // Time-driven work (call it every few tens of ms): closes connections past hello_deadline_ms, and sends
+  // local followers what other instances on the store published.
   void Tick(std::vector<Outbound>* out);
+  // Called (from a store thread) when another instance published something for Tick to send.
+  void SetWakeup(std::function<void()> wakeup);
   ServerStats Stats() const;
 
   class Impl;

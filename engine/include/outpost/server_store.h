@@ -194,6 +194,10 @@ class ServerStore {
   virtual void Unsubscribe(uint64_t id) = 0;
   virtual void Publish(const StoreEvents& events, uint64_t from) = 0;
 
+  // Whether several writers may share this store (PostgreSQL: many instances): the core then calls
+  // ServerWriteTxn::Prepare for each group.
+  virtual bool many_writers() const { return false; }
+
   // Users and tokens; nullptr when this store does not keep them (the key-value store: outpostd keeps them
   // in a store of their own, DATA_DIR/auth).
   virtual UserStore* users() { return nullptr; }

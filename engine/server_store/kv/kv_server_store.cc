@@ -1,0 +1,280 @@
+// Copyright 2026 The Outpost Authors.
+#include "server_store/kv/kv_server_store.h"
+
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "keys.h"
+#include "outpost/membership.h"
+
+namespace outpost {
+namespace {
+
+enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta };
+const std::vector<std::string>& SpaceNames() {
+  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
+                                                 "s_wm",  "s_members", "s_meta"};
+  return names;
+}
+constexpr std::string_view kFormatKey = "format";
+
+std::string MemberKey(std::string_view stream, std::string_view user) {
+  std::string k = keys::StreamPrefix(stream);
+  keys::PutShort(&k, user);
+  return k;
+}
+
+std::string CounterKeyBytes(const CounterKey& key) {
+  return keys::DeviceCounterKey(key.user, key.device, key.stream);
+}
+
+std::string BE64(uint64_t v) {
+  std::string out;
+  keys::PutBE64(&out, v);
+  return out;
+}
+
+// Reads a BE64 value; 0 when absent.
+Status ReadU64(ReadTxn& txn, SpaceId space, std::string_view key, uint64_t* v) {
+  std::string value;
+  Status st = txn.Get(space, key, &value);
+  if (st.IsNotFound()) {
+    *v = 0;
+    return Status::OK();
+  }
+  if (!st.ok()) return st;
+  if (value.size() < 8) return Status::Corruption("server store: short counter record");
+  *v = keys::GetBE64(value);
+  return Status::OK();
+}
+
+// The reads of a ServerReadTxn over any ReadTxn (a WriteTxn sees its own writes), for Base = ServerReadTxn
+// or ServerWriteTxn.
+template <typename Base>
+class KvReads : public Base {
+ public:
+  explicit KvReads(ReadTxn* txn) : read_(txn) {}
+
+  Status High(std::string_view stream, uint64_t* high) override {
+    return ReadU64(*read_, kStreams, stream, high);
+  }
+
+  Status ReadPage(std::string_view stream, uint64_t after, uint32_t limit, size_t bytes_max,
+                  std::vector<std::string>* ops) override {
+    const std::string prefix = keys::StreamPrefix(stream);
+    auto cur = read_->NewCursor(kOps);
+    uint64_t next = after + 1;
+    size_t bytes = 0, taken = 0;
+    for (cur->Seek(keys::ServerOpKey(stream, next)); cur->Valid() && taken < limit; cur->Next()) {
+      std::string_view key = cur->key();
+      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+      if (keys::GetBE64(key.substr(prefix.size())) != next) break;  // seqs have no gaps; stop if they did
+      if (taken > 0 && bytes + cur->value().size() > bytes_max) break;
+      bytes += cur->value().size();
+      ops->emplace_back(cur->value());
+      ++taken;
+      ++next;
+    }
+    return cur->status();
+  }
+
+  Status IsMember(std::string_view stream, std::string_view user, bool* member) override {
+    std::string unused;
+    Status st = read_->Get(kMembers, MemberKey(stream, user), &unused);
+    *member = st.ok();
+    return st.IsNotFound() ? Status::OK() : st;
+  }
+
+  Status HasMembers(std::string_view stream, bool* any) override {
+    const std::string prefix = keys::StreamPrefix(stream);
+    auto cur = read_->NewCursor(kMembers);
+    cur->Seek(prefix);
+    *any = cur->Valid() && cur->key().starts_with(prefix);
+    return cur->status();
+  }
+
+  Status Members(std::string_view stream, std::vector<std::string>* users) override {
+    const std::string prefix = keys::StreamPrefix(stream);
+    auto cur = read_->NewCursor(kMembers);
+    for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      keys::Reader rd(cur->key().substr(prefix.size()));
+      std::string_view user;
+      if (rd.Short(&user)) users->emplace_back(user);
+    }
+    return cur->status();
+  }
+
+  Status Counter(const CounterKey& key, uint64_t* last) override {
+    return ReadU64(*read_, kDevCtr, CounterKeyBytes(key), last);
+  }
+
+  Status DeviceCounters(std::string_view user, std::string_view device,
+                        const std::function<bool(std::string_view, uint64_t)>& fn) override {
+    const std::string prefix = keys::DevicePrefix(user, device);
+    auto cur = read_->NewCursor(kDevCtr);
+    for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      keys::Reader rd(cur->key().substr(prefix.size()));
+      std::string_view stream;
+      if (!rd.Short(&stream) || cur->value().size() < 8) continue;
+      if (!fn(stream, keys::GetBE64(cur->value()))) break;
+    }
+    return cur->status();
+  }
+
+  Status Watermarks(std::string_view stream, std::vector<StoredWatermark>* out) override {
+    const std::string prefix = keys::StreamPrefix(stream);
+    auto cur = read_->NewCursor(kWm);
+    for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+      keys::Reader rd(cur->key().substr(prefix.size()));
+      std::string_view user, device;
+      uint8_t kind;
+      if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() < 8 || kind > 1)
+        continue;
+      out->push_back(
+          {std::string(stream), std::string(user), std::string(device), kind, keys::GetBE64(cur->value())});
+    }
+    return cur->status();
+  }
+
+  Status Watermark(std::string_view stream, std::string_view user, std::string_view device, uint8_t kind,
+                   uint64_t* seq) override {
+    return ReadU64(*read_, kWm, keys::WatermarkKey(stream, user, device, kind), seq);
+  }
+
+ private:
+  ReadTxn* read_;
+};
+
+class KvReadTxn final : public KvReads<ServerReadTxn> {
+ public:
+  explicit KvReadTxn(std::unique_ptr<ReadTxn> txn) : KvReads(txn.get()), txn_(std::move(txn)) {}
+
+ private:
+  std::unique_ptr<ReadTxn> txn_;
+};
+
+class KvWriteTxn final : public KvReads<ServerWriteTxn> {
+ public:
+  explicit KvWriteTxn(std::unique_ptr<WriteTxn> txn) : KvReads(txn.get()), txn_(std::move(txn)) {}
+
+  Status GetOpRecord(const OpId& id, OpRecord* rec) override {
+    std::string value;
+    OUTPOST_RETURN_IF_ERROR(txn_->Get(kDedupe, id.AsBytes(), &value));
+    return keys::DecodeDedupe(value, rec);
+  }
+  Status PutOpRecord(const OpId& id, const OpRecord& rec) override {
+    return txn_->Put(kDedupe, id.AsBytes(), keys::EncodeDedupe(rec));
+  }
+  Status AppendOp(std::string_view stream, uint64_t seq, std::string_view op) override {
+    return txn_->Put(kOps, keys::ServerOpKey(stream, seq), op);
+  }
+  Status SetHigh(std::string_view stream, uint64_t high) override {
+    return txn_->Put(kStreams, stream, BE64(high));
+  }
+  Status SetCounter(const CounterKey& key, uint64_t last) override {
+    return txn_->Put(kDevCtr, CounterKeyBytes(key), BE64(last));
+  }
+  Status AddMember(std::string_view stream, std::string_view user) override {
+    return txn_->Put(kMembers, MemberKey(stream, user), "");
+  }
+  Status RemoveMember(std::string_view stream, std::string_view user) override {
+    return txn_->Delete(kMembers, MemberKey(stream, user));
+  }
+  Status PutWatermark(const StoredWatermark& wm) override {
+    return txn_->Put(kWm, keys::WatermarkKey(wm.stream, wm.user, wm.device, wm.kind), BE64(wm.seq));
+  }
+  Status Commit() override { return txn_->Commit(); }
+
+ private:
+  std::unique_ptr<WriteTxn> txn_;
+};
+
+class KvServerStore final : public ServerStore {
+ public:
+  explicit KvServerStore(std::unique_ptr<Storage> storage) : storage_(std::move(storage)) {}
+
+  Result<std::unique_ptr<ServerReadTxn>> BeginRead() override {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginRead());
+    return std::unique_ptr<ServerReadTxn>(new KvReadTxn(std::move(txn)));
+  }
+  Result<std::unique_ptr<ServerWriteTxn>> BeginWrite() override {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
+    return std::unique_ptr<ServerWriteTxn>(new KvWriteTxn(std::move(txn)));
+  }
+
+  uint64_t Subscribe(std::function<void(StoreEvents)> fn) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscribers_.emplace(++last_id_, std::make_shared<std::function<void(StoreEvents)>>(std::move(fn)));
+    return last_id_;
+  }
+  void Unsubscribe(uint64_t id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscribers_.erase(id);
+  }
+  void Publish(const StoreEvents& events, uint64_t from) override {
+    std::vector<std::shared_ptr<std::function<void(StoreEvents)>>> to;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, fn] : subscribers_) {
+        if (id != from) to.push_back(fn);
+      }
+    }
+    for (const auto& fn : to) (*fn)(events);
+  }
+
+  const std::string& uri() const override { return storage_->uri(); }
+
+  // A new store gets kServerFormat; another format is refused, untouched.
+  Status CheckFormat() {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
+    std::string value;
+    Status st = txn->Get(kMeta, kFormatKey, &value);
+    if (st.ok()) {
+      if (value == std::to_string(keys::kServerFormat)) return Status::OK();
+      return Status::FailedPrecondition("server store has format " + QuoteForMessage(value) +
+                                        "; this outpostd reads format " +
+                                        std::to_string(keys::kServerFormat) +
+                                        " and leaves the store untouched: run the outpostd that wrote it");
+    }
+    if (!st.IsNotFound()) return st;
+    for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
+      auto cur = txn->NewCursor(space);
+      cur->Seek("");
+      if (cur->Valid()) {
+        return Status::FailedPrecondition(
+            "server store was written by an outpostd before 2026-12 (format 1: device counters not bound to "
+            "users); this outpostd needs format " +
+            std::to_string(keys::kServerFormat) +
+            " and does not convert it. Keep running the outpostd that wrote it, or start this one on a new, "
+            "empty store: devices resend the ops they have not sent yet, and keep their history");
+      }
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+    }
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
+    return txn->Commit();
+  }
+
+ private:
+  std::unique_ptr<Storage> storage_;
+  std::mutex mu_;
+  uint64_t last_id_ = 0;
+  std::map<uint64_t, std::shared_ptr<std::function<void(StoreEvents)>>> subscribers_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
+                                                       const ServerStoreOptions& options) {
+  StorageOptions so;
+  so.spaces = SpaceNames();
+  so.sync = options.sync;
+  OUTPOST_ASSIGN_OR_RETURN(auto storage,
+                           options.open_storage ? options.open_storage(uri, so) : OpenStorage(uri, so));
+  auto store = std::make_shared<KvServerStore>(std::move(storage));
+  Status format = store->CheckFormat();
+  if (!format.ok()) return Status::FromCode(format.code(), "server store: " + format.message());
+  return std::shared_ptr<ServerStore>(std::move(store));
+}
+
+}  // namespace outpost

@@ -1,0 +1,35 @@
+// Copyright 2026 The Outpost Authors.
+//
+// OpenServerStore / MigrateServerStore: `postgresql://` and `postgres://` URIs name the PostgreSQL store;
+// any other URI is a Storage URI (outpost/storage.h) holding the key-value store.
+#include <string>
+
+#include "outpost/server_store.h"
+#include "server_store/kv/kv_server_store.h"
+
+namespace outpost {
+namespace {
+
+bool IsPostgresUri(std::string_view uri) {
+  return uri.starts_with("postgresql://") || uri.starts_with("postgres://");
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
+                                                     const ServerStoreOptions& options) {
+  if (IsPostgresUri(uri)) {
+    return Status::InvalidArgument("this build has no PostgreSQL server store");
+  }
+  return OpenKvServerStore(uri, options);
+}
+
+Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOptions& options) {
+  if (IsPostgresUri(uri)) {
+    return Status::InvalidArgument("this build has no PostgreSQL server store");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
+  return std::string("key-value server store ") + store->uri() + " is at format 2; nothing to do";
+}
+
+}  // namespace outpost

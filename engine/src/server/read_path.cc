@@ -1,0 +1,157 @@
+// Copyright 2026 The Outpost Authors.
+//
+// The read path: pages, Welcome and stored receipts, served once the write group committed, from one read
+// transaction (a snapshot that holds every write of the group). Reads never run inside the write group, so
+// they neither lengthen it nor hold the locks it takes.
+#include <algorithm>
+#include <map>
+
+#include "keys.h"
+#include "outpost/membership.h"
+#include "server/server_impl.h"
+
+namespace outpost {
+
+void ServerCore::Impl::ServeReads(Group& g, std::vector<std::vector<Outbound>>* frames) {
+  frames->assign(g.reads.size(), {});
+  if (g.reads.empty()) return;
+  auto txn = store_->BeginRead();
+  std::unordered_map<ConnId, size_t> pulled;  // op bytes of the pages each connection got
+  std::unordered_set<ConnId> failed;
+  for (size_t i = 0; i < g.reads.size(); ++i) {
+    const ReadRequest& r = g.reads[i];
+    auto sit = sessions_.find(r.conn);
+    if (sit == sessions_.end() || failed.contains(r.conn)) continue;  // closed in the group, or told already
+    Status st = txn.status();
+    if (st.ok()) {
+      st = r.kind == ReadRequest::Kind::kWelcome
+               ? ServeWelcome(**txn, sit->second, r, &(*frames)[i])
+               : ServePage(**txn, g, sit->second, r, &pulled[r.conn], &(*frames)[i]);
+    }
+    if (!st.ok()) {
+      // The group is durable, the answer is not: the device reconnects and asks again.
+      failed.insert(r.conn);
+      (*frames)[i].assign(
+          1, Outbound{r.conn,
+                      codec::EncodeError(Status::Code::kBusy,
+                                         "server store failed, reconnect: " + st.ToString(), true),
+                      true});
+    }
+  }
+}
+
+Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const ReadRequest& r,
+                                      std::vector<Outbound>* out) {
+  // The device's counters: every stream it follows, and every stream it ever pushed to. A counter is the
+  // device's own (how many of its ops the stream took), so it is listed even where the device may no
+  // longer read: else a device that lost its unsynced state would reuse counters. Those streams' high
+  // seq is not the device's to know and goes out as 0.
+  // The list fits half a frame, followed streams first: a device can make counters on any number of
+  // streams (a refused push consumes one), and neither the Welcome nor the work of one Hello may grow with
+  // them. A stream left out costs its device nothing but a Pull, or a Conflict naming its last counter.
+  struct Entry {
+    uint64_t counter = 0;
+    uint64_t high = 0;
+  };
+  std::map<std::string, Entry> counters;
+  size_t budget = opt_.frame_bytes_max / 2;
+  auto fits = [&budget](std::string_view stream) {
+    const size_t cost = stream.size() + 48;  // the entry, its table and offsets
+    if (cost > budget) return false;
+    budget -= cost;
+    return true;
+  };
+  Status error;
+  for (const auto& stream : s.follows) {
+    if (!fits(stream)) continue;
+    Entry& e = counters[stream];
+    OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, stream}, &e.counter));
+    OUTPOST_RETURN_IF_ERROR(txn.High(stream, &e.high));
+  }
+  std::vector<std::string> others;
+  OUTPOST_RETURN_IF_ERROR(txn.DeviceCounters(s.user, s.device, [&](std::string_view stream, uint64_t last) {
+    if (s.follows.contains(std::string(stream))) return true;
+    if (!fits(stream)) return false;
+    counters[std::string(stream)].counter = last;
+    others.emplace_back(stream);
+    return true;
+  }));
+  for (const auto& stream : others) {
+    if (MayRead(txn, s, stream, &error)) OUTPOST_RETURN_IF_ERROR(txn.High(stream, &counters[stream].high));
+  }
+  OUTPOST_RETURN_IF_ERROR(error);
+  flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
+  std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
+  for (const auto& [stream, e] : counters) {
+    dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), e.counter, e.high));
+  }
+  auto vec = b.CreateVector(dcs);
+  auto body =
+      wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
+                          opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max);
+  // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
+  // relays only carry what moves from now on. They go before the Welcome, so a device that is idle once
+  // welcomed (a one-shot sync) has them already.
+  for (const auto& stream : s.follows)
+    OUTPOST_RETURN_IF_ERROR(SendStoredWatermarks(txn, r.conn, s, stream, out));
+  out->push_back({r.conn, codec::FinishFrame(b, wire::Body::Welcome, body.Union())});
+  return Status::OK();
+}
+
+Status ServerCore::Impl::ServePage(ServerReadTxn& txn, Group& g, Session& s, const ReadRequest& r,
+                                   size_t* pulled, std::vector<Outbound>* out) {
+  // A pull that came before its user left the stream in this same group gets what a non-member gets: the
+  // removal is durable now, and a removed member gets nothing more at once.
+  if (g.left.contains({r.stream, s.user})) {
+    out->push_back({r.conn, codec::EncodeError(Status::Code::kPermissionDenied,
+                                               "pull " + r.stream + ": forbidden: " + s.user +
+                                                   " is not a member of " + r.stream,
+                                               false)});
+    out->push_back({r.conn, codec::EncodeEmptyBatch(r.stream, r.after)});
+    return Status::OK();
+  }
+  uint64_t high = 0;
+  OUTPOST_RETURN_IF_ERROR(txn.High(r.stream, &high));
+  uint32_t limit = r.limit;
+  size_t budget = opt_.frame_bytes_max > 4096 ? opt_.frame_bytes_max - 4096 : opt_.frame_bytes_max / 2;
+  // One frame's worth of pages per connection per group: a device that sends a burst of Pulls (many
+  // streams catching up at once) gets empty pages with has_more for the rest and asks again, rather than
+  // the server queueing hundreds of MiB for it (and the transport dropping it for that).
+  if (*pulled >= budget) limit = 0;
+  std::vector<std::string> stored;
+  if (r.after < high && limit > 0)
+    OUTPOST_RETURN_IF_ERROR(txn.ReadPage(r.stream, r.after, limit, budget, &stored));
+  flatbuffers::FlatBufferBuilder b(4096);
+  std::vector<flatbuffers::Offset<wire::Op>> ops;
+  ops.reserve(stored.size());
+  for (const auto& bytes : stored) {
+    auto op = codec::DecodeStoredOp(bytes);
+    if (!op.ok()) return op.status();
+    *pulled += bytes.size();
+    ops.push_back(codec::BuildOp(b, codec::FieldsOf(**op)));
+  }
+  const uint64_t last = r.after + ops.size();
+  auto sv = b.CreateString(r.stream.data(), r.stream.size());
+  auto ov = b.CreateVector(ops);
+  auto body = wire::CreateBatch(b, sv, r.after, ov, high, last < high);
+  // Stored watermarks go first: a device that has merged the batch has its receipts too.
+  OUTPOST_RETURN_IF_ERROR(SendStoredWatermarks(txn, r.conn, s, r.stream, out));
+  out->push_back({r.conn, codec::FinishFrame(b, wire::Body::Batch, body.Union())});
+  return Status::OK();
+}
+
+Status ServerCore::Impl::SendStoredWatermarks(ServerReadTxn& txn, ConnId conn, Session& s,
+                                              std::string_view stream, std::vector<Outbound>* out) {
+  if (s.watermarks_sent.contains(std::string(stream))) return Status::OK();
+  std::vector<StoredWatermark> wms;
+  OUTPOST_RETURN_IF_ERROR(txn.Watermarks(stream, &wms));
+  s.watermarks_sent.emplace(stream);
+  for (const auto& wm : wms) {
+    if (wm.user == s.user && wm.device == s.device) continue;
+    out->push_back({conn, codec::EncodeWatermark(stream, wm.user, wm.device,
+                                                 static_cast<WatermarkKind>(wm.kind), wm.seq)});
+  }
+  return Status::OK();
+}
+
+}  // namespace outpost

@@ -1,0 +1,143 @@
+// Copyright 2026 The Outpost Authors.
+//
+// ServerCore's face, and Server: a ServerCore on a Listener with one background thread. The core itself is
+// in src/server/ (server_impl.h says which file holds what).
+#include "outpost/server.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "server/server_impl.h"
+
+namespace outpost {
+
+// ---- ServerCore ----
+
+Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
+  if (options.env == nullptr) options.env = SystemEnv();
+  std::shared_ptr<ServerStore> store = options.server_store;
+  if (!store) {
+    ServerStoreOptions so;
+    so.sync = options.store_sync;
+    so.open_storage = options.open_store;
+    OUTPOST_ASSIGN_OR_RETURN(store, OpenServerStore(options.store, so));
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(store));
+  return std::unique_ptr<ServerCore>(new ServerCore(std::move(impl)));
+}
+
+ServerCore::ServerCore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServerCore::~ServerCore() = default;
+void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
+  impl_->Handle(events, out);
+}
+void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
+void ServerCore::SetWakeup(std::function<void()> wakeup) { impl_->SetWakeup(std::move(wakeup)); }
+ServerStats ServerCore::Stats() const { return impl_->stats(); }
+
+// ---- Server: a ServerCore on a Listener ----
+
+struct Server::State {
+  std::unique_ptr<ServerCore> core;
+  std::unique_ptr<Listener> listener;
+  uint32_t events_per_group_max = 4096;
+  std::mutex step_mu;  // one Step at a time
+  std::mutex mu;
+  std::condition_variable cv;
+  bool wake = false;
+  bool stop = false;
+  std::thread thread;
+  std::vector<ServerEvent> events;
+  std::vector<Outbound> out;
+};
+
+Result<std::unique_ptr<Server>> Server::Open(ServerOptions options, std::unique_ptr<Listener> listener) {
+  if (!listener) return Status::InvalidArgument("Server::Open needs a listener");
+  uint32_t group_max = std::max<uint32_t>(1, options.events_per_group_max);
+  OUTPOST_ASSIGN_OR_RETURN(auto core, ServerCore::Open(std::move(options)));
+  std::unique_ptr<Server> server(new Server());
+  server->state_ = std::make_unique<State>();
+  server->state_->core = std::move(core);
+  server->state_->listener = std::move(listener);
+  server->state_->events_per_group_max = group_max;
+  State* st = server->state_.get();
+  auto wake = [st] {
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->wake = true;
+    st->cv.notify_one();
+  };
+  st->listener->SetWakeup(wake);
+  st->core->SetWakeup(wake);
+  return server;
+}
+
+Server::~Server() {
+  if (!state_) return;
+  Stop();
+  state_->listener->SetWakeup(nullptr);
+  state_->core->SetWakeup(nullptr);
+}
+
+size_t Server::Step() {
+  State& st = *state_;
+  std::lock_guard<std::mutex> lock(st.step_mu);
+  st.events.clear();
+  st.out.clear();
+  st.core->Tick(&st.out);
+  ServerEvent ev;
+  while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev))
+    st.events.push_back(std::move(ev));
+  if (!st.events.empty()) st.core->Handle(st.events, &st.out);
+  for (auto& o : st.out) {
+    (void)st.listener->Send(o.conn, o.frame);  // a vanished connection is not an error here
+    if (o.close_after) st.listener->CloseConnection(o.conn);
+  }
+  st.out.clear();
+  return st.events.size();
+}
+
+void Server::Start() {
+  State& st = *state_;
+  std::lock_guard<std::mutex> guard(st.mu);
+  if (st.thread.joinable()) return;
+  st.stop = false;
+  st.thread = std::thread([this, &st] {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(st.mu);
+        if (st.stop) return;
+      }
+      if (Step() > 0) continue;
+      std::unique_lock<std::mutex> lock(st.mu);
+      // The wakeup callback sets `wake`; the bound only guards against a lost wakeup.
+      st.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return st.wake || st.stop; });
+      st.wake = false;
+    }
+  });
+}
+
+void Server::Stop() {
+  State& st = *state_;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.stop = true;
+    st.cv.notify_all();
+  }
+  if (st.thread.joinable()) st.thread.join();
+  // Events already received are answered: a batch made durable gets its ack out before the caller closes.
+  for (int i = 0; i < 64 && Step() > 0; ++i) {
+  }
+}
+
+std::string Server::endpoint() const { return state_->listener->endpoint(); }
+
+ServerStats Server::Stats() const {
+  std::lock_guard<std::mutex> lock(state_->step_mu);
+  return state_->core->Stats();
+}
+
+ListenerStats Server::TransportStats() const { return state_->listener->Stats(); }
+
+}  // namespace outpost

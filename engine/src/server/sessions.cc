@@ -1,0 +1,410 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Sessions and the protocol, and the write group. One ServerWriteTxn per group of events (all connections):
+// every answer that depends on a write leaves only after that transaction committed, and a group whose
+// transaction fails leaves no trace in memory either (the sessions it touched are restored, its stats
+// undone). Reads (pages, Welcome) are served after the commit (read_path.cc).
+#include <algorithm>
+
+#include "keys.h"
+#include "outpost/membership.h"
+#include "server/server_impl.h"
+
+namespace outpost {
+
+ServerCore::Impl::Impl(ServerOptions options, std::shared_ptr<ServerStore> store)
+    : opt_(std::move(options)), store_(std::move(store)), ids_(opt_.env) {
+  subscription_ = store_->Subscribe([this](StoreEvents events) {
+    std::function<void()> wake;
+    {
+      std::lock_guard<std::mutex> lock(remote_mu_);
+      remote_.push_back(std::move(events));
+      wake = wakeup_;
+    }
+    if (wake) wake();
+  });
+}
+
+ServerCore::Impl::~Impl() { store_->Unsubscribe(subscription_); }
+
+void ServerCore::Impl::SetWakeup(std::function<void()> wakeup) {
+  std::lock_guard<std::mutex> lock(remote_mu_);
+  wakeup_ = std::move(wakeup);
+}
+
+void ServerCore::Impl::Follow(Group& g, ConnId conn, Session& s, std::string_view stream) {
+  if (s.follows.contains(std::string(stream))) return;
+  Touch(g, conn, s);
+  auto it = s.follows.emplace(stream).first;
+  followers_[*it].insert(conn);
+}
+
+void ServerCore::Impl::Open(ConnId conn, std::vector<Answer>* out) {
+  if (sessions_.size() >= opt_.connections_max) {
+    ++stats_.connections_refused;
+    refused_.insert(conn);
+    out->push_back({conn,
+                    codec::EncodeError(Status::Code::kBusy,
+                                       "server full: " + std::to_string(opt_.connections_max) +
+                                           " connections (connections_max); retry later",
+                                       true),
+                    true, -1});
+    return;
+  }
+  Session& s = sessions_[conn];
+  s.opened_ms = opt_.env->NowMs();
+  awaiting_hello_.emplace_back(s.opened_ms, conn);
+  ++stats_.connections;
+  ++stats_.connections_total;
+}
+
+void ServerCore::Impl::Close(ConnId conn) {
+  refused_.erase(conn);
+  auto it = sessions_.find(conn);
+  if (it == sessions_.end()) return;
+  for (const auto& stream : it->second.follows) {
+    auto f = followers_.find(stream);
+    if (f == followers_.end()) continue;
+    f->second.erase(conn);
+    if (f->second.empty()) followers_.erase(f);
+  }
+  if (it->second.authed) {
+    auto uc = user_conns_.find(it->second.user);
+    if (uc != user_conns_.end()) {
+      uc->second.erase(conn);
+      if (uc->second.empty()) user_conns_.erase(uc);
+    }
+  }
+  sessions_.erase(it);
+  if (stats_.connections > 0) --stats_.connections;
+}
+
+void ServerCore::Impl::Restore(Group& g) {
+  for (auto& [conn, before] : g.saved) {
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end()) continue;  // closed within the group: Close() cleaned its indexes
+    Session& now = it->second;
+    for (const auto& stream : now.follows) {
+      if (before.follows.contains(stream)) continue;
+      auto f = followers_.find(stream);
+      if (f == followers_.end()) continue;
+      f->second.erase(conn);
+      if (f->second.empty()) followers_.erase(f);
+    }
+    for (const auto& stream : before.follows) {
+      if (!now.follows.contains(stream)) followers_[stream].insert(conn);
+    }
+    if (now.authed && !before.authed) {
+      auto uc = user_conns_.find(now.user);
+      if (uc != user_conns_.end()) {
+        uc->second.erase(conn);
+        if (uc->second.empty()) user_conns_.erase(uc);
+      }
+    }
+    now = std::move(before);
+  }
+  g.saved.clear();
+}
+
+void ServerCore::Impl::Tick(std::vector<Outbound>* out) {
+  HandleRemote(out);
+  if (opt_.hello_deadline_ms <= 0) {
+    awaiting_hello_.clear();
+    return;
+  }
+  const int64_t now = opt_.env->NowMs();
+  while (!awaiting_hello_.empty() && now - awaiting_hello_.front().first >= opt_.hello_deadline_ms) {
+    const ConnId conn = awaiting_hello_.front().second;
+    awaiting_hello_.pop_front();
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end() || it->second.authed || refused_.contains(conn)) continue;
+    ++stats_.hello_timeouts;
+    refused_.insert(conn);  // only its close is left to come
+    out->push_back({conn,
+                    codec::EncodeError(Status::Code::kTimeout,
+                                       "no Hello within " + std::to_string(opt_.hello_deadline_ms) +
+                                           " ms of connecting (hello_deadline_ms)",
+                                       true),
+                    true});
+  }
+}
+
+void ServerCore::Impl::PrepareGroup(Group& g, const std::vector<ServerEvent>& events) {
+  if (!store_->many_writers()) return;
+  std::set<std::string> streams;
+  std::set<CounterKey> counters;
+  std::set<OpId> ids;
+  for (const auto& ev : events) {
+    if (ev.kind != ServerEvent::Kind::kFrame) continue;
+    auto sit = sessions_.find(ev.conn);
+    if (sit == sessions_.end() || !sit->second.authed) continue;
+    auto frame = codec::DecodeFrame(ev.frame, opt_.frame_bytes_max);
+    if (!frame.ok() || (*frame)->body_type() != wire::Body::Push) continue;
+    const auto* ops = (*frame)->body_as_Push()->ops();
+    if (ops == nullptr || ops->size() > opt_.ops_per_batch_max) continue;
+    for (const wire::Op* op : *ops) {
+      codec::OpFields f = codec::FieldsOf(*op);
+      if (!keys::ValidateStream(f.stream, opt_.stream_id_bytes_max).ok()) continue;
+      streams.emplace(f.stream);
+      counters.insert({sit->second.user, sit->second.device, std::string(f.stream)});
+      if (!f.op_id.IsNil()) ids.insert(f.op_id);
+    }
+  }
+  if (streams.empty()) return;
+  Fail(g, g.txn->Prepare({streams.begin(), streams.end()}, {counters.begin(), counters.end()},
+                         {ids.begin(), ids.end()}));
+}
+
+void ServerCore::Impl::FailGroup(Group& g, const Status& st, std::vector<Outbound>* out) {
+  // Nothing of the group is durable, so nothing of it may stay in memory or leave: each connection that sent
+  // work hears that it must resend (pushes are idempotent, so resending is always safe). A fatal answer (a
+  // refusal that did not depend on the store) still goes out; a connection whose Hello was lost gets a fatal
+  // Busy and reconnects.
+  Restore(g);
+  std::unordered_set<ConnId> told;
+  for (auto& a : g.answers) {
+    if (a.close_after) {
+      told.insert(a.conn);
+      out->push_back({a.conn, std::move(a.frame), true});
+    }
+  }
+  for (const auto& a : g.answers) {
+    if (!told.insert(a.conn).second || !sessions_.contains(a.conn)) continue;
+    const bool fatal = g.hellos.contains(a.conn);
+    out->push_back(
+        {a.conn,
+         codec::EncodeError(Status::Code::kBusy, "server store failed, resend: " + st.ToString(), fatal),
+         fatal});
+  }
+}
+
+void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
+  HandleRemote(out);
+  auto txn = store_->BeginWrite();
+  if (!txn.ok()) {
+    // No transaction, so no frame can be handled; connections still open and close, and each one that
+    // sent a frame hears that it must resend (one whose Hello is lost reconnects).
+    ++stats_.commit_errors;
+    std::unordered_set<ConnId> told;
+    std::vector<Answer> refusals;
+    for (const auto& ev : events) {
+      if (ev.kind == ServerEvent::Kind::kOpen) Open(ev.conn, &refusals);
+      if (ev.kind == ServerEvent::Kind::kClose) {
+        Close(ev.conn);
+        told.erase(ev.conn);
+      }
+      if (ev.kind != ServerEvent::Kind::kFrame || refused_.contains(ev.conn) || !told.insert(ev.conn).second)
+        continue;
+      auto sit = sessions_.find(ev.conn);
+      const bool fatal = sit == sessions_.end() || !sit->second.authed;
+      out->push_back(
+          {ev.conn,
+           codec::EncodeError(Status::Code::kBusy,
+                              "server store unavailable, resend: " + txn.status().ToString(), fatal),
+           fatal});
+    }
+    for (auto& a : refusals) out->push_back({a.conn, std::move(a.frame), a.close_after});
+    return;
+  }
+  const ServerStats before = stats_;
+  Group g;
+  g.txn = txn->get();
+  PrepareGroup(g, events);
+  for (auto& ev : events) {
+    switch (ev.kind) {
+      case ServerEvent::Kind::kOpen:
+        Open(ev.conn, &g.answers);
+        break;
+      case ServerEvent::Kind::kClose:
+        Close(ev.conn);
+        break;
+      case ServerEvent::Kind::kFrame:
+        HandleFrame(g, ev.conn, ev.frame);
+        break;
+    }
+  }
+  Flush(g);
+  Status st = g.error;
+  // A group of only opens and closes wrote nothing: no commit (and no fsync) for it.
+  const bool had_frames = std::any_of(events.begin(), events.end(), [](const ServerEvent& ev) {
+    return ev.kind == ServerEvent::Kind::kFrame;
+  });
+  if (st.ok() && had_frames) st = (*txn)->Commit();
+  txn->reset();
+  g.txn = nullptr;
+  if (!st.ok()) {
+    ServerStats kept = stats_;
+    stats_ = before;
+    stats_.connections = kept.connections;
+    stats_.connections_total = kept.connections_total;
+    stats_.connections_refused = kept.connections_refused;
+    stats_.bad_frames = kept.bad_frames;
+    stats_.auth_failures = kept.auth_failures;
+    stats_.hello_timeouts = kept.hello_timeouts;
+    ++stats_.commit_errors;
+    FailGroup(g, st, out);
+    return;
+  }
+  if (had_frames) ++stats_.commits;
+  // Users who left a stream stop hearing of it before anything of this group is read or sent.
+  for (const auto& [stream, user] : g.left) DropFollows(stream, user);
+  std::vector<std::vector<Outbound>> read_frames;
+  ServeReads(g, &read_frames);
+  for (auto& a : g.answers) {
+    if (a.read < 0) {
+      out->push_back({a.conn, std::move(a.frame), a.close_after});
+      continue;
+    }
+    for (auto& o : read_frames[a.read]) out->push_back(std::move(o));
+  }
+  NotifyCommitted(g, out);
+}
+
+void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes) {
+  if (refused_.contains(conn)) return;  // over connections_max: only its close is left to come
+  auto sit = sessions_.find(conn);
+  if (sit == sessions_.end()) {  // open event lost: tolerate, as a connection opened now
+    Open(conn, &g.answers);
+    if (refused_.contains(conn)) return;
+    sit = sessions_.find(conn);
+  }
+  Session& s = sit->second;
+  auto frame = codec::DecodeFrame(bytes, opt_.frame_bytes_max);
+  if (!frame.ok()) {
+    BadFrame(g, conn, frame.status().code(), frame.status().message(), false);
+    return;
+  }
+  const wire::Frame* f = *frame;
+  if (f->body_type() == wire::Body::Hello) {
+    HandleHello(g, conn, s, *f->body_as_Hello());
+    return;
+  }
+  if (!s.authed) {
+    BadFrame(g, conn, Status::Code::kPermissionDenied, "send Hello before anything else", true);
+    return;
+  }
+  switch (f->body_type()) {
+    case wire::Body::Push:
+      if (++g.pushes[conn] > opt_.batches_inflight_max) {
+        ++stats_.busy;
+        Reply(g, conn,
+              codec::EncodeError(Status::Code::kBusy,
+                                 "more than " + std::to_string(opt_.batches_inflight_max) +
+                                     " batches in flight (batches_inflight_max): back off and resend",
+                                 false));
+        break;
+      }
+      HandlePush(g, conn, s, *f->body_as_Push());
+      break;
+    case wire::Body::Pull:
+      HandlePull(g, conn, s, *f->body_as_Pull());
+      break;
+    case wire::Body::Watermark:
+      HandleWatermark(g, conn, s, *f->body_as_Watermark());
+      break;
+    default:
+      BadFrame(g, conn, Status::Code::kInvalidArgument, "frame type not accepted by the server", false);
+  }
+}
+
+void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire::Hello& hello) {
+  if (s.authed) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "second Hello on one connection", false);
+    return;
+  }
+  if (hello.protocol_version() != codec::kProtocolVersion) {
+    BadFrame(g, conn, Status::Code::kFailedPrecondition,
+             "protocol version " + std::to_string(hello.protocol_version()) +
+                 " not supported (server speaks " + std::to_string(codec::kProtocolVersion) + ")",
+             true);
+    return;
+  }
+  HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
+                 std::string(codec::Str(hello.token()))};
+  Status valid = ValidateDeviceId(info.device);
+  if (!valid.ok()) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, valid.message(), true);
+    return;
+  }
+  std::string user = info.user;
+  if (opt_.authenticate) {
+    auto r = opt_.authenticate(info);
+    if (!r.ok()) {
+      ++stats_.auth_failures;
+      BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
+               true);
+      return;
+    }
+    user = *r;
+  }
+  valid = ValidateUserName(user);
+  if (!valid.ok()) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, valid.message(), true);
+    return;
+  }
+  size_t n = hello.cursors() ? hello.cursors()->size() : 0;
+  if (n > opt_.hello_streams_max) {
+    BadFrame(g, conn, Status::Code::kInvalidArgument, "Hello lists too many streams", true);
+    return;
+  }
+  auto uc = user_conns_.find(user);
+  if (uc != user_conns_.end() && uc->second.size() >= opt_.connections_per_user_max) {
+    ++stats_.connections_refused;
+    Reply(g, conn,
+          codec::EncodeError(Status::Code::kBusy,
+                             "too many connections for user " + user + ": " +
+                                 std::to_string(opt_.connections_per_user_max) +
+                                 " (connections_per_user_max); retry later",
+                             true),
+          true);
+    return;
+  }
+  Touch(g, conn, s);
+  g.hellos.insert(conn);
+  s.authed = true;
+  s.user = std::move(user);
+  s.device = info.device;
+  user_conns_[s.user].insert(conn);
+  // Each listed stream is followed only if the device may read it now; a non-member's is kept aside and
+  // followed once the user joins (FollowJoined).
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view stream = codec::Str(hello.cursors()->Get(i)->stream());
+    if (!keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) continue;
+    if (MayRead(*g.txn, s, stream, &g.error)) {
+      Follow(g, conn, s, stream);
+    } else if (opt_.membership && s.denied.size() < opt_.denied_streams_max) {
+      s.denied.emplace(stream);
+    }
+  }
+  Schedule(g, {ReadRequest::Kind::kWelcome, conn, {}, 0, 0});
+}
+
+void ServerCore::Impl::HandlePull(Group& g, ConnId conn, Session& s, const wire::Pull& pull) {
+  std::string_view stream = codec::Str(pull.stream());
+  Status st = keys::ValidateStream(stream, opt_.stream_id_bytes_max);
+  if (!st.ok()) {
+    BadFrame(g, conn, st.code(), st.message(), false);
+    return;
+  }
+  st = CheckMember(*g.txn, s.user, stream, &g.error);
+  if (st.ok() && opt_.authorize)
+    st = opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}});
+  if (!st.ok()) {
+    if (st.code() == Status::Code::kPermissionDenied) {
+      ++stats_.forbidden;
+      if (opt_.membership && s.denied.size() < opt_.denied_streams_max &&
+          !s.denied.contains(std::string(stream))) {
+        Touch(g, conn, s).denied.emplace(stream);
+      }
+    }
+    Reply(g, conn, codec::EncodeError(st.code(), "pull " + std::string(stream) + ": " + st.message(), false));
+    Reply(g, conn, codec::EncodeEmptyBatch(stream, pull.after_seq()));
+    return;
+  }
+  ++stats_.pulls;
+  Follow(g, conn, s, stream);
+  uint32_t limit = pull.limit() == 0 ? opt_.pull_page_max : std::min(pull.limit(), opt_.pull_page_max);
+  Schedule(g, {ReadRequest::Kind::kPage, conn, std::string(stream), pull.after_seq(), limit});
+}
+
+}  // namespace outpost
