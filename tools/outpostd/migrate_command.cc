@@ -44,7 +44,7 @@ int Migrate(const Flags& flags) {
   if (!done.ok()) {
     return Fail(kExitError, "migrate: " + RedactUri(store) + ": " + done.status().ToString());
   }
-  fmt::print("{}: {}\n", RedactUri(store), *done);
+  fmt::print("{}\n", *done);
   std::fflush(stdout);
   return kExitOk;
 }

@@ -90,17 +90,26 @@ Registry::Registry(std::shared_ptr<outpost::ServerStore> server_store, std::stri
     : server_store_(std::move(server_store)), users_(server_store_->users()), where_(std::move(where)) {}
 
 Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir, const std::string& store_uri) {
+  std::shared_ptr<outpost::ServerStore> store;
   if (UsersMayLiveIn(store_uri)) {
-    OUTPOST_ASSIGN_OR_RETURN(std::shared_ptr<outpost::ServerStore> store,
-                             outpost::OpenServerStore(store_uri));
-    if (store->users() != nullptr) {
-      std::string where = store->uri();
-      return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(where)));
-    }
+    OUTPOST_ASSIGN_OR_RETURN(store, outpost::OpenServerStore(store_uri));
   }
-  if (data_dir.empty()) {
+  if (store == nullptr && data_dir.empty()) {
     return Status::FailedPrecondition("the users of " + RedactUri(store_uri) +
                                       " live in DATA_DIR/auth: --data DIR is required");
+  }
+  return Open(data_dir, std::move(store));
+}
+
+Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir,
+                                                 std::shared_ptr<outpost::ServerStore> store) {
+  if (store != nullptr && store->users() != nullptr) {
+    std::string where = store->uri();
+    return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(where)));
+  }
+  if (data_dir.empty()) {
+    return Status::FailedPrecondition(
+        "the users of this server store live in DATA_DIR/auth: --data DIR is required");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto users, outpost::OpenKvUserStore(StoreUri(data_dir), /*sync=*/true));
   auto registry = std::make_unique<Registry>(std::move(users));

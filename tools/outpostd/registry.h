@@ -52,6 +52,9 @@ class Registry {
   // key-value store. FailedPrecondition when the users are not in the store and `data_dir` is empty.
   static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
                                                          const std::string& store_uri = {});
+  // The same over a server store that is already open (serve shares it with the server).
+  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
+                                                         std::shared_ptr<outpost::ServerStore> store);
   // Over `users` (tests).
   explicit Registry(std::unique_ptr<outpost::UserStore> users);
   // The user store's URI for DATA_DIR when users do not live in the server store.

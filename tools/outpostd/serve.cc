@@ -4,8 +4,9 @@
 //   1. parse and check every flag, so a bad command line fails before anything is opened;
 //   2. block SIGINT/SIGTERM (before any thread starts, so every thread inherits the mask and the signals
 //      wait for sigtimedwait in the main thread), lock DATA_DIR (one server per data directory);
-//   3. open the registry (in the server store when it keeps users, else DATA_DIR/auth), listen, open the
-//      server store, start the server, write --endpoint-file;
+//   3. open the registry (a database store is opened first and shared by the registry, which finds the
+//      users in it, and the server; else the users are in DATA_DIR/auth), listen, open the server (a
+//      key-value store by its URI), start it, write --endpoint-file;
 //   4. main thread: wait for a signal, waking every second to write stats.json and log what changed;
 //   5. on a signal: Server::Stop() (handles what was already received, so durable batches get their acks),
 //      final stats.json, close the listener and the stores, exit 0.
@@ -30,6 +31,7 @@
 #include "log.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
+#include "outpost/server_store.h"
 #include "outpost/transport.h"
 #include "registry.h"
 #include "stats_json.h"
@@ -303,7 +305,19 @@ int Serve(const Flags& flags) {
   DataDirLock lock;
   if (Status s = lock.Acquire(config.data_dir, shared_store); !s.ok()) return Fail(kExitError, s.message());
 
-  auto registry_or = Registry::Open(config.data_dir, config.store);
+  // A database store is opened once, here, and shared by the registry (its users) and the server.
+  if (shared_store) {
+    outpost::ServerStoreOptions store_options;
+    store_options.sync = config.server.store_sync;
+    auto opened = outpost::OpenServerStore(config.store, store_options);
+    if (!opened.ok()) {
+      return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
+                                  opened.status().ToString());
+    }
+    config.server.server_store = std::move(opened).value();
+  }
+  auto registry_or = shared_store ? Registry::Open(config.data_dir, config.server.server_store)
+                                  : Registry::Open(config.data_dir);
   if (!registry_or.ok()) {
     return Fail(kExitError,
                 "cannot open the user registry " +
