@@ -44,7 +44,7 @@ int Migrate(const Flags& flags) {
   if (!done.ok()) {
     return Fail(kExitError, "migrate: " + RedactUri(store) + ": " + done.status().ToString());
   }
-  fmt::print("{}\n", *done);
+  fmt::print("{}\n", RedactUri(*done));  // the store names itself; never with its password
   std::fflush(stdout);
   return kExitOk;
 }
