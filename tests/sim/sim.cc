@@ -632,6 +632,8 @@ void Sim::Observe(size_t k, const ServerEvent& event) {
   conn_user_[{k, event.conn}] = Str(hello->user());
   if (cfg_.instances <= 1) return;
   const std::string device = Str(hello->device());
+  Trace(device + " hello at instance " + std::to_string(k) + " (connection " + std::to_string(event.conn) +
+        ")");
   where_[device] = static_cast<int>(k);
   auto first = first_instance_.find(device);
   if (first != first_instance_.end() && first->second != static_cast<int>(k)) ++result_.failovers;
@@ -1695,9 +1697,11 @@ const std::vector<NamedProfile>& Profiles() {
          c.instance_crash_in_step = 0.004;
          c.server_crash = 0.002;
        }},
+      // Three instances with membership: an instance that sleeps through two steps of the others drains
+      // several of their events at once (a join and a leave of one user in one batch).
       {"instances-members",
        [](SimConfig& c) {
-         c.instances = 2;
+         c.instances = 3;
          c.instance_crash = 0.008;
          c.instance_crash_in_step = 0.004;
          c.server_crash = 0.002;

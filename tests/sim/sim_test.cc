@@ -94,8 +94,8 @@ std::vector<Shard> Shards() {
   add("members", 2, 100);
   add("members-flaky", 1, 100);
   add("flaky-store", 1, 100);
-  add("instances", 4, 100);
-  add("instances-members", 2, 100);
+  add("instances", 4, 75);
+  add("instances-members", 3, 75);
   // "members-power" (membership on devices without sync) is not among them yet: about 1% of its seeds
   // (11 of seeds 1000..1999) end with an op the server applied shown failed on its device. The user
   // retried a refused op, the server applied it, then a power loss undid the retry and its ack on the
@@ -158,6 +158,11 @@ TEST(SimRegression, PowerLossCounterReuseKeepsOrder) { RunSeed("power", 1001); }
 // A device caught up at reconnect never pulled, so it never got the receipts that moved while it was away
 // (the server sent stored watermarks only with a pull's first page). Fixed in the server: Hello sends the
 // stored watermarks of every followed stream.
+// Another instance's join and leave of one user drained in one batch: the instance read the store as it
+// is now (no member) at the join and forgot that the device had asked for the stream, so a later join
+// never followed it. Fixed in the server: a stream leaves a session's denied set only once it is followed.
+TEST(SimRegression, JoinDrainedFromAnotherInstanceKeepsTheRequest) { RunSeed("instances-members", 94); }
+
 TEST(SimRegression, ReceiptsMovedWhileAwayArriveOnHello) {
   RunSeed("default", 1020);
   RunSeed("crowd", 1015);
