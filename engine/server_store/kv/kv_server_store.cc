@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <map>
-#include <tuple>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "keys.h"
