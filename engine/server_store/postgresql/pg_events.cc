@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,64 +21,25 @@ constexpr size_t kHeaderBytes = 11;
 constexpr size_t kRawBytesMax = kPayloadBytesMax / 4 * 3;  // base64 makes 4 of 3
 constexpr uint8_t kHead = 1, kWatermark = 2, kJoined = 3, kLeft = 4;
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+// Base64 (RFC 4648, padded) by libsodium: NOTIFY payloads must be text.
 std::string Base64(std::string_view raw) {
-  std::string out;
-  out.reserve((raw.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= raw.size(); i += 3) {
-    uint32_t v = uint32_t(uint8_t(raw[i])) << 16 | uint32_t(uint8_t(raw[i + 1])) << 8 | uint8_t(raw[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  size_t rest = raw.size() - i;
-  if (rest > 0) {
-    uint32_t v = uint32_t(uint8_t(raw[i])) << 16;
-    if (rest == 2) v |= uint32_t(uint8_t(raw[i + 1])) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
+  std::string out(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()), raw.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // its NUL
   return out;
 }
 
 bool Unbase64(std::string_view text, std::string* raw) {
-  if (text.size() % 4 != 0) return false;
-  raw->clear();
-  uint32_t v = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char c : text) {
-    int d;
-    if (c >= 'A' && c <= 'Z')
-      d = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      d = c - '0' + 52;
-    else if (c == '+')
-      d = 62;
-    else if (c == '/')
-      d = 63;
-    else if (c == '=') {
-      ++pad;
-      d = 0;
-    } else
-      return false;
-    if (pad > 0 && c != '=') return false;
-    v = v << 6 | uint32_t(d);
-    bits += 6;
-    if (bits == 24) {
-      raw->push_back(char(v >> 16));
-      raw->push_back(char(v >> 8));
-      raw->push_back(char(v));
-      v = 0;
-      bits = 0;
-    }
+  raw->assign(text.size() / 4 * 3 + 3, '\0');
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(raw->data()), raw->size(), text.data(), text.size(),
+                        nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != text.data() + text.size()) {
+    return false;
   }
-  if (pad > 2) return false;
-  raw->resize(raw->size() - pad);
+  raw->resize(len);
   return true;
 }
 
