@@ -34,6 +34,7 @@ struct BenchConfig {
   int async_inflight_max = 128;  // SubmitAsync: ops one thread keeps in flight
   int cold_ops = 1'000'000;      // ops in the store ColdOpen and Scan open
   int rss_ops = 1'000'000;       // ops flushed or merged while PeakRss watches
+  int fanout_threads = 2;        // Fanout: threads its light devices are spread over (--fanout-threads=T)
 };
 BenchConfig& Config();
 
