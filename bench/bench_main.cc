@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
   RegisterNetworkBenchmarks();
   RegisterStoreBenchmarks();
   RegisterMemoryBenchmarks();
+  RegisterScaleOutBenchmarks();
   SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   ReleaseSyncFixtures();

@@ -134,6 +134,8 @@ void RegisterSyncBenchmarks();
 void RegisterNetworkBenchmarks();  // RawEcho, Flush/CatchUp/LiveLatency/Fanout over tcp (zmq_bench.cc)
 void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
 void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
+// Flush and NotifyLatency over several server instances on PostgreSQL, and on one lmdb (scale_bench.cc).
+void RegisterScaleOutBenchmarks();
 // `outpost_bench --rss-child WORKLOAD BACKEND OPS`: the process PeakRss starts for each measurement.
 int RunRssChild(const std::string& workload, const std::string& backend, int ops);
 // `outpost_bench --serve-child DIR`: the Fanout benchmark's server process (runs until stdin closes).
