@@ -6,6 +6,7 @@
 
 #include "outpost/server_store.h"
 #include "server_store/kv/kv_server_store.h"
+#include "server_store/postgresql/pg_server_store.h"
 
 namespace outpost {
 namespace {
@@ -18,16 +19,12 @@ bool IsPostgresUri(std::string_view uri) {
 
 Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
                                                      const ServerStoreOptions& options) {
-  if (IsPostgresUri(uri)) {
-    return Status::InvalidArgument("this build has no PostgreSQL server store");
-  }
+  if (IsPostgresUri(uri)) return OpenPgServerStore(uri, options);
   return OpenKvServerStore(uri, options);
 }
 
 Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOptions& options) {
-  if (IsPostgresUri(uri)) {
-    return Status::InvalidArgument("this build has no PostgreSQL server store");
-  }
+  if (IsPostgresUri(uri)) return MigratePgServerStore(uri);
   OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
   return std::string("key-value server store ") + store->uri() + " is at format 2; nothing to do";
 }

@@ -120,6 +120,10 @@ TEST(OutpostdCli, UsageErrorsExitTwoAndHelpExitsZero) {
       {"add-user", "--data", dir.path()},
       {"add-user", "--data", dir.path(), "a", "b"},
       {"add-device", "--data", dir.path(), "--json", "a"},
+      {"add-user", "--store", "lmdb:" + (dir / "s"), "alice"},  // a key-value store keeps no users: --data
+      {"devices", "--store", "sqlite:" + (dir / "s.db"), "alice"},
+      {"migrate"},
+      {"migrate", "--data", dir.path(), "extra"},
       {"stats"},
       {"keygen", "extra"},
       {"curve-public"},
@@ -133,7 +137,7 @@ TEST(OutpostdCli, UsageErrorsExitTwoAndHelpExitsZero) {
     EXPECT_TRUE(r.out.empty()) << line;
   }
   for (const std::string command :
-       {"", "serve", "add-user", "add-device", "stats", "keygen", "curve-public"}) {
+       {"", "serve", "add-user", "add-device", "devices", "migrate", "stats", "keygen", "curve-public"}) {
     std::vector<std::string> args;
     if (!command.empty()) args.push_back(command);
     args.push_back("--help");
@@ -141,6 +145,36 @@ TEST(OutpostdCli, UsageErrorsExitTwoAndHelpExitsZero) {
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_EQ(r.out.rfind("usage: outpostd", 0), 0u) << command << ": " << r.out;
   }
+}
+
+// Users of a database store live in the database: the commands need no --data and open the store; one
+// that cannot be reached is one clear line that never shows the password.
+TEST(OutpostdCli, DatabaseStoreErrorsAreOneLineWithoutThePassword) {
+  const std::string uri = "postgresql://outpost:s3cr3t-pw@127.0.0.1:1/outpost?connect_timeout=5";
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"add-user", "--store", uri, "alice"},
+                                             {"add-device", "--store", uri, "alice", "--device", "phone"},
+                                             {"devices", "--store", uri, "alice"},
+                                             {"migrate", "--store", uri}}) {
+    RunResult r = RunOutpostd(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+    ExpectOneErrorLine(r, args[0] + ": ");
+    EXPECT_EQ(r.err.find("s3cr3t"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("127.0.0.1"), std::string::npos) << "names the store: " << r.err;
+  }
+}
+
+TEST(OutpostdCli, MigrateAKeyValueStore) {
+  TempDir dir;
+  const std::string data = dir / "data";
+  RunResult r = RunOutpostd({"migrate", "--data", data});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(data + "/server"), std::string::npos) << r.out;
+  RunResult again = RunOutpostd({"migrate", "--store", "lmdb:" + data + "/server"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  RunResult bad = RunOutpostd({"migrate", "--store", "nosuch:" + (dir / "x")});
+  EXPECT_EQ(bad.exit_code, 1);
+  ExpectOneErrorLine(bad, "migrate: ");
 }
 
 TEST(OutpostdCli, KeygenAndCurvePublic) {

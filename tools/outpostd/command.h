@@ -31,6 +31,7 @@ Command ServeCommand();        // serve.cc
 Command AddUserCommand();      // users_command.cc
 Command AddDeviceCommand();    // users_command.cc
 Command DevicesCommand();      // users_command.cc
+Command MigrateCommand();      // migrate_command.cc
 Command StatsCommand();        // stats_command.cc
 Command KeygenCommand();       // curve_command.cc
 Command CurvePublicCommand();  // curve_command.cc

@@ -15,8 +15,8 @@ namespace outpostd {
 namespace {
 
 std::vector<Command> AllCommands() {
-  return {ServeCommand(), AddUserCommand(), AddDeviceCommand(),  DevicesCommand(),
-          StatsCommand(), KeygenCommand(),  CurvePublicCommand()};
+  return {ServeCommand(),   AddUserCommand(), AddDeviceCommand(), DevicesCommand(),
+          MigrateCommand(), StatsCommand(),   KeygenCommand(),    CurvePublicCommand()};
 }
 
 std::string Overview() {
@@ -24,7 +24,11 @@ std::string Overview() {
       "usage: outpostd [COMMAND] [options]    (outpostd COMMAND --help for each)\n\n"
       "The Outpost sync server. Quick start:\n"
       "  outpostd add-user --data /var/lib/outpost alice     # prints alice's first device token\n"
-      "  outpostd --data /var/lib/outpost --listen tcp://0.0.0.0:7700\n\ncommands:\n";
+      "  outpostd --data /var/lib/outpost --listen tcp://0.0.0.0:7700\n"
+      "Many servers on one PostgreSQL database (each with its own --data for its lock and stats):\n"
+      "  outpostd migrate --store postgresql://outpost:PASSWORD@db/outpost    # once per upgrade\n"
+      "  outpostd add-user --store postgresql://outpost:PASSWORD@db/outpost alice\n"
+      "  outpostd --data /var/lib/outpost --store postgresql://outpost:PASSWORD@db/outpost\n\ncommands:\n";
   for (const auto& c : AllCommands()) out += fmt::format("  {:<14} {}\n", c.name, c.summary);
   return out;
 }
@@ -74,7 +78,17 @@ int Run(int argc, char** argv) {
 
 int Fail(int exit_code, std::string_view message) {
   std::fflush(stdout);
-  fmt::print(stderr, "outpostd: {}\n", message);
+  // One line: a message that spans lines (a database driver's, say) is joined with spaces.
+  std::string line;
+  for (char c : message) {
+    const bool control = c == '\n' || c == '\r' || c == '\t';
+    if (!control)
+      line.push_back(c);
+    else if (!line.empty() && line.back() != ' ')
+      line.push_back(' ');
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  fmt::print(stderr, "outpostd: {}\n", line);
   return exit_code;
 }
 

@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <string>
 #include <utility>
+
+#include "server_store/kv/kv_user_store.h"
 
 namespace outpostd {
 namespace {
@@ -16,8 +17,6 @@ using outpost::QuoteForMessage;
 using outpost::Result;
 using outpost::Status;
 
-constexpr outpost::SpaceId kUsers = 0;
-constexpr outpost::SpaceId kTokens = 1;
 constexpr size_t kTokenRandomBytes = 32;
 constexpr size_t kTokenHashBytes = crypto_generichash_BYTES;  // 32
 // Unpadded base64 of 32 bytes.
@@ -50,105 +49,109 @@ bool WellFormedToken(std::string_view token) {
   return true;
 }
 
-constexpr char kBindingVersion = 0x01;
-
-std::string EncodeBinding(std::string_view user, std::string_view device) {
-  std::string out;
-  out.reserve(2 + user.size() + device.size());
-  out.push_back(kBindingVersion);
-  out.push_back(static_cast<char>(static_cast<uint8_t>(user.size())));
-  out.append(user);
-  out.append(device);
-  return out;
-}
-
-// Reads a tokens value in either form (registry.h). Corruption for anything else: a value this code does
-// not understand is never taken for a user name.
-Result<TokenBinding> DecodeBinding(std::string_view value) {
-  if (!value.empty() && value.front() == kBindingVersion) {
-    if (value.size() < 2) return Status::Corruption("user registry: truncated token entry");
-    const size_t user_bytes = static_cast<uint8_t>(value[1]);
-    if (value.size() < 2 + user_bytes) return Status::Corruption("user registry: truncated token entry");
-    TokenBinding b{std::string(value.substr(2, user_bytes)), std::string(value.substr(2 + user_bytes))};
-    if (!ValidateUserName(b.user).ok() || (!b.device.empty() && !ValidateDeviceId(b.device).ok())) {
-      return Status::Corruption("user registry: malformed token entry");
-    }
-    return b;
-  }
-  // The previous form: the bare user name, unbound.
-  if (!ValidateUserName(value).ok()) {
-    return Status::Corruption("user registry: token entry of unknown form (written by a newer outpostd?)");
-  }
-  return TokenBinding{std::string(value), {}};
-}
-
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-uint64_t ParseCount(std::string_view text) {
-  uint64_t v = 0;
-  (void)std::from_chars(text.data(), text.data() + text.size(), v);
-  return v;
-}
-
 }  // namespace
+
+std::string RedactUri(std::string_view uri) {
+  std::string out(uri);
+  // scheme://user:PASSWORD@host...
+  if (const size_t scheme = out.find("://"); scheme != std::string::npos) {
+    const size_t start = scheme + 3;
+    const size_t end = std::min(out.find_first_of("/?#", start), out.size());
+    const size_t at = out.rfind('@', end == 0 ? 0 : end - 1);
+    if (at != std::string::npos && at >= start) {
+      const size_t colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // ...?password=PASSWORD&... (and key=value lists: password=PASSWORD host=...)
+  for (size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
+    const size_t value = pos + 9;
+    const size_t end = std::min(out.find_first_of("& ", value), out.size());
+    out.replace(value, end - value, "***");
+    pos = value + 3;
+  }
+  return out;
+}
 
 std::string Registry::StoreUri(const std::string& data_dir) { return "lmdb:" + data_dir + "/auth"; }
 
-Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir) {
-  outpost::StorageOptions options;
-  options.spaces = {"users", "tokens"};
-  options.sync = true;
-  // The registry stays tiny; a small map keeps the address space and the file small.
-  options.map_bytes_initial = uint64_t{16} << 20;
-  OUTPOST_ASSIGN_OR_RETURN(auto store, outpost::OpenStorage(StoreUri(data_dir), options));
-  return std::unique_ptr<Registry>(new Registry(std::move(store)));
+bool Registry::UsersMayLiveIn(std::string_view store_uri) {
+  return store_uri.starts_with("postgresql://") || store_uri.starts_with("postgres://");
 }
 
-Result<std::string> Registry::IssueToken(outpost::WriteTxn& txn, std::string_view user,
-                                         std::string_view device, uint64_t count) {
+Registry::Registry(std::unique_ptr<outpost::UserStore> users)
+    : own_users_(std::move(users)), users_(own_users_.get()), where_("(given user store)") {}
+
+Registry::Registry(std::shared_ptr<outpost::ServerStore> server_store, std::string where)
+    : server_store_(std::move(server_store)), users_(server_store_->users()), where_(std::move(where)) {}
+
+Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir, const std::string& store_uri) {
+  std::shared_ptr<outpost::ServerStore> store;
+  if (UsersMayLiveIn(store_uri)) {
+    OUTPOST_ASSIGN_OR_RETURN(store, outpost::OpenServerStore(store_uri));
+  }
+  if (store == nullptr && data_dir.empty()) {
+    return Status::FailedPrecondition("the users of " + RedactUri(store_uri) +
+                                      " live in DATA_DIR/auth: --data DIR is required");
+  }
+  return Open(data_dir, std::move(store));
+}
+
+Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir,
+                                                 std::shared_ptr<outpost::ServerStore> store) {
+  if (store != nullptr && store->users() != nullptr) {
+    std::string where = store->uri();
+    return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(where)));
+  }
+  if (data_dir.empty()) {
+    return Status::FailedPrecondition(
+        "the users of this server store live in DATA_DIR/auth: --data DIR is required");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto users, outpost::OpenKvUserStore(StoreUri(data_dir), /*sync=*/true));
+  auto registry = std::make_unique<Registry>(std::move(users));
+  registry->where_ = StoreUri(data_dir);
+  return registry;
+}
+
+Result<std::string> Registry::IssueToken(std::string_view user, std::string_view device, bool first) {
   std::string token = NewToken();
-  OUTPOST_RETURN_IF_ERROR(txn.Put(kTokens, TokenHash(token), EncodeBinding(user, device)));
-  OUTPOST_RETURN_IF_ERROR(txn.Put(kUsers, user, std::to_string(count)));
-  OUTPOST_RETURN_IF_ERROR(txn.Commit());
+  const outpost::TokenRecord record{TokenHash(token), std::string(user), std::string(device)};
+  Status s = first ? users_->AddUser(user, record) : users_->AddToken(record);
+  if (s.code() == Status::Code::kConflict && first) {
+    return Status::Conflict("user '" + std::string(user) + "' already exists (add-device adds a token)");
+  }
+  if (s.IsNotFound() && !first) {
+    return Status::NotFound("no user '" + std::string(user) + "' (add-user creates one)");
+  }
+  if (!s.ok()) return s;
   return token;
 }
 
 Result<std::string> Registry::AddUser(std::string_view user, std::string_view device) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
   if (!device.empty()) OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
-  std::string value;
-  Status s = txn->Get(kUsers, user, &value);
-  if (s.ok())
-    return Status::Conflict("user '" + std::string(user) + "' already exists (add-device adds a token)");
-  if (!s.IsNotFound()) return s;
-  return IssueToken(*txn, user, device, 1);
+  return IssueToken(user, device, /*first=*/true);
 }
 
 Result<std::string> Registry::AddDevice(std::string_view user, std::string_view device) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
   if (!device.empty()) OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
-  std::string value;
-  Status s = txn->Get(kUsers, user, &value);
-  if (s.IsNotFound()) return Status::NotFound("no user '" + std::string(user) + "' (add-user creates one)");
-  if (!s.ok()) return s;
-  return IssueToken(*txn, user, device, ParseCount(value) + 1);
+  return IssueToken(user, device, /*first=*/false);
 }
 
 Result<std::string> Registry::Authenticate(const outpost::HelloInfo& hello) {
   if (!WellFormedToken(hello.token)) return Status::PermissionDenied("malformed or missing token");
   const std::string hash = TokenHash(hello.token);
-  std::string value;
-  {
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
-    Status s = txn->Get(kTokens, hash, &value);
+  outpost::TokenRecord binding;
+  if (Status s = users_->FindToken(hash, &binding); !s.ok()) {
     if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
-    if (!s.ok()) return Status::IOError("user registry: " + s.ToString());
+    if (s.code() == Status::Code::kCorruption) return s;
+    return Status::IOError("user registry: " + s.ToString());
   }
-  OUTPOST_ASSIGN_OR_RETURN(TokenBinding binding, DecodeBinding(value));
   // The Hello names its user; the token must be one of that user's. Constant time over equal lengths, so
   // the answer's timing says nothing about how much of the name matched. Checked before any binding: a
   // token presented under another user's name binds to nothing.
@@ -170,64 +173,46 @@ Status Registry::Bind(const std::string& hash, std::string_view user, std::strin
   if (Status s = ValidateDeviceId(device); !s.ok()) {
     return Status::PermissionDenied("cannot bind the token to this device: " + s.message());
   }
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
-  // Another Hello (this process or another) may have bound it since the read: the write txn decides.
-  std::string value;
-  Status s = txn->Get(kTokens, hash, &value);
+  // Another Hello (this process, another process or another instance on the database) may have bound it
+  // since the read: the store decides, atomically.
+  Status s = users_->BindToken(hash, device);
+  if (s.ok()) return s;
   if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
-  if (!s.ok()) return Status::IOError("user registry: " + s.ToString());
-  OUTPOST_ASSIGN_OR_RETURN(TokenBinding now, DecodeBinding(value));
-  if (!now.device.empty()) {
-    if (ConstantTimeEqual(now.device, device)) return Status::OK();
-    return Status::PermissionDenied("token of user " + QuoteForMessage(now.user) + " is bound to device " +
-                                    QuoteForMessage(now.device) + ", not " + QuoteForMessage(device));
+  if (s.code() == Status::Code::kPermissionDenied) {
+    outpost::TokenRecord now;
+    if (users_->FindToken(hash, &now).ok() && !now.device.empty()) {
+      return Status::PermissionDenied("token of user " + QuoteForMessage(user) + " is bound to device " +
+                                      QuoteForMessage(now.device) + ", not " + QuoteForMessage(device));
+    }
+    return s;
   }
-  if (Status put = txn->Put(kTokens, hash, EncodeBinding(user, device)); !put.ok()) {
-    return Status::IOError("user registry: cannot bind the token: " + put.ToString());
-  }
-  if (Status commit = txn->Commit(); !commit.ok()) {
-    return Status::IOError("user registry: cannot bind the token: " + commit.ToString());
-  }
-  return Status::OK();
+  if (s.code() == Status::Code::kCorruption) return s;
+  return Status::IOError("user registry: cannot bind the token: " + s.ToString());
 }
 
 Result<bool> Registry::HasUser(std::string_view user) {
   if (!ValidateUserName(user).ok()) return false;
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
-  std::string count;
-  Status s = txn->Get(kUsers, user, &count);
-  if (s.IsNotFound()) return false;
-  if (!s.ok()) return Status::IOError("user registry: " + s.ToString());
-  return true;
+  bool exists = false;
+  if (Status s = users_->HasUser(user, &exists); !s.ok())
+    return Status::IOError("user registry: " + s.ToString());
+  return exists;
 }
 
 Result<std::vector<TokenBinding>> Registry::Devices(std::string_view user) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
-  std::string count;
-  Status s = txn->Get(kUsers, user, &count);
+  std::vector<outpost::TokenRecord> tokens;
+  Status s = users_->Tokens(user, &tokens);
   if (s.IsNotFound()) return Status::NotFound("no user '" + std::string(user) + "'");
   if (!s.ok()) return s;
   std::vector<TokenBinding> out;
-  auto cursor = txn->NewCursor(kTokens);
-  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
-    OUTPOST_ASSIGN_OR_RETURN(TokenBinding b, DecodeBinding(cursor->value()));
-    if (b.user == user) out.push_back(std::move(b));
-  }
-  OUTPOST_RETURN_IF_ERROR(cursor->status());
-  std::sort(out.begin(), out.end(), [](const TokenBinding& a, const TokenBinding& b) {
-    if (a.device.empty() != b.device.empty()) return b.device.empty();
-    return a.device < b.device;
-  });
+  out.reserve(tokens.size());
+  for (auto& t : tokens) out.push_back(TokenBinding{std::move(t.user), std::move(t.device)});
   return out;
 }
 
 Result<uint64_t> Registry::UserCount() {
-  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
-  auto cursor = txn->NewCursor(kUsers);
   uint64_t n = 0;
-  for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) ++n;
-  OUTPOST_RETURN_IF_ERROR(cursor->status());
+  OUTPOST_RETURN_IF_ERROR(users_->UserCount(&n));
   return n;
 }
 

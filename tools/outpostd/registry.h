@@ -1,24 +1,20 @@
 // Copyright 2026 The Outpost Authors.
 //
-// The user registry: which users exist and which device tokens belong to them. It lives in its own store,
-// `lmdb:DATA_DIR/auth`, opened through the engine's storage API, so `outpostd add-user` can change it while
-// the server runs (LMDB serializes writers across processes; each Hello reads it in a fresh snapshot).
-//
-// Layout (two spaces):
-//   users   user name                              → decimal count of tokens issued
-//   tokens  BLAKE2b-256(token text) (32 bytes)    → binding
-//   binding = 0x01 | u8 user length | user | device
-//     device: the one device id (1..255 bytes, no control characters) the token logs in as, or empty while
-//     the token is unbound: an unbound token binds to the device of the first Hello that uses it (the
-//     binding is committed before that Hello is answered), so one token never serves two devices.
-//   A registry written before bindings existed holds the bare user name as the value. A user name starts
-//   with one of [A-Za-z0-9._-], never 0x01, so the two forms cannot be confused: a bare name reads as an
-//   unbound token of that user (rewritten in the new form when it binds); any other value is Corruption.
-// Tokens themselves are never stored: a copy of the store does not let anyone log in.
+// The user registry: which users exist and which device tokens belong to them, and how a Hello's token is
+// checked. The rules live here (token text, hashing, Authenticate); the records live in a UserStore
+// (outpost/server_store.h):
+//   - a server store that keeps users (PostgreSQL: users() is not null) keeps them, so every outpostd on
+//     that database sees the same users and `outpostd add-user --store postgresql://...` works from any host;
+//   - otherwise (key-value server stores) `lmdb:DATA_DIR/auth`, a KvUserStore
+//     (engine/server_store/kv/kv_user_store.h documents its layout), so `outpostd add-user` can change it
+//     while the server runs (LMDB serializes writers across processes; each Hello reads a fresh snapshot).
+// Tokens themselves are never stored, only BLAKE2b-256(token text): a copy of the store does not let anyone
+// log in. A token binds to one device: an unbound token binds to the device of the first Hello that uses it
+// (the binding is committed before that Hello is answered), so one token never serves two devices.
 //
 // Token text: "opt_" + 43 characters of unpadded base64url (32 random bytes from libsodium).
 //
-// Thread safety: every method may be called from any thread (the storage API serializes writers).
+// Thread safety: every method may be called from any thread (each UserStore call is its own transaction).
 // sodium_init() must have succeeded before any method is called.
 #ifndef OUTPOST_TOOLS_OUTPOSTD_REGISTRY_H_
 #define OUTPOST_TOOLS_OUTPOSTD_REGISTRY_H_
@@ -32,8 +28,8 @@
 #include "outpost/membership.h"
 #include "outpost/result.h"
 #include "outpost/server.h"
+#include "outpost/server_store.h"
 #include "outpost/status.h"
-#include "outpost/storage.h"
 
 namespace outpostd {
 
@@ -51,10 +47,24 @@ struct TokenBinding {
 
 class Registry {
  public:
-  // Opens (creating if needed) `lmdb:DATA_DIR/auth`. DATA_DIR must exist.
-  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir);
-  // The store's URI for DATA_DIR.
+  // Opens the users of the server store `store_uri`: in that store when it keeps them (see above), else
+  // in `lmdb:DATA_DIR/auth` (opened, created if needed; DATA_DIR must exist). An empty `store_uri` is a
+  // key-value store. FailedPrecondition when the users are not in the store and `data_dir` is empty.
+  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
+                                                         const std::string& store_uri = {});
+  // The same over a server store that is already open (serve shares it with the server).
+  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
+                                                         std::shared_ptr<outpost::ServerStore> store);
+  // Over `users` (tests).
+  explicit Registry(std::unique_ptr<outpost::UserStore> users);
+  // The user store's URI for DATA_DIR when users do not live in the server store.
   static std::string StoreUri(const std::string& data_dir);
+  // Whether users of the server store `store_uri` may live in it: a database store (`postgresql://` or
+  // `postgres://`). Key-value stores never keep users. Decided from the URI alone, so an admin command
+  // never opens a key-value store that a running server holds.
+  static bool UsersMayLiveIn(std::string_view store_uri);
+  // Where the users live, for messages (a database URI's password removed).
+  const std::string& where() const { return where_; }
 
   // Creates `user` and returns its first device token, bound to `device` (empty: bound on first use).
   // Conflict when the user exists; InvalidArgument for a bad user name or device id.
@@ -72,20 +82,26 @@ class Registry {
   outpost::Result<bool> HasUser(std::string_view user);
   outpost::Result<uint64_t> UserCount();
   // Every token of `user` with its binding, sorted by device (unbound last). NotFound when there is no such
-  // user. Scans all tokens: an admin command, not a request path.
+  // user. May scan all tokens: an admin command, not a request path.
   outpost::Result<std::vector<TokenBinding>> Devices(std::string_view user);
 
  private:
-  explicit Registry(std::unique_ptr<outpost::Storage> store) : store_(std::move(store)) {}
-  // Issues a token for `user` bound to `device` inside `txn` and bumps its token count to `count`.
-  outpost::Result<std::string> IssueToken(outpost::WriteTxn& txn, std::string_view user,
-                                          std::string_view device, uint64_t count);
-  // Binds the unbound token `hash` of `user` to `device` in a write txn; PermissionDenied when another
-  // Hello bound it to another device first.
+  Registry(std::shared_ptr<outpost::ServerStore> server_store, std::string where);
+  // Issues a token for `user` bound to `device`: its first (a new user) or another one.
+  outpost::Result<std::string> IssueToken(std::string_view user, std::string_view device, bool first);
+  // Binds the unbound token `hash` of `user` to `device`; PermissionDenied when another Hello bound it to
+  // another device first.
   outpost::Status Bind(const std::string& hash, std::string_view user, std::string_view device);
 
-  std::unique_ptr<outpost::Storage> store_;
+  std::shared_ptr<outpost::ServerStore> server_store_;  // keeps users_ alive when the users live in it
+  std::unique_ptr<outpost::UserStore> own_users_;       // or the store of users alone
+  outpost::UserStore* users_ = nullptr;
+  std::string where_;
 };
+
+// `uri` with any password removed (`scheme://user:PASSWORD@host`, `password=...` parameters), for messages
+// and logs.
+std::string RedactUri(std::string_view uri);
 
 }  // namespace outpostd
 

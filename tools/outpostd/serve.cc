@@ -4,7 +4,9 @@
 //   1. parse and check every flag, so a bad command line fails before anything is opened;
 //   2. block SIGINT/SIGTERM (before any thread starts, so every thread inherits the mask and the signals
 //      wait for sigtimedwait in the main thread), lock DATA_DIR (one server per data directory);
-//   3. open the registry, listen, open the server store, start the server, write --endpoint-file;
+//   3. open the registry (a database store is opened first and shared by the registry, which finds the
+//      users in it, and the server; else the users are in DATA_DIR/auth), listen, open the server (a
+//      key-value store by its URI), start it, write --endpoint-file;
 //   4. main thread: wait for a signal, waking every second to write stats.json and log what changed;
 //   5. on a signal: Server::Stop() (handles what was already received, so durable batches get their acks),
 //      final stats.json, close the listener and the stores, exit 0.
@@ -29,6 +31,7 @@
 #include "log.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
+#include "outpost/server_store.h"
 #include "outpost/transport.h"
 #include "registry.h"
 #include "stats_json.h"
@@ -46,10 +49,14 @@ tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after a
 
 options:
   --data DIR               data directory (created 0700 if its parent exists): DIR/server (store),
-                           DIR/auth (users), DIR/stats.json, DIR/outpostd.lock; files are 0600
+                           DIR/auth (users), DIR/stats.json, DIR/outpostd.lock; files are 0600. With a
+                           database store, only this instance's lock and stats: each has its own DIR
   --listen URI             tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0
                            picks a free port (default tcp://127.0.0.1:7700)
-  --store URI              server store (default lmdb:DIR/server)
+  --store URI              server store (default lmdb:DIR/server): lmdb:DIR, sqlite:FILE, rocksdb:DIR
+                           (one server per store), or postgresql://USER:PASSWORD@HOST/DB (any number
+                           of servers on one database; it keeps the users too; `outpostd migrate`
+                           creates its schema first)
   --curve-secret FILE      CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that
                            know the public key (`outpostd curve-public`) can connect. Without it, tokens
                            cross the network in clear: outpostd warns when it listens beyond loopback
@@ -121,13 +128,16 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
 }
 
 // Holds an exclusive flock on DATA_DIR/outpostd.lock for the life of the process (the kernel drops it when
-// the process dies, however it dies): two servers writing one store would each believe they assign seqs.
+// the process dies, however it dies): one server per data directory. With a key-value store in it (the
+// default) that is one server per store: two servers writing one store would each believe they assign
+// seqs. A database store is shared by many servers, each with its own DATA_DIR (lock, stats.json): the
+// lock then only keeps two of them from writing one stats.json.
 class DataDirLock {
  public:
   ~DataDirLock() {
     if (fd_ >= 0) ::close(fd_);
   }
-  Status Acquire(const std::string& data_dir) {
+  Status Acquire(const std::string& data_dir, bool shared_store) {
     const std::string path = data_dir + "/outpostd.lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) return Status::IOError("open " + path + ": " + std::strerror(errno));
@@ -135,8 +145,9 @@ class DataDirLock {
       if (errno == EWOULDBLOCK) {
         char pid[32] = {};
         (void)!::pread(fd_, pid, sizeof pid - 1, 0);
-        return Status::FailedPrecondition("another outpostd (pid " + std::string(pid) + ") is serving " +
-                                          data_dir);
+        return Status::FailedPrecondition(
+            "another outpostd (pid " + std::string(pid) + ") " + (shared_store ? "uses " : "is serving ") +
+            data_dir + (shared_store ? " (servers on one database need a --data DIR each)" : ""));
       }
       return Status::IOError("flock " + path + ": " + std::strerror(errno));
     }
@@ -176,7 +187,7 @@ class StatsReporter {
  public:
   StatsReporter(const ServeConfig& config, outpost::Server* server, std::string endpoint)
       : path_(config.data_dir + "/" + std::string(kStatsFileName)),
-        store_(config.store),
+        store_(RedactUri(config.store)),
         interval_s_(config.stats_interval_s),
         server_(server),
         endpoint_(std::move(endpoint)),
@@ -290,13 +301,28 @@ int Serve(const Flags& flags) {
   }
   std::signal(SIGPIPE, SIG_IGN);
 
+  const bool shared_store = Registry::UsersMayLiveIn(config.store);
   DataDirLock lock;
-  if (Status s = lock.Acquire(config.data_dir); !s.ok()) return Fail(kExitError, s.message());
+  if (Status s = lock.Acquire(config.data_dir, shared_store); !s.ok()) return Fail(kExitError, s.message());
 
-  auto registry_or = Registry::Open(config.data_dir);
+  // A database store is opened once, here, and shared by the registry (its users) and the server.
+  if (shared_store) {
+    outpost::ServerStoreOptions store_options;
+    store_options.sync = config.server.store_sync;
+    auto opened = outpost::OpenServerStore(config.store, store_options);
+    if (!opened.ok()) {
+      return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
+                                  opened.status().ToString());
+    }
+    config.server.server_store = std::move(opened).value();
+  }
+  auto registry_or = shared_store ? Registry::Open(config.data_dir, config.server.server_store)
+                                  : Registry::Open(config.data_dir);
   if (!registry_or.ok()) {
-    return Fail(kExitError, "cannot open the user registry " + Registry::StoreUri(config.data_dir) + ": " +
-                                registry_or.status().ToString());
+    return Fail(kExitError,
+                "cannot open the user registry " +
+                    (shared_store ? RedactUri(config.store) : Registry::StoreUri(config.data_dir)) + ": " +
+                    registry_or.status().ToString());
   }
   std::shared_ptr<Registry> registry = std::move(registry_or).value();
   config.server.authenticate = [registry](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
@@ -328,15 +354,16 @@ int Serve(const Flags& flags) {
     return Fail(kExitError, "cannot listen on " + listen_uri + ": " + listener.status().ToString());
   auto server_or = outpost::Server::Open(config.server, std::move(listener).value());
   if (!server_or.ok()) {
-    return Fail(kExitError,
-                "cannot open the server store " + config.store + ": " + server_or.status().ToString());
+    return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
+                                server_or.status().ToString());
   }
   std::unique_ptr<outpost::Server> server = std::move(server_or).value();
   server->Start();
 
   const std::string endpoint = server->endpoint();
-  Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, membership on, CURVE {}", ::getpid(),
-      config.data_dir, config.store, transport.curve_server_secret_key.empty() ? "off" : "on");
+  Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, users {}, membership on, CURVE {}",
+      ::getpid(), config.data_dir, RedactUri(config.store), registry->where(),
+      transport.curve_server_secret_key.empty() ? "off" : "on");
   Log(LogLevel::kInfo, "listening on {}", endpoint.empty() ? listen_uri : endpoint);
   if (transport.curve_server_secret_key.empty()) {
     for (const std::string& uri : config.listen) {

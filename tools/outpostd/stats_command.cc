@@ -15,17 +15,19 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kUsage = R"(usage: outpostd stats --data DIR [--json]
+constexpr const char* kUsage = R"(usage: outpostd stats --data DIR [--store URI] [--json]
 
 Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
-number of registered users. --json: stats.json as written, with "users" added.
+number of registered users. --json: stats.json as written, with "users" added. --store: the server's
+--store, when it is a database that keeps the users (else they are counted in DIR/auth).
 )";
 
 // The user count, or -1 when there is no registry yet or it cannot be read (the reason in `*why`).
-int64_t UserCount(const std::string& data_dir, std::string* why) {
+int64_t UserCount(const std::string& data_dir, const std::string& store, std::string* why) {
   struct stat st {};
-  if (::stat((data_dir + "/auth").c_str(), &st) != 0) return 0;  // no user was ever added
-  auto registry = Registry::Open(data_dir);
+  const bool in_store = Registry::UsersMayLiveIn(store);
+  if (!in_store && ::stat((data_dir + "/auth").c_str(), &st) != 0) return 0;  // no user was ever added
+  auto registry = Registry::Open(data_dir, store);
   if (!registry.ok()) {
     *why = registry.status().ToString();
     return -1;
@@ -46,7 +48,7 @@ int Stats(const Flags& flags) {
   if (outpost::Status s = RequireDataDir(data_dir); !s.ok()) return Fail(kExitError, "stats: " + s.message());
 
   std::string why;
-  const int64_t users = UserCount(data_dir, &why);
+  const int64_t users = UserCount(data_dir, flags.Get("store"), &why);
   if (users < 0) return Fail(kExitError, "stats: cannot read the user registry: " + why);
 
   const std::string path = data_dir + "/" + std::string(kStatsFileName);
@@ -82,7 +84,7 @@ Command StatsCommand() {
   return {"stats",
           "print the server's last stats and the user count",
           kUsage,
-          {{"data", true, false}, {"json", false, false}},
+          {{"data", true, false}, {"store", true, false}, {"json", false, false}},
           &Stats};
 }
 

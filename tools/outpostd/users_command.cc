@@ -2,7 +2,8 @@
 //
 // `outpostd add-user`, `outpostd add-device` and `outpostd devices`: issue device tokens and list them. A
 // token goes to stdout, alone on one line, so scripts can capture it; it is shown this once (the registry
-// keeps only its hash).
+// keeps only its hash). Users live where `serve` looks for them (registry.h): in a database store given by
+// --store (no --data needed, from any host), else in DATA_DIR/auth.
 #include <fmt/core.h>
 
 #include <cstdio>
@@ -16,7 +17,8 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kAddUserUsage = R"(usage: outpostd add-user --data DIR NAME [--device ID]
+constexpr const char* kAddUserUsage =
+    R"(usage: outpostd add-user (--data DIR | --store URI) NAME [--device ID]
 
 Creates user NAME (1..64 bytes of letters, digits, '.', '_', '-') and prints the token of its first
 device on stdout. Works while the server runs. Give the token to the device (ClientOptions::token); it is
@@ -24,28 +26,42 @@ not stored and cannot be shown again (`add-device` issues another).
 
 A token logs in as one device of one user. --device ID binds it to device ID (1..255 bytes, no control
 characters); without it, the token binds to the device id of the first connection that uses it.
+
+Users live where `outpostd serve` with the same --data and --store looks for them: with a database store
+(--store postgresql://...) in the database, so that every server on it knows them (no --data needed; run
+it from any host); with a key-value store (the default, lmdb:DIR/server) in DIR/auth.
 )";
 
-constexpr const char* kAddDeviceUsage = R"(usage: outpostd add-device --data DIR NAME [--device ID]
+constexpr const char* kAddDeviceUsage =
+    R"(usage: outpostd add-device (--data DIR | --store URI) NAME [--device ID]
 
 Prints a new token for another device of the existing user NAME. Works while the server runs.
 --device ID binds it to device ID; without it, the token binds to the device of its first connection.
+--data and --store as for add-user: a database store keeps the users, else DIR/auth.
 )";
 
-constexpr const char* kDevicesUsage = R"(usage: outpostd devices --data DIR NAME
+constexpr const char* kDevicesUsage = R"(usage: outpostd devices (--data DIR | --store URI) NAME
 
 Lists the tokens of user NAME, one per line: the user, the device id the token is bound to (or '-'), and
 'bound' or 'unbound' (an unbound token binds to the device of its first connection).
+--data and --store as for add-user: a database store keeps the users, else DIR/auth.
 )";
 
 using IssueFn = outpost::Result<std::string> (Registry::*)(std::string_view, std::string_view);
 
-// Checks --data and the single NAME, creates the data directory when needed and opens the registry. On
-// failure returns the exit code (with the message printed); on success 0 and `*registry`.
+// Checks --data / --store and the single NAME, creates the data directory when needed (users in
+// DATA_DIR/auth) and opens the registry. On failure returns the exit code (with the message printed); on
+// success 0 and `*registry`.
 int OpenForCommand(const Flags& flags, const char* command, bool create,
                    std::unique_ptr<Registry>* registry) {
   const std::string data_dir = flags.Get("data");
-  if (data_dir.empty()) return Fail(kExitUsage, fmt::format("{}: --data DIR is required", command));
+  const std::string store = flags.Get("store");
+  const bool in_store = Registry::UsersMayLiveIn(store);
+  if (data_dir.empty() && !in_store) {
+    return Fail(kExitUsage,
+                fmt::format("{}: --data DIR is required (or --store URI of a database that keeps the users)",
+                            command));
+  }
   if (flags.positional().size() != 1) {
     return Fail(kExitUsage,
                 fmt::format("{}: expected exactly one user NAME (outpostd {} --help)", command, command));
@@ -53,13 +69,16 @@ int OpenForCommand(const Flags& flags, const char* command, bool create,
   if (outpost::Status s = ValidateUserName(flags.positional().front()); !s.ok()) {
     return Fail(kExitUsage, fmt::format("{}: {}", command, s.message()));
   }
-  if (outpost::Status s = create ? EnsureDataDir(data_dir) : RequireDataDir(data_dir); !s.ok()) {
-    return Fail(kExitError, fmt::format("{}: {}", command, s.message()));
+  if (!in_store) {
+    if (outpost::Status s = create ? EnsureDataDir(data_dir) : RequireDataDir(data_dir); !s.ok()) {
+      return Fail(kExitError, fmt::format("{}: {}", command, s.message()));
+    }
   }
-  auto opened = Registry::Open(data_dir);
+  auto opened = Registry::Open(data_dir, store);
   if (!opened.ok()) {
     return Fail(kExitError, fmt::format("{}: cannot open the user registry {}: {}", command,
-                                        Registry::StoreUri(data_dir), opened.status().ToString()));
+                                        in_store ? RedactUri(store) : Registry::StoreUri(data_dir),
+                                        opened.status().ToString()));
   }
   *registry = std::move(opened).value();
   return kExitOk;
@@ -103,7 +122,7 @@ Command AddUserCommand() {
   return {"add-user",
           "create a user and print its first device token",
           kAddUserUsage,
-          {{"data", true, false}, {"device", true, false}},
+          {{"data", true, false}, {"store", true, false}, {"device", true, false}},
           &AddUser};
 }
 
@@ -111,7 +130,7 @@ Command AddDeviceCommand() {
   return {"add-device",
           "print a token for another device of a user",
           kAddDeviceUsage,
-          {{"data", true, false}, {"device", true, false}},
+          {{"data", true, false}, {"store", true, false}, {"device", true, false}},
           &AddDevice};
 }
 
@@ -119,7 +138,7 @@ Command DevicesCommand() {
   return {"devices",
           "list a user's tokens and the devices they are bound to",
           kDevicesUsage,
-          {{"data", true, false}},
+          {{"data", true, false}, {"store", true, false}},
           &Devices};
 }
 

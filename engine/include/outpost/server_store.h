@@ -146,6 +146,8 @@ class ServerWriteTxn : public ServerReadTxn {
   virtual Status SetCounter(const CounterKey& key, uint64_t last) = 0;
   virtual Status AddMember(std::string_view stream, std::string_view user) = 0;
   virtual Status RemoveMember(std::string_view stream, std::string_view user) = 0;
+  // The stored seq becomes the greater of the stored one and wm.seq: receipts never move backwards, even
+  // when two instances write one at once.
   virtual Status PutWatermark(const StoredWatermark& wm) = 0;
   // Makes every write durable and visible at once, or none. The transaction is finished either way.
   virtual Status Commit() = 0;

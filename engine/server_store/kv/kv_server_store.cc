@@ -182,7 +182,10 @@ class KvWriteTxn final : public KvReads<ServerWriteTxn> {
     return txn_->Delete(kMembers, MemberKey(stream, user));
   }
   Status PutWatermark(const StoredWatermark& wm) override {
-    return txn_->Put(kWm, keys::WatermarkKey(wm.stream, wm.user, wm.device, wm.kind), BE64(wm.seq));
+    const std::string key = keys::WatermarkKey(wm.stream, wm.user, wm.device, wm.kind);
+    uint64_t stored = 0;
+    OUTPOST_RETURN_IF_ERROR(ReadU64(*txn_, kWm, key, &stored));
+    return wm.seq > stored ? txn_->Put(kWm, key, BE64(wm.seq)) : Status::OK();
   }
   Status Commit() override { return txn_->Commit(); }
 

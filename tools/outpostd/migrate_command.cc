@@ -1,0 +1,62 @@
+// Copyright 2026 The Outpost Authors.
+//
+// `outpostd migrate`: creates the server store's schema or upgrades it to this build's version
+// (MigrateServerStore), and prints what it did.
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <string>
+
+#include "command.h"
+#include "files.h"
+#include "outpost/server_store.h"
+#include "registry.h"
+
+namespace outpostd {
+namespace {
+
+constexpr const char* kUsage = R"(usage: outpostd migrate (--store URI | --data DIR)
+
+Creates the schema of the server store named by --store (default lmdb:DIR/server), or upgrades it to this
+build's version, and prints what it did. A PostgreSQL store (postgresql://USER:PASSWORD@HOST/DB) is
+migrated in one transaction (a failed migration leaves the old schema) and must be, once per upgrade,
+before `outpostd serve` opens it: run it from any one host, not from every server. A key-value store is
+initialised as `serve` would. Exits 0 when the store is at this build's version, 1 otherwise.
+)";
+
+int Migrate(const Flags& flags) {
+  if (!flags.positional().empty()) {
+    return Fail(kExitUsage, "migrate: unexpected argument '" + flags.positional().front() + "'");
+  }
+  std::string data_dir = flags.Get("data");
+  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
+  std::string store = flags.Get("store");
+  if (store.empty()) {
+    if (data_dir.empty()) return Fail(kExitUsage, "migrate: --store URI or --data DIR is required");
+    store = "lmdb:" + data_dir + "/server";
+  }
+  // The default store lives in DATA_DIR: create it as `serve` would.
+  if (!flags.Has("store")) {
+    if (outpost::Status s = EnsureDataDir(data_dir); !s.ok())
+      return Fail(kExitError, "migrate: " + s.message());
+  }
+  auto done = outpost::MigrateServerStore(store);
+  if (!done.ok()) {
+    return Fail(kExitError, "migrate: " + RedactUri(store) + ": " + done.status().ToString());
+  }
+  fmt::print("{}\n", RedactUri(*done));  // the store names itself; never with its password
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+Command MigrateCommand() {
+  return {"migrate",
+          "create or upgrade the server store's schema (a database store: before serving)",
+          kUsage,
+          {{"store", true, false}, {"data", true, false}},
+          &Migrate};
+}
+
+}  // namespace outpostd
