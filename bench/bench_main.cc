@@ -98,6 +98,14 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
                          .c_str());
       }
     }
+    // Scale-out: several instances on PostgreSQL, next to one on lmdb with the same devices and ops.
+    const Figures* lmdb1 = Find("Flush/instances/lmdb/1");
+    for (int n = 1; n <= 3; ++n) {
+      const Figures* pg = Find("Flush/instances/postgresql/" + std::to_string(n));
+      if (!pg || !lmdb1 || lmdb1->items_per_second <= 0) continue;
+      std::fprintf(out, "  postgresql Flush on %d instance%s %.0f ops/s = %.2f x one lmdb instance\n", n,
+                   n == 1 ? "" : "s", pg->items_per_second, pg->items_per_second / lmdb1->items_per_second);
+    }
     std::fflush(out);
   }
 

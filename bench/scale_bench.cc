@@ -98,6 +98,8 @@ class PgDatabase {
       PQfinish(conn);
       return st;
     }
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);  // "does not exist, skipping"
     PGresult* r = PQexec(conn, sql.c_str());
     Status st = PQresultStatus(r) == PGRES_COMMAND_OK
                     ? Status::OK()
