@@ -1,9 +1,11 @@
 // Copyright 2026 The Outpost Authors.
 //
 // NewDialer and Listen: pick a transport by URI scheme. Grammar:
-//   uri      = "inproc:" NAME | zmq-list
-//   zmq-list = zmq *( "," zmq )          (a dialer tries them in turn; a listener binds them all)
-//   zmq      = "tcp://" HOST ":" PORT | "ipc://" PATH      (PORT 0: a free port, listeners only)
+//   uri         = inproc-list | zmq-list  (a dialer tries the list in turn, starting with the endpoint
+//                                          that answered last; a listener listens on / binds them all)
+//   inproc-list = "inproc:" NAME *( "," "inproc:" NAME )
+//   zmq-list    = zmq *( "," zmq )
+//   zmq         = "tcp://" HOST ":" PORT | "ipc://" PATH      (PORT 0: a free port, listeners only)
 #include <string>
 #include <string_view>
 
@@ -32,7 +34,10 @@ Status UnknownUri(std::string_view uri) {
 }  // namespace
 
 Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportOptions& options) {
-  if (uri.starts_with(kInprocPrefix)) return NewInprocDialer(uri.substr(kInprocPrefix.size()));
+  if (uri.starts_with(kInprocPrefix)) {
+    OUTPOST_ASSIGN_OR_RETURN(auto names, ParseInprocNames(uri));
+    return NewInprocDialer(std::move(names));
+  }
   if (IsZmq(uri)) {
     OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/false));
     return NewZmqDialer(std::move(endpoints), options);
@@ -41,7 +46,10 @@ Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportO
 }
 
 Result<std::unique_ptr<Listener>> Listen(std::string_view uri, const TransportOptions& options) {
-  if (uri.starts_with(kInprocPrefix)) return ListenInproc(uri.substr(kInprocPrefix.size()), options);
+  if (uri.starts_with(kInprocPrefix)) {
+    OUTPOST_ASSIGN_OR_RETURN(auto names, ParseInprocNames(uri));
+    return ListenInproc(std::move(names), options);
+  }
   if (IsZmq(uri)) {
     OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/true));
     return ListenZmq(std::move(endpoints), options);

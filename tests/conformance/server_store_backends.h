@@ -79,9 +79,21 @@ inline std::vector<ServerStoreBackend> ServerStoreBackends() {
     };
     backends.push_back(std::move(pg));
   }
-  // ---- The key-value stores go here (via OpenServerStore / MigrateServerStore), e.g. ----
-  //   {"Memory", [](dir, unique) { return "memory:" + unique; }, ..., multi_writer = false}
-  //   {"Lmdb", [](dir, unique) { return "lmdb:" + dir + "/store"; }, ...}
+  // The key-value store on two of its Storage backends: one writer per store object, wake-ups in-process.
+  for (const std::string kind : {"Memory", "Lmdb"}) {
+    ServerStoreBackend kv;
+    kv.name = kind;
+    kv.create = [kind](const std::string& dir, const std::string& unique) -> Result<std::string> {
+      std::string uri = kind == "Memory" ? "memory:" + unique : "lmdb:" + dir + "/store";
+      auto migrated = MigrateServerStore(uri);  // initialises its format
+      if (!migrated.ok()) return migrated.status();
+      return uri;
+    };
+    kv.open = [](const std::string& uri) { return OpenServerStore(uri); };
+    kv.migrate = [](const std::string& uri) { return MigrateServerStore(uri); };
+    kv.skip_reason = [] { return std::string(); };
+    backends.push_back(std::move(kv));
+  }
   return backends;
 }
 

@@ -476,6 +476,87 @@ TEST_P(TransportConformanceTest, NameCollisionIsFailedPrecondition) {
   EXPECT_NE(ListenOrDie(uri_), nullptr);
 }
 
+// A dialer given a list tries its endpoints in turn, starting with the one that answered last: a device
+// fails over to the next server instance when one goes away, and stays there while it answers.
+TEST_P(TransportConformanceTest, DialerListFailsOverInTurn) {
+  const std::string uri_b = GetParam().unique_uri(
+      std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "b");
+  std::unique_ptr<Dialer> dialer = DialerOrDie(uri_ + "," + uri_b);
+  ASSERT_NE(dialer, nullptr);
+  Result<std::unique_ptr<Connection>> none = dialer->Connect();
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Status::Code::kUnavailable) << none.status().ToString();
+
+  // The first endpoint is down: the second answers.
+  Signal server_a;
+  Signal server_b;
+  Signal device;
+  std::unique_ptr<Listener> b = ListenOrDie(uri_b);
+  ASSERT_NE(b, nullptr);
+  b->SetWakeup(server_b.Callback());
+  std::unique_ptr<Connection> c1 = ConnectOrDie(dialer.get());
+  ASSERT_NE(c1, nullptr);
+  ASSERT_NE(AwaitOpen(b.get(), &server_b), 0u);
+
+  // Both up: the one that answered last is tried first.
+  std::unique_ptr<Listener> a = ListenOrDie(uri_);
+  ASSERT_NE(a, nullptr);
+  a->SetWakeup(server_a.Callback());
+  std::unique_ptr<Connection> c2 = ConnectOrDie(dialer.get());
+  ASSERT_NE(c2, nullptr);
+  ASSERT_NE(AwaitOpen(b.get(), &server_b), 0u);
+  ServerEvent event;
+  EXPECT_FALSE(a->Poll(&event));
+
+  // The second goes away: its devices are closed, and the next Connect fails over to the first.
+  c1->SetWakeup(device.Callback());
+  c2->SetWakeup(device.Callback());
+  b.reset();
+  EXPECT_TRUE(device.WaitFor([&] { return !c1->IsOpen() && !c2->IsOpen(); }));
+  std::unique_ptr<Connection> c3 = ConnectOrDie(dialer.get());
+  ASSERT_NE(c3, nullptr);
+  Signal device3;
+  c3->SetWakeup(device3.Callback());
+  const ConnId id = AwaitOpen(a.get(), &server_a);
+  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(c3->Send("to a").ok());
+  ExpectFrameEvent(NextEvent(a.get(), &server_a), id, "to a");
+  ASSERT_TRUE(a->Send(id, "from a").ok());
+  EXPECT_EQ(NextFrame(c3.get(), &device3), std::optional<std::string>("from a"));
+
+  // The second is back: the first answered last, so it stays first.
+  b = ListenOrDie(uri_b);
+  ASSERT_NE(b, nullptr);
+  b->SetWakeup(server_b.Callback());
+  std::unique_ptr<Connection> c4 = ConnectOrDie(dialer.get());
+  ASSERT_NE(c4, nullptr);
+  EXPECT_NE(AwaitOpen(a.get(), &server_a), 0u);
+  EXPECT_FALSE(b->Poll(&event));
+}
+
+// A listener given a list takes connections on every endpoint of it.
+TEST_P(TransportConformanceTest, ListenerListAcceptsOnEveryEndpoint) {
+  const std::string uri_b = GetParam().unique_uri(
+      std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "b");
+  Signal server;
+  std::unique_ptr<Listener> listener = ListenOrDie(uri_ + "," + uri_b);
+  ASSERT_NE(listener, nullptr);
+  listener->SetWakeup(server.Callback());
+  std::unique_ptr<Dialer> to_a = DialerOrDie(uri_);
+  std::unique_ptr<Dialer> to_b = DialerOrDie(uri_b);
+  ASSERT_NE(to_a, nullptr);
+  ASSERT_NE(to_b, nullptr);
+  std::unique_ptr<Connection> a = ConnectOrDie(to_a.get());
+  ASSERT_NE(a, nullptr);
+  const ConnId id_a = AwaitOpen(listener.get(), &server);
+  std::unique_ptr<Connection> b = ConnectOrDie(to_b.get());
+  ASSERT_NE(b, nullptr);
+  const ConnId id_b = AwaitOpen(listener.get(), &server);
+  EXPECT_NE(id_a, 0u);
+  EXPECT_NE(id_b, 0u);
+  EXPECT_NE(id_a, id_b);
+}
+
 // A device thread and a server thread stream frames at each other at full speed, both ways at once.
 TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
   constexpr int kFrames = 100'000;
@@ -787,6 +868,13 @@ TEST(TransportUriTest, BadUrisAreInvalidArgument) {
   ExpectBadUri("ipc://", "expected ipc://PATH");
   ExpectBadUri("tcp://127.0.0.1:7700,http://x", "expected tcp://HOST:PORT or ipc://PATH");
   ExpectBadUri("tcp://127.0.0.1:7700,", "expected tcp://HOST:PORT or ipc://PATH");
+  // A list is all inproc or all ZeroMQ, with no name twice.
+  ExpectBadUri("tcp://127.0.0.1:7700,inproc:a", "expected tcp://HOST:PORT or ipc://PATH");
+  ExpectBadUri("inproc:a,tcp://127.0.0.1:7700", "expected inproc:NAME (a list is all inproc or all ZeroMQ)");
+  ExpectBadUri("inproc:a,b", "expected inproc:NAME");
+  ExpectBadUri("inproc:a,", "expected inproc:NAME");
+  ExpectBadUri("inproc:a,inproc:", "needs a name");
+  ExpectBadUri("inproc:a,inproc:a", "appears twice");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -873,6 +961,26 @@ TEST(InprocBudgetTest, ZeroBudgetIsInvalidArgument) {
   auto listener = Listen("inproc:budget-zero", options);
   ASSERT_FALSE(listener.ok());
   EXPECT_EQ(listener.status().code(), Status::Code::kInvalidArgument);
+}
+
+// A listener list takes every name or none: when one is taken, the others stay free.
+TEST(InprocListTest, ListenerListTakesEveryNameOrNone) {
+  std::unique_ptr<Listener> taken = ListenOrDie("inproc:list-taken");
+  ASSERT_NE(taken, nullptr);
+  Result<std::unique_ptr<Listener>> both = Listen("inproc:list-free,inproc:list-taken");
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().code(), Status::Code::kFailedPrecondition) << both.status().ToString();
+  std::unique_ptr<Listener> free = ListenOrDie("inproc:list-free");
+  ASSERT_NE(free, nullptr);
+  EXPECT_EQ(free->endpoint(), "inproc:list-free");
+  free.reset();
+  taken.reset();
+  std::unique_ptr<Listener> listener = ListenOrDie("inproc:list-free,inproc:list-taken");
+  ASSERT_NE(listener, nullptr);
+  EXPECT_EQ(listener->endpoint(), "inproc:list-free,inproc:list-taken");
+  // Destroying it frees every name.
+  listener.reset();
+  EXPECT_NE(ListenOrDie("inproc:list-taken"), nullptr);
 }
 
 class InprocTransportTest : public ::testing::Test {

@@ -22,6 +22,8 @@
 #include "outpost/client.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
+#include "outpost/server_store.h"
+#include "outpost/wire_generated.h"
 #include "sim/sim_disk.h"
 
 namespace outpost::sim {
@@ -83,13 +85,24 @@ class SimDialer final : public Dialer {
   std::shared_ptr<LinkState> link_;
 };
 
-// The server's listener: once its disk died (a crash in the middle of a step), no answer leaves.
+// The server's listener: once its disk died (a crash in the middle of a step), no answer leaves. `on_poll`
+// sees every event the server takes and `on_send` every frame that leaves (either may be empty).
 class SimListener final : public Listener {
  public:
-  SimListener(std::unique_ptr<Listener> inner, SimDisk* disk) : inner_(std::move(inner)), disk_(disk) {}
-  bool Poll(ServerEvent* event) override { return inner_->Poll(event); }
+  SimListener(std::unique_ptr<Listener> inner, SimDisk* disk,
+              std::function<void(const ServerEvent&)> on_poll = {},
+              std::function<void(ConnId, std::string_view)> on_send = {})
+      : inner_(std::move(inner)), disk_(disk), on_poll_(std::move(on_poll)), on_send_(std::move(on_send)) {}
+  bool Poll(ServerEvent* event) override {
+    if (!inner_->Poll(event)) return false;
+    if (on_poll_) on_poll_(*event);
+    return true;
+  }
   Status Send(ConnId conn, std::string_view frame) override {
-    return disk_->Dead() ? Status::OK() : inner_->Send(conn, frame);
+    if (disk_->Dead()) return Status::OK();
+    Status st = inner_->Send(conn, frame);
+    if (st.ok() && on_send_) on_send_(conn, frame);
+    return st;
   }
   void CloseConnection(ConnId conn) override { inner_->CloseConnection(conn); }
   void SetWakeup(std::function<void()> wake) override { inner_->SetWakeup(std::move(wake)); }
@@ -97,7 +110,18 @@ class SimListener final : public Listener {
  private:
   std::unique_ptr<Listener> inner_;
   SimDisk* disk_;
+  std::function<void(const ServerEvent&)> on_poll_;
+  std::function<void(ConnId, std::string_view)> on_send_;
 };
+
+// A frame as the wire defines it; nullptr when it does not verify.
+const wire::Frame* DecodeFrame(std::string_view bytes) {
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!wire::VerifyFrameBuffer(verifier)) return nullptr;
+  return wire::GetFrame(bytes.data());
+}
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
 
 // A device's clock: the simulation's, off by a fixed skew (client clocks never decide order).
 class SkewedEnv final : public Env {
@@ -371,6 +395,8 @@ class Sim {
   ~Sim() {
     for (auto& d : devices_) d.client.reset();
     server_.reset();
+    instances_.clear();
+    CloseStore();
     if (!cfg_.device_backend.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(tmp_, ec);
@@ -404,6 +430,34 @@ class Sim {
   bool MakeDevices(const StorageBackend* backend);
   bool OpenServer();
   bool CrashServer(const char* how);
+  // ---- several instances on one store (cfg_.instances > 1) ----
+  // What device `index` dials: the server's name, or every instance's, starting with instance index % n.
+  std::string DialUri(size_t index) const;
+  bool OpenStore();
+  void CloseStore();
+  bool OpenInstance(size_t k);
+  // Instance k dies (its Server and listener go; its devices fail over); back after a while.
+  bool CrashInstance(size_t k, const std::string& how);
+  // Every instance dies and the machine loses power: the store is closed and reopened when one comes back.
+  bool CrashStore(const std::string& how);
+  // Restarts the instances due back (all of them when `all`).
+  bool RestartInstances(bool all);
+  // One tick of the servers: each running instance steps, in a random order, with the profile's crashes.
+  bool StepInstances();
+  // Steps the server or every running instance once, without faults (the quiet phase).
+  void StepServers();
+  // What server (instance) k takes and sends: where each device's Hello went, and the Notify frames and
+  // relays that crossed instances; with membership, who was told of which stream's head.
+  void Observe(size_t k, const ServerEvent& event);
+  void Observe(size_t k, ConnId conn, std::string_view frame);
+  // After the quiet phase: a device on each instance writes one op; every member device must see every op
+  // and receipt within a few simulated seconds without reconnecting, so only wake-ups can bring them.
+  bool LiveProbe();
+  // Steps devices and servers until every device is idle and sees every receipt; false when `ticks_max`
+  // ticks pass first (`missing` says what lacks) or a check failed (result_.ok says which).
+  bool Converge(int ticks_max, std::string* missing);
+  // Fails with `why`, what is `missing` and every device's state (and, with a full trace, its cursors).
+  bool FailStuck(std::string why, const std::string& missing);
   bool OpenDevice(Device& d, bool faulty, uint64_t durable = kAll);
   bool CrashDevice(Device& d, const std::string& how, bool power_loss);
   bool DeviceTick(Device& d);
@@ -432,6 +486,9 @@ class Sim {
   bool MarkReadAll(bool* marked);
   std::string WatermarksMissing();
   bool CheckFinal();
+  // Membership: every Notify of `stream` (its ops as the auditor saw them) went to a member at its seq,
+  // on whichever instance; every Notify of a feed to the feed's user.
+  bool CheckNotified(const std::string& stream, const std::vector<OpInfo>& ops);
 
   static constexpr int64_t kStartMs = 1'800'000'000'000;
   SimConfig cfg_;
@@ -445,6 +502,21 @@ class Sim {
   std::vector<std::string> users_;  // of the devices (the auditor's user, "audit", is not among them)
   std::unique_ptr<SimDisk> server_disk_;
   std::unique_ptr<Server> server_;
+  struct Instance {
+    std::string uri;
+    std::unique_ptr<Server> server;  // null while down
+    int64_t down_until = 0;
+  };
+  std::vector<Instance> instances_;
+  std::shared_ptr<ServerStore> store_;  // shared by the instances; null while the whole store is down
+  uint64_t store_sub_ = 0;              // the simulation's own subscription: who committed what
+  int stepping_ = -1;                   // the instance in Step now
+  std::map<std::pair<std::string, uint64_t>, int> head_origin_;  // (stream, high) -> instance that wrote it
+  std::map<std::tuple<std::string, std::string, std::string, int, uint64_t>, int> receipt_origin_;
+  std::map<std::string, int> first_instance_;  // device -> the first instance of its list
+  std::map<std::string, int> where_;           // device -> the instance its last Hello reached
+  std::map<std::pair<size_t, ConnId>, std::string> conn_user_;  // (instance, connection) -> its Hello's user
+  std::set<std::tuple<std::string, uint64_t, std::string>> notified_;  // (stream, high, user) Notify frames
   std::vector<Device> devices_;
   std::deque<std::string> trace_;
   uint64_t retries_ = 0;  // Retry calls made
@@ -469,7 +541,10 @@ bool Sim::OpenServer() {
   if (!listener.ok()) return Fail("listen: " + listener.status().ToString());
   server_disk_->SetFlaky(0, 0);  // the store opens (a flaky disk that kept failing would keep it down)
   auto server = Server::Open(std::move(so),
-                             std::make_unique<SimListener>(std::move(listener).value(), server_disk_.get()));
+                             std::make_unique<SimListener>(
+                                 std::move(listener).value(), server_disk_.get(),
+                                 [this](const ServerEvent& event) { Observe(0, event); },
+                                 [this](ConnId conn, std::string_view frame) { Observe(0, conn, frame); }));
   if (!server.ok()) return Fail("server open: " + server.status().ToString());
   server_ = std::move(server).value();
   if (cfg_.server_store_flaky > 0) server_disk_->SetFlaky(cfg_.server_store_flaky, rng_());
@@ -490,12 +565,196 @@ bool Sim::CrashServer(const char* how) {
   return OpenServer();
 }
 
+std::string Sim::DialUri(size_t index) const {
+  if (cfg_.instances <= 1) return net_;
+  std::string uri;
+  for (size_t k = 0; k < instances_.size(); ++k) {
+    uri += (uri.empty() ? "" : ",") + instances_[(index + k) % instances_.size()].uri;
+  }
+  return uri;
+}
+
+bool Sim::OpenStore() {
+  if (server_disk_ == nullptr) server_disk_ = std::make_unique<SimDisk>("sim-server-" + std::to_string(run_));
+  ServerStoreOptions so;
+  so.sync = true;  // an ack promises durability: the store must sync (so power losses undo nothing)
+  so.open_storage = server_disk_->Opener();
+  server_disk_->SetFlaky(0, 0);  // the store opens (a flaky disk that kept failing would keep it down)
+  auto store = OpenServerStore("memory:", so);
+  if (!store.ok()) return Fail("server store open: " + store.status().ToString());
+  store_ = std::move(store).value();
+  // The in-process store publishes inside the committing instance's Step: that instance wrote it.
+  store_sub_ = store_->Subscribe([this](StoreEvents events) {
+    for (const auto& h : events.heads) head_origin_[{h.stream, h.high}] = stepping_;
+    for (const auto& w : events.watermarks)
+      receipt_origin_[{w.stream, w.user, w.device, w.kind, w.seq}] = stepping_;
+  });
+  if (cfg_.server_store_flaky > 0) server_disk_->SetFlaky(cfg_.server_store_flaky, rng_());
+  return true;
+}
+
+void Sim::CloseStore() {
+  if (store_ == nullptr) return;
+  store_->Unsubscribe(store_sub_);
+  store_.reset();
+}
+
+bool Sim::OpenInstance(size_t k) {
+  if (store_ == nullptr && !OpenStore()) return false;
+  ServerOptions so;
+  so.server_store = store_;
+  so.env = &env_;
+  so.membership = cfg_.membership;
+  so.authorize = [](const AccessRequest& req) {
+    if (req.access == Access::kPush && req.payload.starts_with("BAD")) {
+      return Status::InvalidArgument("payload refused by the server");
+    }
+    return Status::OK();
+  };
+  auto listener = Listen(instances_[k].uri);
+  if (!listener.ok()) return Fail("listen: " + listener.status().ToString());
+  auto server = Server::Open(
+      std::move(so), std::make_unique<SimListener>(
+                         std::move(listener).value(), server_disk_.get(),
+                         [this, k](const ServerEvent& event) { Observe(k, event); },
+                         [this, k](ConnId conn, std::string_view frame) { Observe(k, conn, frame); }));
+  if (!server.ok()) return Fail("server open: " + server.status().ToString());
+  instances_[k].server = std::move(server).value();
+  return true;
+}
+
+void Sim::Observe(size_t k, const ServerEvent& event) {
+  if (event.kind == ServerEvent::Kind::kClose) conn_user_.erase({k, event.conn});
+  if (event.kind != ServerEvent::Kind::kFrame) return;
+  const wire::Frame* frame = DecodeFrame(event.frame);
+  const wire::Hello* hello = frame == nullptr ? nullptr : frame->body_as_Hello();
+  if (hello == nullptr) return;
+  conn_user_[{k, event.conn}] = Str(hello->user());
+  if (cfg_.instances <= 1) return;
+  const std::string device = Str(hello->device());
+  Trace(device + " hello at instance " + std::to_string(k) + " (connection " + std::to_string(event.conn) +
+        ")");
+  where_[device] = static_cast<int>(k);
+  auto first = first_instance_.find(device);
+  if (first != first_instance_.end() && first->second != static_cast<int>(k)) ++result_.failovers;
+}
+
+void Sim::Observe(size_t k, ConnId conn, std::string_view bytes) {
+  const wire::Frame* frame = DecodeFrame(bytes);
+  if (frame == nullptr) return;
+  const int self = static_cast<int>(k);
+  if (const wire::Notify* n = frame->body_as_Notify(); n != nullptr && cfg_.membership) {
+    auto user = conn_user_.find({k, conn});
+    notified_.emplace(Str(n->stream()), n->high_seq(), user == conn_user_.end() ? "?" : user->second);
+  }
+  if (cfg_.instances <= 1) return;
+  if (const wire::Notify* n = frame->body_as_Notify()) {
+    auto it = head_origin_.find({Str(n->stream()), n->high_seq()});
+    if (it != head_origin_.end() && it->second != self) ++result_.cross_notifies;
+  } else if (const wire::Watermark* w = frame->body_as_Watermark()) {
+    auto it = receipt_origin_.find(
+        {Str(w->stream()), Str(w->user()), Str(w->device()), static_cast<int>(w->kind()), w->seq()});
+    if (it != receipt_origin_.end() && it->second != self) ++result_.cross_relays;
+  }
+}
+
+bool Sim::CrashInstance(size_t k, const std::string& how) {
+  instances_[k].server.reset();
+  server_disk_->Revive();  // the disk died with the process only: the store stays up for the others
+  instances_[k].down_until =
+      Now() + 1 + static_cast<int64_t>(Rand(static_cast<uint64_t>(cfg_.instance_down_ms_max)));
+  Trace("instance " + std::to_string(k) + " crash " + how +
+        ", back at t=" + std::to_string(instances_[k].down_until));
+  ++result_.instance_crashes;
+  bool any = false;
+  for (const auto& in : instances_) any = any || in.server != nullptr;
+  // The last one down: sometimes the machine goes with it.
+  if (!any && Chance(0.5)) return CrashStore("with the last instance");
+  return true;
+}
+
+bool Sim::CrashStore(const std::string& how) {
+  for (auto& in : instances_) {
+    in.server.reset();
+    in.down_until =
+        std::max(in.down_until,
+                 Now() + 1 + static_cast<int64_t>(Rand(static_cast<uint64_t>(cfg_.instance_down_ms_max))));
+  }
+  CloseStore();
+  server_disk_->Revive();
+  auto undone = server_disk_->PowerLoss(Rand(server_disk_->unsynced() + 1));
+  if (!undone.ok()) return Fail("server power loss: " + undone.status().ToString());
+  if (*undone > 0)
+    return Fail("the server's store lost " + std::to_string(*undone) + " acknowledged commits");
+  Trace("server store crash " + how + " (every instance, power loss)");
+  ++result_.server_restarts;
+  return true;
+}
+
+bool Sim::RestartInstances(bool all) {
+  for (size_t k = 0; k < instances_.size(); ++k) {
+    Instance& in = instances_[k];
+    if (in.server != nullptr || (!all && in.down_until > Now())) continue;
+    if (!OpenInstance(k)) return false;
+    Trace("instance " + std::to_string(k) + " restarted");
+  }
+  return true;
+}
+
+bool Sim::StepInstances() {
+  if (!RestartInstances(false)) return false;
+  std::vector<size_t> order;
+  for (size_t k = 0; k < instances_.size(); ++k) order.push_back(k);
+  std::shuffle(order.begin(), order.end(), rng_);
+  for (size_t k : order) {
+    Server* server = instances_[k].server.get();
+    if (server == nullptr) continue;
+    // At the group commit (nothing of the group is stored, nothing answered) or just after it (stored and
+    // published to the other instances, the answers lost): this instance, or the whole store.
+    const bool one = Chance(cfg_.instance_crash_in_step);
+    const bool whole = !one && Chance(cfg_.server_crash_in_step);
+    if (one || whole) server_disk_->DieAfter(Rand(2));
+    stepping_ = static_cast<int>(k);
+    server->Step();
+    stepping_ = -1;
+    if ((one || whole) && server_disk_->Dead()) {
+      if (!(one ? CrashInstance(k, "in the middle of a step") : CrashStore("in the middle of a step")))
+        return false;
+      if (whole) break;
+    } else if (one || whole) {
+      server_disk_->Disarm();
+    }
+  }
+  std::vector<size_t> up;
+  for (size_t k = 0; k < instances_.size(); ++k) {
+    if (instances_[k].server != nullptr) up.push_back(k);
+  }
+  if (!up.empty() && Chance(cfg_.instance_crash) && !CrashInstance(up[Rand(up.size())], "between steps"))
+    return false;
+  if (store_ != nullptr && Chance(cfg_.server_crash) && !CrashStore("between steps")) return false;
+  return true;
+}
+
+void Sim::StepServers() {
+  if (cfg_.instances <= 1) {
+    server_->Step();
+    return;
+  }
+  for (size_t k = 0; k < instances_.size(); ++k) {
+    stepping_ = static_cast<int>(k);
+    if (instances_[k].server != nullptr) instances_[k].server->Step();
+    stepping_ = -1;
+  }
+}
+
 bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
   ClientOptions o;
   o.store = d.store;
   o.store_sync = d.disk ? cfg_.device_store_sync : false;
   if (d.disk) o.open_store = d.disk->Opener();
-  auto dialer = NewDialer(net_);
+  const size_t index = static_cast<size_t>(&d - devices_.data());
+  if (cfg_.instances > 1) first_instance_[d.name] = static_cast<int>(index % instances_.size());
+  auto dialer = NewDialer(DialUri(index));
   if (!dialer.ok()) return Fail("dialer: " + dialer.status().ToString());
   d.link = std::make_shared<LinkState>();
   d.link->rng.seed(rng_());
@@ -901,32 +1160,9 @@ bool Sim::MembersNow(std::map<std::string, std::set<std::string>>* members) {
   return true;
 }
 
-bool Sim::Quiet() {
-  // The network heals, every device restarts once more, and whatever failed for lack of answers is
-  // retried. A device that never took part joins to read every stream from the start.
-  Trace("quiet phase");
-  for (auto& d : devices_) {
-    d.client.reset();
-    d.link->partitioned = false;
-    if (!OpenDevice(d, false)) return false;
-    if (!HandleFailed(d, true)) return false;
-  }
-  {
-    Device auditor;
-    auditor.user = "audit";
-    auditor.name = "auditor";
-    auditor.disk = std::make_unique<SimDisk>("sim-" + std::to_string(run_) + "-auditor");
-    auditor.store = "memory:";
-    auditor.env = std::make_unique<SkewedEnv>(&env_, -86'400'000);  // a day slow
-    // With membership the auditor finds every stream through its feed: "audit" is on every member list.
-    auditor.feed = FeedStream(auditor.user);
-    auditor.follow_all = false;
-    devices_.push_back(std::move(auditor));
-    if (!OpenDevice(devices_.back(), false)) return false;
-  }
+bool Sim::Converge(int ticks_max, std::string* missing) {
   int idle_rounds = 0;
-  std::string missing;
-  for (int t = 0; t < cfg_.quiet_ticks_max; ++t) {
+  for (int t = 0; t < ticks_max; ++t) {
     env_.AdvanceMs(10);
     for (auto& d : devices_) {
       Status st = d.client->Step();
@@ -935,7 +1171,7 @@ bool Sim::Quiet() {
       // An op already at attempts_max fails at its first send here: the user retries it too.
       if (t % 20 == 0 && !HandleFailed(d, true)) return false;
     }
-    server_->Step();
+    StepServers();
     bool idle = true;
     for (auto& d : devices_) idle = idle && d.client->IsIdle();
     idle_rounds = idle ? idle_rounds + 1 : 0;
@@ -955,10 +1191,89 @@ bool Sim::Quiet() {
       idle_rounds = 0;
       continue;
     }
-    missing = WatermarksMissing();
-    if (missing.empty()) return true;
+    *missing = WatermarksMissing();
+    if (missing->empty()) return true;
   }
-  std::string why = "no convergence after the quiet phase:";
+  return false;
+}
+
+bool Sim::LiveProbe() {
+  // Every device stays where it is (no faults, no crashes, nothing to reconnect for): a device on one
+  // instance hears of an op applied on another only through the store's wake-up (a Notify from its own
+  // instance, then a pull), and of a receipt only through a relay.
+  std::map<std::string, std::set<std::string>> members;
+  if (cfg_.membership && !MembersNow(&members)) return false;
+  std::vector<uint64_t> connects;
+  for (auto& d : devices_) connects.push_back(d.client->Stats().connects);
+  std::set<int> writers;  // instances with a writer
+  std::string who;
+  for (size_t i = 0; i + 1 < devices_.size(); ++i) {  // not the auditor
+    Device& d = devices_[i];
+    auto at = where_.find(d.name);
+    if (at == where_.end() || writers.contains(at->second)) continue;
+    const std::string* stream = nullptr;
+    for (const auto& s : streams_) {
+      if (stream == nullptr && (!cfg_.membership || members[s].contains(d.user))) stream = &s;
+    }
+    if (stream == nullptr) continue;
+    writers.insert(at->second);
+    who += " " + d.name + "@" + std::to_string(at->second);
+    if (!SubmitOne(d, *stream, false, "text", d.name + "#probe")) return false;
+  }
+  Trace("live probe: writers" + who);
+  const uint64_t cross = result_.cross_notifies;
+  constexpr int kProbeTicks = 500;  // 5 simulated seconds: no resend or backoff is needed here
+  std::string missing;
+  if (!Converge(kProbeTicks, &missing)) {
+    if (!result_.ok) return false;
+    return FailStuck("no convergence within " + std::to_string(kProbeTicks * 10) +
+                         " ms of the live probe (a lost wake-up between instances?):",
+                     missing);
+  }
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].client->Stats().connects != connects[i])
+      return Fail(devices_[i].name + " reconnected during the live probe");
+  }
+  // A writer on another instance than the auditor's (the member of every stream) must have woken it.
+  const auto auditor = where_.find(devices_.back().name);
+  if (auditor != where_.end() && writers.size() > (writers.contains(auditor->second) ? 1u : 0u) &&
+      result_.cross_notifies == cross) {
+    return Fail("the live probe converged without a Notify across instances");
+  }
+  return true;
+}
+
+bool Sim::Quiet() {
+  // The network heals, every device restarts once more, and whatever failed for lack of answers is
+  // retried. A device that never took part joins to read every stream from the start.
+  Trace("quiet phase");
+  if (cfg_.instances > 1 && !RestartInstances(true)) return false;
+  for (auto& d : devices_) {
+    d.client.reset();
+    d.link->partitioned = false;
+    if (!OpenDevice(d, false)) return false;
+    if (!HandleFailed(d, true)) return false;
+  }
+  {
+    Device auditor;
+    auditor.user = "audit";
+    auditor.name = "auditor";
+    auditor.disk = std::make_unique<SimDisk>("sim-" + std::to_string(run_) + "-auditor");
+    auditor.store = "memory:";
+    auditor.env = std::make_unique<SkewedEnv>(&env_, -86'400'000);  // a day slow
+    // With membership the auditor finds every stream through its feed: "audit" is on every member list.
+    auditor.feed = FeedStream(auditor.user);
+    auditor.follow_all = false;
+    devices_.push_back(std::move(auditor));
+    if (!OpenDevice(devices_.back(), false)) return false;
+  }
+  std::string missing;
+  if (Converge(cfg_.quiet_ticks_max, &missing)) return cfg_.instances <= 1 || LiveProbe();
+  if (!result_.ok) return false;
+  return FailStuck("no convergence after the quiet phase:", missing);
+}
+
+bool Sim::FailStuck(std::string why, const std::string& missing) {
   if (!missing.empty()) why += " " + missing + ";";
   if (opt_.full_trace) {  // every device's cursor and watermarks (device/kind=seq), for tools/sim --seed
     for (auto& d : devices_) {
@@ -1008,6 +1323,28 @@ bool Sim::SentView(Device& d, const std::string& stream, bool gapless, std::vect
   return true;
 }
 
+bool Sim::CheckNotified(const std::string& stream, const std::vector<OpInfo>& ops) {
+  std::map<uint64_t, std::set<std::string>> members;  // seq of each members op -> the members from then on
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind != kMembersKind) continue;
+    members[ops[i].seq] =
+        ReplayMembers(std::vector<OpInfo>(ops.begin(), ops.begin() + static_cast<ptrdiff_t>(i) + 1)).members;
+  }
+  for (const auto& [s, high, user] : notified_) {
+    if (s.starts_with(kFeedPrefix)) {
+      if (s != FeedStream(user)) return Fail("a Notify of " + s + " went to " + user);
+      continue;
+    }
+    if (s != stream) continue;
+    auto at = members.upper_bound(high);
+    if (at == members.begin() || !std::prev(at)->second.contains(user)) {
+      return Fail("a Notify of " + s + " at seq " + std::to_string(high) + " went to " + user +
+                  ", no member at that seq");
+    }
+  }
+  return true;
+}
+
 bool Sim::CheckFinal() {
   // The server is honest and the faulty network drops, repeats and reorders but never alters: no device may
   // have judged a frame malformed (undecodable, or a page with an unsound op) since it last started.
@@ -1030,6 +1367,7 @@ bool Sim::CheckFinal() {
       if (!replay.error.empty())
         return Fail("the server applied an op it must refuse on " + s + ": " + replay.error);
       result_.member_changes += replay.changes;
+      if (!CheckNotified(s, reference)) return false;
     }
     for (auto& d : devices_) {
       if (&d == &auditor) continue;
@@ -1220,7 +1558,14 @@ SimResult Sim::Run() {
       return result_;
     }
   }
-  if (!OpenServer() || !MakeDevices(backend)) return result_;
+  if (cfg_.instances > 1) {
+    for (int k = 0; k < cfg_.instances; ++k)
+      instances_.push_back({net_ + "-" + std::to_string(k), nullptr, 0});
+    if (!RestartInstances(true)) return result_;
+  } else if (!OpenServer()) {
+    return result_;
+  }
+  if (!MakeDevices(backend)) return result_;
   for (auto& d : devices_) {
     if (!OpenDevice(d, true)) return result_;
   }
@@ -1241,6 +1586,10 @@ SimResult Sim::Run() {
     Partitions();
     for (auto& d : devices_) {
       if (!DeviceTick(d)) return result_;
+    }
+    if (cfg_.instances > 1) {
+      if (!StepInstances()) return result_;
+      continue;
     }
     const bool armed = Chance(cfg_.server_crash_in_step);
     // At the group commit (nothing of the group is stored, nothing answered) or just after it (stored,
@@ -1336,6 +1685,27 @@ const std::vector<NamedProfile>& Profiles() {
          c.device_store_sync = false;
          c.device_power_loss = 0.004;
          c.server_crash_in_step = 0.002;
+       }},
+      // Two server instances on one shared store, each with its own listener; devices dial both and fail
+      // over. Instances die (between steps, at a group commit or just after it) and come back while the
+      // other runs; sometimes both are down and the store loses power. Ends with a live probe of the
+      // wake-ups between instances.
+      {"instances",
+       [](SimConfig& c) {
+         c.instances = 2;
+         c.instance_crash = 0.008;
+         c.instance_crash_in_step = 0.004;
+         c.server_crash = 0.002;
+       }},
+      // Three instances with membership: an instance that sleeps through two steps of the others drains
+      // several of their events at once (a join and a leave of one user in one batch).
+      {"instances-members",
+       [](SimConfig& c) {
+         c.instances = 3;
+         c.instance_crash = 0.008;
+         c.instance_crash_in_step = 0.004;
+         c.server_crash = 0.002;
+         c.membership = true;
        }},
       // Device stores in files (storage_backends.h), killed often.
       {"durable-Lmdb", [](SimConfig& c) { c.device_backend = "Lmdb", c.device_crash = 0.01; }},

@@ -4,7 +4,8 @@
 // faulty in-process network (drop, duplicate, reorder, delay, disconnects, partitions, lost acks), crashes
 // and restarts of devices and of the server, between steps and in the middle of one (at a chosen commit),
 // power losses that undo the commits a store had not synced and a server store that fails transactions
-// (sim_disk.h), with or without stream membership. One seed reproduces one run exactly. Every state change
+// (sim_disk.h), with or without stream membership, with one server or several instances on one shared
+// store that devices fail over between. One seed reproduces one run exactly. Every state change
 // of every own op is recorded (change callbacks) and checked against the allowed transitions; after the
 // run and a final quiet, connected phase every invariant of DESIGN.md is checked; a failure names the seed,
 // the profile and the last events.
@@ -39,10 +40,20 @@ struct SimConfig {
   bool device_store_sync = true;         // false: devices run without sync, so power losses undo commits
   double server_crash = 0.0005;          // per tick, between steps
   double server_crash_in_step = 0.0005;  // per tick, at the group commit or just after it
-  double reject = 0.02;                  // share of ops the server refuses permanently
-  double discard = 0.2;                  // share of refused ops the user discards (the rest are retried)
-  double mark_read = 0.01;               // per device per tick: the user reads a stream up to its cursor
-  uint32_t attempts_max = 0;             // 0: unlimited; small values exercise "exhausted" and skips
+  // Server instances on one shared ServerStore (ServerOptions::server_store), each with a listener of its
+  // own; devices dial the list of them (inproc:a,inproc:b: each starts at another one) and fail over. An
+  // instance crash kills one instance (its Server) and the store stays up for the others; a server crash
+  // (above) is the whole store's: every instance dies with a power loss, as with one server. After the
+  // quiet phase a live probe checks that devices on one instance hear of ops applied on another (the
+  // store's wake-ups) without reconnecting. 1: one server, as always.
+  int instances = 1;
+  double instance_crash = 0;          // per tick: a running instance is killed between steps
+  double instance_crash_in_step = 0;  // per tick: the instance stepping dies at its group commit or after it
+  int64_t instance_down_ms_max = 3000;  // a killed instance (or the whole store) is back after 1..this ms
+  double reject = 0.02;                 // share of ops the server refuses permanently
+  double discard = 0.2;                 // share of refused ops the user discards (the rest are retried)
+  double mark_read = 0.01;              // per device per tick: the user reads a stream up to its cursor
+  uint32_t attempts_max = 0;            // 0: unlimited; small values exercise "exhausted" and skips
   // ServerOptions::membership (outpost/membership.h): streams are created by a device's members op, member
   // lists change by later ones, devices discover streams through their user's feed, and a non-member's
   // ops are refused ("forbidden: ..."). Every member list names "audit", the auditor's user.
@@ -72,6 +83,10 @@ struct SimResult {
   uint64_t ops_forbidden = 0;   // of ops_failed: refused for membership (or forged feed entries)
   uint64_t member_changes = 0;  // members ops applied
   uint64_t store_failures = 0;  // server store transactions failed by a flaky disk
+  // Several instances: instance crashes (the store stayed up), Notify frames and receipt relays that an
+  // instance sent for what another one committed (wake-ups through the store), and devices that reached an
+  // instance other than the first of their list (failovers).
+  uint64_t instance_crashes = 0, cross_notifies = 0, cross_relays = 0, failovers = 0;
   uint64_t ticks = 0;
   std::string trace;  // every event of the run, when SimOptions::full_trace
 };

@@ -104,19 +104,24 @@ int main(int argc, char** argv) {
     std::printf(
         "sim: seed %llu (profile %s): %s; %llu ops submitted, %llu applied, %llu refused (%llu forbidden), "
         "%llu member changes, %llu device restarts, %llu server restarts, %llu server store failures, %llu "
-        "power losses, %llu partitions\n",
+        "power losses, %llu partitions, %llu instance crashes, %llu cross-instance notifies, %llu "
+        "cross-instance relays, %llu failovers, %llu ticks\n",
         static_cast<unsigned long long>(seed), c.profile.c_str(), r.ok ? "ok" : "FAILED",
         static_cast<unsigned long long>(r.ops_submitted), static_cast<unsigned long long>(r.ops_applied),
         static_cast<unsigned long long>(r.ops_failed), static_cast<unsigned long long>(r.ops_forbidden),
         static_cast<unsigned long long>(r.member_changes), static_cast<unsigned long long>(r.device_restarts),
         static_cast<unsigned long long>(r.server_restarts), static_cast<unsigned long long>(r.store_failures),
-        static_cast<unsigned long long>(r.power_losses), static_cast<unsigned long long>(r.partitions));
+        static_cast<unsigned long long>(r.power_losses), static_cast<unsigned long long>(r.partitions),
+        static_cast<unsigned long long>(r.instance_crashes),
+        static_cast<unsigned long long>(r.cross_notifies), static_cast<unsigned long long>(r.cross_relays),
+        static_cast<unsigned long long>(r.failovers), static_cast<unsigned long long>(r.ticks));
     return r.ok ? 0 : 1;
   }
 
   const auto began = std::chrono::steady_clock::now();
   std::atomic<uint64_t> next{0}, done{0}, failures{0}, ops{0}, applied{0}, refused{0}, forbidden{0},
-      member_changes{0}, restarts{0}, server_restarts{0}, store_failures{0}, power_losses{0}, partitions{0};
+      member_changes{0}, restarts{0}, server_restarts{0}, store_failures{0}, power_losses{0}, partitions{0},
+      instance_crashes{0}, cross_notifies{0}, cross_relays{0}, failovers{0};
   std::mutex out_mu;
   uint64_t reported = 0;
   auto worker = [&] {
@@ -134,6 +139,10 @@ int main(int argc, char** argv) {
       store_failures += r.store_failures;
       power_losses += r.power_losses;
       partitions += r.partitions;
+      instance_crashes += r.instance_crashes;
+      cross_notifies += r.cross_notifies;
+      cross_relays += r.cross_relays;
+      failovers += r.failovers;
       std::lock_guard<std::mutex> lock(out_mu);
       if (!r.ok) {
         ++failures;
@@ -156,7 +165,8 @@ int main(int argc, char** argv) {
   std::printf(
       "sim: %llu seeds (%s, from %llu) in %.1f s: %llu ops submitted, %llu applied, %llu refused (%llu "
       "forbidden), %llu member changes, %llu device restarts, %llu server restarts, %llu server store "
-      "failures, %llu power losses, %llu partitions, %llu failures\n",
+      "failures, %llu power losses, %llu partitions, %llu instance crashes, %llu cross-instance notifies, "
+      "%llu cross-instance relays, %llu failovers, %llu failures\n",
       static_cast<unsigned long long>(count), profile.c_str(), static_cast<unsigned long long>(start),
       Seconds(began), static_cast<unsigned long long>(ops.load()),
       static_cast<unsigned long long>(applied.load()), static_cast<unsigned long long>(refused.load()),
@@ -166,6 +176,10 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(server_restarts.load()),
       static_cast<unsigned long long>(store_failures.load()),
       static_cast<unsigned long long>(power_losses.load()),
-      static_cast<unsigned long long>(partitions.load()), static_cast<unsigned long long>(failures.load()));
+      static_cast<unsigned long long>(partitions.load()),
+      static_cast<unsigned long long>(instance_crashes.load()),
+      static_cast<unsigned long long>(cross_notifies.load()),
+      static_cast<unsigned long long>(cross_relays.load()), static_cast<unsigned long long>(failovers.load()),
+      static_cast<unsigned long long>(failures.load()));
   return failures == 0 ? 0 : 1;
 }

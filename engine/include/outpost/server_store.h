@@ -109,16 +109,17 @@ class ServerReadTxn {
   virtual Status IsMember(std::string_view stream, std::string_view user, bool* member) = 0;
   // Whether the stream has any member (a stream with members exists; its members op created it).
   virtual Status HasMembers(std::string_view stream, bool* any) = 0;
-  // The stream's members, sorted.
+  // The stream's members, sorted (replaces `*users`).
   virtual Status Members(std::string_view stream, std::vector<std::string>* users) = 0;
   // The device's last counter on the stream: 0 when none. In a write transaction of a multi-writer store it
   // locks that counter until the transaction ends.
   virtual Status Counter(const CounterKey& key, uint64_t* last) = 0;
-  // Each stream the device (user, device) has a counter on, in stream order, with that counter, until `fn`
-  // returns false.
+  // Each stream the device (user, device) has a counter on, with that counter, until `fn` returns false: in
+  // an order of the store's choosing, the same on every call (so a caller that stops early after N sees
+  // the same N each time).
   virtual Status DeviceCounters(std::string_view user, std::string_view device,
                                 const std::function<bool(std::string_view stream, uint64_t last)>& fn) = 0;
-  // Every stored watermark of the stream, sorted by (user, device, kind).
+  // Every stored watermark of the stream, sorted by (user, device, kind) (replaces `*out`).
   virtual Status Watermarks(std::string_view stream, std::vector<StoredWatermark>* out) = 0;
   // One watermark's seq; 0 when none.
   virtual Status Watermark(std::string_view stream, std::string_view user, std::string_view device,

@@ -7,8 +7,9 @@
 //
 // Device side: a Dialer makes Connections. Server side: a Listener yields events from every connection.
 // URIs: `inproc:NAME` (this process), `tcp://HOST:PORT` and `ipc://PATH` (ZeroMQ, see
-// engine/transport/zmq/zmq_transport.h). A dialer URI may list several endpoints separated by commas
-// (`tcp://a:7700,tcp://b:7700`): Connect tries them in turn, starting with the last one that worked.
+// engine/transport/zmq/zmq_transport.h). A dialer URI may list several endpoints separated by commas, all
+// inproc or all ZeroMQ (`tcp://a:7700,tcp://b:7700`, `inproc:a,inproc:b`): Connect tries them in turn,
+// starting with the last one that worked, so a device fails over between server instances.
 // A listener URI may list several too (bind to all); `tcp://HOST:0` binds a free port (see endpoint()).
 //
 // Thread safety: a Connection or Listener may be used from one thread at a time, except SetWakeup's

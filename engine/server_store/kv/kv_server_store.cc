@@ -1,8 +1,10 @@
 // Copyright 2026 The Outpost Authors.
 #include "server_store/kv/kv_server_store.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "keys.h"
@@ -95,6 +97,13 @@ class KvReads : public Base {
   }
 
   Status Members(std::string_view stream, std::vector<std::string>* users) override {
+    users->clear();
+    Status st = ScanMembers(stream, users);
+    std::sort(users->begin(), users->end());  // keys order names by length first
+    return st;
+  }
+
+  Status ScanMembers(std::string_view stream, std::vector<std::string>* users) {
     const std::string prefix = keys::StreamPrefix(stream);
     auto cur = read_->NewCursor(kMembers);
     for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
@@ -123,6 +132,15 @@ class KvReads : public Base {
   }
 
   Status Watermarks(std::string_view stream, std::vector<StoredWatermark>* out) override {
+    out->clear();
+    Status st = ScanWatermarks(stream, out);
+    std::sort(out->begin(), out->end(), [](const StoredWatermark& a, const StoredWatermark& b) {
+      return std::tie(a.user, a.device, a.kind) < std::tie(b.user, b.device, b.kind);
+    });
+    return st;
+  }
+
+  Status ScanWatermarks(std::string_view stream, std::vector<StoredWatermark>* out) {
     const std::string prefix = keys::StreamPrefix(stream);
     auto cur = read_->NewCursor(kWm);
     for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {

@@ -36,8 +36,11 @@ void ServerCore::Impl::FollowJoined(ServerReadTxn* txn, Group* g, std::string_vi
     auto sit = sessions_.find(conn);
     if (sit == sessions_.end() || !sit->second.denied.contains(key)) continue;
     Session& s = g != nullptr ? Touch(*g, conn, sit->second) : sit->second;
-    s.denied.erase(key);
+    // The store is read as it is now, which for another instance's events may be past this one: a user
+    // who joined and left again reads as no member. The stream stays asked for then, so that a later join
+    // follows it (forgetting it would leave the device unaware of the stream until it reconnects).
     if (!MayRead(*txn, s, stream, g != nullptr ? &g->error : &error)) continue;
+    s.denied.erase(key);
     s.follows.insert(key);
     followers_[key].insert(conn);
   }

@@ -1,10 +1,12 @@
 // Copyright 2026 The Outpost Authors.
 #include "transport/inproc/inproc_transport.h"
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -27,6 +29,18 @@ Wake MakeWake(std::function<void()> fn) {
 // Called with no transport lock held: the callback may take the caller's own locks.
 void Notify(const Wake& wake) {
   if (wake) (*wake)();
+}
+
+constexpr std::string_view kInprocScheme = "inproc:";
+
+// "inproc:a,inproc:b": a dialer's or listener's names as a URI.
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    if (!out.empty()) out += ",";
+    out += std::string(kInprocScheme) + name;
+  }
+  return out;
 }
 
 // One connection's state. Guarded by the owning Hub's mutex.
@@ -273,37 +287,45 @@ class InprocConnection final : public Connection {
 
 class InprocDialer final : public Dialer {
  public:
-  explicit InprocDialer(std::string name) : name_(std::move(name)) {}
+  explicit InprocDialer(std::vector<std::string> names) : names_(std::move(names)) {}
 
+  // Tries each name in turn, starting with the one that answered last (as the ZeroMQ dialer does).
   Result<std::unique_ptr<Connection>> Connect() override {
-    std::shared_ptr<Hub> hub = Registry::Get().Find(name_);
-    std::shared_ptr<Pipe> pipe;
-    Wake wake;
-    if (hub) {
-      std::lock_guard<std::mutex> lock(hub->mu);
-      // A listener being destroyed may still be registered for a moment; it takes no new connections.
-      if (hub->listening) {
+    const size_t first = preferred_.load();
+    for (size_t k = 0; k < names_.size(); ++k) {
+      const size_t i = (first + k) % names_.size();
+      std::shared_ptr<Hub> hub = Registry::Get().Find(names_[i]);
+      if (!hub) continue;
+      std::shared_ptr<Pipe> pipe;
+      Wake wake;
+      {
+        std::lock_guard<std::mutex> lock(hub->mu);
+        // A listener being destroyed may still be registered for a moment; it takes no new connections.
+        if (!hub->listening) continue;
         pipe = std::make_shared<Pipe>(hub->next_id++);
         hub->conns.emplace(pipe->id, pipe);
         hub->events.push_back(ServerEvent{ServerEvent::Kind::kOpen, pipe->id, {}});
         wake = hub->server_wake;
       }
+      preferred_.store(i);
+      Notify(wake);
+      return std::unique_ptr<Connection>(std::make_unique<InprocConnection>(std::move(hub), std::move(pipe)));
     }
-    if (!pipe) return Status::Unavailable("inproc: nobody listens on inproc:" + name_);
-    Notify(wake);
-    return std::unique_ptr<Connection>(std::make_unique<InprocConnection>(std::move(hub), std::move(pipe)));
+    return Status::Unavailable("inproc: nobody listens on " + JoinNames(names_));
   }
 
  private:
-  const std::string name_;
+  const std::vector<std::string> names_;
+  std::atomic<size_t> preferred_{0};  // the name that answered last
 };
 
 class InprocListener final : public Listener {
  public:
-  InprocListener(std::string name, std::shared_ptr<Hub> hub) : name_(std::move(name)), hub_(std::move(hub)) {}
+  InprocListener(std::vector<std::string> names, std::shared_ptr<Hub> hub)
+      : names_(std::move(names)), hub_(std::move(hub)) {}
 
   ~InprocListener() override {
-    Registry::Get().Remove(name_, hub_.get());
+    for (const std::string& name : names_) Registry::Get().Remove(name, hub_.get());
     std::vector<Wake> wakes;
     // Freed outside the lock.
     std::deque<ServerEvent> unread;
@@ -323,7 +345,7 @@ class InprocListener final : public Listener {
     for (const Wake& wake : wakes) Notify(wake);
   }
 
-  std::string endpoint() const override { return "inproc:" + name_; }
+  std::string endpoint() const override { return JoinNames(names_); }
 
   bool Poll(ServerEvent* event) override {
     Garbage garbage;
@@ -419,24 +441,51 @@ class InprocListener final : public Listener {
   }
 
  private:
-  const std::string name_;
+  const std::vector<std::string> names_;
   const std::shared_ptr<Hub> hub_;
 };
 
-Status CheckName(std::string_view name) {
-  if (name.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
-  return Status::OK();
-}
-
 }  // namespace
 
-Result<std::unique_ptr<Dialer>> NewInprocDialer(std::string_view name) {
-  OUTPOST_RETURN_IF_ERROR(CheckName(name));
-  return std::unique_ptr<Dialer>(std::make_unique<InprocDialer>(std::string(name)));
+Result<std::vector<std::string>> ParseInprocNames(std::string_view uri) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = uri.find(',', start);
+    std::string_view part = uri.substr(start, comma == std::string_view::npos ? uri.npos : comma - start);
+    if (!part.starts_with(kInprocScheme)) {
+      return Status::InvalidArgument("transport endpoint '" + std::string(part) + "' in '" +
+                                     std::string(uri) +
+                                     "': expected inproc:NAME (a list is all inproc or all ZeroMQ)");
+    }
+    part.remove_prefix(kInprocScheme.size());
+    if (part.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
+    for (const std::string& name : names) {
+      if (name == part) {
+        return Status::InvalidArgument("transport endpoint 'inproc:" + name + "' appears twice in '" +
+                                       std::string(uri) + "'");
+      }
+    }
+    names.emplace_back(part);
+    if (comma == std::string_view::npos) return names;
+    start = comma + 1;
+  }
 }
 
-Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name, const TransportOptions& options) {
-  OUTPOST_RETURN_IF_ERROR(CheckName(name));
+Result<std::unique_ptr<Dialer>> NewInprocDialer(std::vector<std::string> names) {
+  if (names.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
+  for (const std::string& name : names) {
+    if (name.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
+  }
+  return std::unique_ptr<Dialer>(std::make_unique<InprocDialer>(std::move(names)));
+}
+
+Result<std::unique_ptr<Listener>> ListenInproc(std::vector<std::string> names,
+                                               const TransportOptions& options) {
+  if (names.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
+  for (const std::string& name : names) {
+    if (name.empty()) return Status::InvalidArgument("inproc transport needs a name: inproc:NAME");
+  }
   if (options.queue_bytes_max == 0 || options.queue_frames_max == 0 || options.heartbeat_timeout_ms <= 0) {
     return Status::InvalidArgument(
         "TransportOptions: queue_bytes_max, queue_frames_max and heartbeat_timeout_ms must be positive");
@@ -444,9 +493,15 @@ Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name, const Tran
   const Limits limits{options.queue_bytes_max, options.queue_frames_max, options.heartbeat_timeout_ms,
                       options.env != nullptr ? options.env : SystemEnv()};
   auto hub = std::make_shared<Hub>(limits);
-  std::string key(name);
-  OUTPOST_RETURN_IF_ERROR(Registry::Get().Add(key, hub));
-  return std::unique_ptr<Listener>(std::make_unique<InprocListener>(std::move(key), std::move(hub)));
+  // Every name or none.
+  for (size_t i = 0; i < names.size(); ++i) {
+    Status st = Registry::Get().Add(names[i], hub);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) Registry::Get().Remove(names[j], hub.get());
+      return st;
+    }
+  }
+  return std::unique_ptr<Listener>(std::make_unique<InprocListener>(std::move(names), std::move(hub)));
 }
 
 }  // namespace outpost

@@ -1,8 +1,10 @@
 // Copyright 2026 The Outpost Authors.
 //
 // The in-process transport behind `inproc:NAME`: a process-wide registry maps NAME to a listener, and each
-// connection is a pair of in-memory FIFO queues. Nothing is lost, duplicated or reordered (wrap a dialer
-// with WrapFaulty for that); frames are copied once, on Send.
+// connection is a pair of in-memory FIFO queues. A list `inproc:a,inproc:b` works as a ZeroMQ list does: a
+// dialer tries the names in turn on each Connect, starting with the one that answered last (a device fails
+// over between server instances); a listener listens on every name. Nothing is lost, duplicated or reordered
+// (wrap a dialer with WrapFaulty for that); frames are copied once, on Send.
 //
 // Lifetimes: connections and listeners are independent objects. Destroying a Listener frees its name and
 // closes every connection it accepted; destroying a Connection closes it. Either side may outlive the other.
@@ -28,7 +30,9 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/result.h"
 #include "outpost/transport.h"
@@ -38,12 +42,18 @@ namespace outpost {
 // Frames one queue may hold: a device→server queue is shared by all of one listener's connections.
 inline constexpr size_t kInprocQueueFramesMax = size_t{1} << 20;
 
-// `name` is the part after "inproc:" and must not be empty. Connect() returns Unavailable while nobody
-// listens on `name`; the dialer may be kept and retried.
-Result<std::unique_ptr<Dialer>> NewInprocDialer(std::string_view name);
-// FailedPrecondition when `name` is already listened on in this process; InvalidArgument for zero budgets or
-// a heartbeat_timeout_ms that is not positive.
-Result<std::unique_ptr<Listener>> ListenInproc(std::string_view name, const TransportOptions& options = {});
+// Splits `inproc:a,inproc:b,...` into its names (the parts after "inproc:"). InvalidArgument names the bad
+// part: one that is not inproc:NAME (an empty NAME included; a list is all inproc or all ZeroMQ), or a name
+// given twice.
+Result<std::vector<std::string>> ParseInprocNames(std::string_view uri);
+
+// `names` (at least one, none empty): Connect() tries each in turn, starting with the one that answered
+// last, and returns Unavailable while nobody listens on any; the dialer may be kept and retried.
+Result<std::unique_ptr<Dialer>> NewInprocDialer(std::vector<std::string> names);
+// Listens on every name of `names`, or on none: FailedPrecondition when one is already listened on in this
+// process; InvalidArgument for zero budgets or a heartbeat_timeout_ms that is not positive.
+Result<std::unique_ptr<Listener>> ListenInproc(std::vector<std::string> names,
+                                               const TransportOptions& options = {});
 
 }  // namespace outpost
 
