@@ -2,6 +2,7 @@
 //
 // outpost_bench [--quick] [Google Benchmark flags]
 //   --quick   smaller streams and stores for the engine benchmarks (pair it with --benchmark_min_time=0.05)
+//   --fanout-threads=T   threads the Fanout benchmark's light devices are spread over (default 2)
 // outpost_bench --rss-child flush|merge BACKEND OPS   (internal: one PeakRss measurement, see
 // memory_bench.cc)
 // outpost_bench --serve-child DIR   (internal: the Fanout benchmark's server process, see zmq_bench.cc)
@@ -97,6 +98,14 @@ class SummaryReporter : public benchmark::BenchmarkReporter {
                          .c_str());
       }
     }
+    // Scale-out: several instances on PostgreSQL, next to one on lmdb with the same devices and ops.
+    const Figures* lmdb1 = Find("Flush/instances/lmdb/1");
+    for (int n = 1; n <= 3; ++n) {
+      const Figures* pg = Find("Flush/instances/postgresql/" + std::to_string(n));
+      if (!pg || !lmdb1 || lmdb1->items_per_second <= 0) continue;
+      std::fprintf(out, "  postgresql Flush on %d instance%s %.0f ops/s = %.2f x one lmdb instance\n", n,
+                   n == 1 ? "" : "s", pg->items_per_second, pg->items_per_second / lmdb1->items_per_second);
+    }
     std::fflush(out);
   }
 
@@ -131,6 +140,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (i > 0 && std::strcmp(argv[i], "--quick") == 0) {
       Config().quick = true;
+    } else if (i > 0 && std::strncmp(argv[i], "--fanout-threads=", 17) == 0) {
+      Config().fanout_threads = std::atoi(argv[i] + 17);
+      if (Config().fanout_threads < 1) {
+        std::fprintf(stderr, "outpost_bench: --fanout-threads needs a number >= 1\n");
+        return 2;
+      }
     } else {
       args.push_back(argv[i]);
     }
@@ -155,6 +170,7 @@ int main(int argc, char** argv) {
   RegisterNetworkBenchmarks();
   RegisterStoreBenchmarks();
   RegisterMemoryBenchmarks();
+  RegisterScaleOutBenchmarks();
   SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   ReleaseSyncFixtures();

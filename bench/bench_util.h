@@ -34,6 +34,7 @@ struct BenchConfig {
   int async_inflight_max = 128;  // SubmitAsync: ops one thread keeps in flight
   int cold_ops = 1'000'000;      // ops in the store ColdOpen and Scan open
   int rss_ops = 1'000'000;       // ops flushed or merged while PeakRss watches
+  int fanout_threads = 2;        // Fanout: threads its light devices are spread over (--fanout-threads=T)
 };
 BenchConfig& Config();
 
@@ -133,6 +134,8 @@ void RegisterSyncBenchmarks();
 void RegisterNetworkBenchmarks();  // RawEcho, Flush/CatchUp/LiveLatency/Fanout over tcp (zmq_bench.cc)
 void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
 void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
+// Flush and NotifyLatency over several server instances on PostgreSQL, and on one lmdb (scale_bench.cc).
+void RegisterScaleOutBenchmarks();
 // `outpost_bench --rss-child WORKLOAD BACKEND OPS`: the process PeakRss starts for each measurement.
 int RunRssChild(const std::string& workload, const std::string& backend, int ops);
 // `outpost_bench --serve-child DIR`: the Fanout benchmark's server process (runs until stdin closes).

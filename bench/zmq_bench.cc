@@ -12,9 +12,10 @@
 //   Fanout/tcp/lmdb             many devices connected to one server process, following streams of 10; one
 //                               op lands in every stream; counters: notify-to-pull p50/p99 (Notify received →
 //                               its Batch received at the device), the server process's peak RSS
-// The Fanout devices are light protocol speakers (one DEALER each, all on one thread), so that thousands fit
-// in one process; its server runs in a child process (`outpost_bench --serve-child DIR`) so that the RSS
-// is the server's alone.
+// The Fanout devices are light protocol speakers (one DEALER each), so that thousands fit in one process,
+// spread over Config().fanout_threads pump threads (--fanout-threads=T, default 2), each with its own ZeroMQ
+// context and poll set, so that one client thread's poll loop is not what is measured; its server runs in a
+// child process (`outpost_bench --serve-child DIR`) so that the RSS is the server's alone.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -226,12 +229,13 @@ void BM_LiveLatency(benchmark::State& state, const std::string& backend) {
 // A light device: one DEALER speaking the transport protocol (zmq_transport.h) and Hello/Notify/Pull.
 struct LightDevice {
   void* socket = nullptr;
+  std::string name;
   std::string stream;
   bool welcomed = false;
-  bool notified = false;
-  bool got_batch = false;
+  bool closed = false;        // the server closed the connection ('C')
+  uint64_t pulled_high = 0;   // the high seq of the last Notify it pulled for
+  uint64_t pending_high = 0;  // a Pull is out for this high seq (0: none)
   Clock::time_point notify_at;
-  double notify_to_batch_ms = 0;
 };
 
 void SendData(void* socket, const std::string& frame) {
@@ -251,53 +255,175 @@ std::string HelloFrame(const std::string& device, const std::string& stream) {
   return codec::FinishFrame(b, wire::Body::Hello, hello.Union());
 }
 
-// Handles what arrived on one device; returns false on a protocol surprise.
-void Drain(LightDevice& d) {
-  char type;
-  for (;;) {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    if (zmq_msg_recv(&part, d.socket, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&part);
-      return;
-    }
-    type = zmq_msg_size(&part) == 1 ? *static_cast<const char*>(zmq_msg_data(&part)) : '?';
-    const bool more = zmq_msg_more(&part);
-    zmq_msg_close(&part);
-    if (type == 'A') {
-      SendData(d.socket, HelloFrame("fanout-" + std::to_string(reinterpret_cast<uintptr_t>(&d)), d.stream));
-    }
-    if (!more) continue;
-    zmq_msg_t body;
-    zmq_msg_init(&body);
-    zmq_msg_recv(&body, d.socket, 0);
-    auto frame = codec::DecodeFrame(
-        std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)), 64 << 20);
-    if (frame.ok()) {
-      switch ((*frame)->body_type()) {
-        case wire::Body::Welcome:
-          d.welcomed = true;
-          break;
-        case wire::Body::Notify:
-          if (!d.notified && (*frame)->body_as_Notify()->high_seq() > 0) {
-            d.notified = true;
-            d.notify_at = Clock::now();
-            SendData(d.socket, codec::EncodePull(d.stream, 0, 100));
-          }
-          break;
-        case wire::Body::Batch:
-          if (d.notified && !d.got_batch) {
-            d.got_batch = true;
-            d.notify_to_batch_ms = MsSince(d.notify_at);
-          }
-          break;
-        default:
-          break;
+// The devices of one pump thread: its own ZeroMQ context (and so its own I/O thread) and poll set. The
+// thread runs from Start to Stop, so that a Notify is read as soon as it arrives, whatever phase the
+// benchmark is in; it counts what its devices saw in atomics the benchmark's thread waits on.
+class Pump {
+ public:
+  Pump(std::string endpoint, int first, int count, std::mutex* mu, std::condition_variable* cv)
+      : endpoint_(std::move(endpoint)), first_(first), count_(count), mu_(mu), cv_(cv) {}
+  ~Pump() { Stop(); }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t welcomed() const { return welcomed_.load(); }
+  int64_t batches() const { return batches_.load(); }
+  bool failed() const { return failed_.load(); }
+  // What went wrong, for an error message: closes and Error frames its devices got, Pulls unanswered.
+  int64_t closes() const { return closes_.load(); }
+  int64_t errors() const { return errors_.load(); }
+  int64_t pulls() const { return pulls_.load(); }
+  int64_t reconnects() const { return reconnects_.load(); }
+  // After Stop: notify-to-batch latencies of every round, in microseconds.
+  const std::vector<double>& latencies_us() const { return latencies_us_; }
+
+ private:
+  void Run() {
+    void* ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, count_ + 64);
+    ds_.resize(static_cast<size_t>(count_));
+    std::vector<zmq_pollitem_t> items(ds_.size());
+    // Devices connect kChunk at a time, the next ones once these were welcomed: thousands of handshakes at
+    // once on a loaded machine would outlast the server's Hello deadline, which is not what is measured.
+    constexpr int kChunk = 250;
+    int opened = 0;
+    auto connect = [&](size_t i) {
+      LightDevice& d = ds_[i];
+      if (d.socket != nullptr) zmq_close(d.socket);
+      d.closed = false;
+      d.socket = zmq_socket(ctx, ZMQ_DEALER);
+      int linger = 0;
+      if (d.socket == nullptr || zmq_setsockopt(d.socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+          zmq_connect(d.socket, endpoint_.c_str()) != 0) {
+        failed_ = true;
+        Signal();
+        return false;
+      }
+      zmq_send(d.socket, "O", 1, 0);
+      items[i] = {d.socket, 0, ZMQ_POLLIN, 0};
+      return true;
+    };
+    auto open_chunk = [&] {
+      for (const int end = std::min(count_, opened + kChunk); opened < end; ++opened) {
+        LightDevice& d = ds_[static_cast<size_t>(opened)];
+        d.name = "fanout-" + std::to_string(first_ + opened);
+        d.stream = "group-" + std::to_string((first_ + opened) / 10);
+        if (!connect(static_cast<size_t>(opened))) return;
+      }
+    };
+    // As a device's transport does (TransportOptions::heartbeat_ms): a ping a second.
+    constexpr int kPingMs = 1000;
+    auto next_ping = Clock::now() + std::chrono::milliseconds(kPingMs);
+    while (!stop_.load() && !failed_.load()) {
+      if (opened < count_ && welcomed_.load() == opened) open_chunk();
+      if (zmq_poll(items.data(), opened, 10) > 0) {
+        bool changed = false;
+        for (size_t i = 0; i < static_cast<size_t>(opened); ++i) {
+          if (items[i].revents & ZMQ_POLLIN) changed |= Drain(ds_[i]);
+          // Closed before its Welcome (its handshake outlasted a deadline on a loaded machine): it starts
+          // over, as a device's transport would. Closed later: it stays closed, and the round fails.
+          if (ds_[i].closed && !ds_[i].welcomed && connect(i)) ++reconnects_;
+        }
+        if (changed) Signal();
+      }
+      if (Clock::now() > next_ping) {  // keep the server's heartbeat satisfied
+        for (int i = 0; i < opened; ++i) {
+          if (!ds_[static_cast<size_t>(i)].closed)
+            zmq_send(ds_[static_cast<size_t>(i)].socket, "P", 1, ZMQ_DONTWAIT);
+        }
+        next_ping = Clock::now() + std::chrono::milliseconds(kPingMs);
       }
     }
-    zmq_msg_close(&body);
+    for (auto& d : ds_) {
+      if (d.socket != nullptr) zmq_close(d.socket);
+    }
+    zmq_ctx_term(ctx);
   }
-}
+
+  void Signal() {
+    std::lock_guard<std::mutex> lock(*mu_);
+    cv_->notify_all();
+  }
+
+  // Handles what arrived on one device; returns whether it was welcomed or got a batch.
+  bool Drain(LightDevice& d) {
+    bool changed = false;
+    for (;;) {
+      zmq_msg_t part;
+      zmq_msg_init(&part);
+      if (zmq_msg_recv(&part, d.socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        return changed;
+      }
+      const char type = zmq_msg_size(&part) == 1 ? *static_cast<const char*>(zmq_msg_data(&part)) : '?';
+      const bool more = zmq_msg_more(&part);
+      zmq_msg_close(&part);
+      if (type == 'A') SendData(d.socket, HelloFrame(d.name, d.stream));
+      if (type == 'C' && !d.closed) {
+        d.closed = true;
+        ++closes_;
+        return changed;
+      }
+      if (!more) continue;
+      zmq_msg_t body;
+      zmq_msg_init(&body);
+      zmq_msg_recv(&body, d.socket, 0);
+      auto frame = codec::DecodeFrame(
+          std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)), 64 << 20);
+      if (frame.ok()) {
+        switch ((*frame)->body_type()) {
+          case wire::Body::Welcome:
+            if (!d.welcomed) {
+              d.welcomed = true;
+              ++welcomed_;
+              changed = true;
+            }
+            break;
+          case wire::Body::Notify: {
+            const uint64_t high = (*frame)->body_as_Notify()->high_seq();
+            if (d.pending_high == 0 && high > d.pulled_high) {
+              d.pending_high = high;
+              d.notify_at = Clock::now();
+              SendData(d.socket, codec::EncodePull(d.stream, 0, 100));
+              ++pulls_;
+            }
+            break;
+          }
+          case wire::Body::Batch:
+            if (d.pending_high != 0) {
+              latencies_us_.push_back(MsSince(d.notify_at) * 1000.0);
+              d.pulled_high = d.pending_high;
+              d.pending_high = 0;
+              ++batches_;
+              changed = true;
+            }
+            break;
+          case wire::Body::Error:
+            ++errors_;
+            break;
+          default:
+            break;
+        }
+      }
+      zmq_msg_close(&body);
+    }
+  }
+
+  const std::string endpoint_;
+  const int first_, count_;
+  std::mutex* mu_;
+  std::condition_variable* cv_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, failed_{false};
+  std::atomic<int64_t> welcomed_{0}, batches_{0}, closes_{0}, errors_{0}, pulls_{0}, reconnects_{0};
+  std::vector<LightDevice> ds_;  // the pump thread's alone while it runs
+  std::vector<double> latencies_us_;
+};
 
 // The server child: `outpost_bench --serve-child DIR` serves lmdb:DIR/server on a free tcp port, writes the
 // endpoint to DIR/endpoint and runs until stdin closes.
@@ -361,84 +487,88 @@ void BM_Fanout(benchmark::State& state) {
   RaiseFdLimit();
   rlimit r{};
   getrlimit(RLIMIT_NOFILE, &r);
-  // Each ZeroMQ socket holds two descriptors here (its mailbox and its TCP connection).
+  // Each ZeroMQ socket holds two descriptors here (its mailbox and its TCP connection); each pump thread's
+  // context a few more.
+  const int threads = std::max(1, Config().fanout_threads);
   const int wanted = Config().quick ? 1000 : 10'000;
-  const int devices = std::min<int>(wanted, static_cast<int>((r.rlim_cur - 512) / 2) / 10 * 10);
+  const int devices =
+      std::min<int>(wanted, static_cast<int>((r.rlim_cur - 512 - 16 * threads) / 2) / 10 * 10);
   TempDir dir;
   ChildServer child;
   if (!Check(state, child.Start(dir), "start the server child")) return;
-  void* ctx = zmq_ctx_new();
-  zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, devices + 64);
-  std::vector<LightDevice> ds(static_cast<size_t>(devices));
-  std::vector<zmq_pollitem_t> items(ds.size());
-  bool failed = false;
-  for (size_t i = 0; i < ds.size() && !failed; ++i) {
-    ds[i].stream = "group-" + std::to_string(i / 10);
-    ds[i].socket = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(ds[i].socket, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(ds[i].socket, child.endpoint.c_str()) != 0) {
-      state.SkipWithError("connect failed (file descriptors?)");
-      failed = true;
-    }
-    zmq_send(ds[i].socket, "O", 1, 0);
-    items[i] = {ds[i].socket, 0, ZMQ_POLLIN, 0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<Pump>> pumps;
+  // Whole groups of 10 per thread, so that no stream's followers straddle two threads.
+  const int groups = devices / 10;
+  for (int t = 0, first = 0; t < threads; ++t) {
+    const int count = (groups / threads + (t < groups % threads ? 1 : 0)) * 10;
+    pumps.push_back(std::make_unique<Pump>(child.endpoint, first, count, &mu, &cv));
+    first += count;
   }
-  auto pump_until = [&](const std::function<bool()>& done, int seconds) {
-    const auto deadline = Clock::now() + std::chrono::seconds(seconds);
-    auto next_ping = Clock::now() + std::chrono::milliseconds(500);
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      if (zmq_poll(items.data(), static_cast<int>(items.size()), 10) > 0) {
-        for (size_t i = 0; i < ds.size(); ++i) {
-          if (items[i].revents & ZMQ_POLLIN) Drain(ds[i]);
-        }
-      }
-      if (Clock::now() > next_ping) {  // keep the server's heartbeat satisfied
-        for (auto& d : ds) zmq_send(d.socket, "P", 1, ZMQ_DONTWAIT);
-        next_ping = Clock::now() + std::chrono::milliseconds(500);
-      }
+  for (auto& p : pumps) p->Start();
+  auto sum = [&](int64_t (Pump::*count)() const) {
+    int64_t n = 0;
+    for (const auto& p : pumps) n += ((*p).*count)();
+    return n;
+  };
+  auto any_failed = [&] {
+    for (const auto& p : pumps) {
+      if (p->failed()) return true;
     }
-    return true;
+    return false;
   };
-  auto all = [&](bool LightDevice::*flag) {
-    return [&ds, flag] {
-      for (const auto& d : ds) {
-        if (!(d.*flag)) return false;
-      }
-      return true;
-    };
+  // Waits (bounded) until the pumps' `count` reaches `target`.
+  auto wait_for = [&](int64_t (Pump::*count)() const, int64_t target, int seconds) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(seconds), [&] {
+      return any_failed() || sum(count) >= target;
+    }) && !any_failed();
   };
-  if (!failed && !pump_until(all(&LightDevice::welcomed), 120)) {
-    state.SkipWithError("not every device was welcomed");
+  auto fail = [&](const std::string& what) {
+    std::string why = any_failed() ? std::string("connect failed (file descriptors?)") : what;
+    why += " (welcomed " + std::to_string(sum(&Pump::welcomed)) + ", pulls " +
+           std::to_string(sum(&Pump::pulls)) + ", batches " + std::to_string(sum(&Pump::batches)) +
+           ", closes " + std::to_string(sum(&Pump::closes)) + ", reconnects " +
+           std::to_string(sum(&Pump::reconnects)) + ", errors " + std::to_string(sum(&Pump::errors)) +
+           " of " + std::to_string(devices) + " devices)";
+    state.SkipWithError(why.c_str());
+  };
+  bool failed = false;
+  const auto connect_start = Clock::now();
+  if (!wait_for(&Pump::welcomed, devices, 120)) {
+    fail("not every device was welcomed");
     failed = true;
   }
-  Latencies latencies;
+  const double connect_s = MsSince(connect_start) / 1000.0;
+  int64_t rounds = 0;
   for (auto _ : state) {
     if (failed) break;
     // One op in every stream, from a real client.
     auto writer = OpenBenchDevice("memory:", child.endpoint, "writer");
     if (!Check(state, writer.status(), "open writer")) break;
     std::vector<NewOp> ops;
-    for (int g = 0; g < devices / 10; ++g)
-      ops.push_back({"group-" + std::to_string(g), "text", Payload(), {}});
+    for (int g = 0; g < groups; ++g) ops.push_back({"group-" + std::to_string(g), "text", Payload(), {}});
     if (!Check(state, (*writer)->SubmitBatch(ops).status(), "submit")) break;
     if (!Check(state, (*writer)->RunUntilIdle(60'000), "flush")) break;
-    if (!pump_until(all(&LightDevice::got_batch), 120)) {
-      state.SkipWithError("not every device got its batch");
+    ++rounds;
+    if (!wait_for(&Pump::batches, rounds * devices, 120)) {
+      fail("not every device got its batch");
       break;
     }
-    for (const auto& d : ds) latencies.Add(d.notify_to_batch_ms * 1000.0);
-    state.PauseTiming();
-    for (auto& d : ds) d.notified = d.got_batch = false;  // a second round sees high_seq 2
-    state.ResumeTiming();
+  }
+  for (auto& p : pumps) p->Stop();
+  Latencies latencies;
+  for (const auto& p : pumps) {
+    for (double us : p->latencies_us()) latencies.Add(us);
   }
   state.counters["devices"] = devices;
+  state.counters["pump_threads"] = threads;
+  state.counters["connect_s"] = connect_s;  // until every device was welcomed
+  state.counters["reconnects"] = static_cast<double>(sum(&Pump::reconnects));  // closed before their Welcome
   state.counters["notify_to_pull_p50_ms"] = latencies.Percentile(0.50) / 1000.0;
   state.counters["notify_to_pull_p99_ms"] = latencies.Percentile(0.99) / 1000.0;
   state.counters["server_rss_mb"] = static_cast<double>(child.PeakRssBytes()) / (1 << 20);
-  for (auto& d : ds) zmq_close(d.socket);
-  zmq_ctx_term(ctx);
 }
 
 }  // namespace
