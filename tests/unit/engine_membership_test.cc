@@ -69,6 +69,21 @@ class MembershipTest : public testing::Test {
   std::vector<std::unique_ptr<Client>> clients_;
 };
 
+// Device ids are UTF-8 (databases keep them as text): every malformed form is refused, every well-formed
+// one that has no control byte is taken.
+TEST(DeviceIdGrammar, UnicodeIsTakenMalformedUtf8IsNot) {
+  EXPECT_TRUE(ValidateDeviceId("phone").ok());
+  EXPECT_TRUE(ValidateDeviceId("t\xc3\xa9l\xc3\xa9phone").ok());   // téléphone
+  EXPECT_TRUE(ValidateDeviceId("\xe6\x89\x8b\xe6\x9c\xba").ok());  // 手机
+  EXPECT_TRUE(ValidateDeviceId("\xf0\x9f\x93\xb1").ok());          // U+1F4F1
+  for (const char* bad : {"\xff", "a\x80", "\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                          "\xf4\x90\x80\x80", "\xf0\x9f\x93", "\xf8\x88\x80\x80\x80"}) {
+    Status st = ValidateDeviceId(bad);
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << QuoteForMessage(bad);
+  }
+  EXPECT_FALSE(ValidateDeviceId("tab\there").ok());
+}
+
 TEST_F(MembershipTest, MembersSyncAndDiscoverStreamsThroughTheirFeed) {
   Client& alice = Device("alice", "phone");
   Client& bob = Device("bob", "phone");

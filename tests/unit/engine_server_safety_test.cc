@@ -452,7 +452,7 @@ TEST_F(ServerSafetyTest, AConnectionWithoutHelloIsClosedAtTheDeadline) {
 // Issue 12, item 5: member lists are checked before they cost anything.
 TEST_F(ServerSafetyTest, MemberListsAreCheckedAndBounded) {
   size_t lookups = 0;
-  options_.user_exists = [&lookups](std::string_view user) {
+  options_.user_exists = [&lookups](std::string_view user) -> Result<bool> {
     ++lookups;
     return user == "alice" || user == "bob";
   };
@@ -577,6 +577,52 @@ TEST(ServerFormatTest, AStoreOfTheFormerFormatIsRefusedUntouched) {
   o.store = "memory:server-format-new";
   ASSERT_TRUE(ServerCore::Open(o).ok());
   ASSERT_TRUE(ServerCore::Open(o).ok());
+}
+
+// Issue 13 review: when the registry cannot answer (its database restarts), a Hello is told to come back
+// later, fatally but as Busy: never "authentication failed", which makes a device stop until its user gives
+// a new token. A real refusal stays one.
+TEST_F(ServerSafetyTest, ARegistryThatCannotAnswerIsBusyNotAnAuthenticationFailure) {
+  Status registry = Status::Unavailable("registry database restarting");
+  options_.authenticate = [&registry](const HelloInfo& hello) -> Result<std::string> {
+    if (!registry.ok()) return registry;
+    return hello.user;
+  };
+  Open();
+  auto out = Connect(1, "alice", "phone");
+  EXPECT_EQ(WelcomeOf(out), nullptr);
+  ASSERT_NE(ErrorTo(out, 1), nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(ErrorTo(out, 1)->code()), Status::Code::kBusy);
+  EXPECT_TRUE(ErrorTo(out, 1)->fatal());
+  EXPECT_EQ(core_->Stats().auth_failures, 0u);
+  registry = Status::PermissionDenied("unknown token");
+  out = Connect(2, "alice", "phone");
+  ASSERT_NE(ErrorTo(out, 2), nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(ErrorTo(out, 2)->code()), Status::Code::kPermissionDenied);
+  EXPECT_EQ(core_->Stats().auth_failures, 1u);
+  registry = Status::OK();
+  EXPECT_NE(WelcomeOf(Connect(3, "alice", "phone")), nullptr);
+}
+
+// Issue 13 review: a member list whose names cannot be looked up (the registry's store fails) is not
+// refused for ever: the group fails, the device hears Busy, and its resend is judged once the registry
+// answers again.
+TEST_F(ServerSafetyTest, ARegistryErrorOnAMemberListIsRetriedNotRefused) {
+  bool down = true;
+  options_.user_exists = [&down](std::string_view) -> Result<bool> {
+    if (down) return Status::IOError("registry unreadable");
+    return true;
+  };
+  Open();
+  Connect(1, "alice", "laptop");
+  const TestOp create{Id(1), "room", 1, Members({"alice", "bob"}), false, std::string(kMembersKind)};
+  auto out = Send(1, PushFrame({create}));
+  EXPECT_TRUE(Results(out, 1).empty());
+  ASSERT_NE(ErrorTo(out, 1), nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(ErrorTo(out, 1)->code()), Status::Code::kBusy);
+  EXPECT_FALSE(ErrorTo(out, 1)->fatal());
+  down = false;
+  EXPECT_EQ(PushOne(1, create), RC::Applied);
 }
 
 }  // namespace

@@ -337,15 +337,14 @@ int Serve(const Flags& flags) {
     }
     return user;
   };
-  // Membership ops may name registered users only. A registry that cannot be read refuses the name (and
-  // says so in the log).
-  config.server.user_exists = [registry](std::string_view user) {
+  // Membership ops may name registered users only. A registry that cannot be read fails the group (the
+  // devices resend; nothing is refused for it) and says so in the log.
+  config.server.user_exists = [registry](std::string_view user) -> outpost::Result<bool> {
     auto known = registry->HasUser(user);
     if (!known.ok()) {
       Log(LogLevel::kError, "user registry: cannot look up user '{}': {}", user, known.status().ToString());
-      return false;
     }
-    return *known;
+    return known;
   };
 
   const std::string listen_uri = Join(config.listen);

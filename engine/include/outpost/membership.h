@@ -19,13 +19,14 @@
 //
 // Grammar (docs/protocol.md):
 //   user name    1..64 bytes of [A-Za-z0-9._-]                    (ValidateUserName)
-//   device id    1..255 bytes, no control bytes (< 0x20, 0x7f)     (ValidateDeviceId)
+//   device id    1..255 bytes of UTF-8, no control bytes (< 0x20, 0x7f)   (ValidateDeviceId)
 //   member list  name *( "\n" name ) [ "\n" ]: user names, one per line, a final newline allowed,
 //                a name listed twice counts once, at most ServerOptions::members_max names (ParseMembers)
 #ifndef OUTPOST_MEMBERSHIP_H_
 #define OUTPOST_MEMBERSHIP_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -86,7 +87,32 @@ inline Status ValidateUserName(std::string_view name) {
   return Status::OK();
 }
 
-// Ok for 1..255 bytes without control bytes; InvalidArgument saying what is wrong otherwise.
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF).
+inline bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 0;
+    if (n == 0 || s.size() - i <= n) return false;  // a stray continuation or 5+ byte lead; truncated
+    uint32_t cp = b & (0x3fu >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (c & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Ok for 1..255 bytes of UTF-8 without control bytes; InvalidArgument saying what is wrong otherwise.
+// (Databases keep device ids as text: bytes that are not UTF-8 would fail every write that carries them.)
 inline Status ValidateDeviceId(std::string_view device) {
   if (device.empty() || device.size() > kDeviceIdBytesMax) {
     return Status::InvalidArgument("device id must be 1.." + std::to_string(kDeviceIdBytesMax) + " bytes");
@@ -97,6 +123,8 @@ inline Status ValidateDeviceId(std::string_view device) {
       return Status::InvalidArgument("device id " + QuoteForMessage(device) + " holds a control byte");
     }
   }
+  if (!IsUtf8(device))
+    return Status::InvalidArgument("device id " + QuoteForMessage(device) + " is not UTF-8");
   return Status::OK();
 }
 

@@ -62,7 +62,9 @@ struct ServerOptions {
   // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
   // Error{PermissionDenied, "authentication failed: <message>"}. A token belongs to one device of one user:
   // the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
-  // networks). The returned name must follow the user-name grammar (outpost/membership.h).
+  // networks). The returned name must follow the user-name grammar (outpost/membership.h). Only
+  // PermissionDenied, InvalidArgument and NotFound are verdicts on the credentials; any other error (the
+  // registry's store failed) gets a fatal Error{Busy}: the device reconnects later, its token intact.
   std::function<Result<std::string>(const HelloInfo&)> authenticate;
   // Ok, or the permanent reason (PermissionDenied: forbidden; InvalidArgument: invalid). Default: allow.
   // Runs after the membership check when membership is on, on every path that reveals or delivers a
@@ -72,7 +74,8 @@ struct ServerOptions {
   std::function<Status(const AccessRequest&)> authorize;
   // Whether a user name exists (outpostd: its registry). A member list naming anyone else is refused.
   // Default (empty): every name matching the grammar exists.
-  std::function<bool(std::string_view user)> user_exists;
+  // An error (the registry cannot be read) fails the group: its devices resend; the op is not refused.
+  std::function<Result<bool>(std::string_view user)> user_exists;
   // Streams have members (outpost/membership.h): only members may push, pull, be notified or set
   // watermarks; the server keeps each user's membership feed. Off: every authenticated device may use every
   // stream (tests, single-user apps).

@@ -173,6 +173,7 @@ bool DecodeEvents(std::string_view payload, uint64_t* instance, StoreEvents* eve
       w.device = r.Bytes();
       w.kind = r.Byte();
       w.seq = r.Varint();
+      if (w.kind > 1) return false;  // delivered or read: anything else is not ours
       events->watermarks.push_back(std::move(w));
     } else if (tag == kJoined || tag == kLeft) {
       StoreEvents::Membership m;

@@ -2,6 +2,7 @@
 #include "server_store/postgresql/pg_server_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
@@ -693,7 +694,8 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
       stmts->push_back(
           {"INSERT INTO watermarks (stream, user_name, device, kind, seq) "
            "SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::int2[], $5::int8[]) "
-           "ON CONFLICT (stream, user_name, device, kind) DO UPDATE SET seq = GREATEST(watermarks.seq, EXCLUDED.seq)",
+           "ON CONFLICT (stream, user_name, device, kind) DO UPDATE SET seq = GREATEST(watermarks.seq, "
+           "EXCLUDED.seq)",
            {}});
       stmts->back().params.Array(s).Array(u).Array(d).Array(k).Array(q);
       watermarks_.clear();
@@ -890,18 +892,28 @@ class PgServerStore final : public ServerStore {
 
   // In-process subscribers at once; other instances by one statement of pg_notify (a lost one costs them
   // latency only: the core also polls heads).
+  // A NOTIFY that cannot be sent (the database is gone) is owed: the next Publish carries the lost flag, so
+  // the other instances re-read what they follow rather than miss what this one committed.
   void Publish(const StoreEvents& events, uint64_t from) override {
-    if (events.empty()) return;
-    Deliver(events, from);
-    std::vector<std::string> payloads = pg::EncodeEvents(events, shared_->instance);
+    if (!events.empty()) Deliver(events, from);
+    StoreEvents sent = events;
+    if (owe_lost_.exchange(false)) sent.lost = true;
+    if (sent.empty()) return;
+    std::vector<std::string> payloads = pg::EncodeEvents(sent, shared_->instance);
     ArrayParam a(pg::kTextOid, pg::kTextArrayOid);
     for (const std::string& p : payloads) a.Add(p);
     Stmt s{"SELECT pg_notify('outpost_events', p) FROM unnest($1::text[]) AS p", {}};
     s.params.Array(a);
-    Lease conn(shared_);
-    if (!conn.Get().ok()) return;
-    ResultPtr r;
-    if (conn->RunOne(s, &r).ok()) shared_->notifies_sent += payloads.size();
+    for (int attempt = 0; attempt < 2; ++attempt) {  // a pooled connection may have died while idle
+      Lease conn(shared_);
+      if (!conn.Get().ok()) continue;
+      ResultPtr r;
+      if (conn->RunOne(s, &r).ok()) {
+        shared_->notifies_sent += payloads.size();
+        return;
+      }
+    }
+    owe_lost_ = true;
   }
 
   bool many_writers() const override { return true; }
@@ -956,6 +968,7 @@ class PgServerStore final : public ServerStore {
   uint64_t next_sub_ = 1;                                      // guarded by subs_mu_
   std::mutex listener_mu_;
   std::unique_ptr<pg::Listener> listener_;  // guarded by listener_mu_
+  std::atomic<bool> owe_lost_{false};       // a Publish failed: the next one says `lost`
 };
 
 }  // namespace

@@ -26,6 +26,16 @@ void ServerCore::Impl::DropFollows(std::string_view stream, std::string_view use
   if (f != followers_.end() && f->second.empty()) followers_.erase(f);
 }
 
+void ServerCore::Impl::Unfollow(ConnId conn, Session& s, const std::string& stream) {
+  if (s.follows.erase(stream) == 0) return;
+  auto f = followers_.find(stream);
+  if (f != followers_.end()) {
+    f->second.erase(conn);
+    if (f->second.empty()) followers_.erase(f);
+  }
+  if (opt_.membership && s.denied.size() < opt_.denied_streams_max) s.denied.insert(stream);
+}
+
 void ServerCore::Impl::FollowJoined(ServerReadTxn* txn, Group* g, std::string_view stream,
                                     std::string_view user) {
   auto uc = user_conns_.find(std::string(user));

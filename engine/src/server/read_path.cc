@@ -62,12 +62,21 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     return true;
   };
   Status error;
+  // With several writers the user may have left a stream since the Hello checked it (another instance):
+  // checked again in this snapshot.
+  std::vector<std::string> gone;
   for (const auto& stream : s.follows) {
     if (!fits(stream)) continue;
     Entry& e = counters[stream];
     OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, stream}, &e.counter));
+    if (store_->many_writers() && !MayRead(txn, s, stream, &error)) {
+      OUTPOST_RETURN_IF_ERROR(error);
+      gone.push_back(stream);
+      continue;
+    }
     OUTPOST_RETURN_IF_ERROR(txn.High(stream, &e.high));
   }
+  for (const auto& stream : gone) Unfollow(r.conn, s, stream);
   std::vector<std::string> others;
   OUTPOST_RETURN_IF_ERROR(txn.DeviceCounters(s.user, s.device, [&](std::string_view stream, uint64_t last) {
     if (s.follows.contains(std::string(stream))) return true;
@@ -100,9 +109,14 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
 
 Status ServerCore::Impl::ServePage(ServerReadTxn& txn, Group& g, Session& s, const ReadRequest& r,
                                    size_t* pulled, std::vector<Outbound>* out) {
-  // A pull that came before its user left the stream in this same group gets what a non-member gets: the
-  // removal is durable now, and a removed member gets nothing more at once.
-  if (g.left.contains({r.stream, s.user})) {
+  // The pull was checked inside the write group; the page comes from a later snapshot, in which the user
+  // may have left the stream (in this group, or on another instance meanwhile). Checked again in the
+  // snapshot the page is read from: a removed member gets nothing more at once.
+  Status error;
+  const bool may = !g.left.contains({r.stream, s.user}) && MayRead(txn, s, r.stream, &error);
+  OUTPOST_RETURN_IF_ERROR(error);
+  if (!may) {
+    Unfollow(r.conn, s, r.stream);
     out->push_back({r.conn, codec::EncodeError(Status::Code::kPermissionDenied,
                                                "pull " + r.stream + ": forbidden: " + s.user +
                                                    " is not a member of " + r.stream,

@@ -128,6 +128,13 @@ void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::stri
   for (auto& user : before) {
     if (!now.erase(user)) gone.push_back(std::move(user));
   }
+  if (store_->many_writers()) {
+    // The feeds this op appends to, locked in one sorted call (another group locks them in the same order).
+    std::set<std::string> feeds;
+    for (const auto& user : gone) feeds.insert(FeedStream(user));
+    for (const auto& user : now) feeds.insert(FeedStream(user));
+    Fail(g, g.txn->Prepare({feeds.begin(), feeds.end()}, {}, {}));
+  }
   for (const auto& user : gone) {
     Fail(g, g.txn->RemoveMember(stream, user));
     AppendFeed(g, user, kLeftKind, stream);
@@ -158,7 +165,12 @@ Status ServerCore::Impl::CheckMemberList(Group& g, std::string_view stream, std:
   }
   if (opt_.user_exists) {
     for (const auto& name : *members) {
-      if (!opt_.user_exists(name)) {
+      Result<bool> known = opt_.user_exists(name);
+      if (!known.ok()) {
+        Fail(g, known.status());  // not a verdict: the group fails and its devices resend
+        return known.status();
+      }
+      if (!*known) {
         return Status::InvalidArgument("member list names " + QuoteForMessage(name) + ", who is not a user");
       }
     }

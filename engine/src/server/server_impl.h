@@ -92,6 +92,7 @@ class ServerCore::Impl {
     std::set<std::pair<std::string, std::string>> joined;    // (stream, user) memberships that began
     std::unordered_map<ConnId, Session> saved;  // sessions as they were before the group touched them
     std::unordered_set<ConnId> hellos;          // connections whose Hello is in the group
+    std::unordered_set<ConnId> prepared;        // connections past Hello when the group began (PrepareGroup)
     Status error;                               // first store error; fails the group
   };
 
@@ -104,6 +105,9 @@ class ServerCore::Impl {
   // Answers every connection that sent work in a failed group: resend (Busy).
   void FailGroup(Group& g, const Status& st, std::vector<Outbound>* out);
   void Follow(Group& g, ConnId conn, Session& s, std::string_view stream);
+  // After a commit: `conn` stops following `stream` (its user may no longer read it) and follows it again
+  // once its user is added back.
+  void Unfollow(ConnId conn, Session& s, const std::string& stream);
   // Saves `conn`'s session before the group changes it, so a failed group can restore it.
   Session& Touch(Group& g, ConnId conn, Session& s) {
     g.saved.try_emplace(conn, s);

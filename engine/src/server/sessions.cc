@@ -131,15 +131,27 @@ void ServerCore::Impl::Tick(std::vector<Outbound>* out) {
 
 void ServerCore::Impl::PrepareGroup(Group& g, const std::vector<ServerEvent>& events) {
   if (!store_->many_writers()) return;
+  // Everything the group will lock is locked here, in one sorted order: the heads of the streams its pushes
+  // and receipts name, and the pushing devices' counters. A connection that was not past Hello when the
+  // group began has its pushes and receipts answered Busy (PreparedFor): locks taken later, in an order
+  // the peer chose, could deadlock two instances.
   std::set<std::string> streams;
   std::set<CounterKey> counters;
   std::set<OpId> ids;
+  std::unordered_map<ConnId, uint32_t> pushes;
   for (const auto& ev : events) {
     if (ev.kind != ServerEvent::Kind::kFrame) continue;
     auto sit = sessions_.find(ev.conn);
     if (sit == sessions_.end() || !sit->second.authed) continue;
+    g.prepared.insert(ev.conn);
     auto frame = codec::DecodeFrame(ev.frame, opt_.frame_bytes_max);
-    if (!frame.ok() || (*frame)->body_type() != wire::Body::Push) continue;
+    if (!frame.ok()) continue;
+    if ((*frame)->body_type() == wire::Body::Watermark) {
+      std::string_view stream = codec::Str((*frame)->body_as_Watermark()->stream());
+      if (keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) streams.emplace(stream);
+      continue;
+    }
+    if ((*frame)->body_type() != wire::Body::Push || ++pushes[ev.conn] > opt_.batches_inflight_max) continue;
     const auto* ops = (*frame)->body_as_Push()->ops();
     if (ops == nullptr || ops->size() > opt_.ops_per_batch_max) continue;
     for (const wire::Op* op : *ops) {
@@ -229,9 +241,20 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
   const bool had_frames = std::any_of(events.begin(), events.end(), [](const ServerEvent& ev) {
     return ev.kind == ServerEvent::Kind::kFrame;
   });
-  if (st.ok() && had_frames) st = (*txn)->Commit();
+  const bool committing = st.ok() && had_frames;
+  if (committing) st = (*txn)->Commit();
   txn->reset();
   g.txn = nullptr;
+  if (!st.ok() && committing && store_->many_writers()) {
+    // A commit that failed over the network may have happened (the answer was lost): what it changed is not
+    // known here. Every instance, this one too, re-reads what it follows (the devices resend, and their
+    // resends are answered from the op records).
+    StoreEvents lost;
+    lost.lost = true;
+    store_->Publish(lost, subscription_);
+    std::lock_guard<std::mutex> lock(remote_mu_);
+    remote_.push_back(lost);
+  }
   if (!st.ok()) {
     ServerStats kept = stats_;
     stats_ = before;
@@ -283,6 +306,14 @@ void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes
     BadFrame(g, conn, Status::Code::kPermissionDenied, "send Hello before anything else", true);
     return;
   }
+  if ((f->body_type() == wire::Body::Push || f->body_type() == wire::Body::Watermark) &&
+      store_->many_writers() && !g.prepared.contains(conn)) {
+    // Its Hello is in this group: nothing of its was locked up front (PrepareGroup). The device sends only
+    // after its Welcome, so only a peer that does not wait meets this.
+    ++stats_.busy;
+    Reply(g, conn, codec::EncodeError(Status::Code::kBusy, "sent before the Welcome: resend", false));
+    return;
+  }
   switch (f->body_type()) {
     case wire::Body::Push:
       if (++g.pushes[conn] > opt_.batches_inflight_max) {
@@ -329,6 +360,17 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   std::string user = info.user;
   if (opt_.authenticate) {
     auto r = opt_.authenticate(info);
+    const Status::Code code = r.ok() ? Status::Code::kOk : r.status().code();
+    if (code != Status::Code::kOk && code != Status::Code::kPermissionDenied &&
+        code != Status::Code::kInvalidArgument && code != Status::Code::kNotFound) {
+      // The registry could not answer (its store failed): not a verdict on the credentials. The device
+      // reconnects after backing off and asks again; it must not be told its token is bad.
+      Reply(g, conn,
+            codec::EncodeError(Status::Code::kBusy,
+                               "cannot check credentials now, reconnect: " + r.status().ToString(), true),
+            true);
+      return;
+    }
     if (!r.ok()) {
       ++stats_.auth_failures;
       BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
