@@ -265,6 +265,30 @@ TEST_P(ServerStoreConformance, OpRecordsRoundTrip) {
   EXPECT_TRUE(Same(got, a));
 }
 
+// MemberOf answers IsMember for many streams at once, in order, in a write (its own writes) and a read.
+TEST_P(ServerStoreConformance, MemberOfManyStreams) {
+  const std::vector<std::string> streams = {"b", kBinaryStream, "a", "missing", "b", "ab"};
+  {
+    auto w = Write();
+    ASSERT_TRUE(w->AddMember("a", "u").ok());
+    ASSERT_TRUE(w->AddMember("b", "u").ok());
+    ASSERT_TRUE(w->AddMember(kBinaryStream, "u").ok());
+    ASSERT_TRUE(w->AddMember("ab", "v").ok());  // another user
+    std::vector<bool> in(1, true);
+    ASSERT_TRUE(w->MemberOf("u", streams, &in).ok());
+    EXPECT_EQ(in, (std::vector<bool>{true, true, true, false, true, false}));
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  auto r = Read();
+  std::vector<bool> in;
+  ASSERT_TRUE(r->MemberOf("u", streams, &in).ok());
+  EXPECT_EQ(in, (std::vector<bool>{true, true, true, false, true, false}));
+  ASSERT_TRUE(r->MemberOf("nobody", streams, &in).ok());
+  EXPECT_EQ(in, std::vector<bool>(streams.size(), false));
+  ASSERT_TRUE(r->MemberOf("u", {}, &in).ok());
+  EXPECT_TRUE(in.empty());
+}
+
 TEST_P(ServerStoreConformance, Members) {
   {
     auto w = Write();

@@ -62,9 +62,9 @@ struct ServerOptions {
   // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
   // Error{PermissionDenied, "authentication failed: <message>"}. A token belongs to one device of one user:
   // the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
-  // networks). The returned name must follow the user-name grammar (outpost/membership.h). Only
-  // PermissionDenied, InvalidArgument and NotFound are verdicts on the credentials; any other error (the
-  // registry's store failed) gets a fatal Error{Busy}: the device reconnects later, its token intact.
+  // networks). The returned name must follow the user-name grammar (outpost/membership.h). A transient
+  // error (IOError, Unavailable, Busy, Timeout, Aborted, Full: the registry's store failed) is no verdict
+  // on the credentials and gets a fatal Error{Busy}: the device reconnects later, its token intact.
   std::function<Result<std::string>(const HelloInfo&)> authenticate;
   // Ok, or the permanent reason (PermissionDenied: forbidden; InvalidArgument: invalid). Default: allow.
   // Runs after the membership check when membership is on, on every path that reveals or delivers a

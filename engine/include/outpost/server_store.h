@@ -107,6 +107,18 @@ class ServerReadTxn {
   virtual Status ReadPage(std::string_view stream, uint64_t after, uint32_t limit, size_t bytes_max,
                           std::vector<std::string>* ops) = 0;
   virtual Status IsMember(std::string_view stream, std::string_view user, bool* member) = 0;
+  // IsMember for many streams at once (a Hello that lists thousands): (*member)[i] for streams[i]. Stores
+  // with round trips answer it in one.
+  virtual Status MemberOf(std::string_view user, const std::vector<std::string>& streams,
+                          std::vector<bool>* member) {
+    member->assign(streams.size(), false);
+    for (size_t i = 0; i < streams.size(); ++i) {
+      bool m = false;
+      OUTPOST_RETURN_IF_ERROR(IsMember(streams[i], user, &m));
+      (*member)[i] = m;
+    }
+    return Status::OK();
+  }
   // Whether the stream has any member (a stream with members exists; its members op created it).
   virtual Status HasMembers(std::string_view stream, bool* any) = 0;
   // The stream's members, sorted (replaces `*users`).

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <tuple>
 #include <utility>
 
@@ -160,6 +161,22 @@ class PgReads : public Base {
     Stmt s{"SELECT EXISTS (SELECT 1 FROM members WHERE stream = $1 AND user_name = $2)", {}};
     s.params.Bytes(stream).Text(user);
     return Bool(std::move(s), member);
+  }
+
+  Status MemberOf(std::string_view user, const std::vector<std::string>& streams,
+                  std::vector<bool>* member) override {
+    member->assign(streams.size(), false);
+    if (streams.empty()) return Status::OK();
+    ArrayParam a(pg::kByteaOid, pg::kByteaArrayOid);
+    for (const auto& stream : streams) a.Add(stream);
+    Stmt s{"SELECT stream FROM members WHERE user_name = $1 AND stream = ANY($2::bytea[])", {}};
+    s.params.Text(user).Array(a);
+    ResultPtr r;
+    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
+    std::set<std::string_view> found;
+    for (int i = 0; i < PQntuples(r.get()); ++i) found.insert(pg::GetBytes(r.get(), i, 0));
+    for (size_t i = 0; i < streams.size(); ++i) (*member)[i] = found.contains(streams[i]);
+    return Status::OK();
   }
 
   Status HasMembers(std::string_view stream, bool* any) override {

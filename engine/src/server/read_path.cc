@@ -64,19 +64,22 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   Status error;
   // With several writers the user may have left a stream since the Hello checked it (another instance):
   // checked again in this snapshot.
-  std::vector<std::string> gone;
+  std::vector<std::string> follows;
   for (const auto& stream : s.follows) {
-    if (!fits(stream)) continue;
-    Entry& e = counters[stream];
-    OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, stream}, &e.counter));
-    if (store_->many_writers() && !MayRead(txn, s, stream, &error)) {
-      OUTPOST_RETURN_IF_ERROR(error);
-      gone.push_back(stream);
-      continue;
-    }
-    OUTPOST_RETURN_IF_ERROR(txn.High(stream, &e.high));
+    if (fits(stream)) follows.push_back(stream);
   }
-  for (const auto& stream : gone) Unfollow(r.conn, s, stream);
+  std::vector<bool> readable(follows.size(), true);
+  if (store_->many_writers()) MayReadAll(txn, s, follows, &readable, &error);
+  OUTPOST_RETURN_IF_ERROR(error);
+  for (size_t i = 0; i < follows.size(); ++i) {
+    Entry& e = counters[follows[i]];
+    OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, follows[i]}, &e.counter));
+    if (readable[i]) {
+      OUTPOST_RETURN_IF_ERROR(txn.High(follows[i], &e.high));
+    } else {
+      Unfollow(r.conn, s, follows[i]);
+    }
+  }
   std::vector<std::string> others;
   OUTPOST_RETURN_IF_ERROR(txn.DeviceCounters(s.user, s.device, [&](std::string_view stream, uint64_t last) {
     if (s.follows.contains(std::string(stream))) return true;
@@ -85,10 +88,11 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     others.emplace_back(stream);
     return true;
   }));
-  for (const auto& stream : others) {
-    if (MayRead(txn, s, stream, &error)) OUTPOST_RETURN_IF_ERROR(txn.High(stream, &counters[stream].high));
-  }
+  MayReadAll(txn, s, others, &readable, &error);
   OUTPOST_RETURN_IF_ERROR(error);
+  for (size_t i = 0; i < others.size(); ++i) {
+    if (readable[i]) OUTPOST_RETURN_IF_ERROR(txn.High(others[i], &counters[others[i]].high));
+  }
   flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
   std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
   for (const auto& [stream, e] : counters) {

@@ -48,6 +48,38 @@ bool ServerCore::Impl::MayRead(ServerReadTxn& txn, const Session& s, std::string
   return opt_.authorize(AccessRequest{s.user, s.device, stream, Access::kPull, {}, {}}).ok();
 }
 
+void ServerCore::Impl::MayReadAll(ServerReadTxn& txn, const Session& s,
+                                  const std::vector<std::string>& streams, std::vector<bool>* out,
+                                  Status* error) {
+  out->assign(streams.size(), true);
+  if (opt_.membership) {
+    std::vector<std::string> others;  // not feeds: membership decides
+    std::vector<size_t> at;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      if (streams[i].starts_with(kFeedPrefix)) {
+        (*out)[i] = streams[i].substr(kFeedPrefix.size()) == s.user;
+      } else {
+        others.push_back(streams[i]);
+        at.push_back(i);
+      }
+    }
+    std::vector<bool> member;
+    Status st = txn.MemberOf(s.user, others, &member);
+    if (!st.ok()) {
+      if (error->ok()) *error = st;
+      out->assign(streams.size(), false);
+      return;
+    }
+    for (size_t k = 0; k < at.size(); ++k) (*out)[at[k]] = member[k];
+  }
+  if (!opt_.authorize) return;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    if ((*out)[i]) {
+      (*out)[i] = opt_.authorize(AccessRequest{s.user, s.device, streams[i], Access::kPull, {}, {}}).ok();
+    }
+  }
+}
+
 bool ServerCore::Impl::MayDeliver(ConnId conn, std::string_view stream) {
   if (!opt_.authorize) return true;
   auto it = sessions_.find(conn);

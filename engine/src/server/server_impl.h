@@ -160,6 +160,9 @@ class ServerCore::Impl {
   // Whether the session may read `stream` now: membership, then the authorize hook (Access::kPull). A store
   // error is stored in `*error` and reads as false.
   bool MayRead(ServerReadTxn& txn, const Session& s, std::string_view stream, Status* error);
+  // MayRead for many streams with one store call: (*out)[i] for streams[i].
+  void MayReadAll(ServerReadTxn& txn, const Session& s, const std::vector<std::string>& streams,
+                  std::vector<bool>* out, Status* error);
   // Whether a Notify or relay of `stream` may go to `conn` (followers are members; the hook may differ).
   bool MayDeliver(ConnId conn, std::string_view stream);
 

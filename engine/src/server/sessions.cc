@@ -361,8 +361,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   if (opt_.authenticate) {
     auto r = opt_.authenticate(info);
     const Status::Code code = r.ok() ? Status::Code::kOk : r.status().code();
-    if (code != Status::Code::kOk && code != Status::Code::kPermissionDenied &&
-        code != Status::Code::kInvalidArgument && code != Status::Code::kNotFound) {
+    if (code == Status::Code::kIOError || code == Status::Code::kUnavailable || code == Status::Code::kBusy ||
+        code == Status::Code::kTimeout || code == Status::Code::kAborted || code == Status::Code::kFull) {
       // The registry could not answer (its store failed): not a verdict on the credentials. The device
       // reconnects after backing off and asks again; it must not be told its token is bad.
       Reply(g, conn,
@@ -409,13 +409,20 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   user_conns_[s.user].insert(conn);
   // Each listed stream is followed only if the device may read it now; a non-member's is kept aside and
   // followed once the user joins (FollowJoined).
+  // One store call for all of them (a Hello may list hello_streams_max streams).
+  std::vector<std::string> listed;
+  listed.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     std::string_view stream = codec::Str(hello.cursors()->Get(i)->stream());
-    if (!keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) continue;
-    if (MayRead(*g.txn, s, stream, &g.error)) {
-      Follow(g, conn, s, stream);
+    if (keys::ValidateStream(stream, opt_.stream_id_bytes_max).ok()) listed.emplace_back(stream);
+  }
+  std::vector<bool> readable;
+  MayReadAll(*g.txn, s, listed, &readable, &g.error);
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (readable[i]) {
+      Follow(g, conn, s, listed[i]);
     } else if (opt_.membership && s.denied.size() < opt_.denied_streams_max) {
-      s.denied.emplace(stream);
+      s.denied.insert(listed[i]);
     }
   }
   Schedule(g, {ReadRequest::Kind::kWelcome, conn, {}, 0, 0});
