@@ -127,6 +127,11 @@ class ChangeWaiter {
 // Marks the benchmark as failed (it then reports no figures) unless `st` is ok.
 bool Check(benchmark::State& state, const Status& st, const char* what);
 
+// Live latency, one op per iteration: from `a`'s Submit returning (durable, shown locally) until `b`'s
+// observer sees it (Notify → Pull → merge). Starts both devices' sync threads; sets counters p50_ms and
+// p99_ms.
+void MeasureLiveLatency(benchmark::State& state, Client& a, Client& b);
+
 // Registration, called once from main (explicit, so that the report order is fixed).
 void RegisterStorageBenchmarks();
 void RegisterSubmitBenchmarks();

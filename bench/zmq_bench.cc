@@ -180,48 +180,7 @@ void BM_LiveLatency(benchmark::State& state, const std::string& backend) {
   auto a = OpenBenchDevice(dir.StoreUri(backend, "a"), (*server)->endpoint, "a");
   auto b = OpenBenchDevice(dir.StoreUri(backend, "b"), (*server)->endpoint, "b");
   if (!Check(state, a.status(), "open a") || !Check(state, b.status(), "open b")) return;
-  const std::string stream = "live";
-  if (!Check(state, (*a)->Submit(stream, "text", "warm-up").status(), "warm up")) return;
-  if (!Check(state, (*b)->Follow(stream), "follow")) return;
-  struct Seen {
-    std::mutex mu;
-    std::condition_variable cv;
-    uint64_t added = 0;
-  };
-  auto seen = std::make_shared<Seen>();
-  uint64_t sub = (*b)->Subscribe(stream, [seen](const std::vector<Change>& changes) {
-    uint64_t n = 0;
-    for (const Change& c : changes) n += c.kind == Change::Kind::kAdded;
-    std::lock_guard<std::mutex> lock(seen->mu);
-    seen->added += n;
-    seen->cv.notify_all();
-  });
-  (*a)->Start();
-  (*b)->Start();
-  auto wait_for = [&](uint64_t target) {
-    std::unique_lock<std::mutex> lock(seen->mu);
-    return seen->cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen->added >= target; });
-  };
-  if (!wait_for(1)) {
-    state.SkipWithError("the warm-up op never reached device b");
-    return;
-  }
-  Latencies latencies;
-  uint64_t target = 1;
-  const std::string payload = Payload();
-  for (auto _ : state) {
-    auto id = (*a)->Submit(stream, "text", payload);
-    const auto t0 = Clock::now();
-    if (!Check(state, id.status(), "submit")) break;
-    if (!wait_for(++target)) {
-      state.SkipWithError("an op never reached device b");
-      break;
-    }
-    latencies.Add(MsSince(t0) * 1000.0);
-  }
-  (*b)->Unsubscribe(sub);
-  state.counters["p50_ms"] = latencies.Percentile(0.50) / 1000.0;
-  state.counters["p99_ms"] = latencies.Percentile(0.99) / 1000.0;
+  MeasureLiveLatency(state, **a, **b);
 }
 
 // ---- Fanout ----
