@@ -574,6 +574,28 @@ std::string Sim::DialUri(size_t index) const {
   return uri;
 }
 
+namespace {
+
+// The shared store as a multi-writer one presents itself (SimConfig::many_writers).
+class ManyWritersStore final : public ServerStore {
+ public:
+  explicit ManyWritersStore(std::shared_ptr<ServerStore> inner) : inner_(std::move(inner)) {}
+  Result<std::unique_ptr<ServerReadTxn>> BeginRead() override { return inner_->BeginRead(); }
+  Result<std::unique_ptr<ServerWriteTxn>> BeginWrite() override { return inner_->BeginWrite(); }
+  uint64_t Subscribe(std::function<void(StoreEvents)> fn) override {
+    return inner_->Subscribe(std::move(fn));
+  }
+  void Unsubscribe(uint64_t id) override { inner_->Unsubscribe(id); }
+  void Publish(const StoreEvents& events, uint64_t from) override { inner_->Publish(events, from); }
+  bool many_writers() const override { return true; }
+  const std::string& uri() const override { return inner_->uri(); }
+
+ private:
+  std::shared_ptr<ServerStore> inner_;
+};
+
+}  // namespace
+
 bool Sim::OpenStore() {
   if (server_disk_ == nullptr) server_disk_ = std::make_unique<SimDisk>("sim-server-" + std::to_string(run_));
   ServerStoreOptions so;
@@ -583,6 +605,7 @@ bool Sim::OpenStore() {
   auto store = OpenServerStore("memory:", so);
   if (!store.ok()) return Fail("server store open: " + store.status().ToString());
   store_ = std::move(store).value();
+  if (cfg_.many_writers) store_ = std::make_shared<ManyWritersStore>(std::move(store_));
   // The in-process store publishes inside the committing instance's Step: that instance wrote it.
   store_sub_ = store_->Subscribe([this](StoreEvents events) {
     for (const auto& h : events.heads) head_origin_[{h.stream, h.high}] = stepping_;
@@ -1706,6 +1729,19 @@ const std::vector<NamedProfile>& Profiles() {
          c.instance_crash_in_step = 0.004;
          c.server_crash = 0.002;
          c.membership = true;
+       }},
+      // Two instances with membership on a store that says it has many writers (as PostgreSQL), and that
+      // fails some commits: the core's multi-writer paths (locks up front, "lost" after a failed commit,
+      // Welcomes re-checked in their snapshot) under every fault.
+      {"instances-many-writers",
+       [](SimConfig& c) {
+         c.instances = 2;
+         c.instance_crash = 0.008;
+         c.instance_crash_in_step = 0.004;
+         c.server_crash = 0.002;
+         c.membership = true;
+         c.many_writers = true;
+         c.server_store_flaky = 0.02;
        }},
       // Device stores in files (storage_backends.h), killed often.
       {"durable-Lmdb", [](SimConfig& c) { c.device_backend = "Lmdb", c.device_crash = 0.01; }},

@@ -47,6 +47,11 @@ struct SimConfig {
   // quiet phase a live probe checks that devices on one instance hear of ops applied on another (the
   // store's wake-ups) without reconnecting. 1: one server, as always.
   int instances = 1;
+  // The shared store says it has many writers (ServerStore::many_writers, as PostgreSQL does): the core
+  // then locks each group up front (Prepare), answers a push sent with its own Hello with Busy, re-checks a
+  // Welcome's follows in its snapshot, and tells every instance "lost" after a commit that failed. The
+  // key-value store underneath still takes one writer at a time.
+  bool many_writers = false;
   double instance_crash = 0;          // per tick: a running instance is killed between steps
   double instance_crash_in_step = 0;  // per tick: the instance stepping dies at its group commit or after it
   int64_t instance_down_ms_max = 3000;  // a killed instance (or the whole store) is back after 1..this ms

@@ -96,6 +96,7 @@ std::vector<Shard> Shards() {
   add("flaky-store", 1, 100);
   add("instances", 4, 75);
   add("instances-members", 3, 75);
+  add("instances-many-writers", 2, 75);
   // "members-power" (membership on devices without sync) is not among them yet: about 1% of its seeds
   // (11 of seeds 1000..1999) end with an op the server applied shown failed on its device. The user
   // retried a refused op, the server applied it, then a power loss undid the retry and its ack on the
