@@ -481,6 +481,11 @@ TEST_P(TransportConformanceTest, NameCollisionIsFailedPrecondition) {
 TEST_P(TransportConformanceTest, DialerListFailsOverInTurn) {
   const std::string uri_b = GetParam().unique_uri(
       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "b");
+  // Before the dialer: its thread may call a connection's wakeup until the dialer is gone.
+  Signal server_a;
+  Signal server_b;
+  Signal device;
+  Signal device3;
   std::unique_ptr<Dialer> dialer = DialerOrDie(uri_ + "," + uri_b);
   ASSERT_NE(dialer, nullptr);
   Result<std::unique_ptr<Connection>> none = dialer->Connect();
@@ -488,9 +493,6 @@ TEST_P(TransportConformanceTest, DialerListFailsOverInTurn) {
   EXPECT_EQ(none.status().code(), Status::Code::kUnavailable) << none.status().ToString();
 
   // The first endpoint is down: the second answers.
-  Signal server_a;
-  Signal server_b;
-  Signal device;
   std::unique_ptr<Listener> b = ListenOrDie(uri_b);
   ASSERT_NE(b, nullptr);
   b->SetWakeup(server_b.Callback());
@@ -515,7 +517,6 @@ TEST_P(TransportConformanceTest, DialerListFailsOverInTurn) {
   EXPECT_TRUE(device.WaitFor([&] { return !c1->IsOpen() && !c2->IsOpen(); }));
   std::unique_ptr<Connection> c3 = ConnectOrDie(dialer.get());
   ASSERT_NE(c3, nullptr);
-  Signal device3;
   c3->SetWakeup(device3.Callback());
   const ConnId id = AwaitOpen(a.get(), &server_a);
   ASSERT_NE(id, 0u);
