@@ -12,6 +12,9 @@
 //                                    instance) until device B's observer (on instance N) sees it; with N = 2
 //                                    the op crosses instances through the store's wake-up. Counters p50_ms,
 //                                    p99_ms
+//   StoreCommit/<backend>            a write group of one op on the server store alone (no network, no
+//                                    device): Prepare, head, op, counter, Commit; postgresql also counts
+//                                    round_trips_per_group
 // PostgreSQL: the server named by OUTPOST_BENCH_PG_URI (postgresql://...; tools/bench starts a throwaway
 // cluster with tools/pg-cluster when PostgreSQL is installed). Each benchmark creates a database of its own
 // there (CREATE DATABASE: the URI's user needs CREATEDB), migrates it (MigrateServerStore) and drops it
@@ -32,6 +35,7 @@
 #include "outpost/client.h"
 #include "outpost/server.h"
 #include "outpost/server_store.h"
+#include "server_store/postgresql/pg_server_store.h"
 
 namespace outpost::bench {
 namespace {
@@ -254,9 +258,58 @@ void BM_NotifyLatency(benchmark::State& state, const std::string& backend, int n
   state.counters["instances"] = n;
 }
 
+// ---- One write group of one op, on a server store directly ----
+
+// The cost of a group commit on the store itself, no network or device: Prepare, the head, one op, the
+// head and counter written, Commit (PostgreSQL: synchronous_commit = on; lmdb: an fsync). Counter
+// round_trips_per_group (PostgreSQL) shows the pipelining.
+void BM_StoreCommit(benchmark::State& state, const std::string& backend) {
+  if (!Usable(state, backend)) return;
+  TempDir dir;
+  std::unique_ptr<PgDatabase> db;
+  std::string uri = "lmdb:" + (dir.path() / "store").string();
+  if (backend == "postgresql") {
+    auto created = PgDatabase::Create(PgUri());
+    if (!Check(state, created.status(), "create a database")) return;
+    db = std::move(*created);
+    uri = db->uri();
+  }
+  auto store = OpenServerStore(uri);
+  if (!Check(state, store.status(), "open the store")) return;
+  const std::string op(100, 'x');
+  const PgStoreCounters before = GetPgStoreCounters(**store);
+  uint64_t groups = 0;
+  for (auto _ : state) {
+    auto w = (*store)->BeginWrite();
+    if (!Check(state, w.status(), "begin")) break;
+    uint64_t high = 0;
+    if (!Check(state, (*w)->Prepare({"s"}, {{"u", "d", "s"}}, {}), "prepare") ||
+        !Check(state, (*w)->High("s", &high), "high") ||
+        !Check(state, (*w)->AppendOp("s", high + 1, op), "append") ||
+        !Check(state, (*w)->SetHigh("s", high + 1), "set high") ||
+        !Check(state, (*w)->SetCounter({"u", "d", "s"}, high + 1), "set counter") ||
+        !Check(state, (*w)->Commit(), "commit")) {
+      break;
+    }
+    ++groups;
+  }
+  const PgStoreCounters after = GetPgStoreCounters(**store);
+  if (groups > 0 && backend == "postgresql") {
+    state.counters["round_trips_per_group"] =
+        static_cast<double>(after.round_trips - before.round_trips) / static_cast<double>(groups);
+  }
+  store->reset();
+}
+
 }  // namespace
 
 void RegisterScaleOutBenchmarks() {
+  for (const std::string backend : {"postgresql", "lmdb"}) {
+    benchmark::RegisterBenchmark(("StoreCommit/" + backend).c_str(), BM_StoreCommit, backend)
+        ->UseRealTime()
+        ->Iterations(Config().quick ? 200 : 1000)
+        ->Unit(benchmark::kMillisecond);
+  }
   // A few fresh sets of devices each: one iteration is seconds long and varies with the machine's load.
   const int flush_iterations = Config().quick ? 1 : 3;
   for (int n : {1, 2, 3}) {

@@ -125,8 +125,8 @@ std::string EncodeNotify(std::string_view stream, uint64_t high_seq) {
 std::string EncodeEmptyBatch(std::string_view stream, uint64_t after_seq) {
   flatbuffers::FlatBufferBuilder b(128 + stream.size());
   auto sv = b.CreateString(stream.data(), stream.size());
-  auto body = wire::CreateBatch(b, sv, after_seq, b.CreateVector<flatbuffers::Offset<wire::Op>>({}), after_seq,
-                                false);
+  auto body = wire::CreateBatch(b, sv, after_seq, b.CreateVector<flatbuffers::Offset<wire::Op>>({}),
+                                after_seq, false);
   return FinishFrame(b, wire::Body::Batch, body.Union());
 }
 

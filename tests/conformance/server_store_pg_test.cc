@@ -234,30 +234,5 @@ TEST_F(PgServerStoreTest, DroppedListenConnectionSaysLost) {
   store->Unsubscribe(id);
 }
 
-// The commit latency with synchronous_commit = on: a figure, not a limit (run with
-// --gtest_also_run_disabled_tests).
-TEST_F(PgServerStoreTest, DISABLED_ThousandSingleOpCommits) {
-  auto store = MigrateAndOpen();
-  ASSERT_NE(store, nullptr);
-  PgStoreCounters before = GetPgStoreCounters(*store);
-  auto start = std::chrono::steady_clock::now();
-  constexpr int kCommits = 1000;
-  for (int i = 0; i < kCommits; ++i) {
-    auto w = store->BeginWrite();
-    ASSERT_TRUE(w.ok());
-    uint64_t high = 0;
-    ASSERT_TRUE((*w)->Prepare({"s"}, {{"u", "d", "s"}}, {}).ok());
-    ASSERT_TRUE((*w)->High("s", &high).ok());
-    ASSERT_TRUE((*w)->AppendOp("s", high + 1, std::string(100, 'x')).ok());
-    ASSERT_TRUE((*w)->SetHigh("s", high + 1).ok());
-    ASSERT_TRUE((*w)->SetCounter({"u", "d", "s"}, high + 1).ok());
-    ASSERT_TRUE((*w)->Commit().ok());
-  }
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  uint64_t trips = GetPgStoreCounters(*store).round_trips - before.round_trips;
-  std::printf("%d single-op write transactions: %.0f ms (%.3f ms each), %llu round trips\n", kCommits, ms,
-              ms / kCommits, (unsigned long long)trips);
-}
-
 }  // namespace
 }  // namespace outpost

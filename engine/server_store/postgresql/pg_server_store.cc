@@ -771,10 +771,8 @@ class PgUsers final : public UserStore {
   Status AddToken(const TokenRecord& token) override {
     Stmt s{"INSERT INTO tokens (hash, user_name, device) SELECT $1, name, $3 FROM users WHERE name = $2", {}};
     s.params.Bytes(token.hash).Text(token.user).Text(token.device);
-    Lease conn(shared_);
-    OUTPOST_RETURN_IF_ERROR(conn.Get());
     ResultPtr r;
-    OUTPOST_RETURN_IF_ERROR(conn->RunOne(s, &r));
+    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
     if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) return Status::NotFound("no user " + token.user);
     return Status::OK();
   }
@@ -782,10 +780,8 @@ class PgUsers final : public UserStore {
   Status FindToken(std::string_view hash, TokenRecord* token) override {
     Stmt s{"SELECT user_name, device FROM tokens WHERE hash = $1", {}};
     s.params.Bytes(hash);
-    Lease conn(shared_);
-    OUTPOST_RETURN_IF_ERROR(conn.Get());
     ResultPtr r;
-    OUTPOST_RETURN_IF_ERROR(conn->RunOne(s, &r));
+    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
     if (PQntuples(r.get()) == 0) return Status::NotFound("no such token");
     token->hash = std::string(hash);
     token->user = pg::GetBytes(r.get(), 0, 0);
@@ -816,19 +812,15 @@ class PgUsers final : public UserStore {
   Status HasUser(std::string_view user, bool* exists) override {
     Stmt s{"SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)", {}};
     s.params.Text(user);
-    Lease conn(shared_);
-    OUTPOST_RETURN_IF_ERROR(conn.Get());
     ResultPtr r;
-    OUTPOST_RETURN_IF_ERROR(conn->RunOne(s, &r));
+    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
     *exists = pg::GetBool(r.get(), 0, 0);
     return Status::OK();
   }
 
   Status UserCount(uint64_t* count) override {
-    Lease conn(shared_);
-    OUTPOST_RETURN_IF_ERROR(conn.Get());
     ResultPtr r;
-    OUTPOST_RETURN_IF_ERROR(conn->RunOne({"SELECT count(*) FROM users", {}}, &r));
+    OUTPOST_RETURN_IF_ERROR(One({"SELECT count(*) FROM users", {}}, &r));
     *count = uint64_t(pg::GetInt8(r.get(), 0, 0));
     return Status::OK();
   }
@@ -854,6 +846,13 @@ class PgUsers final : public UserStore {
   }
 
  private:
+  // One statement on a pooled connection, outside any transaction of the server's.
+  Status One(Stmt s, ResultPtr* r) {
+    Lease conn(shared_);
+    OUTPOST_RETURN_IF_ERROR(conn.Get());
+    return conn->RunOne(s, r);
+  }
+
   std::shared_ptr<PgShared> shared_;
 };
 
