@@ -1,0 +1,640 @@
+// Copyright 2026 The Outpost Authors.
+//
+// Client: open (identity, the sync side's state from the store), reads, changes by the application, and the
+// sync loop's driver. The parts are in this directory; client_impl.h draws how they connect.
+#include <algorithm>
+#include <chrono>
+
+#include "client/client_impl.h"
+#include "codec.h"
+
+namespace outpost {
+
+Client::Impl::Impl(ClientOptions options)
+    : opt_(std::move(options)), env_(opt_.env ? opt_.env : SystemEnv()) {}
+
+Client::Impl::~Impl() {
+  Stop();
+  submit_.reset();  // commits what is queued; its threads end
+  session_.reset();
+}
+
+Status Client::Impl::Init() {
+  if (opt_.device.size() > 255) return Status::InvalidArgument("device id must be at most 255 bytes");
+  if (opt_.user.size() > 255) return Status::InvalidArgument("user must be at most 255 bytes");
+  if (opt_.ops_per_batch_max == 0 || opt_.batches_inflight_max == 0 || opt_.pull_page_max == 0 ||
+      opt_.submit_queue_max == 0 || opt_.backoff_base_ms <= 0 || opt_.backoff_cap_ms < opt_.backoff_base_ms ||
+      opt_.ack_timeout_ms <= 0) {
+    return Status::InvalidArgument("client limits must be positive (and backoff_cap_ms >= backoff_base_ms)");
+  }
+  StorageOptions so;
+  so.spaces = DeviceStore::SpaceNames();
+  so.sync = opt_.store_sync;
+  OUTPOST_ASSIGN_OR_RETURN(auto storage,
+                           opt_.open_store ? opt_.open_store(opt_.store, so) : OpenStorage(opt_.store, so));
+  store_ = std::make_unique<DeviceStore>(std::move(storage), &observers_);
+  if (opt_.dialer) {
+    dialer_ = opt_.dialer;
+  } else if (!opt_.server.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(auto d, NewDialer(opt_.server));
+    dialer_ = std::move(d);
+  }
+  uint64_t local_seq = 0;
+  OUTPOST_RETURN_IF_ERROR(LoadState(&local_seq));
+  submit_->Start(local_seq);
+  return Status::OK();
+}
+
+Status Client::Impl::LoadState(uint64_t* local_seq) {
+  // Identity: a store belongs to one device and user for life.
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  std::string v;
+  Status st = txn->Get(kMeta, "device", &v);
+  if (st.ok()) {
+    if (opt_.device.empty()) opt_.device = v;
+    if (v != opt_.device) {
+      return Status::FailedPrecondition("store " + opt_.store + " belongs to device '" + v + "', not '" +
+                                        opt_.device + "'");
+    }
+    OUTPOST_RETURN_IF_ERROR(txn->Get(kMeta, "user", &user_));
+    if (user_.empty() && !opt_.user.empty()) {  // made without a user: the first one given owns it
+      OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "user", opt_.user));
+      user_ = opt_.user;
+    }
+    if (!opt_.user.empty() && opt_.user != user_) {
+      return Status::FailedPrecondition("store " + opt_.store + " belongs to user '" + user_ + "'");
+    }
+  } else if (st.IsNotFound()) {
+    if (opt_.device.empty()) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      unsigned char r[8];
+      env_->RandomBytes(r, sizeof r);
+      opt_.device = "d-";
+      for (unsigned char c : r) opt_.device += {kHex[c >> 4], kHex[c & 15]};
+    }
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "device", opt_.device));
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "user", opt_.user));
+    user_ = opt_.user;
+  } else {
+    return st;
+  }
+  st = txn->Get(kMeta, "local_seq", &v);
+  if (st.ok() && v.size() == 8) {
+    *local_seq = keys::GetBE64(v);
+  } else if (!st.IsNotFound()) {
+    return st.ok() ? Status::Corruption("bad local_seq") : st;
+  }
+  bool read_receipts = opt_.send_read_receipts;
+  st = txn->Get(kMeta, "read_receipts", &v);
+  if (st.ok()) {
+    read_receipts = v == "1";
+  } else if (!st.IsNotFound()) {
+    return st;
+  }
+
+  sync_ = std::make_unique<SyncContext>(opt_, env_, store_.get(), user_, opt_.device);
+  session_ = std::make_unique<Session>(*sync_, dialer_, opt_.token, [this] { Post([](Inbox&) {}); });
+  flusher_ = std::make_unique<Flusher>(*sync_);
+  merger_ = std::make_unique<Merger>(*sync_);
+  receipts_ = std::make_unique<Receipts>(*sync_, read_receipts);
+  sync_->session = session_.get();
+  sync_->flusher = flusher_.get();
+  sync_->merger = merger_.get();
+  sync_->receipts = receipts_.get();
+  submit_ = std::make_unique<SubmitPipeline>(opt_, env_, store_.get(), &observers_, user_, opt_.device,
+                                             [this](const std::set<std::string>& streams) {
+                                               Post([&](Inbox& in) {
+                                                 in.dirty.insert(streams.begin(), streams.end());
+                                                 in.follow.insert(streams.begin(), streams.end());
+                                               });
+                                             });
+
+  // The sync side's view of every stream.
+  int64_t outbox = 0, failed = 0;
+  {
+    MutexLock lock(&sync_->mu);
+    auto cur = txn->NewCursor(kStreams);
+    for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+      keys::StreamMeta m;
+      OUTPOST_RETURN_IF_ERROR(keys::DecodeStreamMeta(cur->value(), &m));
+      StreamSync& ss = sync_->Of(cur->key());
+      ss.followed = m.followed != 0;
+      ss.cursor = m.cursor;
+      ss.server_high = m.high_seq;
+      if (m.outbox > 0) sync_->dirty.emplace(cur->key());
+      outbox += static_cast<int64_t>(m.outbox);
+      failed += static_cast<int64_t>(m.failed);
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  // Pending ops' ages, from one scan: the DeviceStore keeps them up to date from here on.
+  std::multiset<int64_t> pending;
+  auto cur = txn->NewCursor(kOutbox);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    OutboxEntry e;
+    if (!OutboxEntry::Decode(cur->value(), &e) || e.skip()) continue;
+    StoredOp s;
+    if (DeviceStore::LoadOp(txn.get(), e.op_id, &s).ok() && s.op.state == OpState::kPending) {
+      pending.insert(s.op.created_at_ms);
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  cur.reset();
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  store_->InitGauges(outbox, failed, std::move(pending));
+  return Status::OK();
+}
+
+// ---- reads ----
+
+namespace {
+
+Status ScanBack(std::string_view prefix, Cursor* cur, size_t n, std::vector<OpInfo>* out) {
+  for (; cur->Valid() && out->size() < n && cur->key().starts_with(prefix); cur->Prev()) {
+    OpInfo op;
+    OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, nullptr));
+    op.position.assign(cur->key());
+    out->push_back(std::move(op));
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  std::reverse(out->begin(), out->end());
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<OpInfo>> Client::Impl::Latest(std::string_view stream, size_t n) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::string prefix = keys::StreamPrefix(stream);
+  auto cur = txn->NewCursor(kView);
+  std::string end = keys::PrefixEnd(prefix);
+  cur->Seek(end);
+  if (cur->Valid()) {
+    cur->Prev();
+  } else {
+    cur->SeekToLast();
+  }
+  std::vector<OpInfo> out;
+  OUTPOST_RETURN_IF_ERROR(ScanBack(prefix, cur.get(), n, &out));
+  return out;
+}
+
+Result<std::vector<OpInfo>> Client::Impl::Before(std::string_view stream, std::string_view position,
+                                                 size_t n) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  std::string prefix = keys::StreamPrefix(stream);
+  if (!position.starts_with(prefix))
+    return Status::InvalidArgument("position does not belong to this stream");
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  auto cur = txn->NewCursor(kView);
+  cur->SeekForPrev(position);
+  if (cur->Valid() && cur->key() == position) cur->Prev();
+  std::vector<OpInfo> out;
+  OUTPOST_RETURN_IF_ERROR(ScanBack(prefix, cur.get(), n, &out));
+  return out;
+}
+
+Result<OpInfo> Client::Impl::Get(const OpId& id) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  StoredOp s;
+  Status st = DeviceStore::LoadOp(txn.get(), id, &s);
+  if (st.IsNotFound()) return Status::NotFound("no op " + id.ToString());
+  OUTPOST_RETURN_IF_ERROR(st);
+  return std::move(s.op);
+}
+
+Result<std::vector<OpInfo>> Client::Impl::Outbox(size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::vector<std::pair<uint64_t, OpInfo>> found;
+  auto add = [&](const OpId& id) -> Status {
+    StoredOp s;
+    Status st = DeviceStore::LoadOp(txn.get(), id, &s);
+    if (st.IsNotFound()) return Status::OK();
+    OUTPOST_RETURN_IF_ERROR(st);
+    found.emplace_back(s.local_seq, std::move(s.op));
+    return Status::OK();
+  };
+  auto cur = txn->NewCursor(kOutbox);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    OutboxEntry e;
+    if (!OutboxEntry::Decode(cur->value(), &e) || e.skip()) continue;
+    OUTPOST_RETURN_IF_ERROR(add(e.op_id));
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  cur = txn->NewCursor(kFailed);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    auto id = OpId::FromBytes(cur->value());
+    if (!id.ok()) continue;
+    OUTPOST_RETURN_IF_ERROR(add(*id));
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    if ((a.second.state == OpState::kFailed) != (b.second.state == OpState::kFailed)) {
+      return a.second.state != OpState::kFailed;
+    }
+    return a.first < b.first;
+  });
+  std::vector<OpInfo> out;
+  for (auto& [seq, op] : found) {
+    if (out.size() >= limit) break;
+    out.push_back(std::move(op));
+  }
+  return out;
+}
+
+Result<std::vector<StreamInfo>> Client::Impl::Streams() {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::vector<StreamInfo> out;
+  auto cur = txn->NewCursor(kStreams);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    keys::StreamMeta m;
+    OUTPOST_RETURN_IF_ERROR(keys::DecodeStreamMeta(cur->value(), &m));
+    out.push_back(
+        {std::string(cur->key()), m.cursor, m.high_seq, m.read_seq, m.outbox, m.failed, m.followed != 0});
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  return out;
+}
+
+Result<uint64_t> Client::Impl::CursorOf(std::string_view stream) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  keys::StreamMeta m;
+  OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn.get(), stream, &m));
+  return m.cursor;
+}
+
+Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::string prefix = keys::StreamPrefix(stream);
+  std::vector<Watermark> out;
+  auto cur = txn->NewCursor(kWatermarks);
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    keys::Reader rd(cur->key().substr(prefix.size()));
+    std::string_view user, device;
+    uint8_t kind;
+    if (!rd.Short(&user) || !rd.Short(&device) || !rd.Byte(&kind) || cur->value().size() != 8) {
+      return Status::Corruption("bad watermark record");
+    }
+    out.push_back({std::string(stream), std::string(user), std::string(device),
+                   static_cast<WatermarkKind>(kind), keys::GetBE64(cur->value())});
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  return out;
+}
+
+// ---- changes by the application ----
+
+Status Client::Impl::ChangeOp(const OpId& id,
+                              const std::function<Status(WriteTxn*, StoredOp&, keys::StreamMeta&, Tally*,
+                                                         std::vector<Change>*)>& change) {
+  std::string stream;
+  {
+    MutexLock lock(&sync_->mu);
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+    StoredOp s;
+    Status st = DeviceStore::LoadOp(txn.get(), id, &s);
+    if (st.IsNotFound()) return Status::NotFound("no op " + id.ToString());
+    OUTPOST_RETURN_IF_ERROR(st);
+    stream = s.op.stream;
+    keys::StreamMeta m;
+    OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn.get(), stream, &m));
+    Tally tally;
+    std::vector<Change> changes;
+    OUTPOST_RETURN_IF_ERROR(change(txn.get(), s, m, &tally, &changes));
+    OUTPOST_RETURN_IF_ERROR(DeviceStore::PutMeta(txn.get(), stream, m));
+    OUTPOST_RETURN_IF_ERROR(store_->Commit(txn.get(), tally, changes));
+  }
+  Post([&](Inbox& in) { in.dirty.insert(stream); });
+  observers_.Deliver(/*wait=*/true);
+  return Status::OK();
+}
+
+Status Client::Impl::Retry(const OpId& id) {
+  return ChangeOp(
+      id,
+      [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
+          std::vector<Change>* changes) -> Status {
+        OpInfo& op = s.op;
+        if (!op.own || op.state != OpState::kFailed) {
+          return Status::FailedPrecondition("op " + id.ToString() + " is not a failed op of this device");
+        }
+        op.state = OpState::kPending;
+        op.device_counter = m.next_counter++;
+        op.attempts = 0;
+        op.next_attempt_at_ms = env_->NowMs();
+        op.last_error.clear();
+        op.last_error_code = Status::Code::kOk;
+        OUTPOST_RETURN_IF_ERROR(DeviceStore::PutOp(txn, s));
+        // Marked as the user's retry: the server judges a rejected op afresh only then.
+        OUTPOST_RETURN_IF_ERROR(
+            DeviceStore::PutEntry(txn, op.stream, op.device_counter, {OutboxEntry::Kind::kRetry, op.op_id}));
+        OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
+        DeviceStore::TakeFailed(&m);
+        ++m.outbox;
+        *tally = {.outbox = 1, .failed = -1, .pending_added = {op.created_at_ms}};
+        changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+        return Status::OK();
+      });
+}
+
+Status Client::Impl::Discard(const OpId& id) {
+  return ChangeOp(id,
+                  [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
+                      std::vector<Change>* changes) -> Status {
+                    const OpInfo& op = s.op;
+                    if (!op.own || op.state == OpState::kSent) {
+                      return Status::FailedPrecondition("op " + id.ToString() +
+                                                        " was already sent; it cannot be discarded");
+                    }
+                    if (op.state == OpState::kPending) {
+                      // Its counter is still ours: the outbox entry becomes a skip.
+                      OUTPOST_RETURN_IF_ERROR(DeviceStore::PutEntry(txn, op.stream, op.device_counter,
+                                                                    {OutboxEntry::Kind::kSkip, op.op_id}));
+                      tally->pending_gone.push_back(op.created_at_ms);
+                    } else {
+                      OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
+                      DeviceStore::TakeFailed(&m);
+                      tally->failed = -1;
+                    }
+                    OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
+                    OUTPOST_RETURN_IF_ERROR(txn->Delete(kOpIndex, op.op_id.AsBytes()));
+                    changes->push_back({Change::Kind::kRemoved, op.stream, op.op_id});
+                    return Status::OK();
+                  });
+}
+
+Result<bool> Client::Impl::UpdateMeta(std::string_view stream,
+                                      const std::function<bool(keys::StreamMeta&)>& change) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  keys::StreamMeta m;
+  OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn.get(), stream, &m));
+  if (!change(m)) return false;
+  OUTPOST_RETURN_IF_ERROR(DeviceStore::PutMeta(txn.get(), stream, m));
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  return true;
+}
+
+Status Client::Impl::Follow(std::string_view stream) {
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [](keys::StreamMeta& m) {
+                             if (m.followed) return false;
+                             m.followed = 1;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.follow.emplace(stream); });
+  return Status::OK();
+}
+
+Status Client::Impl::SetStreamPolicy(std::string_view stream, bool block) {
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [&](keys::StreamMeta& m) {
+                             m.block_on_failure = block ? 1 : 2;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.dirty.emplace(stream); });
+  return Status::OK();
+}
+
+Status Client::Impl::MarkRead(std::string_view stream, uint64_t seq) {
+  OUTPOST_ASSIGN_OR_RETURN(bool changed, UpdateMeta(stream, [&](keys::StreamMeta& m) {
+                             seq =
+                                 std::min(seq, m.cursor);  // only what this device merged can have been read
+                             if (seq <= m.read_seq) return false;
+                             m.read_seq = seq;
+                             return true;
+                           }));
+  if (changed) Post([&](Inbox& in) { in.wm_dirty.emplace(stream); });
+  return Status::OK();
+}
+
+Status Client::Impl::SetReadReceipts(bool on) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "read_receipts", on ? "1" : "0"));
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  receipts_->set_read_receipts(on);
+  return Status::OK();
+}
+
+// ---- sync driver ----
+
+void Client::Impl::Post(const std::function<void(Inbox&)>& fn) {
+  MutexLock lock(&inbox_mu_);
+  fn(inbox_);
+  inbox_.wake = true;
+  inbox_cv_.NotifyAll();
+}
+
+void Client::Impl::ApplyInbox(int64_t now) {
+  Inbox in;
+  {
+    MutexLock lock(&inbox_mu_);
+    std::swap(in, inbox_);
+  }
+  for (const auto& s : in.dirty) sync_->dirty.insert(s);
+  for (const auto& s : in.follow) merger_->Follow(s, now);
+  for (const auto& s : in.wm_dirty) sync_->Of(s).receipts.dirty = true;
+  // An explicit new token: try again at once, even after an authentication failure.
+  if (in.new_token) session_->SetToken(std::move(in.token));
+  if (in.disconnect) session_->Close(now, "disconnected by the application");
+}
+
+Status Client::Impl::Step() {
+  StepLocked();
+  observers_.Deliver(/*wait=*/true);  // callbacks run outside every engine lock
+  return Status::OK();
+}
+
+void Client::Impl::StepLocked() {
+  bool online;
+  {
+    MutexLock lock(&inbox_mu_);
+    online = online_;
+  }
+  MutexLock lock(&sync_->mu);
+  const int64_t now = env_->NowMs();
+  ApplyInbox(now);
+  session_->Poll(now, online);
+  if (!session_->ready()) return;
+  flusher_->CheckTimeouts(now);
+  flusher_->Renumber();
+  flusher_->Flush(now);
+  merger_->SendPulls(now);
+  receipts_->Send();
+}
+
+Status Client::Impl::AuthStatus() {
+  MutexLock lock(&sync_->mu);
+  if (!session_->auth_failed()) return Status::OK();
+  MutexLock stats_lock(&sync_->stats_mu);
+  return Status::PermissionDenied(sync_->stats.last_connection_error);
+}
+
+bool Client::Impl::IsIdle() {
+  {
+    MutexLock lock(&sync_->mu);
+    if (!session_->ready() || !flusher_->idle() || store_->outbox_depth() > 0 || !merger_->idle())
+      return false;
+  }
+  MutexLock lock(&inbox_mu_);
+  return inbox_.dirty.empty() && inbox_.follow.empty();
+}
+
+Status Client::Impl::RunUntilIdle(int64_t timeout_ms) {
+  if (!dialer_) return Status::Unavailable("no server configured");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    OUTPOST_RETURN_IF_ERROR(Step());
+    if (IsIdle()) return Status::OK();
+    OUTPOST_RETURN_IF_ERROR(AuthStatus());  // refused credentials: waiting longer cannot help
+    if (std::chrono::steady_clock::now() >= deadline) return Status::Timeout("sync not idle in time");
+    MutexLock lock(&inbox_mu_);
+    // Woken by an arriving frame or a local change; the short bound lets timers (backoff) fire.
+    if (!inbox_.wake) inbox_cv_.WaitFor(&inbox_mu_, std::chrono::milliseconds(5));
+    inbox_.wake = false;
+  }
+}
+
+void Client::Impl::SyncLoop() {
+  for (;;) {
+    (void)Step();
+    MutexLock lock(&inbox_mu_);
+    if (sync_stop_) return;
+    if (inbox_.wake) {
+      inbox_.wake = false;
+      continue;
+    }
+    // Timers (backoff, ack timeouts, reconnect) are checked at least this often.
+    inbox_cv_.WaitFor(&inbox_mu_, std::chrono::milliseconds(20));
+    inbox_.wake = false;
+  }
+}
+
+void Client::Impl::Start() {
+  MutexLock lock(&inbox_mu_);
+  if (sync_thread_.joinable()) return;
+  sync_stop_ = false;
+  sync_thread_ = std::thread([this] { SyncLoop(); });
+}
+
+void Client::Impl::Stop() {
+  {
+    MutexLock lock(&inbox_mu_);
+    sync_stop_ = true;
+    inbox_cv_.NotifyAll();
+  }
+  if (sync_thread_.joinable()) sync_thread_.join();
+}
+
+void Client::Impl::Disconnect() {
+  Post([](Inbox& in) { in.disconnect = true; });
+}
+
+void Client::Impl::SetToken(std::string token) {
+  Post([&](Inbox& in) {
+    in.new_token = true;
+    in.token = std::move(token);
+  });
+}
+
+void Client::Impl::SetOnline(bool online) {
+  {
+    MutexLock lock(&inbox_mu_);
+    online_ = online;
+  }
+  if (!online) Disconnect();
+  Post([](Inbox&) {});
+}
+
+ClientStats Client::Impl::Stats() {
+  ClientStats s;
+  {
+    MutexLock lock(&sync_->stats_mu);
+    s = sync_->stats;
+  }
+  {
+    MutexLock lock(&sync_->mu);
+    s.connected = session_->ready();
+  }
+  s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, store_->outbox_depth()));
+  s.failed = static_cast<uint64_t>(std::max<int64_t>(0, store_->failed_count()));
+  s.oldest_pending_ms = store_->oldest_pending_ms();
+  return s;
+}
+
+// ---- Client ----
+
+Result<std::unique_ptr<Client>> Client::Open(ClientOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  OUTPOST_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<OpId> Client::Submit(std::string_view stream, std::string_view kind, std::string_view payload,
+                            const SubmitOptions& options) {
+  std::vector<NewOp> ops(1);
+  ops[0] = {std::string(stream), std::string(kind), std::string(payload), options};
+  OUTPOST_ASSIGN_OR_RETURN(auto ids, impl_->SubmitAndWait(std::move(ops)));
+  return ids[0];
+}
+
+void Client::SubmitAsync(std::string_view stream, std::string_view kind, std::string_view payload,
+                         const SubmitOptions& options, std::function<void(Result<OpId>)> done) {
+  std::vector<NewOp> ops(1);
+  ops[0] = {std::string(stream), std::string(kind), std::string(payload), options};
+  std::vector<OpId> ids = {impl_->ids().Next()};
+  impl_->Enqueue(std::move(ops), std::move(ids),
+                 [done = std::move(done)](const Status& st, const std::vector<OpId>& got) {
+                   if (st.ok()) {
+                     done(got[0]);
+                   } else {
+                     done(st);
+                   }
+                 });
+}
+
+Result<std::vector<OpId>> Client::SubmitBatch(const std::vector<NewOp>& ops) {
+  return impl_->SubmitAndWait(ops);
+}
+Status Client::Follow(std::string_view stream) { return impl_->Follow(stream); }
+Status Client::SetStreamPolicy(std::string_view stream, bool block) {
+  return impl_->SetStreamPolicy(stream, block);
+}
+Result<std::vector<OpInfo>> Client::Latest(std::string_view stream, size_t n) {
+  return impl_->Latest(stream, n);
+}
+Result<std::vector<OpInfo>> Client::Before(std::string_view stream, std::string_view position, size_t n) {
+  return impl_->Before(stream, position, n);
+}
+Result<OpInfo> Client::Get(const OpId& op_id) { return impl_->Get(op_id); }
+Result<std::vector<OpInfo>> Client::Outbox(size_t limit) { return impl_->Outbox(limit); }
+Status Client::Retry(const OpId& op_id) { return impl_->Retry(op_id); }
+Status Client::Discard(const OpId& op_id) { return impl_->Discard(op_id); }
+Status Client::MarkRead(std::string_view stream, uint64_t seq) { return impl_->MarkRead(stream, seq); }
+Status Client::SetReadReceipts(bool on) { return impl_->SetReadReceipts(on); }
+bool Client::read_receipts() { return impl_->read_receipts(); }
+Result<std::vector<StreamInfo>> Client::Streams() { return impl_->Streams(); }
+Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) {
+  return impl_->Watermarks(stream);
+}
+Result<uint64_t> Client::Cursor(std::string_view stream) { return impl_->CursorOf(stream); }
+uint64_t Client::Subscribe(std::string_view stream, ChangeCallback callback) {
+  return impl_->Subscribe(stream, std::move(callback));
+}
+void Client::Unsubscribe(uint64_t id) { impl_->Unsubscribe(id); }
+void Client::Start() { impl_->Start(); }
+void Client::Stop() { impl_->Stop(); }
+Status Client::Step() { return impl_->Step(); }
+Status Client::RunUntilIdle(int64_t timeout_ms) { return impl_->RunUntilIdle(timeout_ms); }
+bool Client::IsIdle() { return impl_->IsIdle(); }
+void Client::Disconnect() { impl_->Disconnect(); }
+void Client::SetOnline(bool online) { impl_->SetOnline(online); }
+void Client::SetToken(std::string token) { impl_->SetToken(std::move(token)); }
+ClientStats Client::Stats() { return impl_->Stats(); }
+const std::string& Client::device() const { return impl_->options().device; }
+const std::string& Client::user() const { return impl_->user_id(); }
+
+}  // namespace outpost

@@ -1,0 +1,179 @@
+// Copyright 2026 The Outpost Authors.
+#include "client/device_store.h"
+
+#include "base/check.h"
+#include "codec.h"
+
+namespace outpost {
+
+namespace {
+constexpr size_t kEntryBytes = 1 + 16;  // kind + op id
+}  // namespace
+
+std::string OutboxEntry::Encode() const {
+  std::string value(1, static_cast<char>(kind));
+  value.append(op_id.AsBytes());
+  return value;
+}
+
+bool OutboxEntry::Decode(std::string_view value, OutboxEntry* entry) {
+  if (value.size() != kEntryBytes || static_cast<uint8_t>(value[0]) > static_cast<uint8_t>(Kind::kRetry)) {
+    return false;
+  }
+  auto id = OpId::FromBytes(value.substr(1));
+  if (!id.ok()) return false;
+  entry->kind = static_cast<Kind>(value[0]);
+  entry->op_id = *id;
+  return true;
+}
+
+const std::vector<std::string>& DeviceStore::SpaceNames() {
+  static const std::vector<std::string> names = {"meta",   "streams", "view",      "opindex",
+                                                 "outbox", "failed",  "watermarks"};
+  return names;
+}
+
+Status DeviceStore::LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta) {
+  std::string v;
+  Status st = txn->Get(kStreams, stream, &v);
+  if (st.IsNotFound()) {
+    *meta = keys::StreamMeta();
+    return Status::OK();
+  }
+  OUTPOST_RETURN_IF_ERROR(st);
+  return keys::DecodeStreamMeta(v, meta);
+}
+
+Status DeviceStore::PutMeta(WriteTxn* txn, std::string_view stream, const keys::StreamMeta& meta) {
+  return txn->Put(kStreams, stream, keys::EncodeStreamMeta(meta));
+}
+
+Status DeviceStore::LoadOp(ReadTxn* txn, const OpId& id, StoredOp* out) {
+  OUTPOST_RETURN_IF_ERROR(txn->Get(kOpIndex, id.AsBytes(), &out->view_key));
+  std::string v;
+  Status st = txn->Get(kView, out->view_key, &v);
+  if (st.IsNotFound()) return Status::Corruption("op index points at a missing view record");
+  OUTPOST_RETURN_IF_ERROR(st);
+  OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(v, &out->op, &out->local_seq));
+  out->op.position = out->view_key;
+  return Status::OK();
+}
+
+Status DeviceStore::PutOp(WriteTxn* txn, const StoredOp& s) {
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kView, s.view_key, codec::EncodeRecord(s.op, s.local_seq)));
+  return txn->Put(kOpIndex, s.op.op_id.AsBytes(), s.view_key);
+}
+
+Status DeviceStore::GetEntry(ReadTxn* txn, std::string_view stream, uint64_t counter, OutboxEntry* entry) {
+  std::string v;
+  OUTPOST_RETURN_IF_ERROR(txn->Get(kOutbox, keys::OutboxKey(stream, counter), &v));
+  if (!OutboxEntry::Decode(v, entry)) return Status::NotFound("unreadable outbox entry");
+  return Status::OK();
+}
+
+Status DeviceStore::PutEntry(WriteTxn* txn, std::string_view stream, uint64_t counter,
+                             const OutboxEntry& entry) {
+  return txn->Put(kOutbox, keys::OutboxKey(stream, counter), entry.Encode());
+}
+
+Status DeviceStore::DeleteEntry(WriteTxn* txn, std::string_view stream, uint64_t counter) {
+  return txn->Delete(kOutbox, keys::OutboxKey(stream, counter));
+}
+
+void DeviceStore::TakeOutbox(keys::StreamMeta* meta, uint64_t n) {
+  OUTPOST_DCHECK(meta->outbox >= n);
+  meta->outbox = meta->outbox >= n ? meta->outbox - n : 0;
+}
+
+void DeviceStore::TakeFailed(keys::StreamMeta* meta) {
+  OUTPOST_DCHECK(meta->failed > 0);
+  if (meta->failed > 0) --meta->failed;
+}
+
+Status DeviceStore::SettleOp(WriteTxn* txn, StoredOp& s, uint64_t seq, keys::StreamMeta* meta,
+                             std::vector<Change>* changes, Tally* tally, bool* refused,
+                             uint64_t applied_counter) {
+  OpInfo& op = s.op;
+  if (op.state == OpState::kSent) return Status::OK();
+  if (op.state == OpState::kFailed) {
+    // A failed op still holding its counter was rejected by the server (MarkFailed releases the counter of
+    // every local give-up): that verdict is final, whatever a later answer claims (DESIGN.md invariant 7).
+    // Applied under another counter, it is a later attempt's: the user retried it (a power loss undid the
+    // Retry here, not on the server).
+    if (op.device_counter != 0 && (applied_counter == 0 || applied_counter == op.device_counter)) {
+      if (refused) *refused = true;
+      return Status::OK();
+    }
+    // The server applied an op we had given up on (an exhausted op whose skip came too late): its word wins.
+    OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
+    TakeFailed(meta);
+    --tally->failed;
+  } else {
+    tally->pending_gone.push_back(op.created_at_ms);
+  }
+  OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
+  op.state = OpState::kSent;
+  op.seq = seq;
+  if (applied_counter != 0) op.device_counter = applied_counter;
+  op.last_error.clear();
+  op.last_error_code = Status::Code::kOk;
+  s.view_key = keys::ViewKey(op.stream, keys::kSectionSent, seq);
+  OUTPOST_RETURN_IF_ERROR(PutOp(txn, s));
+  changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+  return Status::OK();
+}
+
+Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bool release_counter,
+                               keys::StreamMeta* meta, Tally* tally) {
+  OpInfo& op = s.op;
+  if (op.state == OpState::kPending) tally->pending_gone.push_back(op.created_at_ms);
+  if (release_counter) {
+    OUTPOST_RETURN_IF_ERROR(
+        PutEntry(txn, op.stream, op.device_counter, {OutboxEntry::Kind::kSkip, op.op_id}));
+    op.device_counter = 0;
+  }
+  op.state = OpState::kFailed;
+  op.last_error = why.message();
+  op.last_error_code = why.code();
+  OUTPOST_RETURN_IF_ERROR(PutOp(txn, s));
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kFailed, keys::FailedKey(s.local_seq), op.op_id.AsBytes()));
+  ++meta->failed;
+  ++tally->failed;
+  return Status::OK();
+}
+
+void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::multiset<int64_t> pending_created) {
+  outbox_depth_ = outbox;
+  failed_count_ = failed;
+  MutexLock lock(&pending_mu_);
+  pending_created_ = std::move(pending_created);
+}
+
+Status DeviceStore::Commit(WriteTxn* txn, const Tally& tally, const std::vector<Change>& changes) {
+  MutexLock lock(&commit_mu_);
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  Apply(tally);
+  observers_->Emit(changes);
+  return Status::OK();
+}
+
+void DeviceStore::Apply(const Tally& tally) {
+  outbox_depth_ += tally.outbox;
+  failed_count_ += tally.failed;
+  OUTPOST_DCHECK(outbox_depth_.load() >= 0 && failed_count_.load() >= 0);
+  if (tally.pending_added.empty() && tally.pending_gone.empty()) return;
+  MutexLock lock(&pending_mu_);
+  for (int64_t t : tally.pending_added) pending_created_.insert(t);
+  for (int64_t t : tally.pending_gone) {
+    auto it = pending_created_.find(t);
+    OUTPOST_DCHECK(it != pending_created_.end());
+    if (it != pending_created_.end()) pending_created_.erase(it);
+  }
+}
+
+int64_t DeviceStore::oldest_pending_ms() {
+  MutexLock lock(&pending_mu_);
+  return pending_created_.empty() ? 0 : *pending_created_.begin();
+}
+
+}  // namespace outpost

@@ -1,0 +1,130 @@
+// Copyright 2026 The Outpost Authors.
+//
+// DeviceStore: the device's store, typed. Every record of docs/storage-format.md's device layout is read and
+// written here and nowhere else: stream metas, op records with their index, outbox entries, failed entries,
+// watermarks. It also keeps the gauges that Stats() reads (outbox depth, failed ops, pending ops' ages), put
+// into effect only once the transaction that changed them committed (Tally).
+//
+// Commit: a write transaction's gauge changes and change events take effect in commit order. The store
+// admits one writer at a time (storage.h), and Commit holds commit_mu_ from before the storage commit until
+// the gauges are updated and the events queued, so the next writer, which can only commit after this one,
+// applies its own after. Lock order: the store's writer lock, then commit_mu_, then the Observers' queue.
+#ifndef OUTPOST_SRC_CLIENT_DEVICE_STORE_H_
+#define OUTPOST_SRC_CLIENT_DEVICE_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/mutex.h"
+#include "client/observers.h"
+#include "keys.h"
+#include "outpost/client.h"
+#include "outpost/storage.h"
+
+namespace outpost {
+
+enum ClientSpace : SpaceId { kMeta = 0, kStreams, kView, kOpIndex, kOutbox, kFailed, kWatermarks };
+
+// One outbox entry: a counter of a stream (the key) and what it carries.
+struct OutboxEntry {
+  enum class Kind : uint8_t {
+    kOp = 0,     // an op to send
+    kSkip = 1,   // a counter to consume without an op (the op was given up or discarded)
+    kRetry = 2,  // an op the user retried: sent with Op.retry, so the server may judge a rejection afresh
+  };
+  Kind kind = Kind::kOp;
+  OpId op_id;
+
+  bool skip() const { return kind == Kind::kSkip; }
+  std::string Encode() const;
+  // False for a value of another shape (never written by this code: the entry is treated as unreadable).
+  static bool Decode(std::string_view value, OutboxEntry* entry);
+};
+
+// An op as the view holds it: its record, where it sits and the local seq it was stored under (0 for ops
+// merged from the server).
+struct StoredOp {
+  std::string view_key;
+  OpInfo op;
+  uint64_t local_seq = 0;
+};
+
+// Gauge changes of one write transaction, put into effect only once it committed (DeviceStore::Apply).
+struct Tally {
+  int64_t outbox = 0;                  // entries (ops and skips) added (+) or settled (-)
+  int64_t failed = 0;                  // failed ops added (+) or resolved (-)
+  std::vector<int64_t> pending_added;  // created_at of ops that became pending
+  std::vector<int64_t> pending_gone;   // created_at of ops that stopped being pending
+};
+
+class DeviceStore {
+ public:
+  static const std::vector<std::string>& SpaceNames();
+
+  DeviceStore(std::unique_ptr<Storage> storage, Observers* observers)
+      : storage_(std::move(storage)), observers_(observers) {}
+
+  Result<std::unique_ptr<ReadTxn>> BeginRead() { return storage_->BeginRead(); }
+  Result<std::unique_ptr<WriteTxn>> BeginWrite() { return storage_->BeginWrite(); }
+  const std::string& uri() const { return storage_->uri(); }
+  // Commits `txn`; once it committed, puts `tally` into effect and queues `changes` for the observers.
+  Status Commit(WriteTxn* txn, const Tally& tally, const std::vector<Change>& changes)
+      OUTPOST_EXCLUDES(commit_mu_);
+
+  // Stream metas. An absent stream reads as a fresh StreamMeta.
+  static Status LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta);
+  static Status PutMeta(WriteTxn* txn, std::string_view stream, const keys::StreamMeta& meta);
+
+  // Op records: the view record and the index entry that finds it by id. NotFound when absent.
+  static Status LoadOp(ReadTxn* txn, const OpId& id, StoredOp* out);
+  static Status PutOp(WriteTxn* txn, const StoredOp& op);
+
+  // Outbox entries of one stream, by counter. GetEntry: NotFound when absent or unreadable.
+  static Status GetEntry(ReadTxn* txn, std::string_view stream, uint64_t counter, OutboxEntry* entry);
+  static Status PutEntry(WriteTxn* txn, std::string_view stream, uint64_t counter, const OutboxEntry& entry);
+  static Status DeleteEntry(WriteTxn* txn, std::string_view stream, uint64_t counter);
+
+  // Moves an own op to the sent section at `seq` (nothing when it is sent already). A failed op that the
+  // server rejected is never settled (its verdict is final): *refused is set instead. `applied_counter`,
+  // when known (a pulled page says it), is the counter the server applied the op under: one other than the
+  // refused attempt's is a later attempt (a Retry whose record a power loss undid here), which the server's
+  // word settles.
+  static Status SettleOp(WriteTxn* txn, StoredOp& s, uint64_t seq, keys::StreamMeta* meta,
+                         std::vector<Change>* changes, Tally* tally, bool* refused = nullptr,
+                         uint64_t applied_counter = 0);
+  // Marks an own op failed with `why`. With release_counter (the server never judged it), its counter
+  // becomes a skip so that the ops after it are not held up.
+  static Status MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bool release_counter,
+                           keys::StreamMeta* meta, Tally* tally);
+  // Takes `n` entries off a meta's outbox count, or `n` failed ops off its failed count. More than it holds
+  // means the store's counts drifted from its entries: a bug, checked.
+  static void TakeOutbox(keys::StreamMeta* meta, uint64_t n);
+  static void TakeFailed(keys::StreamMeta* meta);
+
+  // Gauges.
+  void InitGauges(int64_t outbox, int64_t failed, std::multiset<int64_t> pending_created);
+  int64_t outbox_depth() const { return outbox_depth_.load(); }
+  int64_t failed_count() const { return failed_count_.load(); }
+  int64_t oldest_pending_ms();  // 0 when none
+
+ private:
+  void Apply(const Tally& tally) OUTPOST_REQUIRES(commit_mu_);
+
+  std::unique_ptr<Storage> storage_;
+  Observers* const observers_;
+  Mutex commit_mu_;
+  std::atomic<int64_t> outbox_depth_{0};
+  std::atomic<int64_t> failed_count_{0};
+  // created_at of every pending own op (Stats' oldest_pending_ms): kept at each commit, read in O(1).
+  Mutex pending_mu_;
+  std::multiset<int64_t> pending_created_ OUTPOST_GUARDED_BY(pending_mu_);
+};
+
+}  // namespace outpost
+
+#endif  // OUTPOST_SRC_CLIENT_DEVICE_STORE_H_

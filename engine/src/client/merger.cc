@@ -1,0 +1,204 @@
+// Copyright 2026 The Outpost Authors.
+#include "client/merger.h"
+
+#include <algorithm>
+
+#include "client/session.h"
+
+namespace outpost {
+
+bool Merger::IsOwn(const codec::OpFields& f) const {
+  // A device is (user, device id): another user's device may carry the same id.
+  return f.device == ctx_.device && f.user == ctx_.user;
+}
+
+void Merger::Send(const std::string& stream, uint64_t after_seq, int64_t now) {
+  StreamSync& ss = ctx_.Of(stream);
+  ctx_.session->Send(codec::EncodePull(stream, after_seq, ctx_.opt.pull_page_max));
+  ss.pull.outstanding = true;
+  ss.pull.sent_at = now;
+  ss.pull.high_at = ss.server_high;
+  ctx_.Count([](ClientStats& s) { ++s.pulls; });
+}
+
+void Merger::RequestPull(const std::string& stream, uint64_t after_seq, int64_t now) {
+  ctx_.mu.AssertHeld();
+  if (!ctx_.Of(stream).pull.outstanding) Send(stream, after_seq, now);
+}
+
+void Merger::Follow(const std::string& stream, int64_t now) {
+  ctx_.mu.AssertHeld();
+  StreamSync& ss = ctx_.Of(stream);
+  if (ss.followed) return;
+  ss.followed = true;
+  // Already connected: the server learns of the stream from our first pull of it. Not yet connected: the
+  // Welcome's handling pulls it (Session::OnWelcome).
+  if (ctx_.session->ready()) RequestPull(stream, ss.cursor, now);
+}
+
+bool Merger::idle() const {
+  ctx_.mu.AssertHeld();
+  for (const auto& [stream, ss] : ctx_.streams) {
+    if (ss.followed && (ss.pull.outstanding || ss.cursor < ss.server_high)) return false;
+  }
+  return true;
+}
+
+void Merger::OnDisconnected() {
+  ctx_.mu.AssertHeld();
+  for (auto& [stream, ss] : ctx_.streams) ss.pull.outstanding = false;
+}
+
+void Merger::OnBusy(int64_t now) {
+  ctx_.mu.AssertHeld();
+  for (auto& [stream, ss] : ctx_.streams) {
+    if (ss.pull.outstanding) ss.pull.sent_at = now - ctx_.opt.ack_timeout_ms;
+  }
+}
+
+void Merger::OnNotify(const wire::Notify& notify) {
+  ctx_.mu.AssertHeld();
+  std::string_view stream = codec::Str(notify.stream());
+  if (!keys::ValidateStream(stream, 255).ok()) return;
+  StreamSync& ss = ctx_.Of(stream);
+  ss.server_high = std::max(ss.server_high, notify.high_seq());
+}
+
+void Merger::SendPulls(int64_t now) {
+  ctx_.mu.AssertHeld();
+  for (auto& [stream, ss] : ctx_.streams) {
+    if (!ss.followed) continue;
+    // A pull with no answer in ack_timeout_ms (lost, or in a server group that failed: Busy) is asked
+    // again, even when nothing is known to be behind the cursor: it must not stay outstanding forever.
+    const bool unanswered = ss.pull.outstanding && now - ss.pull.sent_at >= ctx_.opt.ack_timeout_ms;
+    if (!unanswered && (ss.pull.outstanding || ss.cursor >= ss.server_high)) continue;
+    Send(stream, ss.cursor, now);
+  }
+}
+
+void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
+  ctx_.mu.AssertHeld();
+  std::string stream(codec::Str(batch.stream()));
+  if (!keys::ValidateStream(stream, 255).ok()) return;
+  StreamSync& ss = ctx_.Of(stream);
+  if (batch.has_more() || batch.ops()) ss.server_high = std::max(ss.server_high, batch.high_seq());
+  // A page must start at or before the cursor; ops at or below it are merged already (acks of our own ops
+  // advance the cursor too) and are skipped.
+  if (batch.after_seq() > ss.cursor) return;  // stale or reordered page
+  size_t n = batch.ops() ? batch.ops()->size() : 0;
+  if (n == 0 && !batch.has_more() && batch.after_seq() == ss.cursor && ss.server_high == ss.pull.high_at) {
+    // The server has nothing after our cursor, and nothing newer was announced since we asked: its word
+    // on the high seq is final (a forged or stale Notify must not make us pull forever).
+    ss.server_high = std::max(ss.cursor, batch.high_seq());
+  }
+  ss.pull.outstanding = false;
+  if (batch.after_seq() + n <= ss.cursor) return;
+  // Ask for the next page before merging this one, so the server builds it while we write.
+  if (batch.has_more() && ss.followed) Send(stream, batch.after_seq() + n, now);
+
+  std::vector<Change> changes;
+  Tally tally;
+  uint64_t settled = 0;
+  auto txn_or = ctx_.store->BeginWrite();
+  if (!txn_or.ok()) {  // pulled again after the timeout
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    return;
+  }
+  WriteTxn* txn = txn_or->get();
+  keys::StreamMeta meta;
+  Status st = DeviceStore::LoadMeta(txn, stream, &meta);
+  if (st.ok() && meta.cursor != ss.cursor) st = Status::Aborted("cursor moved");  // cannot happen: one merger
+  uint64_t seq = ss.cursor;
+  bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
+  for (size_t i = 0; i < n && st.ok(); ++i) {
+    const wire::Op* wop = batch.ops()->Get(i);
+    codec::OpFields f = codec::FieldsOf(*wop);
+    if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
+    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) {               // malformed page: keep what is sound
+      malformed = true;
+      break;
+    }
+    // Every id is looked up, not only this device's: a page must never put a second op under an id this
+    // store holds (the index would point at the newcomer and the op it held would be lost to Get and shown
+    // twice). Usually a miss: one index read per op.
+    StoredOp known;
+    Status found = DeviceStore::LoadOp(txn, f.op_id, &known);
+    if (!found.ok() && !found.IsNotFound()) {
+      st = found;
+      break;
+    }
+    if (found.ok()) {
+      // Only our own op may come back, in its stream, unsent or sent at this very seq. Anything else (an id
+      // we hold claimed by another device, an op id of another stream, a sent op at another seq) is a
+      // malformed page: keep what came before it.
+      const OpInfo& k = known.op;
+      if (!IsOwn(f) || !k.own || k.stream != stream || (k.state == OpState::kSent && k.seq != f.seq)) {
+        malformed = true;
+        break;
+      }
+      if (k.state != OpState::kSent) {
+        // Our op, applied but its ack not seen yet: settle it and drop its outbox entry — only if it was
+        // applied under that entry's counter. A retried op applied under its old counter keeps the entry:
+        // the server must still consume the new counter (it answers Duplicate), or it would be a hole.
+        OutboxEntry entry;
+        if (k.state == OpState::kPending && k.device_counter == f.device_counter &&
+            DeviceStore::GetEntry(txn, stream, k.device_counter, &entry).ok() && entry.op_id == f.op_id) {
+          st = DeviceStore::DeleteEntry(txn, stream, k.device_counter);
+          ++settled;
+        }
+        bool refused = false;
+        if (st.ok()) {
+          st = DeviceStore::SettleOp(txn, known, f.seq, &meta, &changes, &tally, &refused, f.device_counter);
+        }
+        if (refused) {
+          // The server rejected this op for good; a page that shows it applied is not to be believed.
+          malformed = true;
+          break;
+        }
+      }
+      seq = f.seq;
+      continue;
+    }
+    StoredOp s;
+    OpInfo& op = s.op;
+    op.op_id = f.op_id;
+    op.stream = stream;
+    op.kind.assign(f.kind);
+    op.payload.assign(f.payload);
+    op.user.assign(f.user);
+    op.device.assign(f.device);
+    op.own = IsOwn(f);
+    op.state = OpState::kSent;
+    op.seq = f.seq;
+    op.device_counter = f.device_counter;
+    op.client_time_ms = f.client_time_ms;
+    op.depends_on = f.depends_on;
+    s.view_key = keys::ViewKey(stream, keys::kSectionSent, f.seq);
+    st = DeviceStore::PutOp(txn, s);
+    seq = f.seq;
+    changes.push_back({Change::Kind::kAdded, stream, op.op_id});
+  }
+  if (malformed) ctx_.Count([](ClientStats& s) { ++s.bad_frames; });
+  if (seq == ss.cursor) return;
+  meta.cursor = seq;
+  meta.high_seq = std::max(meta.high_seq, batch.high_seq());
+  meta.followed = 1;
+  DeviceStore::TakeOutbox(&meta, settled);
+  tally.outbox -= static_cast<int64_t>(settled);
+  changes.push_back({Change::Kind::kCursor, stream, OpId()});
+  if (st.ok()) st = DeviceStore::PutMeta(txn, stream, meta);
+  if (st.ok()) st = ctx_.store->Commit(txn, tally, changes);
+  txn_or->reset();
+  if (!st.ok()) {
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    ss.pull.outstanding = false;  // pull the same page again (a pipelined next page will be stale)
+    return;
+  }
+  const uint64_t merged = seq - ss.cursor;
+  ss.cursor = seq;
+  // One delivered watermark when caught up, not one per page (each costs the server a durable write).
+  if (ss.cursor >= ss.server_high) ss.receipts.dirty = true;
+  ctx_.Count([&](ClientStats& s) { s.ops_merged += merged; });
+}
+
+}  // namespace outpost

@@ -1,0 +1,222 @@
+// Copyright 2026 The Outpost Authors.
+#include "client/session.h"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "client/flusher.h"
+#include "client/merger.h"
+#include "client/receipts.h"
+
+namespace outpost {
+
+Session::Session(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
+                 std::function<void()> wake)
+    : ctx_(ctx), dialer_(std::move(dialer)), wake_(std::move(wake)), token_(std::move(token)) {}
+
+Session::~Session() {
+  MutexLock lock(&ctx_.mu);
+  if (conn_) conn_->SetWakeup(nullptr);
+}
+
+bool Session::ready() const {
+  ctx_.mu.AssertHeld();
+  return state_ == State::kReady;
+}
+
+bool Session::auth_failed() const {
+  ctx_.mu.AssertHeld();
+  return auth_failed_;
+}
+
+const ServerLimits& Session::limits() const {
+  ctx_.mu.AssertHeld();
+  return limits_;
+}
+
+void Session::Send(std::string frame) {
+  ctx_.mu.AssertHeld();
+  if (!conn_) return;
+  (void)conn_->Send(frame);  // a closed connection shows up as !IsOpen() on the next round
+}
+
+void Session::Poll(int64_t now, bool online) {
+  ctx_.mu.AssertHeld();
+  EnsureConnected(now, online);
+  ReceiveAll(now);
+  if (conn_ && !conn_->IsOpen()) OnDisconnected(now, "connection lost");
+  if (state_ == State::kHelloSent && now - hello_sent_at_ >= ctx_.opt.ack_timeout_ms) {
+    if (conn_) conn_->Close();
+    OnDisconnected(now, "no Welcome in time");
+  }
+}
+
+void Session::Close(int64_t now, std::string why) {
+  ctx_.mu.AssertHeld();
+  if (!conn_) return;
+  conn_->Close();
+  OnDisconnected(now, std::move(why));
+}
+
+void Session::SetToken(std::string token) {
+  ctx_.mu.AssertHeld();
+  token_ = std::move(token);
+  auth_failed_ = false;
+  connect_failures_ = 0;
+  next_connect_at_ = 0;
+  ctx_.Count([](ClientStats& s) { s.auth_failed = false; });
+}
+
+void Session::OnDisconnected(int64_t now, std::string why) {
+  if (conn_) conn_->SetWakeup(nullptr);
+  conn_.reset();
+  state_ = State::kOffline;
+  ctx_.flusher->OnDisconnected();
+  ctx_.merger->OnDisconnected();
+  ctx_.Count([&](ClientStats& s) { s.last_connection_error = std::move(why); });
+  next_connect_at_ =
+      now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
+}
+
+void Session::EnsureConnected(int64_t now, bool online) {
+  if (conn_ && !conn_->IsOpen()) {
+    // The server's last words (a fatal Error saying why it closed) arrive before the close: read them.
+    ReceiveAll(now);
+    if (conn_) OnDisconnected(now, "connection lost");
+  }
+  if (conn_ || !online || !dialer_ || auth_failed_ || now < next_connect_at_) return;
+  auto c = dialer_->Connect();
+  if (!c.ok()) {
+    ctx_.Count([&](ClientStats& s) { s.last_connection_error = c.status().ToString(); });
+    next_connect_at_ =
+        now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
+    return;
+  }
+  conn_ = std::move(c).value();
+  conn_->SetWakeup(wake_);
+  ctx_.Count([](ClientStats& s) { ++s.connects; });
+  SendHello(now);
+}
+
+void Session::SendHello(int64_t now) {
+  flatbuffers::FlatBufferBuilder b(1024);
+  std::vector<flatbuffers::Offset<wire::StreamCursor>> cursors;
+  for (const auto& [stream, ss] : ctx_.streams) {
+    if (ss.followed) cursors.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), ss.cursor));
+  }
+  auto cv = b.CreateVector(cursors);
+  auto hello = wire::CreateHello(b, b.CreateString(ctx_.user), b.CreateString(ctx_.device),
+                                 b.CreateString(token_), codec::kProtocolVersion, cv);
+  Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
+  state_ = State::kHelloSent;
+  hello_sent_at_ = now;
+}
+
+void Session::OnWelcome(const wire::Welcome& w, int64_t now) {
+  if (state_ != State::kHelloSent) return;
+  if (w.protocol_version() != codec::kProtocolVersion) {
+    if (conn_) conn_->Close();
+    OnDisconnected(now, "server speaks protocol " + std::to_string(w.protocol_version()) + ", this client " +
+                            std::to_string(codec::kProtocolVersion));
+    return;
+  }
+  state_ = State::kReady;
+  connect_failures_ = 0;
+  limits_ = {w.ops_per_batch_max(), w.frame_bytes_max(), w.payload_bytes_max(), w.kind_bytes_max(),
+             w.stream_id_bytes_max()};
+  // Queued ops beyond these limits fail when the flush reaches them (Flusher), each with its reason.
+  for (const auto& [stream, ss] : ctx_.streams) ctx_.RestartAfter(stream, 0);
+  std::set<std::string_view> known;  // streams the server follows for this session
+  if (w.counters()) {
+    for (const auto* dc : *w.counters()) {
+      std::string_view stream = codec::Str(dc->stream());
+      if (!keys::ValidateStream(stream, 255).ok()) continue;
+      known.insert(stream);
+      StreamSync& ss = ctx_.Of(stream);
+      ss.server_high = std::max(ss.server_high, dc->high_seq());
+      ss.flush.probe_upto = dc->counter();
+    }
+  }
+  for (auto& [stream, ss] : ctx_.streams) {
+    if (!ss.followed) continue;
+    ss.receipts.dirty = true;
+    // Followed after the Hello left (or refused by the server): the first pull tells the server about it.
+    if (!known.contains(stream)) ctx_.merger->RequestPull(stream, ss.cursor, now);
+  }
+}
+
+void Session::ReceiveAll(int64_t now) {
+  std::vector<std::string> frames;
+  std::string frame;
+  for (int i = 0; i < 4096 && conn_ && conn_->Receive(&frame); ++i) frames.push_back(std::move(frame));
+  std::vector<const wire::PushAck*> acks;  // a run of acks, settled in one transaction
+  for (const std::string& bytes : frames) {
+    auto decoded = codec::DecodeFrame(bytes, std::max<uint32_t>(limits_.frame_bytes_max, 64u << 20));
+    if (!decoded.ok()) {
+      ctx_.Count([](ClientStats& s) { ++s.bad_frames; });
+      continue;
+    }
+    const wire::Frame* f = *decoded;
+    if (f->body_type() == wire::Body::PushAck && state_ == State::kReady) {
+      acks.push_back(f->body_as_PushAck());
+      continue;
+    }
+    if (!acks.empty()) {
+      ctx_.flusher->OnPushAcks(acks, now);
+      acks.clear();
+    }
+    HandleFrame(*f, now);
+  }
+  if (!acks.empty()) ctx_.flusher->OnPushAcks(acks, now);
+}
+
+void Session::HandleFrame(const wire::Frame& f, int64_t now) {
+  switch (f.body_type()) {
+    case wire::Body::Welcome:
+      OnWelcome(*f.body_as_Welcome(), now);
+      break;
+    case wire::Body::PushAck:
+      if (state_ == State::kReady) ctx_.flusher->OnPushAcks({f.body_as_PushAck()}, now);
+      break;
+    case wire::Body::Batch:
+      if (state_ == State::kReady) ctx_.merger->OnBatch(*f.body_as_Batch(), now);
+      break;
+    case wire::Body::Notify:
+      ctx_.merger->OnNotify(*f.body_as_Notify());
+      break;
+    case wire::Body::Watermark:
+      ctx_.receipts->OnWatermark(*f.body_as_Watermark());
+      break;
+    case wire::Body::Error:
+      OnError(*f.body_as_Error(), now);
+      break;
+    default:
+      ctx_.Count([](ClientStats& s) { ++s.bad_frames; });
+  }
+}
+
+void Session::OnError(const wire::Error& e, int64_t now) {
+  const auto code = static_cast<Status::Code>(e.code());
+  std::string_view message = codec::Str(e.message());
+  std::string why = std::string(Status::CodeName(code)) + ": " + std::string(message);
+  // The server refused our credentials: retrying with them cannot help (Client::SetToken).
+  const bool auth_failed =
+      e.fatal() && code == Status::Code::kPermissionDenied && message.starts_with("authentication failed");
+  ctx_.Count([&](ClientStats& s) {
+    s.last_connection_error = why;
+    if (auth_failed) s.auth_failed = true;
+  });
+  if (auth_failed) auth_failed_ = true;
+  if (e.fatal()) {
+    if (conn_) conn_->Close();
+    OnDisconnected(now, why);
+  } else if (code == Status::Code::kBusy) {
+    // The server could not make a group durable: everything in it must be asked again.
+    ctx_.flusher->OnBusy(now);
+    ctx_.merger->OnBusy(now);
+    ctx_.receipts->OnBusy();
+  }
+}
+
+}  // namespace outpost
