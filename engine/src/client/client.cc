@@ -303,6 +303,7 @@ Status Client::Impl::ChangeOp(const OpId& id,
     Tally tally;
     std::vector<Change> changes;
     OUTPOST_RETURN_IF_ERROR(change(txn.get(), s, m, &tally, &changes));
+    flusher_->Forget(stream, id);
     OUTPOST_RETURN_IF_ERROR(DeviceStore::PutMeta(txn.get(), stream, m));
     OUTPOST_RETURN_IF_ERROR(store_->Commit(txn.get(), tally, changes));
   }

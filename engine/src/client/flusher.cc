@@ -22,6 +22,16 @@ void Flusher::OnDisconnected() {
   }
 }
 
+void Flusher::Forget(const std::string& stream, const OpId& id) {
+  ctx_.mu.AssertHeld();
+  for (auto& [batch_id, b] : inflight_) {
+    if (b.stream != stream) continue;
+    for (size_t i = 0; i < b.ids.size(); ++i) {
+      if (b.ids[i] == id) b.records[i] = StoredOp();
+    }
+  }
+}
+
 void Flusher::OnBusy(int64_t now) {
   ctx_.mu.AssertHeld();
   for (auto& [id, b] : inflight_) b.sent_at = now - ctx_.opt.ack_timeout_ms;
@@ -200,7 +210,8 @@ struct Flusher::Batch {
   flatbuffers::FlatBufferBuilder builder{4096};
   std::vector<flatbuffers::Offset<wire::Op>> ops;
   std::vector<OpId> ids;
-  uint64_t first = 0, last = 0;  // counters
+  std::vector<StoredOp> records;  // parallel to ids (Inflight::records)
+  uint64_t first = 0, last = 0;   // counters
   std::vector<Release> releases;
   bool blocked = false;  // the stream holds a failed op and blocks on failures
   bool at_end = false;   // nothing after the last entry looked at
@@ -318,6 +329,8 @@ Status Flusher::ReadBatch(const std::string& stream, int64_t now, Batch* batch) 
     bytes += op_bytes;
     batch->ops.push_back(codec::BuildOp(batch->builder, f));
     batch->ids.push_back(entry.op_id);
+    if (f.skip) s = StoredOp();
+    batch->records.push_back(std::move(s));
   }
   return cur->status();
 }
@@ -366,7 +379,8 @@ bool Flusher::SendBatch(const std::string& stream, int64_t now) {
   auto ov = b.CreateVector(batch.ops);
   auto push = wire::CreatePush(b, batch_id, ov);
   ctx_.session->Send(codec::FinishFrame(b, wire::Body::Push, push.Union()));
-  inflight_[batch_id] = Inflight{stream, ss.flush.epoch, now, batch.first, std::move(batch.ids)};
+  inflight_[batch_id] =
+      Inflight{stream, ss.flush.epoch, now, batch.first, std::move(batch.ids), std::move(batch.records)};
   ss.flush.sent_upto = batch.last;
   ++ss.flush.inflight;
   if (batch.at_end) ctx_.dirty.erase(stream);
@@ -393,6 +407,19 @@ struct Flusher::AckEffects {
   uint64_t cursor = 0;
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
+  size_t next = 0;  // where the next result's op is likely to be in batch.ids (results follow the batch)
+
+  // Takes the record kept for `id` (nullptr when none: not in the batch, a skip, or stale).
+  StoredOp* Kept(const OpId& id) {
+    if (!current) return nullptr;
+    size_t i =
+        next < batch.ids.size() && batch.ids[next] == id
+            ? next
+            : static_cast<size_t>(std::find(batch.ids.begin(), batch.ids.end(), id) - batch.ids.begin());
+    if (i >= batch.ids.size() || batch.records[i].view_key.empty()) return nullptr;
+    next = i + 1;
+    return &batch.records[i];
+  }
 };
 
 void Flusher::ResendUnanswered(const AckEffects& fx) {
@@ -422,18 +449,29 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
     if (!DeviceStore::GetEntry(txn, stream, counter, &entry).ok() || entry.op_id != id) {
       continue;  // stale or already settled
     }
+    // The op as sent (kept with the batch), or as stored. A skip entry's op was discarded: none.
+    StoredOp* kept = entry.skip() ? nullptr : fx->Kept(id);
     if (r->code() == wire::ResultCode::Applied || r->code() == wire::ResultCode::Duplicate) {
       // A seq is never 0, and one seq holds one op: an answer that says otherwise is ignored (the op is
       // resent or settled by the pull).
+      if (r->seq() == 0) continue;
       std::string target = keys::ViewKey(stream, keys::kSectionSent, r->seq());
       std::string occupant, own_key;
-      bool taken = txn->Get(kView, target, &occupant).ok() &&
-                   !(txn->Get(kOpIndex, id.AsBytes(), &own_key).ok() && own_key == target);
-      if (r->seq() == 0 || taken) continue;
+      if (txn->Get(kView, target, &occupant).ok()) {
+        const bool ours = kept ? kept->view_key == target
+                               : txn->Get(kOpIndex, id.AsBytes(), &own_key).ok() && own_key == target;
+        if (!ours) continue;
+      }
     }
     fx->answered.insert(id);
     StoredOp s;
-    Status found = DeviceStore::LoadOp(txn, id, &s);
+    Status found;
+    if (kept) {
+      s = std::move(*kept);
+      kept->view_key.clear();
+    } else {
+      found = DeviceStore::LoadOp(txn, id, &s);
+    }
     OpInfo& op = s.op;
     switch (r->code()) {
       case wire::ResultCode::Applied:

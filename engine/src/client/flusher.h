@@ -32,6 +32,9 @@ class Flusher {
   void Flush(int64_t now);
   // Settles what a run of PushAcks that arrived together answer, in one write transaction.
   void OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t now);
+  // An op settled or changed by another path (a pulled page, Retry, Discard) while it may be in flight: its
+  // record kept with the batch is stale, and its ack reads the store instead.
+  void Forget(const std::string& stream, const OpId& id);
   // The server could not make a group durable: every batch in flight times out now (and backs off).
   void OnBusy(int64_t now);
   void OnDisconnected();
@@ -44,6 +47,9 @@ class Flusher {
     int64_t sent_at = 0;
     uint64_t first_counter = 0;
     std::vector<OpId> ids;
+    // The records of the batch's ops as read to send them (an empty view_key for a skip, or once stale): an
+    // ack settles them without reading them again.
+    std::vector<StoredOp> records;
   };
   struct AckEffects;
   struct Batch;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "client/flusher.h"
 #include "client/session.h"
 
 namespace outpost {
@@ -137,6 +138,7 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
         break;
       }
       if (k.state != OpState::kSent) {
+        ctx_.flusher->Forget(stream, f.op_id);  // in flight maybe: its ack must not settle it a second time
         // Our op, applied but its ack not seen yet: settle it and drop its outbox entry — only if it was
         // applied under that entry's counter. A retried op applied under its old counter keeps the entry:
         // the server must still consume the new counter (it answers Duplicate), or it would be a hole.
