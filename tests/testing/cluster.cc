@@ -10,14 +10,6 @@
 
 namespace outpost::harness {
 
-std::string StoreUri(const std::string& backend, const std::string& dir, const std::string& name) {
-  if (backend == "memory") return "memory:" + name;
-  if (backend == "lmdb") return "lmdb:" + dir + "/" + name;
-  if (backend == "rocksdb") return "rocksdb:" + dir + "/" + name;
-  if (backend == "sqlite") return "sqlite:" + dir + "/" + name + ".db";
-  return backend;  // a whole URI
-}
-
 std::function<Status(const AccessRequest&)> RefusePayload(std::string payload) {
   return [payload = std::move(payload)](const AccessRequest& r) {
     if (r.access == Access::kPush && r.payload == payload)

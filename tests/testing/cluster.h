@@ -60,11 +60,6 @@ struct ClusterOptions {
   int64_t backoff_cap_ms = 5000;
 };
 
-// Where a backend keeps a store called `name` under `dir`: memory stores by name ("memory:NAME", shared by
-// every opener in this process), lmdb and rocksdb in a directory, sqlite in a file. A "postgresql://" or any
-// other URI with a ':' is returned as it is.
-std::string StoreUri(const std::string& backend, const std::string& dir, const std::string& name);
-
 // An authorize hook (ServerOptions::authorize) that refuses every push of `payload` with
 // PermissionDenied("not allowed here"), and allows everything else: a permanent rejection on demand.
 std::function<Status(const AccessRequest&)> RefusePayload(std::string payload);

@@ -35,4 +35,8 @@ void TapListener::Inject(std::string_view frame) {
   EXPECT_TRUE(st.ok()) << "inject: " << st.ToString();
 }
 
+std::unique_ptr<Listener> Tap(std::unique_ptr<Listener> inner) {
+  return std::make_unique<TapListener>(std::move(inner));
+}
+
 }  // namespace outpost::harness

@@ -42,6 +42,9 @@ class TapListener : public Listener {
   ConnId last_conn_ = 0;
 };
 
+// For ClusterOptions::wrap_listener: a TapListener in front of `inner` (Cluster::listener() then returns it).
+std::unique_ptr<Listener> Tap(std::unique_ptr<Listener> inner);
+
 }  // namespace outpost::harness
 
 #endif  // OUTPOST_TESTS_TESTING_TAP_LISTENER_H_

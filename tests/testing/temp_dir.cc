@@ -62,4 +62,12 @@ std::string TempDir::Subdir(std::string_view name) const {
   return p;
 }
 
+std::string StoreUri(const std::string& backend, const std::string& dir, const std::string& name) {
+  if (backend == "memory") return "memory:" + name;
+  if (backend == "lmdb") return "lmdb:" + dir + "/" + name;
+  if (backend == "rocksdb") return "rocksdb:" + dir + "/" + name;
+  if (backend == "sqlite") return "sqlite:" + dir + "/" + name + ".db";
+  return backend;  // a whole URI
+}
+
 }  // namespace outpost::harness

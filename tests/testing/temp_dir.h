@@ -30,6 +30,11 @@ class TempDir {
   std::string path_;
 };
 
+// Where a backend keeps a store called `name` under `dir`: memory stores by name ("memory:NAME", shared by
+// every opener in this process), lmdb and rocksdb in a directory, sqlite in a file. A "postgresql://" or any
+// other URI with a ':' is returned as it is.
+std::string StoreUri(const std::string& backend, const std::string& dir, const std::string& name);
+
 }  // namespace outpost::harness
 
 #endif  // OUTPOST_TESTS_TESTING_TEMP_DIR_H_

@@ -63,12 +63,7 @@ std::string BatchFrame(std::string_view stream, uint64_t after_seq, const codec:
 class ClientSafetyTest : public testing::Test {
  protected:
   ClientSafetyTest()
-      : cluster_({.name = "client-safety",
-                  .clock_seed = 7,
-                  .wrap_listener =
-                      [](std::unique_ptr<Listener> inner) {
-                        return std::make_unique<harness::TapListener>(std::move(inner));
-                      }}),
+      : cluster_({.name = "client-safety", .clock_seed = 7, .wrap_listener = harness::Tap}),
         env_(cluster_.clock()) {}
   // A server stepped by hand, on the manual clock, behind a tap; it refuses pushes of "forbidden" unless
   // `so` authorizes otherwise.

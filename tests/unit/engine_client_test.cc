@@ -33,12 +33,7 @@ bool PushHasPayload(const wire::Frame& f, std::string_view payload) {
 class ClientTest : public testing::Test {
  protected:
   ClientTest()
-      : cluster_({.name = "client-test",
-                  .clock_seed = 42,
-                  .wrap_listener =
-                      [](std::unique_ptr<Listener> inner) {
-                        return std::make_unique<harness::TapListener>(std::move(inner));
-                      }}),
+      : cluster_({.name = "client-test", .clock_seed = 42, .wrap_listener = harness::Tap}),
         env_(cluster_.clock()) {
     ServerOptions so;
     so.authorize = harness::RefusePayload("forbidden");
