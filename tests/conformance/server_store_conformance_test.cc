@@ -22,6 +22,7 @@
 
 #include "conformance/server_store_backends.h"
 #include "outpost/server_store.h"
+#include "testing/temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -46,9 +47,9 @@ class ServerStoreConformance : public testing::TestWithParam<ServerStoreBackend>
       std::string reason = b.skip_reason();
       if (!reason.empty()) GTEST_SKIP() << reason;
     }
-    char tmpl[] = "/tmp/outpost-server-store-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    tmp_ = std::make_unique<harness::TempDir>("outpost-server-store");
+    dir_ = tmp_->path();
+    ASSERT_FALSE(dir_.empty());
     const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
     auto uri = b.create(dir_, std::string(info->name()));
     ASSERT_TRUE(uri.ok()) << uri.status().ToString();
@@ -60,7 +61,7 @@ class ServerStoreConformance : public testing::TestWithParam<ServerStoreBackend>
   void TearDown() override {
     store_.reset();
     if (!uri_.empty() && GetParam().destroy) GetParam().destroy(uri_);
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    tmp_.reset();
   }
 
   std::shared_ptr<ServerStore> Open() {
@@ -114,6 +115,7 @@ class ServerStoreConformance : public testing::TestWithParam<ServerStoreBackend>
     return users;
   }
 
+  std::unique_ptr<harness::TempDir> tmp_;  // made once the test is not skipped
   std::string dir_;
   std::string uri_;
   std::shared_ptr<ServerStore> store_;

@@ -21,6 +21,7 @@
 
 #include "conformance/storage_backends.h"
 #include "outpost/storage.h"
+#include "testing/temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -114,12 +115,10 @@ Entries AllOf(Storage& store, SpaceId space) {
 class StorageConformance : public testing::TestWithParam<StorageBackend> {
  protected:
   void SetUp() override {
-    std::string pattern = testing::TempDir() + "outpost_storage_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     uri_ = GetParam().uri(dir_, UniqueName());
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Storage> Open(const StorageOptions& options = TestOptions()) {
     return OpenAt(uri_, options);
@@ -131,6 +130,7 @@ class StorageConformance : public testing::TestWithParam<StorageBackend> {
     return "conformance-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" + test->name();
   }
 
+  harness::TempDir tmp_{"outpost-storage"};
   std::string dir_;
   std::string uri_;
 };

@@ -16,6 +16,7 @@
 
 #include "conformance/storage_backends.h"
 #include "outpost/storage.h"
+#include "testing/temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -42,13 +43,11 @@ class ScopedUmask {
 class StorageModes : public testing::TestWithParam<StorageBackend> {
  protected:
   void SetUp() override {
-    std::string pattern = testing::TempDir() + "outpost_modes_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     uri_ = GetParam().uri(dir_, "modes");
     path_ = uri_.substr(uri_.find(':') + 1);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Opens the store and commits one entry (SQLite creates its -wal and -shm files on the way).
   void OpenAndWrite() {
@@ -85,6 +84,7 @@ class StorageModes : public testing::TestWithParam<StorageBackend> {
     for (const auto& file : files) EXPECT_EQ(ModeOf(file), 0600u) << file;
   }
 
+  harness::TempDir tmp_{"outpost-modes"};
   std::string dir_;
   std::string uri_;
   std::string path_;  // the store's file or directory

@@ -22,6 +22,7 @@
 #include "conformance/transport_backends.h"
 #include "outpost/env.h"
 #include "outpost/transport.h"
+#include "testing/wait.h"
 // The faulty wrapper's counters are an internal header of outpost_transport; the test include path does not
 // reach engine/transport, hence the relative path.
 #include "transport/inproc/faulty_transport.h"
@@ -636,19 +637,8 @@ TEST_P(TransportConformanceTest, ConcurrentDeviceAndServer) {
 // ---------------------------------------------------------------------------------------------------------
 // Send budgets (transport.h, Listener). Small budgets and timeouts so that a slow peer is found quickly.
 
-// Re-evaluates `done` every few milliseconds until it holds or `timeout` passes: for conditions no wakeup
-// announces (a pause deadline, ZeroMQ releasing a queue). Returns the last result of `done`.
-bool WaitUntil(const std::function<bool()>& done, milliseconds timeout = kWaitMax) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::mutex mu;
-  std::condition_variable never;
-  std::unique_lock<std::mutex> lock(mu);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return done();
-    never.wait_for(lock, milliseconds(5));
-  }
-  return true;
-}
+// Conditions no wakeup announces (a pause deadline, ZeroMQ releasing a queue) are polled with
+// harness::WaitFor.
 
 // A listener and a dialer on `uri` with `options`, the listener's wakeups on `server` (null members and a
 // test failure when either cannot be made).
@@ -744,7 +734,7 @@ TEST_P(TransportConformanceTest, SlowPeerIsDroppedWhileOthersAreAnswered) {
   EXPECT_LE(queued_max, 2 * options.queue_bytes_max + page.size());
   EXPECT_EQ(listener->Stats().connections_dropped_slow, 1u);
   // Its queue is freed, including whatever ZeroMQ still held for it, while its device still reads nothing.
-  EXPECT_TRUE(WaitUntil([&] { return listener->Stats().queued_bytes == 0; }))
+  EXPECT_TRUE(harness::WaitFor([&] { return listener->Stats().queued_bytes == 0; }, kWaitMax.count()))
       << listener->Stats().queued_bytes << " bytes still queued";
   // A device learns it was dropped once it reads again (ZeroMQ notices a closed socket only when it reads).
   std::string unread;
@@ -784,7 +774,7 @@ TEST_P(TransportConformanceTest, SendPastHardLimitDropsConnection) {
   EXPECT_EQ(close->conn, id);
   EXPECT_FALSE(listener->Send(id, "x").ok());
   // Freed while the device still reads nothing (ZeroMQ's pipe too: the listener cuts the socket off).
-  EXPECT_TRUE(WaitUntil([&] { return listener->Stats().queued_bytes == 0; }))
+  EXPECT_TRUE(harness::WaitFor([&] { return listener->Stats().queued_bytes == 0; }, kWaitMax.count()))
       << listener->Stats().queued_bytes << " bytes still queued";
   std::string unread;
   EXPECT_TRUE(device.WaitFor([&] {
@@ -816,12 +806,12 @@ TEST_P(TransportConformanceTest, AListenerHoldsAtMostItsInboundBudget) {
     frame.resize(frame_bytes, static_cast<char>('a' + i % 26));
     ASSERT_TRUE(conn->Send(frame).ok()) << i;
   }
-  ASSERT_TRUE(WaitUntil([&] { return listener->Stats().inbound_bytes >= options.inbound_bytes_max; }))
+  ASSERT_TRUE(harness::WaitFor([&] { return listener->Stats().inbound_bytes >= options.inbound_bytes_max; },
+                               kWaitMax.count()))
       << listener->Stats().inbound_bytes << " bytes received of " << kFrames * frame_bytes;
   // It stopped there: the rest waits in ZeroMQ's pipes and the sockets.
-  EXPECT_FALSE(
-      WaitUntil([&] { return listener->Stats().inbound_bytes > options.inbound_bytes_max + frame_bytes; },
-                milliseconds(300)))
+  EXPECT_FALSE(harness::WaitFor(
+      [&] { return listener->Stats().inbound_bytes > options.inbound_bytes_max + frame_bytes; }, 300))
       << listener->Stats().inbound_bytes << " bytes held";
   for (int i = 0; i < kFrames; ++i) {
     std::optional<ServerEvent> event = NextEvent(listener, &server);

@@ -3,7 +3,7 @@
 // kill -9 under load, with real processes: a real outpostd and four device processes (two users, two
 // devices each) submitting to one stream over tcp, while the test kills one of them with SIGKILL at a
 // random moment, restarts it, and does it again (kCrashKills times; OUTPOST_CRASH_KILLS overrides,
-// OUTPOST_CRASH_SEED picks the random choices, printed so that a failing run can be repeated).
+// OUTPOST_TEST_SEED picks the random choices, printed so that a failing run can be repeated).
 //
 // A device process is this binary again: the test re-runs itself with OUTPOST_CRASH_DEVICE set, and a
 // gtest Environment turns the process into a device before any test runs (DeviceMain). The device opens
@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "e2e/e2e_fixture.h"
+#include "testing/random.h"
 
 extern char** environ;
 
@@ -56,12 +57,6 @@ constexpr int kDevices = 4;
 constexpr int kOpsPerDevice = 3000;
 constexpr char kStream[] = "crash";
 constexpr char kDeviceEnv[] = "OUTPOST_CRASH_DEVICE";
-
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // ---- the device process ----
 
@@ -333,7 +328,7 @@ class CrashE2E : public E2ETest {
   // Reads every device's reports until `condition` holds or `timeout_ms` passed; false on timeout or when
   // a device reported an error or died by itself (the reason goes to `*why`).
   bool Pump(const std::function<bool()>& condition, int64_t timeout_ms, std::string* why) {
-    const int64_t deadline = SteadyMs() + timeout_ms;
+    const int64_t deadline = SteadyNowMs() + timeout_ms;
     for (;;) {
       std::vector<pollfd> fds;
       for (auto& d : devices_) {
@@ -349,7 +344,7 @@ class CrashE2E : public E2ETest {
         if (d->fd() >= 0) fds.push_back({d->fd(), POLLIN, 0});
       }
       if (condition()) return true;
-      const int64_t left = deadline - SteadyMs();
+      const int64_t left = deadline - SteadyNowMs();
       if (left <= 0) {
         *why = "timed out";
         return false;
@@ -377,11 +372,7 @@ class CrashE2E : public E2ETest {
 TEST_F(CrashE2E, KillNineDevicesAndServerUnderLoad) {
   int kills_wanted = kCrashKills;
   if (const char* v = std::getenv("OUTPOST_CRASH_KILLS")) kills_wanted = std::max(1, std::atoi(v));
-  uint64_t seed = static_cast<uint64_t>(SteadyMs());
-  if (const char* v = std::getenv("OUTPOST_CRASH_SEED")) seed = std::strtoull(v, nullptr, 10);
-  std::mt19937_64 rng(seed);
-  std::printf("crash: seed %llu (OUTPOST_CRASH_SEED=%llu repeats the choices)\n",
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(harness::TestSeed(static_cast<uint64_t>(SteadyNowMs()), "crash"));
   const auto began = std::chrono::steady_clock::now();
 
   // The stream, made by a device that then goes away.

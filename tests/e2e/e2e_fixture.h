@@ -21,7 +21,7 @@ namespace outpost::e2e {
 
 // Generous bounds: the suite also runs under ASan+UBSan on a loaded CI machine. Waits end as soon as their
 // condition holds, so the bounds cost nothing when things work.
-inline constexpr int64_t kWaitMs = 30'000;
+using harness::kWaitMs;  // 30 s
 inline constexpr int64_t kLongWaitMs = 90'000;
 
 class E2ETest : public ::testing::Test {

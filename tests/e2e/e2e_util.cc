@@ -10,12 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 extern char** environ;
 
@@ -65,47 +62,22 @@ pid_t Spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* ac
 
 // Reaps `pid` if it exited within `timeout_ms`: its exit code, -1 for a signal, -2 when still running.
 int Reap(pid_t pid, int64_t timeout_ms) {
-  const int64_t deadline = NowMs() + timeout_ms;
-  for (;;) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (r < 0) return -1;
-    if (NowMs() >= deadline) return -2;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  int code = -2;
+  WaitFor(
+      [&] {
+        int status = 0;
+        const pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (r < 0) code = -1;
+        return code != -2;
+      },
+      timeout_ms);
+  return code;
 }
 
 }  // namespace
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string OutpostdPath() { return OUTPOST_OUTPOSTD; }
-
-bool WaitFor(const std::function<bool()>& condition, int64_t timeout_ms) {
-  const int64_t deadline = NowMs() + timeout_ms;
-  for (;;) {
-    if (condition()) return true;
-    if (NowMs() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/outpost-e2e-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
 
 RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms) {
   std::vector<std::string> argv{OutpostdPath()};
@@ -145,11 +117,11 @@ RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms,
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
-  const int64_t deadline = NowMs() + timeout_ms;
+  const int64_t deadline = SteadyNowMs() + timeout_ms;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
-  while (pid > 0 && open_fds > 0 && NowMs() < deadline) {
+  while (pid > 0 && open_fds > 0 && SteadyNowMs() < deadline) {
     if (poll(fds, 2, 50) <= 0) continue;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
@@ -168,7 +140,7 @@ RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms,
     if (f.fd >= 0) close(f.fd);
   }
   if (pid > 0) {
-    result.exit_code = Reap(pid, std::max<int64_t>(deadline - NowMs(), 0));
+    result.exit_code = Reap(pid, std::max<int64_t>(deadline - SteadyNowMs(), 0));
     if (result.exit_code == -2) {
       kill(pid, SIGKILL);
       (void)Reap(pid, 10'000);

@@ -1,8 +1,8 @@
 // Copyright 2026 The Outpost Authors.
 //
 // Helpers for the end-to-end tests: a real `outpostd` subprocess (posix_spawn, port 0 + --endpoint-file),
-// one-shot runs of its admin commands, temporary directories, in-process devices over real ZeroMQ tcp, and
-// bounded waits (a condition polled until a deadline; never a bare sleep).
+// one-shot runs of its admin commands and in-process devices over real ZeroMQ tcp. Temporary directories
+// and bounded waits are the harness's (tests/testing/).
 #ifndef OUTPOST_TESTS_E2E_E2E_UTIL_H_
 #define OUTPOST_TESTS_E2E_E2E_UTIL_H_
 
@@ -16,31 +16,18 @@
 
 #include "outpost/client.h"
 #include "outpost/transport.h"
+#include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace outpost::e2e {
 
 // Absolute path of the outpostd binary under test.
 std::string OutpostdPath();
 
-// Milliseconds on the monotonic clock.
-int64_t NowMs();
-
-// Polls `condition` every few milliseconds until it holds (true) or `timeout_ms` passed (false).
-bool WaitFor(const std::function<bool()>& condition, int64_t timeout_ms);
-
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it at destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// Temporary directories, the monotonic clock and bounded waits come from the shared harness.
+using harness::SteadyNowMs;
+using harness::TempDir;
+using harness::WaitFor;
 
 struct RunResult {
   int exit_code = -1;  // -1: killed by a signal or timed out

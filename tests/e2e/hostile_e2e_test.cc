@@ -51,7 +51,7 @@ class HostileE2E : public E2ETest {
   // `timeout_ms` (failure details in `*why`). `pump` runs while waiting.
   static int64_t PushAndWait(Client& device, const std::string& stream, const std::string& payload,
                              int64_t timeout_ms, const std::function<void()>& pump, std::string* why) {
-    const int64_t start = NowMs();
+    const int64_t start = SteadyNowMs();
     auto id = device.Submit(stream, "text", payload);
     if (!id.ok()) {
       *why = id.status().ToString();
@@ -64,7 +64,7 @@ class HostileE2E : public E2ETest {
           return op.ok() && op->state != OpState::kPending;
         },
         timeout_ms);
-    const int64_t took = NowMs() - start;
+    const int64_t took = SteadyNowMs() - start;
     auto op = device.Get(*id);
     if (!answered || !op.ok() || op->state != OpState::kSent) {
       *why = answered ? "op failed: " + (op.ok() ? op->last_error : op.status().ToString())
@@ -146,17 +146,17 @@ TEST_F(HostileE2E, SlowReaderIsPausedThenDroppedWhileOthersAreServed) {
                                                       << rss_max << " KiB (before: " << rss_before << " KiB)";
   }
   // Paused since its queue reached the budget; dropped once paused for heartbeat_timeout_ms. Pushes go on.
-  int64_t last_push = NowMs();
+  int64_t last_push = SteadyNowMs();
   std::string why;
   const bool dropped = WaitFor(
       [&] {
         pump();
-        if (NowMs() - last_push >= 500) {
+        if (SteadyNowMs() - last_push >= 500) {
           const int64_t took =
               PushAndWait(*phone, "big", "honest " + std::to_string(++pushed), kAckMs, pump, &why);
           if (took < 0) return true;  // reported below
           slowest_ack = std::max(slowest_ack, took);
-          last_push = NowMs();
+          last_push = SteadyNowMs();
         }
         return daemon_.StatsField("connections") == 1;
       },
@@ -205,7 +205,7 @@ TEST_F(HelloDeadlineE2E, ConnectionsWithoutHelloAreClosedAndTheirSlotsFreed) {
         std::make_unique<RawPeer>(context.get(), daemon_.endpoint(), RawPeer::Options{.reconnect = false}));
     ASSERT_TRUE(squatters.back()->Open(kWaitMs)) << "squatter " << i;
   }
-  const int64_t opened = NowMs();
+  const int64_t opened = SteadyNowMs();
   auto keepalive = [&] {
     for (auto& s : squatters) s->Keepalive();
   };
@@ -241,7 +241,7 @@ TEST_F(HelloDeadlineE2E, ConnectionsWithoutHelloAreClosedAndTheirSlotsFreed) {
         return all;
       },
       20'000);
-  const int64_t closed_after = NowMs() - opened;
+  const int64_t closed_after = SteadyNowMs() - opened;
   ASSERT_TRUE(told) << "a squatter was never told to go; " << daemon_.StatsJson();
   for (const std::string& frame : errors) {
     const wire::Error* error = codec::DecodeFrame(frame, 1 << 30).value()->body_as_Error();
@@ -295,7 +295,7 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
     bomb += name + "\n";
   }
   ASSERT_LT(bomb.size(), size_t{1} << 20);
-  const int64_t start = NowMs();
+  const int64_t start = SteadyNowMs();
   auto id = phone->Submit("bomb", kMembersKind, bomb);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   ASSERT_TRUE(WaitFor(
@@ -305,7 +305,7 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
       },
       kAckMs))
       << "no answer to the member list bomb; " << phone->Stats().last_connection_error;
-  const int64_t refused_ms = NowMs() - start;
+  const int64_t refused_ms = SteadyNowMs() - start;
   auto op = phone->Get(*id);
   ASSERT_TRUE(op.ok());
   EXPECT_EQ(op->state, OpState::kFailed);
@@ -321,7 +321,7 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
   // Repeats count once: alice and bob 75,000 times each make a two-member stream, applied promptly.
   std::string repeats;
   for (int i = 0; i < kNames / 2; ++i) repeats += "alice\nbob\n";
-  const int64_t repeats_start = NowMs();
+  const int64_t repeats_start = SteadyNowMs();
   auto twice = phone->Submit("pair", kMembersKind, repeats);
   ASSERT_TRUE(twice.ok());
   ASSERT_TRUE(WaitFor(
@@ -331,7 +331,7 @@ TEST_F(HostileE2E, MemberListBombIsRefusedPromptly) {
       },
       kAckMs))
       << "no answer to the repeated member list";
-  const int64_t repeats_ms = NowMs() - repeats_start;
+  const int64_t repeats_ms = SteadyNowMs() - repeats_start;
   EXPECT_EQ(phone->Get(*twice)->state, OpState::kSent) << phone->Get(*twice)->last_error;
   Discover(*bob, "bob", "pair");
   std::cerr << "[ members bomb ] refused in " << refused_ms << " ms; bob's push acked in " << bob_ack

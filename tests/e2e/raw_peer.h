@@ -48,13 +48,13 @@ class RawPeer {
       const int flags = ZMQ_DONTWAIT | (i + 1 < parts.size() ? ZMQ_SNDMORE : 0);
       if (zmq_send(socket_, parts[i].data(), parts[i].size(), flags) < 0) return false;
     }
-    last_send_ms_ = NowMs();
+    last_send_ms_ = SteadyNowMs();
     return true;
   }
   void SendFrame(const std::string& frame) { Send({"D", frame}); }
   // A ping when nothing was sent for 300 ms (the listener's heartbeat timeout is 5 s).
   void Keepalive() {
-    if (NowMs() - last_send_ms_ >= 300) Send({"P"});
+    if (SteadyNowMs() - last_send_ms_ >= 300) Send({"P"});
   }
   // The next whole message within `timeout_ms`; false when none came.
   bool Receive(std::vector<std::string>* parts, int64_t timeout_ms) {

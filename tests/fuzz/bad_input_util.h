@@ -19,30 +19,12 @@
 #include "outpost/ids.h"
 #include "outpost/transport.h"
 #include "outpost/wire_generated.h"
+#include "testing/random.h"
 
 namespace outpost::badinput {
 
 // splitmix64: the same sequence on every platform and standard library.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n]; n < 2^32 (bias is irrelevant here).
-  uint64_t Upto(uint64_t n) { return Next() % (n + 1); }
-  std::string Bytes(size_t n) {
-    std::string out(n, '\0');
-    for (auto& c : out) c = static_cast<char>(Next() & 0xff);
-    return out;
-  }
-
- private:
-  uint64_t s_;
-};
+using harness::Rng;
 
 // A deterministic, non-nil op id: `tag` in the first byte, `n` in the last eight.
 inline OpId MakeId(uint8_t tag, uint64_t n) {

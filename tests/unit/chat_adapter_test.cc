@@ -5,11 +5,8 @@
 // through the membership feed, clock skew, and bad input. Waits are bounded (a device steps until a
 // condition holds or a deadline passes).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <chrono>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +15,7 @@
 #include "outpost/chat/chat.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
+#include "testing/cluster.h"
 
 namespace outpost::chat {
 namespace {
@@ -39,26 +37,13 @@ class SkewedEnv final : public Env {
 class ChatTest : public testing::Test {
  protected:
   void SetUp() override {
-    static std::atomic<int> run{0};
-    id_ = std::to_string(::getpid()) + "-" + std::to_string(run++);
-    dir_ = std::filesystem::temp_directory_path() / ("outpost-chat-test-" + id_);
-    std::filesystem::create_directories(dir_);
     ServerOptions so;
-    so.store = "memory:chat-test-" + id_;
     so.membership = true;
-    auto listener = Listen("inproc:chat-" + id_);
-    ASSERT_TRUE(listener.ok()) << listener.status().ToString();
-    auto server = Server::Open(so, std::move(listener).value());
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(server).value();
-    server_->Start();
+    Status st = cluster_.StartServer(so);
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
-  void TearDown() override {
-    devices_.clear();
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { devices_.clear(); }
 
   // A device of `user` with its own LMDB store (so it can be reopened), connected to the test server.
   Chat& Device(const std::string& user, const std::string& device, Env* env = nullptr) {
@@ -68,16 +53,8 @@ class ChatTest : public testing::Test {
     return *devices_.back();
   }
   ClientOptions Options(const std::string& user, const std::string& device, Env* env = nullptr) {
-    std::filesystem::create_directories(dir_ / (user + "-" + device));
-    ClientOptions o;
-    o.store = "lmdb:" + (dir_ / (user + "-" + device)).string();
-    o.store_sync = false;
-    o.server = "inproc:chat-" + id_;
-    o.user = user;
-    o.device = device;
+    ClientOptions o = cluster_.DeviceOptions(user, device);
     o.env = env;
-    o.backoff_base_ms = 5;
-    o.backoff_cap_ms = 50;
     return o;
   }
   // Drops the device (closing its store) so that it can be opened again.
@@ -91,18 +68,13 @@ class ChatTest : public testing::Test {
   }
 
   static void Sync(Chat& c) {
-    Status st = c.client().RunUntilIdle(kWaitMs);
+    Status st = harness::Cluster::Sync(c.client(), kWaitMs);
     ASSERT_TRUE(st.ok()) << c.user() << ": " << st.ToString() << " "
                          << c.client().Stats().last_connection_error;
   }
   // Steps `c` until `done` holds; false after kWaitMs.
   static bool SyncUntil(Chat& c, const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      (void)c.client().RunUntilIdle(50);
-    }
-    return true;
+    return harness::Cluster::SyncUntil(c.client(), done, kWaitMs);
   }
   static MessageStatus StatusOf(Chat& c, const OpId& id) {
     auto m = c.Get(id);
@@ -119,10 +91,14 @@ class ChatTest : public testing::Test {
     return out;
   }
 
-  std::string id_;
-  std::filesystem::path dir_;
-  std::unique_ptr<Server> server_;
-  std::vector<std::unique_ptr<Chat>> devices_;
+  harness::Cluster cluster_{{.name = "chat-test",
+                             .device_store = "lmdb",
+                             .device_store_sync = false,
+                             .manual_clock = false,
+                             .ack_timeout_ms = 10'000,
+                             .backoff_base_ms = 5,
+                             .backoff_cap_ms = 50}};
+  std::vector<std::unique_ptr<Chat>> devices_;  // closed before the cluster's server
 };
 
 TEST_F(ChatTest, PendingThenSentThenDeliveredThenRead) {

@@ -18,41 +18,11 @@
 #include "codec.h"
 #include "outpost/client.h"
 #include "outpost/server.h"
+#include "testing/cluster.h"
+#include "testing/tap_listener.h"
 
 namespace outpost {
 namespace {
-
-// Lets a test watch or drop frames in either direction and send forged frames to the last connection.
-class TapListener : public Listener {
- public:
-  explicit TapListener(std::unique_ptr<Listener> inner) : inner_(std::move(inner)) {}
-  std::function<bool(const wire::Frame&)> drop_in;   // device -> server; also sees every frame
-  std::function<bool(const wire::Frame&)> drop_out;  // server -> device
-  bool Poll(ServerEvent* ev) override {
-    while (inner_->Poll(ev)) {
-      last_conn_ = ev->conn;
-      if (ev->kind != ServerEvent::Kind::kFrame || !drop_in) return true;
-      auto f = codec::DecodeFrame(ev->frame, 1 << 30);
-      if (!f.ok() || !drop_in(**f)) return true;
-    }
-    return false;
-  }
-  Status Send(ConnId conn, std::string_view frame) override {
-    if (drop_out) {
-      auto f = codec::DecodeFrame(frame, 1 << 30);
-      if (f.ok() && drop_out(**f)) return Status::OK();
-    }
-    return inner_->Send(conn, frame);
-  }
-  void CloseConnection(ConnId conn) override { inner_->CloseConnection(conn); }
-  void SetWakeup(std::function<void()> wake) override { inner_->SetWakeup(std::move(wake)); }
-  // To the connection of the last event (the test's one client).
-  void Inject(std::string_view frame) { ASSERT_TRUE(inner_->Send(last_conn_, frame).ok()); }
-
- private:
-  std::unique_ptr<Listener> inner_;
-  ConnId last_conn_ = 0;
-};
 
 // Fails the test and ends the process if `done` is not set within `limit`: a deadlock would hang forever.
 class Watchdog {
@@ -92,73 +62,36 @@ std::string BatchFrame(std::string_view stream, uint64_t after_seq, const codec:
 
 class ClientSafetyTest : public testing::Test {
  protected:
-  ClientSafetyTest() : env_(7) {
-    static int run = 0;
-    id_ = std::to_string(::getpid()) + "-" + std::to_string(++run);
-    net_ = "inproc:client-safety-" + id_;
-  }
-  ~ClientSafetyTest() override {
-    clients_.clear();
-    server_.reset();
-  }
-  // A server stepped by hand, on the manual clock.
+  ClientSafetyTest()
+      : cluster_({.name = "client-safety", .clock_seed = 7, .wrap_listener = harness::Tap}),
+        env_(cluster_.clock()) {}
+  // A server stepped by hand, on the manual clock, behind a tap; it refuses pushes of "forbidden" unless
+  // `so` authorizes otherwise.
   void OpenServer(ServerOptions so = {}) {
-    so.store = "memory:client-safety-server-" + id_;
-    so.env = &env_;
-    if (!so.authorize) {
-      so.authorize = [](const AccessRequest& r) {
-        if (r.access == Access::kPush && r.payload == "forbidden")
-          return Status::PermissionDenied("not allowed here");
-        return Status::OK();
-      };
-    }
-    auto tap = std::make_unique<TapListener>(Listen(net_).value());
-    tap_ = tap.get();
-    server_ = Server::Open(so, std::move(tap)).value();
+    if (!so.authorize) so.authorize = harness::RefusePayload("forbidden");
+    Status st = cluster_.StartServer(so);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    tap_ = static_cast<harness::TapListener*>(cluster_.listener());
+    server_ = &cluster_.server();
   }
   ClientOptions Options(const std::string& device, const std::string& user = "alice") {
-    ClientOptions o;
-    o.store = "memory:client-safety-" + id_ + "-" + user + "-" + device;
-    o.server = net_;
-    o.user = user;
-    o.device = device;
-    o.env = &env_;
-    o.ack_timeout_ms = 1000;
-    o.backoff_base_ms = 100;
-    o.backoff_cap_ms = 5000;
-    return o;
+    return cluster_.DeviceOptions(user, device);
   }
-  Client& Add(ClientOptions o) {
-    clients_.push_back(Client::Open(std::move(o)).value());
-    return *clients_.back();
-  }
-  void Pump(int rounds = 50, int64_t ms = 10) {
-    for (int i = 0; i < rounds; ++i) {
-      env_.AdvanceMs(ms);
-      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
-      server_->Step();
-      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
-    }
-  }
+  Client& Add(ClientOptions o) { return cluster_.Add(std::move(o)); }
+  void Pump(int rounds = 50, int64_t ms = 10) { cluster_.Pump(rounds, ms); }
 
-  ManualEnv env_;
-  std::string id_, net_;
-  TapListener* tap_ = nullptr;
-  std::unique_ptr<Server> server_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  harness::Cluster cluster_;
+  ManualEnv& env_;
+  harness::TapListener* tap_ = nullptr;
+  Server* server_ = nullptr;
 };
 
 // ---- 1. callbacks outside every engine lock ----
 
 TEST_F(ClientSafetyTest, ACallbackMayCallBackIntoTheClientDuringRunUntilIdle) {
-  ServerOptions so;
-  so.store = "memory:client-safety-threaded-" + id_;
-  auto server = Server::Open(so, Listen(net_ + "-t").value()).value();
-  server->Start();
-  ClientOptions o = Options("phone");
-  o.env = nullptr;
-  o.server = net_ + "-t";
-  auto c = Client::Open(o).value();
+  harness::Cluster threaded({.name = "client-safety-threaded", .manual_clock = false});
+  ASSERT_TRUE(threaded.StartServer().ok());
+  auto c = Client::Open(threaded.DeviceOptions("alice", "phone")).value();
   auto first = c->Submit("chat", "text", "one").value();
   std::atomic<int> calls{0};
   std::atomic<bool> submit_refused{false};
@@ -195,7 +128,7 @@ TEST_F(ClientSafetyTest, ACallbackMayCallBackIntoTheClientDuringRunUntilIdle) {
   EXPECT_EQ(seen_sent.load(), 2u);
   EXPECT_EQ(c->Get(first).value().state, OpState::kSent);
   c.reset();
-  server->Stop();
+  threaded.StopServer();
 }
 
 TEST_F(ClientSafetyTest, UnsubscribeWaitsForACallRunningOnAnotherThread) {
@@ -276,7 +209,7 @@ TEST_F(ClientSafetyTest, StatsReadsNoStoreAndStaysRightAcrossEveryChangeAndReope
     OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
     return std::unique_ptr<Storage>(new CountingStorage(std::move(inner), &txns));
   };
-  auto client = Client::Open(o).value();
+  Client* client = &Add(o);
   // What Stats must say, worked out the slow way from the outbox.
   auto check = [&](Client& c, const char* when) {
     auto outbox = c.Outbox(100000).value();
@@ -309,12 +242,9 @@ TEST_F(ClientSafetyTest, StatsReadsNoStoreAndStaysRightAcrossEveryChangeAndReope
   EXPECT_EQ(check(c, "three submitted").outbox_depth, 3u);
   EXPECT_EQ(c.Stats().oldest_pending_ms, c.Get(a).value().created_at_ms);
   // Reopen (the memory store outlives the client): the counters come back from one scan.
-  client.reset();
-  client = Client::Open(o).value();
-  Client& r = *client;
+  Client& r = cluster_.ReopenDevice(c);
   EXPECT_EQ(check(r, "reopened").outbox_depth, 3u);
   EXPECT_EQ(r.Stats().oldest_pending_ms, r.Get(a).value().created_at_ms);
-  clients_.push_back(std::move(client));
   Pump();
   ClientStats s = check(r, "acked and rejected");
   EXPECT_EQ(s.failed, 1u);
@@ -488,7 +418,7 @@ TEST_F(ClientSafetyTest, AnotherUsersDeviceOfTheSameIdIsNotThisDevice) {
 
   // A page with bob's op under the id of alice's unsent op does not take it over. (Bob leaves first, so
   // that the forged page goes to alice's connection.)
-  clients_.erase(clients_.begin());
+  cluster_.CrashDevice(bob);
   alice.SetOnline(false);
   Pump(2);
   auto mine = alice.Submit("bobs", "text", "alice's").value();
@@ -516,17 +446,10 @@ TEST_F(ClientSafetyTest, AnotherUsersDeviceOfTheSameIdIsNotThisDevice) {
 // ---- 5. authentication failure ----
 
 TEST_F(ClientSafetyTest, ARefusedTokenStopsReconnectingAndRunUntilIdleSaysSoAtOnce) {
-  ServerOptions so;
-  so.store = "memory:client-safety-auth-" + id_;
-  so.authenticate = [](const HelloInfo& h) -> Result<std::string> {
-    if (h.token != "good") return Status::PermissionDenied("bad token for " + h.user);
-    return h.user;
-  };
-  auto server = Server::Open(so, Listen(net_ + "-a").value()).value();
-  server->Start();
-  ClientOptions o = Options("phone");
-  o.env = nullptr;
-  o.server = net_ + "-a";
+  harness::Cluster auth({.name = "client-safety-auth", .manual_clock = false});
+  auth.AddUser("alice", "good");
+  ASSERT_TRUE(auth.StartServer().ok());
+  ClientOptions o = auth.DeviceOptions("alice", "phone");
   o.token = "wrong";
   o.backoff_base_ms = 1;
   o.reconnect_cap_ms = 2;
@@ -549,7 +472,7 @@ TEST_F(ClientSafetyTest, ARefusedTokenStopsReconnectingAndRunUntilIdleSaysSoAtOn
   EXPECT_FALSE(c->Stats().auth_failed);
   EXPECT_EQ(c->Stats().outbox_depth, 0u);
   c.reset();
-  server->Stop();
+  auth.StopServer();
 }
 
 // ---- 7. Busy: everything of the failed group is asked again ----

@@ -15,37 +15,11 @@
 #include "conformance/storage_backends.h"
 #include "outpost/client.h"
 #include "outpost/server.h"
+#include "testing/cluster.h"
+#include "testing/tap_listener.h"
 
 namespace outpost {
 namespace {
-
-// A listener that lets a test drop chosen frames in either direction.
-class FilterListener : public Listener {
- public:
-  explicit FilterListener(std::unique_ptr<Listener> inner) : inner_(std::move(inner)) {}
-  std::function<bool(const wire::Frame&)> drop_in;   // device -> server
-  std::function<bool(const wire::Frame&)> drop_out;  // server -> device
-  bool Poll(ServerEvent* ev) override {
-    while (inner_->Poll(ev)) {
-      if (ev->kind != ServerEvent::Kind::kFrame || !drop_in) return true;
-      auto f = codec::DecodeFrame(ev->frame, 1 << 30);
-      if (!f.ok() || !drop_in(**f)) return true;
-    }
-    return false;
-  }
-  Status Send(ConnId conn, std::string_view frame) override {
-    if (drop_out) {
-      auto f = codec::DecodeFrame(frame, 1 << 30);
-      if (f.ok() && drop_out(**f)) return Status::OK();
-    }
-    return inner_->Send(conn, frame);
-  }
-  void CloseConnection(ConnId conn) override { inner_->CloseConnection(conn); }
-  void SetWakeup(std::function<void()> wake) override { inner_->SetWakeup(std::move(wake)); }
-
- private:
-  std::unique_ptr<Listener> inner_;
-};
 
 bool PushHasPayload(const wire::Frame& f, std::string_view payload) {
   if (f.body_type() != wire::Body::Push || !f.body_as_Push()->ops()) return false;
@@ -55,76 +29,40 @@ bool PushHasPayload(const wire::Frame& f, std::string_view payload) {
   return false;
 }
 
+// A server on the manual clock that refuses pushes of "forbidden", behind a tap that can drop frames.
 class ClientTest : public testing::Test {
  protected:
-  ClientTest() : env_(42) {
-    static int run = 0;
-    id_ = std::to_string(::getpid()) + "-" + std::to_string(++run);
-    net_ = "inproc:client-test-" + id_;
-    dir_ = std::filesystem::temp_directory_path() / ("outpost-client-test-" + id_);
-    std::filesystem::create_directories(dir_);
+  ClientTest()
+      : cluster_({.name = "client-test", .clock_seed = 42, .wrap_listener = harness::Tap}),
+        env_(cluster_.clock()) {
     ServerOptions so;
-    so.store = "memory:client-test-server-" + id_;
-    so.env = &env_;
-    so.authorize = [](const AccessRequest& r) {
-      if (r.access == Access::kPush && r.payload == "forbidden")
-        return Status::PermissionDenied("not allowed here");
-      return Status::OK();
-    };
-    auto filter = std::make_unique<FilterListener>(Listen(net_).value());
-    filter_ = filter.get();
-    server_ = Server::Open(so, std::move(filter)).value();
-  }
-  ~ClientTest() override {
-    clients_.clear();
-    server_.reset();
-    std::filesystem::remove_all(dir_);
+    so.authorize = harness::RefusePayload("forbidden");
+    Status st = cluster_.StartServer(so);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    filter_ = static_cast<harness::TapListener*>(cluster_.listener());
   }
   ClientOptions Options(const std::string& device, const std::string& user = "alice") {
-    ClientOptions o;
-    o.store = "memory:client-test-" + id_ + "-" + device;
-    o.server = net_;
-    o.user = user;
-    o.device = device;
-    o.env = &env_;
-    o.ack_timeout_ms = 1000;
-    o.backoff_base_ms = 100;
-    o.backoff_cap_ms = 5000;
-    return o;
+    return cluster_.DeviceOptions(user, device);
   }
-  Client& Add(ClientOptions o) {
-    clients_.push_back(Client::Open(std::move(o)).value());
-    return *clients_.back();
-  }
+  Client& Add(ClientOptions o) { return cluster_.Add(std::move(o)); }
   // Steps every client and the server `rounds` times, `ms` of manual time apart.
-  void Pump(int rounds = 50, int64_t ms = 10) {
-    for (int i = 0; i < rounds; ++i) {
-      env_.AdvanceMs(ms);
-      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
-      server_->Step();
-      for (auto& c : clients_) ASSERT_TRUE(c->Step().ok());
-    }
-  }
+  void Pump(int rounds = 50, int64_t ms = 10) { cluster_.Pump(rounds, ms); }
   static std::vector<OpInfo> All(Client& c, const std::string& stream) {
     return c.Latest(stream, 100000).value();
   }
 
-  ManualEnv env_;
-  std::string id_, net_;
-  std::filesystem::path dir_;
-  FilterListener* filter_ = nullptr;
-  std::unique_ptr<Server> server_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  harness::Cluster cluster_;
+  ManualEnv& env_;
+  harness::TapListener* filter_ = nullptr;
 };
 
 // The tests that close and reopen a device store, run on every durable backend.
 class DurableClientTest : public ClientTest, public testing::WithParamInterface<StorageBackend> {
  protected:
-  // A store of the backend under test in its own directory `dir_/name` (created here), so that copying
-  // that directory copies the store whatever its layout.
+  // A store of the backend under test in its own directory `name` of the cluster's (created here), so that
+  // copying that directory copies the store whatever its layout.
   std::string StoreUri(const std::string& name) {
-    std::filesystem::create_directories(dir_ / name);
-    return GetParam().uri((dir_ / name).string(), "client-test-" + id_ + "-" + name);
+    return GetParam().uri(cluster_.dir().Subdir(name), cluster_.id() + "-" + name);
   }
 };
 
@@ -194,7 +132,7 @@ TEST_F(ClientTest, AnEmptyDeviceIdIsTheStoresOwn) {
   std::string made;
   {
     ClientOptions o = Options("d1");
-    o.store = "memory:client-test-" + id_ + "-own-id";
+    o.store = "memory:" + cluster_.id() + "-own-id";
     o.device.clear();
     auto c = Client::Open(o).value();
     made = c->device();
@@ -203,7 +141,7 @@ TEST_F(ClientTest, AnEmptyDeviceIdIsTheStoresOwn) {
   }
   // Opened again without an id: the same device.
   ClientOptions o = Options("d1");
-  o.store = "memory:client-test-" + id_ + "-own-id";
+  o.store = "memory:" + cluster_.id() + "-own-id";
   o.device.clear();
   auto c = Client::Open(o);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -489,13 +427,13 @@ TEST_P(DurableClientTest, ACopiedStoreRenumbersAndLosesNothing) {
   o.store = StoreUri("orig");
   OpId first;
   {
-    auto c = Client::Open(o).value();
-    clients_.push_back(std::move(c));
-    first = clients_.back()->Submit("chat", "text", "before copy").value();
+    Client& c = Add(o);
+    first = c.Submit("chat", "text", "before copy").value();
     Pump();
-    clients_.clear();
+    cluster_.CrashDevice(c);
   }
-  std::filesystem::copy(dir_ / "orig", dir_ / "copy", std::filesystem::copy_options::recursive);
+  std::filesystem::copy(cluster_.dir() / "orig", cluster_.dir() / "copy",
+                        std::filesystem::copy_options::recursive);
   Client& orig = Add(o);
   ClientOptions co = o;
   co.store = StoreUri("copy");
@@ -522,13 +460,9 @@ TEST_P(DurableClientTest, ACopiedStoreRenumbersAndLosesNothing) {
 }
 
 TEST_F(ClientTest, BackgroundThreadSyncsOnTheSystemClock) {
-  ClientOptions o = Options("bg");
-  o.env = nullptr;
-  ServerOptions so;
-  so.store = "memory:client-test-bg-" + id_;
-  auto server = Server::Open(so, Listen(net_ + "-bg").value()).value();
-  o.server = net_ + "-bg";
-  auto c = Client::Open(o).value();
+  harness::Cluster bg({.name = "client-test-bg", .manual_clock = false});
+  ASSERT_TRUE(bg.StartServer().ok());
+  Client* c = &bg.AddDevice("alice", "bg");
   std::mutex mu;
   std::condition_variable cv;
   int sent = 0;
@@ -537,14 +471,13 @@ TEST_F(ClientTest, BackgroundThreadSyncsOnTheSystemClock) {
     for (const auto& ch : changes) sent += ch.kind == Change::Kind::kUpdated;
     cv.notify_all();
   });
-  server->Start();
   c->Start();
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(c->Submit("chat", "text", std::to_string(i)).ok());
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return sent == 100; }));
   lock.unlock();
   c->Stop();
-  server->Stop();
+  bg.StopServer();
   auto view = c->Latest("chat", 1000).value();
   ASSERT_EQ(view.size(), 100u);
   EXPECT_EQ(view.back().seq, 100u);

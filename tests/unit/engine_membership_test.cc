@@ -12,42 +12,25 @@
 #include "outpost/client.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
+#include "testing/cluster.h"
 
 namespace outpost {
 namespace {
 
 class MembershipTest : public testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> run{0};
-    id_ = std::to_string(run++);
-    StartServer(ServerOptions{});
-  }
+  void SetUp() override { StartServer(ServerOptions{}); }
 
   void StartServer(ServerOptions so) {
-    so.store = "memory:membership-test-" + id_;
     so.membership = true;
-    so.env = nullptr;
-    auto listener = Listen("inproc:membership-" + id_);
-    ASSERT_TRUE(listener.ok()) << listener.status().ToString();
-    auto server = Server::Open(so, std::move(listener).value());
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(server).value();
-    server_->Start();
+    Status st = cluster_.StartServer(so);
+    ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
   Client& Device(const std::string& user, const std::string& device) {
-    ClientOptions o;
+    ClientOptions o = cluster_.DeviceOptions(user, device);
     o.store = "memory:";
-    o.server = "inproc:membership-" + id_;
-    o.user = user;
-    o.device = device;
-    o.backoff_base_ms = 5;
-    o.backoff_cap_ms = 50;
-    auto c = Client::Open(o);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    clients_.push_back(std::move(c).value());
-    return *clients_.back();
+    return cluster_.Add(std::move(o));
   }
 
   static void Sync(Client& c) { ASSERT_TRUE(c.RunUntilIdle(20'000).ok()) << c.Stats().last_connection_error; }
@@ -64,9 +47,11 @@ class MembershipTest : public testing::Test {
     return op.ok() ? std::move(op).value() : OpInfo{};
   }
 
-  std::string id_;
-  std::unique_ptr<Server> server_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  harness::Cluster cluster_{{.name = "membership",
+                             .manual_clock = false,
+                             .ack_timeout_ms = 10'000,
+                             .backoff_base_ms = 5,
+                             .backoff_cap_ms = 50}};
 };
 
 // Device ids are UTF-8 (databases keep them as text): every malformed form is refused, every well-formed
@@ -141,7 +126,7 @@ TEST_F(MembershipTest, NonMembersAreForbiddenAndNothingIsStored) {
   std::vector<OpInfo> view = View(alice, "conv");
   ASSERT_EQ(view.size(), 1u);
   EXPECT_EQ(view[0].kind, kMembersKind);
-  EXPECT_GE(server_->Stats().forbidden, 3u);
+  EXPECT_GE(cluster_.server().Stats().forbidden, 3u);
 }
 
 TEST_F(MembershipTest, RemovedMemberLosesAccessAndHearsOfIt) {
@@ -180,7 +165,7 @@ TEST_F(MembershipTest, OnlyMembersMayChangeMembers) {
 }
 
 TEST_F(MembershipTest, ConnectionsBeyondTheLimitAreRefusedClearly) {
-  server_.reset();
+  cluster_.StopServer();
   ServerOptions so;
   so.connections_max = 1;
   StartServer(so);
@@ -197,7 +182,7 @@ TEST_F(MembershipTest, ConnectionsBeyondTheLimitAreRefusedClearly) {
   }
   EXPECT_TRUE(told) << second.Stats().last_connection_error;
   EXPECT_FALSE(second.Stats().connected);
-  EXPECT_GE(server_->Stats().connections_refused, 1u);
+  EXPECT_GE(cluster_.server().Stats().connections_refused, 1u);
   // The first device is unaffected.
   ASSERT_TRUE(first.Submit("conv", "text", "still fine").ok());
   Sync(first);

@@ -4,12 +4,11 @@
 // skips consuming counters, paged pulls, notify, watermarks, and state that survives a reopen.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "codec.h"
 #include "conformance/storage_backends.h"
 #include "outpost/server.h"
 #include "testing/server_frames.h"
+#include "testing/temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -302,11 +301,8 @@ INSTANTIATE_TEST_SUITE_P(, DurableServerCoreTest, testing::ValuesIn(DurableStora
                          });
 
 TEST_P(DurableServerCoreTest, StateSurvivesAReopen) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("outpost-server-test-" + std::to_string(::getpid()) + "-" + GetParam().name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string uri = GetParam().uri(dir.string(), "server-test-" + GetParam().name);
+  harness::TempDir dir("outpost-server-test");
+  const std::string uri = GetParam().uri(dir.path(), "server-test-" + GetParam().name);
   Open(uri);
   Connect(1, "d1");
   PushOps(1, {{Id(1), "s", 1}, {Id(2), "s", 2}});
@@ -318,8 +314,7 @@ TEST_P(DurableServerCoreTest, StateSurvivesAReopen) {
   EXPECT_EQ(std::get<1>(r[0]), 2u);
   EXPECT_EQ(std::get<0>(r[1]), RC::Applied);
   EXPECT_EQ(std::get<1>(r[1]), 3u);
-  core_.reset();
-  std::filesystem::remove_all(dir);
+  core_.reset();  // before the directory goes
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "conformance/storage_backends.h"
 #include "outpost/client.h"
 #include "outpost/server.h"
+#include "testing/cluster.h"
 
 namespace outpost {
 namespace {
@@ -104,23 +105,18 @@ void SetWritable(const fs::path& path, bool writable) {
 
 class StoreFaultsTest : public testing::TestWithParam<StorageBackend> {
  protected:
-  StoreFaultsTest() : env_(7) {
-    static int run = 0;
-    id_ = std::to_string(::getpid()) + "-" + std::to_string(++run);
-    net_ = "inproc:store-faults-" + id_;
-    dir_ = fs::temp_directory_path() / ("outpost-store-faults-" + id_);
-    fs::create_directories(dir_ / "d");
-    ServerOptions so;
-    so.store = "memory:";
-    so.env = &env_;
-    server_ = Server::Open(so, Listen(net_).value()).value();
+  StoreFaultsTest()
+      : cluster_({.name = "store-faults", .clock_seed = 7}),
+        env_(cluster_.clock()),
+        dir_(cluster_.dir().path()) {
+    cluster_.dir().Subdir("d");
+    Status st = cluster_.StartServer();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    server_ = &cluster_.server();
   }
   ~StoreFaultsTest() override {
     client_.reset();
-    server_.reset();
-    SetWritable(dir_, true);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    SetWritable(dir_, true);  // the cluster then removes it
   }
 
   // The store's path (a directory or a file, by backend) and its URI with `params` ("?..." or empty).
@@ -136,13 +132,9 @@ class StoreFaultsTest : public testing::TestWithParam<StorageBackend> {
   bool IsRocksdb() const { return GetParam().name == "Rocksdb"; }
 
   Result<std::unique_ptr<Client>> OpenClient(const std::string& params = "", Env* env = nullptr) {
-    ClientOptions o;
+    ClientOptions o = cluster_.DeviceOptions("alice", "d1");
     o.store = Uri(params);
-    o.server = net_;
-    o.user = "alice";
-    o.device = "d1";
     o.env = env != nullptr ? env : &env_;
-    o.ack_timeout_ms = 1000;
     o.backoff_base_ms = 10;
     o.backoff_cap_ms = 100;
     o.reconnect_cap_ms = 100;
@@ -161,24 +153,24 @@ class StoreFaultsTest : public testing::TestWithParam<StorageBackend> {
     acked_.push_back(payload);
   }
 
+  // One round on the manual clock: the client, the server, the client.
+  void Round(bool client_errors_allowed) {
+    env_.AdvanceMs(50);
+    Status st = client_->Step();
+    ASSERT_TRUE(st.ok() || client_errors_allowed) << st.ToString();
+    server_->Step();
+    st = client_->Step();
+    ASSERT_TRUE(st.ok() || client_errors_allowed) << st.ToString();
+  }
   // Steps the client and the server until the outbox is empty (bounded), on the manual clock.
   void Flush() {
-    for (int i = 0; i < 500 && client_->Stats().outbox_depth > 0; ++i) {
-      env_.AdvanceMs(50);
-      ASSERT_TRUE(client_->Step().ok());
-      server_->Step();
-      ASSERT_TRUE(client_->Step().ok());
-    }
+    ASSERT_TRUE(harness::StepUntil([&] { return client_->Stats().outbox_depth == 0 || HasFatalFailure(); },
+                                   [&] { Round(false); }, 500));
     ASSERT_EQ(client_->Stats().outbox_depth, 0u) << "the outbox did not drain";
   }
   // Steps a faulty client: errors are allowed, crashes and lost ops are not.
   void StepThroughFault(int rounds) {
-    for (int i = 0; i < rounds; ++i) {
-      env_.AdvanceMs(50);
-      (void)client_->Step();
-      server_->Step();
-      (void)client_->Step();
-    }
+    for (int i = 0; i < rounds; ++i) Round(true);
   }
 
   // Every acknowledged op is in the view, once, in submit order; sent ones have seqs 1..n.
@@ -216,10 +208,10 @@ class StoreFaultsTest : public testing::TestWithParam<StorageBackend> {
   }
 
   static constexpr char kStream[] = "chat";
-  ManualEnv env_;
-  std::string id_, net_;
+  harness::Cluster cluster_;
+  ManualEnv& env_;
   fs::path dir_;
-  std::unique_ptr<Server> server_;
+  Server* server_ = nullptr;
   std::unique_ptr<Client> client_;
   std::vector<std::string> acked_;
 };

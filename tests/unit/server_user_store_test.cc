@@ -16,6 +16,7 @@
 #include "outpost/server_store.h"
 #include "outpost/storage.h"
 #include "server_store/kv/kv_user_store.h"
+#include "testing/temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -37,16 +38,10 @@ std::string Hash(int seed) {
 class KvUserStoreTest : public testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    std::string pattern = testing::TempDir() + "outpost_users_XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    uri_ = GetParam() == "lmdb" ? "lmdb:" + dir_ + "/auth" : GetParam() + ":" + dir_ + "/auth.db";
+    ASSERT_FALSE(dir_.path().empty());
+    uri_ = harness::StoreUri(GetParam(), dir_.path(), "auth");
     users_ = Open();
     ASSERT_NE(users_, nullptr);
-  }
-  void TearDown() override {
-    users_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   std::unique_ptr<UserStore> Open() {
@@ -55,7 +50,7 @@ class KvUserStoreTest : public testing::TestWithParam<std::string> {
     return opened.ok() ? std::move(opened).value() : nullptr;
   }
 
-  std::string dir_;
+  harness::TempDir dir_{"outpost-users"};
   std::string uri_;
   std::unique_ptr<UserStore> users_;
 };
