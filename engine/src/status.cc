@@ -31,6 +31,8 @@ std::string_view Status::CodeName(Code code) {
       return "Conflict";
     case Code::kAborted:
       return "Aborted";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
   }
   return "Unknown";
 }

@@ -29,10 +29,14 @@ TEST(StatusTest, ErrorsCarryCodeAndMessage) {
 }
 
 TEST(StatusTest, EveryCodeHasAName) {
-  for (int c = 0; c <= static_cast<int>(Status::Code::kAborted); ++c) {
+  for (int c = 0; c <= static_cast<int>(Status::Code::kAlreadyExists); ++c) {
     EXPECT_NE(Status::CodeName(static_cast<Status::Code>(c)), "Unknown") << c;
   }
   EXPECT_EQ(Status::FromCode(Status::Code::kConflict, "x").ToString(), "Conflict: x");
+  EXPECT_EQ(Status::AlreadyExists("k").ToString(), "AlreadyExists: k");
+  EXPECT_TRUE(Status::AlreadyExists("k").IsAlreadyExists());
+  EXPECT_FALSE(Status::AlreadyExists("k").IsTransient());
+  EXPECT_FALSE(Status::Conflict("k").IsAlreadyExists());
 }
 
 TEST(StatusTest, TransientCodes) {

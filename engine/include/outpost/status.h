@@ -30,6 +30,7 @@ class [[nodiscard]] Status {
     kFailedPrecondition,
     kConflict,  // the peer holds different data for the same identity
     kAborted,
+    kAlreadyExists,  // an insert found its key present; the stored value is untouched
   };
 
   Status() = default;
@@ -46,12 +47,14 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string_view msg) { return Status(Code::kFailedPrecondition, msg); }
   static Status Conflict(std::string_view msg) { return Status(Code::kConflict, msg); }
   static Status Aborted(std::string_view msg) { return Status(Code::kAborted, msg); }
+  static Status AlreadyExists(std::string_view msg) { return Status(Code::kAlreadyExists, msg); }
   static Status FromCode(Code code, std::string_view msg) { return Status(code, msg); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
+  bool IsAlreadyExists() const { return code_ == Code::kAlreadyExists; }
   // Transient errors are worth retrying with backoff; the rest are final for the same input.
   bool IsTransient() const {
     return code_ == Code::kBusy || code_ == Code::kUnavailable || code_ == Code::kTimeout ||
