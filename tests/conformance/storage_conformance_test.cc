@@ -343,6 +343,138 @@ TEST_P(StorageConformance, WriteTxnSeesItsOwnWrites) {
   EXPECT_EQ(AllOf(*store, kA), (Entries{{"a", "2"}, {"b", "1"}, {"bb", "3"}}));
 }
 
+TEST_P(StorageConformance, InsertPutsAnAbsentKey) {
+  {
+    std::unique_ptr<Storage> store = Open();
+    ASSERT_NE(store, nullptr);
+    Write(*store, kA, {{"b", "1"}});
+    std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+    ASSERT_NE(txn, nullptr);
+    Status status = txn->Insert(kA, "a", "new");
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    EXPECT_EQ(Read(*txn, kA, "a"), "new");
+    ASSERT_TRUE(txn->Insert(kA, "empty", "").ok());
+    ASSERT_TRUE(txn->Insert(kB, "b", "in-b").ok());  // present in another space only
+    EXPECT_EQ(ScanForward(*txn, kA), (Entries{{"a", "new"}, {"b", "1"}, {"empty", ""}}));
+    ASSERT_TRUE(txn->Commit().ok());
+  }
+  std::unique_ptr<Storage> store = Open();  // reopened: the inserts were committed like puts
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{"a", "new"}, {"b", "1"}, {"empty", ""}}));
+  EXPECT_EQ(AllOf(*store, kB), (Entries{{"b", "in-b"}}));
+}
+
+TEST_P(StorageConformance, InsertLeavesAPresentKeyAlone) {
+  std::unique_ptr<Storage> store = Open();
+  ASSERT_NE(store, nullptr);
+  Write(*store, kA, {{"k", "old"}, {"empty", ""}});
+  std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+  ASSERT_NE(txn, nullptr);
+  Status status = txn->Insert(kA, "k", "new");
+  EXPECT_EQ(status.code(), Status::Code::kAlreadyExists) << status.ToString();
+  EXPECT_TRUE(status.IsAlreadyExists());
+  EXPECT_EQ(Read(*txn, kA, "k"), "old");
+  // An empty value is a value: its key is present.
+  EXPECT_EQ(txn->Insert(kA, "empty", "new").code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(Read(*txn, kA, "empty"), "");
+  // AlreadyExists does not spoil the txn.
+  ASSERT_TRUE(txn->Put(kA, "p", "put").ok());
+  ASSERT_TRUE(txn->Insert(kA, "i", "inserted").ok());
+  status = txn->Commit();
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{"empty", ""}, {"i", "inserted"}, {"k", "old"}, {"p", "put"}}));
+}
+
+TEST_P(StorageConformance, InsertSeesTheTxnsOwnWritesAndDeletes) {
+  std::unique_ptr<Storage> store = Open();
+  ASSERT_NE(store, nullptr);
+  Write(*store, kA, {{"committed", "1"}});
+  std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+  ASSERT_NE(txn, nullptr);
+  // Put earlier in this txn: present.
+  ASSERT_TRUE(txn->Put(kA, "put", "p").ok());
+  EXPECT_EQ(txn->Insert(kA, "put", "x").code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(Read(*txn, kA, "put"), "p");
+  // Inserted earlier in this txn: present.
+  ASSERT_TRUE(txn->Insert(kA, "twice", "first").ok());
+  EXPECT_EQ(txn->Insert(kA, "twice", "second").code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(Read(*txn, kA, "twice"), "first");
+  // Deleted in this txn: absent, whether it was committed before or put in this txn.
+  ASSERT_TRUE(txn->Delete(kA, "committed").ok());
+  Status status = txn->Insert(kA, "committed", "again");
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(Read(*txn, kA, "committed"), "again");
+  ASSERT_TRUE(txn->Delete(kA, "put").ok());
+  ASSERT_TRUE(txn->Insert(kA, "put", "reinserted").ok());
+  EXPECT_EQ(txn->Insert(kA, "put", "third").code(), Status::Code::kAlreadyExists);
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{"committed", "again"}, {"put", "reinserted"}, {"twice", "first"}}));
+}
+
+TEST_P(StorageConformance, InsertShowsUpInAnOpenCursor) {
+  std::unique_ptr<Storage> store = Open();
+  ASSERT_NE(store, nullptr);
+  Write(*store, kA, {{"a", "1"}, {"c", "1"}});
+  std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+  ASSERT_NE(txn, nullptr);
+  std::unique_ptr<Cursor> cursor = txn->NewCursor(kA);
+  cursor->Seek("a");
+  ASSERT_TRUE(txn->Insert(kA, "b", "2").ok());
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "b");
+  EXPECT_EQ(cursor->value(), "2");
+  EXPECT_EQ(txn->Insert(kA, "c", "3").code(), Status::Code::kAlreadyExists);
+  cursor->Next();
+  ASSERT_TRUE(cursor->Valid());
+  EXPECT_EQ(cursor->key(), "c");
+  EXPECT_EQ(cursor->value(), "1");
+}
+
+TEST_P(StorageConformance, InsertRejectsBadKeysAndSpaces) {
+  std::unique_ptr<Storage> store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string longest(kStorageKeyBytesMax, 'k');
+  std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+  ASSERT_NE(txn, nullptr);
+  for (const std::string& bad : {std::string(), std::string(kStorageKeyBytesMax + 1, 'k')}) {
+    Status status = txn->Insert(kA, bad, "v");
+    EXPECT_EQ(status.code(), Status::Code::kInvalidArgument) << status.ToString();
+    EXPECT_FALSE(status.message().empty());
+  }
+  EXPECT_EQ(txn->Insert(2, "k", "v").code(), Status::Code::kInvalidArgument);
+  // Rejected calls do not spoil the txn.
+  ASSERT_TRUE(txn->Insert(kA, longest, "max").ok());
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{longest, "max"}}));
+  EXPECT_EQ(AllOf(*store, kB), Entries{});
+  // A finished txn refuses it.
+  EXPECT_EQ(txn->Insert(kA, "late", "v").code(), Status::Code::kFailedPrecondition);
+}
+
+TEST_P(StorageConformance, AbortedInsertsLeaveNothing) {
+  std::unique_ptr<Storage> store = Open();
+  ASSERT_NE(store, nullptr);
+  Write(*store, kA, {{"a", "1"}});
+  {
+    std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+    ASSERT_NE(txn, nullptr);
+    ASSERT_TRUE(txn->Insert(kA, "b", "2").ok());
+    ASSERT_TRUE(txn->Delete(kA, "a").ok());
+    ASSERT_TRUE(txn->Insert(kA, "a", "changed").ok());
+    ASSERT_TRUE(txn->Insert(kB, "c", "3").ok());
+  }  // destroyed without Commit
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{"a", "1"}}));
+  EXPECT_EQ(AllOf(*store, kB), Entries{});
+  // The aborted keys are absent again for the next txn.
+  std::unique_ptr<WriteTxn> txn = BeginWrite(*store);
+  ASSERT_NE(txn, nullptr);
+  EXPECT_TRUE(txn->Insert(kA, "b", "again").ok());
+  EXPECT_EQ(txn->Insert(kA, "a", "again").code(), Status::Code::kAlreadyExists);
+  ASSERT_TRUE(txn->Commit().ok());
+  EXPECT_EQ(AllOf(*store, kA), (Entries{{"a", "1"}, {"b", "again"}}));
+}
+
 TEST_P(StorageConformance, ReadTxnSeesTheSnapshotItBeganWith) {
   std::unique_ptr<Storage> store = Open();
   ASSERT_NE(store, nullptr);

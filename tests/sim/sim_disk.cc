@@ -23,6 +23,11 @@ class SimDiskWriteTxn final : public WriteTxn {
     Status st = Remember(space, key);
     return st.ok() ? inner_->Put(space, key, value) : st;
   }
+  // An Insert that finds the key changes nothing, and the undo record it leaves restores what is there.
+  Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+    Status st = Remember(space, key);
+    return st.ok() ? inner_->Insert(space, key, value) : st;
+  }
   Status Delete(SpaceId space, std::string_view key) override {
     Status st = Remember(space, key);
     return st.ok() ? inner_->Delete(space, key) : st;
@@ -43,7 +48,7 @@ class SimDiskWriteTxn final : public WriteTxn {
       undo_.push_back({space, std::string(key), std::nullopt});
       return Status::OK();
     }
-    if (!st.ok()) return st;  // a bad key or space: the Put or Delete reports it the same way
+    if (!st.ok()) return st;  // a bad key or space: the write reports it the same way
     undo_.push_back({space, std::string(key), std::move(before)});
     return Status::OK();
   }

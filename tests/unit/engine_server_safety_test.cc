@@ -54,6 +54,9 @@ class FlakyStorage final : public Storage {
     Status Put(SpaceId space, std::string_view key, std::string_view value) override {
       return inner_->Put(space, key, value);
     }
+    Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+      return inner_->Insert(space, key, value);
+    }
     Status Delete(SpaceId space, std::string_view key) override { return inner_->Delete(space, key); }
     Status Commit() override {
       if (faults_->fail_commit) return Status::IOError("injected: commit failed");

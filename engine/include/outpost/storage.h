@@ -88,6 +88,11 @@ class WriteTxn : public ReadTxn {
   // spaces, InvalidArgument and the txn stays usable. After Full or an IOError the txn is spoilt: later
   // calls and Commit return that error.
   virtual Status Put(SpaceId space, std::string_view key, std::string_view value) = 0;
+  // Put if the key is absent, in one step (no Get first): ok when it was absent and is now `value`;
+  // AlreadyExists when it is present, and the stored value is left as it was. "Present" is as this txn sees
+  // it: a key it put is present, a key it deleted is absent. AlreadyExists does not spoil the txn. Same
+  // checks and errors as Put otherwise.
+  virtual Status Insert(SpaceId space, std::string_view key, std::string_view value) = 0;
   // Deleting an absent key is ok.
   virtual Status Delete(SpaceId space, std::string_view key) = 0;
   // Makes every write visible and durable at once, or none of them. The txn is finished either way: later

@@ -549,15 +549,11 @@ class LmdbWriteTxn final : public WriteTxn {
   }
 
   Status Put(SpaceId space, std::string_view key, std::string_view value) override {
-    OUTPOST_RETURN_IF_ERROR(Usable());
-    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
-    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
-    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
-    MDB_val k = ToVal(key);
-    MDB_val v = ToVal(value);
-    ++writes_;
-    int rc = mdb_put(txn_, env_->dbi(space), &k, &v, 0);
-    return rc == 0 ? Status::OK() : Fail(rc, "put");
+    return Write(space, key, value, 0);
+  }
+
+  Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+    return Write(space, key, value, MDB_NOOVERWRITE);
   }
 
   Status Delete(SpaceId space, std::string_view key) override {
@@ -596,6 +592,20 @@ class LmdbWriteTxn final : public WriteTxn {
   Status Usable() const {
     if (txn_ == nullptr) return TxnFinishedError();
     return failed_;
+  }
+  // mdb_put with `flags`. MDB_NOOVERWRITE finds an existing key before it touches a page and answers
+  // MDB_KEYEXIST without marking the txn as failed, so that answer leaves the txn usable.
+  Status Write(SpaceId space, std::string_view key, std::string_view value, unsigned int flags) {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
+    MDB_val k = ToVal(key);
+    MDB_val v = ToVal(value);
+    ++writes_;
+    int rc = mdb_put(txn_, env_->dbi(space), &k, &v, flags);
+    if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE) != 0) return Status::AlreadyExists("key exists");
+    return rc == 0 ? Status::OK() : Fail(rc, "put");
   }
   // LMDB refuses every later operation of a txn that failed a write, so the txn remembers why.
   Status Fail(int rc, std::string_view what) {

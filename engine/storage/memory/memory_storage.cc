@@ -342,26 +342,11 @@ class MemoryWriteTxn final : public WriteTxn {
   }
 
   Status Put(SpaceId space_id, std::string_view key, std::string_view value) override {
-    if (finished_) return TxnFinishedError();
-    OUTPOST_RETURN_IF_ERROR(CheckSpace(space_id, handle_->spaces.size()));
-    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
-    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
-    Space& space = *handle_->spaces[space_id];
-    std::unique_lock<WriterFirstMutex> lock(space.mu);
-    auto it = space.rows.lower_bound(key);
-    if (it == space.rows.end() || it->first != key) it = space.rows.emplace_hint(it, key, Row{});
-    std::vector<Version>& versions = it->second.versions;
-    if (!versions.empty() && versions.back().commit == commit_) {
-      if (versions.back().value) {
-        versions.back().value->assign(value);
-      } else {
-        versions.back().value.emplace(value);
-      }
-    } else {
-      versions.push_back(Version{commit_, std::string(value)});
-      written_[space_id].push_back(it);
-    }
-    return Status::OK();
+    return Write(space_id, key, value, /*only_if_absent=*/false);
+  }
+
+  Status Insert(SpaceId space_id, std::string_view key, std::string_view value) override {
+    return Write(space_id, key, value, /*only_if_absent=*/true);
   }
 
   Status Delete(SpaceId space_id, std::string_view key) override {
@@ -395,6 +380,35 @@ class MemoryWriteTxn final : public WriteTxn {
   }
 
  private:
+  // Put, or with `only_if_absent` Insert: a key this txn sees with a value (its own writes included) is
+  // AlreadyExists, found by the same map lookup that would place the new version.
+  Status Write(SpaceId space_id, std::string_view key, std::string_view value, bool only_if_absent) {
+    if (finished_) return TxnFinishedError();
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space_id, handle_->spaces.size()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
+    Space& space = *handle_->spaces[space_id];
+    std::unique_lock<WriterFirstMutex> lock(space.mu);
+    auto it = space.rows.lower_bound(key);
+    if (it == space.rows.end() || it->first != key) {
+      it = space.rows.emplace_hint(it, key, Row{});
+    } else if (only_if_absent && ValueAt(it->second, commit_) != nullptr) {
+      return Status::AlreadyExists("key exists");
+    }
+    std::vector<Version>& versions = it->second.versions;
+    if (!versions.empty() && versions.back().commit == commit_) {
+      if (versions.back().value) {
+        versions.back().value->assign(value);
+      } else {
+        versions.back().value.emplace(value);
+      }
+    } else {
+      versions.push_back(Version{commit_, std::string(value)});
+      written_[space_id].push_back(it);
+    }
+    return Status::OK();
+  }
+
   // Every version in `rows` is committed now. Rows on the pending list are left for its pass to erase, so
   // that the list never holds a dangling iterator.
   static void PruneWritten(Space& space, const std::vector<RowMap::iterator>& rows, uint64_t oldest) {

@@ -382,6 +382,23 @@ class RocksWriteTxn final : public WriteTxn {
     return Check(batch_.Put(env_->space(space), ToSlice(key), ToSlice(value)), "put");
   }
 
+  // RocksDB has no insert-if-absent, but the writer gate keeps every other writer out until this txn ends,
+  // so one lookup in the batch and the live database followed by the Put cannot race: the key found absent
+  // stays absent until the Put.
+  Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
+    rocksdb::PinnableSlice existing;
+    rocksdb::Status found =
+        batch_.GetFromBatchAndDB(env_->db(), read_options_, env_->space(space), ToSlice(key), &existing);
+    if (found.ok()) return Status::AlreadyExists("key exists");
+    if (!found.IsNotFound()) return Check(found, "insert");  // as Put's failures, it spoils the txn
+    ++writes_;
+    return Check(batch_.Put(env_->space(space), ToSlice(key), ToSlice(value)), "insert");
+  }
+
   Status Delete(SpaceId space, std::string_view key) override {
     OUTPOST_RETURN_IF_ERROR(Usable());
     OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
@@ -421,7 +438,8 @@ class RocksWriteTxn final : public WriteTxn {
     if (finished_) return TxnFinishedError();
     return failed_;
   }
-  // A batch refuses a write only when it cannot grow; that spoils the txn.
+  // A batch refuses a write only when it cannot grow, and Insert's lookup only when the database fails;
+  // either spoils the txn.
   Status Check(const rocksdb::Status& status, std::string_view what) {
     if (status.ok()) return Status::OK();
     failed_ = RocksError(status, what);

@@ -97,7 +97,19 @@ Status SqliteError(int rc, std::string_view what, sqlite3* db = nullptr) {
 }
 
 // The statements each connection prepares per space.
-enum Query : int { kGet, kPut, kDelete, kFirst, kLast, kAtOrAfter, kAfter, kAtOrBefore, kBefore, kQueries };
+enum Query : int {
+  kGet,
+  kPut,
+  kInsert,
+  kDelete,
+  kFirst,
+  kLast,
+  kAtOrAfter,
+  kAfter,
+  kAtOrBefore,
+  kBefore,
+  kQueries
+};
 
 std::string QuerySql(Query query, const std::string& table) {
   switch (query) {
@@ -105,6 +117,8 @@ std::string QuerySql(Query query, const std::string& table) {
       return "SELECT v FROM " + table + " WHERE k = ?1";
     case kPut:
       return "INSERT INTO " + table + "(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v";
+    case kInsert:  // changes no row when the key exists (sqlite3_changes tells)
+      return "INSERT INTO " + table + "(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO NOTHING";
     case kDelete:
       return "DELETE FROM " + table + " WHERE k = ?1";
     case kFirst:
@@ -654,17 +668,11 @@ class SqliteWriteTxn final : public WriteTxn {
   }
 
   Status Put(SpaceId space, std::string_view key, std::string_view value) override {
-    OUTPOST_RETURN_IF_ERROR(Usable());
-    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
-    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
-    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
-    Result<Stmt> stmt = conn_->Borrow(space, kPut);
-    if (!stmt.ok()) return stmt.status();
-    ++writes_;
-    int rc = BindBytes(stmt->get(), 1, key, false);
-    if (rc == SQLITE_OK) rc = BindBytes(stmt->get(), 2, value, false);
-    if (rc == SQLITE_OK) rc = sqlite3_step(stmt->get());
-    return rc == SQLITE_DONE ? Status::OK() : Fail(rc, "put");
+    return Write(space, key, value, kPut);
+  }
+
+  Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+    return Write(space, key, value, kInsert);
   }
 
   Status Delete(SpaceId space, std::string_view key) override {
@@ -694,6 +702,23 @@ class SqliteWriteTxn final : public WriteTxn {
   Status Usable() const {
     if (finished_) return TxnFinishedError();
     return failed_;
+  }
+  // One kPut or kInsert statement. kInsert's DO NOTHING changes no row when the key exists: AlreadyExists,
+  // with the txn as it was.
+  Status Write(SpaceId space, std::string_view key, std::string_view value, Query query) {
+    OUTPOST_RETURN_IF_ERROR(Usable());
+    OUTPOST_RETURN_IF_ERROR(CheckSpace(space, env_->space_count()));
+    OUTPOST_RETURN_IF_ERROR(CheckKey(key));
+    OUTPOST_RETURN_IF_ERROR(CheckValue(value));
+    Result<Stmt> stmt = conn_->Borrow(space, query);
+    if (!stmt.ok()) return stmt.status();
+    ++writes_;
+    int rc = BindBytes(stmt->get(), 1, key, false);
+    if (rc == SQLITE_OK) rc = BindBytes(stmt->get(), 2, value, false);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt->get());
+    if (rc != SQLITE_DONE) return Fail(rc, query == kInsert ? "insert" : "put");
+    if (query == kInsert && sqlite3_changes(conn_->db()) == 0) return Status::AlreadyExists("key exists");
+    return Status::OK();
   }
   // A value SQLite refuses as too big leaves the txn as it was; any other failure (a full store, an I/O
   // error, SQLite having rolled the txn back) spoils it, so later calls and Commit return the same error.
