@@ -60,8 +60,13 @@ Status DeviceStore::LoadOp(ReadTxn* txn, const OpId& id, StoredOp* out) {
 }
 
 Status DeviceStore::PutOp(WriteTxn* txn, const StoredOp& s) {
-  OUTPOST_RETURN_IF_ERROR(txn->Put(kView, s.view_key, codec::EncodeRecord(s.op, s.local_seq)));
+  OUTPOST_RETURN_IF_ERROR(PutRecord(txn, s.view_key, s.op, s.local_seq));
   return txn->Put(kOpIndex, s.op.op_id.AsBytes(), s.view_key);
+}
+
+Status DeviceStore::PutRecord(WriteTxn* txn, std::string_view view_key, const OpInfo& op,
+                              uint64_t local_seq) {
+  return txn->Put(kView, view_key, codec::EncodeRecord(op, local_seq));
 }
 
 Status DeviceStore::GetEntry(ReadTxn* txn, std::string_view stream, uint64_t counter, OutboxEntry* entry) {

@@ -83,6 +83,8 @@ class DeviceStore {
   // Op records: the view record and the index entry that finds it by id. NotFound when absent.
   static Status LoadOp(ReadTxn* txn, const OpId& id, StoredOp* out);
   static Status PutOp(WriteTxn* txn, const StoredOp& op);
+  // The view record alone, for an op whose index entry is written already.
+  static Status PutRecord(WriteTxn* txn, std::string_view view_key, const OpInfo& op, uint64_t local_seq);
 
   // Outbox entries of one stream, by counter. GetEntry: NotFound when absent or unreadable.
   static Status GetEntry(ReadTxn* txn, std::string_view stream, uint64_t counter, OutboxEntry* entry);

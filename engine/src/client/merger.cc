@@ -119,16 +119,19 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
       malformed = true;
       break;
     }
-    // Every id is looked up, not only this device's: a page must never put a second op under an id this
-    // store holds (the index would point at the newcomer and the op it held would be lost to Get and shown
-    // twice). Usually a miss: one index read per op.
-    StoredOp known;
-    Status found = DeviceStore::LoadOp(txn, f.op_id, &known);
-    if (!found.ok() && !found.IsNotFound()) {
-      st = found;
+    // A page must never put a second op under an id this store holds (the index would point at the
+    // newcomer and the op it held would be lost to Get and shown twice): the index entry is inserted only
+    // where none is, and an id already held is looked at below. One index write per op, no read first.
+    const std::string view_key = keys::ViewKey(stream, keys::kSectionSent, f.seq);
+    Status inserted = txn->Insert(kOpIndex, f.op_id.AsBytes(), view_key);
+    if (!inserted.ok() && !inserted.IsAlreadyExists()) {
+      st = inserted;
       break;
     }
-    if (found.ok()) {
+    if (inserted.IsAlreadyExists()) {
+      StoredOp known;
+      st = DeviceStore::LoadOp(txn, f.op_id, &known);
+      if (!st.ok()) break;
       // Only our own op may come back, in its stream, unsent or sent at this very seq. Anything else (an id
       // we hold claimed by another device, an op id of another stream, a sent op at another seq) is a
       // malformed page: keep what came before it.
@@ -161,8 +164,7 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
       seq = f.seq;
       continue;
     }
-    StoredOp s;
-    OpInfo& op = s.op;
+    OpInfo op;
     op.op_id = f.op_id;
     op.stream = stream;
     op.kind.assign(f.kind);
@@ -175,8 +177,7 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
     op.device_counter = f.device_counter;
     op.client_time_ms = f.client_time_ms;
     op.depends_on = f.depends_on;
-    s.view_key = keys::ViewKey(stream, keys::kSectionSent, f.seq);
-    st = DeviceStore::PutOp(txn, s);
+    st = DeviceStore::PutRecord(txn, view_key, op, /*local_seq=*/0);  // its index entry is in already
     seq = f.seq;
     changes.push_back({Change::Kind::kAdded, stream, op.op_id});
   }
