@@ -141,7 +141,9 @@ struct ClientStats {
   bool connected = false;         // Welcome received on a live connection
   uint64_t outbox_depth = 0;      // own ops (and skips) waiting for an answer
   uint64_t failed = 0;            // own ops in failed state
-  int64_t oldest_pending_ms = 0;  // created_at of the oldest pending op; 0 when none
+  // created_at of the oldest pending op; 0 when none. Kept per stream in memory; Stats() seeks the store
+  // once for a stream whose oldest pending op left since the last call.
+  int64_t oldest_pending_ms = 0;
   uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
   // Store operations of the sync side that failed (a full disk, an I/O error): each is retried, and none is

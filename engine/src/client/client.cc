@@ -109,8 +109,10 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
                                                });
                                              });
 
-  // The sync side's view of every stream.
+  // The sync side's view of every stream, and the gauges: one read per stream, none per op (the oldest
+  // pending op's age is found when Stats() asks).
   int64_t outbox = 0, failed = 0;
+  std::set<std::string> pending;
   {
     MutexLock lock(&sync_->mu);
     auto cur = txn->NewCursor(kStreams);
@@ -121,25 +123,15 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
       ss.followed = m.followed != 0;
       ss.cursor = m.cursor;
       ss.server_high = m.high_seq;
-      if (m.outbox > 0) sync_->dirty.emplace(cur->key());
+      if (m.outbox > 0) {
+        sync_->dirty.emplace(cur->key());
+        pending.emplace(cur->key());
+      }
       outbox += static_cast<int64_t>(m.outbox);
       failed += static_cast<int64_t>(m.failed);
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
   }
-  // Pending ops' ages, from one scan: the DeviceStore keeps them up to date from here on.
-  std::multiset<int64_t> pending;
-  auto cur = txn->NewCursor(kOutbox);
-  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
-    OutboxEntry e;
-    if (!OutboxEntry::Decode(cur->value(), &e) || e.skip()) continue;
-    StoredOp s;
-    if (DeviceStore::LoadOp(txn.get(), e.op_id, &s).ok() && s.op.state == OpState::kPending) {
-      pending.insert(s.op.created_at_ms);
-    }
-  }
-  OUTPOST_RETURN_IF_ERROR(cur->status());
-  cur.reset();
   OUTPOST_RETURN_IF_ERROR(txn->Commit());
   store_->InitGauges(outbox, failed, std::move(pending));
   return Status::OK();
@@ -334,7 +326,7 @@ Status Client::Impl::Retry(const OpId& id) {
         OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
         DeviceStore::TakeFailed(&m);
         ++m.outbox;
-        *tally = {.outbox = 1, .failed = -1, .pending_added = {op.created_at_ms}};
+        *tally = {.outbox = 1, .failed = -1, .pending_added = {{op.stream, op.created_at_ms}}};
         changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
         return Status::OK();
       });
@@ -353,7 +345,7 @@ Status Client::Impl::Discard(const OpId& id) {
                       // Its counter is still ours: the outbox entry becomes a skip.
                       OUTPOST_RETURN_IF_ERROR(DeviceStore::PutEntry(txn, op.stream, op.device_counter,
                                                                     {OutboxEntry::Kind::kSkip, op.op_id}));
-                      tally->pending_gone.push_back(op.created_at_ms);
+                      tally->pending_gone.push_back({op.stream, op.created_at_ms});
                     } else {
                       OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
                       DeviceStore::TakeFailed(&m);
@@ -559,7 +551,12 @@ ClientStats Client::Impl::Stats() {
   }
   s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, store_->outbox_depth()));
   s.failed = static_cast<uint64_t>(std::max<int64_t>(0, store_->failed_count()));
-  s.oldest_pending_ms = store_->oldest_pending_ms();
+  auto oldest = store_->oldest_pending_ms();
+  if (oldest.ok()) {
+    s.oldest_pending_ms = *oldest;
+  } else {
+    ++s.store_errors;  // the gauge is left at 0 this time; asked again next time
+  }
   return s;
 }
 

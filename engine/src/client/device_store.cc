@@ -114,7 +114,7 @@ Status DeviceStore::SettleOp(WriteTxn* txn, StoredOp& s, uint64_t seq, keys::Str
     TakeFailed(meta);
     --tally->failed;
   } else {
-    tally->pending_gone.push_back(op.created_at_ms);
+    tally->pending_gone.push_back({op.stream, op.created_at_ms});
   }
   OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
   op.state = OpState::kSent;
@@ -131,7 +131,7 @@ Status DeviceStore::SettleOp(WriteTxn* txn, StoredOp& s, uint64_t seq, keys::Str
 Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bool release_counter,
                                keys::StreamMeta* meta, Tally* tally) {
   OpInfo& op = s.op;
-  if (op.state == OpState::kPending) tally->pending_gone.push_back(op.created_at_ms);
+  if (op.state == OpState::kPending) tally->pending_gone.push_back({op.stream, op.created_at_ms});
   if (release_counter) {
     OUTPOST_RETURN_IF_ERROR(
         PutEntry(txn, op.stream, op.device_counter, {OutboxEntry::Kind::kSkip, op.op_id}));
@@ -147,11 +147,20 @@ Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bo
   return Status::OK();
 }
 
-void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::multiset<int64_t> pending_created) {
+void Tally::Add(Tally&& other) {
+  outbox += other.outbox;
+  failed += other.failed;
+  for (auto& p : other.pending_added) pending_added.push_back(std::move(p));
+  for (auto& p : other.pending_gone) pending_gone.push_back(std::move(p));
+}
+
+void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams) {
   outbox_depth_ = outbox;
   failed_count_ = failed;
   MutexLock lock(&pending_mu_);
-  pending_created_ = std::move(pending_created);
+  oldest_.clear();
+  stale_.clear();
+  stale_.insert(pending_streams.begin(), pending_streams.end());
 }
 
 Status DeviceStore::Commit(WriteTxn* txn, const Tally& tally, const std::vector<Change>& changes) {
@@ -168,17 +177,42 @@ void DeviceStore::Apply(const Tally& tally) {
   OUTPOST_DCHECK(outbox_depth_.load() >= 0 && failed_count_.load() >= 0);
   if (tally.pending_added.empty() && tally.pending_gone.empty()) return;
   MutexLock lock(&pending_mu_);
-  for (int64_t t : tally.pending_added) pending_created_.insert(t);
-  for (int64_t t : tally.pending_gone) {
-    auto it = pending_created_.find(t);
-    OUTPOST_DCHECK(it != pending_created_.end());
-    if (it != pending_created_.end()) pending_created_.erase(it);
+  for (const auto& p : tally.pending_added) {
+    if (stale_.contains(p.stream)) continue;  // found again when asked
+    auto [it, fresh] = oldest_.try_emplace(p.stream, p.created_at_ms);
+    if (!fresh) it->second = std::min(it->second, p.created_at_ms);
+  }
+  for (const auto& p : tally.pending_gone) {
+    auto it = oldest_.find(p.stream);
+    if (it != oldest_.end() && p.created_at_ms <= it->second) {
+      oldest_.erase(it);
+      stale_.insert(p.stream);
+    }
   }
 }
 
-int64_t DeviceStore::oldest_pending_ms() {
+Result<int64_t> DeviceStore::oldest_pending_ms() {
   MutexLock lock(&pending_mu_);
-  return pending_created_.empty() ? 0 : *pending_created_.begin();
+  if (!stale_.empty()) {
+    // A commit that lands meanwhile applies its changes after this (it waits for pending_mu_), on top of
+    // what this snapshot says; each change is idempotent, so seeing a commit twice is harmless.
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, BeginRead());
+    for (auto it = stale_.begin(); it != stale_.end(); it = stale_.erase(it)) {
+      const std::string prefix = keys::ViewKey(*it, keys::kSectionUnsent, 0).substr(0, it->size() + 2);
+      auto cur = txn->NewCursor(kView);
+      for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+        OpInfo op;
+        OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, nullptr));
+        if (op.state != OpState::kPending) continue;  // failed: waits for Retry or Discard
+        oldest_[*it] = op.created_at_ms;
+        break;
+      }
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+    }
+  }
+  int64_t oldest = 0;
+  for (const auto& [stream, t] : oldest_) oldest = oldest == 0 ? t : std::min(oldest, t);
+  return oldest;
 }
 
 }  // namespace outpost

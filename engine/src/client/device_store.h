@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -56,10 +57,16 @@ struct StoredOp {
 
 // Gauge changes of one write transaction, put into effect only once it committed (DeviceStore::Apply).
 struct Tally {
+  struct Pending {
+    std::string stream;
+    int64_t created_at_ms = 0;
+  };
   int64_t outbox = 0;                  // entries (ops and skips) added (+) or settled (-)
   int64_t failed = 0;                  // failed ops added (+) or resolved (-)
-  std::vector<int64_t> pending_added;  // created_at of ops that became pending
-  std::vector<int64_t> pending_gone;   // created_at of ops that stopped being pending
+  std::vector<Pending> pending_added;  // ops that became pending
+  std::vector<Pending> pending_gone;   // ops that stopped being pending
+
+  void Add(Tally&& other);
 };
 
 class DeviceStore {
@@ -108,11 +115,13 @@ class DeviceStore {
   static void TakeOutbox(keys::StreamMeta* meta, uint64_t n);
   static void TakeFailed(keys::StreamMeta* meta);
 
-  // Gauges.
-  void InitGauges(int64_t outbox, int64_t failed, std::multiset<int64_t> pending_created);
+  // Gauges. `pending_streams`: the streams that may hold pending ops (their oldest is found when asked).
+  void InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams);
   int64_t outbox_depth() const { return outbox_depth_.load(); }
   int64_t failed_count() const { return failed_count_.load(); }
-  int64_t oldest_pending_ms();  // 0 when none
+  // created_at of the oldest pending op; 0 when none. Reads the store only for streams whose oldest pending
+  // op settled or failed since the last call (one seek each).
+  Result<int64_t> oldest_pending_ms() OUTPOST_EXCLUDES(pending_mu_);
 
  private:
   void Apply(const Tally& tally) OUTPOST_REQUIRES(commit_mu_);
@@ -122,9 +131,14 @@ class DeviceStore {
   Mutex commit_mu_;
   std::atomic<int64_t> outbox_depth_{0};
   std::atomic<int64_t> failed_count_{0};
-  // created_at of every pending own op (Stats' oldest_pending_ms): kept at each commit, read in O(1).
+  // The oldest pending op's created_at of each stream that has one, and the streams whose oldest must be
+  // found again in the store. Memory and work grow with streams, not ops: pending ops are found in their
+  // stream's unsent section in local_seq order, which is created_at order (local seqs and created_at are
+  // both taken at commit, in commit order; a wall clock stepped back can only make the answer a little
+  // younger than the truth).
   Mutex pending_mu_;
-  std::multiset<int64_t> pending_created_ OUTPOST_GUARDED_BY(pending_mu_);
+  std::map<std::string, int64_t, std::less<>> oldest_ OUTPOST_GUARDED_BY(pending_mu_);
+  std::set<std::string, std::less<>> stale_ OUTPOST_GUARDED_BY(pending_mu_);
 };
 
 }  // namespace outpost

@@ -602,11 +602,7 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   std::vector<Change> changes;
   for (AckEffects& fx : effects) {
     tally.outbox -= fx.settled;
-    tally.failed += fx.tally.failed;
-    tally.pending_added.insert(tally.pending_added.end(), fx.tally.pending_added.begin(),
-                               fx.tally.pending_added.end());
-    tally.pending_gone.insert(tally.pending_gone.end(), fx.tally.pending_gone.begin(),
-                              fx.tally.pending_gone.end());
+    tally.Add(std::move(fx.tally));
     changes.insert(changes.end(), fx.changes.begin(), fx.changes.end());
     if (fx.cursor_moved) changes.push_back({Change::Kind::kCursor, fx.stream, OpId()});
   }

@@ -159,7 +159,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
         ++m.outbox;
         m.followed = 1;
         ++tally.outbox;
-        tally.pending_added.push_back(now);
+        tally.pending_added.push_back({op.stream, now});
         changes.push_back({Change::Kind::kAdded, op.stream, rec.op_id});
       }
     }
