@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   ReleaseSyncFixtures();
+  ReleaseStoreFixtures();
   benchmark::Shutdown();
   return 0;
 }

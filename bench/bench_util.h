@@ -148,6 +148,9 @@ int RunRssChild(const std::string& workload, const std::string& backend, int ops
 int RunServeChild(const std::string& dir);
 // Frees what benchmarks kept across runs (prepared servers). Called after the last benchmark.
 void ReleaseSyncFixtures();
+// Removes the stores ColdOpen and Scan share (1M ops each, hundreds of MB under $TMPDIR). Called after the
+// last benchmark.
+void ReleaseStoreFixtures();
 
 }  // namespace outpost::bench
 
