@@ -107,6 +107,11 @@ void Latencies::Report(benchmark::State& state) {
   state.counters["p99_us"] = Percentile(0.99);
 }
 
+void Latencies::ReportMs(benchmark::State& state) {
+  state.counters["p50_ms"] = Percentile(0.50) / 1000.0;
+  state.counters["p99_ms"] = Percentile(0.99) / 1000.0;
+}
+
 Result<std::unique_ptr<Server>> StartBenchServer(const TempDir& dir, const std::string& backend,
                                                  const std::string& net) {
   OUTPOST_ASSIGN_OR_RETURN(auto listener, Listen(net));
@@ -236,8 +241,7 @@ void MeasureLiveLatency(benchmark::State& state, Client& a, Client& b) {
   b.Unsubscribe(sub);
   a.Stop();
   b.Stop();
-  state.counters["p50_ms"] = latencies.Percentile(0.50) / 1000.0;
-  state.counters["p99_ms"] = latencies.Percentile(0.99) / 1000.0;
+  latencies.ReportMs(state);
 }
 
 }  // namespace outpost::bench

@@ -84,13 +84,14 @@ std::string RawKey(uint64_t n);
 // "inproc:bench-PID-N", never the same twice in this process.
 std::string UniqueInproc(const std::string& what);
 
-// Records per-operation latencies; sets the p50_us and p99_us counters.
+// Records per-operation latencies (in microseconds) and reports their percentiles as counters.
 class Latencies {
  public:
   void Reserve(int64_t n) { us_.reserve(static_cast<size_t>(n)); }
   void Add(double us) { us_.push_back(us); }
-  void Report(benchmark::State& state);
-  double Percentile(double p);  // p in [0, 1]; 0 when empty
+  void Report(benchmark::State& state);    // p50_us, p99_us (nothing when empty)
+  void ReportMs(benchmark::State& state);  // p50_ms, p99_ms (0 when empty)
+  double Percentile(double p);             // p in [0, 1]; 0 when empty
 
  private:
   std::vector<double> us_;
@@ -133,7 +134,7 @@ bool Check(benchmark::State& state, const Status& st, const char* what);
 void MeasureLiveLatency(benchmark::State& state, Client& a, Client& b);
 
 // Registration, called once from main (explicit, so that the report order is fixed).
-void RegisterStorageBenchmarks();
+void RegisterStorageBenchmarks();  // RawPut, RawPutLmdbC, Fsync (storage_bench.cc)
 void RegisterSubmitBenchmarks();
 void RegisterSyncBenchmarks();
 void RegisterNetworkBenchmarks();  // RawEcho, Flush/CatchUp/LiveLatency/Fanout over tcp (zmq_bench.cc)
@@ -147,6 +148,9 @@ int RunRssChild(const std::string& workload, const std::string& backend, int ops
 int RunServeChild(const std::string& dir);
 // Frees what benchmarks kept across runs (prepared servers). Called after the last benchmark.
 void ReleaseSyncFixtures();
+// Removes the stores ColdOpen and Scan share (1M ops each, hundreds of MB under $TMPDIR). Called after the
+// last benchmark.
+void ReleaseStoreFixtures();
 
 }  // namespace outpost::bench
 

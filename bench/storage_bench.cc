@@ -3,9 +3,15 @@
 // The ceilings: what the backend itself does through outpost's Storage interface, with no engine on top.
 //   RawPut/<backend>/batch:N   one WriteTxn of N Puts (16-byte keys, 200-byte values) then Commit, durable
 //   RawPutLmdbC/batch:N        the same through LMDB's C API directly: the interface's own overhead
+//   Fsync                      append kValueBytes to a file, then fdatasync: the floor under any durable
+//                              commit on this disk (a file in the directory the stores go to, TempDir);
+//                              counters p50_ms, p99_ms per append + sync, as the latency benchmarks report
 // Keys grow monotonically (as the engine's view, outbox and server op keys do). p50_us/p99_us are per commit.
+#include <fcntl.h>
 #include <lmdb.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -94,6 +100,33 @@ void BM_RawPutLmdbC(benchmark::State& state) {
   latencies.Report(state);
 }
 
+// A durable append with no storage engine: what a WAL record costs the disk, the bound live latency is
+// judged against.
+void BM_Fsync(benchmark::State& state) {
+  TempDir dir;
+  const std::string path = (dir.path() / "fsync").string();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    state.SkipWithError(("open " + path + ": " + std::strerror(errno)).c_str());
+    return;
+  }
+  const std::string record = Payload();
+  Latencies latencies;
+  latencies.Reserve(state.max_iterations);
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    if (::write(fd, record.data(), record.size()) != static_cast<ssize_t>(record.size()) ||
+        ::fdatasync(fd) != 0) {
+      state.SkipWithError((std::string("append/fdatasync: ") + std::strerror(errno)).c_str());
+      break;
+    }
+    latencies.Add(MicrosSince(t0));
+  }
+  ::close(fd);
+  state.SetItemsProcessed(state.iterations());
+  latencies.ReportMs(state);
+}
+
 }  // namespace
 
 void RegisterStorageBenchmarks() {
@@ -113,6 +146,7 @@ void RegisterStorageBenchmarks() {
       ->Arg(1000)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("Fsync", BM_Fsync)->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace outpost::bench

@@ -40,10 +40,13 @@ struct HistoryStore {
   int ops = 0;
 };
 
+// The stores built so far, per backend; ReleaseStoreFixtures removes them (each is a TempDir).
+std::map<std::string, std::unique_ptr<HistoryStore>>* g_stores = nullptr;
+
 // Builds (once per backend) a store of Config().cold_ops ops; offline, so they all sit in the outbox too.
 Result<HistoryStore*> StoreFor(const std::string& backend) {
-  static auto* stores = new std::map<std::string, std::unique_ptr<HistoryStore>>;
-  auto& store = (*stores)[backend];
+  if (g_stores == nullptr) g_stores = new std::map<std::string, std::unique_ptr<HistoryStore>>;
+  auto& store = (*g_stores)[backend];
   if (store) return store.get();
   auto fresh = std::make_unique<HistoryStore>();
   fresh->uri = fresh->dir.StoreUri(backend, "history");
@@ -109,6 +112,11 @@ void BM_Scan(benchmark::State& state, const std::string& backend) {
 }
 
 }  // namespace
+
+void ReleaseStoreFixtures() {
+  delete g_stores;
+  g_stores = nullptr;
+}
 
 void RegisterStoreBenchmarks() {
   for (const std::string& backend : DurableBackends()) {

@@ -4,8 +4,9 @@
 //   RawEcho/tcp                 raw DEALER → ROUTER echo, 200-byte messages, up to 1000 in flight: the most
 //                               messages per second this machine's ZeroMQ moves (no Outpost code at all)
 //   (Flush/tcp/<backend>, the Flush benchmark with its server on tcp, lives in sync_bench.cc.)
-//   CatchUp/tcp/<backend>       a device that was offline while N ops arrived reconnects and pulls and merges
-//                               them durably; timed from SetOnline(true) until all N are merged
+//   CatchUp/tcp/<backend>       a device that was offline while N ops arrived (100k; 20k with --quick)
+//                               reconnects and pulls and merges them durably; timed from SetOnline(true)
+//                               until all N are merged
 //   LiveLatency/tcp/<backend>   one op at a time: from Submit returning (durable, shown locally) on device A
 //                               until device B's observer sees it (live push: Notify → Pull → merge);
 //                               counters p50_ms, p99_ms

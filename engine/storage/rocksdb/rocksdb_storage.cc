@@ -47,9 +47,17 @@ using storage_internal::CheckWriterThread;
 using storage_internal::ErrorCursor;
 using storage_internal::TxnFinishedError;
 
-constexpr size_t kMemtableBytesPerSpace = size_t{8} << 20;
-constexpr size_t kMemtableBytesTotal = size_t{32} << 20;  // all spaces together; the largest is flushed
+// Sized for a device (docs/backends.md, "rocksdb"): memtables are most of a store's anonymous memory, and a
+// process with a device and a server store peaked at 121 MB with 8 MiB per space and 32 MiB in all.
+constexpr size_t kMemtableBytesPerSpace = size_t{4} << 20;
+constexpr size_t kMemtableBytesTotal = size_t{8} << 20;  // all spaces together; the largest is flushed
 constexpr size_t kBlockCacheBytes = size_t{8} << 20;
+// Table files kept open. Unbounded (RocksDB's default, -1), every open loads every table file's footer,
+// index and filter up front (a 1M-op device store: 80 files, ~400 reads) and keeps them in memory for good;
+// bounded, an open loads at most 16 (~80 reads) and the rest as reads reach them. Enough for the files of a
+// large device store, so that reads do not keep closing and reopening them (each reopen reads its index and
+// filter again).
+constexpr int kOpenFilesMax = 256;
 constexpr uint64_t kWalBytesMax = uint64_t{64} << 20;       // then the oldest memtables are flushed
 constexpr uint64_t kFlushAtCloseBytes = uint64_t{1} << 20;  // less than this is replayed at the next open
 
@@ -77,8 +85,10 @@ rocksdb::Options MakeOptions() {
   options.max_total_wal_size = kWalBytesMax;
   options.max_background_jobs = 2;
   // Opening a store starts no threads of its own (by default each space spawns 16 to open table files,
-  // which made an open of a 7-space store take tens of milliseconds) and reads no table files up front.
+  // which made an open of a 7-space store take tens of milliseconds), opens at most a few table files (see
+  // kOpenFilesMax) and reads no statistics from them.
   options.max_file_opening_threads = 1;
+  options.max_open_files = kOpenFilesMax;
   options.skip_stats_update_on_db_open = true;
   // The WAL left by a close that did not flush (or a crash) is replayed into memtables, not flushed to
   // new files, so that opening stays quick.
