@@ -57,10 +57,7 @@ std::string WatermarkKey(std::string_view stream, std::string_view user, std::st
 // The first key after every key that starts with `prefix` (for reverse scans); empty if none exists.
 std::string PrefixEnd(std::string_view prefix);
 
-// Outbox entry flags (the value's first byte): 0 an op, kOutboxSkip a counter to consume without an op,
-// kOutboxRetry an op the user retried (sent with Op.retry, so that the server may judge a rejection afresh).
-constexpr uint8_t kOutboxSkip = 1;
-constexpr uint8_t kOutboxRetry = 2;
+// Outbox entry values (kind byte + op id) are read and written by OutboxEntry (client/device_store.h) only.
 
 // Per-stream state of a device, fixed-size little encoding (grows by appending fields).
 struct StreamMeta {
