@@ -93,7 +93,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   }
 
   sync_ = std::make_unique<SyncContext>(opt_, env_, store_.get(), user_, opt_.device);
-  session_ = std::make_unique<Session>(*sync_, dialer_, opt_.token, [this] { Post([](Inbox&) {}); });
+  session_ = std::make_unique<SyncSession>(*sync_, dialer_, opt_.token, [this] { Post([](Inbox&) {}); });
   flusher_ = std::make_unique<Flusher>(*sync_);
   merger_ = std::make_unique<Merger>(*sync_);
   receipts_ = std::make_unique<Receipts>(*sync_, read_receipts);

@@ -2,21 +2,21 @@
 //
 // Client::Impl: opens the store and wires the parts together, following an op's path:
 //
-//   Submit ─► SubmitPipeline ─► DeviceStore ◄──────────── Merger ◄─ Batch ─┐
-//             (commit thread,   (typed records,           (pulls, pages)    │
-//              completion        gauges, commit order)                      │
-//              thread)                 │                                    │
-//                                      ▼                                    │
-//                                   Flusher ─ Push ─► Session ─► Connection ┘
+//   Submit ─► SubmitPipeline ─► DeviceStore ◄──────────── Merger ◄─── Batch ────┐
+//             (commit thread,   (typed records,           (pulls, pages)          │
+//              completion        gauges, commit order)                            │
+//              thread)                 │                                          │
+//                                      ▼                                          │
+//                                   Flusher ─ Push ─► SyncSession ─► Connection ──┘
 //                                   (batches, acks,   (connect, Hello,
-//                                    timeouts)         backoff, dispatch)     Receipts (watermarks)
+//                                    timeouts)         backoff, dispatch)   Receipts (watermarks)
 //
 //   Observers: change events, queued in commit order by DeviceStore::Commit, delivered outside every lock.
 //
 // Two paths write the store, each in its own transactions (the store serializes them): the commit thread
-// (SubmitPipeline), and the sync side under SyncContext::mu (Session, Flusher, Merger, Receipts, and the API
-// calls that change an op: Retry, Discard). Besides the store they share only the Inbox (what the sync side
-// should look at next), the DeviceStore's gauges and the Observers' queue.
+// (SubmitPipeline), and the sync side under SyncContext::mu (SyncSession, Flusher, Merger, Receipts, and the
+// API calls that change an op: Retry, Discard). Besides the store they share only the Inbox (what the sync
+// side should look at next), the DeviceStore's gauges and the Observers' queue.
 #ifndef OUTPOST_SRC_CLIENT_CLIENT_IMPL_H_
 #define OUTPOST_SRC_CLIENT_CLIENT_IMPL_H_
 
@@ -33,9 +33,9 @@
 #include "client/merger.h"
 #include "client/observers.h"
 #include "client/receipts.h"
-#include "client/session.h"
 #include "client/submit_pipeline.h"
 #include "client/sync_context.h"
+#include "client/sync_session.h"
 #include "outpost/client.h"
 
 namespace outpost {
@@ -129,7 +129,7 @@ class Client::Impl {
   std::unique_ptr<DeviceStore> store_;
   std::unique_ptr<SubmitPipeline> submit_;
   std::unique_ptr<SyncContext> sync_;
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<SyncSession> session_;
   std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<Merger> merger_;
   std::unique_ptr<Receipts> receipts_;

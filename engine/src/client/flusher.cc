@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "base/check.h"
-#include "client/session.h"
+#include "client/sync_session.h"
 
 namespace outpost {
 

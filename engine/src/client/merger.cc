@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "client/flusher.h"
-#include "client/session.h"
+#include "client/sync_session.h"
 
 namespace outpost {
 
@@ -33,7 +33,7 @@ void Merger::Follow(const std::string& stream, int64_t now) {
   if (ss.followed) return;
   ss.followed = true;
   // Already connected: the server learns of the stream from our first pull of it. Not yet connected: the
-  // Welcome's handling pulls it (Session::OnWelcome).
+  // Welcome's handling pulls it (SyncSession::OnWelcome).
   if (ctx_.session->ready()) RequestPull(stream, ss.cursor, now);
 }
 

@@ -1,7 +1,7 @@
 // Copyright 2026 The Outpost Authors.
 #include "client/receipts.h"
 
-#include "client/session.h"
+#include "client/sync_session.h"
 
 namespace outpost {
 

@@ -1,7 +1,7 @@
 // Copyright 2026 The Outpost Authors.
 //
 // SyncContext: what the sync side's parts share. The sync side is one round at a time (Step, under `mu`):
-//   Session  (session.cc)   connection, Hello/Welcome, reconnect backoff, frame dispatch;
+//   SyncSession  (sync_session.cc)   connection, Hello/Welcome, reconnect backoff, frame dispatch;
 //   Flusher  (flusher.cc)   outbox → server: batches in flight, acks, timeouts, renumbering;
 //   Merger   (merger.cc)    server → view: pulls and pages;
 //   Receipts (receipts.cc)  watermarks out and in.
@@ -23,7 +23,7 @@
 
 namespace outpost {
 
-class Session;
+class SyncSession;
 class Flusher;
 class Merger;
 class Receipts;
@@ -107,7 +107,7 @@ struct SyncContext {
   std::set<std::string> dirty OUTPOST_GUARDED_BY(mu);  // streams that may have something to send
 
   // The parts, set once by Client::Impl.
-  Session* session = nullptr;
+  SyncSession* session = nullptr;
   Flusher* flusher = nullptr;
   Merger* merger = nullptr;
   Receipts* receipts = nullptr;

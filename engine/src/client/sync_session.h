@@ -1,11 +1,11 @@
 // Copyright 2026 The Outpost Authors.
 //
-// Session: the connection to the server. Connects when online and due (reconnects back off, jittered),
+// SyncSession: the connection to the server. Connects when online and due (reconnects back off, jittered),
 // sends the Hello, takes the Welcome (protocol version, the server's limits, the streams it follows with
 // their counters), reads every frame that arrived and hands each to the part it is for. A refused token
 // stops reconnecting until SetToken.
-#ifndef OUTPOST_SRC_CLIENT_SESSION_H_
-#define OUTPOST_SRC_CLIENT_SESSION_H_
+#ifndef OUTPOST_SRC_CLIENT_SYNC_SESSION_H_
+#define OUTPOST_SRC_CLIENT_SYNC_SESSION_H_
 
 #include <functional>
 #include <memory>
@@ -26,11 +26,12 @@ struct ServerLimits {
   uint32_t stream_id_bytes_max = 0;
 };
 
-class Session {
+class SyncSession {
  public:
   // `wake` is called, on any thread, when a frame arrives.
-  Session(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token, std::function<void()> wake);
-  ~Session();
+  SyncSession(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
+              std::function<void()> wake);
+  ~SyncSession();
 
   // The connection's part of a round: reconnect when due, read and dispatch what arrived, give up on a
   // Hello without an answer. Afterwards ready() says whether the rest of the round may send.
@@ -74,4 +75,4 @@ class Session {
 
 }  // namespace outpost
 
-#endif  // OUTPOST_SRC_CLIENT_SESSION_H_
+#endif  // OUTPOST_SRC_CLIENT_SYNC_SESSION_H_

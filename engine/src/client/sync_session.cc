@@ -1,5 +1,5 @@
 // Copyright 2026 The Outpost Authors.
-#include "client/session.h"
+#include "client/sync_session.h"
 
 #include <algorithm>
 #include <set>
@@ -11,37 +11,37 @@
 
 namespace outpost {
 
-Session::Session(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
-                 std::function<void()> wake)
+SyncSession::SyncSession(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
+                         std::function<void()> wake)
     : ctx_(ctx), dialer_(std::move(dialer)), wake_(std::move(wake)), token_(std::move(token)) {}
 
-Session::~Session() {
+SyncSession::~SyncSession() {
   MutexLock lock(&ctx_.mu);
   if (conn_) conn_->SetWakeup(nullptr);
 }
 
-bool Session::ready() const {
+bool SyncSession::ready() const {
   ctx_.mu.AssertHeld();
   return state_ == State::kReady;
 }
 
-bool Session::auth_failed() const {
+bool SyncSession::auth_failed() const {
   ctx_.mu.AssertHeld();
   return auth_failed_;
 }
 
-const ServerLimits& Session::limits() const {
+const ServerLimits& SyncSession::limits() const {
   ctx_.mu.AssertHeld();
   return limits_;
 }
 
-void Session::Send(std::string frame) {
+void SyncSession::Send(std::string frame) {
   ctx_.mu.AssertHeld();
   if (!conn_) return;
   (void)conn_->Send(frame);  // a closed connection shows up as !IsOpen() on the next round
 }
 
-void Session::Poll(int64_t now, bool online) {
+void SyncSession::Poll(int64_t now, bool online) {
   ctx_.mu.AssertHeld();
   EnsureConnected(now, online);
   ReceiveAll(now);
@@ -52,14 +52,14 @@ void Session::Poll(int64_t now, bool online) {
   }
 }
 
-void Session::Close(int64_t now, std::string why) {
+void SyncSession::Close(int64_t now, std::string why) {
   ctx_.mu.AssertHeld();
   if (!conn_) return;
   conn_->Close();
   OnDisconnected(now, std::move(why));
 }
 
-void Session::SetToken(std::string token) {
+void SyncSession::SetToken(std::string token) {
   ctx_.mu.AssertHeld();
   token_ = std::move(token);
   auth_failed_ = false;
@@ -68,7 +68,7 @@ void Session::SetToken(std::string token) {
   ctx_.Count([](ClientStats& s) { s.auth_failed = false; });
 }
 
-void Session::OnDisconnected(int64_t now, std::string why) {
+void SyncSession::OnDisconnected(int64_t now, std::string why) {
   if (conn_) conn_->SetWakeup(nullptr);
   conn_.reset();
   state_ = State::kOffline;
@@ -79,7 +79,7 @@ void Session::OnDisconnected(int64_t now, std::string why) {
       now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
 }
 
-void Session::EnsureConnected(int64_t now, bool online) {
+void SyncSession::EnsureConnected(int64_t now, bool online) {
   if (conn_ && !conn_->IsOpen()) {
     // The server's last words (a fatal Error saying why it closed) arrive before the close: read them.
     ReceiveAll(now);
@@ -99,7 +99,7 @@ void Session::EnsureConnected(int64_t now, bool online) {
   SendHello(now);
 }
 
-void Session::SendHello(int64_t now) {
+void SyncSession::SendHello(int64_t now) {
   flatbuffers::FlatBufferBuilder b(1024);
   std::vector<flatbuffers::Offset<wire::StreamCursor>> cursors;
   for (const auto& [stream, ss] : ctx_.streams) {
@@ -113,7 +113,7 @@ void Session::SendHello(int64_t now) {
   hello_sent_at_ = now;
 }
 
-void Session::OnWelcome(const wire::Welcome& w, int64_t now) {
+void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   if (state_ != State::kHelloSent) return;
   if (w.protocol_version() != codec::kProtocolVersion) {
     if (conn_) conn_->Close();
@@ -146,7 +146,7 @@ void Session::OnWelcome(const wire::Welcome& w, int64_t now) {
   }
 }
 
-void Session::ReceiveAll(int64_t now) {
+void SyncSession::ReceiveAll(int64_t now) {
   std::vector<std::string> frames;
   std::string frame;
   for (int i = 0; i < 4096 && conn_ && conn_->Receive(&frame); ++i) frames.push_back(std::move(frame));
@@ -171,7 +171,7 @@ void Session::ReceiveAll(int64_t now) {
   if (!acks.empty()) ctx_.flusher->OnPushAcks(acks, now);
 }
 
-void Session::HandleFrame(const wire::Frame& f, int64_t now) {
+void SyncSession::HandleFrame(const wire::Frame& f, int64_t now) {
   switch (f.body_type()) {
     case wire::Body::Welcome:
       OnWelcome(*f.body_as_Welcome(), now);
@@ -196,7 +196,7 @@ void Session::HandleFrame(const wire::Frame& f, int64_t now) {
   }
 }
 
-void Session::OnError(const wire::Error& e, int64_t now) {
+void SyncSession::OnError(const wire::Error& e, int64_t now) {
   const auto code = static_cast<Status::Code>(e.code());
   std::string_view message = codec::Str(e.message());
   std::string why = std::string(Status::CodeName(code)) + ": " + std::string(message);
