@@ -110,29 +110,34 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
                                              });
 
   // The sync side's view of every stream, and the gauges: one read per stream, none per op (the oldest
-  // pending op's age is found when Stats() asks).
-  int64_t outbox = 0, failed = 0;
-  std::set<std::string> pending;
+  // pending op's age is found when Stats() asks). Read first, then handed to the sync side once the
+  // transaction is over: the sync side takes its mutex before the store's writer lock, never after.
+  std::vector<std::pair<std::string, keys::StreamMeta>> metas;
   {
-    MutexLock lock(&sync_->mu);
     auto cur = txn->NewCursor(kStreams);
     for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
       keys::StreamMeta m;
       OUTPOST_RETURN_IF_ERROR(keys::DecodeStreamMeta(cur->value(), &m));
-      StreamSync& ss = sync_->Of(cur->key());
-      ss.followed = m.followed != 0;
-      ss.cursor = m.cursor;
-      ss.server_high = m.high_seq;
-      if (m.outbox > 0) {
-        sync_->dirty.emplace(cur->key());
-        pending.emplace(cur->key());
-      }
-      outbox += static_cast<int64_t>(m.outbox);
-      failed += static_cast<int64_t>(m.failed);
+      metas.emplace_back(std::string(cur->key()), m);
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
   }
   OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  int64_t outbox = 0, failed = 0;
+  std::set<std::string> pending;
+  MutexLock lock(&sync_->mu);
+  for (const auto& [stream, m] : metas) {
+    StreamSync& ss = sync_->Of(stream);
+    ss.followed = m.followed != 0;
+    ss.cursor = m.cursor;
+    ss.server_high = m.high_seq;
+    if (m.outbox > 0) {
+      sync_->dirty.insert(stream);
+      pending.insert(stream);
+    }
+    outbox += static_cast<int64_t>(m.outbox);
+    failed += static_cast<int64_t>(m.failed);
+  }
   store_->InitGauges(outbox, failed, std::move(pending));
   return Status::OK();
 }
