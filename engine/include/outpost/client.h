@@ -138,9 +138,9 @@ struct StreamInfo {
 };
 
 struct ClientStats {
-  bool connected = false;         // Welcome received on a live connection
-  uint64_t outbox_depth = 0;      // own ops (and skips) waiting for an answer
-  uint64_t failed = 0;            // own ops in failed state
+  bool connected = false;     // Welcome received on a live connection
+  uint64_t outbox_depth = 0;  // own ops (and skips) waiting for an answer
+  uint64_t failed = 0;        // own ops in failed state
   // created_at of the oldest pending op; 0 when none. Kept per stream in memory; Stats() seeks the store
   // once for a stream whose oldest pending op left since the last call.
   int64_t oldest_pending_ms = 0;
