@@ -207,7 +207,8 @@ struct Flusher::Batch {
     OpId id;
     Status why;
   };
-  flatbuffers::FlatBufferBuilder builder{4096};
+  explicit Batch(flatbuffers::FlatBufferBuilder* b) : builder(*b) { builder.Clear(); }
+  flatbuffers::FlatBufferBuilder& builder;  // Flusher::push_builder_
   std::vector<flatbuffers::Offset<wire::Op>> ops;
   std::vector<OpId> ids;
   std::vector<StoredOp> records;  // parallel to ids (Inflight::records)
@@ -355,7 +356,7 @@ void Flusher::Release(const std::string& stream, const Batch& batch) {
 }
 
 bool Flusher::SendBatch(const std::string& stream, int64_t now) {
-  Batch batch;
+  Batch batch(&push_builder_);
   Status st = ReadBatch(stream, now, &batch);
   if (!st.ok()) {
     // Counted; the ops read before the failure are still sent, and the stream is tried again next round.

@@ -73,6 +73,9 @@ class Flusher {
   SyncContext& ctx_;
   std::map<uint64_t, Inflight> inflight_ OUTPOST_GUARDED_BY(ctx_.mu);
   uint64_t next_batch_id_ OUTPOST_GUARDED_BY(ctx_.mu) = 1;
+  // The Push being built, kept between batches (cleared, not freed): a fresh builder per batch grew to the
+  // frame's size by doubling, each step a new allocation.
+  flatbuffers::FlatBufferBuilder push_builder_ OUTPOST_GUARDED_BY(ctx_.mu){16 << 10};
 };
 
 }  // namespace outpost

@@ -139,7 +139,10 @@ Status ServerCore::Impl::ServePage(ServerReadTxn& txn, Group& g, Session& s, con
   std::vector<std::string> stored;
   if (r.after < high && limit > 0)
     OUTPOST_RETURN_IF_ERROR(txn.ReadPage(r.stream, r.after, limit, budget, &stored));
-  flatbuffers::FlatBufferBuilder b(4096);
+  // One builder per server thread, kept between pages: a page is up to a frame (MiBs), and a fresh builder
+  // grew to it by doubling, each step a new allocation and its page faults (a third of Merge's CPU).
+  thread_local flatbuffers::FlatBufferBuilder b(64 << 10);
+  b.Clear();
   std::vector<flatbuffers::Offset<wire::Op>> ops;
   ops.reserve(stored.size());
   for (const auto& bytes : stored) {
