@@ -122,6 +122,21 @@ std::string EncodeNotify(std::string_view stream, uint64_t high_seq) {
   return FinishFrame(b, wire::Body::Notify, wire::CreateNotify(b, s, high_seq).Union());
 }
 
+Result<std::string> EncodeLiveNotify(std::string_view stream, uint64_t after_seq,
+                                     const std::vector<std::string>& stored) {
+  flatbuffers::FlatBufferBuilder b(256 + stream.size());
+  std::vector<flatbuffers::Offset<wire::Op>> ops;
+  ops.reserve(stored.size());
+  for (const auto& bytes : stored) {
+    OUTPOST_ASSIGN_OR_RETURN(const wire::Op* op, DecodeStoredOp(bytes));
+    ops.push_back(BuildOp(b, FieldsOf(*op)));
+  }
+  auto s = b.CreateString(stream.data(), stream.size());
+  auto ov = b.CreateVector(ops);
+  return FinishFrame(b, wire::Body::Notify,
+                     wire::CreateNotify(b, s, after_seq + stored.size(), after_seq, ov).Union());
+}
+
 std::string EncodeEmptyBatch(std::string_view stream, uint64_t after_seq) {
   flatbuffers::FlatBufferBuilder b(128 + stream.size());
   auto sv = b.CreateString(stream.data(), stream.size());

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/client.h"
 #include "outpost/ids.h"
@@ -53,6 +54,10 @@ Result<const wire::Op*> DecodeStoredOp(std::string_view bytes);
 std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flatbuffers::Offset<void> body);
 std::string EncodeError(Status::Code code, std::string_view message, bool fatal);
 std::string EncodeNotify(std::string_view stream, uint64_t high_seq);
+// A Notify carrying the ops after_seq+1 .. after_seq+stored.size() (= high_seq), each as EncodeStoredOp made
+// it. Corruption if one of them fails verification.
+Result<std::string> EncodeLiveNotify(std::string_view stream, uint64_t after_seq,
+                                     const std::vector<std::string>& stored);
 // A final page with no ops (high_seq = after_seq): the answer to a refused Pull.
 std::string EncodeEmptyBatch(std::string_view stream, uint64_t after_seq);
 std::string EncodePull(std::string_view stream, uint64_t after_seq, uint32_t limit);

@@ -1460,17 +1460,25 @@ TEST_F(ClientBadInput, WatermarksWithBadFields) {
       {"empty stream", WatermarkFrame("", "bob", "dev-B", 0, 1)},
       {"NUL stream", WatermarkFrame(std::string("ro\0m", 4), "bob", "dev-B", 0, 1)},
   };
+  // Watermarks that came in are stored once the first of them waited Receipts::kStoreDelayMs (50 ms).
+  auto store_received = [&] {
+    env_->AdvanceMs(1000);
+    ASSERT_TRUE(client_->Step().ok());
+  };
   for (const auto& [name, frame] : cases) {
     uint64_t before = client_->Stats().bad_frames;
     ASSERT_TRUE(Feed(frame, name));
     EXPECT_EQ(client_->Stats().bad_frames, before + 1) << name << " must be counted as a bad frame";
+    store_received();
     auto wms = client_->Watermarks(kRoom);
     ASSERT_TRUE(wms.ok());
     EXPECT_TRUE(wms->empty()) << name << " was stored";
   }
   // A valid one is stored, and never moves back.
   ASSERT_TRUE(Feed(WatermarkFrame(kRoom, "bob", "dev-B", 1, 7), "valid"));
+  store_received();
   ASSERT_TRUE(Feed(WatermarkFrame(kRoom, "bob", "dev-B", 1, 2), "older"));
+  store_received();
   auto wms = client_->Watermarks(kRoom);
   ASSERT_TRUE(wms.ok());
   ASSERT_EQ(wms->size(), 1u);

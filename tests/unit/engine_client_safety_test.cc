@@ -7,6 +7,7 @@
 // ServerCore over the in-process transport; a listener wrapper lets a test watch, drop and forge frames.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -78,6 +79,16 @@ class ClientSafetyTest : public testing::Test {
     return cluster_.DeviceOptions(user, device);
   }
   Client& Add(ClientOptions o) { return cluster_.Add(std::move(o)); }
+  // A server; alice's phone wrote "first" to "chat", and bob's tablet follows "chat" and has merged it.
+  void OpenWriterAndFollower(Client** a, Client** b) {
+    OpenServer();
+    *a = &Add(Options("phone"));
+    *b = &Add(Options("tablet", "bob"));
+    ASSERT_TRUE((*a)->Submit("chat", "text", "first").ok());
+    ASSERT_TRUE((*b)->Follow("chat").ok());
+    ASSERT_TRUE(cluster_.StepUntil([&] { return (*b)->Cursor("chat").value() == 1; }));
+    Pump(5);
+  }
   void Pump(int rounds = 50, int64_t ms = 10) { cluster_.Pump(rounds, ms); }
 
   harness::Cluster cluster_;
@@ -514,6 +525,7 @@ TEST_F(ClientSafetyTest, AfterBusyUnansweredPullsAndWatermarksAreSentAgain) {
   Pump(3);
   EXPECT_GT(pulls, pulls_before);
   EXPECT_GT(watermarks, watermarks_before);
+  Pump(6);  // the echoed watermarks are stored once the first waited 50 ms (Receipts)
   EXPECT_TRUE(c.IsIdle());
 }
 
@@ -537,6 +549,124 @@ TEST_F(ClientSafetyTest, AnEchoedWatermarkIsAcknowledgedAndNotResentAfterBusy) {
   tap_->Inject(codec::EncodeError(Status::Code::kBusy, "server store failed, resend: test", false));
   Pump(3);
   EXPECT_EQ(watermarks, before);
+}
+
+TEST_F(ClientSafetyTest, WatermarksThatArriveTogetherAreStoredInOneCommit) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  ASSERT_TRUE(c.Submit("chat", "text", "one").ok());
+  Pump();
+  int events = 0;
+  c.Subscribe("chat", [&](const std::vector<Change>& changes) {
+    for (const Change& ch : changes) events += ch.kind == Change::Kind::kWatermark;
+  });
+  // Ten receipts of other devices in one round of frames (as a session's first page brings them).
+  for (int i = 0; i < 10; ++i) {
+    tap_->Inject(
+        codec::EncodeWatermark("chat", "bob", "tablet-" + std::to_string(i), WatermarkKind::kDelivered, 1));
+  }
+  ASSERT_TRUE(c.Step().ok());
+  auto wms = c.Watermarks("chat");
+  ASSERT_TRUE(wms.ok());
+  const size_t before = wms->size();  // the device's own, echoed
+  EXPECT_EQ(events, 0) << "stored before the first of them waited 50 ms";
+  env_.AdvanceMs(60);
+  ASSERT_TRUE(c.Step().ok());
+  wms = c.Watermarks("chat");
+  ASSERT_TRUE(wms.ok());
+  EXPECT_EQ(wms->size(), before + 10);
+  EXPECT_EQ(events, 1) << "one commit, one change event for the stream";
+  EXPECT_EQ(c.Stats().store_errors, 0u);
+}
+
+TEST_F(ClientSafetyTest, ReceiptsTakenInAreKeptWhenTheClientStops) {
+  OpenServer();
+  ClientOptions o = Options("phone");
+  Client& c = Add(o);
+  ASSERT_TRUE(c.Submit("chat", "text", "one").ok());
+  Pump();
+  tap_->Inject(codec::EncodeWatermark("chat", "bob", "tablet", WatermarkKind::kRead, 1));
+  ASSERT_TRUE(c.Step().ok());
+  c.Stop();  // before the delay ran out
+  Client& again = cluster_.ReopenDevice(c);
+  auto wms = again.Watermarks("chat");
+  ASSERT_TRUE(wms.ok());
+  bool seen = false;
+  for (const Watermark& w : *wms) seen = seen || (w.device == "tablet" && w.kind == WatermarkKind::kRead);
+  EXPECT_TRUE(seen);
+}
+
+// ---- live ops: a Notify that carries the new ops ----
+
+TEST_F(ClientSafetyTest, NewOpsReachAFollowerInTheirNotifyWithNoPull) {
+  Client *ap = nullptr, *bp = nullptr;
+  ASSERT_NO_FATAL_FAILURE(OpenWriterAndFollower(&ap, &bp));
+  Client &a = *ap, &b = *bp;
+  int live_notifies = 0;
+  tap_->drop_out = [&](const wire::Frame& f) {
+    const wire::Notify* n = f.body_as_Notify();
+    live_notifies += n != nullptr && n->ops() != nullptr && n->ops()->size() > 0;
+    return false;
+  };
+  const ClientStats a_before = a.Stats(), b_before = b.Stats();
+  ASSERT_TRUE(a.SubmitBatch({{"chat", "text", "two"}, {"chat", "text", "three"}}).ok());
+  ASSERT_TRUE(cluster_.StepUntil([&] { return b.Cursor("chat").value() == 3; }));
+  auto view = b.Latest("chat", 10);
+  ASSERT_TRUE(view.ok());
+  ASSERT_EQ(view->size(), 3u);
+  EXPECT_EQ((*view)[1].payload, "two");
+  EXPECT_EQ((*view)[2].payload, "three");
+  EXPECT_EQ((*view)[2].seq, 3u);
+  EXPECT_EQ((*view)[2].state, OpState::kSent);
+  EXPECT_EQ(b.Stats().pulls, b_before.pulls) << "merged from the Notify, no pull";
+  EXPECT_GT(b.Stats().live_merges, b_before.live_merges);
+  // The author heard of its ops from the acks: a plain Notify.
+  EXPECT_EQ(live_notifies, 1);
+  EXPECT_EQ(a.Stats().live_merges, a_before.live_merges);
+}
+
+TEST_F(ClientSafetyTest, LiveOpsAfterAGapAreLeftToAPullThatKeepsTheOrder) {
+  Client *ap = nullptr, *bp = nullptr;
+  ASSERT_NO_FATAL_FAILURE(OpenWriterAndFollower(&ap, &bp));
+  Client &a = *ap, &b = *bp;
+  // The Notify of "two" is lost on its way to b; the one of "three" starts after b's cursor.
+  bool lost = false;
+  tap_->drop_out = [&](const wire::Frame& f) {
+    const wire::Notify* n = f.body_as_Notify();
+    if (lost || n == nullptr || n->ops() == nullptr) return false;
+    lost = true;
+    return true;
+  };
+  ASSERT_TRUE(a.Submit("chat", "text", "two").ok());
+  ASSERT_TRUE(cluster_.StepUntil([&] { return lost && a.IsIdle(); }));
+  EXPECT_EQ(b.Cursor("chat").value(), 1u);
+  const uint64_t pulls = b.Stats().pulls;
+  ASSERT_TRUE(a.Submit("chat", "text", "three").ok());
+  ASSERT_TRUE(cluster_.StepUntil([&] { return b.Cursor("chat").value() == 3; }));
+  EXPECT_GT(b.Stats().pulls, pulls);
+  auto view = b.Latest("chat", 10);
+  ASSERT_TRUE(view.ok());
+  ASSERT_EQ(view->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ((*view)[i].seq, i + 1);
+  EXPECT_EQ((*view)[1].payload, "two");
+}
+
+TEST_F(ClientSafetyTest, AGroupOfManyOpsIsAnnouncedWithAPlainNotify) {
+  Client *ap = nullptr, *bp = nullptr;
+  ASSERT_NO_FATAL_FAILURE(OpenWriterAndFollower(&ap, &bp));
+  Client &a = *ap, &b = *bp;
+  size_t most = 0;
+  tap_->drop_out = [&](const wire::Frame& f) {
+    const wire::Notify* n = f.body_as_Notify();
+    if (n != nullptr && n->ops() != nullptr) most = std::max<size_t>(most, n->ops()->size());
+    return false;
+  };
+  std::vector<NewOp> ops;
+  for (int i = 0; i < 200; ++i) ops.push_back({"chat", "text", std::string(300, 'x')});  // 60 KB
+  ASSERT_TRUE(a.SubmitBatch(ops).ok());
+  ASSERT_TRUE(cluster_.StepUntil([&] { return b.Cursor("chat").value() == 201; }));
+  EXPECT_LE(most, 64u);
+  EXPECT_EQ(b.Latest("chat", 1000).value().size(), 201u);
 }
 
 }  // namespace

@@ -146,6 +146,8 @@ struct ClientStats {
   int64_t oldest_pending_ms = 0;
   uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
+  // Notifies that carried the new ops themselves (live ops) and were merged with no pull.
+  uint64_t live_merges = 0;
   // Store operations of the sync side that failed (a full disk, an I/O error): each is retried, and none is
   // dropped silently; a count that keeps growing means the store cannot be written.
   uint64_t store_errors = 0;

@@ -437,13 +437,13 @@ void Client::Impl::ApplyInbox(int64_t now) {
   if (in.disconnect) session_->Close(now, "disconnected by the application");
 }
 
-Status Client::Impl::Step() {
-  StepLocked();
+Status Client::Impl::Step(bool receipts_now) {
+  StepLocked(receipts_now);
   observers_.Deliver(/*wait=*/true);  // callbacks run outside every engine lock
   return Status::OK();
 }
 
-void Client::Impl::StepLocked() {
+void Client::Impl::StepLocked(bool receipts_now) {
   bool online;
   {
     MutexLock lock(&inbox_mu_);
@@ -453,6 +453,7 @@ void Client::Impl::StepLocked() {
   const int64_t now = env_->NowMs();
   ApplyInbox(now);
   session_->Poll(now, online);
+  receipts_->StoreReceived(now, receipts_now);
   if (!session_->ready()) return;
   flusher_->CheckTimeouts(now);
   flusher_->Renumber();
@@ -471,7 +472,8 @@ Status Client::Impl::AuthStatus() {
 bool Client::Impl::IsIdle() {
   {
     MutexLock lock(&sync_->mu);
-    if (!session_->ready() || !flusher_->idle() || store_->outbox_depth() > 0 || !merger_->idle())
+    if (!session_->ready() || !flusher_->idle() || store_->outbox_depth() > 0 || !merger_->idle() ||
+        !receipts_->idle())
       return false;
   }
   MutexLock lock(&inbox_mu_);
@@ -482,7 +484,7 @@ Status Client::Impl::RunUntilIdle(int64_t timeout_ms) {
   if (!dialer_) return Status::Unavailable("no server configured");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    OUTPOST_RETURN_IF_ERROR(Step());
+    OUTPOST_RETURN_IF_ERROR(Step(/*receipts_now=*/true));  // the caller waits: nothing to gather
     if (IsIdle()) return Status::OK();
     OUTPOST_RETURN_IF_ERROR(AuthStatus());  // refused credentials: waiting longer cannot help
     if (std::chrono::steady_clock::now() >= deadline) return Status::Timeout("sync not idle in time");
@@ -522,6 +524,9 @@ void Client::Impl::Stop() {
     inbox_cv_.NotifyAll();
   }
   if (sync_thread_.joinable()) sync_thread_.join();
+  if (!sync_ || !receipts_) return;  // never opened
+  MutexLock lock(&sync_->mu);
+  receipts_->StoreReceived(/*now=*/0, /*now_too=*/true);  // what came in last is kept (env_ may be gone)
 }
 
 void Client::Impl::Disconnect() {

@@ -77,8 +77,8 @@ class Client::Impl {
   }
   void Unsubscribe(uint64_t id) { observers_.Unsubscribe(id); }
 
-  // Sync driving.
-  Status Step();
+  // Sync driving. `receipts_now`: store the watermarks that came in without waiting (Receipts).
+  Status Step(bool receipts_now = false);
   Status RunUntilIdle(int64_t timeout_ms);
   bool IsIdle();
   // PermissionDenied (with the server's message) once the server refused our credentials.
@@ -116,7 +116,7 @@ class Client::Impl {
                                                              std::vector<Change>*)>& change)
       OUTPOST_EXCLUDES(sync_->mu);
   void Post(const std::function<void(Inbox&)>& fn) OUTPOST_EXCLUDES(inbox_mu_);
-  void StepLocked() OUTPOST_EXCLUDES(sync_->mu);
+  void StepLocked(bool receipts_now) OUTPOST_EXCLUDES(sync_->mu);
   void ApplyInbox(int64_t now) OUTPOST_REQUIRES(sync_->mu);
   void SyncLoop();
 

@@ -59,10 +59,18 @@ void Merger::OnBusy(int64_t now) {
 
 void Merger::OnNotify(const wire::Notify& notify) {
   ctx_.mu.AssertHeld();
-  std::string_view stream = codec::Str(notify.stream());
+  std::string stream(codec::Str(notify.stream()));
   if (!keys::ValidateStream(stream, 255).ok()) return;
   StreamSync& ss = ctx_.Of(stream);
   ss.server_high = std::max(ss.server_high, notify.high_seq());
+  const auto* ops = notify.ops();
+  const size_t n = ops ? ops->size() : 0;
+  // Live ops that take the cursor further, starting at or before it: merged now. Otherwise (a gap: ops
+  // this device missed come first) the head is pulled (SendPulls).
+  if (n == 0 || !ss.followed || notify.after_seq() > ss.cursor || notify.after_seq() + n <= ss.cursor) return;
+  if (Merge(stream, notify.after_seq(), ops, notify.high_seq())) {
+    ctx_.Count([&](ClientStats& s) { ++s.live_merges; });
+  }
 }
 
 void Merger::SendPulls(int64_t now) {
@@ -96,14 +104,22 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
   if (batch.after_seq() + n <= ss.cursor) return;
   // Ask for the next page before merging this one, so the server builds it while we write.
   if (batch.has_more() && ss.followed) Send(stream, batch.after_seq() + n, now);
+  // On a store error, the same page is pulled again (a pipelined next page will be stale).
+  if (!Merge(stream, batch.after_seq(), batch.ops(), batch.high_seq())) ss.pull.outstanding = false;
+}
+
+bool Merger::Merge(const std::string& stream, uint64_t after_seq,
+                   const flatbuffers::Vector<flatbuffers::Offset<wire::Op>>* ops, uint64_t high_seq) {
+  StreamSync& ss = ctx_.Of(stream);
+  const size_t n = ops ? ops->size() : 0;
 
   std::vector<Change> changes;
   Tally tally;
   uint64_t settled = 0;
   auto txn_or = ctx_.store->BeginWrite();
-  if (!txn_or.ok()) {  // pulled again after the timeout
+  if (!txn_or.ok()) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
-    return;
+    return false;
   }
   WriteTxn* txn = txn_or->get();
   keys::StreamMeta meta;
@@ -112,10 +128,10 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
   uint64_t seq = ss.cursor;
   bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
   for (size_t i = 0; i < n && st.ok(); ++i) {
-    const wire::Op* wop = batch.ops()->Get(i);
+    const wire::Op* wop = ops->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
-    if (f.seq <= seq && f.seq == batch.after_seq() + 1 + i) continue;  // merged already
-    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) {               // malformed page: keep what is sound
+    if (f.seq <= seq && f.seq == after_seq + 1 + i) continue;  // merged already
+    if (f.seq != seq + 1 || f.op_id.IsNil() || f.skip) {       // malformed page: keep what is sound
       malformed = true;
       break;
     }
@@ -182,9 +198,9 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
     changes.push_back({Change::Kind::kAdded, stream, op.op_id});
   }
   if (malformed) ctx_.Count([](ClientStats& s) { ++s.bad_frames; });
-  if (seq == ss.cursor) return;
+  if (seq == ss.cursor) return true;
   meta.cursor = seq;
-  meta.high_seq = std::max(meta.high_seq, batch.high_seq());
+  meta.high_seq = std::max(meta.high_seq, high_seq);
   meta.followed = 1;
   DeviceStore::TakeOutbox(&meta, settled);
   tally.outbox -= static_cast<int64_t>(settled);
@@ -194,14 +210,14 @@ void Merger::OnBatch(const wire::Batch& batch, int64_t now) {
   txn_or->reset();
   if (!st.ok()) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
-    ss.pull.outstanding = false;  // pull the same page again (a pipelined next page will be stale)
-    return;
+    return false;
   }
   const uint64_t merged = seq - ss.cursor;
   ss.cursor = seq;
   // One delivered watermark when caught up, not one per page (each costs the server a durable write).
   if (ss.cursor >= ss.server_high) ss.receipts.dirty = true;
   ctx_.Count([&](ClientStats& s) { s.ops_merged += merged; });
+  return true;
 }
 
 }  // namespace outpost

@@ -4,7 +4,8 @@
 // transaction with the cursor: others' ops are inserted at their seq, this device's own unsent ops with the
 // same op id settle at their seq. Ops at or below the cursor are skipped and a page that starts after the
 // cursor is ignored (stale or reordered), so nothing is merged twice or skipped, crash or not. Every pull
-// goes out through RequestPull.
+// goes out through RequestPull. A Notify that carries the ops that made the new head (live ops, when few)
+// is merged the same way with no pull, if it starts at or before the cursor; otherwise its head is pulled.
 #ifndef OUTPOST_SRC_CLIENT_MERGER_H_
 #define OUTPOST_SRC_CLIENT_MERGER_H_
 
@@ -36,6 +37,11 @@ class Merger {
   // Whether an op from the server was made on this device: same user and same device id.
   bool IsOwn(const codec::OpFields& f) const;
   void Send(const std::string& stream, uint64_t after_seq, int64_t now) OUTPOST_REQUIRES(ctx_.mu);
+  // Merges ops after_seq+1 .. after_seq+len(ops) (after_seq at or before the cursor) in one transaction.
+  // False when the store failed (nothing merged).
+  bool Merge(const std::string& stream, uint64_t after_seq,
+             const flatbuffers::Vector<flatbuffers::Offset<wire::Op>>* ops, uint64_t high_seq)
+      OUTPOST_REQUIRES(ctx_.mu);
 
   SyncContext& ctx_;
 };

@@ -1,6 +1,9 @@
 // Copyright 2026 The Outpost Authors.
 #include "client/receipts.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "client/sync_session.h"
 
 namespace outpost {
@@ -12,7 +15,7 @@ void Receipts::OnBusy() {
   }
 }
 
-void Receipts::OnWatermark(const wire::Watermark& wm) {
+void Receipts::OnWatermark(const wire::Watermark& wm, int64_t now) {
   ctx_.mu.AssertHeld();
   std::string_view stream = codec::Str(wm.stream());
   std::string_view user = codec::Str(wm.user());
@@ -23,26 +26,42 @@ void Receipts::OnWatermark(const wire::Watermark& wm) {
     return;
   }
   if (user == ctx_.user && device == ctx_.device) {
-    // Our own watermark echoed back once the server stored it: its acknowledgement. (Stored below too: it
-    // is this device's own receipt.)
+    // Our own watermark echoed back once the server stored it: its acknowledgement. (Stored too: it is
+    // this device's own receipt.)
     ReceiptState& rs = ctx_.Of(stream).receipts;
     uint64_t& sent = wm.kind() == wire::WatermarkKind::Read ? rs.sent_read : rs.sent_delivered;
     if (wm.seq() >= sent) sent = 0;
   }
-  std::string key = keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(wm.kind()));
+  if (received_.empty()) received_since_ = now;
+  auto [it, fresh] =
+      received_.try_emplace(keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(wm.kind())),
+                            std::string(stream), wm.seq());
+  if (!fresh) it->second.second = std::max(it->second.second, wm.seq());
+}
+
+void Receipts::StoreReceived(int64_t now, bool now_too) {
+  ctx_.mu.AssertHeld();
+  if (received_.empty() || (!now_too && now - received_since_ < kStoreDelayMs)) return;
+  std::map<std::string, std::pair<std::string, uint64_t>> received;
+  received.swap(received_);
   auto txn = ctx_.store->BeginWrite();
-  if (!txn.ok()) {
-    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
-    return;
+  Status st = txn.status();
+  std::vector<Change> changes;
+  for (auto it = received.begin(); st.ok() && it != received.end(); ++it) {
+    const auto& [key, mark] = *it;
+    std::string v;
+    st = (*txn)->Get(kWatermarks, key, &v);
+    if (st.ok() && v.size() == 8 && keys::GetBE64(v) >= mark.second) continue;  // never moves back
+    if (st.IsNotFound() || st.ok()) {
+      v.clear();
+      keys::PutBE64(&v, mark.second);
+      st = (*txn)->Put(kWatermarks, key, v);
+    }
+    if (st.ok() && (changes.empty() || changes.back().stream != mark.first)) {
+      changes.push_back({Change::Kind::kWatermark, mark.first, OpId()});
+    }
   }
-  std::string v;
-  Status st = (*txn)->Get(kWatermarks, key, &v);
-  if (st.ok() && v.size() == 8 && keys::GetBE64(v) >= wm.seq()) return;  // watermarks never move back
-  v.clear();
-  keys::PutBE64(&v, wm.seq());
-  st = (*txn)->Put(kWatermarks, key, v);
-  if (st.ok())
-    st = ctx_.store->Commit(txn->get(), {}, {{Change::Kind::kWatermark, std::string(stream), OpId()}});
+  if (st.ok() && !changes.empty()) st = ctx_.store->Commit(txn->get(), {}, changes);
   if (!st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
 }
 

@@ -186,7 +186,7 @@ void SyncSession::HandleFrame(const wire::Frame& f, int64_t now) {
       ctx_.merger->OnNotify(*f.body_as_Notify());
       break;
     case wire::Body::Watermark:
-      ctx_.receipts->OnWatermark(*f.body_as_Watermark());
+      ctx_.receipts->OnWatermark(*f.body_as_Watermark(), now);
       break;
     case wire::Body::Error:
       OnError(*f.body_as_Error(), now);

@@ -56,13 +56,54 @@ void ServerCore::Impl::FollowJoined(ServerReadTxn* txn, Group* g, std::string_vi
   }
 }
 
-void ServerCore::Impl::SendHeads(const std::vector<StoreEvents::Head>& heads, std::vector<Outbound>* out) {
+void ServerCore::Impl::SendHeads(const std::vector<StoreEvents::Head>& heads, const Group* g,
+                                 std::vector<Outbound>* out) {
+  // Live ops are checked against membership as of after the commit, as a page would be (ServePage): one
+  // snapshot for all heads, one read per follower's user.
+  std::unique_ptr<ServerReadTxn> snapshot;
+  bool snapshot_failed = false;
   for (const auto& head : heads) {
     auto f = followers_.find(head.stream);
     if (f == followers_.end()) continue;
     std::string frame = codec::EncodeNotify(head.stream, head.high);
+    const LiveOps* live = nullptr;
+    if (g != nullptr && f->second.size() <= kLiveFollowersMax) {
+      auto it = g->fresh.find(head.stream);
+      if (it != g->fresh.end() && it->second.whole && !it->second.stored.empty() &&
+          it->second.stored.size() <= head.high) {
+        live = &it->second;
+      }
+    }
+    std::string live_frame;
+    std::map<std::string, bool, std::less<>> member;  // by user (MayDeliver checked the hook per device)
     for (ConnId c : f->second) {
-      if (MayDeliver(c, head.stream)) out->push_back({c, frame});
+      if (!MayDeliver(c, head.stream)) continue;
+      // Its own pushes only: the acks told it everything already.
+      const bool own = live != nullptr && live->authors.size() == 1 && live->authors.contains(c);
+      auto sit = sessions_.find(c);
+      if (live == nullptr || own || sit == sessions_.end() || snapshot_failed) {
+        out->push_back({c, frame});
+        continue;
+      }
+      if (!snapshot) {
+        auto r = store_->BeginRead();
+        if (!r.ok()) {
+          snapshot_failed = true;  // the devices pull instead
+          out->push_back({c, frame});
+          continue;
+        }
+        snapshot = std::move(*r);
+      }
+      auto [m, fresh] = member.try_emplace(sit->second.user, false);
+      if (fresh) {
+        Status error;  // a failed read: not known to be a member, so a plain Notify
+        m->second = CheckMember(*snapshot, sit->second.user, head.stream, &error).ok() && error.ok();
+      }
+      if (m->second && live_frame.empty()) {
+        auto encoded = codec::EncodeLiveNotify(head.stream, head.high - live->stored.size(), live->stored);
+        if (encoded.ok()) live_frame = std::move(*encoded);
+      }
+      out->push_back({c, m->second && !live_frame.empty() ? live_frame : frame});
     }
   }
 }
@@ -79,8 +120,8 @@ void ServerCore::Impl::SendRelay(const StoredWatermark& wm, ConnId from, std::ve
 
 void ServerCore::Impl::NotifyCommitted(Group& g, std::vector<Outbound>* out) {
   StoreEvents events;
-  for (const auto& stream : g.notify) events.heads.push_back({stream, g.high[stream]});
-  SendHeads(events.heads, out);
+  for (const auto& [stream, live] : g.fresh) events.heads.push_back({stream, g.high[stream]});
+  SendHeads(events.heads, &g, out);
   for (const auto& [wm, from] : g.relays) SendRelay(wm, from, out);
   for (auto& [wm, from] : g.relays) events.watermarks.push_back(std::move(wm));
   for (const auto& [stream, user] : g.joined) events.joined.push_back({stream, user});
@@ -134,7 +175,7 @@ void ServerCore::Impl::HandleRemote(std::vector<Outbound>* out) {
         if (t->High(stream, &high).ok()) events.heads.push_back({stream, high});
       }
     }
-    SendHeads(events.heads, out);
+    SendHeads(events.heads, nullptr, out);
     for (const auto& wm : events.watermarks) SendRelay(wm, 0, out);
   }
 }

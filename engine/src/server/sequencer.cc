@@ -125,9 +125,19 @@ bool ServerCore::Impl::StreamExists(Group& g, std::string_view stream) {
 
 // ---- ops ----
 
-void ServerCore::Impl::PutStoredOp(Group& g, const codec::OpFields& f) {
-  Fail(g, g.txn->AppendOp(f.stream, f.seq, codec::EncodeStoredOp(f)));
-  g.notify.emplace(f.stream);
+void ServerCore::Impl::PutStoredOp(Group& g, const codec::OpFields& f, ConnId author) {
+  std::string bytes = codec::EncodeStoredOp(f);
+  Fail(g, g.txn->AppendOp(f.stream, f.seq, bytes));
+  LiveOps& live = g.fresh[std::string(f.stream)];
+  live.authors.insert(author);
+  if (live.whole && live.stored.size() < LiveOps::kOpsMax &&
+      live.bytes + bytes.size() <= LiveOps::kBytesMax) {
+    live.bytes += bytes.size();
+    live.stored.push_back(std::move(bytes));
+  } else {
+    live.whole = false;
+    live.stored.clear();
+  }
 }
 
 void ServerCore::Impl::AppendFeed(Group& g, std::string_view user, std::string_view kind,
@@ -145,7 +155,7 @@ void ServerCore::Impl::AppendFeed(Group& g, std::string_view user, std::string_v
   f.device = "server";
   f.client_time_ms = opt_.env->NowMs();
   f.seq = seq;
-  PutStoredOp(g, f);
+  PutStoredOp(g, f, /*author=*/0);
 }
 
 void ServerCore::Impl::ApplyMembers(Group& g, std::string_view stream, std::string_view author,
@@ -401,7 +411,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   stored.user = s.user;
   stored.seq = seq;
   stored.retry = false;  // the pusher's business
-  PutStoredOp(g, stored);
+  PutStoredOp(g, stored, conn);
   if (opt_.membership && f.kind == kMembersKind) {
     ApplyMembers(g, f.stream, s.user, ParseMembers(f.payload, opt_.members_max).value());
   }

@@ -76,6 +76,18 @@ class ServerCore::Impl {
     bool close_after = false;
     int read = -1;
   };
+  // The new ops of one stream in a group, for the Notify that announces them (live ops), when they are few.
+  struct LiveOps {
+    static constexpr size_t kOpsMax = 64;
+    static constexpr size_t kBytesMax = 16 << 10;
+    std::vector<std::string> stored;  // in seq order, ending at the group's head (EncodeStoredOp)
+    size_t bytes = 0;
+    bool whole = true;         // every new op is in `stored`; else too many: a plain Notify
+    std::set<ConnId> authors;  // connections that pushed them (0: the server's own ops)
+  };
+  // Followers of a stream beyond this hear of its head with a plain Notify (and pull): live ops cost a
+  // membership read per follower's user.
+  static constexpr size_t kLiveFollowersMax = 64;
   // State of one group of events, committed together.
   struct Group {
     ServerWriteTxn* txn = nullptr;
@@ -83,7 +95,7 @@ class ServerCore::Impl {
     std::map<CounterKey, uint64_t> ctr;              // device counter -> last counter
     std::set<std::string> dirty_high;
     std::set<CounterKey> dirty_ctr;
-    std::set<std::string> notify;  // streams with new ops
+    std::map<std::string, LiveOps> fresh;  // streams with new ops
     std::vector<Answer> answers;
     std::vector<ReadRequest> reads;
     std::vector<std::pair<StoredWatermark, ConnId>> relays;  // receipt, conn that sent it (not relayed back)
@@ -139,7 +151,7 @@ class ServerCore::Impl {
                     std::vector<std::string> members);
   // Appends a server-authored op to `user`'s feed.
   void AppendFeed(Group& g, std::string_view user, std::string_view kind, std::string_view stream);
-  void PutStoredOp(Group& g, const codec::OpFields& f);
+  void PutStoredOp(Group& g, const codec::OpFields& f, ConnId author);
   // Ok when `payload` may be the member list of `stream`: the grammar, members_max, user_exists.
   Status CheckMemberList(Group& g, std::string_view stream, std::string_view author,
                          std::string_view payload);
@@ -186,7 +198,9 @@ class ServerCore::Impl {
   void DropFollows(std::string_view stream, std::string_view user);
   // `user` joined `stream`: its connections that asked for the stream follow it.
   void FollowJoined(ServerReadTxn* txn, Group* g, std::string_view stream, std::string_view user);
-  void SendHeads(const std::vector<StoreEvents::Head>& heads, std::vector<Outbound>* out);
+  // `g`: the group that made the heads, whose new ops go with them where they may (live ops); none for
+  // heads another instance published.
+  void SendHeads(const std::vector<StoreEvents::Head>& heads, const Group* g, std::vector<Outbound>* out);
   void SendRelay(const StoredWatermark& wm, ConnId from, std::vector<Outbound>* out);
 
   ServerOptions opt_;
