@@ -579,6 +579,22 @@ TEST_F(ClientSafetyTest, WatermarksThatArriveTogetherAreStoredInOneCommit) {
   EXPECT_EQ(c.Stats().store_errors, 0u);
 }
 
+TEST_F(ClientSafetyTest, AWallClockSteppedBackDoesNotHoldReceivedWatermarks) {
+  OpenServer();
+  Client& c = Add(Options("phone"));
+  ASSERT_TRUE(c.Submit("chat", "text", "one").ok());
+  Pump();
+  tap_->Inject(codec::EncodeWatermark("chat", "bob", "tablet", WatermarkKind::kRead, 1));
+  ASSERT_TRUE(c.Step().ok());
+  env_.SetNowMs(env_.NowMs() - 3'600'000);  // an hour back
+  ASSERT_TRUE(c.Step().ok());
+  auto wms = c.Watermarks("chat");
+  ASSERT_TRUE(wms.ok());
+  bool seen = false;
+  for (const Watermark& w : *wms) seen = seen || w.device == "tablet";
+  EXPECT_TRUE(seen);
+}
+
 TEST_F(ClientSafetyTest, ReceiptsTakenInAreKeptWhenTheClientStops) {
   OpenServer();
   ClientOptions o = Options("phone");

@@ -41,7 +41,10 @@ void Receipts::OnWatermark(const wire::Watermark& wm, int64_t now) {
 
 void Receipts::StoreReceived(int64_t now, bool now_too) {
   ctx_.mu.AssertHeld();
-  if (received_.empty() || (!now_too && now - received_since_ < kStoreDelayMs)) return;
+  // A wall clock stepped back (now < received_since_) must not hold them: stored at once then.
+  if (received_.empty() || (!now_too && now >= received_since_ && now - received_since_ < kStoreDelayMs)) {
+    return;
+  }
   std::map<std::string, std::pair<std::string, uint64_t>> received;
   received.swap(received_);
   auto txn = ctx_.store->BeginWrite();
@@ -62,7 +65,15 @@ void Receipts::StoreReceived(int64_t now, bool now_too) {
     }
   }
   if (st.ok() && !changes.empty()) st = ctx_.store->Commit(txn->get(), {}, changes);
-  if (!st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+  if (!st.ok()) {
+    // Kept for the next try (the server sends another device's watermarks only once per session).
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    if (received_.empty()) received_since_ = now;
+    for (auto& [key, mark] : received) {
+      auto [it, fresh] = received_.try_emplace(key, std::move(mark));
+      if (!fresh) it->second.second = std::max(it->second.second, mark.second);
+    }
+  }
 }
 
 void Receipts::Send() {

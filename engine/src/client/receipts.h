@@ -32,8 +32,8 @@ class Receipts {
   // Takes a watermark in; it is stored (and its change event emitted) by StoreReceived.
   void OnWatermark(const wire::Watermark& wm, int64_t now);
   // Stores the watermarks taken in, in one transaction, once the first of them waited kStoreDelayMs (or at
-  // once with `now_too`). On a store error they are counted (ClientStats::store_errors) and dropped: the
-  // server sends them again in the next session.
+  // once with `now_too`). On a store error they are counted (ClientStats::store_errors) and kept for the
+  // next call.
   void StoreReceived(int64_t now, bool now_too);
   // Nothing taken in and not yet stored.
   bool idle() const {

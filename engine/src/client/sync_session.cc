@@ -183,7 +183,9 @@ void SyncSession::HandleFrame(const wire::Frame& f, int64_t now) {
       if (state_ == State::kReady) ctx_.merger->OnBatch(*f.body_as_Batch(), now);
       break;
     case wire::Body::Notify:
-      ctx_.merger->OnNotify(*f.body_as_Notify());
+      // Like a page: live ops are merged only in a ready session (not after a fatal Error, not before the
+      // Welcome).
+      if (state_ == State::kReady) ctx_.merger->OnNotify(*f.body_as_Notify());
       break;
     case wire::Body::Watermark:
       ctx_.receipts->OnWatermark(*f.body_as_Watermark(), now);

@@ -62,6 +62,9 @@ void ServerCore::Impl::SendHeads(const std::vector<StoreEvents::Head>& heads, co
   // snapshot for all heads, one read per follower's user.
   std::unique_ptr<ServerReadTxn> snapshot;
   bool snapshot_failed = false;
+  // Live-op bytes per connection, within kLiveBytesPerConnection for all the group's streams (as pages are
+  // budgeted per connection): beyond it, the plain Notify (the device pulls, paced by its own pulls).
+  std::unordered_map<ConnId, size_t> live_bytes;
   for (const auto& head : heads) {
     auto f = followers_.find(head.stream);
     if (f == followers_.end()) continue;
@@ -75,6 +78,7 @@ void ServerCore::Impl::SendHeads(const std::vector<StoreEvents::Head>& heads, co
       }
     }
     std::string live_frame;
+    bool encode_failed = false;
     std::map<std::string, bool, std::less<>> member;  // by user (MayDeliver checked the hook per device)
     for (ConnId c : f->second) {
       if (!MayDeliver(c, head.stream)) continue;
@@ -99,11 +103,22 @@ void ServerCore::Impl::SendHeads(const std::vector<StoreEvents::Head>& heads, co
         Status error;  // a failed read: not known to be a member, so a plain Notify
         m->second = CheckMember(*snapshot, sit->second.user, head.stream, &error).ok() && error.ok();
       }
-      if (m->second && live_frame.empty()) {
+      if (m->second && live_frame.empty() && !encode_failed) {
         auto encoded = codec::EncodeLiveNotify(head.stream, head.high - live->stored.size(), live->stored);
-        if (encoded.ok()) live_frame = std::move(*encoded);
+        if (encoded.ok()) {
+          live_frame = std::move(*encoded);
+        } else {
+          encode_failed = true;  // a plain Notify for every follower
+        }
       }
-      out->push_back({c, m->second && !live_frame.empty() ? live_frame : frame});
+      size_t& sent = live_bytes[c];
+      const bool fits = sent + live_frame.size() <= kLiveBytesPerConnection;
+      if (m->second && !live_frame.empty() && fits) {
+        sent += live_frame.size();
+        out->push_back({c, live_frame});
+      } else {
+        out->push_back({c, frame});
+      }
     }
   }
 }

@@ -88,6 +88,8 @@ class ServerCore::Impl {
   // Followers of a stream beyond this hear of its head with a plain Notify (and pull): live ops cost a
   // membership read per follower's user.
   static constexpr size_t kLiveFollowersMax = 64;
+  // Live-op bytes one connection gets per group, over all streams; beyond it, plain Notifies.
+  static constexpr size_t kLiveBytesPerConnection = 64 << 10;
   // State of one group of events, committed together.
   struct Group {
     ServerWriteTxn* txn = nullptr;
