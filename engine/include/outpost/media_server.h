@@ -1,0 +1,66 @@
+// Copyright 2026 The Outpost Authors.
+//
+// MediaServer: the HTTP side of attachments, over a BlobStore (outpost/blob_store.h).
+//   - Uploads: tus 1.0.0 at `/files/` (core; creation, creation-with-upload, termination, checksum (sha1,
+//     sha256), expiration). POST /files/ makes a blob and answers 201 with `Location: /files/<blob id>`.
+//   - Downloads: GET /files/<blob id> of a complete blob, with Range (206 + Content-Range) so a partial
+//     download resumes; allowed when `may_read` says so, else 404 (a blob's existence is not revealed).
+// Every request but OPTIONS carries `Authorization: Bearer TOKEN` (401 without a valid one). Bodies stream to
+// the store chunk by chunk, never a whole upload in memory. Threads and connections are bounded; a client
+// that stalls past the timeouts is dropped (what it sent before stays; it resumes from HEAD's offset).
+//
+// Thread safety: Start/Stop/port from any thread; the hooks are called from the server's worker threads.
+#ifndef OUTPOST_MEDIA_SERVER_H_
+#define OUTPOST_MEDIA_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "outpost/blob_store.h"
+#include "outpost/env.h"
+#include "outpost/result.h"
+#include "outpost/status.h"
+
+namespace outpost {
+
+// Who made a request (from its bearer token).
+struct MediaPrincipal {
+  std::string user;
+  std::string device;
+};
+
+struct MediaServerOptions {
+  std::shared_ptr<BlobStore> blobs;
+  Env* env = nullptr;  // nullptr: SystemEnv(); clock for expiry
+  // The principal a bearer token belongs to; PermissionDenied (401) when unknown; any other error is 503.
+  std::function<Result<MediaPrincipal>(std::string_view token)> authenticate;
+  // Whether `who` may download `blob` (its owner always may; this is asked for anyone else). Default (empty):
+  // only the owner. Any error is 503 (with Retry-After), never a grant.
+  std::function<Result<bool>(const MediaPrincipal& who, const BlobInfo& blob)> may_read;
+
+  uint64_t upload_bytes_max = 1ull << 30;    // Tus-Max-Size; larger: 413
+  int64_t upload_expiry_ms = 24 * 3600'000;  // an incomplete upload is removed this long after creation
+  uint32_t threads = 8;                      // worker threads (each serves one connection at a time)
+  uint32_t connections_max = 256;            // open connections; beyond, new ones are closed at once
+  uint32_t uploads_per_user_max = 64;        // incomplete uploads one user may hold; beyond: 429... see docs
+  int64_t read_timeout_ms = 30'000;          // a request (or a body chunk) that stalls this long is dropped
+  int64_t write_timeout_ms = 30'000;
+  int64_t expire_interval_ms = 60'000;       // how often expired uploads are removed
+};
+
+class MediaServer {
+ public:
+  // Listens on HOST:PORT (PORT 0: any; port() tells) and serves on background threads.
+  static Result<std::unique_ptr<MediaServer>> Start(MediaServerOptions options, std::string_view host,
+                                                    uint16_t port);
+  virtual ~MediaServer() = default;  // stops
+  virtual uint16_t port() const = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace outpost
+
+#endif  // OUTPOST_MEDIA_SERVER_H_
