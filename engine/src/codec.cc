@@ -53,6 +53,10 @@ OpFields FieldsOf(const wire::Op& op) {
   f.skip = op.skip();
   f.seq = op.seq();
   f.retry = op.retry();
+  if (const wire::BlobRef* blob = op.blob()) {
+    f.has_blob = true;
+    f.blob = {Str(blob->id()), Str(blob->content_type()), Str(blob->sha256()), blob->size()};
+  }
   return f;
 }
 
@@ -64,6 +68,13 @@ flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const O
                      : b.CreateVector(reinterpret_cast<const uint8_t*>(f.payload.data()), f.payload.size());
   auto device = f.device.empty() ? 0 : b.CreateString(f.device.data(), f.device.size());
   auto user = f.user.empty() ? 0 : b.CreateString(f.user.data(), f.user.size());
+  flatbuffers::Offset<wire::BlobRef> blob = 0;
+  if (f.has_blob) {
+    auto id = b.CreateString(f.blob.id.data(), f.blob.id.size());
+    auto type = b.CreateString(f.blob.content_type.data(), f.blob.content_type.size());
+    auto sha = b.CreateString(f.blob.sha256.data(), f.blob.sha256.size());
+    blob = wire::CreateBlobRef(b, id, f.blob.size, type, sha);
+  }
   wire::OpBuilder ob(b);
   wire::Uuid id = ToWire(f.op_id);
   ob.add_op_id(&id);
@@ -79,6 +90,7 @@ flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const O
   if (f.skip) ob.add_skip(true);
   ob.add_seq(f.seq);
   if (f.retry) ob.add_retry(true);
+  if (!blob.IsNull()) ob.add_blob(blob);
   return ob.Finish();
 }
 
@@ -171,6 +183,12 @@ std::string EncodeRecord(const OpInfo& op, uint64_t local_seq) {
   auto user = b.CreateString(op.user);
   auto dep = op.depends_on.IsNil() ? 0 : b.CreateVector(op.depends_on.bytes.data(), 16);
   auto err = op.last_error.empty() ? 0 : b.CreateString(op.last_error);
+  flatbuffers::Offset<record::Blob> blob = 0;
+  if (op.has_attachment) {
+    const Attachment& a = op.attachment;
+    blob = record::CreateBlob(b, b.CreateString(a.blob_id), a.size, b.CreateString(a.content_type),
+                              b.CreateString(a.sha256));
+  }
   record::LocalOpBuilder rb(b);
   rb.add_op_id(id);
   rb.add_stream(stream);
@@ -190,6 +208,7 @@ std::string EncodeRecord(const OpInfo& op, uint64_t local_seq) {
   if (!err.IsNull()) rb.add_last_error(err);
   rb.add_last_error_code(static_cast<uint16_t>(op.last_error_code));
   rb.add_own(op.own);
+  if (!blob.IsNull()) rb.add_blob(blob);
   b.Finish(rb.Finish());
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
@@ -221,7 +240,66 @@ Status DecodeRecord(std::string_view bytes, OpInfo* op, uint64_t* local_seq) {
   op->last_error.assign(Str(r->last_error()));
   op->last_error_code = static_cast<Status::Code>(r->last_error_code());
   op->own = r->own();
+  op->has_attachment = r->blob() != nullptr;
+  op->attachment = Attachment();
+  if (const record::Blob* blob = r->blob()) {
+    op->attachment.blob_id.assign(Str(blob->id()));
+    op->attachment.size = blob->size();
+    op->attachment.content_type.assign(Str(blob->content_type()));
+    op->attachment.sha256.assign(Str(blob->sha256()));
+  }
   if (local_seq) *local_seq = r->local_seq();
+  return Status::OK();
+}
+
+std::string EncodeUpload(const UploadRecord& u) {
+  flatbuffers::FlatBufferBuilder& b = ScratchBuilder();
+  auto id = b.CreateVector(u.op_id.bytes.data(), 16);
+  auto path = b.CreateString(u.path);
+  auto sha = b.CreateString(u.sha256);
+  auto type = b.CreateString(u.content_type);
+  auto name = b.CreateString(u.filename);
+  auto url = b.CreateString(u.upload_url);
+  auto err = b.CreateString(u.last_error);
+  record::UploadBuilder ub(b);
+  ub.add_op_id(id);
+  ub.add_path(path);
+  ub.add_size(u.size);
+  ub.add_sha256(sha);
+  ub.add_content_type(type);
+  ub.add_filename(name);
+  ub.add_upload_url(url);
+  ub.add_offset(u.offset);
+  ub.add_state(u.failed ? record::UploadState::Failed : record::UploadState::Pending);
+  ub.add_attempts(u.attempts);
+  ub.add_next_attempt_at_ms(u.next_attempt_at_ms);
+  ub.add_last_error(err);
+  ub.add_last_error_code(static_cast<uint16_t>(u.last_error_code));
+  ub.add_created_at_ms(u.created_at_ms);
+  b.Finish(ub.Finish());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+Status DecodeUpload(std::string_view bytes, UploadRecord* u) {
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!verifier.VerifyBuffer<record::Upload>(nullptr)) return Status::Corruption("upload record fails verification");
+  const record::Upload* r = flatbuffers::GetRoot<record::Upload>(bytes.data());
+  if (r->op_id() == nullptr || r->op_id()->size() != 16) return Status::Corruption("upload record has no id");
+  if (r->state() > record::UploadState::Failed) return Status::Corruption("upload record has a bad state");
+  std::memcpy(u->op_id.bytes.data(), r->op_id()->data(), 16);
+  u->path.assign(Str(r->path()));
+  u->size = r->size();
+  u->sha256.assign(Str(r->sha256()));
+  u->content_type.assign(Str(r->content_type()));
+  u->filename.assign(Str(r->filename()));
+  u->upload_url.assign(Str(r->upload_url()));
+  u->offset = r->offset();
+  u->failed = r->state() == record::UploadState::Failed;
+  u->attempts = r->attempts();
+  u->next_attempt_at_ms = r->next_attempt_at_ms();
+  u->last_error.assign(Str(r->last_error()));
+  u->last_error_code = static_cast<Status::Code>(r->last_error_code());
+  u->created_at_ms = r->created_at_ms();
   return Status::OK();
 }
 

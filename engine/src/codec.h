@@ -33,6 +33,12 @@ inline std::string_view Bytes(const flatbuffers::Vector<uint8_t>* v) {
 wire::Uuid ToWire(const OpId& id);
 OpId FromWire(const wire::Uuid* id);  // nil when absent
 
+// An op's attachment reference (wire.BlobRef), by reference.
+struct BlobFields {
+  std::string_view id, content_type, sha256;
+  uint64_t size = 0;
+};
+
 // The fields of a wire Op, by reference.
 struct OpFields {
   OpId op_id;
@@ -43,6 +49,8 @@ struct OpFields {
   bool skip = false;
   uint64_t seq = 0;
   bool retry = false;  // Push only: a user's Retry
+  bool has_blob = false;
+  BlobFields blob;
 };
 OpFields FieldsOf(const wire::Op& op);
 flatbuffers::Offset<wire::Op> BuildOp(flatbuffers::FlatBufferBuilder& b, const OpFields& f);
@@ -64,9 +72,24 @@ std::string EncodePull(std::string_view stream, uint64_t after_seq, uint32_t lim
 std::string EncodeWatermark(std::string_view stream, std::string_view user, std::string_view device,
                             WatermarkKind kind, uint64_t seq);
 
-// Local records (the device's view).
+// Local records (the device's view). The record keeps an attachment's reference (blob id, size, type,
+// sha256), not its upload state (an UploadRecord).
 std::string EncodeRecord(const OpInfo& op, uint64_t local_seq);
 Status DecodeRecord(std::string_view bytes, OpInfo* op, uint64_t* local_seq);
+
+// An own op's attachment upload (record.Upload; docs/storage-format.md).
+struct UploadRecord {
+  OpId op_id;
+  std::string path, sha256, content_type, filename, upload_url;
+  uint64_t size = 0, offset = 0;
+  bool failed = false;
+  uint32_t attempts = 0;
+  int64_t next_attempt_at_ms = 0, created_at_ms = 0;
+  std::string last_error;
+  Status::Code last_error_code = Status::Code::kOk;
+};
+std::string EncodeUpload(const UploadRecord& u);
+Status DecodeUpload(std::string_view bytes, UploadRecord* u);
 
 }  // namespace outpost::codec
 

@@ -28,6 +28,7 @@
 
 #include "outpost/env.h"
 #include "outpost/ids.h"
+#include "outpost/media_transport.h"
 #include "outpost/observer.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
@@ -44,6 +45,26 @@ enum class OpState : uint8_t {
 };
 
 enum class WatermarkKind : uint8_t { kDelivered = 0, kRead = 1 };
+
+// Where an own op's attachment upload stands.
+enum class UploadState : uint8_t {
+  kNone,     // no upload: the op has no attachment, is not this device's, or its upload completed
+  kPending,  // bytes going up (or waiting for a connection): `uploaded_bytes` of `size`
+  kFailed,   // given up; the op is failed with the reason; Retry starts the upload again
+};
+
+// An op's attachment: a file whose bytes go to the server's media endpoint apart from the op (docs/media.md).
+// The op is sent only once the whole file is uploaded, carrying this reference.
+struct Attachment {
+  std::string blob_id;  // the server's blob id: empty until the upload completed
+  uint64_t size = 0;
+  std::string content_type;
+  std::string sha256;  // 64 lowercase hex characters
+  // Own ops only.
+  UploadState upload = UploadState::kNone;
+  uint64_t uploaded_bytes = 0;  // as the server last confirmed it
+  std::string local_path;       // this device's copy of the file (under ClientOptions::media_dir)
+};
 
 struct OpInfo {
   OpId op_id;
@@ -66,11 +87,24 @@ struct OpInfo {
   Status::Code last_error_code = Status::Code::kOk;
   // Opaque place in the stream view; pass to Before() to page back from here.
   std::string position;
+  bool has_attachment = false;
+  Attachment attachment;  // when has_attachment
+};
+
+// A file to attach to an op (SubmitOptions::attachment).
+struct AttachmentSource {
+  std::string path;          // copied into ClientOptions::media_dir at submit; the original may then change
+  std::string content_type;  // e.g. "image/jpeg"; empty: "application/octet-stream"
+  std::string filename;      // display only; empty: the path's last component
 };
 
 struct SubmitOptions {
   OpId depends_on;             // not sent before this op is sent; fails if it fails
   int64_t client_time_ms = 0;  // 0: the Env's clock
+  // With a path: the op carries this file. It is stored (pending, visible) at once with an upload record in
+  // the same transaction; it is sent only once the upload completed, and does not hold back the later ops
+  // of its stream meanwhile (it takes its place in the stream when it is sent).
+  AttachmentSource attachment;
 };
 
 struct NewOp {
@@ -124,6 +158,15 @@ struct ClientOptions {
   bool block_stream_on_failure = false;
   // Default for a new store; SetReadReceipts' choice is kept in the store and wins from then on.
   bool send_read_receipts = true;
+
+  // Attachments (docs/media.md). `media` moves the bytes (OpenTusTransport for a real server); without it,
+  // a submit with an attachment is refused. `media_dir` holds this device's copies of attached files (made
+  // if missing). `media_url` overrides the upload endpoint the server announces in its Welcome.
+  std::shared_ptr<MediaTransport> media;
+  std::string media_dir;
+  std::string media_url;
+  uint64_t attachment_bytes_max = 4ull << 30;
+  uint32_t upload_chunk_bytes = 4 << 20;  // bytes per upload request; a restart re-sends at most one
 };
 
 // What this device knows of one stream (Client::Streams).
@@ -148,6 +191,11 @@ struct ClientStats {
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
   // Notifies that carried the new ops themselves (live ops) and were merged with no pull.
   uint64_t live_merges = 0;
+  // Attachments: own ops whose upload has not completed (or failed), and their bytes.
+  uint64_t uploads = 0;
+  uint64_t upload_bytes_done = 0, upload_bytes_total = 0;
+  // Upload requests (each one chunk) that the server answered, and the bytes they carried.
+  uint64_t upload_chunks = 0, upload_bytes_sent = 0;
   // Store operations of the sync side that failed (a full disk, an I/O error): each is retried, and none is
   // dropped silently; a count that keeps growing means the store cannot be written.
   uint64_t store_errors = 0;

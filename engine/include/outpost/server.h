@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/blob_store.h"
 #include "outpost/env.h"
 #include "outpost/result.h"
 #include "outpost/server_store.h"
@@ -80,6 +81,11 @@ struct ServerOptions {
   // watermarks; the server keeps each user's membership feed. Off: every authenticated device may use every
   // stream (tests, single-user apps).
   bool membership = false;
+  // Attachments (docs/media.md): the blobs that uploads made (MediaServer writes them). An op may reference
+  // a blob only when it is complete, its author's, and matches; with none, ops with attachments are refused
+  // (FailedPrecondition). `media_url` is the upload endpoint announced to devices in the Welcome.
+  std::shared_ptr<BlobStore> blob_store;
+  std::string media_url;
 
   uint32_t frame_bytes_max = 4 << 20;
   uint32_t ops_per_batch_max = 1024;

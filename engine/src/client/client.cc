@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "client/attachments.h"
 #include "client/client_impl.h"
 #include "codec.h"
 
@@ -101,12 +102,17 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   sync_->flusher = flusher_.get();
   sync_->merger = merger_.get();
   sync_->receipts = receipts_.get();
+  uploader_ = std::make_unique<Uploader>(*sync_, opt_.token, [this](const std::string& stream) {
+    Post([&](Inbox& in) { in.dirty.insert(stream); });
+  });
+  sync_->media_url_changed = [this] { uploader_->Wake(); };
   submit_ = std::make_unique<SubmitPipeline>(opt_, env_, store_.get(), &observers_, user_, opt_.device,
-                                             [this](const std::set<std::string>& streams) {
+                                             [this](const std::set<std::string>& streams, bool uploads) {
                                                Post([&](Inbox& in) {
                                                  in.dirty.insert(streams.begin(), streams.end());
                                                  in.follow.insert(streams.begin(), streams.end());
                                                });
+                                               if (uploads) uploader_->Wake();
                                              });
 
   // The sync side's view of every stream, and the gauges: one read per stream, none per op (the oldest
@@ -160,6 +166,21 @@ Status ScanBack(std::string_view prefix, Cursor* cur, size_t n, std::vector<OpIn
 
 }  // namespace
 
+Status Client::Impl::FillAttachment(ReadTxn* txn, OpInfo* op) const {
+  if (!op->has_attachment || !op->own) return Status::OK();
+  Attachment& a = op->attachment;
+  if (!opt_.media_dir.empty()) a.local_path = opt_.media_dir + "/" + op->op_id.ToString();
+  if (!a.blob_id.empty()) return Status::OK();  // uploaded
+  codec::UploadRecord u;
+  Status st = DeviceStore::LoadUpload(txn, op->op_id, &u);
+  if (st.IsNotFound()) return Status::OK();
+  OUTPOST_RETURN_IF_ERROR(st);
+  a.upload = u.failed ? UploadState::kFailed : UploadState::kPending;
+  a.uploaded_bytes = u.offset;
+  a.local_path = u.path;
+  return Status::OK();
+}
+
 Result<std::vector<OpInfo>> Client::Impl::Latest(std::string_view stream, size_t n) {
   OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
@@ -174,6 +195,7 @@ Result<std::vector<OpInfo>> Client::Impl::Latest(std::string_view stream, size_t
   }
   std::vector<OpInfo> out;
   OUTPOST_RETURN_IF_ERROR(ScanBack(prefix, cur.get(), n, &out));
+  for (OpInfo& op : out) OUTPOST_RETURN_IF_ERROR(FillAttachment(txn.get(), &op));
   return out;
 }
 
@@ -189,6 +211,7 @@ Result<std::vector<OpInfo>> Client::Impl::Before(std::string_view stream, std::s
   if (cur->Valid() && cur->key() == position) cur->Prev();
   std::vector<OpInfo> out;
   OUTPOST_RETURN_IF_ERROR(ScanBack(prefix, cur.get(), n, &out));
+  for (OpInfo& op : out) OUTPOST_RETURN_IF_ERROR(FillAttachment(txn.get(), &op));
   return out;
 }
 
@@ -198,6 +221,7 @@ Result<OpInfo> Client::Impl::Get(const OpId& id) {
   Status st = DeviceStore::LoadOp(txn.get(), id, &s);
   if (st.IsNotFound()) return Status::NotFound("no op " + id.ToString());
   OUTPOST_RETURN_IF_ERROR(st);
+  OUTPOST_RETURN_IF_ERROR(FillAttachment(txn.get(), &s.op));
   return std::move(s.op);
 }
 
@@ -209,6 +233,7 @@ Result<std::vector<OpInfo>> Client::Impl::Outbox(size_t limit) {
     Status st = DeviceStore::LoadOp(txn.get(), id, &s);
     if (st.IsNotFound()) return Status::OK();
     OUTPOST_RETURN_IF_ERROR(st);
+    OUTPOST_RETURN_IF_ERROR(FillAttachment(txn.get(), &s.op));
     found.emplace_back(s.local_seq, std::move(s.op));
     return Status::OK();
   };
@@ -217,6 +242,14 @@ Result<std::vector<OpInfo>> Client::Impl::Outbox(size_t limit) {
     OutboxEntry e;
     if (!OutboxEntry::Decode(cur->value(), &e) || e.skip()) continue;
     OUTPOST_RETURN_IF_ERROR(add(e.op_id));
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  // Ops whose attachment is still going up hold no outbox entry yet (a failed one is found below).
+  cur = txn->NewCursor(kUploads);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    codec::UploadRecord u;
+    if (!codec::DecodeUpload(cur->value(), &u).ok() || u.failed) continue;
+    OUTPOST_RETURN_IF_ERROR(add(u.op_id));
   }
   OUTPOST_RETURN_IF_ERROR(cur->status());
   cur = txn->NewCursor(kFailed);
@@ -310,7 +343,8 @@ Status Client::Impl::ChangeOp(const OpId& id,
 }
 
 Status Client::Impl::Retry(const OpId& id) {
-  return ChangeOp(
+  bool retried_upload = false;
+  Status st = ChangeOp(
       id,
       [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
           std::vector<Change>* changes) -> Status {
@@ -318,12 +352,32 @@ Status Client::Impl::Retry(const OpId& id) {
         if (!op.own || op.state != OpState::kFailed) {
           return Status::FailedPrecondition("op " + id.ToString() + " is not a failed op of this device");
         }
+        codec::UploadRecord u;
+        Status ust = DeviceStore::LoadUpload(txn, id, &u);
+        if (!ust.ok() && !ust.IsNotFound()) return ust;
         op.state = OpState::kPending;
-        op.device_counter = m.next_counter++;
         op.attempts = 0;
         op.next_attempt_at_ms = env_->NowMs();
         op.last_error.clear();
         op.last_error_code = Status::Code::kOk;
+        if (ust.ok()) {
+          // Its upload never completed: the upload starts again (from the server's offset), and the op
+          // takes a counter only once it is done.
+          u.failed = false;
+          u.attempts = 0;
+          u.next_attempt_at_ms = op.next_attempt_at_ms;
+          u.last_error.clear();
+          u.last_error_code = Status::Code::kOk;
+          OUTPOST_RETURN_IF_ERROR(DeviceStore::PutUpload(txn, u));
+          OUTPOST_RETURN_IF_ERROR(DeviceStore::PutOp(txn, s));
+          OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
+          DeviceStore::TakeFailed(&m);
+          *tally = {.failed = -1, .pending_added = {{op.stream, op.created_at_ms}}};
+          changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+          retried_upload = true;
+          return Status::OK();
+        }
+        op.device_counter = m.next_counter++;
         OUTPOST_RETURN_IF_ERROR(DeviceStore::PutOp(txn, s));
         // Marked as the user's retry: the server judges a rejected op afresh only then.
         OUTPOST_RETURN_IF_ERROR(
@@ -335,10 +389,16 @@ Status Client::Impl::Retry(const OpId& id) {
         changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
         return Status::OK();
       });
+  if (st.ok() && retried_upload) {
+    uploader_->Forget(id);
+    uploader_->Wake();
+  }
+  return st;
 }
 
 Status Client::Impl::Discard(const OpId& id) {
-  return ChangeOp(id,
+  std::string copy;
+  Status st = ChangeOp(id,
                   [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
                       std::vector<Change>* changes) -> Status {
                     const OpInfo& op = s.op;
@@ -346,7 +406,15 @@ Status Client::Impl::Discard(const OpId& id) {
                       return Status::FailedPrecondition("op " + id.ToString() +
                                                         " was already sent; it cannot be discarded");
                     }
-                    if (op.state == OpState::kPending) {
+                    if (op.has_attachment) {
+                      // Its upload (if any) stops; the server removes the partial file when it expires.
+                      OUTPOST_RETURN_IF_ERROR(DeviceStore::DeleteUpload(txn, id));
+                      if (!opt_.media_dir.empty()) copy = opt_.media_dir + "/" + id.ToString();
+                    }
+                    if (op.state == OpState::kPending && op.device_counter == 0) {
+                      // Waiting for its upload: it holds no counter, so no skip is owed.
+                      tally->pending_gone.push_back({op.stream, op.created_at_ms});
+                    } else if (op.state == OpState::kPending) {
                       // Its counter is still ours: the outbox entry becomes a skip.
                       OUTPOST_RETURN_IF_ERROR(DeviceStore::PutEntry(txn, op.stream, op.device_counter,
                                                                     {OutboxEntry::Kind::kSkip, op.op_id}));
@@ -361,6 +429,11 @@ Status Client::Impl::Discard(const OpId& id) {
                     changes->push_back({Change::Kind::kRemoved, op.stream, op.op_id});
                     return Status::OK();
                   });
+  if (st.ok() && !copy.empty()) {
+    uploader_->Forget(id);
+    RemoveAttachmentCopy(copy);
+  }
+  return st;
 }
 
 Result<bool> Client::Impl::UpdateMeta(std::string_view stream,
@@ -438,6 +511,8 @@ void Client::Impl::ApplyInbox(int64_t now) {
 }
 
 Status Client::Impl::Step(bool receipts_now) {
+  // Caller-driven: one upload request per round (after Start, the uploader has a thread of its own).
+  if (!uploader_->running()) (void)uploader_->Step(env_->NowMs());
   StepLocked(receipts_now);
   observers_.Deliver(/*wait=*/true);  // callbacks run outside every engine lock
   return Status::OK();
@@ -476,6 +551,7 @@ bool Client::Impl::IsIdle() {
         !receipts_->idle())
       return false;
   }
+  if (!uploader_->Idle(env_->NowMs())) return false;
   MutexLock lock(&inbox_mu_);
   return inbox_.dirty.empty() && inbox_.follow.empty();
 }
@@ -511,6 +587,7 @@ void Client::Impl::SyncLoop() {
 }
 
 void Client::Impl::Start() {
+  uploader_->Start();
   MutexLock lock(&inbox_mu_);
   if (sync_thread_.joinable()) return;
   sync_stop_ = false;
@@ -524,6 +601,7 @@ void Client::Impl::Stop() {
     inbox_cv_.NotifyAll();
   }
   if (sync_thread_.joinable()) sync_thread_.join();
+  if (uploader_) uploader_->Stop();
   if (!sync_ || !receipts_) return;  // never opened
   MutexLock lock(&sync_->mu);
   receipts_->StoreReceived(/*now=*/0, /*now_too=*/true);  // what came in last is kept (env_ may be gone)
@@ -534,6 +612,7 @@ void Client::Impl::Disconnect() {
 }
 
 void Client::Impl::SetToken(std::string token) {
+  uploader_->SetToken(token);
   Post([&](Inbox& in) {
     in.new_token = true;
     in.token = std::move(token);
@@ -545,6 +624,7 @@ void Client::Impl::SetOnline(bool online) {
     MutexLock lock(&inbox_mu_);
     online_ = online;
   }
+  uploader_->SetOnline(online);
   if (!online) Disconnect();
   Post([](Inbox&) {});
 }
@@ -561,6 +641,7 @@ ClientStats Client::Impl::Stats() {
   }
   s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, store_->outbox_depth()));
   s.failed = static_cast<uint64_t>(std::max<int64_t>(0, store_->failed_count()));
+  uploader_->FillStats(&s);
   auto oldest = store_->oldest_pending_ms();
   if (oldest.ok()) {
     s.oldest_pending_ms = *oldest;

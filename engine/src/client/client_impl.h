@@ -36,6 +36,7 @@
 #include "client/submit_pipeline.h"
 #include "client/sync_context.h"
 #include "client/sync_session.h"
+#include "client/uploader.h"
 #include "outpost/client.h"
 
 namespace outpost {
@@ -107,6 +108,8 @@ class Client::Impl {
 
   // Identity, the sync side's view of every stream, and the gauges, from the store (Init).
   Status LoadState(uint64_t* local_seq);
+  // Fills an own op's upload state (OpInfo::attachment) from its upload record.
+  Status FillAttachment(ReadTxn* txn, OpInfo* op) const;
   // Reads, changes and writes one stream's meta in one transaction; `change` returns false to leave it.
   // Returns whether it changed.
   Result<bool> UpdateMeta(std::string_view stream, const std::function<bool(keys::StreamMeta&)>& change);
@@ -133,6 +136,7 @@ class Client::Impl {
   std::unique_ptr<Flusher> flusher_;
   std::unique_ptr<Merger> merger_;
   std::unique_ptr<Receipts> receipts_;
+  std::unique_ptr<Uploader> uploader_;
 
   Mutex inbox_mu_;
   CondVar inbox_cv_;

@@ -28,10 +28,22 @@ bool OutboxEntry::Decode(std::string_view value, OutboxEntry* entry) {
 }
 
 const std::vector<std::string>& DeviceStore::SpaceNames() {
-  static const std::vector<std::string> names = {"meta",   "streams", "view",      "opindex",
-                                                 "outbox", "failed",  "watermarks"};
+  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex",
+                                                 "outbox", "failed",  "watermarks", "uploads"};
   return names;
 }
+
+Status DeviceStore::LoadUpload(ReadTxn* txn, const OpId& id, codec::UploadRecord* out) {
+  std::string v;
+  OUTPOST_RETURN_IF_ERROR(txn->Get(kUploads, id.AsBytes(), &v));
+  return codec::DecodeUpload(v, out);
+}
+
+Status DeviceStore::PutUpload(WriteTxn* txn, const codec::UploadRecord& u) {
+  return txn->Put(kUploads, u.op_id.AsBytes(), codec::EncodeUpload(u));
+}
+
+Status DeviceStore::DeleteUpload(WriteTxn* txn, const OpId& id) { return txn->Delete(kUploads, id.AsBytes()); }
 
 Status DeviceStore::LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta) {
   std::string v;

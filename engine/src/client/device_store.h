@@ -23,13 +23,14 @@
 
 #include "base/mutex.h"
 #include "client/observers.h"
+#include "codec.h"
 #include "keys.h"
 #include "outpost/client.h"
 #include "outpost/storage.h"
 
 namespace outpost {
 
-enum ClientSpace : SpaceId { kMeta = 0, kStreams, kView, kOpIndex, kOutbox, kFailed, kWatermarks };
+enum ClientSpace : SpaceId { kMeta = 0, kStreams, kView, kOpIndex, kOutbox, kFailed, kWatermarks, kUploads };
 
 // One outbox entry: a counter of a stream (the key) and what it carries.
 struct OutboxEntry {
@@ -92,6 +93,11 @@ class DeviceStore {
   static Status PutOp(WriteTxn* txn, const StoredOp& op);
   // The view record alone, for an op whose index entry is written already.
   static Status PutRecord(WriteTxn* txn, std::string_view view_key, const OpInfo& op, uint64_t local_seq);
+
+  // Attachment uploads of own ops, by op id (codec::UploadRecord). LoadUpload: NotFound when absent.
+  static Status LoadUpload(ReadTxn* txn, const OpId& id, codec::UploadRecord* out);
+  static Status PutUpload(WriteTxn* txn, const codec::UploadRecord& u);
+  static Status DeleteUpload(WriteTxn* txn, const OpId& id);
 
   // Outbox entries of one stream, by counter. GetEntry: NotFound when absent or unreadable.
   static Status GetEntry(ReadTxn* txn, std::string_view stream, uint64_t counter, OutboxEntry* entry);

@@ -169,6 +169,8 @@ bool Flusher::ProbeUnanswered(const std::string& stream, uint64_t batch_first) {
 namespace {
 // What one op costs in a Push beyond its payload, kind and stream (they are repeated per op).
 constexpr size_t kOpOverheadBytes = 128;
+// An attachment's reference: its id, sha256 and the table around them (its content type is added).
+constexpr size_t kBlobRefBytes = 32 + 64 + 48;
 // Room kept in a Push frame for its own fields.
 size_t PushBytesMax(uint32_t frame_bytes_max) {
   size_t limit = frame_bytes_max > 0 ? frame_bytes_max : 4u << 20;
@@ -191,7 +193,8 @@ Status Flusher::OverServerLimits(const OpInfo& op) const {
   if (limits.stream_id_bytes_max > 0 && op.stream.size() > limits.stream_id_bytes_max) {
     return over("stream id", op.stream.size(), "stream_id_bytes_max", limits.stream_id_bytes_max);
   }
-  size_t op_bytes = op.payload.size() + op.kind.size() + op.stream.size() + kOpOverheadBytes;
+  size_t op_bytes = op.payload.size() + op.kind.size() + op.stream.size() + kOpOverheadBytes +
+                    (op.has_attachment ? kBlobRefBytes + op.attachment.content_type.size() : 0);
   if (limits.frame_bytes_max > 0 && op_bytes > PushBytesMax(limits.frame_bytes_max)) {
     return Status::InvalidArgument("op of " + std::to_string(op_bytes) +
                                    " bytes does not fit the server's frame_bytes_max " +
@@ -317,10 +320,15 @@ Status Flusher::ReadBatch(const std::string& stream, int64_t now, Batch* batch) 
       f.payload = op.payload;
       f.client_time_ms = op.client_time_ms;
       f.depends_on = op.depends_on;
+      if (op.has_attachment) {
+        f.has_blob = true;
+        f.blob = {op.attachment.blob_id, op.attachment.content_type, op.attachment.sha256, op.attachment.size};
+      }
     }
     // Each op costs its payload, kind and stream (repeated per op) plus a fixed overhead; the whole Push
     // must fit the server's frame limit, so an op that would overshoot waits for the next batch.
-    size_t op_bytes = f.payload.size() + f.kind.size() + f.stream.size() + kOpOverheadBytes;
+    size_t op_bytes = f.payload.size() + f.kind.size() + f.stream.size() + kOpOverheadBytes +
+                      (f.has_blob ? kBlobRefBytes + f.blob.content_type.size() : 0);
     if (!batch->ops.empty() && bytes + op_bytes > bytes_max) {
       batch->at_end = false;
       break;

@@ -193,6 +193,13 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
     op.device_counter = f.device_counter;
     op.client_time_ms = f.client_time_ms;
     op.depends_on = f.depends_on;
+    if (f.has_blob) {
+      op.has_attachment = true;
+      op.attachment.blob_id.assign(f.blob.id);
+      op.attachment.size = f.blob.size;
+      op.attachment.content_type.assign(f.blob.content_type);
+      op.attachment.sha256.assign(f.blob.sha256);
+    }
     st = DeviceStore::PutRecord(txn, view_key, op, /*local_seq=*/0);  // its index entry is in already
     seq = f.seq;
     changes.push_back({Change::Kind::kAdded, stream, op.op_id});

@@ -43,18 +43,56 @@ void SubmitPipeline::Start(uint64_t local_seq) {
   completer_ = std::thread([this] { CompleteLoop(); });
 }
 
+Result<std::vector<PreparedAttachment>> SubmitPipeline::PrepareAttachments(const std::vector<NewOp>& ops,
+                                                                           const std::vector<OpId>& ids) const {
+  std::vector<PreparedAttachment> files;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].options.attachment.path.empty()) continue;
+    Status st;
+    if (opt_.media == nullptr) {
+      st = Status::FailedPrecondition("this client cannot upload attachments: ClientOptions::media is not set");
+    } else if (opt_.media_dir.empty()) {
+      st = Status::FailedPrecondition("this client cannot keep attachments: ClientOptions::media_dir is not set");
+    } else if (ops[i].options.attachment.content_type.size() > 255 ||
+               ops[i].options.attachment.filename.size() > 255) {
+      st = Status::InvalidArgument("an attachment's content type and file name must be at most 255 bytes");
+    } else if (files.empty()) {
+      files.resize(ops.size());
+    }
+    if (st.ok()) {
+      auto copy = CopyAttachment(ops[i].options.attachment, opt_.media_dir, ids[i], opt_.attachment_bytes_max);
+      if (copy.ok()) {
+        files[i] = std::move(*copy);
+      } else {
+        st = copy.status();
+      }
+    }
+    if (!st.ok()) {
+      for (const PreparedAttachment& f : files) RemoveAttachmentCopy(f.path);
+      return st;
+    }
+  }
+  return files;
+}
+
 void SubmitPipeline::Enqueue(std::vector<NewOp> ops, std::vector<OpId> ids, Done done) {
+  auto files = PrepareAttachments(ops, ids);
+  if (!files.ok()) {
+    done(files.status(), {});
+    return;
+  }
   {
     MutexLock lock(&mu_);
     // Bounded: a producer faster than the disk waits here instead of growing memory without limit.
     while (queued_ops_ >= opt_.submit_queue_max && !stop_) space_cv_.Wait(&mu_);
     if (!stop_) {
       queued_ops_ += ops.size();
-      queue_.push_back({std::move(ops), std::move(ids), std::move(done)});
+      queue_.push_back({std::move(ops), std::move(ids), std::move(done), std::move(*files)});
       work_cv_.NotifyOne();
       return;
     }
   }
+  for (const PreparedAttachment& f : *files) RemoveAttachmentCopy(f.path);
   done(Status::Aborted("client is closing"), {});
 }
 
@@ -117,6 +155,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
   for (size_t r = 0; r < batch.size(); ++r) verdicts[r] = Validate(batch[r].ops);
   std::map<std::string, keys::StreamMeta> metas;
   uint64_t local_seq = local_seq_;
+  bool uploads = false;
   Status st;
   // A store that ran out of room (LMDB's map) grows before the next transaction: one more try.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -125,6 +164,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
     Tally tally;
     metas.clear();
     local_seq = local_seq_;
+    uploads = false;
     auto txn_or = store_->BeginWrite();
     st = txn_or.status();
     if (!st.ok()) continue;
@@ -147,18 +187,42 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
         rec.user = user_;
         rec.device = device_;
         rec.own = true;
-        rec.device_counter = m.next_counter++;
+        const PreparedAttachment* file = batch[r].files.empty() ? nullptr : &batch[r].files[i];
+        if (file != nullptr && !file->present) file = nullptr;
+        // An op with an attachment takes no counter until its upload completed (Uploader::Complete): it
+        // holds back no later op of its stream meanwhile.
+        rec.device_counter = file ? 0 : m.next_counter++;
         rec.client_time_ms = op.options.client_time_ms ? op.options.client_time_ms : now;
         rec.depends_on = op.options.depends_on;
         rec.created_at_ms = now;
         rec.next_attempt_at_ms = now;
         s.local_seq = ++local_seq;
         s.view_key = keys::ViewKey(op.stream, keys::kSectionUnsent, s.local_seq);
+        if (file != nullptr) {
+          rec.has_attachment = true;
+          rec.attachment.size = file->size;
+          rec.attachment.content_type = file->content_type;
+          rec.attachment.sha256 = file->sha256;
+        }
         st = DeviceStore::PutOp(txn, s);
-        if (st.ok()) st = DeviceStore::PutEntry(txn, op.stream, rec.device_counter, {.op_id = rec.op_id});
-        ++m.outbox;
+        if (file != nullptr) {
+          codec::UploadRecord u;
+          u.op_id = rec.op_id;
+          u.path = file->path;
+          u.size = file->size;
+          u.sha256 = file->sha256;
+          u.content_type = file->content_type;
+          u.filename = file->filename;
+          u.next_attempt_at_ms = now;
+          u.created_at_ms = now;
+          if (st.ok()) st = DeviceStore::PutUpload(txn, u);
+          uploads = true;
+        } else {
+          if (st.ok()) st = DeviceStore::PutEntry(txn, op.stream, rec.device_counter, {.op_id = rec.op_id});
+          ++m.outbox;
+          ++tally.outbox;
+        }
         m.followed = 1;
-        ++tally.outbox;
         tally.pending_added.push_back({op.stream, now});
         changes.push_back({Change::Kind::kAdded, op.stream, rec.op_id});
       }
@@ -181,11 +245,15 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
     if (!metas.empty()) {
       std::set<std::string> streams;
       for (const auto& [stream, m] : metas) streams.insert(stream);
-      on_committed_(streams);
+      on_committed_(streams, uploads);
     }
   }
-  for (auto& v : verdicts) {
-    if (v.ok()) v = st;
+  for (size_t r = 0; r < batch.size(); ++r) {
+    if (verdicts[r].ok()) verdicts[r] = st;
+    // A request that stored nothing leaves no copy behind.
+    if (!verdicts[r].ok()) {
+      for (const PreparedAttachment& f : batch[r].files) RemoveAttachmentCopy(f.path);
+    }
   }
   MutexLock lock(&done_mu_);
   done_queue_.push_back({std::move(batch), std::move(verdicts)});

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "client/attachments.h"
 #include "client/device_store.h"
 #include "client/observers.h"
 #include "outpost/client.h"
@@ -25,7 +26,8 @@ class SubmitPipeline {
  public:
   using Done = std::function<void(const Status&, const std::vector<OpId>&)>;
   // Told, after each commit, which streams got ops (the sync side sends and follows them).
-  using OnCommitted = std::function<void(const std::set<std::string>& streams)>;
+  // `uploads`: whether the commit stored attachment uploads (the uploader has work).
+  using OnCommitted = std::function<void(const std::set<std::string>& streams, bool uploads)>;
 
   SubmitPipeline(const ClientOptions& opt, Env* env, DeviceStore* store, Observers* observers,
                  std::string user, std::string device, OnCommitted on_committed);
@@ -33,6 +35,7 @@ class SubmitPipeline {
 
   // `local_seq`: the store's last local seq. Starts the threads.
   void Start(uint64_t local_seq);
+  // Copies the ops' attachments (client/attachments.h) on the caller's thread, then queues them.
   void Enqueue(std::vector<NewOp> ops, std::vector<OpId> ids, Done done) OUTPOST_EXCLUDES(mu_);
   // Enqueue, then wait until durable. FailedPrecondition from inside a change callback.
   Result<std::vector<OpId>> SubmitAndWait(std::vector<NewOp> ops);
@@ -43,6 +46,7 @@ class SubmitPipeline {
     std::vector<NewOp> ops;
     std::vector<OpId> ids;
     Done done;
+    std::vector<PreparedAttachment> files;  // by op; empty when none has an attachment
   };
   struct Completion {
     std::deque<Request> requests;
@@ -54,6 +58,9 @@ class SubmitPipeline {
   void CommitRequests(std::deque<Request>& batch);
   // InvalidArgument naming the first limit an op of `ops` exceeds; Ok when none.
   Status Validate(const std::vector<NewOp>& ops) const;
+  // The copies of the attachments of `ops` (none: empty), or the first error (no copy is left then).
+  Result<std::vector<PreparedAttachment>> PrepareAttachments(const std::vector<NewOp>& ops,
+                                                             const std::vector<OpId>& ids) const;
 
   const ClientOptions& opt_;
   Env* const env_;

@@ -12,6 +12,7 @@
 #define OUTPOST_SRC_CLIENT_SYNC_CONTEXT_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -105,6 +106,10 @@ struct SyncContext {
   Mutex mu;
   std::map<std::string, StreamSync, std::less<>> streams OUTPOST_GUARDED_BY(mu);
   std::set<std::string> dirty OUTPOST_GUARDED_BY(mu);  // streams that may have something to send
+  // The upload endpoint the server announced in its last Welcome (empty: none), and who to tell when it
+  // changes (the Uploader; called under `mu`).
+  std::string media_url OUTPOST_GUARDED_BY(mu);
+  std::function<void()> media_url_changed;
 
   // The parts, set once by Client::Impl.
   SyncSession* session = nullptr;

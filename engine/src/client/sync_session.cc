@@ -125,6 +125,13 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   connect_failures_ = 0;
   limits_ = {w.ops_per_batch_max(), w.frame_bytes_max(), w.payload_bytes_max(), w.kind_bytes_max(),
              w.stream_id_bytes_max()};
+  // The upload endpoint (attachments); an unreasonably long one is ignored rather than trusted.
+  std::string_view media_url = codec::Str(w.media_url());
+  if (media_url.size() > 2048) media_url = {};
+  if (media_url != ctx_.media_url) {
+    ctx_.media_url.assign(media_url);
+    if (ctx_.media_url_changed) ctx_.media_url_changed();
+  }
   // Queued ops beyond these limits fail when the flush reaches them (Flusher), each with its reason.
   for (const auto& [stream, ss] : ctx_.streams) ctx_.RestartAfter(stream, 0);
   std::set<std::string_view> known;  // streams the server follows for this session

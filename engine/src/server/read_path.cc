@@ -99,9 +99,10 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), e.counter, e.high));
   }
   auto vec = b.CreateVector(dcs);
+  auto media_url = opt_.media_url.empty() ? 0 : b.CreateString(opt_.media_url);
   auto body =
       wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
-                          opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max);
+                          opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max, media_url);
   // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
   // relays only carry what moves from now on. They go before the Welcome, so a device that is idle once
   // welcomed (a one-shot sync) has them already.

@@ -157,6 +157,10 @@ class ServerCore::Impl {
   // Ok when `payload` may be the member list of `stream`: the grammar, members_max, user_exists.
   Status CheckMemberList(Group& g, std::string_view stream, std::string_view author,
                          std::string_view payload);
+  // Ok when `user` may attach the blob `blob` to an op: the server keeps blobs (ServerOptions::blob_store),
+  // the blob is complete, `user` uploaded it, and its size, type and sha256 are the op's. Else the permanent
+  // reason; a blob store error fails the group (Fail) and reads as a refusal.
+  Status CheckBlob(Group& g, std::string_view user, const codec::BlobFields& blob);
   bool StreamExists(Group& g, std::string_view stream);
   uint64_t High(Group& g, std::string_view stream);
   uint64_t Counter(Group& g, const CounterKey& key);

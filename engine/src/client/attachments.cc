@@ -1,0 +1,128 @@
+// Copyright 2026 The Outpost Authors.
+#include "client/attachments.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "media/common/digest.h"
+
+namespace outpost {
+
+namespace {
+
+Status Errno(const std::string& what, int e) {
+  std::string msg = what + ": " + std::strerror(e);
+  return e == ENOENT ? Status::NotFound(msg) : Status::IOError(msg);
+}
+
+// Closes a descriptor when it goes out of scope.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Errno(path, errno);
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<PreparedAttachment> CopyAttachment(const AttachmentSource& source, const std::string& media_dir,
+                                          const OpId& id, uint64_t bytes_max) {
+  PreparedAttachment out;
+  out.present = true;
+  out.content_type = source.content_type.empty() ? "application/octet-stream" : source.content_type;
+  out.filename = source.filename.empty() ? std::filesystem::path(source.path).filename().string() : source.filename;
+  Fd in;
+  in.fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in.fd < 0) return Errno("attachment " + source.path, errno);
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0) return Errno("attachment " + source.path, errno);
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("attachment " + source.path + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > bytes_max) {
+    return Status::InvalidArgument("attachment " + source.path + " is " + std::to_string(st.st_size) +
+                                   " bytes (max " + std::to_string(bytes_max) + ")");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(media_dir, ec);
+  if (ec) return Status::IOError("media_dir " + media_dir + ": " + ec.message());
+  out.path = media_dir + "/" + id.ToString();
+  const std::string tmp = out.path + ".part";
+  Fd dst;
+  dst.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (dst.fd < 0) return Errno(tmp, errno);
+  media::Digest sha(media::DigestKind::kSha256);
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  Status s;
+  for (;;) {
+    ssize_t n = ::read(in.fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      s = Errno("attachment " + source.path, errno);
+      break;
+    }
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > bytes_max) {
+      s = Status::InvalidArgument("attachment " + source.path + " grew past " + std::to_string(bytes_max) +
+                                  " bytes while it was copied");
+      break;
+    }
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+    s = WriteAll(dst.fd, buf.data(), static_cast<size_t>(n), tmp);
+    if (!s.ok()) break;
+  }
+  if (s.ok() && ::fsync(dst.fd) != 0) s = Errno(tmp, errno);
+  if (s.ok() && ::rename(tmp.c_str(), out.path.c_str()) != 0) s = Errno(out.path, errno);
+  if (s.ok()) {
+    Fd dir;
+    dir.fd = ::open(media_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir.fd < 0 || ::fsync(dir.fd) != 0) s = Errno(media_dir, errno);
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    ::unlink(out.path.c_str());
+    return s;
+  }
+  out.size = total;
+  out.sha256 = media::ToHex(sha.Final());
+  return out;
+}
+
+void RemoveAttachmentCopy(const std::string& path) {
+  if (!path.empty()) ::unlink(path.c_str());
+}
+
+Status ReadAttachment(const std::string& path, uint64_t offset, size_t n, std::string* out) {
+  Fd fd;
+  fd.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd.fd < 0) return Errno("the attachment's copy " + path, errno);
+  out->resize(n);
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd.fd, out->data() + got, n - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Errno("the attachment's copy " + path, errno);
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out->resize(got);
+  return Status::OK();
+}
+
+}  // namespace outpost
