@@ -36,12 +36,12 @@ namespace outpost {
 bool IsValidBlobId(std::string_view id);
 
 struct BlobSpec {
-  std::string owner;         // the uploading user
-  std::string owner_device;  // and device
-  uint64_t size = 0;         // total bytes, known at creation
-  std::string content_type;  // as declared (e.g. "image/jpeg"); opaque to the store
-  std::string sha256;        // 64 lowercase hex characters of the whole blob, or empty: not checked
-  std::string metadata;      // opaque (tus Upload-Metadata as received), at most 4 KiB
+  std::string owner;          // the uploading user
+  std::string owner_device;   // and device
+  uint64_t size = 0;          // total bytes, known at creation
+  std::string content_type;   // as declared (e.g. "image/jpeg"); opaque to the store
+  std::string sha256;         // 64 lowercase hex characters of the whole blob, or empty: not checked
+  std::string metadata;       // opaque (tus Upload-Metadata as received), at most 4 KiB
   int64_t expires_at_ms = 0;  // an incomplete blob is removed after this (0: never)
 };
 
@@ -51,12 +51,15 @@ struct BlobInfo {
   uint64_t offset = 0;    // bytes stored durably
   bool complete = false;  // offset == size and verified: readable
   int64_t created_at_ms = 0;
+  std::string sha256;  // of a complete blob: its bytes' SHA-256 (lowercase hex), computed at completion
 };
 
-// Appends to one blob. Bytes written are durable and count only after Commit; a writer destroyed without
-// Commit keeps what it already made durable (an implementation may keep all, part or none of the rest; Stat
-// tells). Commit of the last byte verifies the blob (SHA-256) and makes it complete, or fails with
-// Corruption("sha256 mismatch") and resets the blob to offset 0.
+// Appends to one blob. Bytes written are durable and count only after Commit: a writer destroyed without
+// Commit (or after a Commit, with more bytes written) leaves the offset where its last Commit put it, and the
+// uncommitted bytes are dropped (a server relies on this to discard a tus chunk whose checksum fails). A
+// writer may Commit several times. Commit of the last byte verifies the blob (SHA-256) and makes it
+// complete, or fails with Corruption("sha256 mismatch") and resets the blob to offset 0; after that the
+// writer is spent (FailedPrecondition). A writer must not outlive its store.
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
@@ -69,9 +72,10 @@ class BlobWriter {
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
-  // A new, empty blob. InvalidArgument for a bad spec; Full when spec.size is over blob_bytes_max.
+  // A new, empty blob. InvalidArgument for a bad spec; Full when spec.size is over blob_bytes_max. A blob of
+  // size 0 is complete at once (InvalidArgument when spec.sha256 is not the empty input's).
   virtual Result<BlobInfo> Create(const BlobSpec& spec, int64_t now_ms) = 0;
-  // NotFound for an unknown or removed blob.
+  // NotFound for an unknown or removed blob, and for a string that is not a blob id (IsValidBlobId).
   virtual Result<BlobInfo> Stat(std::string_view id) = 0;
   // A writer at `offset`, which must be the blob's offset (else Conflict, naming the offset). NotFound;
   // FailedPrecondition when the blob is complete; Aborted when another writer is open.
@@ -79,9 +83,10 @@ class BlobStore {
   // Up to `n` bytes at `offset` of a complete blob into `out` (replaced). NotFound for an unknown or
   // incomplete blob; InvalidArgument for an offset past the end.
   virtual Status Read(std::string_view id, uint64_t offset, size_t n, std::string* out) = 0;
-  // Removes a blob (tus termination). NotFound when unknown.
+  // Removes a blob (tus termination). NotFound when unknown; Aborted while a writer of it is open.
   virtual Status Remove(std::string_view id) = 0;
-  // Removes incomplete blobs whose expires_at_ms is set and <= now; returns how many.
+  // Removes incomplete blobs whose expires_at_ms is set and <= now, except those with an open writer;
+  // returns how many.
   virtual Result<uint64_t> RemoveExpired(int64_t now_ms) = 0;
 };
 
