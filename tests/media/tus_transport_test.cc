@@ -6,7 +6,8 @@
 //     packages missing is a failure, not a skip.
 //   - cpp-httplib servers in this process, for what the reference server cannot show: Range answers (206,
 //     416), hostile or odd answers, the headers the transport sends.
-// Plus a port with no listener (Unavailable) and a listener that never answers (Timeout).
+// Plus a port with no listener (Unavailable), a listener that never answers (Timeout) and one that sends
+// canned bytes (Range answers that do not match what was asked).
 #include "media/client/tus_transport.h"
 
 #include <arpa/inet.h>
@@ -361,6 +362,98 @@ TEST(TusTransportTest, BadArgumentsAreRefusedBeforeAnyRequest) {
   EXPECT_EQ(t->Download(at, "../etc/passwd", 0, sink).status().code(), Status::Code::kInvalidArgument);
 }
 
+// A listener that answers each connection with one canned HTTP answer, byte for byte (what httplib would not
+// send: a wrong Content-Range, a 206 without one), then closes it.
+class CannedServer {
+ public:
+  explicit CannedServer(std::string answer) : answer_(std::move(answer)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 8) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "canned server: " << std::strerror(errno);
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CannedServer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      const int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        pollfd c{conn, POLLIN, 0};
+        if (poll(&c, 1, 5000) <= 0) break;
+        const ssize_t n = read(conn, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      (void)!write(conn, answer_.data(), answer_.size());
+      close(conn);
+    }
+  }
+
+  const std::string answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(TusTransportTest, DownloadRefusesRangeAnswersThatDoNotMatch) {
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  auto sink = [](std::string_view) { return Status::OK(); };
+  std::unique_ptr<MediaTransport> t = OpenTusTransport();
+  const std::vector<std::pair<std::string, Status::Code>> cases = {
+      // From another byte than asked.
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\nContent-Length: 10\r\n\r\n0123456789",
+       Status::Code::kCorruption},
+      // No Content-Range.
+      {"HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\n\r\n56789", Status::Code::kCorruption},
+      // Short of the total it announced.
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/20\r\nContent-Length: 5\r\n\r\n56789",
+       Status::Code::kCorruption},
+      // Cut off before Content-Length: the connection dropped (transient).
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/10\r\nContent-Length: 5\r\n\r\n567",
+       Status::Code::kUnavailable},
+      {"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n", Status::Code::kInvalidArgument},
+  };
+  for (const auto& [answer, code] : cases) {
+    CannedServer server(answer);
+    MediaEndpoint at{server.Url("/files/"), "t"};
+    Result<uint64_t> r = t->Download(at, id, 5, sink);
+    EXPECT_EQ(r.status().code(), code) << answer << "\n-> " << r.status().ToString();
+  }
+  // The matching answer, for contrast.
+  CannedServer good(
+      "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/10\r\nContent-Length: 5\r\n\r\n56789");
+  std::string got;
+  Result<uint64_t> r = t->Download(MediaEndpoint{good.Url("/files"), "t"}, id, 5, [&](std::string_view b) {
+    got.append(b);
+    return Status::OK();
+  });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 10u);
+  EXPECT_EQ(got, "56789");
+}
+
 // An httplib server in this process, answering as each test says.
 class HttplibTest : public ::testing::Test {
  protected:
@@ -581,7 +674,7 @@ TEST_F(HttplibTest, SinkErrorStopsTheDownloadAndIsReturned) {
   EXPECT_TRUE(got == blob);
 }
 
-TEST_F(HttplibTest, ConcurrentCallsUseSeparateHandles) {
+TEST_F(HttplibTest, ConcurrentCallsFromManyThreads) {
   std::atomic<uint64_t> heads{0};
   server_.Get(R"(/files/(\w+))", [&](const httplib::Request&, httplib::Response& res) {
     ++heads;

@@ -1,13 +1,12 @@
 // Copyright 2026 The Outpost Authors.
 //
-// The device side of uploads: MediaTransport (outpost/media_transport.h) as tus 1.0.0
-// (https://tus.io/protocols/ resumable-upload) over HTTP(S) with libcurl. Every request carries
+// The device side of uploads: MediaTransport (outpost/media_transport.h) as tus 1.0.0 over HTTP(S) with
+// libcurl (the protocol: https://tus.io/protocols/resumable-upload). Every request carries the header
 // `Tus-Resumable: 1.0.0` and, when the endpoint has a token, `Authorization: Bearer TOKEN`.
 //
 //   CreateUpload     POST {endpoint} with Upload-Length and Upload-Metadata (filename, filetype, sha256;
-//   values
-//                    base64, empty ones left out) → 201 + Location, resolved against the endpoint when
-//                    relative.
+//                    values base64, empty ones left out) → 201 + Location, resolved against the endpoint
+//                    when relative.
 //   UploadOffset     HEAD {upload} → 200/204 + Upload-Offset.
 //   AppendUpload     PATCH {upload} with Upload-Offset, Content-Type application/offset+octet-stream and
 //                    Upload-Checksum "sha1 BASE64" (tus's checksum extension requires every server that
@@ -16,13 +15,13 @@
 //                    prefix of a chunk).
 //   TerminateUpload  DELETE {upload} → 204.
 //   Download         GET {endpoint}/{blob_id}, with `Range: bytes=OFFSET-` when offset > 0 → 206 whose
-//                    Content-Range starts at OFFSET (its total is the blob's size), or 200. A 200 to a ranged
-//                    request means the server ignored Range: the first OFFSET bytes are read and dropped (not
-//                    handed to the sink), so a resume still works against such a server at the cost of the
-//                    skipped bytes. The size returned is then the length of the whole answer. An offset at or
-//                    past the end is InvalidArgument (416, or a 200 shorter than the offset). When the
-//                    connection drops midway the sink has seen a prefix of the rest; the caller resumes from
-//                    its own count.
+//                    Content-Range starts at OFFSET (its total is the blob's size), or 200. A 200 to a
+//                    ranged request means the server ignored Range: the first OFFSET bytes are read and
+//                    dropped (not handed to the sink), so a resume still works against such a server at the
+//                    cost of the skipped bytes; the size returned is then the length of the whole answer. A
+//                    nonzero offset at or past the end is InvalidArgument (416, or a 200 no longer than the
+//                    offset). When the connection drops midway the sink has seen a prefix of the rest; the
+//                    caller resumes from its own count.
 //
 // Status mapping (the taxonomy of outpost/media_transport.h):
 //   no connection (refused, reset, DNS failure, dropped midway)   Unavailable (transient)
@@ -45,9 +44,10 @@
 //   a token with control characters)                               InvalidArgument, before any request
 //   a sink error during Download                                   that error, unchanged
 //
-// Connections: libcurl easy handles are pooled (at most kIdleHandlesMax idle ones are kept). Each call takes
-// one handle from the pool, or makes one, and gives it back afterwards, so a chunked upload's PATCHes reuse
-// one kept-alive connection; concurrent calls use distinct handles. Redirects are not followed.
+// Connections: libcurl easy handles are pooled (at most 8 idle ones are kept, each with its open
+// connections). Each call takes one handle from the pool, or makes one, and gives it back afterwards, so a
+// chunked upload's PATCHes reuse one kept-alive connection; concurrent calls use distinct handles. Redirects
+// are not followed.
 //
 // Thread safety: every method may be called from any thread at once.
 #ifndef OUTPOST_MEDIA_CLIENT_TUS_TRANSPORT_H_
