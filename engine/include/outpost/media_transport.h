@@ -55,7 +55,9 @@ class MediaTransport {
   // Removes an unfinished upload (tus DELETE). NotFound when already gone.
   virtual Status TerminateUpload(const MediaEndpoint& at, std::string_view upload_url) = 0;
   // Reads blob `blob_id` from byte `offset` to its end (GET with Range), handing the bytes to `sink` in
-  // order; returns the blob's total size. A sink error stops the download and is returned.
+  // order; returns the blob's total size. A sink error stops the download and is returned. A nonzero
+  // offset at or past the end is InvalidArgument. After a transient error the sink has seen a prefix of
+  // the rest: the caller resumes from the count of bytes it took.
   virtual Result<uint64_t> Download(const MediaEndpoint& at, std::string_view blob_id, uint64_t offset,
                                     const std::function<Status(std::string_view bytes)>& sink) = 0;
 };
