@@ -87,7 +87,8 @@ TEST_F(ThumbnailTest, LargeJpegShrinksToLongestSideUnderTheCap) {
 
 TEST_F(ThumbnailTest, ExifOrientationSixTurnsTheThumbnailAndTheSourceSize) {
   const std::string path = dir_ / "rotated.jpg";
-  VImage image = PhotoLike(800, 600).copy();
+  // Large enough for shrink-on-load (1/4), so that the turn follows a shrunk, sequential decode.
+  VImage image = PhotoLike(3200, 2400).copy();
   image.set(VIPS_META_ORIENTATION, 6);  // stored landscape, shown portrait (turned 90 degrees clockwise)
   image.jpegsave(path.c_str());
   // The file carries the orientation in its EXIF, or the test proves nothing.
@@ -98,9 +99,16 @@ TEST_F(ThumbnailTest, ExifOrientationSixTurnsTheThumbnailAndTheSourceSize) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->width, 240u);
   EXPECT_EQ(t->height, 320u);
-  EXPECT_EQ(t->source_width, 600u);
-  EXPECT_EQ(t->source_height, 800u);
+  EXPECT_EQ(t->source_width, 2400u);
+  EXPECT_EQ(t->source_height, 3200u);
   ExpectDecodes(*t, options);
+  // Turned clockwise: the stored top-left corner (green 0, from the row gradient) is now the top-right one,
+  // and the stored bottom-left (green 255) the top-left.
+  VImage decoded = VImage::new_from_buffer(t->bytes.data(), t->bytes.size(), "");
+  const double green_top_left = decoded.extract_area(0, 0, 8, 8)[1].avg();
+  const double green_top_right = decoded.extract_area(decoded.width() - 8, 0, 8, 8)[1].avg();
+  EXPECT_GT(green_top_left, 200) << green_top_right;
+  EXPECT_LT(green_top_right, 50) << green_top_left;
 }
 
 TEST_F(ThumbnailTest, PngWithAlpha) {
@@ -262,6 +270,41 @@ TEST_F(ThumbnailTest, FileNameIsNotParsedForOptions) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->width, 320u);
   EXPECT_EQ(t->source_width, 800u);
+}
+
+// CRC-32 (ISO-HDLC, as PNG chunks use).
+uint32_t Crc32(const std::string& bytes) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::string Be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// A PNG chunk: length, type, data, CRC of type and data.
+std::string PngChunk(const std::string& type, const std::string& data) {
+  return Be32(static_cast<uint32_t>(data.size())) + type + data + Be32(Crc32(type + data));
+}
+
+TEST_F(ThumbnailTest, HugeImageGetsNoThumbnail) {
+  // A PNG whose header claims 20000 x 20000 pixels (a decompression bomb would be just as small): refused
+  // from the header, before any decoding.
+  const std::string ihdr = Be32(20000) + Be32(20000) + std::string("\x08\x02\x00\x00\x00", 5);
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + PngChunk("IHDR", ihdr) +
+                          PngChunk("IDAT", std::string("\x78\x01\x01\x00\x00\xff\xff\x00\x00\x00\x01", 11)) +
+                          PngChunk("IEND", "");
+  const std::string path = dir_ / "bomb.png";
+  WriteFile(path, png);
+  Result<Thumbnail> t = thumbnailer_->Make(path, {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(t.status().IsNotFound()) << t.status().ToString();
+  EXPECT_NE(t.status().message().find("too large"), std::string::npos) << t.status().ToString();
 }
 
 TEST_F(ThumbnailTest, BadSideIsInvalidArgument) {

@@ -52,7 +52,7 @@ std::string VipsMessage(const vips::VError& e) {
   std::string what = e.what();
   while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
   vips_error_clear();
-  return what;
+  return what.empty() ? "libvips gave no reason" : what;
 }
 
 class Fd {
