@@ -6,6 +6,7 @@
 // outpost_bench --rss-child flush|merge BACKEND OPS   (internal: one PeakRss measurement, see
 // memory_bench.cc)
 // outpost_bench --serve-child DIR   (internal: the Fanout benchmark's server process, see zmq_bench.cc)
+// outpost_bench --thumbnail-child PATH   (internal: one Thumbnail measurement, see thumbnail_bench.cc)
 // After the table it prints the engine's figures as ratios to the ceilings measured in the
 // same run (figures drift from run to run and machine to machine; ratios much less).
 #include <cstdio>
@@ -162,6 +163,7 @@ int main(int argc, char** argv) {
   if (argc == 5 && std::strcmp(argv[1], "--rss-child") == 0)
     return RunRssChild(argv[2], argv[3], std::atoi(argv[4]));
   if (argc == 3 && std::strcmp(argv[1], "--serve-child") == 0) return RunServeChild(argv[2]);
+  if (argc == 3 && std::strcmp(argv[1], "--thumbnail-child") == 0) return RunThumbnailChild(argv[2]);
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (i > 0 && std::strcmp(argv[i], "--quick") == 0) {
@@ -197,10 +199,12 @@ int main(int argc, char** argv) {
   RegisterStoreBenchmarks();
   RegisterMemoryBenchmarks();
   RegisterScaleOutBenchmarks();
+  RegisterThumbnailBenchmarks();
   SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   ReleaseSyncFixtures();
   ReleaseStoreFixtures();
+  ReleaseThumbnailFixtures();
   benchmark::Shutdown();
   return 0;
 }

@@ -142,6 +142,11 @@ void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
 void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
 // Flush and NotifyLatency over several server instances on PostgreSQL, and on one lmdb (scale_bench.cc).
 void RegisterScaleOutBenchmarks();
+void RegisterThumbnailBenchmarks();  // Thumbnail/12mp, Thumbnail/48mp (thumbnail_bench.cc)
+// `outpost_bench --thumbnail-child PATH`: the process each Thumbnail measurement starts.
+int RunThumbnailChild(const std::string& path);
+// Removes the Thumbnail benchmarks' JPEGs. Called after the last benchmark.
+void ReleaseThumbnailFixtures();
 // `outpost_bench --rss-child WORKLOAD BACKEND OPS`: the process PeakRss starts for each measurement.
 int RunRssChild(const std::string& workload, const std::string& backend, int ops);
 // `outpost_bench --serve-child DIR`: the Fanout benchmark's server process (runs until stdin closes).

@@ -23,9 +23,9 @@ struct ThumbnailOptions {
 };
 
 struct Thumbnail {
-  std::string bytes;       // encoded image (JPEG), <= bytes_max
-  std::string mime;        // "image/jpeg"
-  uint32_t width = 0;      // of the thumbnail
+  std::string bytes;   // encoded image (JPEG), <= bytes_max
+  std::string mime;    // "image/jpeg"
+  uint32_t width = 0;  // of the thumbnail
   uint32_t height = 0;
   uint32_t source_width = 0;  // of the original, EXIF orientation applied
   uint32_t source_height = 0;
@@ -34,9 +34,12 @@ struct Thumbnail {
 class Thumbnailer {
  public:
   virtual ~Thumbnailer() = default;
-  // The thumbnail of the image file at `path`, EXIF orientation applied. NotFound when the file is not an
-  // image the thumbnailer knows (no thumbnail: not an error for the send); Corruption for an image that
-  // cannot be decoded; IOError when the file cannot be read; Full when no encoding fits bytes_max.
+  // The thumbnail of the image file at `path`, EXIF orientation applied, never larger than the source.
+  // NotFound when the file is not an image the thumbnailer knows, or one it declines (too large): no
+  // thumbnail, not an error for the send. Corruption for an image that cannot be decoded (a truncated or
+  // damaged file: never a partly grey thumbnail). IOError when the file cannot be read (missing,
+  // unreadable, not a regular file), so that NotFound always means "no thumbnail for this kind of file".
+  // Full when no encoding fits bytes_max. InvalidArgument for options out of an implementation's range.
   virtual Result<Thumbnail> Make(std::string_view path, const ThumbnailOptions& options) = 0;
 };
 
