@@ -243,6 +243,16 @@ class Client {
   // already applied it, it comes back as sent: the server's word is final.
   Status Discard(const OpId& op_id);
 
+  // Downloads the attachment of `op_id` (an op that was sent: its blob is on the server) to `path`, through
+  // ClientOptions::media, on the caller's thread. Resumes from `path`.part when an earlier call left one;
+  // verifies the SHA-256 before renaming the file into place (a mismatch removes the partial file:
+  // Corruption). `progress` (optional) is told the bytes held so far and the total. NotFound: no such op, no
+  // attachment, not uploaded yet, or the server does not let this user read it; FailedPrecondition: no
+  // media transport, or no upload endpoint known yet (none in the options, no Welcome so far). The
+  // transport's errors otherwise (Unavailable, Timeout: call again to resume).
+  Status FetchAttachment(const OpId& op_id, const std::string& path,
+                         const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
   // Every stream this device followed or wrote to, by id.
   Result<std::vector<StreamInfo>> Streams();
 

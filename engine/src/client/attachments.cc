@@ -125,4 +125,43 @@ Status ReadAttachment(const std::string& path, uint64_t offset, size_t n, std::s
   return Status::OK();
 }
 
+Status DownloadBlob(MediaTransport& media, const MediaEndpoint& at, const std::string& blob_id, uint64_t size,
+                    const std::string& sha256, const std::string& path,
+                    const std::function<void(uint64_t, uint64_t)>& progress) {
+  const std::string part = path + ".part";
+  Fd fd;
+  fd.fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd.fd < 0) return Errno(part, errno);
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) return Errno(part, errno);
+  uint64_t have = static_cast<uint64_t>(st.st_size);
+  if (have > size && ::ftruncate(fd.fd, 0) != 0) return Errno(part, errno);
+  if (have > size) have = 0;
+  if (::lseek(fd.fd, static_cast<off_t>(have), SEEK_SET) < 0) return Errno(part, errno);
+  if (progress) progress(have, size);
+  if (have < size) {
+    auto total = media.Download(at, blob_id, have, [&](std::string_view bytes) -> Status {
+      if (have + bytes.size() > size) return Status::Corruption("the server sent more than the blob's size");
+      OUTPOST_RETURN_IF_ERROR(WriteAll(fd.fd, bytes.data(), bytes.size(), part));
+      have += bytes.size();
+      if (progress) progress(have, size);
+      return Status::OK();
+    });
+    if (!total.ok()) {
+      (void)::fsync(fd.fd);  // what arrived is kept for the next call
+      return total.status();
+    }
+  }
+  if (::fsync(fd.fd) != 0) return Errno(part, errno);
+  if (have != size) return Status::Unavailable("the download ended after " + std::to_string(have) + " of " +
+                                               std::to_string(size) + " bytes");
+  OUTPOST_ASSIGN_OR_RETURN(std::string got, media::Sha256FileHex(part));
+  if (got != sha256) {
+    ::unlink(part.c_str());
+    return Status::Corruption("downloaded attachment " + blob_id + " has sha256 " + got + ", not " + sha256);
+  }
+  if (::rename(part.c_str(), path.c_str()) != 0) return Errno(path, errno);
+  return Status::OK();
+}
+
 }  // namespace outpost

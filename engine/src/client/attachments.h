@@ -9,10 +9,12 @@
 #define OUTPOST_SRC_CLIENT_ATTACHMENTS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "outpost/client.h"
 #include "outpost/ids.h"
+#include "outpost/media_transport.h"
 #include "outpost/result.h"
 
 namespace outpost {
@@ -32,6 +34,13 @@ Result<PreparedAttachment> CopyAttachment(const AttachmentSource& source, const 
 void RemoveAttachmentCopy(const std::string& path);
 // Reads up to `n` bytes at `offset` of a copy into `out` (replaced). NotFound when the copy is gone.
 Status ReadAttachment(const std::string& path, uint64_t offset, size_t n, std::string* out);
+
+// Downloads blob `blob_id` (`size` bytes, `sha256`) to `path` through `media`: appends to `path`.part from
+// its current length (a resumed download), checks the SHA-256 of the whole, then renames it into place. A
+// mismatch removes the partial file (Corruption).
+Status DownloadBlob(MediaTransport& media, const MediaEndpoint& at, const std::string& blob_id, uint64_t size,
+                    const std::string& sha256, const std::string& path,
+                    const std::function<void(uint64_t done, uint64_t total)>& progress);
 
 }  // namespace outpost
 

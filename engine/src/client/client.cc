@@ -314,6 +314,24 @@ Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream)
   return out;
 }
 
+Status Client::Impl::FetchAttachment(const OpId& id, const std::string& path,
+                                     const std::function<void(uint64_t, uint64_t)>& progress) {
+  OUTPOST_ASSIGN_OR_RETURN(OpInfo op, Get(id));
+  if (!op.has_attachment) return Status::NotFound("op " + id.ToString() + " has no attachment");
+  const Attachment& a = op.attachment;
+  if (a.blob_id.empty()) return Status::NotFound("the attachment of op " + id.ToString() + " is not uploaded yet");
+  if (opt_.media == nullptr) return Status::FailedPrecondition("ClientOptions::media is not set");
+  MediaEndpoint at;
+  at.url = opt_.media_url;
+  if (at.url.empty()) {
+    MutexLock lock(&sync_->mu);
+    at.url = sync_->media_url;
+  }
+  if (at.url.empty()) return Status::FailedPrecondition("no upload endpoint known yet (connect to the server first)");
+  at.token = uploader_->token();
+  return DownloadBlob(*opt_.media, at, a.blob_id, a.size, a.sha256, path, progress);
+}
+
 // ---- changes by the application ----
 
 Status Client::Impl::ChangeOp(const OpId& id,
@@ -705,6 +723,10 @@ Status Client::Discard(const OpId& op_id) { return impl_->Discard(op_id); }
 Status Client::MarkRead(std::string_view stream, uint64_t seq) { return impl_->MarkRead(stream, seq); }
 Status Client::SetReadReceipts(bool on) { return impl_->SetReadReceipts(on); }
 bool Client::read_receipts() { return impl_->read_receipts(); }
+Status Client::FetchAttachment(const OpId& op_id, const std::string& path,
+                               const std::function<void(uint64_t, uint64_t)>& progress) {
+  return impl_->FetchAttachment(op_id, path, progress);
+}
 Result<std::vector<StreamInfo>> Client::Streams() { return impl_->Streams(); }
 Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) {
   return impl_->Watermarks(stream);

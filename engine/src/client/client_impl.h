@@ -64,6 +64,8 @@ class Client::Impl {
   Result<std::vector<Watermark>> Watermarks(std::string_view stream);
   Result<uint64_t> CursorOf(std::string_view stream);
   Result<std::vector<StreamInfo>> Streams();
+  Status FetchAttachment(const OpId& id, const std::string& path,
+                         const std::function<void(uint64_t, uint64_t)>& progress);
 
   // Changes by the application.
   Status Retry(const OpId& id);

@@ -69,6 +69,11 @@ void Uploader::SetToken(std::string token) {
   cv_.NotifyAll();
 }
 
+std::string Uploader::token() {
+  MutexLock lock(&mu_);
+  return token_;
+}
+
 void Uploader::SetOnline(bool online) {
   MutexLock lock(&mu_);
   online_ = online;

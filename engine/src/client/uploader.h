@@ -48,6 +48,7 @@ class Uploader {
   // Something changed (a new upload, an endpoint, a Retry): look again now.
   void Wake() OUTPOST_EXCLUDES(mu_);
   void SetToken(std::string token) OUTPOST_EXCLUDES(mu_);
+  std::string token() OUTPOST_EXCLUDES(mu_);
   void SetOnline(bool online) OUTPOST_EXCLUDES(mu_);
   // The op's upload is gone (Discard) or starts again (Retry): forget what is known of its server offset.
   void Forget(const OpId& id) OUTPOST_EXCLUDES(mu_);
