@@ -37,7 +37,7 @@ std::string Bytes(size_t n, char seed = 'a') {
 class MediaServerTest : public testing::Test {
  protected:
   void SetUp() override {
-    options_.blobs = std::move(OpenBlobStore("memory:").value());
+    options_.blobs = OpenBlobStore("memory:").value();
     options_.env = &env_;
     options_.authenticate = [](std::string_view token) -> Result<MediaPrincipal> {
       if (token == "tok-alice") return MediaPrincipal{"alice", "a1"};
