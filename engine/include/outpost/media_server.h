@@ -44,11 +44,18 @@ struct MediaServerOptions {
   uint64_t upload_bytes_max = 1ull << 30;    // Tus-Max-Size; larger: 413
   int64_t upload_expiry_ms = 24 * 3600'000;  // an incomplete upload is removed this long after creation
   uint32_t threads = 8;                      // worker threads (each serves one connection at a time)
-  uint32_t connections_max = 256;            // open connections; beyond, new ones are closed at once
-  uint32_t uploads_per_user_max = 64;        // incomplete uploads one user may hold; beyond: 429... see docs
-  int64_t read_timeout_ms = 30'000;          // a request (or a body chunk) that stalls this long is dropped
+  // Open connections, queued for a worker or served; beyond, a new one gets a best-effort 503 and is closed
+  // at once. A connection holds its worker for as long as it is kept alive (cpp-httplib's model).
+  uint32_t connections_max = 256;
+  // Incomplete uploads one user may hold (counted by this server instance since it started); a POST beyond
+  // it is 429 with a body saying so. Completed, deleted and expired uploads free their slot.
+  uint32_t uploads_per_user_max = 64;
+  int64_t read_timeout_ms = 30'000;  // a request (or a body chunk) that stalls this long is dropped
   int64_t write_timeout_ms = 30'000;
-  int64_t expire_interval_ms = 60'000;       // how often expired uploads are removed
+  uint32_t keep_alive_requests_max = 100;  // requests on one connection before the server closes it
+  int64_t keep_alive_timeout_ms =
+      5'000;                            // an idle kept-alive connection is closed (whole seconds, rounded up)
+  int64_t expire_interval_ms = 60'000;  // how often expired uploads are removed
 };
 
 class MediaServer {
