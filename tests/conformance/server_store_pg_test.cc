@@ -50,7 +50,31 @@ TEST_F(PgServerStoreTest, OpenRefusesADatabaseWithoutSchema) {
   EXPECT_EQ(opened.status().code(), Status::Code::kFailedPrecondition);
   EXPECT_NE(opened.status().message().find("outpostd migrate --store " + uri_), std::string::npos)
       << opened.status().ToString();
-  EXPECT_NE(opened.status().message().find("version 1"), std::string::npos);
+  EXPECT_NE(opened.status().message().find("version 2"), std::string::npos);
+}
+
+TEST_F(PgServerStoreTest, MigrateUpgradesVersionOneInPlace) {
+  {
+    auto store = MigrateAndOpen();
+    ASSERT_NE(store, nullptr);
+    auto w = store->BeginWrite().value();
+    ASSERT_TRUE(w->AddBlobRef(std::string(32, 'a'), "s").ok());
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  // A version 1 database: no blob_refs table.
+  ASSERT_TRUE(PgTestExec(uri_, "DROP TABLE blob_refs; UPDATE outpost_schema SET version = 1").ok());
+  auto opened = OpenPgServerStore(uri_, {});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("version 1"), std::string::npos) << opened.status().ToString();
+  auto migrated = MigratePgServerStore(uri_);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_NE(migrated->find("from version 1 to 2"), std::string::npos) << *migrated;
+  auto reopened = OpenPgServerStore(uri_, {});
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  auto store = *reopened;
+  std::vector<std::string> streams;
+  ASSERT_TRUE(store->BeginRead().value()->BlobStreams(std::string(32, 'a'), 10, &streams).ok());
+  EXPECT_TRUE(streams.empty());
 }
 
 TEST_F(PgServerStoreTest, ConcurrentMigrationsMakeOneSchema) {

@@ -16,6 +16,7 @@
 #include "media/inproc/inproc_media_transport.h"
 #include "outpost/blob_store.h"
 #include "outpost/client.h"
+#include "outpost/membership.h"
 #include "outpost/server.h"
 #include "testing/cluster.h"
 
@@ -46,11 +47,16 @@ class AttachmentTest : public testing::Test {
       if (token.starts_with("as:")) return MediaPrincipal{std::string(token.substr(3)), ""};
       return MediaPrincipal{std::string(token), ""};
     };
+    // Downloads ask the server who may read a blob, as outpostd's media server does.
+    mo.may_read = [this](const MediaPrincipal& who, const BlobInfo& blob) -> Result<bool> {
+      return cluster_.server().MayReadBlob(who.user, blob);
+    };
     media_ = std::shared_ptr<MediaTransport>(OpenInprocMediaTransport(blobs_, std::move(mo)).release());
   }
 
-  void StartServer(bool with_blobs = true) {
+  void StartServer(bool with_blobs = true, bool membership = false) {
     ServerOptions so;
+    so.membership = membership;
     if (with_blobs) so.blob_store = blobs_;
     so.media_url = "inproc:/files/";
     ASSERT_TRUE(cluster_.StartServer(so).ok());
@@ -306,6 +312,66 @@ TEST_F(AttachmentTest, BadAttachmentsAreRefusedAtSubmitAndStoreNothing) {
   EXPECT_EQ(a.Latest("chat", 10).value().size() + b.Latest("chat", 10).value().size() +
                 c.Latest("chat", 10).value().size(),
             0u);
+}
+
+TEST_F(AttachmentTest, OnlyMembersOfAStreamWhereTheBlobIsSharedMayReadIt) {
+  StartServer(/*with_blobs=*/true, /*membership=*/true);
+  Client& alice = cluster_.Add(Options("alice", "phone"));
+  Client& bob = cluster_.Add(Options("bob", "tablet"));
+  ASSERT_TRUE(alice.Submit("chat", std::string(kMembersKind), EncodeMembers({"alice", "bob"})).ok());
+  ASSERT_TRUE(bob.Follow("chat").ok());
+  OpId shared = alice.Submit("chat", "photo", "", WithFile(MakeFile("a.jpg", 2 * kChunk))).value();
+  // A blob alice uploaded and never shared.
+  OpId own = alice.Submit("private", std::string(kMembersKind), EncodeMembers({"alice"})).value();
+  (void)own;
+  OpId secret = alice.Submit("private", "photo", "", WithFile(MakeFile("b.jpg", 100))).value();
+  ASSERT_TRUE(cluster_.StepUntil([&] {
+    return Get(alice, shared).state == OpState::kSent && Get(alice, secret).state == OpState::kSent;
+  }));
+  BlobInfo a = blobs_->Stat(Get(alice, shared).attachment.blob_id).value();
+  BlobInfo b = blobs_->Stat(Get(alice, secret).attachment.blob_id).value();
+  Server& server = cluster_.server();
+  EXPECT_TRUE(server.MayReadBlob("alice", a).value());
+  EXPECT_TRUE(server.MayReadBlob("bob", a).value());
+  EXPECT_FALSE(server.MayReadBlob("carol", a).value());
+  EXPECT_TRUE(server.MayReadBlob("alice", b).value());
+  EXPECT_FALSE(server.MayReadBlob("bob", b).value());
+  // Bob fetches the shared one through the engine, and may not fetch the other.
+  ASSERT_TRUE(cluster_.StepUntil([&] { return bob.Cursor("chat").value() == 2; }));
+  const std::string out = cluster_.dir() / "fetched.jpg";
+  Status fetched = bob.FetchAttachment(shared, out);
+  ASSERT_TRUE(fetched.ok()) << fetched.ToString();
+  EXPECT_TRUE(bob.FetchAttachment(secret, out + "2").IsNotFound()) << "bob never saw that op";
+  EXPECT_EQ(Slurp(out), Slurp(cluster_.dir() / "a.jpg"));
+  // Bob leaves: the blob is his no more.
+  ASSERT_TRUE(alice.Submit("chat", std::string(kMembersKind), EncodeMembers({"alice"})).ok());
+  ASSERT_TRUE(cluster_.StepUntilIdle());
+  EXPECT_FALSE(server.MayReadBlob("bob", a).value());
+}
+
+TEST_F(AttachmentTest, AFetchResumesFromAPartialFileAndChecksTheBytes) {
+  StartServer();
+  Client& alice = cluster_.Add(Options("alice", "phone"));
+  const std::string path = MakeFile("a.bin", 3 * kChunk + 5);
+  OpId id = alice.Submit("chat", "file", "", WithFile(path, "application/octet-stream")).value();
+  ASSERT_TRUE(cluster_.StepUntil([&] { return Get(alice, id).state == OpState::kSent; }));
+  const std::string out = cluster_.dir() / "copy.bin";
+  const std::string all = Slurp(path);
+  std::ofstream(out + ".part", std::ios::binary) << all.substr(0, kChunk + 1);  // an earlier partial fetch
+  uint64_t first = UINT64_MAX;
+  ASSERT_TRUE(alice.FetchAttachment(id, out, [&](uint64_t done, uint64_t) { first = std::min(first, done); }).ok());
+  EXPECT_EQ(first, kChunk + 1u) << "resumed, not started again";
+  EXPECT_EQ(Slurp(out), all);
+  // A partial file whose bytes differ from the blob's fails the check and is removed.
+  std::ofstream(out + "2.part", std::ios::binary) << std::string(100, 'x');
+  Status st = alice.FetchAttachment(id, out + "2");
+  EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
+  struct stat sb;
+  EXPECT_NE(::stat((out + "2.part").c_str(), &sb), 0);
+  EXPECT_TRUE(alice.FetchAttachment(id, out + "2").ok()) << "the next call starts clean";
+  EXPECT_EQ(Slurp(out + "2"), all);
+  OpId text = alice.Submit("chat", "text", "no file").value();
+  EXPECT_TRUE(alice.FetchAttachment(text, out + "3").IsNotFound());
 }
 
 }  // namespace

@@ -133,6 +133,9 @@ class ServerReadTxn {
                                 const std::function<bool(std::string_view stream, uint64_t last)>& fn) = 0;
   // Every stored watermark of the stream, sorted by (user, device, kind) (replaces `*out`).
   virtual Status Watermarks(std::string_view stream, std::vector<StoredWatermark>* out) = 0;
+  // Streams in which an applied op references blob `blob_id` (AddBlobRef), at most `limit`, in the store's
+  // order (replaces `*streams`). Who may download a blob follows from them (Server::MayReadBlob).
+  virtual Status BlobStreams(std::string_view blob_id, uint32_t limit, std::vector<std::string>* streams) = 0;
   // One watermark's seq; 0 when none.
   virtual Status Watermark(std::string_view stream, std::string_view user, std::string_view device,
                            uint8_t kind, uint64_t* seq) = 0;
@@ -159,6 +162,8 @@ class ServerWriteTxn : public ServerReadTxn {
   virtual Status SetCounter(const CounterKey& key, uint64_t last) = 0;
   virtual Status AddMember(std::string_view stream, std::string_view user) = 0;
   virtual Status RemoveMember(std::string_view stream, std::string_view user) = 0;
+  // Records that an op applied in `stream` references blob `blob_id` (idempotent).
+  virtual Status AddBlobRef(std::string_view blob_id, std::string_view stream) = 0;
   // The stored seq becomes the greater of the stored one and wm.seq: receipts never move backwards, even
   // when two instances write one at once.
   virtual Status PutWatermark(const StoredWatermark& wm) = 0;

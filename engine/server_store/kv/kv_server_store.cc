@@ -13,11 +13,18 @@
 namespace outpost {
 namespace {
 
-enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta };
+enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta, kBlobRefs };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
-                                                 "s_wm",  "s_members", "s_meta"};
+  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",  "s_streams",
+                                                 "s_wm",      "s_members", "s_meta",   "s_blobrefs"};
   return names;
+}
+
+// s_blobrefs: short(blob id) + stream -> "".
+std::string BlobRefPrefix(std::string_view blob_id) {
+  std::string k;
+  keys::PutShort(&k, blob_id);
+  return k;
 }
 constexpr std::string_view kFormatKey = "format";
 
@@ -77,6 +84,17 @@ class KvReads : public Base {
       ops->emplace_back(cur->value());
       ++taken;
       ++next;
+    }
+    return cur->status();
+  }
+
+  Status BlobStreams(std::string_view blob_id, uint32_t limit, std::vector<std::string>* streams) override {
+    streams->clear();
+    const std::string prefix = BlobRefPrefix(blob_id);
+    auto cur = read_->NewCursor(kBlobRefs);
+    for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix) && streams->size() < limit;
+         cur->Next()) {
+      streams->emplace_back(cur->key().substr(prefix.size()));
     }
     return cur->status();
   }
@@ -198,6 +216,9 @@ class KvWriteTxn final : public KvReads<ServerWriteTxn> {
   }
   Status RemoveMember(std::string_view stream, std::string_view user) override {
     return txn_->Delete(kMembers, MemberKey(stream, user));
+  }
+  Status AddBlobRef(std::string_view blob_id, std::string_view stream) override {
+    return txn_->Put(kBlobRefs, BlobRefPrefix(blob_id) + std::string(stream), "");
   }
   Status PutWatermark(const StoredWatermark& wm) override {
     const std::string key = keys::WatermarkKey(wm.stream, wm.user, wm.device, wm.kind);

@@ -57,6 +57,11 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_by_user ON tokens (user_name);
 )sql";
 
+// Version 2 (from 1): the streams whose applied ops reference each attachment blob (who may download it).
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS blob_refs (blob text COLLATE "C" NOT NULL, stream bytea NOT NULL, PRIMARY KEY (blob, stream));
+)sql";
+
 int64_t Signed(uint64_t v) {
   return v > uint64_t(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max() : int64_t(v);
 }
@@ -154,6 +159,16 @@ class PgReads : public Base {
     ResultPtr r;
     OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
     for (int i = 0; i < PQntuples(r.get()); ++i) ops->emplace_back(pg::GetBytes(r.get(), i, 0));
+    return Status::OK();
+  }
+
+  Status BlobStreams(std::string_view blob_id, uint32_t limit, std::vector<std::string>* streams) override {
+    streams->clear();
+    Stmt s{"SELECT stream FROM blob_refs WHERE blob = $1 ORDER BY stream LIMIT $2", {}};
+    s.params.Text(blob_id).Int8(limit);
+    ResultPtr r;
+    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
+    for (int i = 0; i < PQntuples(r.get()); ++i) streams->emplace_back(pg::GetBytes(r.get(), i, 0));
     return Status::OK();
   }
 
@@ -513,6 +528,12 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
     return Status::OK();
   }
 
+  Status AddBlobRef(std::string_view blob_id, std::string_view stream) override {
+    OUTPOST_RETURN_IF_ERROR(spoilt_);
+    blob_refs_.emplace(std::string(blob_id), std::string(stream));
+    return Status::OK();
+  }
+
   Status PutWatermark(const StoredWatermark& wm) override {
     OUTPOST_RETURN_IF_ERROR(spoilt_);
     watermarks_[{wm.stream, wm.user, wm.device, wm.kind}] = wm.seq;
@@ -563,7 +584,7 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
 
   bool HasWrites() const {
     return !ops_.empty() || !set_heads_.empty() || !set_counters_.empty() || !put_records_.empty() ||
-           !members_.empty() || !watermarks_.empty();
+           !members_.empty() || !watermarks_.empty() || !blob_refs_.empty();
   }
 
   Status Spoil(Status s) {
@@ -697,6 +718,18 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
       stmts->back().params.Array(s).Array(u);
     }
     members_.clear();
+    if (!blob_refs_.empty()) {
+      ArrayParam b(pg::kTextOid, pg::kTextArrayOid), s(pg::kByteaOid, pg::kByteaArrayOid);
+      for (const auto& [blob, stream] : blob_refs_) {
+        b.Add(blob);
+        s.Add(stream);
+      }
+      stmts->push_back({"INSERT INTO blob_refs (blob, stream) SELECT * FROM unnest($1::text[], $2::bytea[]) "
+                        "ON CONFLICT DO NOTHING",
+                        {}});
+      stmts->back().params.Array(b).Array(s);
+      blob_refs_.clear();
+    }
     if (!watermarks_.empty()) {
       ArrayParam s(pg::kByteaOid, pg::kByteaArrayOid), u(pg::kTextOid, pg::kTextArrayOid),
           d(pg::kTextOid, pg::kTextArrayOid), k(pg::kInt2Oid, pg::kInt2ArrayOid),
@@ -743,6 +776,7 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
   std::map<CounterKey, uint64_t> set_counters_;
   std::map<OpId, PutRecord> put_records_;
   std::map<std::pair<std::string, std::string>, bool> members_;  // true: add, false: remove
+  std::set<std::pair<std::string, std::string>> blob_refs_;      // (blob id, stream)
   std::map<std::tuple<std::string, std::string, std::string, uint8_t>, uint64_t> watermarks_;
 };
 
@@ -1070,6 +1104,7 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
   const std::string want = std::to_string(kPgSchemaVersion);
   if (!pg::GetBool(r.get(), 0, 0)) {
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV1));
+    OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
     Stmt version{"INSERT INTO outpost_schema (version) VALUES ($1::int8)", {}};
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));
@@ -1087,10 +1122,18 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
                                       std::to_string(have) + ", newer than this build's version " + want +
                                       ": not downgraded");
   }
-  if (have < kPgSchemaVersion) {
-    // No older version exists yet; upgrades from version N go here, step by step, in this transaction.
+  if (have < 1) {
     return Status::FailedPrecondition("postgresql store " + redacted + " has schema version " +
                                       std::to_string(have) + ", which this build cannot upgrade to " + want);
+  }
+  if (have < kPgSchemaVersion) {
+    // Step by step, in this transaction: a failure leaves the old version whole.
+    if (have < 2) OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
+    Stmt version{"UPDATE outpost_schema SET version = $1::int8", {}};
+    version.params.Int8(kPgSchemaVersion);
+    OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));
+    OUTPOST_RETURN_IF_ERROR(conn->Exec("COMMIT"));
+    return "upgraded the Outpost schema in " + redacted + " from version " + std::to_string(have) + " to " + want;
   }
   OUTPOST_RETURN_IF_ERROR(conn->Exec("COMMIT"));
   return "the Outpost schema in " + redacted + " is at version " + want + " already; nothing to do";

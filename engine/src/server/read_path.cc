@@ -176,4 +176,25 @@ Status ServerCore::Impl::SendStoredWatermarks(ServerReadTxn& txn, ConnId conn, S
   return Status::OK();
 }
 
+Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, const BlobInfo& blob) {
+  if (!blob.complete) return false;
+  if (blob.spec.owner == user) return true;
+  // Enough to find a stream the user may read among any a blob is plausibly shared in; a blob referenced
+  // in more streams than this is readable through the first ones only.
+  constexpr uint32_t kBlobStreamsMax = 1000;
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::vector<std::string> streams;
+  OUTPOST_RETURN_IF_ERROR(txn->BlobStreams(blob.id, kBlobStreamsMax, &streams));
+  std::vector<bool> member(streams.size(), true);
+  if (opt_.membership) OUTPOST_RETURN_IF_ERROR(txn->MemberOf(user, streams, &member));
+  for (size_t i = 0; i < streams.size(); ++i) {
+    if (!member[i]) continue;
+    if (opt_.authorize && !opt_.authorize(AccessRequest{user, {}, streams[i], Access::kPull, {}, {}}).ok()) {
+      continue;
+    }
+    return true;
+  }
+  return false;
+}
+
 }  // namespace outpost

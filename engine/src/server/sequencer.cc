@@ -437,6 +437,8 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
   stored.seq = seq;
   stored.retry = false;  // the pusher's business
   PutStoredOp(g, stored, conn);
+  // From now on the stream's members may download the op's blob (MayReadBlob).
+  if (f.has_blob) Fail(g, g.txn->AddBlobRef(f.blob.id, f.stream));
   if (opt_.membership && f.kind == kMembersKind) {
     ApplyMembers(g, f.stream, s.user, ParseMembers(f.payload, opt_.members_max).value());
   }

@@ -36,6 +36,9 @@ void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>*
 void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
 void ServerCore::SetWakeup(std::function<void()> wakeup) { impl_->SetWakeup(std::move(wakeup)); }
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
+Result<bool> ServerCore::MayReadBlob(std::string_view user, const BlobInfo& blob) {
+  return impl_->MayReadBlob(user, blob);
+}
 
 // ---- Server: a ServerCore on a Listener ----
 
@@ -129,6 +132,10 @@ void Server::Stop() {
   // Events already received are answered: a batch made durable gets its ack out before the caller closes.
   for (int i = 0; i < 64 && Step() > 0; ++i) {
   }
+}
+
+Result<bool> Server::MayReadBlob(std::string_view user, const BlobInfo& blob) {
+  return state_->core->MayReadBlob(user, blob);
 }
 
 std::string Server::endpoint() const { return state_->listener->endpoint(); }

@@ -55,6 +55,8 @@ class ServerCore::Impl {
   ~Impl();
 
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  // ServerCore::MayReadBlob (read_path.cc): its own read transaction, no session state.
+  Result<bool> MayReadBlob(std::string_view user, const BlobInfo& blob);
   void Tick(std::vector<Outbound>* out);
   void SetWakeup(std::function<void()> wakeup);
   ServerStats stats() const { return stats_; }
