@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   RegisterMemoryBenchmarks();
   RegisterScaleOutBenchmarks();
   RegisterThumbnailBenchmarks();
+  RegisterMediaBenchmarks();
   SummaryReporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
   ReleaseSyncFixtures();

@@ -142,6 +142,7 @@ void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
 void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
 // Flush and NotifyLatency over several server instances on PostgreSQL, and on one lmdb (scale_bench.cc).
 void RegisterScaleOutBenchmarks();
+void RegisterMediaBenchmarks();      // Upload/put_curl, Upload/tus, Upload/client (media_bench.cc)
 void RegisterThumbnailBenchmarks();  // Thumbnail/12mp, Thumbnail/48mp (thumbnail_bench.cc)
 // `outpost_bench --thumbnail-child PATH`: the process each Thumbnail measurement starts.
 int RunThumbnailChild(const std::string& path);

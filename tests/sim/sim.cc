@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -19,6 +20,9 @@
 #include <vector>
 
 #include "conformance/storage_backends.h"
+#include "media/common/digest.h"
+#include "media/inproc/inproc_media_transport.h"
+#include "outpost/blob_store.h"
 #include "outpost/client.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
@@ -357,6 +361,7 @@ struct Submitted {
   int retries = 0;         // also counts undone discards: either may move the op after later ones
   uint64_t mark = 0;       // the disk's commit count when Submit returned: durable once synced past it
   uint64_t discard_mark = 0;
+  std::string file_sha256;  // with an attachment: its bytes' sha256 (hex)
 };
 
 struct Device {
@@ -391,13 +396,14 @@ class Sim {
            ("outpost-sim-" + std::to_string(::getpid()) + "-" + std::to_string(run_));
     for (int s = 0; s < cfg_.streams; ++s) streams_.push_back("s" + std::to_string(s));
     for (int u = 0; u < std::max(1, cfg_.users); ++u) users_.push_back("u" + std::to_string(u));
+    if (cfg_.attachments > 0) blobs_ = std::shared_ptr<BlobStore>(OpenBlobStore("memory:").value().release());
   }
   ~Sim() {
     for (auto& d : devices_) d.client.reset();
     server_.reset();
     instances_.clear();
     CloseStore();
-    if (!cfg_.device_backend.empty()) {
+    if (!cfg_.device_backend.empty() || cfg_.attachments > 0) {
       std::error_code ec;
       std::filesystem::remove_all(tmp_, ec);
     }
@@ -518,6 +524,7 @@ class Sim {
   std::map<std::pair<size_t, ConnId>, std::string> conn_user_;  // (instance, connection) -> its Hello's user
   std::set<std::tuple<std::string, uint64_t, std::string>> notified_;  // (stream, high, user) Notify frames
   std::vector<Device> devices_;
+  std::shared_ptr<BlobStore> blobs_;  // attachments' bytes (cfg_.attachments), shared by every server
   std::deque<std::string> trace_;
   uint64_t retries_ = 0;  // Retry calls made
   SimResult result_;
@@ -531,6 +538,8 @@ bool Sim::OpenServer() {
   so.store_sync = true;  // an ack promises durability: the server must sync (so power losses undo nothing)
   so.env = &env_;
   so.membership = cfg_.membership;
+  so.blob_store = blobs_;
+  if (blobs_) so.media_url = "inproc:/files/";
   so.authorize = [](const AccessRequest& req) {
     if (req.access == Access::kPush && req.payload.starts_with("BAD")) {
       return Status::InvalidArgument("payload refused by the server");
@@ -628,6 +637,8 @@ bool Sim::OpenInstance(size_t k) {
   so.server_store = store_;
   so.env = &env_;
   so.membership = cfg_.membership;
+  so.blob_store = blobs_;
+  if (blobs_) so.media_url = "inproc:/files/";
   so.authorize = [](const AccessRequest& req) {
     if (req.access == Access::kPush && req.payload.starts_with("BAD")) {
       return Status::InvalidArgument("payload refused by the server");
@@ -801,6 +812,23 @@ bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
   o.ops_per_batch_max = 8;
   o.batches_inflight_max = 4;
   o.pull_page_max = 16;
+  if (blobs_) {
+    InprocMediaOptions mo;
+    if (faulty && cfg_.media_faults > 0) {
+      mo.fail_before = [this](std::string_view what) {
+        return Chance(cfg_.media_faults) ? Status::Unavailable("media request " + std::string(what) + " lost")
+                                         : Status::OK();
+      };
+      mo.fail_after = [this](std::string_view what) {
+        return Chance(cfg_.media_faults) ? Status::Timeout("media answer to " + std::string(what) + " lost")
+                                         : Status::OK();
+      };
+    }
+    o.media = std::shared_ptr<MediaTransport>(OpenInprocMediaTransport(blobs_, std::move(mo)).release());
+    o.token = d.user;  // the in-process media transport takes the token for the user's name
+    o.media_dir = (tmp_ / (d.name + "-media")).string();
+    o.upload_chunk_bytes = 1024;
+  }
   auto c = Client::Open(std::move(o));
   if (!c.ok()) return Fail("open " + d.name + ": " + c.status().ToString());
   d.client = std::move(c).value();
@@ -977,13 +1005,32 @@ bool Sim::SubmitOne(Device& d, const std::string& stream, bool bad, std::string 
   sub.stream = stream;
   sub.kind = std::move(kind);
   sub.bad = bad;
-  auto id = d.client->Submit(sub.stream, sub.kind, payload);
+  SubmitOptions so;
+  if (!bad && Chance(cfg_.attachments)) {
+    // A small file of its own: the device copies it at submit, so it is removed at once.
+    std::string bytes(1 + Rand(3 * 1024), '\0');
+    for (char& c : bytes) c = static_cast<char>(rng_());
+    std::error_code ec;
+    std::filesystem::create_directories(tmp_ / "files", ec);
+    const std::string path = (tmp_ / "files" / (d.name + "-" + std::to_string(d.submitted))).string();
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << bytes;
+      if (!out) return Fail("cannot write " + path);
+    }
+    so.attachment.path = path;
+    so.attachment.content_type = "application/octet-stream";
+    sub.file_sha256 = media::ToHex(media::Sha256(bytes));
+    sub.kind = "file";
+  }
+  auto id = d.client->Submit(sub.stream, sub.kind, payload, so);
+  if (!so.attachment.path.empty()) std::filesystem::remove(so.attachment.path);
   if (!id.ok()) return Fail("submit: " + id.status().ToString());
   sub.id = *id;
   sub.mark = d.disk ? d.disk->commits() : 0;
   std::replace(payload.begin(), payload.end(), '\n', ',');
   Trace(d.name + " submit " + sub.stream + " " + (sub.kind == "text" ? "" : sub.kind + " ") + payload + " " +
-        sub.id.ToString());
+        sub.id.ToString() + (sub.file_sha256.empty() ? "" : " with a file"));
   d.subs.push_back(std::move(sub));
   ++d.submitted;
   ++result_.ops_submitted;
@@ -1317,7 +1364,17 @@ bool Sim::FailStuck(std::string why, const std::string& missing) {
     why += " " + d.name + "{connected=" + std::to_string(s.connected) +
            " outbox=" + std::to_string(s.outbox_depth) + " failed=" + std::to_string(s.failed) +
            " bad_frames=" + std::to_string(s.bad_frames) + " idle=" + std::to_string(d.client->IsIdle()) +
-           " err=" + s.last_connection_error + "}";
+           " err=" + s.last_connection_error + (s.uploads ? " uploads=" + std::to_string(s.uploads) : "") + "}";
+    // Every upload that waits, with what it last heard.
+    auto outbox = d.client->Outbox(1000);
+    if (!outbox.ok()) continue;
+    for (const OpInfo& op : *outbox) {
+      if (op.attachment.upload == UploadState::kNone) continue;
+      why += "\n  " + d.name + " upload of " + op.op_id.ToString() + ": " +
+             (op.attachment.upload == UploadState::kFailed ? "failed" : "pending") + " at " +
+             std::to_string(op.attachment.uploaded_bytes) + "/" + std::to_string(op.attachment.size) +
+             ", op " + Describe(SeenOf(op)) + " attempts " + std::to_string(op.attempts) + " '" + op.last_error + "'";
+    }
   }
   return Fail(why);
 }
@@ -1508,6 +1565,19 @@ bool Sim::CheckFinal() {
                     (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()) +
                     "; its history: " + Describe(d.history->ops[sub.id]));
       }
+      if (!sub.file_sha256.empty()) {
+        // Its file reached the server whole before the op did, and the op names exactly those bytes.
+        if (!op->has_attachment || op->attachment.sha256 != sub.file_sha256 || op->attachment.blob_id.empty())
+          return Fail("op " + sub.id.ToString() + " of " + d.name + " was applied without its attachment");
+        auto blob = blobs_->Stat(op->attachment.blob_id);
+        std::string bytes;
+        Status read = blob.ok() ? blobs_->Read(op->attachment.blob_id, 0, blob->spec.size, &bytes) : blob.status();
+        if (!read.ok() || !blob->complete || media::ToHex(media::Sha256(bytes)) != sub.file_sha256)
+          return Fail("the blob of op " + sub.id.ToString() + " of " + d.name + " is not its file: " +
+                      read.ToString());
+        ++result_.attachments;
+        continue;  // an op with a file takes its place in the stream when its upload completes
+      }
       if (sub.retries > 0 || sub.discarded) continue;  // a retried op is ordered after its retry
       auto& [last, last_id] = last_seq[sub.stream];
       if (it->second.second <= last) {
@@ -1671,6 +1741,22 @@ const std::vector<NamedProfile>& Profiles() {
       // Devices without sync: power losses undo their last commits (submits, acks, merges, discards).
       {"power",
        [](SimConfig& c) {
+         c.device_store_sync = false;
+         c.device_power_loss = 0.004;
+         c.server_crash_in_step = 0.002;
+       }},
+      // Attachments: a quarter of the ops carry a small file, uploaded in chunks through a media transport
+      // that loses requests and answers; devices crash in the middle of uploads.
+      {"media",
+       [](SimConfig& c) {
+         c.attachments = 0.25;
+         c.media_faults = 0.1;
+       }},
+      // Attachments on devices without sync: a power loss undoes upload progress (or the upload itself).
+      {"media-power",
+       [](SimConfig& c) {
+         c.attachments = 0.25;
+         c.media_faults = 0.1;
          c.device_store_sync = false;
          c.device_power_loss = 0.004;
          c.server_crash_in_step = 0.002;

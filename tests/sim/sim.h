@@ -71,6 +71,11 @@ struct SimConfig {
   // backend in tests/conformance/storage_backends.h ("Lmdb", "Sqlite", "Rocksdb"), opened without fsync;
   // those runs have no power losses and no crashes in the middle of a step.
   std::string device_backend;
+  // Attachments (media): share of good ops submitted with a small file (1 B .. 3 KiB, sent in 1 KiB chunks
+  // through the in-process media transport over one memory BlobStore that the servers check pushes
+  // against), and the chance that a media request fails before it is made or loses its answer after.
+  double attachments = 0;
+  double media_faults = 0;
   int quiet_ticks_max = 20000;
 };
 
@@ -92,6 +97,7 @@ struct SimResult {
   // instance sent for what another one committed (wake-ups through the store), and devices that reached an
   // instance other than the first of their list (failovers).
   uint64_t instance_crashes = 0, cross_notifies = 0, cross_relays = 0, failovers = 0;
+  uint64_t attachments = 0;  // ops applied with an attachment (each checked against its blob's bytes)
   uint64_t ticks = 0;
   std::string trace;  // every event of the run, when SimOptions::full_trace
 };

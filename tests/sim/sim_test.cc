@@ -97,6 +97,8 @@ std::vector<Shard> Shards() {
   add("instances", 4, 75);
   add("instances-members", 3, 75);
   add("instances-many-writers", 2, 75);
+  add("media", 2, 100);
+  add("media-power", 2, 100);
   // "members-power" (membership on devices without sync) is not among them yet: about 1% of its seeds
   // (11 of seeds 1000..1999) end with an op the server applied shown failed on its device. The user
   // retried a refused op, the server applied it, then a power loss undid the retry and its ack on the

@@ -289,6 +289,9 @@ class Client {
   void SetToken(std::string token);
 
   ClientStats Stats();
+  // The upload endpoint in use: ClientOptions::media_url, else the one the server announced in its last
+  // Welcome; empty when neither (attachments then wait).
+  std::string media_url();
   const std::string& device() const;
   const std::string& user() const;
 

@@ -107,12 +107,14 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   });
   sync_->media_url_changed = [this] { uploader_->Wake(); };
   submit_ = std::make_unique<SubmitPipeline>(opt_, env_, store_.get(), &observers_, user_, opt_.device,
-                                             [this](const std::set<std::string>& streams, bool uploads) {
+                                             [this](const std::set<std::string>& streams,
+                                                    const std::vector<std::pair<OpId, uint64_t>>& uploads) {
                                                Post([&](Inbox& in) {
                                                  in.dirty.insert(streams.begin(), streams.end());
                                                  in.follow.insert(streams.begin(), streams.end());
                                                });
-                                               if (uploads) uploader_->Wake();
+                                               for (const auto& [id, size] : uploads) uploader_->Added(id, size);
+                                               if (!uploads.empty()) uploader_->Wake();
                                              });
 
   // The sync side's view of every stream, and the gauges: one read per stream, none per op (the oldest
@@ -145,7 +147,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     failed += static_cast<int64_t>(m.failed);
   }
   store_->InitGauges(outbox, failed, std::move(pending));
-  return Status::OK();
+  return uploader_->Init();
 }
 
 // ---- reads ----
@@ -314,6 +316,12 @@ Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream)
   return out;
 }
 
+std::string Client::Impl::media_url() {
+  if (!opt_.media_url.empty()) return opt_.media_url;
+  MutexLock lock(&sync_->mu);
+  return sync_->media_url;
+}
+
 Status Client::Impl::FetchAttachment(const OpId& id, const std::string& path,
                                      const std::function<void(uint64_t, uint64_t)>& progress) {
   OUTPOST_ASSIGN_OR_RETURN(OpInfo op, Get(id));
@@ -322,11 +330,7 @@ Status Client::Impl::FetchAttachment(const OpId& id, const std::string& path,
   if (a.blob_id.empty()) return Status::NotFound("the attachment of op " + id.ToString() + " is not uploaded yet");
   if (opt_.media == nullptr) return Status::FailedPrecondition("ClientOptions::media is not set");
   MediaEndpoint at;
-  at.url = opt_.media_url;
-  if (at.url.empty()) {
-    MutexLock lock(&sync_->mu);
-    at.url = sync_->media_url;
-  }
+  at.url = media_url();
   if (at.url.empty()) return Status::FailedPrecondition("no upload endpoint known yet (connect to the server first)");
   at.token = uploader_->token();
   return DownloadBlob(*opt_.media, at, a.blob_id, a.size, a.sha256, path, progress);
@@ -407,10 +411,7 @@ Status Client::Impl::Retry(const OpId& id) {
         changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
         return Status::OK();
       });
-  if (st.ok() && retried_upload) {
-    uploader_->Forget(id);
-    uploader_->Wake();
-  }
+  if (st.ok() && retried_upload) uploader_->Restart(id);
   return st;
 }
 
@@ -448,7 +449,7 @@ Status Client::Impl::Discard(const OpId& id) {
                     return Status::OK();
                   });
   if (st.ok() && !copy.empty()) {
-    uploader_->Forget(id);
+    uploader_->Remove(id);
     RemoveAttachmentCopy(copy);
   }
   return st;
@@ -727,6 +728,7 @@ Status Client::FetchAttachment(const OpId& op_id, const std::string& path,
                                const std::function<void(uint64_t, uint64_t)>& progress) {
   return impl_->FetchAttachment(op_id, path, progress);
 }
+std::string Client::media_url() { return impl_->media_url(); }
 Result<std::vector<StreamInfo>> Client::Streams() { return impl_->Streams(); }
 Result<std::vector<Watermark>> Client::Watermarks(std::string_view stream) {
   return impl_->Watermarks(stream);

@@ -92,6 +92,7 @@ class Client::Impl {
   void SetOnline(bool online);
   void SetToken(std::string token);
   ClientStats Stats();
+  std::string media_url();
 
   const ClientOptions& options() const { return opt_; }
   const std::string& user_id() const { return user_; }

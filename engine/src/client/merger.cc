@@ -167,6 +167,11 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
           st = DeviceStore::DeleteEntry(txn, stream, k.device_counter);
           ++settled;
         }
+        if (known.op.has_attachment && known.op.attachment.blob_id.empty() && f.has_blob) {
+          // Sent, though a power loss here undid the end of its upload: the server's word settles both.
+          known.op.attachment.blob_id.assign(f.blob.id);
+          if (st.ok()) st = DeviceStore::DeleteUpload(txn, f.op_id);
+        }
         bool refused = false;
         if (st.ok()) {
           st = DeviceStore::SettleOp(txn, known, f.seq, &meta, &changes, &tally, &refused, f.device_counter);

@@ -155,7 +155,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
   for (size_t r = 0; r < batch.size(); ++r) verdicts[r] = Validate(batch[r].ops);
   std::map<std::string, keys::StreamMeta> metas;
   uint64_t local_seq = local_seq_;
-  bool uploads = false;
+  std::vector<std::pair<OpId, uint64_t>> uploads;
   Status st;
   // A store that ran out of room (LMDB's map) grows before the next transaction: one more try.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -164,7 +164,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
     Tally tally;
     metas.clear();
     local_seq = local_seq_;
-    uploads = false;
+    uploads.clear();
     auto txn_or = store_->BeginWrite();
     st = txn_or.status();
     if (!st.ok()) continue;
@@ -216,7 +216,7 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
           u.next_attempt_at_ms = now;
           u.created_at_ms = now;
           if (st.ok()) st = DeviceStore::PutUpload(txn, u);
-          uploads = true;
+          uploads.emplace_back(u.op_id, u.size);
         } else {
           if (st.ok()) st = DeviceStore::PutEntry(txn, op.stream, rec.device_counter, {.op_id = rec.op_id});
           ++m.outbox;

@@ -26,8 +26,9 @@ class SubmitPipeline {
  public:
   using Done = std::function<void(const Status&, const std::vector<OpId>&)>;
   // Told, after each commit, which streams got ops (the sync side sends and follows them).
-  // `uploads`: whether the commit stored attachment uploads (the uploader has work).
-  using OnCommitted = std::function<void(const std::set<std::string>& streams, bool uploads)>;
+  // `uploads`: the attachment uploads the commit stored (op id, size): the uploader has work.
+  using OnCommitted = std::function<void(const std::set<std::string>& streams,
+                                         const std::vector<std::pair<OpId, uint64_t>>& uploads)>;
 
   SubmitPipeline(const ClientOptions& opt, Env* env, DeviceStore* store, Observers* observers,
                  std::string user, std::string device, OnCommitted on_committed);

@@ -86,6 +86,41 @@ void Uploader::Forget(const OpId& id) {
   confirmed_.erase(id);
 }
 
+void Uploader::Remove(const OpId& id) {
+  MutexLock lock(&mu_);
+  confirmed_.erase(id);
+  gauges_.erase(id);
+}
+
+void Uploader::Restart(const OpId& id) {
+  MutexLock lock(&mu_);
+  confirmed_.erase(id);
+  auto it = gauges_.find(id);
+  if (it != gauges_.end()) it->second.failed = false;
+  wake_ = true;
+  cv_.NotifyAll();
+}
+
+void Uploader::Added(const OpId& id, uint64_t size) {
+  MutexLock lock(&mu_);
+  gauges_[id] = {0, size};
+}
+
+Status Uploader::Init() {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx_.store->BeginRead());
+  auto cur = txn->NewCursor(kUploads);
+  std::map<OpId, Gauge> found;
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+    codec::UploadRecord u;
+    if (!codec::DecodeUpload(cur->value(), &u).ok()) continue;
+    found[u.op_id] = {u.offset, u.size, u.failed};
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  MutexLock lock(&mu_);
+  gauges_ = std::move(found);
+  return Status::OK();
+}
+
 void Uploader::Loop() {
   for (;;) {
     int64_t next = Step(ctx_.env->NowMs());
@@ -112,6 +147,10 @@ std::string Uploader::Endpoint() {
 
 Uploader::Due Uploader::FindDue(int64_t now) {
   Due due;
+  {
+    MutexLock lock(&mu_);
+    if (gauges_.empty()) return due;  // no upload in the store: nothing to read
+  }
   auto txn = ctx_.store->BeginRead();
   if (!txn.ok()) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
@@ -119,10 +158,14 @@ Uploader::Due Uploader::FindDue(int64_t now) {
     return due;
   }
   auto cur = (*txn)->NewCursor(kUploads);
+  // The gauges follow what the store holds (a pulled page may settle an op whose upload record a power
+  // loss brought back, and remove that record).
+  std::map<OpId, Gauge> gauges;
   // Keys are op ids (UUIDv7): the oldest upload comes first, and goes first.
   for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
     codec::UploadRecord u;
     if (!codec::DecodeUpload(cur->value(), &u).ok()) continue;  // unreadable: left alone, never sent
+    gauges[u.op_id] = {u.offset, u.size, u.failed};
     if (u.failed) continue;
     if (u.next_attempt_at_ms <= now) {
       if (!due.found) {
@@ -133,17 +176,22 @@ Uploader::Due Uploader::FindDue(int64_t now) {
       due.next_at = std::min(due.next_at, u.next_attempt_at_ms);
     }
   }
-  if (!cur->status().ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+  if (!cur->status().ok()) {
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    return due;
+  }
+  MutexLock lock(&mu_);
+  gauges_ = std::move(gauges);
   return due;
 }
 
 bool Uploader::Idle(int64_t now) {
-  {
-    MutexLock lock(&mu_);
-    if (!online_ || auth_paused_) return true;
+  (void)now;
+  MutexLock lock(&mu_);
+  for (const auto& [id, g] : gauges_) {
+    if (!g.failed) return false;
   }
-  if (Endpoint().empty()) return true;
-  return !FindDue(now).found;
+  return true;
 }
 
 int64_t Uploader::Step(int64_t now) {
@@ -284,6 +332,10 @@ Status Uploader::Update(const OpId& id, const std::function<void(codec::UploadRe
     st = DeviceStore::PutUpload(txn->get(), r);
   }
   if (st.ok()) st = (*txn)->Commit();
+  if (st.ok()) {
+    MutexLock lock(&mu_);
+    gauges_[id] = {r.offset, r.size, r.failed};
+  }
   if (!st.ok() && !st.IsNotFound()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
   if (st.IsNotFound()) Forget(id);
   return st;
@@ -302,6 +354,13 @@ void Uploader::Complete(const codec::UploadRecord& u, int64_t now) {
     if (st.ok()) st = DeviceStore::LoadOp(txn->get(), u.op_id, &s);
     if (st.IsNotFound()) return;  // discarded meanwhile
     std::string blob_id = BlobIdOfUploadUrl(r.upload_url);
+    if (st.ok() && s.op.state == OpState::kSent) {
+      // Settled by a pull already (a power loss undid this completion once): only the record is left.
+      st = DeviceStore::DeleteUpload(txn->get(), u.op_id);
+      if (st.ok()) st = (*txn)->Commit();
+      if (st.ok()) Remove(u.op_id);
+      return;
+    }
     if (st.ok() && (s.op.state != OpState::kPending || r.failed || blob_id.empty())) return;
     keys::StreamMeta m;
     if (st.ok()) st = DeviceStore::LoadMeta(txn->get(), s.op.stream, &m);
@@ -329,7 +388,7 @@ void Uploader::Complete(const codec::UploadRecord& u, int64_t now) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
     return;  // the server holds the file: the next step asks its offset again and completes then
   }
-  Forget(u.op_id);
+  Remove(u.op_id);
   on_ready_(stream);
 }
 
@@ -360,7 +419,13 @@ void Uploader::Fail(const codec::UploadRecord& u, const Status& why) {
     }
     if (st.ok()) st = ctx_.store->Commit(txn->get(), tally, changes);
   }
-  if (!st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+  if (!st.ok()) {
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+  } else {
+    MutexLock lock(&mu_);
+    auto it = gauges_.find(u.op_id);
+    if (it != gauges_.end()) it->second.failed = true;
+  }
   Forget(u.op_id);
 }
 
@@ -383,20 +448,12 @@ void Uploader::Backoff(const codec::UploadRecord& u, const Status& why, int64_t 
 }
 
 void Uploader::FillStats(ClientStats* s) {
-  auto txn = ctx_.store->BeginRead();
-  if (!txn.ok()) {
-    ++s->store_errors;
-    return;
-  }
-  auto cur = (*txn)->NewCursor(kUploads);
-  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
-    codec::UploadRecord u;
-    if (!codec::DecodeUpload(cur->value(), &u).ok()) continue;
+  MutexLock lock(&mu_);
+  for (const auto& [id, g] : gauges_) {
     ++s->uploads;
-    s->upload_bytes_done += u.offset;
-    s->upload_bytes_total += u.size;
+    s->upload_bytes_done += g.offset;
+    s->upload_bytes_total += g.size;
   }
-  if (!cur->status().ok()) ++s->store_errors;
 }
 
 }  // namespace outpost

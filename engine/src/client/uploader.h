@@ -50,16 +50,24 @@ class Uploader {
   void SetToken(std::string token) OUTPOST_EXCLUDES(mu_);
   std::string token() OUTPOST_EXCLUDES(mu_);
   void SetOnline(bool online) OUTPOST_EXCLUDES(mu_);
-  // The op's upload is gone (Discard) or starts again (Retry): forget what is known of its server offset.
+  // The op's offset on the server is unknown: ask before sending.
   void Forget(const OpId& id) OUTPOST_EXCLUDES(mu_);
+  // The op's failed upload starts again (Retry).
+  void Restart(const OpId& id) OUTPOST_EXCLUDES(mu_);
+  // The op's upload is gone (Discard, or the op went to the outbox).
+  void Remove(const OpId& id) OUTPOST_EXCLUDES(mu_);
 
   // At most one request to the server (or none: nothing due, offline, no endpoint). Returns when the next
   // upload falls due (INT64_MAX: none until woken).
   int64_t Step(int64_t now) OUTPOST_EXCLUDES(mu_, ctx_.mu);
-  // Whether no upload is due now that could go (IsIdle).
+  // Whether no upload waits to go (IsIdle): only failed ones, or none. One backing off is not idle, as an op
+  // backing off is not.
   bool Idle(int64_t now) OUTPOST_EXCLUDES(mu_, ctx_.mu);
-  // Fills ClientStats' upload gauges from the store.
-  void FillStats(ClientStats* s);
+  // The gauges (ClientStats::uploads, upload_bytes_done/total) are kept in memory: read from the store once
+  // (Init), then told of each change (Added by the submit path, the uploader's own progress, Forget).
+  Status Init() OUTPOST_EXCLUDES(mu_);
+  void Added(const OpId& id, uint64_t size) OUTPOST_EXCLUDES(mu_);
+  void FillStats(ClientStats* s) OUTPOST_EXCLUDES(mu_);
 
  private:
   struct Due {
@@ -93,6 +101,11 @@ class Uploader {
   bool stop_ OUTPOST_GUARDED_BY(mu_) = false;
   // The server's offset of each upload, as its last answer said; absent: ask (HEAD) before sending.
   std::map<OpId, uint64_t> confirmed_ OUTPOST_GUARDED_BY(mu_);
+  struct Gauge {
+    uint64_t offset = 0, size = 0;
+    bool failed = false;
+  };
+  std::map<OpId, Gauge> gauges_ OUTPOST_GUARDED_BY(mu_);  // every upload in the store
   std::thread thread_;
 };
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
@@ -136,6 +137,10 @@ class RocksEnv {
         rocksdb::Status ignored = db_->Flush(rocksdb::FlushOptions(), all_handles_);  // else the WAL keeps it
         (void)ignored;
       }
+      // Everything is durable now; the sequence number it reached is kept beside the database, so that the
+      // next open can tell a damaged store (files cut short, which RocksDB may read as an older, consistent
+      // state) from this one.
+      if (db_->FlushWAL(/*sync=*/true).ok()) WriteClosedSeq(db_->GetLatestSequenceNumber());
       for (rocksdb::ColumnFamilyHandle* handle : all_handles_) {
         rocksdb::Status ignored = db_->DestroyColumnFamilyHandle(handle);
         (void)ignored;
@@ -152,6 +157,19 @@ class RocksEnv {
   Status Open(const StorageOptions& options);
 
   rocksdb::DB* db() const { return db_; }
+  // OUTPOST-CLOSED-SEQ: the sequence number at the last clean close (a decimal line). A store opened with a
+  // lower one lost commits it had made durable: damaged. Written through a temporary file, fsynced, renamed.
+  std::string ClosedSeqPath() const { return dir_ + "/OUTPOST-CLOSED-SEQ"; }
+  void WriteClosedSeq(uint64_t seq) const {
+    const std::string tmp = ClosedSeqPath() + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    const std::string text = std::to_string(seq) + "\n";
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (ok) ok = ::rename(tmp.c_str(), ClosedSeqPath().c_str()) == 0;
+    if (ok && lock_fd_ >= 0) (void)::fsync(lock_fd_);  // the directory: the rename is durable
+  }
   const std::string& dir() const { return dir_; }
   rocksdb::ColumnFamilyHandle* space(SpaceId id) const { return spaces_[id]; }
   size_t space_count() const { return spaces_.size(); }
@@ -225,6 +243,20 @@ Status RocksEnv::Open(const StorageOptions& options) {
     spaces_.push_back(all_handles_[static_cast<size_t>(at)]);
   }
   write_options_.sync = options.sync;
+  std::ifstream closed(ClosedSeqPath());
+  uint64_t closed_seq = 0;
+  if (closed >> closed_seq && db_->GetLatestSequenceNumber() < closed_seq) {
+    const uint64_t have = db_->GetLatestSequenceNumber();
+    for (rocksdb::ColumnFamilyHandle* handle : all_handles_) (void)db_->DestroyColumnFamilyHandle(handle);
+    all_handles_.clear();
+    spaces_.clear();
+    (void)db_->Close();
+    delete db_;
+    db_ = nullptr;
+    return Status::Corruption("rocksdb store '" + dir_ + "' holds commits up to sequence " + std::to_string(have) +
+                              " but reached " + std::to_string(closed_seq) +
+                              " before its last close: its files are damaged (restore a copy)");
+  }
   return Status::OK();
 }
 
