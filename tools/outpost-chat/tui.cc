@@ -307,7 +307,7 @@ std::vector<Span> Tui::MessageSpans(const Message& m) const {
   } else {
     spans.push_back({Widen(m.text), A_NORMAL});
   }
-  if (m.has_media) spans.push_back({Widen(" " + MediaText(m, ctx_.utf8)), A_DIM});
+  if (m.has_media) spans.push_back({Widen((m.text.empty() ? "" : " ") + MediaText(m, ctx_.utf8)), A_DIM});
   if (m.sender != chat_.user()) return spans;  // status is for the author's eyes
   const std::wstring glyph = L"  " + Widen(Glyph(m.status, ctx_.utf8));
   switch (m.status) {
