@@ -1,9 +1,14 @@
 // Copyright 2026 The Outpost Authors.
 #include "outpost/chat/chat.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <utility>
 
+#include "media/thumbnail/vips_thumbnailer.h"
 #include "outpost/chat_generated.h"
 #include "outpost/membership.h"
 
@@ -12,7 +17,7 @@ namespace {
 
 constexpr size_t kPage = 256;
 constexpr uint32_t kTextBytesMax = 64 * 1024;
-constexpr uint32_t kThumbnailBytesMax = 64 * 1024;
+constexpr uint32_t kMimeBytesMax = 255;
 
 std::string EncodeMessage(std::string_view text, const SendOptions& options) {
   flatbuffers::FlatBufferBuilder b(256 + text.size());
@@ -57,6 +62,52 @@ bool DecodeMessage(std::string_view payload, Message* m) {
   return true;
 }
 
+// The MIME type of the file at `path`: from its first bytes when they are a known signature (a photo named
+// .bin is still a photo), else from its extension; "application/octet-stream" when neither tells.
+std::string GuessMime(std::string_view path) {
+  unsigned char head[16] = {};
+  size_t n = 0;
+  if (std::FILE* f = std::fopen(std::string(path).c_str(), "rb")) {
+    n = std::fread(head, 1, sizeof head, f);
+    std::fclose(f);
+  }
+  auto at = [&](size_t offset, std::string_view magic) {
+    return n >= offset + magic.size() &&
+           std::string_view(reinterpret_cast<const char*>(head) + offset, magic.size()) == magic;
+  };
+  if (at(0, "\xFF\xD8\xFF")) return "image/jpeg";
+  if (at(0, "\x89PNG\r\n\x1A\n")) return "image/png";
+  if (at(0, "GIF87a") || at(0, "GIF89a")) return "image/gif";
+  if (at(0, "RIFF") && at(8, "WEBP")) return "image/webp";
+  if (at(4, "ftypheic") || at(4, "ftypheix") || at(4, "ftypmif1")) return "image/heic";
+  if (at(4, "ftypavif")) return "image/avif";
+  if (at(4, "ftypqt")) return "video/quicktime";
+  if (at(4, "ftyp")) return "video/mp4";
+  if (at(0, "%PDF-")) return "application/pdf";
+  std::string ext;
+  const size_t dot = path.rfind('.');
+  if (dot != std::string_view::npos && path.find('/', dot) == std::string_view::npos) {
+    for (char c : path.substr(dot + 1)) ext += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  static constexpr std::pair<std::string_view, std::string_view> kByExtension[] = {
+      {"jpg", "image/jpeg"},  {"jpeg", "image/jpeg"},     {"png", "image/png"},       {"gif", "image/gif"},
+      {"webp", "image/webp"}, {"heic", "image/heic"},     {"tif", "image/tiff"},      {"tiff", "image/tiff"},
+      {"mp4", "video/mp4"},   {"mov", "video/quicktime"}, {"pdf", "application/pdf"}, {"txt", "text/plain"},
+      {"mp3", "audio/mpeg"},  {"m4a", "audio/mp4"},       {"zip", "application/zip"},
+  };
+  for (const auto& [e, mime] : kByExtension) {
+    if (ext == e) return std::string(mime);
+  }
+  return "application/octet-stream";
+}
+
+// The download address of a blob: the endpoint (with a '/' added when it lacks one, as the tus transport
+// does) and the id. Empty when either is unknown.
+std::string BlobUri(const std::string& endpoint, const std::string& blob_id) {
+  if (endpoint.empty() || blob_id.empty()) return {};
+  return endpoint + (endpoint.back() == '/' ? "" : "/") + blob_id;
+}
+
 // True when every member but `author` has a device whose watermark of `kind` (read also counts as
 // delivered) reaches `seq`. False when there is no such other member.
 bool Covered(const std::vector<std::string>& members, const std::string& author,
@@ -93,20 +144,42 @@ std::string_view StatusName(MessageStatus status) {
   return "unknown";
 }
 
-Result<std::unique_ptr<Chat>> Chat::Open(ClientOptions options) {
+std::string_view UploadStatusName(UploadStatus status) {
+  switch (status) {
+    case UploadStatus::kNone:
+      return "none";
+    case UploadStatus::kPending:
+      return "pending";
+    case UploadStatus::kFailed:
+      return "failed";
+    case UploadStatus::kDone:
+      return "done";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<Chat>> Chat::Open(ClientOptions options, ChatOptions chat_options) {
+  if (chat_options.thumbnail.bytes_max == 0 || chat_options.thumbnail.bytes_max > kThumbnailBytesMax) {
+    return Status::InvalidArgument("thumbnail bytes_max must be 1.." + std::to_string(kThumbnailBytesMax));
+  }
+  if (chat_options.thumbnail.side_px_max == 0) {
+    return Status::InvalidArgument("thumbnail side_px_max must be at least 1");
+  }
   // Chat never holds later messages back behind a failed one.
   options.block_stream_on_failure = false;
+  std::string media_url = options.media_url;
   OUTPOST_ASSIGN_OR_RETURN(auto client, Client::Open(std::move(options)));
   if (client->user().empty()) {
     return Status::InvalidArgument("a chat device needs a user name (the store has none)");
   }
-  std::unique_ptr<Chat> chat(new Chat(std::move(client)));
+  std::unique_ptr<Chat> chat(new Chat(std::move(client), std::move(chat_options), std::move(media_url)));
   OUTPOST_RETURN_IF_ERROR(chat->client_->Follow(FeedStream(chat->user())));
   OUTPOST_RETURN_IF_ERROR(chat->FollowJoined());
   return chat;
 }
 
-Chat::Chat(std::unique_ptr<Client> client) : client_(std::move(client)) {
+Chat::Chat(std::unique_ptr<Client> client, ChatOptions options, std::string media_url)
+    : client_(std::move(client)), options_(std::move(options)), media_url_(std::move(media_url)) {
   subscription_ = client_->Subscribe("", [this](const std::vector<Change>& changes) { OnChanges(changes); });
 }
 
@@ -184,6 +257,57 @@ Result<OpId> Chat::Send(std::string_view conversation, std::string_view text, co
   return client_->Submit(conversation, kMessageKind, EncodeMessage(text, options));
 }
 
+Result<Thumbnail> Chat::MakeThumbnail(std::string_view path) {
+  std::shared_ptr<Thumbnailer> thumbnailer;
+  {
+    // libvips starts with the first thumbnail, not with every Open: most runs send no file.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!options_.thumbnailer) options_.thumbnailer = OpenVipsThumbnailer();
+    thumbnailer = options_.thumbnailer;
+  }
+  return thumbnailer->Make(path, options_.thumbnail);
+}
+
+Result<OpId> Chat::SendFile(std::string_view conversation, std::string_view path, std::string_view caption,
+                            const SendOptions& options) {
+  if (conversation.starts_with(kFeedPrefix)) {
+    return Status::InvalidArgument("'" + std::string(conversation) +
+                                   "' is a membership feed, not a conversation");
+  }
+  if (path.empty()) return Status::InvalidArgument("no file given");
+  if (caption.size() > kTextBytesMax) {
+    return Status::InvalidArgument("caption is " + std::to_string(caption.size()) + " bytes, at most " +
+                                   std::to_string(kTextBytesMax));
+  }
+  if (options.mime.size() > kMimeBytesMax || options.mime.find_first_of("\r\n") != std::string::npos) {
+    return Status::InvalidArgument("bad MIME type '" + options.mime + "'");
+  }
+  struct stat st;
+  if (::stat(std::string(path).c_str(), &st) != 0) {
+    return Status::NotFound("no file " + std::string(path));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(std::string(path) + " is not a regular file");
+
+  Media media;
+  media.mime = options.mime.empty() ? GuessMime(path) : options.mime;
+  media.bytes = static_cast<uint64_t>(st.st_size);
+  // Any thumbnail failure leaves the message without one: a preview is never worth a refused send.
+  // NotFound means "not an image"; Corruption, IOError, Full and the rest mean this image has none.
+  if (auto thumb = MakeThumbnail(path); thumb.ok() && thumb->bytes.size() <= kThumbnailBytesMax) {
+    media.width = thumb->source_width;
+    media.height = thumb->source_height;
+    media.thumbnail = std::move(thumb->bytes);
+  }
+  SendOptions encode;
+  encode.reply_to = options.reply_to;
+  encode.media = &media;
+  SubmitOptions submit;
+  submit.attachment.path = std::string(path);
+  submit.attachment.content_type = media.mime;
+  submit.attachment.filename = options.filename;
+  return client_->Submit(conversation, kMessageKind, EncodeMessage(caption, encode), submit);
+}
+
 Result<std::vector<std::string>> Chat::MembersOf(std::string_view conversation, bool* known) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -229,6 +353,33 @@ Result<Message> Chat::ToMessage(const OpInfo& op, const std::vector<std::string>
   m.attempts = op.attempts;
   m.position = op.position;
   m.unreadable = !DecodeMessage(op.payload, &m);
+  if (op.has_attachment) {
+    // The engine's record of the file wins over what the payload claims: its size and hash are the bytes'.
+    const Attachment& a = op.attachment;
+    m.has_media = true;
+    m.media.attached = true;
+    m.media.blob_id = a.blob_id;
+    m.media.sha256 = a.sha256;
+    m.media.bytes = a.size;
+    if (!a.content_type.empty()) m.media.mime = a.content_type;
+    if (m.media.uri.empty()) m.media.uri = BlobUri(media_url_, a.blob_id);
+    if (op.own) {
+      switch (a.upload) {
+        case UploadState::kPending:
+          m.media.upload = UploadStatus::kPending;
+          m.media.upload_offset = a.uploaded_bytes;
+          break;
+        case UploadState::kFailed:
+          m.media.upload = UploadStatus::kFailed;
+          m.media.upload_offset = a.uploaded_bytes;
+          break;
+        case UploadState::kNone:  // completed: the op goes (or went) with its blob id
+          m.media.upload = UploadStatus::kDone;
+          m.media.upload_offset = a.size;
+          break;
+      }
+    }
+  }
   switch (op.state) {
     case OpState::kPending:
       m.status = MessageStatus::kPending;
@@ -242,6 +393,11 @@ Result<Message> Chat::ToMessage(const OpInfo& op, const std::vector<std::string>
                  : Covered(members, op.user, marks, op.seq, false) ? MessageStatus::kDelivered
                                                                    : MessageStatus::kSent;
       break;
+  }
+  // The engine fails the op with its upload; should the two ever disagree, the upload's failure shows.
+  if (m.media.upload == UploadStatus::kFailed && m.status != MessageStatus::kFailed) {
+    m.status = MessageStatus::kFailed;
+    m.error = op.last_error.empty() ? "upload failed" : op.last_error;
   }
   return m;
 }

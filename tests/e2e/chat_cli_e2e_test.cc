@@ -8,9 +8,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+#include <vips/vips8>
 
 #include "e2e/e2e_util.h"
 
@@ -210,6 +212,96 @@ TEST_F(ChatCliTest, TheStoreDirectoryIsPrivate) {
   Ok("alice", {"create", "ab", "--members", "bob"});
   EXPECT_EQ(std::filesystem::status(dir_ / "alice").permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_all);
+}
+
+// Files (issue 15) with no media server: outpostd's --http is not there yet, so these check what needs none.
+class ChatCliFileTest : public ChatCliTest {
+ protected:
+  // `outpost-chat --store DIR/alice ARGS...` with no server: everything local.
+  RunResult Offline(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {OUTPOST_CHAT, "--store", dir_ / "alice", "--user", "alice"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, 60'000);
+  }
+  // A 640x480 JPEG made with libvips.
+  std::string Photo() {
+    static const bool started = VIPS_INIT("chat_cli_e2e_test") == 0;
+    EXPECT_TRUE(started);
+    const std::string path = dir_ / "photo.jpg";
+    vips::VImage xy = vips::VImage::xyz(640, 480);
+    vips::VImage::bandjoin({xy[0] * 0.4, xy[1] * 0.5, xy[0] * 0.2})
+        .cast(VIPS_FORMAT_UCHAR)
+        .copy(vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB))
+        .jpegsave(path.c_str());
+    return path;
+  }
+  std::string TextFile() {
+    const std::string path = dir_ / "notes.txt";
+    std::ofstream(path) << "milk, eggs\n";
+    return path;
+  }
+};
+
+TEST_F(ChatCliFileTest, SendFileOfflineStoresTheMessageWithItsThumbnailAndAPendingUpload) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  RunResult r = Offline({"send-file", "ab", Photo(), "--caption", "beach"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id = Lines(r.out).at(0);
+  ASSERT_EQ(id.size(), 36u) << r.out;
+  auto h = History("alice", "ab");
+  ASSERT_EQ(h.size(), 1u);
+  for (const char* field : {"\"text\":\"beach\"", "\"status\":\"pending\"", "\"media\":{\"uri\":null",
+                            "\"mime\":\"image/jpeg\"", "\"width\":640", "\"height\":480", "\"sha256\":\"",
+                            "\"upload\":{\"state\":\"pending\",\"offset\":0}"}) {
+    EXPECT_TRUE(Has(h[0], field)) << h[0] << " lacks " << field;
+  }
+  EXPECT_FALSE(Has(h[0], "\"thumbnail_bytes\":0")) << h[0];
+  EXPECT_TRUE(Has(h[0], "\"size\":" + std::to_string(std::filesystem::file_size(dir_ / "photo.jpg"))))
+      << h[0];
+  // The device keeps its own copy, owner-only.
+  EXPECT_EQ(std::filesystem::status(dir_ / "alice/media").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+  EXPECT_TRUE(Has(Ok("alice", {"history", "ab"}), "[image 640")) << Ok("alice", {"history", "ab"});
+
+  // A file that is not an image goes without a thumbnail; a text message has no media.
+  ASSERT_EQ(Offline({"send-file", "ab", TextFile()}).exit_code, 0);
+  ASSERT_EQ(Offline({"send", "ab", "plain"}).exit_code, 0);
+  h = History("alice", "ab");
+  ASSERT_EQ(h.size(), 3u);
+  for (const char* field : {"\"mime\":\"text/plain\"", "\"size\":11", "\"width\":0", "\"thumbnail_bytes\":0",
+                            "\"upload\":{\"state\":\"pending\",\"offset\":0}"}) {
+    EXPECT_TRUE(Has(h[1], field)) << h[1] << " lacks " << field;
+  }
+  EXPECT_TRUE(Has(h[2], "\"media\":null")) << h[2];
+}
+
+TEST_F(ChatCliFileTest, SendFileWithTheServerDownIsStoredAndSaysSo) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  Ok("alice", {"sync"});
+  daemon_.Signal(SIGKILL);
+  ASSERT_EQ(daemon_.WaitExit(10'000), -1);
+  RunResult r = Chat("alice", {"send-file", "ab", TextFile(), "--timeout", "1"});
+  Refused(r, 3, "stored, not sent: no server reachable");
+  ASSERT_EQ(Lines(r.out).size(), 1u) << "the id is printed before the upload is tried";
+  auto h = History("alice", "ab");
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_TRUE(Has(h[0], "\"id\":\"" + Lines(r.out)[0] + "\"")) << h[0];
+}
+
+TEST_F(ChatCliFileTest, FetchMediaErrorsAreClear) {
+  Ok("alice", {"create", "ab", "--members", "bob"});
+  const std::string text = Lines(Offline({"send", "ab", "no file here"}).out).at(0);
+  const std::string file = Lines(Offline({"send-file", "ab", TextFile()}).out).at(0);
+  const std::string out = dir_ / "fetched";
+  Refused(Chat("alice", {"fetch-media", text, "--out", out}), 1, "has no attachment");
+  Refused(Chat("alice", {"fetch-media", file, "--out", out}), 1, "not uploaded yet");
+  Refused(Chat("alice", {"fetch-media", "01a22159-0abb-7776-9752-46f196ce1a13", "--out", out}), 1,
+          "fetch-media");
+  Refused(Chat("alice", {"fetch-media", file}), 2, "--out PATH is required");
+  Refused(Chat("alice", {"fetch-media", "nope", "--out", out}), 2, "'nope' is not a message id");
+  Refused(Chat("alice", {"send-file", "ab", dir_ / "missing.jpg"}), 1, "no file");
+  Refused(Chat("alice", {"--media-url", "ftp://x/", "list"}), 2, "--media-url");
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ inline constexpr int kExitOk = cli::kExitOk;
 inline constexpr int kExitError = cli::kExitError;
 inline constexpr int kExitUsage = cli::kExitUsage;
 inline constexpr int kExitUnreachable = 3;  // sync: the server could not be reached for the whole timeout
+                                            // (send-file, fetch-media: nor the media endpoint)
 
 // The common options.
 struct Context {
@@ -29,12 +30,19 @@ struct Context {
   std::vector<std::string> servers;  // transport URIs, tried in turn
   std::string user;
   std::string token;
+  // Files: this device's copies of the files it sends (<data dir>/media; empty for a memory store, which
+  // then cannot send files) and the upload endpoint (--media-url; empty: the one the server announces).
+  std::string media_dir;
+  std::string media_url;
   bool utf8 = false;  // the terminal's locale is UTF-8: emoji glyphs; else ASCII ones
 };
 
 // Opens the device's chat store; with `connect`, with the servers set (nothing connects before a Start or
 // Step). Failures come back as one line for stderr.
 Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect);
+
+// Makes `dir` and its missing parents 0700 (main.cc).
+Status MakePrivateDir(const std::string& dir);
 
 // Prints "outpost-chat: MESSAGE" on stderr and returns `exit_code`.
 int Fail(int exit_code, std::string_view message);
@@ -61,6 +69,8 @@ std::string IsoTime(int64_t ms);
 std::string MessageLine(const chat::Message& m, bool utf8, std::string_view viewer);
 // One message as a JSON object (history --json).
 std::string MessageJson(const chat::Message& m);
+// "[photo.jpg image/jpeg 1200x900, 2.1 MB]"-like text for a message's file, without the picture.
+std::string MediaText(const chat::Message& m, bool utf8);
 // "3 s", "2 min", "5 h".
 std::string Age(int64_t ms);
 

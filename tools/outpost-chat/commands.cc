@@ -1,14 +1,18 @@
 // Copyright 2026 The Outpost Authors.
 //
 // The scriptable subcommands. Each prints its result on stdout (an id, a line per message, or JSON) and
-// every failure as one line on stderr with a non-zero exit. Only `sync` (and `status`, to tell whether the
-// server answers) touch the network.
+// every failure as one line on stderr with a non-zero exit. Only `sync`, `send-file` and `fetch-media` (and
+// `status`, to tell whether the server answers) touch the network.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 
 #include "cli.h"
+#include "thumbnail_art.h"
 
 namespace outpost::chat_cli {
 namespace {
@@ -69,6 +73,184 @@ int Send(const Context& ctx, const Flags& flags) {
   if (!id.ok()) return Fail(kExitError, fmt::format("send to {}: {}", conv, id.status().message()));
   fmt::print("{}\n", id->ToString());  // durable: Send returns once the message is in the store
   return kExitOk;
+}
+
+// Progress of a transfer on stderr, when it is a terminal: one line rewritten in place, at most every 100 ms.
+class Progress {
+ public:
+  Progress(std::string verb, std::string name)
+      : verb_(std::move(verb)), name_(std::move(name)), tty_(isatty(STDERR_FILENO) == 1) {}
+  ~Progress() { Done(); }
+  void Show(uint64_t done, uint64_t total) {
+    if (!tty_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (shown_ && done != total && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    shown_ = true;
+    std::fprintf(stderr, "\r%s %s: %.1f / %.1f MB\x1b[K", verb_.c_str(), name_.c_str(), done / 1e6,
+                 total / 1e6);
+    std::fflush(stderr);
+  }
+  // Ends the line, so that what follows starts on a fresh one.
+  void Done() {
+    if (!shown_) return;
+    shown_ = false;
+    std::fputc('\n', stderr);
+  }
+
+ private:
+  std::string verb_, name_;
+  bool tty_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+int SendFile(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 2, "send-file CONV PATH [--caption TEXT]"); rc != kExitOk) return rc;
+  uint64_t timeout_s = 0;
+  std::string error;
+  if (!flags.GetUint("timeout", 30, 86'400, &timeout_s, &error))
+    return Fail(kExitUsage, "send-file: " + error);
+  chat::SendOptions options;
+  if (flags.Has("reply-to")) {
+    auto reply = ParseId(flags.Get("reply-to"));
+    if (!reply.ok()) return Fail(kExitUsage, fmt::format("send-file: {}", reply.status().message()));
+    options.reply_to = *reply;
+  }
+  options.mime = flags.Get("mime");
+  if (ctx.media_dir.empty()) {
+    return Fail(kExitError, "send-file: a memory store keeps no files (use --store DIR)");
+  }
+  int rc = kExitOk;
+  auto chat = Open(ctx, !ctx.servers.empty(), &rc);
+  if (!chat) return rc;
+  const std::string& conv = flags.positional()[0];
+  const std::string& path = flags.positional()[1];
+  auto id = chat->SendFile(conv, path, flags.Get("caption"), options);
+  if (!id.ok()) return Fail(kExitError, fmt::format("send-file to {}: {}", conv, id.status().message()));
+  fmt::print("{}\n", id->ToString());  // durable: the message and the file's copy are in the store
+  std::fflush(stdout);
+  if (ctx.servers.empty()) return kExitOk;  // the next sync uploads and sends it, as for `send`
+
+  // Upload and send now, while the person waits. The deadline moves with every byte that goes up, so a
+  // large file on a slow link is not cut off, and a stalled one is.
+  Client& client = chat->client();
+  client.Start();
+  Progress progress("uploading", std::filesystem::path(path).filename().string());
+  const auto stall = std::chrono::seconds(timeout_s);
+  auto deadline = std::chrono::steady_clock::now() + stall;
+  uint64_t offset = 0;
+  for (;;) {
+    auto m = chat->Get(*id);
+    if (!m.ok()) {
+      progress.Done();
+      return Fail(kExitError, fmt::format("send-file: {}", m.status().message()));
+    }
+    if (m->media.upload == chat::UploadStatus::kPending)
+      progress.Show(m->media.upload_offset, m->media.bytes);
+    if (m->status == MessageStatus::kFailed) {
+      progress.Done();
+      return Fail(kExitError, fmt::format("send-file: {} failed: {} (retry {})", id->ToString(), m->error,
+                                          id->ToString()));
+    }
+    if (m->status != MessageStatus::kPending) {
+      progress.Show(m->media.bytes, m->media.bytes);
+      progress.Done();
+      client.Stop();
+      return kExitOk;
+    }
+    const uint64_t now_offset = m->media.upload_offset;
+    if (now_offset > offset) {
+      offset = now_offset;
+      deadline = std::chrono::steady_clock::now() + stall;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  progress.Done();
+  client.Stop();
+  const ClientStats s = client.Stats();
+  if (s.auth_failed) return Fail(kExitError, fmt::format("send-file: {}", s.last_connection_error));
+  if (s.connects == 0) {
+    return Fail(kExitUnreachable,
+                fmt::format("send-file: stored, not sent: no server reachable at {} for {} s ({}); the next "
+                            "sync sends it",
+                            fmt::join(ctx.servers, ", "), timeout_s, s.last_connection_error));
+  }
+  return Fail(kExitError,
+              fmt::format("send-file: stored, not sent: no upload progress for {} s ({} of {} bytes up; does "
+                          "the server take files? --media-url names the endpoint); the next sync goes on",
+                          timeout_s, offset, s.upload_bytes_total ? s.upload_bytes_total : 0));
+}
+
+int FetchMedia(const Context& ctx, const Flags& flags) {
+  if (int rc = Positional(flags, 1, "fetch-media ID --out PATH"); rc != kExitOk) return rc;
+  if (!flags.Has("out") || flags.Get("out").empty())
+    return Fail(kExitUsage, "fetch-media: --out PATH is required");
+  uint64_t timeout_s = 0;
+  std::string error;
+  if (!flags.GetUint("timeout", 30, 86'400, &timeout_s, &error))
+    return Fail(kExitUsage, "fetch-media: " + error);
+  auto id = ParseId(flags.positional()[0]);
+  if (!id.ok()) return Fail(kExitUsage, fmt::format("fetch-media: {}", id.status().message()));
+  int rc = kExitOk;
+  auto chat = Open(ctx, !ctx.servers.empty(), &rc);
+  if (!chat) return rc;
+  auto m = chat->Get(*id);
+  if (!m.ok()) return Fail(kExitError, fmt::format("fetch-media: {}", m.status().message()));
+  if (!m->media.attached) {
+    return Fail(kExitError, fmt::format("fetch-media: message {} has no attachment", id->ToString()));
+  }
+  if (m->media.blob_id.empty()) {
+    return Fail(kExitError,
+                fmt::format("fetch-media: the file of message {} is not uploaded yet{}", id->ToString(),
+                            m->status == MessageStatus::kFailed ? " (its upload failed)" : ""));
+  }
+  if (ctx.media_url.empty() && ctx.servers.empty()) {
+    return Fail(kExitUsage, "fetch-media: --server ENDPOINT or --media-url URL is required");
+  }
+  Client& client = chat->client();
+  if (ctx.media_url.empty()) {
+    // The endpoint comes with the server's Welcome: connect first, for at most the timeout.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (!client.Stats().connected && std::chrono::steady_clock::now() < deadline) {
+      (void)client.RunUntilIdle(100);
+    }
+    if (!client.Stats().connected) {
+      return Fail(kExitUnreachable,
+                  fmt::format("fetch-media: no server reachable at {} for {} s: {}",
+                              fmt::join(ctx.servers, ", "), timeout_s, client.Stats().last_connection_error));
+    }
+  }
+  const std::string out = flags.Get("out");
+  Progress progress("downloading", std::filesystem::path(out).filename().string());
+  Status st =
+      client.FetchAttachment(*id, out, [&](uint64_t done, uint64_t total) { progress.Show(done, total); });
+  progress.Done();
+  if (st.ok()) {
+    fmt::print("{}: {} bytes, sha256 {}\n", out, m->media.bytes, m->media.sha256);
+    return kExitOk;
+  }
+  switch (st.code()) {
+    case Status::Code::kNotFound:
+      return Fail(kExitError,
+                  fmt::format("fetch-media: the server has no file of {} for you (not allowed, or gone): {}",
+                              id->ToString(), st.message()));
+    case Status::Code::kPermissionDenied:
+      return Fail(kExitError, fmt::format("fetch-media: not allowed: {}", st.message()));
+    case Status::Code::kCorruption:
+      return Fail(kExitError, fmt::format("fetch-media: the download does not match its sha256, removed: {}",
+                                          st.message()));
+    case Status::Code::kFailedPrecondition:
+      return Fail(kExitError, fmt::format("fetch-media: {} (--media-url names the endpoint)", st.message()));
+    case Status::Code::kUnavailable:
+    case Status::Code::kTimeout:
+    case Status::Code::kBusy:
+      return Fail(kExitUnreachable,
+                  fmt::format("fetch-media: {} (run it again to resume from {}.part)", st.message(), out));
+    default:
+      return Fail(kExitError, fmt::format("fetch-media: {}", st.message()));
+  }
 }
 
 int Sync(const Context& ctx, const Flags& flags) {
@@ -247,6 +429,21 @@ const std::vector<Command>& Commands() {
        "the next sync.\n",
        {{"reply-to", true, false}},
        &Send},
+      {"send-file",
+       "send-file CONV PATH [--caption TEXT] [--reply-to ID] [--mime TYPE] [--timeout S]\n  Sends a file "
+       "(with a "
+       "thumbnail when it is an image); prints its id once it is durable.\n  With --server: uploads it and "
+       "sends the message now (progress on a terminal); exit 3 when\n  no server answers, 1 when the upload "
+       "fails or makes no progress for S seconds (default 30);\n  the message stays stored: the next sync "
+       "goes on.\n",
+       {{"caption", true, false}, {"reply-to", true, false}, {"mime", true, false}, {"timeout", true, false}},
+       &SendFile},
+      {"fetch-media",
+       "fetch-media ID --out PATH [--timeout S]\n  Downloads the file of message ID to PATH (resumes "
+       "PATH.part; "
+       "checks its sha256).\n  Needs --server (the endpoint comes with its welcome) or --media-url.\n",
+       {{"out", true, false}, {"timeout", true, false}},
+       &FetchMedia},
       {"sync",
        "sync [--timeout S]\n  Sends what waits and receives what is new until nothing is left (default "
        "30 s).\n  Exit 3 if no server answered for the whole timeout.\n",

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "common/json.h"
+#include "thumbnail_art.h"
 
 namespace outpost::chat_cli {
 
@@ -51,6 +52,7 @@ std::string Age(int64_t ms) {
 
 std::string MessageLine(const chat::Message& m, bool utf8, std::string_view viewer) {
   std::string text = m.unreadable ? "(unreadable message)" : m.text;
+  if (m.has_media) text = MediaText(m, utf8) + (text.empty() ? "" : " " + text);
   std::string line = fmt::format("{} {}: {}", ClockTime(m.client_time_ms), m.sender, text);
   if (m.sender != viewer) return line;
   line += fmt::format("  {} {}", Glyph(m.status, utf8), chat::StatusName(m.status));
@@ -71,8 +73,34 @@ std::string MessageJson(const chat::Message& m) {
   if (!m.reply_to.IsNil()) out += fmt::format(",\"reply_to\":{}", JsonQuote(m.reply_to.ToString()));
   if (m.status == MessageStatus::kFailed) out += fmt::format(",\"error\":{}", JsonQuote(m.error));
   if (m.own) out += fmt::format(",\"attempts\":{}", m.attempts);
-  out += "}";
+  if (!m.has_media) {
+    out += ",\"media\":null}";
+    return out;
+  }
+  const chat::Media& media = m.media;
+  out += fmt::format(
+      ",\"media\":{{\"uri\":{},\"mime\":{},\"size\":{},\"width\":{},\"height\":{},\"sha256\":{},"
+      "\"thumbnail_bytes\":{}",
+      media.uri.empty() ? "null" : JsonQuote(media.uri), JsonQuote(media.mime), media.bytes, media.width,
+      media.height, media.sha256.empty() ? "null" : JsonQuote(media.sha256), media.thumbnail.size());
+  if (m.own && media.upload != chat::UploadStatus::kNone) {
+    out += fmt::format(",\"upload\":{{\"state\":{},\"offset\":{}}}",
+                       JsonQuote(chat::UploadStatusName(media.upload)), media.upload_offset);
+  }
+  out += "}}";
   return out;
+}
+
+std::string MediaText(const chat::Message& m, bool utf8) {
+  const chat::Media& media = m.media;
+  std::string text =
+      media.mime.starts_with("image/")
+          ? ImageLabel(media.width, media.height, media.bytes, utf8)
+          : fmt::format("[file {}, {}]", media.mime.empty() ? "?" : media.mime, HumanBytes(media.bytes));
+  if (m.own && media.upload == chat::UploadStatus::kPending) {
+    text += " " + ProgressBar(media.upload_offset, media.bytes, 10, utf8);
+  }
+  return text;
 }
 
 }  // namespace outpost::chat_cli

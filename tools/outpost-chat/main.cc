@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "cli.h"
+#include "media/client/tus_transport.h"
 
 namespace outpost::chat_cli {
 namespace {
@@ -30,6 +31,8 @@ Common options:
   --server ENDPOINT  outpostd's endpoint, e.g. tcp://127.0.0.1:7700; repeat for fallbacks
   --user NAME        who this device belongs to (needed the first time a store is used)
   --token TOKEN      the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)
+  --media-url URL    the server's upload endpoint for files, e.g. http://127.0.0.1:7780/files/
+                     (default: the one the server announces when the device connects)
 
 With no command: the interactive screen (conversations, messages, input line; /help lists its commands).
 
@@ -39,11 +42,8 @@ Commands:
 constexpr std::string_view kSchemes[] = {"lmdb:", "sqlite:", "rocksdb:", "memory:"};
 
 std::vector<FlagSpec> CommonFlags() {
-  return {{"store", true, false},
-          {"server", true, true},
-          {"user", true, false},
-          {"token", true, false},
-          {"help", false, false}};
+  return {{"store", true, false}, {"server", true, true},     {"user", true, false},
+          {"token", true, false}, {"media-url", true, false}, {"help", false, false}};
 }
 
 void PrintUsage(std::FILE* to) {
@@ -54,9 +54,11 @@ void PrintUsage(std::FILE* to) {
   }
   std::fputs(
       "\n`outpost-chat COMMAND --help` tells more. Exit codes: 0 done, 1 failed, 2 bad usage, 3 server "
-      "unreachable (sync).\n",
+      "unreachable (sync, send-file, fetch-media).\n",
       to);
 }
+
+}  // namespace
 
 // Makes `dir` and its missing parents 0700, and takes group and other access off `dir` itself: it holds a
 // user's messages and token-bearing store, like ~/.ssh.
@@ -79,8 +81,12 @@ Status MakePrivateDir(const std::string& dir) {
   return Status::OK();
 }
 
-// The store URI for --store: a bare directory means LMDB there (made if missing, 0700).
-Result<std::string> StoreUri(std::string value) {
+namespace {
+
+// The store URI for --store: a bare directory means LMDB there (made if missing, 0700). `data_dir` is told
+// the directory that holds the store (for its media copies): the LMDB or RocksDB directory, the SQLite
+// file's directory, or empty for a memory store.
+Result<std::string> StoreUri(std::string value, std::string* data_dir) {
   if (value.empty()) {
     if (const char* env = std::getenv("OUTPOST_CHAT_STORE"); env && *env) {
       value = env;
@@ -93,6 +99,10 @@ Result<std::string> StoreUri(std::string value) {
   std::string dir;
   for (std::string_view scheme : kSchemes) {
     if (value.starts_with(scheme)) {
+      if (scheme == "sqlite:") {
+        const std::filesystem::path file(value.substr(scheme.size()));
+        *data_dir = file.has_parent_path() ? file.parent_path().string() : ".";
+      }
       if (scheme != "lmdb:" && scheme != "rocksdb:") return value;
       dir = value.substr(scheme.size());
       break;
@@ -103,6 +113,7 @@ Result<std::string> StoreUri(std::string value) {
     value = "lmdb:" + value;
   }
   OUTPOST_RETURN_IF_ERROR(MakePrivateDir(dir));
+  *data_dir = dir;
   return value;
 }
 
@@ -121,6 +132,13 @@ Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect) {
   if (connect) {
     for (const auto& s : ctx.servers) o.server += (o.server.empty() ? "" : ",") + s;
   }
+  o.media = OpenTusTransport();
+  if (!ctx.media_dir.empty()) {
+    // The copies of the files sent are as private as the messages.
+    if (Status st = MakePrivateDir(ctx.media_dir); !st.ok()) return st;
+  }
+  o.media_dir = ctx.media_dir;
+  o.media_url = ctx.media_url;
   // A person is waiting: find a server that comes back soon, and retry refused sends on a human scale.
   o.reconnect_cap_ms = 2'000;
   o.ack_timeout_ms = 5'000;
@@ -152,7 +170,8 @@ int Main(int argc, char** argv) {
       continue;
     }
     rest.push_back(a);
-    const bool common_with_value = a == "--store" || a == "--server" || a == "--user" || a == "--token";
+    const bool common_with_value =
+        a == "--store" || a == "--server" || a == "--user" || a == "--token" || a == "--media-url";
     if (command == nullptr && common_with_value && i + 1 < args.size()) rest.push_back(args[++i]);
   }
   std::vector<FlagSpec> specs = CommonFlags();
@@ -171,9 +190,17 @@ int Main(int argc, char** argv) {
     }
     return kExitOk;
   }
-  auto store = StoreUri(flags.Get("store"));
+  std::string data_dir;
+  auto store = StoreUri(flags.Get("store"), &data_dir);
   if (!store.ok()) return Fail(kExitError, store.status().message());
   ctx.store = *store;
+  if (!data_dir.empty()) ctx.media_dir = (std::filesystem::path(data_dir) / "media").string();
+  ctx.media_url = flags.Get("media-url");
+  if (!ctx.media_url.empty() && !ctx.media_url.starts_with("http://") &&
+      !ctx.media_url.starts_with("https://")) {
+    return Fail(kExitUsage,
+                fmt::format("--media-url must be an http:// or https:// URL, not '{}'", ctx.media_url));
+  }
   ctx.servers = flags.GetList("server");
   ctx.user = flags.Get("user");
   ctx.token = flags.Get("token");

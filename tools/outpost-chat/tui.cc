@@ -18,11 +18,14 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli.h"
+#include "thumbnail_art.h"
 #include "tui_text.h"
 
 namespace outpost::chat_cli {
@@ -38,6 +41,11 @@ constexpr size_t kHistoryPage = 200;       // messages loaded per step back
 constexpr size_t kInputBytesMax = 16'384;  // the adapter refuses longer texts anyway
 constexpr int kListWidthMax = 28;
 constexpr int kWidthMin = 40, kHeightMin = 8;
+// A thumbnail takes at most this many cells (two pixels each, stacked): 24 x 24 pixels.
+constexpr int kArtColumns = 24, kArtRows = 12;
+constexpr int kArtIndent = 6;         // under the message text
+constexpr size_t kArtCacheMax = 256;  // decoded thumbnails kept
+constexpr short kArtPairFirst = 16;   // colour pairs from here on are the pictures'
 
 enum ColorPair : short { kGreen = 1, kRed, kYellow, kCyan };
 
@@ -50,6 +58,7 @@ constexpr const char* kHelp[] = {
     "/retry [ID]          send a failed message again (default: the newest failed one here)",
     "/discard [ID]        remove a pending or failed message (default: the newest failed one here)",
     "/receipts on|off     whether others are told what you read",
+    "/send PATH           send a file (images get a thumbnail; the upload shows as a bar)",
     "/quit                leave (also Ctrl-C, or Ctrl-D with an empty input). // sends a leading /.",
     "Esc closes this help.",
 };
@@ -124,6 +133,10 @@ class Tui {
   void DrawMessages(int top, int rows, int left, int width);
   void DrawFooter(int height, int width);
   std::vector<Span> MessageSpans(const Message& m) const;
+  // The thumbnail of `m` as rows of coloured half blocks, at most `width` columns; none without 256
+  // colours, a thumbnail, or one that decodes.
+  std::vector<Row> ThumbnailRows(const Message& m, int width);
+  int ArtPair(int16_t fg, int16_t bg);
 
   void OnKey(bool code, wint_t key);
   void Select(int delta);
@@ -159,6 +172,10 @@ class Tui {
   bool chose_offline_ = false;
   bool dirty_ = true;
   bool quit_ = false;
+  // Decoded thumbnails by message id and width, and the colour pairs their cells use.
+  std::map<std::string, std::vector<ArtRow>> art_;
+  std::map<int, int> art_pairs_;  // fg * 512 + bg + 1 -> pair
+  int next_pair_ = kArtPairFirst;
 };
 
 void Tui::Run(const Wakeup& wakeup) {
@@ -172,6 +189,8 @@ void Tui::Run(const Wakeup& wakeup) {
       wakeup.Drain();
       dirty_ = true;
     }
+    // Upload progress is not a change of the view: while files go up, the bars move at the poll's pace.
+    if (n == 0 && chat_.client().Stats().uploads > 0) dirty_ = true;
     // Also after EINTR: SIGWINCH comes back as KEY_RESIZE.
     wint_t key = 0;
     for (int r; !quit_ && (r = get_wch(&key)) != ERR;) OnKey(r == KEY_CODE_YES, key);
@@ -288,8 +307,7 @@ std::vector<Span> Tui::MessageSpans(const Message& m) const {
   } else {
     spans.push_back({Widen(m.text), A_NORMAL});
   }
-  if (m.has_media)
-    spans.push_back({Widen(fmt::format(" [{} {}x{}]", m.media.mime, m.media.width, m.media.height)), A_DIM});
+  if (m.has_media) spans.push_back({Widen((m.text.empty() ? "" : " ") + MediaText(m, ctx_.utf8)), A_DIM});
   if (m.sender != chat_.user()) return spans;  // status is for the author's eyes
   const std::wstring glyph = L"  " + Widen(Glyph(m.status, ctx_.utf8));
   switch (m.status) {
@@ -331,6 +349,7 @@ void Tui::DrawMessages(int top, int rows, int left, int width) {
   } else {
     for (const Message& m : messages_) {
       for (Row& r : Wrap(MessageSpans(m), width, 6)) lines.push_back(std::move(r));
+      for (Row& r : ThumbnailRows(m, width)) lines.push_back(std::move(r));
     }
   }
   const int total = static_cast<int>(lines.size());
@@ -342,6 +361,42 @@ void Tui::DrawMessages(int top, int rows, int left, int width) {
   if (scroll_ > 0)
     DrawFit(top, left + width - 12,
             {{Widen(fmt::format("{} {} more", ctx_.utf8 ? "↓" : "v", scroll_)), A_REVERSE}}, 12);
+}
+
+int Tui::ArtPair(int16_t fg, int16_t bg) {
+  const int key = fg * 512 + bg + 1;
+  if (auto it = art_pairs_.find(key); it != art_pairs_.end()) return it->second;
+  if (next_pair_ >= COLOR_PAIRS) {
+    // Out of pairs: start over. Pictures drawn earlier in this frame may change colour until the next one.
+    art_pairs_.clear();
+    next_pair_ = kArtPairFirst;
+  }
+  const int pair = next_pair_++;
+  init_extended_pair(pair, fg, bg);
+  art_pairs_[key] = pair;
+  return pair;
+}
+
+std::vector<Row> Tui::ThumbnailRows(const Message& m, int width) {
+  std::vector<Row> rows;
+  // Without 256 colours the picture would be noise: the "[image WxH, size]" text stands for it.
+  if (m.media.thumbnail.empty() || !has_colors() || COLORS < 256) return rows;
+  const int columns = std::min(kArtColumns, width - kArtIndent);
+  if (columns < 4) return rows;
+  const std::string key = m.id.ToString() + "/" + std::to_string(columns);
+  auto it = art_.find(key);
+  if (it == art_.end()) {
+    if (art_.size() >= kArtCacheMax) art_.clear();
+    auto image = DecodeThumbnail(m.media.thumbnail, columns, kArtRows * 2);
+    // A thumbnail that does not decode is shown as its text only (kept empty: not decoded again).
+    it = art_.emplace(key, image.ok() ? HalfBlockArt(*image) : std::vector<ArtRow>{}).first;
+  }
+  for (const ArtRow& cells : it->second) {
+    Row row = {{std::wstring(kArtIndent, L' '), A_NORMAL}};
+    for (const ArtCell& c : cells) row.push_back({L"\u2580", A_NORMAL, ArtPair(c.fg, c.bg)});
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 void Tui::DrawFooter(int height, int width) {
@@ -515,6 +570,25 @@ Status Tui::RunCommand(const std::string& line) {
       return Status::FromCode(id.status().code(), fmt::format("/new {}: {}", args[1], id.status().message()));
     Open(args[1]);
     Notice(fmt::format("created {}", args[1]));
+  } else if (name == "/send") {
+    // The path is the rest of the line, spaces and all; a leading ~/ is the home directory.
+    std::string path = line.substr(line.find("/send") + 5);
+    path.erase(0, path.find_first_not_of(" \t"));
+    while (!path.empty() && (path.back() == ' ' || path.back() == '\t')) path.pop_back();
+    if (path.empty()) return Status::InvalidArgument("usage: /send PATH");
+    if (path.starts_with("~/")) {
+      if (const char* home = std::getenv("HOME")) path = home + path.substr(1);
+    }
+    if (selected_.empty())
+      return Status::InvalidArgument("no conversation selected: /new NAME MEMBERS or /open NAME");
+    if (ctx_.media_dir.empty()) return Status::InvalidArgument("/send: a memory store keeps no files");
+    auto id = chat_.SendFile(selected_, path);
+    if (!id.ok()) {
+      return Status::FromCode(id.status().code(), fmt::format("/send {}: {}", path, id.status().message()));
+    }
+    Notice(fmt::format("{} sent to {} (uploading)", path, selected_));
+    scroll_ = 0;
+    dirty_ = true;
   } else if (name == "/open") {
     if (args.size() != 2) return Status::InvalidArgument("usage: /open NAME");
     const bool known = std::any_of(conversations_.begin(), conversations_.end(),

@@ -74,7 +74,12 @@ std::vector<Row> Wrap(const std::vector<Span>& spans, int width, int indent) {
 void DrawRow(int y, int x, const Row& row) {
   move(y, x);
   for (const Span& s : row) {
-    attrset(s.attr);
+    if (s.pair != 0) {
+      int pair = s.pair;
+      attr_set(s.attr, 0, &pair);  // ncurses takes an extended pair through the opts pointer
+    } else {
+      attrset(s.attr);
+    }
     addnwstr(s.text.c_str(), static_cast<int>(s.text.size()));
   }
   attrset(A_NORMAL);

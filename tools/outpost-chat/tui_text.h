@@ -18,6 +18,7 @@ namespace outpost::chat_cli {
 struct Span {
   std::wstring text;
   attr_t attr = A_NORMAL;
+  int pair = 0;  // a colour pair beyond COLOR_PAIR's 255 (init_extended_pair); 0: the attr's own
 };
 using Row = std::vector<Span>;
 

@@ -6,6 +6,7 @@
 //                                 .user = "alice", .token = token});
 //   (*chat)->CreateConversation("alice-bob", {"alice", "bob"});
 //   auto id = (*chat)->Send("alice-bob", "on my way");   // durable and shown (pending) before any network
+//   (*chat)->SendFile("alice-bob", "/sdcard/DCIM/beach.jpg", "look");  // thumbnail made here, bytes upload
 //   (*chat)->client().Start();                           // background sync
 //
 // Model:
@@ -23,6 +24,11 @@
 //    never goes past sent.
 //  - Order is the server's: sent messages by seq, then this device's unsent ones in the order they were
 //    written. Clocks never order anything; `client_time_ms` is the author's clock, for display.
+//  - Files: SendFile attaches the file to the message op (SubmitOptions::attachment): the engine uploads it
+//    through ClientOptions::media and sends the op once the whole file is on the server (docs/media.md). A
+//    small thumbnail, made on this device when the file is an image, travels inside the message, so that
+//    every member sees a preview before (or without) downloading. An own message whose upload failed is
+//    failed, with the reason; Retry starts the upload again, Discard drops both.
 //  - Read receipts: MarkRead always moves the local read position (unread counts); with receipts off the
 //    device sends no read watermark. The switch is kept in the store.
 //
@@ -42,6 +48,7 @@
 #include "outpost/ids.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
+#include "outpost/thumbnailer.h"
 
 namespace outpost::chat {
 
@@ -52,12 +59,34 @@ enum class MessageStatus : uint8_t { kPending, kSent, kDelivered, kRead, kFailed
 // "pending", "sent", "delivered", "read", "failed".
 std::string_view StatusName(MessageStatus status);
 
+// Where an own message's file upload stands (Media::upload).
+enum class UploadStatus : uint8_t {
+  kNone,     // no upload on this device: another member's message, or no file attached
+  kPending,  // going up (or waiting for a connection): Media::upload_offset bytes are on the server
+  kFailed,   // given up: the message is failed with the reason (Retry, Discard)
+  kDone,     // the whole file is on the server
+};
+
+// "none", "pending", "failed", "done".
+std::string_view UploadStatusName(UploadStatus status);
+
+// A message's file. The first six fields travel in the message (chat.fbs Media); the rest come from the
+// engine's attachment record (OpInfo::attachment) and are empty for a message that has no attached file.
 struct Media {
+  // Where the bytes can be downloaded: the upload endpoint + the blob id, once both are known on this device
+  // (the endpoint from ClientOptions::media_url); else empty. FetchAttachment needs no uri.
   std::string uri;
   std::string mime;
   uint64_t bytes = 0;
-  uint32_t width = 0, height = 0;
-  std::string thumbnail;  // small JPEG bytes
+  uint32_t width = 0, height = 0;  // of the source image (EXIF orientation applied); 0 when not an image
+  std::string thumbnail;           // a small JPEG made by the sender; empty when none
+  // From the attachment record.
+  bool attached = false;  // the message op carries the file: Client::FetchAttachment can fetch it
+  std::string blob_id;    // the server's blob id: empty until the upload completed
+  std::string sha256;     // 64 lowercase hex characters of the file
+  // Own messages only.
+  UploadStatus upload = UploadStatus::kNone;
+  uint64_t upload_offset = 0;  // bytes the server confirmed (== bytes once done)
 };
 
 struct Message {
@@ -93,14 +122,30 @@ inline constexpr uint64_t kUnreadMax = 999;
 
 struct SendOptions {
   OpId reply_to;
-  const Media* media = nullptr;
+  const Media* media = nullptr;  // Send only: a Media made by the caller (SendFile makes its own)
+  // SendFile only. The file's MIME type; empty: from its first bytes (JPEG, PNG, GIF, WebP, HEIC, PDF, MP4)
+  // or its extension, else "application/octet-stream".
+  std::string mime;
+  std::string filename;  // display only; empty: the path's last component
 };
+
+// The adapter's own settings (Chat::Open), beside the engine's.
+struct ChatOptions {
+  // Makes SendFile's thumbnails. nullptr: OpenVipsThumbnailer (libvips), made on the first SendFile.
+  std::shared_ptr<Thumbnailer> thumbnailer;
+  // Longest side and encoded size cap of a thumbnail. bytes_max may be at most kThumbnailBytesMax (Open
+  // refuses more: InvalidArgument), as every member's device stores each thumbnail in the message.
+  ThumbnailOptions thumbnail;
+};
+
+// The largest thumbnail a message may carry.
+inline constexpr uint32_t kThumbnailBytesMax = 64 * 1024;
 
 class Chat {
  public:
   // Opens the device's store (and its connection settings) through Client::Open and follows the user's
   // membership feed. Nothing touches the network until client().Start() or a Step.
-  static Result<std::unique_ptr<Chat>> Open(ClientOptions options);
+  static Result<std::unique_ptr<Chat>> Open(ClientOptions options, ChatOptions chat_options = {});
   ~Chat();
   Chat(const Chat&) = delete;
   Chat& operator=(const Chat&) = delete;
@@ -111,6 +156,15 @@ class Chat {
   Result<OpId> CreateConversation(std::string_view id, const std::vector<std::string>& members);
   // Durable, queued and visible (pending) when it returns. InvalidArgument for an empty or oversized text.
   Result<OpId> Send(std::string_view conversation, std::string_view text, const SendOptions& options = {});
+  // Sends the file at `path` with an optional caption: durable, queued and visible (pending, upload
+  // pending) when it returns; the engine copies the file into ClientOptions::media_dir, uploads it and then
+  // sends the message. When the file is an image, a thumbnail (ChatOptions::thumbnail) and the image's
+  // dimensions go in the message; a file that is not an image, or one the thumbnailer cannot read (corrupt,
+  // too large, any thumbnailer error), is sent without them. Errors, nothing stored: the engine's for the
+  // attachment (NotFound: no such file; InvalidArgument: not a regular file, too large; FailedPrecondition:
+  // no ClientOptions::media) and Send's for the caption.
+  Result<OpId> SendFile(std::string_view conversation, std::string_view path, std::string_view caption = {},
+                        const SendOptions& options = {});
 
   // The last `limit` messages, oldest first; with `before` (a Message::position), those just before it.
   Result<std::vector<Message>> History(std::string_view conversation, size_t limit,
@@ -135,7 +189,8 @@ class Chat {
   const std::string& user() const { return client_->user(); }
 
  private:
-  explicit Chat(std::unique_ptr<Client> client);
+  Chat(std::unique_ptr<Client> client, ChatOptions options, std::string media_url);
+  Result<Thumbnail> MakeThumbnail(std::string_view path);
   Result<Message> ToMessage(const OpInfo& op, const std::vector<std::string>& members,
                             const std::vector<Watermark>& marks);
   Result<Conversation> Summarize(const StreamInfo& stream);
@@ -143,8 +198,10 @@ class Chat {
   void OnChanges(const std::vector<Change>& changes);
 
   std::unique_ptr<Client> client_;
+  ChatOptions options_;
+  std::string media_url_;  // ClientOptions::media_url: where blobs are downloaded (Media::uri)
   uint64_t subscription_ = 0;
-  std::mutex mu_;
+  std::mutex mu_;  // guards members_ and options_.thumbnailer (made on first use)
   // conversation -> members, from the latest members op seen (a scan back through the view on first use).
   struct MembersCache {
     bool known = false;
