@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -452,6 +453,13 @@ outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
     ServeConfig& config, const std::shared_ptr<Registry>& registry,
     const std::shared_ptr<std::atomic<outpost::Server*>>& ready) {
   const MediaConfig& mc = config.media;
+  // The default store under DATA_DIR is made owner-only like the rest of it (the store would make it with
+  // the umask's mode); a directory the operator named is left as it is.
+  if (const std::string own = "file:" + config.data_dir + "/blobs"; mc.blobs == own) {
+    if (::mkdir(own.c_str() + 5, 0700) != 0 && errno != EEXIST) {
+      return Status::IOError("cannot make " + own.substr(5) + ": " + std::strerror(errno));
+    }
+  }
   outpost::BlobStoreOptions blob_options;
   blob_options.blob_bytes_max = mc.upload_bytes_max;
   auto blobs_or = outpost::OpenBlobStore(mc.blobs, blob_options);
