@@ -252,6 +252,11 @@ bool Daemon::Restart(std::string* error) {
   return true;
 }
 
+bool Daemon::Restart(const std::vector<std::string>& extra, std::string* error) {
+  extra_ = extra;
+  return Restart(error);
+}
+
 void Daemon::Signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
 }
@@ -280,6 +285,16 @@ int64_t Daemon::StatsField(const std::string& name) const {
   return v;
 }
 
+std::string StatsString(const std::string& data_dir, const std::string& name) {
+  const std::string text = ReadAll(data_dir + "/stats.json");
+  const std::string key = "\"" + name + "\": \"";
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return {};
+  const size_t start = at + key.size();
+  const size_t end = text.find('"', start);  // the values read this way hold no escaped quotes
+  return end == std::string::npos ? std::string() : text.substr(start, end - start);
+}
+
 std::unique_ptr<Client> OpenDevice(const std::string& dir, const DeviceOptions& options) {
   ClientOptions co;
   co.store = "lmdb:" + dir + "/" + options.user + "-" + options.device + "?sync=0";
@@ -291,6 +306,9 @@ std::unique_ptr<Client> OpenDevice(const std::string& dir, const DeviceOptions& 
   co.backoff_base_ms = 50;
   co.backoff_cap_ms = options.backoff_cap_ms;
   co.ack_timeout_ms = options.ack_timeout_ms;
+  co.media = options.media;
+  co.media_dir = options.media_dir;
+  if (options.upload_chunk_bytes > 0) co.upload_chunk_bytes = options.upload_chunk_bytes;
   auto client = Client::Open(co);
   if (!client.ok()) {
     ADD_FAILURE() << "Client::Open " << options.user << "/" << options.device << ": "

@@ -51,6 +51,9 @@ std::string Devices(const std::string& data_dir, const std::string& user);
 // The permission bits of `path` (-1 when it cannot be stat'ed).
 int ModeOf(const std::string& path);
 
+// The string field `name` of DATA_DIR/stats.json ("" when absent or unreadable).
+std::string StatsString(const std::string& data_dir, const std::string& name);
+
 // `outpostd --data DIR ...` as a child process; its stderr goes to DIR/outpostd.log (appended, so restarts
 // keep the history). Killed with SIGKILL at destruction if still running.
 class Daemon {
@@ -66,6 +69,8 @@ class Daemon {
              const std::vector<std::string>& extra = {}, std::string* error = nullptr);
   // Start on the same endpoint as the last run (same port), retrying while the port is still in use.
   bool Restart(std::string* error = nullptr);
+  // The same with other extra flags from now on (e.g. the media server's port of the last run).
+  bool Restart(const std::vector<std::string>& extra, std::string* error = nullptr);
   void Signal(int sig);
   // Waits for the process to exit; its exit code (-1 for death by signal, -2 when still running).
   int WaitExit(int64_t timeout_ms);
@@ -94,6 +99,10 @@ struct DeviceOptions {
   std::shared_ptr<Dialer> dialer;  // overrides server (CURVE)
   int64_t backoff_cap_ms = 500;    // tests restart servers: reconnect quickly
   int64_t ack_timeout_ms = 3'000;
+  // Attachments (ClientOptions): the transport, the device's copies and the upload chunk (0: default).
+  std::shared_ptr<MediaTransport> media;
+  std::string media_dir;
+  uint32_t upload_chunk_bytes = 0;
 };
 std::unique_ptr<Client> OpenDevice(const std::string& dir, const DeviceOptions& options);
 

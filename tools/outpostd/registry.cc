@@ -169,6 +169,22 @@ Result<std::string> Registry::Authenticate(const outpost::HelloInfo& hello) {
   return std::move(binding.user);
 }
 
+Result<TokenBinding> Registry::LookUpToken(std::string_view token) {
+  if (!WellFormedToken(token)) return Status::PermissionDenied("malformed or missing token");
+  outpost::TokenRecord binding;
+  if (Status s = users_->FindToken(TokenHash(token), &binding); !s.ok()) {
+    if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
+    if (s.code() == Status::Code::kCorruption) return s;
+    return Status::IOError("user registry: " + s.ToString());
+  }
+  // A device binds its token with its first Hello (Authenticate); an HTTP request names no device, so it
+  // must not be the one to bind it.
+  if (binding.device.empty()) {
+    return Status::PermissionDenied("token not bound to a device yet: connect with it once");
+  }
+  return TokenBinding{std::move(binding.user), std::move(binding.device)};
+}
+
 Status Registry::Bind(const std::string& hash, std::string_view user, std::string_view device) {
   if (Status s = ValidateDeviceId(device); !s.ok()) {
     return Status::PermissionDenied("cannot bind the token to this device: " + s.message());

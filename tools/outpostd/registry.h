@@ -78,6 +78,12 @@ class Registry {
   // unbound token is bound to the Hello's device here, durably, before this returns. IOError when the store
   // cannot be read or the binding cannot be written; Corruption for a token entry of unknown form.
   outpost::Result<std::string> Authenticate(const outpost::HelloInfo& hello);
+  // The (user, device) a bound token belongs to, without a Hello and without binding anything: the media
+  // server's bearer tokens (HTTP requests name no device, so an unbound token cannot be bound there).
+  // PermissionDenied for a malformed or unknown token, and for an unbound one ("token not bound to a device
+  // yet: connect with it once"); IOError when the store cannot be read; Corruption for a token entry of
+  // unknown form.
+  outpost::Result<TokenBinding> LookUpToken(std::string_view token);
   // Whether `user` is registered (ServerOptions::user_exists). IOError when the store cannot be read.
   outpost::Result<bool> HasUser(std::string_view user);
   outpost::Result<uint64_t> UserCount();

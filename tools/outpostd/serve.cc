@@ -5,16 +5,21 @@
 //   2. block SIGINT/SIGTERM (before any thread starts, so every thread inherits the mask and the signals
 //      wait for sigtimedwait in the main thread), lock DATA_DIR (one server per data directory);
 //   3. open the registry (a database store is opened first and shared by the registry, which finds the
-//      users in it, and the server; else the users are in DATA_DIR/auth), listen, open the server (a
-//      key-value store by its URI), start it, write --endpoint-file;
+//      users in it, and the server; else the users are in DATA_DIR/auth); with --http, open the blob store
+//      and start the media server (before the sync server: with port 0 only then is the URL that the
+//      Welcome announces known); listen, open the server (a key-value store by its URI), start it, write
+//      stats.json and --endpoint-file;
 //   4. main thread: wait for a signal, waking every second to write stats.json and log what changed;
-//   5. on a signal: Server::Stop() (handles what was already received, so durable batches get their acks),
-//      final stats.json, close the listener and the stores, exit 0.
+//   5. on a signal: stop the media server (an upload cut there resumes from its offset), Server::Stop()
+//      (handles what was already received, so durable batches get their acks), final stats.json, close the
+//      listener and the stores, exit 0.
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -29,6 +34,8 @@
 #include "curve_key.h"
 #include "files.h"
 #include "log.h"
+#include "outpost/blob_store.h"
+#include "outpost/media_server.h"
 #include "outpost/membership.h"
 #include "outpost/server.h"
 #include "outpost/server_store.h"
@@ -68,7 +75,37 @@ options:
   --ops-per-batch-max N    most ops in one push (default 1024)
   --payload-bytes-max N    largest op payload (default 1048576)
   --connections-max N      most open connections (default 100000)
+
+attachments (photos, files; docs/media.md). Without --http the server takes none (ops with one are refused):
+  --http HOST:PORT         also serve uploads (tus 1.0 at /files/) and downloads over HTTP on HOST:PORT
+                           (port 0 picks a free port: stats.json's media_url tells it). Devices send
+                           their token as `Authorization: Bearer TOKEN`; a token is taken once a device
+                           has connected with it. Plain HTTP: beyond loopback put a TLS proxy in front
+  --media-url URL          the upload URL the server announces to devices (default http://HOST:PORT/files/;
+                           required when HOST is 0.0.0.0 or ::, e.g. https://media.example.org/files/)
+  --blobs URI              where attachment bytes live: file:DIR (default file:DIR/blobs under --data).
+                           Required with a postgresql:// store: every instance must use the same one (a
+                           shared directory), as an upload may resume on another instance
+  --upload-max-bytes N     largest attachment (default 1073741824, at most 4294967296)
+  --upload-expiry D        an unfinished upload is removed this long after it began: 90s, 30m, 24h
+                           (default), 7d; a bare number is seconds
 )";
+
+constexpr uint64_t kUploadBytesMaxDefault = uint64_t{1} << 30;
+constexpr uint64_t kUploadBytesMaxLimit = uint64_t{4} << 30;  // BlobStoreOptions::blob_bytes_max's default
+constexpr int64_t kUploadExpiryDefaultMs = 24 * 3600'000;
+constexpr size_t kMediaUrlBytesMax = 2048;  // devices ignore a longer one in the Welcome
+
+// What --http turns on.
+struct MediaConfig {
+  bool enabled = false;
+  std::string host;   // as given, without brackets
+  uint16_t port = 0;  // 0: any
+  std::string url;    // --media-url; empty: http://HOST:PORT/files/ once bound
+  std::string blobs;  // blob store URI
+  uint64_t upload_bytes_max = kUploadBytesMaxDefault;
+  int64_t upload_expiry_ms = kUploadExpiryDefaultMs;
+};
 
 struct ServeConfig {
   std::string data_dir;
@@ -78,7 +115,142 @@ struct ServeConfig {
   std::string endpoint_file;
   int64_t stats_interval_s = 60;
   outpost::ServerOptions server;
+  MediaConfig media;
 };
+
+// "90s", "30m", "24h", "7d" or a bare number of seconds, into milliseconds; false for anything else, zero,
+// or past a year.
+bool ParseDuration(std::string_view text, int64_t* ms) {
+  if (text.empty()) return false;
+  int64_t unit_ms = 1000;
+  switch (text.back()) {
+    case 's':
+      unit_ms = 1000;
+      text.remove_suffix(1);
+      break;
+    case 'm':
+      unit_ms = 60'000;
+      text.remove_suffix(1);
+      break;
+    case 'h':
+      unit_ms = 3600'000;
+      text.remove_suffix(1);
+      break;
+    case 'd':
+      unit_ms = 24 * 3600'000;
+      text.remove_suffix(1);
+      break;
+    default:
+      break;
+  }
+  if (text.empty() || text.size() > 12) return false;
+  int64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  constexpr int64_t kYearMs = int64_t{366} * 24 * 3600'000;
+  if (n == 0 || n > kYearMs / unit_ms) return false;
+  *ms = n * unit_ms;
+  return true;
+}
+
+// "HOST:PORT" or "[V6]:PORT" into host (without brackets) and port; false when it is neither.
+bool ParseHostPort(std::string_view text, std::string* host, uint16_t* port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  std::string_view h = text.substr(0, colon);
+  const std::string_view p = text.substr(colon + 1);
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return false;
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find(':') != std::string_view::npos) {
+    return false;  // an IPv6 address needs its brackets
+  }
+  for (char c : h) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '[' || c == ']') return false;
+  }
+  if (p.size() > 5) return false;
+  uint32_t n = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (n > 65535) return false;
+  *host = std::string(h);
+  *port = static_cast<uint16_t>(n);
+  return true;
+}
+
+// An address that stands for every interface: no URL a device could use.
+bool IsWildcardHost(std::string_view host) {
+  return host == "0.0.0.0" || host == "::" || host == "*" || host == "0:0:0:0:0:0:0:0";
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+// The media flags; false (with `*error`) on a usage mistake.
+bool ParseMediaConfig(const Flags& flags, const ServeConfig& config, MediaConfig* media, std::string* error) {
+  if (!flags.Has("http")) {
+    for (const char* name : {"media-url", "blobs", "upload-max-bytes", "upload-expiry"}) {
+      if (flags.Has(name)) {
+        *error =
+            std::string("--") + name + " needs --http HOST:PORT (without it the server takes no attachments)";
+        return false;
+      }
+    }
+    return true;
+  }
+  media->enabled = true;
+  if (!ParseHostPort(flags.Get("http"), &media->host, &media->port)) {
+    *error = "--http must be HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080), not '" +
+             flags.Get("http") + "'";
+    return false;
+  }
+  media->url = flags.Get("media-url");
+  if (flags.Has("media-url")) {
+    const std::string& url = media->url;
+    bool clean = url.size() <= kMediaUrlBytesMax;
+    for (char c : url) clean = clean && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+    const bool http = url.starts_with("http://") || url.starts_with("https://");
+    if (!clean || !http || url.size() <= url.find("://") + 3) {
+      *error = "--media-url must be an http:// or https:// URL of at most " +
+               std::to_string(kMediaUrlBytesMax) + " characters without spaces, not '" + url + "'";
+      return false;
+    }
+  } else if (IsWildcardHost(media->host)) {
+    *error = "--http " + flags.Get("http") +
+             " listens on every address, so there is no one URL to tell devices: give --media-url URL, the "
+             "URL at which devices reach it (e.g. https://media.example.org/files/)";
+    return false;
+  }
+  if (flags.Has("blobs")) {
+    media->blobs = flags.Get("blobs");
+  } else if (Registry::UsersMayLiveIn(config.store)) {
+    *error =
+        "with a database --store, give --blobs file:DIR: every instance must use the same blob store (a "
+        "shared directory), since an upload may resume on, and a download be served by, any instance";
+    return false;
+  } else {
+    media->blobs = "file:" + config.data_dir + "/blobs";
+  }
+  if (!flags.GetUint("upload-max-bytes", kUploadBytesMaxDefault, kUploadBytesMaxLimit,
+                     &media->upload_bytes_max, error)) {
+    return false;
+  }
+  if (media->upload_bytes_max == 0) {
+    *error = "--upload-max-bytes must be at least 1";
+    return false;
+  }
+  if (flags.Has("upload-expiry") && !ParseDuration(flags.Get("upload-expiry"), &media->upload_expiry_ms)) {
+    *error = "--upload-expiry must be a duration like 90s, 30m, 24h or 7d (at most a year), not '" +
+             flags.Get("upload-expiry") + "'";
+    return false;
+  }
+  return true;
+}
 
 // Fills `config` from the flags; false (with `*error`) on a usage mistake.
 bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
@@ -124,7 +296,7 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
   config->server.ops_per_batch_max = static_cast<uint32_t>(ops);
   config->server.payload_bytes_max = static_cast<uint32_t>(payload);
   config->server.connections_max = static_cast<uint32_t>(conns);
-  return true;
+  return ParseMediaConfig(flags, *config, &config->media, error);
 }
 
 // Holds an exclusive flock on DATA_DIR/outpostd.lock for the life of the process (the kernel drops it when
@@ -187,6 +359,7 @@ class StatsReporter {
  public:
   StatsReporter(const ServeConfig& config, outpost::Server* server, std::string endpoint)
       : path_(config.data_dir + "/" + std::string(kStatsFileName)),
+        media_url_(config.server.media_url),
         store_(RedactUri(config.store)),
         interval_s_(config.stats_interval_s),
         server_(server),
@@ -239,6 +412,7 @@ class StatsReporter {
     snap.pid = ::getpid();
     snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
     snap.endpoint = endpoint_;
+    snap.media_url = media_url_;
     Status s = WriteFileAtomic(path_, StatsToJson(snap));
     if (!s.ok() && s.ToString() != last_write_error_) {
       Log(LogLevel::kWarn, "cannot write stats: {}", s.ToString());
@@ -247,6 +421,7 @@ class StatsReporter {
   }
 
   std::string path_;
+  std::string media_url_;
   std::string store_;
   int64_t interval_s_;
   outpost::Server* server_;
@@ -264,6 +439,81 @@ int WaitForSignal(const sigset_t& set, Clock::duration timeout) {
   siginfo_t info{};
   const int sig = ::sigtimedwait(&set, &info, &ts);
   return sig > 0 ? sig : 0;
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// Opens the blob store and starts the media server of --http; fills config->server's blob_store and
+// media_url (the bound port decides the default URL). Bearer tokens are looked up in the registry without
+// binding them; downloads are allowed by the server's membership (Server::MayReadBlob) once `ready` holds
+// the running server.
+outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
+    ServeConfig& config, const std::shared_ptr<Registry>& registry,
+    const std::shared_ptr<std::atomic<outpost::Server*>>& ready) {
+  const MediaConfig& mc = config.media;
+  // The default store under DATA_DIR is made owner-only like the rest of it (the store would make it with
+  // the umask's mode); a directory the operator named is left as it is.
+  if (const std::string own = "file:" + config.data_dir + "/blobs"; mc.blobs == own) {
+    if (::mkdir(own.c_str() + 5, 0700) != 0 && errno != EEXIST) {
+      return Status::IOError("cannot make " + own.substr(5) + ": " + std::strerror(errno));
+    }
+  }
+  outpost::BlobStoreOptions blob_options;
+  blob_options.blob_bytes_max = mc.upload_bytes_max;
+  auto blobs_or = outpost::OpenBlobStore(mc.blobs, blob_options);
+  if (!blobs_or.ok()) {
+    return Status::IOError("cannot open the blob store " + mc.blobs + ": " + blobs_or.status().ToString());
+  }
+  std::shared_ptr<outpost::BlobStore> blobs = std::move(blobs_or).value();
+
+  outpost::MediaServerOptions options;
+  options.blobs = blobs;
+  options.upload_bytes_max = mc.upload_bytes_max;
+  options.upload_expiry_ms = mc.upload_expiry_ms;
+  options.authenticate = [registry](std::string_view token) -> outpost::Result<outpost::MediaPrincipal> {
+    auto found = registry->LookUpToken(token);
+    if (!found.ok()) {
+      const bool store_trouble = found.status().code() != Status::Code::kPermissionDenied;
+      Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "media request refused: {}",
+          found.status().ToString());
+      return found.status();
+    }
+    return outpost::MediaPrincipal{std::move(found->user), std::move(found->device)};
+  };
+  options.may_read = [ready](const outpost::MediaPrincipal& who,
+                             const outpost::BlobInfo& blob) -> outpost::Result<bool> {
+    outpost::Server* server = ready->load();
+    if (server == nullptr) return Status::Unavailable("the server is starting");
+    auto may = server->MayReadBlob(who.user, blob);
+    if (!may.ok()) {
+      Log(LogLevel::kError, "media: cannot tell whether {} may read blob {}: {}",
+          outpost::QuoteForMessage(who.user), blob.id, may.status().ToString());
+    }
+    return may;
+  };
+  auto media = outpost::MediaServer::Start(std::move(options), mc.host, mc.port);
+  if (!media.ok()) {
+    return Status::IOError("cannot serve media on " + UrlHost(mc.host) + ":" + std::to_string(mc.port) +
+                           ": " + media.status().ToString() + " (is the port in use?)");
+  }
+  const uint16_t port = (*media)->port();
+  config.server.blob_store = std::move(blobs);
+  config.server.media_url =
+      mc.url.empty() ? "http://" + UrlHost(mc.host) + ":" + std::to_string(port) + "/files/" : mc.url;
+  Log(LogLevel::kInfo,
+      "media: http://{}:{}/files/ (devices are told {}), blobs {}, uploads up to {} bytes, unfinished ones "
+      "removed after {} s",
+      UrlHost(mc.host), port, config.server.media_url, mc.blobs, mc.upload_bytes_max,
+      mc.upload_expiry_ms / 1000);
+  if (!IsLoopbackHost(mc.host) && !config.server.media_url.starts_with("https://")) {
+    Log(LogLevel::kWarn,
+        "media on {} is plain HTTP and devices are told {}: device tokens and attachments cross the network "
+        "in clear. Put a TLS proxy in front and give --media-url https://...",
+        UrlHost(mc.host), config.server.media_url);
+  }
+  return media;
 }
 
 int Serve(const Flags& flags) {
@@ -347,6 +597,18 @@ int Serve(const Flags& flags) {
     return known;
   };
 
+  // Declared before the media server, so that on every way out the media server (whose may_read calls
+  // into the server) is destroyed, and its worker threads joined, first.
+  std::unique_ptr<outpost::Server> server;
+  // The running server once started: a download that arrives before is told to retry (503).
+  auto ready_server = std::make_shared<std::atomic<outpost::Server*>>(nullptr);
+  std::unique_ptr<outpost::MediaServer> media;
+  if (config.media.enabled) {
+    auto started = StartMedia(config, registry, ready_server);
+    if (!started.ok()) return Fail(kExitError, started.status().message());
+    media = std::move(started).value();
+  }
+
   const std::string listen_uri = Join(config.listen);
   auto listener = outpost::Listen(listen_uri, transport);
   if (!listener.ok())
@@ -356,8 +618,9 @@ int Serve(const Flags& flags) {
     return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
                                 server_or.status().ToString());
   }
-  std::unique_ptr<outpost::Server> server = std::move(server_or).value();
+  server = std::move(server_or).value();
   server->Start();
+  ready_server->store(server.get());
 
   const std::string endpoint = server->endpoint();
   Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, users {}, membership on, CURVE {}",
@@ -374,24 +637,30 @@ int Serve(const Flags& flags) {
           uri);
     }
   }
+  // stats.json (with the media URL) is there before the endpoint file that tells a watcher the server is up.
+  StatsReporter stats(config, server.get(), endpoint.empty() ? listen_uri : endpoint);
+  stats.Tick("running");
   if (!config.endpoint_file.empty()) {
     if (Status s = WriteFileAtomic(config.endpoint_file, (endpoint.empty() ? listen_uri : endpoint) + "\n");
         !s.ok()) {
       Log(LogLevel::kError, "cannot write --endpoint-file: {}", s.ToString());
+      if (media) media->Stop();
       server->Stop();
+      stats.Tick("stopped");
       return kExitError;
     }
   }
 
-  StatsReporter stats(config, server.get(), endpoint.empty() ? listen_uri : endpoint);
-  stats.Tick("running");
   int sig = 0;
   while ((sig = WaitForSignal(signals, std::chrono::seconds(1))) == 0) stats.Tick("running");
 
   Log(LogLevel::kInfo, "{}: stopping (answering what was received)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  // Uploads stop first: one cut midway keeps what it stored and resumes from there.
+  if (media) media->Stop();
   server->Stop();
   stats.Tick("stopped");
   if (!config.endpoint_file.empty()) ::unlink(config.endpoint_file.c_str());
+  media.reset();
   server.reset();  // closes the listener and the store
   registry.reset();
   Log(LogLevel::kInfo, "stopped");
@@ -414,7 +683,12 @@ Command ServeCommand() {
            {"frame-bytes-max", true, false},
            {"ops-per-batch-max", true, false},
            {"payload-bytes-max", true, false},
-           {"connections-max", true, false}},
+           {"connections-max", true, false},
+           {"http", true, false},
+           {"media-url", true, false},
+           {"blobs", true, false},
+           {"upload-max-bytes", true, false},
+           {"upload-expiry", true, false}},
           &Serve};
 }
 

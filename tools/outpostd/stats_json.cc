@@ -152,7 +152,8 @@ std::string StatsToJson(const StatsSnapshot& stats) {
   out += fmt::format("  \"time\": {},\n", JsonQuote(UtcNow()));
   out += fmt::format("  \"pid\": {},\n", stats.pid);
   out += fmt::format("  \"uptime_s\": {},\n", stats.uptime_s);
-  out += fmt::format("  \"endpoint\": {}", JsonQuote(stats.endpoint));
+  out += fmt::format("  \"endpoint\": {},\n", JsonQuote(stats.endpoint));
+  out += fmt::format("  \"media_url\": {}", JsonQuote(stats.media_url));
 #define OUTPOSTD_FIELD(name) out += fmt::format(",\n  \"" #name "\": {}", stats.server.name);
   OUTPOSTD_SERVER_STATS_FIELDS(OUTPOSTD_FIELD)
 #undef OUTPOSTD_FIELD

@@ -4,8 +4,9 @@
 // server and read back by `outpostd stats`. Grammar (a subset of JSON, which any JSON reader accepts):
 //   file   = "{" [ member { "," member } ] "}"
 //   member = string ":" ( string | number )
-// Keys: "state" ("running" | "stopped"), "time" (UTC, ISO 8601), "pid", "uptime_s", "endpoint", then one
-// number per ServerStats field, named as in outpost/server.h.
+// Keys: "state" ("running" | "stopped"), "time" (UTC, ISO 8601), "pid", "uptime_s", "endpoint", "media_url"
+// (the upload endpoint announced to devices; "" without --http), then one number per ServerStats field,
+// named as in outpost/server.h.
 #ifndef OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
 #define OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
 
@@ -30,6 +31,7 @@ struct StatsSnapshot {
   int64_t pid = 0;
   int64_t uptime_s = 0;
   std::string endpoint;
+  std::string media_url;
 };
 
 std::string StatsToJson(const StatsSnapshot& stats);
