@@ -426,6 +426,12 @@ Status MediaServerImpl::Listen(std::string_view host, uint16_t port) {
                              {"Access-Control-Allow-Origin", "*"},
                              {"Access-Control-Expose-Headers", kExposeHeaders}});
 
+  // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind the same
+  // port and take half of the connections instead of failing to start.
+  http_.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    (void)::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   std::string h(host);
   int bound = port == 0 ? http_.bind_to_any_port(h) : (http_.bind_to_port(h, port) ? port : -1);
   if (bound <= 0) return Status::IOError("media server cannot listen on " + h + ":" + std::to_string(port));
@@ -567,7 +573,7 @@ std::optional<MediaPrincipal> MediaServerImpl::Authenticate(const httplib::Reque
   if (who.ok()) return std::move(who).value();
   if (who.status().code() == Status::Code::kPermissionDenied) {
     res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    Fail(res, 401, "bad bearer token");
+    Fail(res, 401, "bad bearer token: " + who.status().message());
   } else {
     res.set_header("Retry-After", "5");
     Fail(res, 503, "cannot check the bearer token now; retry");
