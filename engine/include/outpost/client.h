@@ -166,7 +166,7 @@ struct ClientOptions {
   std::string media_dir;
   std::string media_url;
   uint64_t attachment_bytes_max = 4ull << 30;
-  uint32_t upload_chunk_bytes = 4 << 20;  // bytes per upload request; a restart re-sends at most one
+  uint32_t upload_chunk_bytes = 8 << 20;  // bytes per upload request; a restart re-sends at most one
 };
 
 // What this device knows of one stream (Client::Streams).

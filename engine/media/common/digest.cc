@@ -27,6 +27,12 @@ Digest::Digest(DigestKind kind) : kind_(kind), ctx_(std::make_unique<Ctx>()) {
 
 Digest::~Digest() = default;
 
+std::unique_ptr<Digest> Digest::Clone() const {
+  auto copy = std::make_unique<Digest>(kind_);
+  EVP_MD_CTX_copy_ex(copy->ctx_->md, ctx_->md);
+  return copy;
+}
+
 void Digest::Update(std::string_view bytes) { EVP_DigestUpdate(ctx_->md, bytes.data(), bytes.size()); }
 
 std::string Digest::Final() {

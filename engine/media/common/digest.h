@@ -23,6 +23,8 @@ class Digest {
   Digest(const Digest&) = delete;
   Digest& operator=(const Digest&) = delete;
   void Update(std::string_view bytes);
+  // A digest in the same state: more bytes may go to either without the other seeing them.
+  std::unique_ptr<Digest> Clone() const;
   // The raw digest (20 or 32 bytes); the Digest starts again after it.
   std::string Final();
 
