@@ -3,8 +3,13 @@
 // MediaServer: the HTTP side of attachments, over a BlobStore (outpost/blob_store.h).
 //   - Uploads: tus 1.0.0 at `/files/` (core; creation, creation-with-upload, termination, checksum (sha1,
 //     sha256), expiration). POST /files/ makes a blob and answers 201 with `Location: /files/<blob id>`.
+//     An upload (HEAD, PATCH, DELETE) belongs to the user and device that made it; any other caller gets the
+//     same 404 as for an unknown id. DELETE (termination) is for unfinished uploads only: a complete blob is
+//     409, since messages may reference it.
 //   - Downloads: GET /files/<blob id> of a complete blob, with Range (206 + Content-Range) so a partial
-//     download resumes; allowed when `may_read` says so, else 404 (a blob's existence is not revealed).
+//     download resumes; allowed to any device of the owner user and to whom `may_read` allows, else 404: an
+//     unknown id, an unfinished blob and a refused one get the same response (a blob's existence is not
+//     revealed).
 // Every request but OPTIONS carries `Authorization: Bearer TOKEN` (401 without a valid one). Bodies stream to
 // the store chunk by chunk, never a whole upload in memory. Threads and connections are bounded; a client
 // that stalls past the timeouts is dropped (what it sent before stays; it resumes from HEAD's offset).
@@ -51,6 +56,27 @@ struct MediaServerOptions {
   // it is 429 with a body saying so. Completed, deleted and expired uploads free their slot.
   uint32_t uploads_per_user_max = 64;
   int64_t read_timeout_ms = 30'000;  // a request (or a body chunk) that stalls this long is dropped
+  // A worker serves one connection at a time, so a peer that trickles bytes would hold a worker as long as it
+  // liked; these bound what one request may take, whoever sends it (they apply before any token is checked):
+  //   - The request line and headers must arrive within header_timeout_ms of the request's first byte (a new
+  //     connection also gets at most header_timeout_ms to send that first byte): else 408 (or a close when
+  //     the request line is not even whole) and the connection is closed.
+  //   - They may total header_bytes_max bytes: beyond, 431 (or a close when the request line alone passes
+  //     it) and the connection is closed; nothing past the limit is read into memory.
+  //   - Once the headers are in, the body and the response move at least body_bytes_per_second_min on
+  //     average over each body_rate_window_ms of time spent waiting for the peer (time the server spends
+  //     storing or reading blobs does not count): a window that ends short drops the connection (what an
+  //     upload sent before stays; tus resumes from HEAD's offset). So a small body must arrive within one
+  //     window, and a download reader slower than the minimum is cut off. 0: no minimum (read_timeout_ms
+  //     and write_timeout_ms still apply to each wait).
+  //   - One client IP (the exact address) may hold connections_per_ip_max open connections (queued or
+  //     served); beyond, a new one gets the same 503 as over connections_max. Note that a client within its
+  //     share may still occupy every worker with uploads at the minimum speed; threads bounds that cost.
+  int64_t header_timeout_ms = 10'000;
+  uint32_t header_bytes_max = 64 << 10;
+  uint64_t body_bytes_per_second_min = 1024;
+  int64_t body_rate_window_ms = 30'000;
+  uint32_t connections_per_ip_max = 32;
   int64_t write_timeout_ms = 30'000;
   uint32_t keep_alive_requests_max = 100;  // requests on one connection before the server closes it
   int64_t keep_alive_timeout_ms =

@@ -5,11 +5,14 @@
 // Statuses where tus leaves a choice (or says nothing):
 //   401 no or bad bearer token (WWW-Authenticate: Bearer); 503 + Retry-After when authenticate or may_read
 //       fail otherwise.
-//   404 an upload of another user, for every method (its existence is not revealed); also a download that is
-//       not complete, not allowed or unknown.
+//   404 an upload of another user or of another device (when it was made with one), for HEAD, PATCH and
+//       DELETE; a download that is not complete, not allowed or unknown. Each is the same response as for an
+//       unknown id (a blob's existence is not revealed).
+//   408 the request line and headers did not arrive within header_timeout_ms (then the connection closes);
+//   431 they passed header_bytes_max (then the connection closes).
 //   410 an incomplete upload past its Upload-Expires that RemoveExpired has not removed yet (404 after).
 //   409 PATCH Upload-Offset differs from the upload's offset (the response carries the real Upload-Offset);
-//       PATCH of a complete upload with a body.
+//       PATCH of a complete upload with a body; DELETE of a complete upload (messages may reference it).
 //   413 Upload-Length over Tus-Max-Size, and a PATCH whose body would pass Upload-Length (chunk discarded).
 //   423 another request is writing the upload now (PATCH, DELETE).
 //   429 POST beyond uploads_per_user_max.
@@ -30,6 +33,13 @@
 //     the protected process_request, knows every served socket, and Stop shuts them down, so Stop is prompt.
 //     The read, write and keep-alive timeouts are then in milliseconds (cpp-httplib's own are whole
 //     seconds for keep-alive).
+//   - It keeps a header line in memory until the line ends, checks its 8 KiB limit only then, and has no
+//     limit on the number of headers; its own timeouts apply to each read. SocketStream (this file's Stream)
+//     counts what it hands out until the headers end and refuses to read past header_bytes_max or the
+//     header deadline, and after them enforces the minimum body speed.
+//   - It has no per-client limit: BoundedTaskQueue learns each new connection's socket by running its task
+//     once on the accept thread with a thread-local flag (process_and_close_socket then only reports the
+//     socket) and counts connections per peer IP.
 //   - It applies Range itself (and can slice an error body by it): Request::ranges is cleared before
 //     routing and this file parses Range.
 //   - A handler that answers without reading the body leaves the body on the connection: a body up to
@@ -75,47 +85,111 @@ constexpr char kAllowHeaders[] =
 
 // Set on the accept thread while it runs the task of a connection over connections_max.
 thread_local bool t_reject_connection = false;
+// Set on the accept thread while it runs a connection's task only to learn its socket (cpp-httplib hands the
+// task queue a closure, not the socket): process_and_close_socket stores the socket here and returns.
+thread_local int* t_probe_socket = nullptr;
+
+// The peer's address as text ("" when unknown: such connections share one count).
+std::string PeerIp(int sock) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (sock < 0 || ::getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char host[NI_MAXHOST];
+  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) !=
+      0)
+    return "";
+  return host;
+}
 
 // A ThreadPool that also counts open connections (queued or being served) and turns away those over the
 // limit.
 class BoundedTaskQueue final : public httplib::TaskQueue {
  public:
-  BoundedTaskQueue(size_t threads, uint32_t connections_max)
-      : pool_(threads), connections_max_(connections_max) {}
+  BoundedTaskQueue(size_t threads, uint32_t connections_max, uint32_t connections_per_ip_max)
+      : pool_(threads), connections_max_(connections_max), connections_per_ip_max_(connections_per_ip_max) {}
 
   void enqueue(std::function<void()> fn) override {
-    if (open_.fetch_add(1) >= connections_max_) {
+    int sock = -1;
+    t_probe_socket = &sock;
+    fn();  // only stores the socket
+    t_probe_socket = nullptr;
+    std::string ip = PeerIp(sock);
+    if (open_.fetch_add(1) >= connections_max_ || !AdmitIp(ip)) {
       open_.fetch_sub(1);
       t_reject_connection = true;
       fn();  // process_and_close_socket sees the flag: 503 and close
       t_reject_connection = false;
       return;
     }
-    pool_.enqueue([this, fn = std::move(fn)] {
+    pool_.enqueue([this, ip = std::move(ip), fn = std::move(fn)] {
       fn();
+      ReleaseIp(ip);
       open_.fetch_sub(1);
     });
   }
   void shutdown() override { pool_.shutdown(); }
 
  private:
+  bool AdmitIp(const std::string& ip) {
+    std::lock_guard<std::mutex> lock(ip_mu_);
+    uint32_t& open = open_per_ip_[ip];
+    if (open >= connections_per_ip_max_) return false;
+    ++open;
+    return true;
+  }
+  void ReleaseIp(const std::string& ip) {
+    std::lock_guard<std::mutex> lock(ip_mu_);
+    auto it = open_per_ip_.find(ip);
+    if (it != open_per_ip_.end() && --it->second == 0) open_per_ip_.erase(it);
+  }
+
   httplib::ThreadPool pool_;
   uint32_t connections_max_;
+  uint32_t connections_per_ip_max_;
   std::atomic<uint32_t> open_{0};
+  std::mutex ip_mu_;
+  std::map<std::string, uint32_t> open_per_ip_;  // entries only for IPs with open connections
 };
 
-// One connection's socket as cpp-httplib's Stream, with poll-based timeouts.
+// What one request may take of a connection (see MediaServerOptions).
+struct StreamLimits {
+  int read_timeout_ms = 30'000;
+  int write_timeout_ms = 30'000;
+  int header_timeout_ms = 10'000;
+  size_t header_bytes_max = 64 << 10;
+  uint64_t bytes_per_second_min = 1024;
+  int rate_window_ms = 30'000;
+};
+
+// One request's view of its connection's socket as cpp-httplib's Stream, with poll-based timeouts. It has
+// two phases. Until the blank line that ends the headers it counts the bytes it hands out (cpp-httplib
+// reads a header line byte by byte and checks its length only once the line ends, so this budget is what
+// bounds the memory a request may take) and cuts reads off at the header deadline. After it, every wait
+// for the peer counts against the minimum speed.
 class SocketStream final : public httplib::Stream {
  public:
-  SocketStream(int sock, int read_timeout_ms, int write_timeout_ms)
-      : sock_(sock), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
-  bool is_readable() const override { return Wait(POLLIN, read_timeout_ms_); }
-  bool is_writable() const override { return Wait(POLLOUT, write_timeout_ms_); }
+  enum class Failure { kNone, kHeadersTooLarge, kHeadersTooSlow, kBodyTooSlow };
+
+  SocketStream(int sock, const StreamLimits& limits)
+      : sock_(sock),
+        limits_(limits),
+        header_deadline_(Clock::now() + std::chrono::milliseconds(limits.header_timeout_ms)),
+        window_quota_(limits.bytes_per_second_min * static_cast<uint64_t>(limits.rate_window_ms) / 1000) {}
+  bool is_readable() const override { return Wait(POLLIN, limits_.read_timeout_ms); }
+  bool is_writable() const override { return Wait(POLLOUT, limits_.write_timeout_ms); }
   ssize_t read(char* ptr, size_t size) override {
+    if (in_headers_) {
+      if (header_bytes_ >= limits_.header_bytes_max) {
+        failure_ = Failure::kHeadersTooLarge;
+        return -1;
+      }
+      size = std::min(size, limits_.header_bytes_max - header_bytes_);
+    }
     if (!is_readable()) return -1;
     for (;;) {
       ssize_t n = ::recv(sock_, ptr, size, 0);
       if (n < 0 && errno == EINTR) continue;
+      if (n > 0) Count(ptr, static_cast<size_t>(n));
       return n;
     }
   }
@@ -124,12 +198,16 @@ class SocketStream final : public httplib::Stream {
     for (;;) {
       ssize_t n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
+      if (n > 0) Moved(static_cast<uint64_t>(n));
       return n;
     }
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override { Address(true, ip, port); }
   void get_local_ip_and_port(std::string& ip, int& port) const override { Address(false, ip, port); }
   socket_t socket() const override { return sock_; }
+
+  // Why the stream refused to go on, if it did: the connection is then closed after this request.
+  Failure failure() const { return failure_; }
 
   // Whether `sock` becomes readable within `timeout_ms`.
   static bool WaitFd(int sock, short events, int timeout_ms) {
@@ -142,7 +220,70 @@ class SocketStream final : public httplib::Stream {
   }
 
  private:
-  bool Wait(short events, int timeout_ms) const { return WaitFd(sock_, events, timeout_ms); }
+  using Clock = std::chrono::steady_clock;
+
+  bool Wait(short events, int timeout_ms) const {
+    // After a header limit the response saying so is still written; after a slow peer nothing more moves.
+    bool reading = events == POLLIN;
+    if (reading ? failure_ != Failure::kNone : failure_ == Failure::kBodyTooSlow) return false;
+    bool rated = !in_headers_ && window_quota_ > 0;
+    if (reading && in_headers_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(header_deadline_ - Clock::now());
+      if (left.count() <= 0) {
+        failure_ = Failure::kHeadersTooSlow;
+        return false;
+      }
+      timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms, left.count()));
+    } else if (rated && window_bytes_ < window_quota_) {
+      // The window's quota is not met yet: wait no longer than the window has left.
+      timeout_ms =
+          static_cast<int>(std::clamp<int64_t>(limits_.rate_window_ms - window_waited_ms_, 0, timeout_ms));
+    }
+    Clock::time_point start = Clock::now();
+    bool ready = WaitFd(sock_, events, timeout_ms);
+    if (rated) {
+      window_waited_ms_ +=
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    }
+    if (!ready) {
+      if (reading && in_headers_ && Clock::now() >= header_deadline_) failure_ = Failure::kHeadersTooSlow;
+      if (rated && window_waited_ms_ >= limits_.rate_window_ms && window_bytes_ < window_quota_)
+        failure_ = Failure::kBodyTooSlow;
+    }
+    return ready;
+  }
+
+  // Bytes handed to cpp-httplib: in the header phase, looks for the blank line that ends the headers.
+  void Count(const char* data, size_t n) {
+    if (!in_headers_) return Moved(n);
+    for (size_t i = 0; i < n; ++i) {
+      ++header_bytes_;
+      char c = data[i];
+      if (c == '\n') {
+        if (line_bytes_ == 0 && lines_ > 0) {
+          in_headers_ = false;
+          Moved(n - i - 1);
+          return;
+        }
+        ++lines_;
+        line_bytes_ = 0;
+      } else if (c != '\r') {
+        ++line_bytes_;
+      }
+    }
+  }
+  // Bytes of a body or a response moved: a window that has passed with its quota met starts a new one.
+  void Moved(uint64_t n) {
+    window_bytes_ += n;
+    if (window_waited_ms_ < limits_.rate_window_ms) return;
+    if (window_quota_ > 0 && window_bytes_ < window_quota_) {
+      failure_ = Failure::kBodyTooSlow;
+      return;
+    }
+    window_waited_ms_ = 0;
+    window_bytes_ = 0;
+  }
+
   void Address(bool remote, std::string& ip, int& port) const {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -159,9 +300,22 @@ class SocketStream final : public httplib::Stream {
   }
 
   int sock_;
-  int read_timeout_ms_;
-  int write_timeout_ms_;
+  StreamLimits limits_;
+  Clock::time_point header_deadline_;
+  uint64_t window_quota_;  // bytes each rate window must move
+  bool in_headers_ = true;
+  size_t header_bytes_ = 0;
+  size_t line_bytes_ = 0;  // of the current header line, CR aside
+  size_t lines_ = 0;
+  // Waits are const in cpp-httplib's Stream, yet they are what the speed and deadline rules measure.
+  mutable Failure failure_ = Failure::kNone;
+  mutable int64_t window_waited_ms_ = 0;
+  uint64_t window_bytes_ = 0;
 };
+
+// The stream of the request this worker thread serves (each worker serves one connection at a time), for the
+// error handler to tell a header limit from a plain bad request.
+thread_local const SocketStream* t_current_stream = nullptr;
 
 // cpp-httplib's Server with this file's connection loop (process_and_close_socket is private virtual in
 // 0.11.4, so it is replaced rather than extended): it knows every served socket, so Stop shuts them down
@@ -176,6 +330,7 @@ class HttpServer final : public httplib::Server {
     keep_alive_timeout_ms_ = keep_alive_timeout_ms;
     keep_alive_max_ = keep_alive_max;
   }
+  void ConfigureLimits(const StreamLimits& limits) { limits_ = limits; }
 
   // Shuts every served connection down (blocked reads return) and turns away any not yet started.
   void ShutdownConnections() {
@@ -186,6 +341,10 @@ class HttpServer final : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override {
+    if (t_probe_socket != nullptr) {
+      *t_probe_socket = sock;
+      return true;
+    }
     bool reject = t_reject_connection;
     if (!reject) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -203,17 +362,24 @@ class HttpServer final : public httplib::Server {
     }
     bool ok = true;
     for (uint32_t left = keep_alive_max_; left > 0; --left) {
-      // The first request gets the read timeout to arrive; later ones the keep-alive timeout.
-      int wait_ms = left == keep_alive_max_ ? read_timeout_ms_ : keep_alive_timeout_ms_;
+      // The first request gets the header timeout to start (a connection that sends nothing holds a worker
+      // no longer than one that sends half a request); later ones the keep-alive timeout.
+      int wait_ms = left == keep_alive_max_ ? std::min(read_timeout_ms_, limits_.header_timeout_ms)
+                                            : keep_alive_timeout_ms_;
       if (!SocketStream::WaitFd(sock, POLLIN, wait_ms)) break;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) break;
       }
-      SocketStream stream(sock, read_timeout_ms_, write_timeout_ms_);
+      StreamLimits limits = limits_;
+      limits.read_timeout_ms = read_timeout_ms_;
+      limits.write_timeout_ms = write_timeout_ms_;
+      SocketStream stream(sock, limits);
       bool closed = false;
+      t_current_stream = &stream;
       ok = process_request(stream, /*close_connection=*/left == 1, closed, nullptr);
-      if (!ok || closed) break;
+      t_current_stream = nullptr;
+      if (!ok || closed || stream.failure() != SocketStream::Failure::kNone) break;
     }
     // Closed under the lock, so ShutdownConnections never shuts down a reused number.
     std::lock_guard<std::mutex> lock(mu_);
@@ -227,6 +393,7 @@ class HttpServer final : public httplib::Server {
   int write_timeout_ms_ = 30'000;
   int keep_alive_timeout_ms_ = 5'000;
   uint32_t keep_alive_max_ = 100;
+  StreamLimits limits_;
   std::mutex mu_;
   bool stopping_ = false;
   std::set<int> active_;
@@ -406,20 +573,29 @@ class MediaServerImpl final : public MediaServer {
 Status MediaServerImpl::Listen(std::string_view host, uint16_t port) {
   if (!options_.blobs) return Status::InvalidArgument("MediaServerOptions.blobs is required");
   if (!options_.authenticate) return Status::InvalidArgument("MediaServerOptions.authenticate is required");
-  if (options_.threads == 0 || options_.connections_max == 0) {
-    return Status::InvalidArgument("MediaServerOptions.threads and connections_max must be positive");
+  if (options_.threads == 0 || options_.connections_max == 0 || options_.connections_per_ip_max == 0) {
+    return Status::InvalidArgument(
+        "MediaServerOptions.threads, connections_max and connections_per_ip_max must be positive");
   }
+  if (options_.header_bytes_max == 0) return Status::InvalidArgument("header_bytes_max must be positive");
   if (options_.expire_interval_ms <= 0) return Status::InvalidArgument("expire_interval_ms must be positive");
   Routes();
   uint32_t threads = options_.threads;
   uint32_t connections_max = options_.connections_max;
-  http_.new_task_queue = [threads, connections_max] {
-    return new BoundedTaskQueue(threads, connections_max);
+  uint32_t connections_per_ip_max = options_.connections_per_ip_max;
+  http_.new_task_queue = [threads, connections_max, connections_per_ip_max] {
+    return new BoundedTaskQueue(threads, connections_max, connections_per_ip_max);
   };
   auto ms = [](int64_t v) { return static_cast<int>(std::clamp<int64_t>(v, 1, 24 * 3600'000)); };
   http_.Configure(ms(options_.read_timeout_ms), ms(options_.write_timeout_ms),
                   ms(options_.keep_alive_timeout_ms),
                   std::max<uint32_t>(options_.keep_alive_requests_max, 1));
+  StreamLimits limits;
+  limits.header_timeout_ms = ms(options_.header_timeout_ms);
+  limits.header_bytes_max = options_.header_bytes_max;
+  limits.bytes_per_second_min = options_.body_bytes_per_second_min;
+  limits.rate_window_ms = ms(options_.body_rate_window_ms);
+  http_.ConfigureLimits(limits);
   // No body is longer than an upload may be; cpp-httplib answers 413 itself past this.
   http_.set_payload_max_length(options_.upload_bytes_max);
   http_.set_default_headers({{"Tus-Resumable", std::string(kTusVersion)},
@@ -479,6 +655,16 @@ void MediaServerImpl::Routes() {
   http_.set_pre_routing_handler([this](const Request& req, Response& res) { return PreRoute(req, res); });
   http_.set_error_handler(httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
     const_cast<Request&>(req).ranges.clear();  // never slice an error body by the request's Range
+    // cpp-httplib says 400 when reading the headers failed; say which limit it was.
+    SocketStream::Failure failure =
+        t_current_stream ? t_current_stream->failure() : SocketStream::Failure::kNone;
+    if (failure == SocketStream::Failure::kHeadersTooLarge) {
+      res.set_header("Connection", "close");
+      Fail(res, 431, "request line and headers are too large");
+    } else if (failure == SocketStream::Failure::kHeadersTooSlow) {
+      res.set_header("Connection", "close");
+      Fail(res, 408, "request headers took too long");
+    }
     if (res.body.empty() && !res.content_provider_) {
       Fail(res, res.status, DefaultReason(res.status));
     }
@@ -616,13 +802,14 @@ std::optional<MediaServerImpl::Upload> MediaServerImpl::OwnUpload(const httplib:
   if (!who) return std::nullopt;
   std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();
   Result<BlobInfo> info = options_.blobs->Stat(id);
+  // Someone else's upload (another user's, or another device's of the same user) is answered exactly as an
+  // unknown one.
+  if (info.ok() && (info->spec.owner != who->user ||
+                    (!info->spec.owner_device.empty() && info->spec.owner_device != who->device))) {
+    info = Status::NotFound("not the caller's upload");
+  }
   if (!info.ok()) {
     StoreError(res, info.status());
-    return std::nullopt;
-  }
-  // Someone else's upload is answered as if it did not exist.
-  if (info->spec.owner != who->user) {
-    Fail(res, 404, "no such upload");
     return std::nullopt;
   }
   if (!allow_expired && Expired(*info)) {
@@ -873,6 +1060,11 @@ void MediaServerImpl::Delete(const httplib::Request& req, httplib::Response& res
   LeaveBody(req, res, &reader);
   std::optional<Upload> upload = OwnUpload(req, res, /*allow_expired=*/true);
   if (!upload) return;
+  // A complete blob may be referenced by messages already: termination is for unfinished uploads only. (A
+  // PATCH of the same device that completes the upload between this check and Remove is that device racing
+  // itself; BlobStore has no remove-if-incomplete.)
+  if (upload->info.complete)
+    return Fail(res, 409, "the upload is complete; only unfinished uploads are deleted");
   Status s = options_.blobs->Remove(upload->info.id);
   if (!s.ok()) return StoreError(res, s);
   Forget(upload->who.user, upload->info.id);
@@ -911,8 +1103,10 @@ void MediaServerImpl::Get(const httplib::Request& req, httplib::Response& res) {
   if (!who) return;
   std::string id = req.matches.size() > 1 ? std::string(req.matches[1]) : std::string();
   Result<BlobInfo> info = options_.blobs->Stat(id);
-  if (!info.ok()) return StoreError(res, info.status());
-  if (!info->complete) return Fail(res, 404, "no such blob");
+  // An unknown id, an unfinished blob and one the caller may not read get one response, so that none tells
+  // whether the blob exists.
+  if (!info.ok() && !info.status().IsNotFound()) return StoreError(res, info.status());
+  if (!info.ok() || !info->complete) return Fail(res, 404, "no such blob");
   if (info->spec.owner != who->user) {
     Result<bool> allowed = options_.may_read ? options_.may_read(*who, *info) : Result<bool>(false);
     if (!allowed.ok()) {
