@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -41,6 +42,7 @@ class MediaServerTest : public testing::Test {
     options_.env = &env_;
     options_.authenticate = [](std::string_view token) -> Result<MediaPrincipal> {
       if (token == "tok-alice") return MediaPrincipal{"alice", "a1"};
+      if (token == "tok-alice2") return MediaPrincipal{"alice", "a2"};  // Alice's other device
       if (token == "tok-bob") return MediaPrincipal{"bob", "b1"};
       if (token == "tok-down") return Status::Unavailable("auth backend down");
       return Status::PermissionDenied("unknown token");
@@ -548,6 +550,261 @@ TEST_F(MediaServerTest, TuspyUploadsAndResumes) {
   EXPECT_EQ(info->spec.content_type, "application/x-test");
   EXPECT_EQ(info->sha256, media::ToHex(media::Sha256(bytes)));
   EXPECT_TRUE(Get("/files/" + id)->body == bytes);
+}
+
+// A raw loopback connection to the server, whose reads give up after 10 s (a bound, not a wait).
+int Connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// What the server sends until it closes (or a read fails: a reset, or the 10 s bound).
+std::string ReadUntilClosed(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// This process's resident set in KiB (the server runs in it).
+int64_t RssKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+bool OptionsAnswered(uint16_t port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(10, 0);
+  auto r = c.Options("/files/");
+  return r && r->status == 204;
+}
+
+TEST_F(MediaServerTest, SlowConnectionsDoNotStopTheServer) {
+  options_.threads = 2;
+  options_.header_timeout_ms = 300;
+  options_.read_timeout_ms = 60'000;  // without the header deadline, each would hold its worker this long
+  Start();
+  // As many connections as workers: one sends nothing, the other half a request line.
+  int silent = Connect(server_->port());
+  int half = Connect(server_->port());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(half, 0);
+  ASSERT_TRUE(SendAll(half, "OPTIONS /fi"));
+  int64_t start = harness::SteadyNowMs();
+  EXPECT_TRUE(OptionsAnswered(server_->port()));
+  EXPECT_LT(harness::SteadyNowMs() - start, 5'000);
+  // Both were closed without an answer (neither had a whole request line).
+  EXPECT_EQ(ReadUntilClosed(silent), "");
+  EXPECT_EQ(ReadUntilClosed(half), "");
+  ::close(silent);
+  ::close(half);
+  // A whole request line whose headers stop coming is answered 408, then closed.
+  int slow_headers = Connect(server_->port());
+  ASSERT_TRUE(SendAll(slow_headers, "OPTIONS /files/ HTTP/1.1\r\nHost: x\r\n"));
+  std::string answer = ReadUntilClosed(slow_headers);
+  ::close(slow_headers);
+  EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 408") << answer;
+}
+
+TEST_F(MediaServerTest, SlowBodyIsDropped) {
+  options_.read_timeout_ms = 60'000;
+  options_.body_bytes_per_second_min = 1024;
+  options_.body_rate_window_ms = 300;  // so at least 307 bytes per 300 ms of waiting
+  Start();
+  std::string path = Create(1000);
+  int fd = Connect(server_->port());
+  ASSERT_GE(fd, 0);
+  std::string request = "PATCH " + path +
+                        " HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer tok-alice\r\n"
+                        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                        "Content-Length: 1000\r\n\r\n" +
+                        Bytes(10);
+  ASSERT_TRUE(SendAll(fd, request));
+  // Well before the read timeout the connection is dropped and what arrived is kept.
+  int64_t start = harness::SteadyNowMs();
+  ReadUntilClosed(fd);
+  EXPECT_LT(harness::SteadyNowMs() - start, 9'000);
+  ::close(fd);
+  EXPECT_TRUE(harness::WaitFor([&] { return HeadOffset(path) == 10; })) << HeadOffset(path);
+  // A body at speed is not affected.
+  EXPECT_EQ(Patch(path, 10, Bytes(990))->status, 204);
+}
+
+TEST_F(MediaServerTest, OversizedHeadersAreRefusedWithoutMemory) {
+  Start();
+  int64_t rss_before = RssKib();
+  ASSERT_GT(rss_before, 0);
+  // One 16 MiB header line: the server stops reading at header_bytes_max, answers 431 and closes, so the
+  // sender sees an answer or a reset (unread bytes on a closed socket).
+  {
+    int fd = Connect(server_->port());
+    ASSERT_GE(fd, 0);
+    std::string chunk(64 << 10, 'a');
+    bool sent = SendAll(fd, "GET /files/x HTTP/1.1\r\nHost: x\r\nX-Long: ");
+    for (int i = 0; sent && i < 256; ++i) sent = SendAll(fd, chunk);
+    std::string answer = ReadUntilClosed(fd);
+    ::close(fd);
+    EXPECT_TRUE(answer.empty() || answer.substr(0, 12) == "HTTP/1.1 431") << answer.substr(0, 100);
+    EXPECT_FALSE(sent);  // it stopped reading long before 16 MiB
+  }
+  EXPECT_TRUE(OptionsAnswered(server_->port()));
+  // 10,000 small headers.
+  {
+    int fd = Connect(server_->port());
+    ASSERT_GE(fd, 0);
+    std::string request = "GET /files/x HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < 10'000; ++i) request += "X-Filler-" + std::to_string(i) + ": v\r\n";
+    request += "\r\n";
+    (void)SendAll(fd, request);
+    std::string answer = ReadUntilClosed(fd);
+    ::close(fd);
+    EXPECT_TRUE(answer.empty() || answer.substr(0, 12) == "HTTP/1.1 431") << answer.substr(0, 100);
+  }
+  EXPECT_TRUE(OptionsAnswered(server_->port()));
+  EXPECT_LT(RssKib() - rss_before, 8 << 10) << "KiB";
+}
+
+TEST_F(MediaServerTest, HeadersAtTheBudgetAre431) {
+  options_.header_bytes_max = 1024;
+  Start();
+  // Exactly the budget, with no end of headers: the server reads it all, then refuses to read more. Nothing
+  // is left unread, so the 431 arrives (no reset).
+  std::string request = "GET /files/x HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+  request += std::string(1024 - request.size() - 2, 'p') + "\r\n";
+  ASSERT_EQ(request.size(), 1024u);
+  int fd = Connect(server_->port());
+  ASSERT_TRUE(SendAll(fd, request));
+  std::string answer = ReadUntilClosed(fd);
+  ::close(fd);
+  EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 431") << answer;
+  EXPECT_NE(answer.find("too large"), std::string::npos) << answer;
+  // A request well within the budget is served.
+  EXPECT_TRUE(OptionsAnswered(server_->port()));
+}
+
+TEST_F(MediaServerTest, ConnectionsPerIpAreCapped) {
+  options_.connections_per_ip_max = 2;
+  options_.threads = 4;
+  Start();
+  int a = Connect(server_->port());
+  int b = Connect(server_->port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  // The server accepts in order: a and b hold this IP's two slots, so the third is turned away at once.
+  int c = Connect(server_->port());
+  ASSERT_GE(c, 0);
+  std::string answer = ReadUntilClosed(c);
+  ::close(c);
+  EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 503") << answer;
+  ::close(a);
+  // Once the server sees a closed, its slot is free again.
+  EXPECT_TRUE(harness::WaitFor([&] { return OptionsAnswered(server_->port()); }));
+  ::close(b);
+}
+
+TEST_F(MediaServerTest, DeleteOfACompleteUploadIs409) {
+  Start();
+  std::string bytes = Bytes(100);
+  std::string done = Upload(bytes);
+  auto del = client_->Delete(done.c_str(), Tus());
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 409);
+  EXPECT_NE(del->body.find("upload is complete"), std::string::npos) << del->body;
+  auto got = Get(done);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, bytes);
+}
+
+// A response as text (status, headers, body), so that two can be compared whole.
+std::string Whole(const httplib::Result& res) {
+  if (!res) return "no response";
+  std::string out = std::to_string(res->status) + "\n";
+  for (const auto& [name, value] : res->headers) {
+    if (name != "Date") out += name + ": " + value + "\n";
+  }
+  return out + "\n" + res->body;
+}
+
+TEST_F(MediaServerTest, NotFoundsAreIdentical) {
+  Start();
+  std::string done = Upload(Bytes(100));
+  std::string open = Create(100);
+  std::string unknown = "/files/" + std::string(32, 'a');
+  // GET: unknown, someone else's (may_read says no), unfinished (its owner's or anyone's).
+  std::string expected = Whole(Get(unknown, "tok-bob"));
+  EXPECT_EQ(expected.substr(0, 4), "404\n");
+  EXPECT_EQ(Whole(Get(done, "tok-bob")), expected);
+  EXPECT_EQ(Whole(Get(open, "tok-bob")), expected);
+  EXPECT_EQ(Whole(Get(open, "tok-alice")), expected);
+  EXPECT_EQ(Whole(Get("/files/nope", "tok-bob")), expected);
+  // HEAD, PATCH, DELETE of someone else's upload, finished or not, against an unknown one.
+  for (const std::string& path : {open, done}) {
+    EXPECT_EQ(Whole(Head(path, "tok-bob")), Whole(Head(unknown, "tok-bob"))) << path;
+    EXPECT_EQ(Whole(Patch(path, 0, "abc", "tok-bob")), Whole(Patch(unknown, 0, "abc", "tok-bob"))) << path;
+    EXPECT_EQ(Whole(client_->Delete(path.c_str(), Tus("tok-bob"))),
+              Whole(client_->Delete(unknown.c_str(), Tus("tok-bob"))))
+        << path;
+  }
+  EXPECT_EQ(Head(unknown, "tok-bob")->status, 404);
+  EXPECT_EQ(HeadOffset(open), 0);
+}
+
+TEST_F(MediaServerTest, UploadsBelongToTheirDevice) {
+  Start();
+  std::string bytes = Bytes(100);
+  std::string done = Upload(bytes);  // by alice's device a1
+  std::string open = Create(100);
+  std::string unknown = "/files/" + std::string(32, 'b');
+  // Alice's other device sees neither upload: the same 404 as an unknown id.
+  EXPECT_EQ(Whole(Head(open, "tok-alice2")), Whole(Head(unknown, "tok-alice2")));
+  EXPECT_EQ(Head(open, "tok-alice2")->status, 404);
+  EXPECT_EQ(Whole(Patch(open, 0, "abc", "tok-alice2")), Whole(Patch(unknown, 0, "abc", "tok-alice2")));
+  EXPECT_EQ(Whole(client_->Delete(open.c_str(), Tus("tok-alice2"))),
+            Whole(client_->Delete(unknown.c_str(), Tus("tok-alice2"))));
+  EXPECT_EQ(HeadOffset(open), 0);  // untouched, still there for a1
+  // Downloads are per user: any of Alice's devices may read her blob.
+  auto got = Get(done, "tok-alice2");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, 200);
+  EXPECT_EQ(got->body, bytes);
+  // An upload made without a device is the user's, from any device.
+  BlobSpec spec;
+  spec.owner = "alice";
+  spec.size = 10;
+  auto made = options_.blobs->Create(spec, env_.NowMs());
+  ASSERT_TRUE(made.ok());
+  auto head = Head("/files/" + made->id, "tok-alice2");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
 }
 
 }  // namespace

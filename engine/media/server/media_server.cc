@@ -227,12 +227,14 @@ class SocketStream final : public httplib::Stream {
     bool reading = events == POLLIN;
     if (reading ? failure_ != Failure::kNone : failure_ == Failure::kBodyTooSlow) return false;
     bool rated = !in_headers_ && window_quota_ > 0;
+    bool deadline_bound = false;  // the wait ends at the header deadline, not at the read timeout
     if (reading && in_headers_) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(header_deadline_ - Clock::now());
       if (left.count() <= 0) {
         failure_ = Failure::kHeadersTooSlow;
         return false;
       }
+      deadline_bound = left.count() <= timeout_ms;
       timeout_ms = static_cast<int>(std::min<int64_t>(timeout_ms, left.count()));
     } else if (rated && window_bytes_ < window_quota_) {
       // The window's quota is not met yet: wait no longer than the window has left.
@@ -246,7 +248,7 @@ class SocketStream final : public httplib::Stream {
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
     }
     if (!ready) {
-      if (reading && in_headers_ && Clock::now() >= header_deadline_) failure_ = Failure::kHeadersTooSlow;
+      if (deadline_bound) failure_ = Failure::kHeadersTooSlow;
       if (rated && window_waited_ms_ >= limits_.rate_window_ms && window_bytes_ < window_quota_)
         failure_ = Failure::kBodyTooSlow;
     }
