@@ -486,7 +486,7 @@ outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
                              const outpost::BlobInfo& blob) -> outpost::Result<bool> {
     outpost::Server* server = ready->load();
     if (server == nullptr) return Status::Unavailable("the server is starting");
-    auto may = server->MayReadBlob(who.user, blob);
+    auto may = server->MayReadBlob(who.user, who.device, blob);
     if (!may.ok()) {
       Log(LogLevel::kError, "media: cannot tell whether {} may read blob {}: {}",
           outpost::QuoteForMessage(who.user), blob.id, may.status().ToString());

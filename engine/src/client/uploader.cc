@@ -314,7 +314,8 @@ void Uploader::Act(codec::UploadRecord& u, const std::string& endpoint, int64_t 
     auth_paused_ = true;  // the token is refused: SetToken resumes
     return;
   }
-  if (err.code() == Status::Code::kConflict) return;  // HEAD next, at once
+  // A Conflict (the server holds another offset) is asked about (HEAD) at the next step, after a backoff
+  // like any failure: a server that keeps answering Conflict cannot make the device loop.
   if (Permanent(err)) {
     Fail(u, err);
     return;

@@ -176,7 +176,7 @@ Status ServerCore::Impl::SendStoredWatermarks(ServerReadTxn& txn, ConnId conn, S
   return Status::OK();
 }
 
-Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, const BlobInfo& blob) {
+Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {
   if (!blob.complete) return false;
   if (blob.spec.owner == user) return true;
   // Enough to find a stream the user may read among any a blob is plausibly shared in; a blob referenced
@@ -189,7 +189,7 @@ Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, const BlobInfo
   if (opt_.membership) OUTPOST_RETURN_IF_ERROR(txn->MemberOf(user, streams, &member));
   for (size_t i = 0; i < streams.size(); ++i) {
     if (!member[i]) continue;
-    if (opt_.authorize && !opt_.authorize(AccessRequest{user, {}, streams[i], Access::kPull, {}, {}}).ok()) {
+    if (opt_.authorize && !opt_.authorize(AccessRequest{user, device, streams[i], Access::kPull, {}, {}}).ok()) {
       continue;
     }
     return true;
