@@ -7,10 +7,10 @@
 // Retry/Discard act on both. A real ServerCore over the in-process transport on a manual clock; the media
 // side is the in-process MediaTransport over a memory BlobStore, with faults injected per request.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <random>
-#include <sys/stat.h>
 
 #include "media/common/digest.h"
 #include "media/inproc/inproc_media_transport.h"
@@ -59,7 +59,8 @@ class AttachmentTest : public testing::Test {
     so.membership = membership;
     // A lost device's reads are refused by the application's hook (MayReadBlob asks it per device).
     so.authorize = [](const AccessRequest& req) {
-      return req.device == "stolen" ? Status::PermissionDenied("this device was reported stolen") : Status::OK();
+      return req.device == "stolen" ? Status::PermissionDenied("this device was reported stolen")
+                                    : Status::OK();
     };
     if (with_blobs) so.blob_store = blobs_;
     so.media_url = "inproc:/files/";
@@ -407,7 +408,8 @@ TEST_F(AttachmentTest, AFetchResumesFromAPartialFileAndChecksTheBytes) {
   const std::string all = Slurp(path);
   std::ofstream(out + ".part", std::ios::binary) << all.substr(0, kChunk + 1);  // an earlier partial fetch
   uint64_t first = UINT64_MAX;
-  ASSERT_TRUE(alice.FetchAttachment(id, out, [&](uint64_t done, uint64_t) { first = std::min(first, done); }).ok());
+  ASSERT_TRUE(
+      alice.FetchAttachment(id, out, [&](uint64_t done, uint64_t) { first = std::min(first, done); }).ok());
   EXPECT_EQ(first, kChunk + 1u) << "resumed, not started again";
   EXPECT_EQ(Slurp(out), all);
   // A partial file whose bytes differ from the blob's fails the check and is removed.

@@ -10,8 +10,8 @@
 #include <algorithm>
 
 #include "keys.h"
-#include "outpost/membership.h"
 #include "outpost/blob_store.h"
+#include "outpost/membership.h"
 #include "server/server_impl.h"
 
 namespace outpost {
@@ -35,9 +35,9 @@ Status ServerCore::Impl::CheckBlob(Group& g, std::string_view user, std::string_
   if (!IsValidBlobId(blob.id)) return Status::InvalidArgument("attachment has a malformed blob id");
   auto info = opt_.blob_store->Stat(blob.id);
   // One answer for "no such blob" and "someone else's": a blob id must not be probed through pushes.
-  const Status not_yours = Status::InvalidArgument("attachment " + std::string(blob.id) +
-                                                   " is no complete upload of " + std::string(user) +
-                                                   "'s device " + std::string(device));
+  const Status not_yours =
+      Status::InvalidArgument("attachment " + std::string(blob.id) + " is no complete upload of " +
+                              std::string(user) + "'s device " + std::string(device));
   if (info.status().IsNotFound()) return not_yours;
   if (!info.ok()) {
     Fail(g, info.status());
