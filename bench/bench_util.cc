@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <system_error>
@@ -242,6 +243,15 @@ void MeasureLiveLatency(benchmark::State& state, Client& a, Client& b) {
   a.Stop();
   b.Stop();
   latencies.ReportMs(state);
+}
+
+bool RunChildProcess(const std::string& command, std::string* output) {
+  output->clear();
+  std::FILE* child = ::popen(command.c_str(), "r");
+  if (child == nullptr) return false;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, child)) > 0;) output->append(buffer, n);
+  return ::pclose(child) == 0;
 }
 
 }  // namespace outpost::bench

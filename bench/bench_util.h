@@ -142,6 +142,9 @@ void RegisterStoreBenchmarks();    // ColdOpen, Scan (store_bench.cc)
 void RegisterMemoryBenchmarks();   // PeakRss (memory_bench.cc)
 // Flush and NotifyLatency over several server instances on PostgreSQL, and on one lmdb (scale_bench.cc).
 void RegisterScaleOutBenchmarks();
+// Runs `command` (a shell line, stderr joined to stdout) to its end: its output, and whether it exited 0.
+bool RunChildProcess(const std::string& command, std::string* output);
+
 void RegisterMediaBenchmarks();      // Upload/put_curl, Upload/tus, Upload/client (media_bench.cc)
 void RegisterThumbnailBenchmarks();  // Thumbnail/12mp, Thumbnail/48mp (thumbnail_bench.cc)
 // `outpost_bench --thumbnail-child PATH`: the process each Thumbnail measurement starts.

@@ -13,12 +13,12 @@
 // Each moves a 64 MiB file (8 MiB with --quick); bytes_per_second is the file's size over the time.
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <httplib.h>
 #include <memory>
 #include <random>
 #include <string>
@@ -69,8 +69,8 @@ void BM_UploadPut(benchmark::State& state) {
   http.Put("/put", [&](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& read) {
     int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && read([&](const char* data, size_t n) {
-      return ::write(fd, data, n) == static_cast<ssize_t>(n);
-    });
+                return ::write(fd, data, n) == static_cast<ssize_t>(n);
+              });
     ok = ok && ::fsync(fd) == 0;
     if (fd >= 0) ::close(fd);
     res.status = ok ? 204 : 500;
@@ -94,7 +94,8 @@ void BM_UploadPut(benchmark::State& state) {
     curl_easy_cleanup(curl);
     std::fclose(in);
     if (rc != CURLE_OK || code != 204) {
-      state.SkipWithError(("PUT failed: " + std::string(curl_easy_strerror(rc)) + " " + std::to_string(code)).c_str());
+      state.SkipWithError(
+          ("PUT failed: " + std::string(curl_easy_strerror(rc)) + " " + std::to_string(code)).c_str());
       break;
     }
   }
@@ -199,14 +200,23 @@ void BM_UploadClient(benchmark::State& state) {
 void RegisterMediaBenchmarks() {
   const int iterations = Config().quick ? 1 : 3;
   benchmark::RegisterBenchmark("Upload/put_curl", BM_UploadPut)
-      ->Iterations(iterations)->UseRealTime()->Unit(benchmark::kMillisecond);
+      ->Iterations(iterations)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   // chunk_mb: 8 is what devices send by default; 4 and 16 show what the per-request cost (two fsyncs and a
   // rename on the server, a chunk checksum, a store commit on the device) adds or saves.
   benchmark::RegisterBenchmark("Upload/tus", BM_UploadTus)
-      ->ArgName("chunk_mb")->Arg(4)->Arg(static_cast<int64_t>(kChunk >> 20))->Arg(16)
-      ->Iterations(iterations)->UseRealTime()->Unit(benchmark::kMillisecond);
+      ->ArgName("chunk_mb")
+      ->Arg(4)
+      ->Arg(static_cast<int64_t>(kChunk >> 20))
+      ->Arg(16)
+      ->Iterations(iterations)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("Upload/client", BM_UploadClient)
-      ->Iterations(iterations)->UseRealTime()->Unit(benchmark::kMillisecond);
+      ->Iterations(iterations)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace outpost::bench

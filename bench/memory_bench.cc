@@ -71,17 +71,10 @@ void BM_PeakRss(benchmark::State& state, const std::string& workload, const std:
   for (auto _ : state) {
     const std::string command =
         "'" + self + "' --rss-child " + workload + " " + backend + " " + std::to_string(ops) + " 2>&1";
-    std::FILE* child = ::popen(command.c_str(), "r");
-    if (child == nullptr) {
-      state.SkipWithError("cannot start the child process");
-      break;
-    }
     std::string output;
-    char buffer[4096];
-    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, child)) > 0;) output.append(buffer, n);
-    const int rc = ::pclose(child);
+    const bool ran = RunChildProcess(command, &output);
     const size_t at = output.rfind("rss-child: ");
-    if (rc != 0 || at == std::string::npos ||
+    if (!ran || at == std::string::npos ||
         std::sscanf(output.c_str() + at, "rss-child: peak_kb=%lf before_kb=%lf ms=%lf reset=%d anon_kb=%lf",
                     &peak_kb, &before_kb, &ms, &reset, &anon_kb) != 5) {
       state.SkipWithError(

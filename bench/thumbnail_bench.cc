@@ -94,17 +94,10 @@ void BM_Thumbnail(benchmark::State& state, int width, int height) {
   double peak_kb = 0, before_kb = 0, ms = 0, bytes = 0, peak_kb_max = 0;
   for (auto _ : state) {
     const std::string command = "'" + self + "' --thumbnail-child '" + path + "' 2>&1";
-    std::FILE* child = ::popen(command.c_str(), "r");
-    if (child == nullptr) {
-      state.SkipWithError("cannot start the child process");
-      break;
-    }
     std::string output;
-    char buffer[4096];
-    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, child)) > 0;) output.append(buffer, n);
-    const int rc = ::pclose(child);
+    const bool ran = RunChildProcess(command, &output);
     const size_t at = output.rfind("thumbnail-child: ");
-    if (rc != 0 || at == std::string::npos ||
+    if (!ran || at == std::string::npos ||
         std::sscanf(output.c_str() + at, "thumbnail-child: peak_kb=%lf before_kb=%lf ms=%lf bytes=%lf",
                     &peak_kb, &before_kb, &ms, &bytes) != 4) {
       state.SkipWithError(

@@ -282,7 +282,8 @@ std::string EncodeUpload(const UploadRecord& u) {
 
 Status DecodeUpload(std::string_view bytes, UploadRecord* u) {
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  if (!verifier.VerifyBuffer<record::Upload>(nullptr)) return Status::Corruption("upload record fails verification");
+  if (!verifier.VerifyBuffer<record::Upload>(nullptr))
+    return Status::Corruption("upload record fails verification");
   const record::Upload* r = flatbuffers::GetRoot<record::Upload>(bytes.data());
   if (r->op_id() == nullptr || r->op_id()->size() != 16) return Status::Corruption("upload record has no id");
   if (r->state() > record::UploadState::Failed) return Status::Corruption("upload record has a bad state");

@@ -2,19 +2,26 @@
 //
 // outpost-chat's subcommands as a user or a script runs them: separate processes, each opening its store,
 // against a real outpostd. Checks exit codes, the one-line errors, `history --json`, and that everything
-// but `sync` works with the server down.
+// but `sync` works with the server down. With outpostd's media server (--http): `send-file` and
+// `fetch-media` killed (SIGKILL) mid-transfer, then run again, resume where the bytes stopped.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 #include <vips/vips8>
 
 #include "e2e/e2e_util.h"
+#include "media/common/digest.h"
 
 namespace outpost::e2e {
 namespace {
@@ -32,6 +39,9 @@ bool Has(const std::string& haystack, const std::string& needle) {
 
 class ChatCliTest : public ::testing::Test {
  protected:
+  // outpostd's flags beyond the listener.
+  virtual std::vector<std::string> ServerFlags() { return {}; }
+
   void SetUp() override {
     data_ = dir_ / "data";
     alice_token_ = AddUser(data_, "alice");
@@ -39,20 +49,23 @@ class ChatCliTest : public ::testing::Test {
     AddUser(data_, "carol");  // a member of bob's group who is never online (member lists name users)
     ASSERT_FALSE(alice_token_.empty() || bob_token_.empty());
     std::string error;
-    ASSERT_TRUE(daemon_.Start(data_, "tcp://127.0.0.1:0", {}, &error)) << error;
+    ASSERT_TRUE(daemon_.Start(data_, "tcp://127.0.0.1:0", ServerFlags(), &error)) << error;
   }
   void TearDown() override {
     if (HasFailure()) std::cerr << "---- outpostd log ----\n" << daemon_.Log() << "----\n";
   }
 
   // `outpost-chat --store DIR/USER --user USER --server EP --token T ARGS...`
-  RunResult Chat(const std::string& user, const std::vector<std::string>& args) {
+  std::vector<std::string> ChatArgv(const std::string& user, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {
         OUTPOST_CHAT,       "--store", dir_ / user,
         "--user",           user,      "--server",
         daemon_.endpoint(), "--token", user == "alice" ? alice_token_ : bob_token_};
     argv.insert(argv.end(), args.begin(), args.end());
-    return RunProgram(argv, 60'000);
+    return argv;
+  }
+  RunResult Chat(const std::string& user, const std::vector<std::string>& args) {
+    return RunProgram(ChatArgv(user, args), 60'000);
   }
   // The same, expecting success; returns stdout.
   std::string Ok(const std::string& user, const std::vector<std::string>& args) {
@@ -302,6 +315,181 @@ TEST_F(ChatCliFileTest, FetchMediaErrorsAreClear) {
   Refused(Chat("alice", {"send-file", "ab", dir_ / "missing.jpg"}), 1, "no file");
   Refused(Chat("alice", {"--media-url", "ftp://x/", "list"}), 2, "--media-url");
   EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+// Files through outpostd's media server: outpost-chat processes killed (SIGKILL) mid-transfer, then run
+// again. The waits poll the server's blob file or the download's .part (bounded), never a clock.
+class ChatCliMediaTest : public ChatCliTest {
+ protected:
+  static constexpr uint32_t kChunk = 256 << 10;  // --chunk-bytes: many chunks, so many offsets to cut at
+
+  std::vector<std::string> ServerFlags() override { return {"--http", "127.0.0.1:0"}; }
+
+  // Conversation ab of alice and bob, both tokens bound: the media server takes a token only once its
+  // device connected to the sync server.
+  void Conversation() {
+    Ok("alice", {"create", "ab", "--members", "bob"});
+    Ok("alice", {"sync"});
+    Ok("bob", {"sync"});
+  }
+  // `n` pseudo-random bytes in DIR/NAME.
+  std::string BigFile(const std::string& name, size_t n) {
+    std::string bytes(n, '\0');
+    std::mt19937_64 rng(n);
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      const uint64_t v = rng();
+      std::memcpy(&bytes[i], &v, 8);
+    }
+    const std::string path = dir_ / name;
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+  // The uploads' blob files under DATA/blobs (the server's default --blobs).
+  std::vector<std::filesystem::path> Blobs() const {
+    std::vector<std::filesystem::path> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(data_ + "/blobs", ec)) {
+      if (e.path().extension() == ".data") out.push_back(e.path());
+    }
+    return out;
+  }
+  // Bytes written to the largest blob file so far (-1 when there is none).
+  int64_t BlobBytes() const {
+    int64_t most = -1;
+    for (const auto& p : Blobs()) most = std::max(most, FileBytes(p.string()));
+    return most;
+  }
+  static int64_t FileBytes(const std::string& path) {
+    std::error_code ec;
+    const uintmax_t n = std::filesystem::file_size(path, ec);
+    return ec ? -1 : static_cast<int64_t>(n);
+  }
+  static std::string Slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static std::string Sha256(const std::string& path) {
+    auto hex = media::Sha256FileHex(path);
+    return hex.ok() ? *hex : "(" + hex.status().ToString() + ")";
+  }
+  // Runs `argv` until `reached` holds, then kills it with SIGKILL. False (with the reason in `*why`) when
+  // it exited by itself first or `reached` did not hold within the bound.
+  static bool KillWhen(const std::vector<std::string>& argv, const std::string& log,
+                       const std::function<bool()>& reached, std::string* why) {
+    const pid_t pid = StartProgram(argv, log);
+    if (pid <= 0) return false;
+    int exit_code = -2;
+    const bool hit = WaitFor(
+        [&] {
+          if (reached()) return true;
+          exit_code = WaitProgram(pid, 0);
+          return exit_code != -2;
+        },
+        120'000);
+    if (exit_code != -2) {
+      *why = "it exited with " + std::to_string(exit_code) + " first: " + Slurp(log);
+      return false;
+    }
+    ::kill(pid, SIGKILL);
+    exit_code = WaitProgram(pid, 10'000);
+    if (!hit || exit_code != -1) {
+      *why = (hit ? "not ended by the kill (" + std::to_string(exit_code) + ")"
+                  : std::string("never got there")) +
+             ": " + Slurp(log);
+      return false;
+    }
+    return true;
+  }
+};
+
+// The quarters of the file stored on the server when send-file is killed.
+class ChatCliUploadKillTest : public ChatCliMediaTest, public ::testing::WithParamInterface<int> {};
+
+// send-file is killed once a given part of the file is stored on the server; `sync` then resumes the upload
+// where the server has it: bob's copy is byte-identical, there was one upload, and the server committed
+// each byte once, give or take the chunk in flight at the kill.
+TEST_P(ChatCliUploadKillTest, SendFileKilledMidUploadIsResumedBySync) {
+  constexpr size_t kSize = 32 << 20;  // 128 chunks, each committed (fsync) by the blob store
+  const size_t cut_at = kSize / 4 * static_cast<size_t>(GetParam());
+  Conversation();
+  if (HasFatalFailure()) return;
+  const std::string file = BigFile("big.bin", kSize);
+  const std::string chunk = std::to_string(kChunk);
+  const std::string log = dir_ / "send-file.log";
+  std::string why;
+  ASSERT_TRUE(KillWhen(
+      ChatArgv("alice", {"--chunk-bytes", chunk, "send-file", "ab", file, "--timeout", "120"}), log,
+      [&] { return BlobBytes() >= static_cast<int64_t>(cut_at); }, &why))
+      << why << "\nstored " << BlobBytes() << " of " << kSize;
+  const int64_t stored = BlobBytes();
+  ASSERT_LT(stored, static_cast<int64_t>(kSize)) << "the upload finished before the kill: nothing to resume";
+  const std::string id = Lines(Slurp(log)).at(0);  // printed once durable, before the upload began
+  ASSERT_EQ(id.size(), 36u) << Slurp(log);
+  EXPECT_TRUE(Has(History("alice", "ab").at(0), "\"status\":\"pending\"")) << History("alice", "ab").at(0);
+
+  // sync goes on with the upload (the same chunk size) and sends the message. Bounded: a few runs.
+  for (int run = 0; run < 5 && !Has(History("alice", "ab").at(0), "\"status\":\"sent\""); ++run) {
+    RunResult r = Chat("alice", {"--chunk-bytes", chunk, "sync", "--timeout", "60"});
+    EXPECT_NE(r.exit_code, 2) << r.err;
+  }
+  const std::string sent = History("alice", "ab").at(0);
+  ASSERT_TRUE(Has(sent, "\"status\":\"sent\"")) << sent;
+
+  Ok("bob", {"sync"});
+  const std::string copy = dir_ / "bob.bin";
+  RunResult fetched = Chat("bob", {"fetch-media", id, "--out", copy});
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
+  EXPECT_EQ(Sha256(copy), Sha256(file));
+  EXPECT_EQ(FileBytes(copy), static_cast<int64_t>(kSize));
+
+  // The server's word (stats.json, rewritten every second): one upload, resumed rather than begun again.
+  ASSERT_TRUE(WaitFor([&] { return daemon_.MediaStatsField("uploads_completed") >= 1; }))
+      << daemon_.StatsJson();
+  EXPECT_EQ(daemon_.MediaStatsField("uploads_created"), 1) << "the upload started again instead of resuming";
+  EXPECT_EQ(Blobs().size(), 1u);
+  const int64_t received = daemon_.MediaStatsField("upload_bytes_received");
+  EXPECT_GE(received, static_cast<int64_t>(kSize)) << daemon_.StatsJson();
+  EXPECT_LE(received, static_cast<int64_t>(kSize + kChunk)) << daemon_.StatsJson();
+  EXPECT_GE(daemon_.MediaStatsField("chunks"), static_cast<int64_t>(kSize / kChunk));
+  EXPECT_EQ(daemon_.MediaStatsField("checksum_mismatches"), 0);
+  EXPECT_EQ(daemon_.MediaStatsField("server_errors"), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cut, ChatCliUploadKillTest, ::testing::Values(1, 3),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "At" + std::to_string(info.param) + "Quarters";
+                         });
+
+// fetch-media is killed mid-download; run again, it goes on from the .part it left (and says so), and the
+// file is byte-identical.
+TEST_F(ChatCliMediaTest, FetchMediaKilledMidDownloadResumesFromItsPart) {
+  constexpr size_t kSize = 64 << 20;
+  Conversation();
+  if (HasFatalFailure()) return;
+  const std::string file = BigFile("big.bin", kSize);
+  const std::string id = Lines(Ok("alice", {"send-file", "ab", file, "--timeout", "120"})).at(0);
+  ASSERT_EQ(id.size(), 36u);
+  Ok("bob", {"sync"});
+
+  const std::string copy = dir_ / "bob.bin";
+  const std::string part = copy + ".part";
+  std::string why;
+  ASSERT_TRUE(KillWhen(
+      ChatArgv("bob", {"fetch-media", id, "--out", copy}), dir_ / "fetch.log",
+      [&] { return FileBytes(part) >= static_cast<int64_t>(kSize / 8); }, &why))
+      << why << "\n.part holds " << FileBytes(part) << " of " << kSize;
+  const int64_t held = FileBytes(part);
+  ASSERT_LT(held, static_cast<int64_t>(kSize)) << "the download finished before the kill";
+  EXPECT_FALSE(std::filesystem::exists(copy));
+
+  RunResult again = Chat("bob", {"fetch-media", id, "--out", copy});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(Has(again.out, "(resumed from " + std::to_string(held) + " bytes")) << again.out;
+  EXPECT_EQ(Sha256(copy), Sha256(file));
+  EXPECT_EQ(FileBytes(copy), static_cast<int64_t>(kSize));
+  EXPECT_FALSE(std::filesystem::exists(part));
+  // Two downloads as the server saw them: the cut one and the resumed one (a 206).
+  EXPECT_TRUE(WaitFor([&] { return daemon_.MediaStatsField("downloads") >= 2; })) << daemon_.StatsJson();
 }
 
 }  // namespace

@@ -151,6 +151,19 @@ RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms,
   return result;
 }
 
+pid_t StartProgram(const std::vector<std::string>& argv, const std::string& log_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const pid_t pid = Spawn(argv, &actions);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int WaitProgram(pid_t pid, int64_t timeout_ms) { return pid > 0 ? Reap(pid, timeout_ms) : -1; }
+
 namespace {
 std::string Issue(const char* command, const std::string& data_dir, const std::string& user,
                   const std::string& device) {
@@ -279,6 +292,20 @@ int64_t Daemon::StatsField(const std::string& name) const {
   const std::string key = "\"" + name + "\": ";
   const size_t at = text.find(key);
   if (at == std::string::npos) return -1;
+  size_t i = at + key.size();
+  int64_t v = -1;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) v = (v < 0 ? 0 : v * 10) + (text[i] - '0');
+  return v;
+}
+
+int64_t Daemon::MediaStatsField(const std::string& name) const {
+  const std::string text = StatsJson();
+  const size_t media = text.find("\"media\": {");
+  if (media == std::string::npos) return -1;
+  const size_t end = text.find('}', media);
+  const std::string key = "\"" + name + "\": ";
+  const size_t at = text.find(key, media);
+  if (at == std::string::npos || at > end) return -1;
   size_t i = at + key.size();
   int64_t v = -1;
   for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) v = (v < 0 ? 0 : v * 10) + (text[i] - '0');

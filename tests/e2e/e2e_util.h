@@ -39,6 +39,12 @@ struct RunResult {
 // "NAME" removes.
 RunResult RunProgram(const std::vector<std::string>& argv, int64_t timeout_ms = 30'000,
                      const std::vector<std::string>& env = {});
+// `argv` started as a child process that the test waits for (or kills) itself: stdin from /dev/null, stdout
+// and stderr appended to `log_path`. Its pid, or -1 (and a test failure).
+pid_t StartProgram(const std::vector<std::string>& argv, const std::string& log_path);
+// Waits up to `timeout_ms` for a child of StartProgram to exit: its exit code, -1 when a signal ended it,
+// -2 when it is still running.
+int WaitProgram(pid_t pid, int64_t timeout_ms);
 // Run of `outpostd ARGS...`.
 RunResult RunOutpostd(const std::vector<std::string>& args, int64_t timeout_ms = 30'000);
 
@@ -82,6 +88,8 @@ class Daemon {
   std::string StatsJson() const;
   // A numeric field of DATA_DIR/stats.json (-1 when absent or unreadable).
   int64_t StatsField(const std::string& name) const;
+  // A numeric field of stats.json's "media" object (--http; -1 when absent or unreadable).
+  int64_t MediaStatsField(const std::string& name) const;
 
  private:
   pid_t pid_ = -1;

@@ -475,6 +475,8 @@ TEST_F(MediaServerTest, ConnectionsOverTheLimitAreRefused) {
   httplib::Client other("127.0.0.1", server_->port());
   auto res = other.Head("/files/x", Tus());
   EXPECT_TRUE(!res || res->status == 503) << (res ? res->status : 0);
+  EXPECT_GE(server_->Stats().connections_refused, 1u);
+  EXPECT_EQ(server_->Stats().server_errors, 0u);  // the refusal's 503 is not a response of a handler
   client_.reset();  // the first one closes; its slot frees once the server sees it
   EXPECT_TRUE(harness::WaitFor([&] {
     httplib::Client again("127.0.0.1", server_->port());
@@ -512,6 +514,86 @@ TEST_F(MediaServerTest, StopIsPromptWithAStalledUpload) {
   EXPECT_LT(harness::SteadyNowMs() - start, 10'000);
   ::close(fd);
   EXPECT_EQ(options_.blobs->Stat(path.substr(7))->offset, 10u);  // what arrived was kept
+}
+
+TEST_F(MediaServerTest, StatsCountWhatHappened) {
+  Start();
+  EXPECT_EQ(server_->Stats().uploads_created, 0u);
+  std::string path = Create(10);
+  ASSERT_FALSE(path.empty());
+  ASSERT_EQ(Patch(path, 0, "0123")->status, 204);
+  // A chunk with a wrong checksum is discarded: it counts as a mismatch, not as bytes or a chunk.
+  EXPECT_EQ(
+      Patch(path, 4, "45", "tok-alice", {{"Upload-Checksum", "sha1 " + Base64Encode(media::Sha1("xx"))}})
+          ->status,
+      460);
+  EXPECT_EQ(Patch(path, 3, "x")->status, 409);  // wrong offset: another 4xx
+  EXPECT_EQ(Patch(path, 4, "")->status, 204);   // empty: no chunk
+  MediaServerStats mid = server_->Stats();
+  EXPECT_EQ(mid.uploads_created, 1u);
+  EXPECT_EQ(mid.uploads_completed, 0u);
+  EXPECT_EQ(mid.upload_bytes_received, 4u);
+  EXPECT_EQ(mid.chunks, 1u);
+  EXPECT_EQ(mid.checksum_mismatches, 1u);
+  EXPECT_EQ(mid.rejected_other, 2u);
+  ASSERT_EQ(Patch(path, 4, "456789")->status, 204);
+  {
+    // Complete at creation (so no Upload-Expires, which Create expects).
+    httplib::Headers h = Tus();
+    h.emplace("Upload-Length", "0");
+    auto empty = client_->Post("/files/", h, "", "");
+    ASSERT_TRUE(empty);
+    EXPECT_EQ(empty->status, 201);
+  }
+
+  ASSERT_EQ(Get(path)->body, "0123456789");
+  auto ranged = Get(path, "tok-alice", {{"Range", "bytes=6-"}});
+  ASSERT_EQ(ranged->status, 206);
+  EXPECT_EQ(Get(path, "tok-bob")->status, 404);  // not allowed reads as absent
+  EXPECT_EQ(Head("/files/nope")->status, 404);
+  EXPECT_EQ(client_->Get(path.c_str())->status, 401);  // no token
+  EXPECT_EQ(Head(path, "tok-nobody")->status, 401);
+  EXPECT_EQ(Head(path, "tok-down")->status, 503);
+
+  // The byte count is bumped once the socket took the bytes, which may be just after the client read them.
+  EXPECT_TRUE(harness::WaitFor([&] { return server_->Stats().download_bytes_sent == 14; }))
+      << server_->Stats().download_bytes_sent;
+  MediaServerStats s = server_->Stats();
+  EXPECT_EQ(s.uploads_created, 2u);
+  EXPECT_EQ(s.uploads_completed, 2u);
+  EXPECT_EQ(s.upload_bytes_received, 10u);
+  EXPECT_EQ(s.chunks, 2u);
+  EXPECT_EQ(s.checksum_mismatches, 1u);
+  EXPECT_EQ(s.downloads, 2u);
+  EXPECT_EQ(s.refused_auth, 2u);
+  EXPECT_EQ(s.not_found, 2u);
+  EXPECT_EQ(s.rejected_other, 2u);
+  EXPECT_EQ(s.server_errors, 1u);
+  EXPECT_EQ(s.connections_refused, 0u);
+}
+
+TEST_F(MediaServerTest, StatsCountACutBodyByWhatWasKept) {
+  Start();
+  std::string path = Create(100);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string request =
+      "PATCH " + path +
+      " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer tok-alice\r\n"
+      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+      "Content-Length: 100\r\n\r\n" +
+      Bytes(40);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  ::close(fd);
+  EXPECT_TRUE(harness::WaitFor([&] { return server_->Stats().upload_bytes_received == 40; }))
+      << server_->Stats().upload_bytes_received;
+  EXPECT_EQ(server_->Stats().chunks, 1u);
+  EXPECT_EQ(server_->Stats().uploads_completed, 0u);
 }
 
 TEST_F(MediaServerTest, TuspyUploadsAndResumes) {

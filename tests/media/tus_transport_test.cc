@@ -602,6 +602,25 @@ TEST_F(HttplibTest, MalformedAndOversizedAnswersAreCorruption) {
   EXPECT_NE(big.message().find("64 KiB"), std::string::npos) << big.message();
 }
 
+// The token goes only to the endpoint's server: a Location on another host (a rewriting proxy, a forged
+// answer) is refused, and an upload URL of another server is not sent to (the uploader starts again).
+TEST_F(HttplibTest, UploadUrlsOnAnotherServerAreNotUsed) {
+  int requests = 0;
+  server_.Post("/files/", [&](const httplib::Request&, httplib::Response& res) {
+    ++requests;
+    res.status = 201;
+    res.set_header("Location", "http://attacker.invalid:8080/files/" + kId);
+  });
+  Start();
+  Result<std::string> url = transport_->CreateUpload(at_, SpecOf("abc"));
+  EXPECT_EQ(url.status().code(), Status::Code::kCorruption) << url.status().ToString();
+  EXPECT_EQ(requests, 1);
+  const std::string elsewhere = "http://127.0.0.2:" + std::to_string(port_) + "/files/" + kId;
+  EXPECT_TRUE(transport_->UploadOffset(at_, elsewhere).status().IsNotFound());
+  EXPECT_TRUE(transport_->AppendUpload(at_, elsewhere, 0, "abc").status().IsNotFound());
+  EXPECT_TRUE(transport_->TerminateUpload(at_, elsewhere).IsNotFound());
+}
+
 TEST_F(HttplibTest, OversizedHeadersAreCorruption) {
   server_.Get("/files/" + kId, [&](const httplib::Request&, httplib::Response& res) {
     res.status = 200;

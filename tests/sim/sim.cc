@@ -1364,7 +1364,8 @@ bool Sim::FailStuck(std::string why, const std::string& missing) {
     why += " " + d.name + "{connected=" + std::to_string(s.connected) +
            " outbox=" + std::to_string(s.outbox_depth) + " failed=" + std::to_string(s.failed) +
            " bad_frames=" + std::to_string(s.bad_frames) + " idle=" + std::to_string(d.client->IsIdle()) +
-           " err=" + s.last_connection_error + (s.uploads ? " uploads=" + std::to_string(s.uploads) : "") + "}";
+           " err=" + s.last_connection_error + (s.uploads ? " uploads=" + std::to_string(s.uploads) : "") +
+           "}";
     // Every upload that waits, with what it last heard.
     auto outbox = d.client->Outbox(1000);
     if (!outbox.ok()) continue;
@@ -1373,7 +1374,8 @@ bool Sim::FailStuck(std::string why, const std::string& missing) {
       why += "\n  " + d.name + " upload of " + op.op_id.ToString() + ": " +
              (op.attachment.upload == UploadState::kFailed ? "failed" : "pending") + " at " +
              std::to_string(op.attachment.uploaded_bytes) + "/" + std::to_string(op.attachment.size) +
-             ", op " + Describe(SeenOf(op)) + " attempts " + std::to_string(op.attempts) + " '" + op.last_error + "'";
+             ", op " + Describe(SeenOf(op)) + " attempts " + std::to_string(op.attempts) + " '" +
+             op.last_error + "'";
     }
   }
   return Fail(why);
@@ -1571,10 +1573,11 @@ bool Sim::CheckFinal() {
           return Fail("op " + sub.id.ToString() + " of " + d.name + " was applied without its attachment");
         auto blob = blobs_->Stat(op->attachment.blob_id);
         std::string bytes;
-        Status read = blob.ok() ? blobs_->Read(op->attachment.blob_id, 0, blob->spec.size, &bytes) : blob.status();
+        Status read =
+            blob.ok() ? blobs_->Read(op->attachment.blob_id, 0, blob->spec.size, &bytes) : blob.status();
         if (!read.ok() || !blob->complete || media::ToHex(media::Sha256(bytes)) != sub.file_sha256)
-          return Fail("the blob of op " + sub.id.ToString() + " of " + d.name + " is not its file: " +
-                      read.ToString());
+          return Fail("the blob of op " + sub.id.ToString() + " of " + d.name +
+                      " is not its file: " + read.ToString());
         ++result_.attachments;
         continue;  // an op with a file takes its place in the stream when its upload completes
       }

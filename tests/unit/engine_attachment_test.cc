@@ -7,10 +7,10 @@
 // Retry/Discard act on both. A real ServerCore over the in-process transport on a manual clock; the media
 // side is the in-process MediaTransport over a memory BlobStore, with faults injected per request.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <random>
-#include <sys/stat.h>
 
 #include "media/common/digest.h"
 #include "media/inproc/inproc_media_transport.h"
@@ -49,7 +49,7 @@ class AttachmentTest : public testing::Test {
     };
     // Downloads ask the server who may read a blob, as outpostd's media server does.
     mo.may_read = [this](const MediaPrincipal& who, const BlobInfo& blob) -> Result<bool> {
-      return cluster_.server().MayReadBlob(who.user, blob);
+      return cluster_.server().MayReadBlob(who.user, who.device, blob);
     };
     media_ = std::shared_ptr<MediaTransport>(OpenInprocMediaTransport(blobs_, std::move(mo)).release());
   }
@@ -57,6 +57,11 @@ class AttachmentTest : public testing::Test {
   void StartServer(bool with_blobs = true, bool membership = false) {
     ServerOptions so;
     so.membership = membership;
+    // A lost device's reads are refused by the application's hook (MayReadBlob asks it per device).
+    so.authorize = [](const AccessRequest& req) {
+      return req.device == "stolen" ? Status::PermissionDenied("this device was reported stolen")
+                                    : Status::OK();
+    };
     if (with_blobs) so.blob_store = blobs_;
     so.media_url = "inproc:/files/";
     ASSERT_TRUE(cluster_.StartServer(so).ok());
@@ -282,6 +287,49 @@ TEST_F(AttachmentTest, TheServerRefusesABlobThatIsNotThePushersOwn) {
       << Get(alice, id).last_error;
 }
 
+// A device (or a hand-made client) that uploads some bytes without declaring their sha256, then pushes an op
+// that names other ones: the server compares the op with the digest it computed, not with the declaration.
+class LyingTransport : public MediaTransport {
+ public:
+  explicit LyingTransport(std::shared_ptr<MediaTransport> inner) : inner_(std::move(inner)) {}
+  Result<std::string> CreateUpload(const MediaEndpoint& at, const UploadSpec& spec) override {
+    UploadSpec undeclared = spec;
+    undeclared.sha256.clear();
+    return inner_->CreateUpload(at, undeclared);
+  }
+  Result<uint64_t> UploadOffset(const MediaEndpoint& at, std::string_view url) override {
+    return inner_->UploadOffset(at, url);
+  }
+  Result<uint64_t> AppendUpload(const MediaEndpoint& at, std::string_view url, uint64_t offset,
+                                std::string_view chunk) override {
+    std::string other(chunk);
+    for (char& c : other) c = static_cast<char>(c ^ 0x5a);
+    return inner_->AppendUpload(at, url, offset, other);
+  }
+  Status TerminateUpload(const MediaEndpoint& at, std::string_view url) override {
+    return inner_->TerminateUpload(at, url);
+  }
+  Result<uint64_t> Download(const MediaEndpoint& at, std::string_view id, uint64_t offset,
+                            const std::function<Status(std::string_view)>& sink) override {
+    return inner_->Download(at, id, offset, sink);
+  }
+
+ private:
+  std::shared_ptr<MediaTransport> inner_;
+};
+
+TEST_F(AttachmentTest, AnOpMustNameTheBytesTheServerHoldsNotWhatTheUploadDeclared) {
+  StartServer();
+  ClientOptions o = Options("alice", "phone");
+  o.media = std::make_shared<LyingTransport>(media_);
+  Client& alice = cluster_.Add(o);
+  OpId id = alice.Submit("chat", "photo", "", WithFile(MakeFile("p.jpg", 5000))).value();
+  ASSERT_TRUE(cluster_.StepUntil([&] { return Get(alice, id).state == OpState::kFailed; }));
+  EXPECT_EQ(Get(alice, id).last_error_code, Status::Code::kInvalidArgument);
+  EXPECT_NE(Get(alice, id).last_error.find("does not match its upload"), std::string::npos)
+      << Get(alice, id).last_error;
+}
+
 TEST_F(AttachmentTest, AServerWithoutBlobsRefusesAttachedOps) {
   StartServer(/*with_blobs=*/false);
   Client& alice = cluster_.Add(Options("alice", "phone"));
@@ -331,11 +379,12 @@ TEST_F(AttachmentTest, OnlyMembersOfAStreamWhereTheBlobIsSharedMayReadIt) {
   BlobInfo a = blobs_->Stat(Get(alice, shared).attachment.blob_id).value();
   BlobInfo b = blobs_->Stat(Get(alice, secret).attachment.blob_id).value();
   Server& server = cluster_.server();
-  EXPECT_TRUE(server.MayReadBlob("alice", a).value());
-  EXPECT_TRUE(server.MayReadBlob("bob", a).value());
-  EXPECT_FALSE(server.MayReadBlob("carol", a).value());
-  EXPECT_TRUE(server.MayReadBlob("alice", b).value());
-  EXPECT_FALSE(server.MayReadBlob("bob", b).value());
+  EXPECT_TRUE(server.MayReadBlob("alice", "phone", a).value());
+  EXPECT_TRUE(server.MayReadBlob("bob", "tablet", a).value());
+  EXPECT_FALSE(server.MayReadBlob("carol", "laptop", a).value());
+  EXPECT_TRUE(server.MayReadBlob("alice", "phone", b).value());
+  EXPECT_FALSE(server.MayReadBlob("bob", "tablet", b).value());
+  EXPECT_FALSE(server.MayReadBlob("bob", "stolen", a).value()) << "the hook is asked for the device";
   // Bob fetches the shared one through the engine, and may not fetch the other.
   ASSERT_TRUE(cluster_.StepUntil([&] { return bob.Cursor("chat").value() == 2; }));
   const std::string out = cluster_.dir() / "fetched.jpg";
@@ -346,7 +395,7 @@ TEST_F(AttachmentTest, OnlyMembersOfAStreamWhereTheBlobIsSharedMayReadIt) {
   // Bob leaves: the blob is his no more.
   ASSERT_TRUE(alice.Submit("chat", std::string(kMembersKind), EncodeMembers({"alice"})).ok());
   ASSERT_TRUE(cluster_.StepUntilIdle());
-  EXPECT_FALSE(server.MayReadBlob("bob", a).value());
+  EXPECT_FALSE(server.MayReadBlob("bob", "tablet", a).value());
 }
 
 TEST_F(AttachmentTest, AFetchResumesFromAPartialFileAndChecksTheBytes) {
@@ -359,7 +408,8 @@ TEST_F(AttachmentTest, AFetchResumesFromAPartialFileAndChecksTheBytes) {
   const std::string all = Slurp(path);
   std::ofstream(out + ".part", std::ios::binary) << all.substr(0, kChunk + 1);  // an earlier partial fetch
   uint64_t first = UINT64_MAX;
-  ASSERT_TRUE(alice.FetchAttachment(id, out, [&](uint64_t done, uint64_t) { first = std::min(first, done); }).ok());
+  ASSERT_TRUE(
+      alice.FetchAttachment(id, out, [&](uint64_t done, uint64_t) { first = std::min(first, done); }).ok());
   EXPECT_EQ(first, kChunk + 1u) << "resumed, not started again";
   EXPECT_EQ(Slurp(out), all);
   // A partial file whose bytes differ from the blob's fails the check and is removed.

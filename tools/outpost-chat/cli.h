@@ -34,7 +34,8 @@ struct Context {
   // then cannot send files) and the upload endpoint (--media-url; empty: the one the server announces).
   std::string media_dir;
   std::string media_url;
-  bool utf8 = false;  // the terminal's locale is UTF-8: emoji glyphs; else ASCII ones
+  uint32_t upload_chunk_bytes = 0;  // --chunk-bytes; 0: ClientOptions' default (4 MiB)
+  bool utf8 = false;                // the terminal's locale is UTF-8: emoji glyphs; else ASCII ones
 };
 
 // Opens the device's chat store; with `connect`, with the servers set (nothing connects before a Start or

@@ -223,12 +223,18 @@ int FetchMedia(const Context& ctx, const Flags& flags) {
     }
   }
   const std::string out = flags.Get("out");
+  // What an earlier, cut run left: FetchAttachment goes on from there (one bigger than the file is dropped).
+  std::error_code ec;
+  const uintmax_t part = std::filesystem::file_size(out + ".part", ec);
+  const uint64_t resumed_from = !ec && part <= m->media.bytes ? static_cast<uint64_t>(part) : 0;
   Progress progress("downloading", std::filesystem::path(out).filename().string());
   Status st =
       client.FetchAttachment(*id, out, [&](uint64_t done, uint64_t total) { progress.Show(done, total); });
   progress.Done();
   if (st.ok()) {
-    fmt::print("{}: {} bytes, sha256 {}\n", out, m->media.bytes, m->media.sha256);
+    fmt::print("{}: {} bytes, sha256 {}", out, m->media.bytes, m->media.sha256);
+    if (resumed_from > 0) fmt::print(" (resumed from {} bytes in {}.part)", resumed_from, out);
+    fmt::print("\n");
     return kExitOk;
   }
   switch (st.code()) {

@@ -33,17 +33,23 @@ Common options:
   --token TOKEN      the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)
   --media-url URL    the server's upload endpoint for files, e.g. http://127.0.0.1:7780/files/
                      (default: the one the server announces when the device connects)
+  --chunk-bytes N    bytes per upload request of a file (default 4194304; 16384 to 67108864): a cut
+                     upload sends at most this again; smaller suits a slow or flaky link
 
 With no command: the interactive screen (conversations, messages, input line; /help lists its commands).
 
 Commands:
 )";
 
+constexpr uint64_t kChunkBytesMin = 16 << 10;
+constexpr uint64_t kChunkBytesMax = 64 << 20;
+
 constexpr std::string_view kSchemes[] = {"lmdb:", "sqlite:", "rocksdb:", "memory:"};
 
 std::vector<FlagSpec> CommonFlags() {
   return {{"store", true, false}, {"server", true, true},     {"user", true, false},
-          {"token", true, false}, {"media-url", true, false}, {"help", false, false}};
+          {"token", true, false}, {"media-url", true, false}, {"chunk-bytes", true, false},
+          {"help", false, false}};
 }
 
 void PrintUsage(std::FILE* to) {
@@ -139,6 +145,7 @@ Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect) {
   }
   o.media_dir = ctx.media_dir;
   o.media_url = ctx.media_url;
+  if (ctx.upload_chunk_bytes != 0) o.upload_chunk_bytes = ctx.upload_chunk_bytes;
   // A person is waiting: find a server that comes back soon, and retry refused sends on a human scale.
   o.reconnect_cap_ms = 2'000;
   o.ack_timeout_ms = 5'000;
@@ -170,8 +177,8 @@ int Main(int argc, char** argv) {
       continue;
     }
     rest.push_back(a);
-    const bool common_with_value =
-        a == "--store" || a == "--server" || a == "--user" || a == "--token" || a == "--media-url";
+    const bool common_with_value = a == "--store" || a == "--server" || a == "--user" || a == "--token" ||
+                                   a == "--media-url" || a == "--chunk-bytes";
     if (command == nullptr && common_with_value && i + 1 < args.size()) rest.push_back(args[++i]);
   }
   std::vector<FlagSpec> specs = CommonFlags();
@@ -200,6 +207,15 @@ int Main(int argc, char** argv) {
       !ctx.media_url.starts_with("https://")) {
     return Fail(kExitUsage,
                 fmt::format("--media-url must be an http:// or https:// URL, not '{}'", ctx.media_url));
+  }
+  if (flags.Has("chunk-bytes")) {
+    uint64_t chunk = 0;
+    std::string chunk_error;
+    if (!flags.GetUint("chunk-bytes", 0, kChunkBytesMax, &chunk, &chunk_error) || chunk < kChunkBytesMin) {
+      return Fail(kExitUsage, fmt::format("--chunk-bytes must be a number of bytes from {} to {}, not '{}'",
+                                          kChunkBytesMin, kChunkBytesMax, flags.Get("chunk-bytes")));
+    }
+    ctx.upload_chunk_bytes = static_cast<uint32_t>(chunk);
   }
   ctx.servers = flags.GetList("server");
   ctx.user = flags.Get("user");

@@ -357,12 +357,15 @@ std::string Join(const std::vector<std::string>& parts) {
 // Writes stats.json and turns counter increases into log lines, once per tick of the main loop.
 class StatsReporter {
  public:
-  StatsReporter(const ServeConfig& config, outpost::Server* server, std::string endpoint)
+  // `media`: nullptr without --http; it must stay alive until the last Tick.
+  StatsReporter(const ServeConfig& config, outpost::Server* server, const outpost::MediaServer* media,
+                std::string endpoint)
       : path_(config.data_dir + "/" + std::string(kStatsFileName)),
         media_url_(config.server.media_url),
         store_(RedactUri(config.store)),
         interval_s_(config.stats_interval_s),
         server_(server),
+        media_(media),
         endpoint_(std::move(endpoint)),
         started_(Clock::now()),
         next_line_(started_ + std::chrono::seconds(interval_s_)) {}
@@ -413,6 +416,10 @@ class StatsReporter {
     snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
     snap.endpoint = endpoint_;
     snap.media_url = media_url_;
+    if (media_ != nullptr) {
+      snap.has_media = true;
+      snap.media = media_->Stats();
+    }
     Status s = WriteFileAtomic(path_, StatsToJson(snap));
     if (!s.ok() && s.ToString() != last_write_error_) {
       Log(LogLevel::kWarn, "cannot write stats: {}", s.ToString());
@@ -425,6 +432,7 @@ class StatsReporter {
   std::string store_;
   int64_t interval_s_;
   outpost::Server* server_;
+  const outpost::MediaServer* media_;
   std::string endpoint_;
   Clock::time_point started_;
   Clock::time_point next_line_;
@@ -486,7 +494,7 @@ outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
                              const outpost::BlobInfo& blob) -> outpost::Result<bool> {
     outpost::Server* server = ready->load();
     if (server == nullptr) return Status::Unavailable("the server is starting");
-    auto may = server->MayReadBlob(who.user, blob);
+    auto may = server->MayReadBlob(who.user, who.device, blob);
     if (!may.ok()) {
       Log(LogLevel::kError, "media: cannot tell whether {} may read blob {}: {}",
           outpost::QuoteForMessage(who.user), blob.id, may.status().ToString());
@@ -638,7 +646,7 @@ int Serve(const Flags& flags) {
     }
   }
   // stats.json (with the media URL) is there before the endpoint file that tells a watcher the server is up.
-  StatsReporter stats(config, server.get(), endpoint.empty() ? listen_uri : endpoint);
+  StatsReporter stats(config, server.get(), media.get(), endpoint.empty() ? listen_uri : endpoint);
   stats.Tick("running");
   if (!config.endpoint_file.empty()) {
     if (Status s = WriteFileAtomic(config.endpoint_file, (endpoint.empty() ? listen_uri : endpoint) + "\n");

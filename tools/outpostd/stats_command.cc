@@ -61,20 +61,36 @@ int Stats(const Flags& flags) {
     return Fail(kExitError, "stats: " + text.status().message());
   }
 
+  auto value = [](const JsonMember& m) { return m.is_string ? JsonQuote(m.value) : m.value; };
   if (flags.Has("json")) {
     fmt::print("{{\n  \"users\": {}", users);
     for (const auto& m : members) {
-      fmt::print(",\n  {}: {}", JsonQuote(m.key), m.is_string ? JsonQuote(m.value) : m.value);
+      if (!m.is_object) {
+        fmt::print(",\n  {}: {}", JsonQuote(m.key), value(m));
+        continue;
+      }
+      fmt::print(",\n  {}: {{", JsonQuote(m.key));
+      for (size_t i = 0; i < m.members.size(); ++i) {
+        fmt::print("{}\n    {}: {}", i == 0 ? "" : ",", JsonQuote(m.members[i].key), value(m.members[i]));
+      }
+      fmt::print("{}}}", m.members.empty() ? "" : "\n  ");
     }
     fmt::print("\n}}\n");
     return kExitOk;
   }
-  fmt::print("{:<20} {}\n", "users", users);
+  fmt::print("{:<28} {}\n", "users", users);
   if (members.empty()) {
     fmt::print("no stats yet: the server has not run on {}\n", data_dir);
     return kExitOk;
   }
-  for (const auto& m : members) fmt::print("{:<20} {}\n", m.key, m.value);
+  // An object's members print as "object.member" (media.uploads_created).
+  for (const auto& m : members) {
+    if (!m.is_object) {
+      fmt::print("{:<28} {}\n", m.key, m.value);
+      continue;
+    }
+    for (const auto& n : m.members) fmt::print("{:<28} {}\n", m.key + "." + n.key, n.value);
+  }
   return kExitOk;
 }
 

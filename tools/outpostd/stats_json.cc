@@ -29,6 +29,20 @@ namespace {
   X(hello_timeouts)                     \
   X(commits)                            \
   X(commit_errors)
+// Every MediaServerStats field, in the header's order.
+#define OUTPOSTD_MEDIA_STATS_FIELDS(X) \
+  X(uploads_created)                   \
+  X(uploads_completed)                 \
+  X(upload_bytes_received)             \
+  X(chunks)                            \
+  X(checksum_mismatches)               \
+  X(downloads)                         \
+  X(download_bytes_sent)               \
+  X(refused_auth)                      \
+  X(not_found)                         \
+  X(rejected_other)                    \
+  X(server_errors)                     \
+  X(connections_refused)
 // clang-format on
 
 class FlatParser {
@@ -36,12 +50,19 @@ class FlatParser {
   explicit FlatParser(std::string_view text) : t_(text) {}
 
   bool Parse(std::vector<JsonMember>* members, std::string* error) {
+    if (!Object(members, /*nested=*/false, error)) return false;
+    return End(error);
+  }
+
+ private:
+  // `{ members }`; a member's value may be an object only when not `nested` (one level).
+  bool Object(std::vector<JsonMember>* members, bool nested, std::string* error) {
     members->clear();
     if (!Expect('{')) return Fail("expected '{'", error);
     Skip();
     if (Peek() == '}') {
       ++i_;
-      return End(error);
+      return true;
     }
     for (;;) {
       JsonMember m;
@@ -50,10 +71,14 @@ class FlatParser {
       if (!Expect(':')) return Fail("expected ':'", error);
       Skip();
       m.is_string = Peek() == '"';
+      m.is_object = Peek() == '{';
       if (m.is_string) {
         if (!String(&m.value)) return Fail("bad string value", error);
+      } else if (m.is_object) {
+        if (nested) return Fail("objects nest one level only", error);
+        if (!Object(&m.members, /*nested=*/true, error)) return false;
       } else if (!Number(&m.value)) {
-        return Fail("expected a string or a number", error);
+        return Fail("expected a string, a number or an object", error);
       }
       members->push_back(std::move(m));
       Skip();
@@ -62,11 +87,9 @@ class FlatParser {
         continue;
       }
       if (!Expect('}')) return Fail("expected ',' or '}'", error);
-      return End(error);
+      return true;
     }
   }
-
- private:
   char Peek() const { return i_ < t_.size() ? t_[i_] : '\0'; }
   void Skip() {
     while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\r' || t_[i_] == '\t')) ++i_;
@@ -163,6 +186,18 @@ std::string StatsToJson(const StatsSnapshot& stats) {
   out += fmt::format(",\n  \"transport_inbound_bytes\": {}", stats.transport.inbound_bytes);
   out += fmt::format(",\n  \"connections_paused\": {}", stats.transport.connections_paused);
   out += fmt::format(",\n  \"connections_dropped_slow\": {}", stats.transport.connections_dropped_slow);
+  if (stats.has_media) {
+    // The media server's own counters (--http), apart: some names (connections_refused) are the sync
+    // server's too.
+    out += ",\n  \"media\": {";
+    const char* sep = "\n";
+#define OUTPOSTD_MEDIA_FIELD(name)                                      \
+  out += fmt::format("{}    \"" #name "\": {}", sep, stats.media.name); \
+  sep = ",\n";
+    OUTPOSTD_MEDIA_STATS_FIELDS(OUTPOSTD_MEDIA_FIELD)
+#undef OUTPOSTD_MEDIA_FIELD
+    out += "\n  }";
+  }
   out += "\n}\n";
   return out;
 }

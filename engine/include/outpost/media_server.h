@@ -84,6 +84,27 @@ struct MediaServerOptions {
   int64_t expire_interval_ms = 60'000;  // how often expired uploads are removed
 };
 
+// What a MediaServer has done since it started (monotonic counters; Stats() reads them without a lock, so
+// fields read together may be a request apart).
+struct MediaServerStats {
+  uint64_t uploads_created = 0;    // POSTs that made an upload
+  uint64_t uploads_completed = 0;  // uploads whose last byte was committed (or created with length 0)
+  // Bytes committed to the blob store by request bodies (PATCH, and POST with creation-with-upload). A body
+  // cut off mid-way counts what was kept; a discarded chunk (checksum mismatch, too long) counts nothing.
+  uint64_t upload_bytes_received = 0;
+  uint64_t chunks = 0;               // request bodies (PATCH or creation POST) that committed at least a byte
+  uint64_t checksum_mismatches = 0;  // 460s: an Upload-Checksum mismatch, or the whole upload's sha256
+  uint64_t downloads = 0;            // GETs answered 200 or 206
+  uint64_t download_bytes_sent = 0;  // body bytes of those, as handed to the socket
+  // Responses by status (one count per response; 503s of connections over the limit are apart).
+  uint64_t refused_auth = 0;    // 401
+  uint64_t not_found = 0;       // 404
+  uint64_t rejected_other = 0;  // other 4xx
+  uint64_t server_errors = 0;   // 5xx
+  // Connections over connections_max or connections_per_ip_max (answered 503 and closed).
+  uint64_t connections_refused = 0;
+};
+
 class MediaServer {
  public:
   // Listens on HOST:PORT (PORT 0: any; port() tells) and serves on background threads.
@@ -92,6 +113,8 @@ class MediaServer {
   virtual ~MediaServer() = default;  // stops
   virtual uint16_t port() const = 0;
   virtual void Stop() = 0;
+  // Cheap (relaxed atomic loads): fine to call every second.
+  virtual MediaServerStats Stats() const = 0;
 };
 
 }  // namespace outpost

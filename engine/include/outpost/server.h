@@ -142,11 +142,12 @@ class ServerCore {
   // Called (from a store thread) when another instance published something for Tick to send.
   void SetWakeup(std::function<void()> wakeup);
   ServerStats Stats() const;
-  // Whether `user` may download `blob` (MediaServerOptions::may_read): its owner may; anyone else only when
-  // an applied op references it in a stream they may read now (a member, and the authorize hook allows
-  // Access::kPull). May be called from any thread, also while Handle runs: it reads the store in a
-  // transaction of its own and no session state. A store error is returned, never a grant.
-  Result<bool> MayReadBlob(std::string_view user, const BlobInfo& blob);
+  // Whether (`user`, `device`) may download `blob` (MediaServerOptions::may_read): its owner user may;
+  // anyone else only when an applied op references it in a stream they may read now (a member, and the
+  // authorize hook allows Access::kPull for that device). May be called from any thread, also while Handle
+  // runs: it reads the store in a transaction of its own and no session state. A store error is returned,
+  // never a grant.
+  Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
 
   class Impl;
 
@@ -170,7 +171,7 @@ class Server {
   // What the listener holds (send budgets, paused and dropped connections, received frames not yet handled).
   ListenerStats TransportStats() const;
   // ServerCore::MayReadBlob; any thread.
-  Result<bool> MayReadBlob(std::string_view user, const BlobInfo& blob);
+  Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
   // The listener's endpoint (Listener::endpoint()): with tcp://HOST:0, the port actually bound.
   std::string endpoint() const;
 

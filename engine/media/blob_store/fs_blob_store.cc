@@ -60,7 +60,7 @@ constexpr size_t kWriteBufferBytes = 256 << 10;  // a writer's buffer before a p
 constexpr size_t kHashChunkBytes = 1 << 20;
 constexpr std::string_view kInfoMagic = "outpost-blob-info 1\n";
 constexpr size_t kInfoBytesMax = 64 << 10;  // the longest .info there can be, with room to spare
-constexpr size_t kDigestsMax = 4096;         // blobs whose running SHA-256 is kept between writers
+constexpr size_t kDigestsMax = 4096;        // blobs whose running SHA-256 is kept between writers
 
 Status ErrnoStatus(const std::string& what, int e) {
   std::string msg = what + ": " + std::strerror(e);
@@ -365,8 +365,8 @@ class FsBlobStore final : public BlobStore {
     if (file_bytes > info.offset && ::ftruncate(fd.get(), static_cast<off_t>(info.offset)) != 0) {
       return ErrnoStatus("truncate " + DataPath(id), errno);
     }
-    std::unique_ptr<Digest> digest =
-        info.offset == 0 ? std::make_unique<Digest>(DigestKind::kSha256) : TakeDigest(info.id, info.offset, fd.get());
+    std::unique_ptr<Digest> digest = info.offset == 0 ? std::make_unique<Digest>(DigestKind::kSha256)
+                                                      : TakeDigest(info.id, info.offset, fd.get());
     return std::unique_ptr<BlobWriter>(
         std::make_unique<FsBlobWriter>(this, fd.release(), std::move(info), std::move(digest)));
   }

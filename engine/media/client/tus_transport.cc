@@ -255,6 +255,34 @@ Result<uint64_t> UploadOffsetOf(const Exchange& ex, std::string_view what) {
 }
 
 // An http(s) URL (curl's parser), or InvalidArgument. `base`, when given, resolves a relative `url`.
+// scheme://host:port of an absolute URL (the default port filled in); empty when it is not one.
+std::string Origin(const std::string& url) {
+  CURLU* h = curl_url();
+  if (h == nullptr) return {};
+  std::string out;
+  char *scheme = nullptr, *host = nullptr, *port = nullptr;
+  if (curl_url_set(h, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    out = std::string(scheme) + "://" + host + ":" + port;
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(h);
+  return out;
+}
+
+// The device's token goes only to the endpoint's server: an upload URL elsewhere (a Location rewritten by a
+// proxy or forged on the way, or an upload begun before the server moved its endpoint) is not used.
+Status CheckSameServer(const std::string& url, const std::string& endpoint) {
+  std::string a = Origin(url);
+  if (!a.empty() && a == Origin(endpoint)) return Status::OK();
+  return Status::NotFound("tus: upload URL " + Excerpt(url) + " is not on the endpoint's server " +
+                          Excerpt(endpoint));
+}
+
 Result<std::string> NormalizeUrl(std::string_view url, std::string_view base = {}) {
   if (url.empty() || HasControlChars(url) || HasControlChars(base)) {
     return Status::InvalidArgument("tus: bad URL \"" + Excerpt(url) + "\"");
@@ -361,11 +389,14 @@ class TusTransport final : public MediaTransport {
     if (!location || location->empty()) return Status::Corruption("tus create: 201 answer without Location");
     Result<std::string> url = NormalizeUrl(*location, endpoint);
     if (!url.ok()) return Status::Corruption("tus create: bad Location: " + url.status().message());
+    Status same = CheckSameServer(*url, endpoint);
+    if (!same.ok()) return Status::Corruption("tus create: Location on another server: " + same.message());
     return url;
   }
 
   Result<uint64_t> UploadOffset(const MediaEndpoint& at, std::string_view upload_url) override {
     OUTPOST_ASSIGN_OR_RETURN(std::string url, NormalizeUrl(upload_url));
+    OUTPOST_RETURN_IF_ERROR(CheckSameServer(url, std::string(at.url)));
     Request req{Request::Method::kHead, url, {}, {}};
     Exchange ex;
     OUTPOST_RETURN_IF_ERROR(Perform(at, req, &ex));
@@ -376,6 +407,7 @@ class TusTransport final : public MediaTransport {
   Result<uint64_t> AppendUpload(const MediaEndpoint& at, std::string_view upload_url, uint64_t offset,
                                 std::string_view chunk) override {
     OUTPOST_ASSIGN_OR_RETURN(std::string url, NormalizeUrl(upload_url));
+    OUTPOST_RETURN_IF_ERROR(CheckSameServer(url, std::string(at.url)));
     Request req{Request::Method::kPatch,
                 url,
                 {"Content-Type: application/offset+octet-stream", "Upload-Offset: " + std::to_string(offset),
@@ -395,6 +427,7 @@ class TusTransport final : public MediaTransport {
 
   Status TerminateUpload(const MediaEndpoint& at, std::string_view upload_url) override {
     OUTPOST_ASSIGN_OR_RETURN(std::string url, NormalizeUrl(upload_url));
+    OUTPOST_RETURN_IF_ERROR(CheckSameServer(url, std::string(at.url)));
     Request req{Request::Method::kDelete, url, {}, {}};
     Exchange ex;
     OUTPOST_RETURN_IF_ERROR(Perform(at, req, &ex));

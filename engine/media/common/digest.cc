@@ -1,13 +1,13 @@
 // Copyright 2026 The Outpost Authors.
 #include "media/common/digest.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace outpost::media {
 

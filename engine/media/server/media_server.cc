@@ -83,6 +83,24 @@ constexpr char kAllowHeaders[] =
     "Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum, Range, If-None-Match, "
     "X-HTTP-Method-Override";
 
+// MediaServerStats as relaxed atomics: each is a count on its own, never read together under a lock.
+struct Counters {
+  std::atomic<uint64_t> uploads_created{0};
+  std::atomic<uint64_t> uploads_completed{0};
+  std::atomic<uint64_t> upload_bytes_received{0};
+  std::atomic<uint64_t> chunks{0};
+  std::atomic<uint64_t> checksum_mismatches{0};
+  std::atomic<uint64_t> downloads{0};
+  std::atomic<uint64_t> download_bytes_sent{0};
+  std::atomic<uint64_t> refused_auth{0};
+  std::atomic<uint64_t> not_found{0};
+  std::atomic<uint64_t> rejected_other{0};
+  std::atomic<uint64_t> server_errors{0};
+  std::atomic<uint64_t> connections_refused{0};
+};
+
+void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) { counter.fetch_add(n, std::memory_order_relaxed); }
+
 // Set on the accept thread while it runs the task of a connection over connections_max.
 thread_local bool t_reject_connection = false;
 // Set on the accept thread while it runs a connection's task only to learn its socket (cpp-httplib hands the
@@ -105,8 +123,12 @@ std::string PeerIp(int sock) {
 // limit.
 class BoundedTaskQueue final : public httplib::TaskQueue {
  public:
-  BoundedTaskQueue(size_t threads, uint32_t connections_max, uint32_t connections_per_ip_max)
-      : pool_(threads), connections_max_(connections_max), connections_per_ip_max_(connections_per_ip_max) {}
+  BoundedTaskQueue(size_t threads, uint32_t connections_max, uint32_t connections_per_ip_max,
+                   Counters* counters)
+      : pool_(threads),
+        connections_max_(connections_max),
+        connections_per_ip_max_(connections_per_ip_max),
+        counters_(counters) {}
 
   void enqueue(std::function<void()> fn) override {
     int sock = -1;
@@ -116,6 +138,7 @@ class BoundedTaskQueue final : public httplib::TaskQueue {
     std::string ip = PeerIp(sock);
     if (open_.fetch_add(1) >= connections_max_ || !AdmitIp(ip)) {
       open_.fetch_sub(1);
+      Bump(counters_->connections_refused);
       t_reject_connection = true;
       fn();  // process_and_close_socket sees the flag: 503 and close
       t_reject_connection = false;
@@ -146,6 +169,7 @@ class BoundedTaskQueue final : public httplib::TaskQueue {
   httplib::ThreadPool pool_;
   uint32_t connections_max_;
   uint32_t connections_per_ip_max_;
+  Counters* counters_;
   std::atomic<uint32_t> open_{0};
   std::mutex ip_mu_;
   std::map<std::string, uint32_t> open_per_ip_;  // entries only for IPs with open connections
@@ -519,6 +543,7 @@ class MediaServerImpl final : public MediaServer {
   Status Listen(std::string_view host, uint16_t port);
   uint16_t port() const override { return port_; }
   void Stop() override;
+  MediaServerStats Stats() const override;
 
  private:
   struct Upload {
@@ -537,6 +562,8 @@ class MediaServerImpl final : public MediaServer {
   void Patch(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void Delete(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void ExpireLoop();
+  // Counts a response by its final status (after the error handler), once per response.
+  void CountResponse(const httplib::Request& req, const httplib::Response& res);
 
   std::optional<MediaPrincipal> Authenticate(const httplib::Request& req, httplib::Response& res);
   // The upload named by the path, when it exists and belongs to the caller; else the response is set.
@@ -559,6 +586,8 @@ class MediaServerImpl final : public MediaServer {
   bool ReserveUpload(const std::string& user);
 
   MediaServerOptions options_;
+  // Before http_: the task queue and the download providers (both gone once http_ stops) point into it.
+  Counters counters_;
   HttpServer http_;
   uint16_t port_ = 0;
   std::thread listener_;
@@ -585,8 +614,8 @@ Status MediaServerImpl::Listen(std::string_view host, uint16_t port) {
   uint32_t threads = options_.threads;
   uint32_t connections_max = options_.connections_max;
   uint32_t connections_per_ip_max = options_.connections_per_ip_max;
-  http_.new_task_queue = [threads, connections_max, connections_per_ip_max] {
-    return new BoundedTaskQueue(threads, connections_max, connections_per_ip_max);
+  http_.new_task_queue = [this, threads, connections_max, connections_per_ip_max] {
+    return new BoundedTaskQueue(threads, connections_max, connections_per_ip_max, &counters_);
   };
   auto ms = [](int64_t v) { return static_cast<int>(std::clamp<int64_t>(v, 1, 24 * 3600'000)); };
   http_.Configure(ms(options_.read_timeout_ms), ms(options_.write_timeout_ms),
@@ -637,6 +666,39 @@ void MediaServerImpl::Stop() {
   if (expirer_.joinable()) expirer_.join();
 }
 
+MediaServerStats MediaServerImpl::Stats() const {
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  MediaServerStats s;
+  s.uploads_created = get(counters_.uploads_created);
+  s.uploads_completed = get(counters_.uploads_completed);
+  s.upload_bytes_received = get(counters_.upload_bytes_received);
+  s.chunks = get(counters_.chunks);
+  s.checksum_mismatches = get(counters_.checksum_mismatches);
+  s.downloads = get(counters_.downloads);
+  s.download_bytes_sent = get(counters_.download_bytes_sent);
+  s.refused_auth = get(counters_.refused_auth);
+  s.not_found = get(counters_.not_found);
+  s.rejected_other = get(counters_.rejected_other);
+  s.server_errors = get(counters_.server_errors);
+  s.connections_refused = get(counters_.connections_refused);
+  return s;
+}
+
+void MediaServerImpl::CountResponse(const httplib::Request& req, const httplib::Response& res) {
+  int status = res.status;
+  if (req.method == "GET" && (status == 200 || status == 206)) {
+    Bump(counters_.downloads);
+  } else if (status == 401) {
+    Bump(counters_.refused_auth);
+  } else if (status == 404) {
+    Bump(counters_.not_found);
+  } else if (status >= 400 && status < 500) {
+    Bump(counters_.rejected_other);
+  } else if (status >= 500) {
+    Bump(counters_.server_errors);
+  }
+}
+
 void MediaServerImpl::ExpireLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
@@ -672,6 +734,8 @@ void MediaServerImpl::Routes() {
     }
     return httplib::Server::HandlerResponse::Handled;
   }));
+  // Called once per response with its final status, whoever set it (a handler, PreRoute or cpp-httplib).
+  http_.set_post_routing_handler([this](const Request& req, Response& res) { CountResponse(req, res); });
   const std::string kUpload = "/files/([^/]*)";
   http_.Post("/files/?", [this](const Request& req, Response& res, const ContentReader& reader) {
     Post(req, res, reader);
@@ -904,6 +968,8 @@ void MediaServerImpl::Post(const httplib::Request& req, httplib::Response& res,
     StoreError(res, made.status());
     return LeaveBody(req, res, &reader);
   }
+  Bump(counters_.uploads_created);
+  if (made->complete) Bump(counters_.uploads_completed);  // Upload-Length: 0
   Upload upload{std::move(*who), std::move(made).value()};
   std::string location = "/files/" + upload.info.id;
   if (with_body && !AppendBody(req, res, reader, upload, 0)) {
@@ -1028,6 +1094,7 @@ bool MediaServerImpl::AppendBody(const httplib::Request& req, httplib::Response&
       return false;
     }
     if (digest->Final() != expected) {
+      Bump(counters_.checksum_mismatches);
       Fail(res, 460, "Upload-Checksum mismatch; chunk discarded");
       return false;
     }
@@ -1037,6 +1104,7 @@ bool MediaServerImpl::AppendBody(const httplib::Request& req, httplib::Response&
   writer->reset();  // releases the upload's lock before the response is written
   if (!committed.ok()) {
     if (committed.status().code() == Status::Code::kCorruption) {
+      Bump(counters_.checksum_mismatches);
       upload.info.offset = 0;
       res.set_header("Upload-Offset", "0");
       Fail(res, 460, "the upload's bytes do not match its sha256 metadata; it was reset to offset 0");
@@ -1045,8 +1113,13 @@ bool MediaServerImpl::AppendBody(const httplib::Request& req, httplib::Response&
     }
     return false;
   }
+  if (*committed > offset) {
+    Bump(counters_.upload_bytes_received, *committed - offset);
+    Bump(counters_.chunks);
+  }
   upload.info.offset = *committed;
   if (*committed == size) {
+    Bump(counters_.uploads_completed);
     upload.info.complete = true;
     Forget(upload.who.user, upload.info.id);
   }
@@ -1143,15 +1216,18 @@ void MediaServerImpl::Get(const httplib::Request& req, httplib::Response& res) {
   }
   std::string type = info->spec.content_type.empty() ? "application/octet-stream" : info->spec.content_type;
   std::shared_ptr<BlobStore> blobs = options_.blobs;
+  Counters* counters = &counters_;
   res.set_content_provider(static_cast<size_t>(length), type,
-                           [blobs, id, first](size_t offset, size_t n, httplib::DataSink& sink) {
+                           [blobs, counters, id, first](size_t offset, size_t n, httplib::DataSink& sink) {
                              std::string piece;
                              Status s =
                                  blobs->Read(id, first + offset, std::min(n, kDownloadPieceBytes), &piece);
                              // A failed read (the blob was removed meanwhile) ends the response early; the
                              // client sees it short.
                              if (!s.ok() || piece.empty()) return false;
-                             return sink.write(piece.data(), piece.size());
+                             if (!sink.write(piece.data(), piece.size())) return false;
+                             Bump(counters->download_bytes_sent, piece.size());
+                             return true;
                            });
 }
 

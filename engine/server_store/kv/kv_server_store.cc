@@ -15,8 +15,8 @@ namespace {
 
 enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta, kBlobRefs };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",  "s_streams",
-                                                 "s_wm",      "s_members", "s_meta",   "s_blobrefs"};
+  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
+                                                 "s_wm",  "s_members", "s_meta",   "s_blobrefs"};
   return names;
 }
 

@@ -724,9 +724,10 @@ class PgWriteTxn final : public PgReads<ServerWriteTxn> {
         b.Add(blob);
         s.Add(stream);
       }
-      stmts->push_back({"INSERT INTO blob_refs (blob, stream) SELECT * FROM unnest($1::text[], $2::bytea[]) "
-                        "ON CONFLICT DO NOTHING",
-                        {}});
+      stmts->push_back(
+          {"INSERT INTO blob_refs (blob, stream) SELECT * FROM unnest($1::text[], $2::bytea[]) "
+           "ON CONFLICT DO NOTHING",
+           {}});
       stmts->back().params.Array(b).Array(s);
       blob_refs_.clear();
     }
@@ -1133,7 +1134,8 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));
     OUTPOST_RETURN_IF_ERROR(conn->Exec("COMMIT"));
-    return "upgraded the Outpost schema in " + redacted + " from version " + std::to_string(have) + " to " + want;
+    return "upgraded the Outpost schema in " + redacted + " from version " + std::to_string(have) + " to " +
+           want;
   }
   OUTPOST_RETURN_IF_ERROR(conn->Exec("COMMIT"));
   return "the Outpost schema in " + redacted + " is at version " + want + " already; nothing to do";

@@ -46,13 +46,15 @@ Result<PreparedAttachment> CopyAttachment(const AttachmentSource& source, const 
   PreparedAttachment out;
   out.present = true;
   out.content_type = source.content_type.empty() ? "application/octet-stream" : source.content_type;
-  out.filename = source.filename.empty() ? std::filesystem::path(source.path).filename().string() : source.filename;
+  out.filename =
+      source.filename.empty() ? std::filesystem::path(source.path).filename().string() : source.filename;
   Fd in;
   in.fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in.fd < 0) return Errno("attachment " + source.path, errno);
   struct stat st;
   if (::fstat(in.fd, &st) != 0) return Errno("attachment " + source.path, errno);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("attachment " + source.path + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Status::InvalidArgument("attachment " + source.path + " is not a regular file");
   if (static_cast<uint64_t>(st.st_size) > bytes_max) {
     return Status::InvalidArgument("attachment " + source.path + " is " + std::to_string(st.st_size) +
                                    " bytes (max " + std::to_string(bytes_max) + ")");
@@ -153,8 +155,9 @@ Status DownloadBlob(MediaTransport& media, const MediaEndpoint& at, const std::s
     }
   }
   if (::fsync(fd.fd) != 0) return Errno(part, errno);
-  if (have != size) return Status::Unavailable("the download ended after " + std::to_string(have) + " of " +
-                                               std::to_string(size) + " bytes");
+  if (have != size)
+    return Status::Unavailable("the download ended after " + std::to_string(have) + " of " +
+                               std::to_string(size) + " bytes");
   OUTPOST_ASSIGN_OR_RETURN(std::string got, media::Sha256FileHex(part));
   if (got != sha256) {
     ::unlink(part.c_str());

@@ -113,7 +113,8 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
                                                  in.dirty.insert(streams.begin(), streams.end());
                                                  in.follow.insert(streams.begin(), streams.end());
                                                });
-                                               for (const auto& [id, size] : uploads) uploader_->Added(id, size);
+                                               for (const auto& [id, size] : uploads)
+                                                 uploader_->Added(id, size);
                                                if (!uploads.empty()) uploader_->Wake();
                                              });
 
@@ -327,11 +328,13 @@ Status Client::Impl::FetchAttachment(const OpId& id, const std::string& path,
   OUTPOST_ASSIGN_OR_RETURN(OpInfo op, Get(id));
   if (!op.has_attachment) return Status::NotFound("op " + id.ToString() + " has no attachment");
   const Attachment& a = op.attachment;
-  if (a.blob_id.empty()) return Status::NotFound("the attachment of op " + id.ToString() + " is not uploaded yet");
+  if (a.blob_id.empty())
+    return Status::NotFound("the attachment of op " + id.ToString() + " is not uploaded yet");
   if (opt_.media == nullptr) return Status::FailedPrecondition("ClientOptions::media is not set");
   MediaEndpoint at;
   at.url = media_url();
-  if (at.url.empty()) return Status::FailedPrecondition("no upload endpoint known yet (connect to the server first)");
+  if (at.url.empty())
+    return Status::FailedPrecondition("no upload endpoint known yet (connect to the server first)");
   at.token = uploader_->token();
   return DownloadBlob(*opt_.media, at, a.blob_id, a.size, a.sha256, path, progress);
 }
@@ -418,36 +421,36 @@ Status Client::Impl::Retry(const OpId& id) {
 Status Client::Impl::Discard(const OpId& id) {
   std::string copy;
   Status st = ChangeOp(id,
-                  [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
-                      std::vector<Change>* changes) -> Status {
-                    const OpInfo& op = s.op;
-                    if (!op.own || op.state == OpState::kSent) {
-                      return Status::FailedPrecondition("op " + id.ToString() +
-                                                        " was already sent; it cannot be discarded");
-                    }
-                    if (op.has_attachment) {
-                      // Its upload (if any) stops; the server removes the partial file when it expires.
-                      OUTPOST_RETURN_IF_ERROR(DeviceStore::DeleteUpload(txn, id));
-                      if (!opt_.media_dir.empty()) copy = opt_.media_dir + "/" + id.ToString();
-                    }
-                    if (op.state == OpState::kPending && op.device_counter == 0) {
-                      // Waiting for its upload: it holds no counter, so no skip is owed.
-                      tally->pending_gone.push_back({op.stream, op.created_at_ms});
-                    } else if (op.state == OpState::kPending) {
-                      // Its counter is still ours: the outbox entry becomes a skip.
-                      OUTPOST_RETURN_IF_ERROR(DeviceStore::PutEntry(txn, op.stream, op.device_counter,
-                                                                    {OutboxEntry::Kind::kSkip, op.op_id}));
-                      tally->pending_gone.push_back({op.stream, op.created_at_ms});
-                    } else {
-                      OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
-                      DeviceStore::TakeFailed(&m);
-                      tally->failed = -1;
-                    }
-                    OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
-                    OUTPOST_RETURN_IF_ERROR(txn->Delete(kOpIndex, op.op_id.AsBytes()));
-                    changes->push_back({Change::Kind::kRemoved, op.stream, op.op_id});
-                    return Status::OK();
-                  });
+                       [&](WriteTxn* txn, StoredOp& s, keys::StreamMeta& m, Tally* tally,
+                           std::vector<Change>* changes) -> Status {
+                         const OpInfo& op = s.op;
+                         if (!op.own || op.state == OpState::kSent) {
+                           return Status::FailedPrecondition("op " + id.ToString() +
+                                                             " was already sent; it cannot be discarded");
+                         }
+                         if (op.has_attachment) {
+                           // Its upload (if any) stops; the server removes the partial file when it expires.
+                           OUTPOST_RETURN_IF_ERROR(DeviceStore::DeleteUpload(txn, id));
+                           if (!opt_.media_dir.empty()) copy = opt_.media_dir + "/" + id.ToString();
+                         }
+                         if (op.state == OpState::kPending && op.device_counter == 0) {
+                           // Waiting for its upload: it holds no counter, so no skip is owed.
+                           tally->pending_gone.push_back({op.stream, op.created_at_ms});
+                         } else if (op.state == OpState::kPending) {
+                           // Its counter is still ours: the outbox entry becomes a skip.
+                           OUTPOST_RETURN_IF_ERROR(DeviceStore::PutEntry(
+                               txn, op.stream, op.device_counter, {OutboxEntry::Kind::kSkip, op.op_id}));
+                           tally->pending_gone.push_back({op.stream, op.created_at_ms});
+                         } else {
+                           OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
+                           DeviceStore::TakeFailed(&m);
+                           tally->failed = -1;
+                         }
+                         OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
+                         OUTPOST_RETURN_IF_ERROR(txn->Delete(kOpIndex, op.op_id.AsBytes()));
+                         changes->push_back({Change::Kind::kRemoved, op.stream, op.op_id});
+                         return Status::OK();
+                       });
   if (st.ok() && !copy.empty()) {
     uploader_->Remove(id);
     RemoveAttachmentCopy(copy);

@@ -43,7 +43,9 @@ Status DeviceStore::PutUpload(WriteTxn* txn, const codec::UploadRecord& u) {
   return txn->Put(kUploads, u.op_id.AsBytes(), codec::EncodeUpload(u));
 }
 
-Status DeviceStore::DeleteUpload(WriteTxn* txn, const OpId& id) { return txn->Delete(kUploads, id.AsBytes()); }
+Status DeviceStore::DeleteUpload(WriteTxn* txn, const OpId& id) {
+  return txn->Delete(kUploads, id.AsBytes());
+}
 
 Status DeviceStore::LoadMeta(ReadTxn* txn, std::string_view stream, keys::StreamMeta* meta) {
   std::string v;

@@ -322,7 +322,8 @@ Status Flusher::ReadBatch(const std::string& stream, int64_t now, Batch* batch) 
       f.depends_on = op.depends_on;
       if (op.has_attachment) {
         f.has_blob = true;
-        f.blob = {op.attachment.blob_id, op.attachment.content_type, op.attachment.sha256, op.attachment.size};
+        f.blob = {op.attachment.blob_id, op.attachment.content_type, op.attachment.sha256,
+                  op.attachment.size};
       }
     }
     // Each op costs its payload, kind and stream (repeated per op) plus a fixed overhead; the whole Push

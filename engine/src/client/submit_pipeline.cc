@@ -43,16 +43,18 @@ void SubmitPipeline::Start(uint64_t local_seq) {
   completer_ = std::thread([this] { CompleteLoop(); });
 }
 
-Result<std::vector<PreparedAttachment>> SubmitPipeline::PrepareAttachments(const std::vector<NewOp>& ops,
-                                                                           const std::vector<OpId>& ids) const {
+Result<std::vector<PreparedAttachment>> SubmitPipeline::PrepareAttachments(
+    const std::vector<NewOp>& ops, const std::vector<OpId>& ids) const {
   std::vector<PreparedAttachment> files;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].options.attachment.path.empty()) continue;
     Status st;
     if (opt_.media == nullptr) {
-      st = Status::FailedPrecondition("this client cannot upload attachments: ClientOptions::media is not set");
+      st = Status::FailedPrecondition(
+          "this client cannot upload attachments: ClientOptions::media is not set");
     } else if (opt_.media_dir.empty()) {
-      st = Status::FailedPrecondition("this client cannot keep attachments: ClientOptions::media_dir is not set");
+      st = Status::FailedPrecondition(
+          "this client cannot keep attachments: ClientOptions::media_dir is not set");
     } else if (ops[i].options.attachment.content_type.size() > 255 ||
                ops[i].options.attachment.filename.size() > 255) {
       st = Status::InvalidArgument("an attachment's content type and file name must be at most 255 bytes");
@@ -60,7 +62,8 @@ Result<std::vector<PreparedAttachment>> SubmitPipeline::PrepareAttachments(const
       files.resize(ops.size());
     }
     if (st.ok()) {
-      auto copy = CopyAttachment(ops[i].options.attachment, opt_.media_dir, ids[i], opt_.attachment_bytes_max);
+      auto copy =
+          CopyAttachment(ops[i].options.attachment, opt_.media_dir, ids[i], opt_.attachment_bytes_max);
       if (copy.ok()) {
         files[i] = std::move(*copy);
       } else {

@@ -267,8 +267,8 @@ void Uploader::Act(codec::UploadRecord& u, const std::string& endpoint, int64_t 
     size_t n = static_cast<size_t>(std::min<uint64_t>(ctx_.opt.upload_chunk_bytes, u.size - offset));
     Status rd = ReadAttachment(u.path, offset, n, &chunk);
     if (rd.ok() && chunk.size() != n) {
-      rd = Status::Corruption("the attachment's copy " + u.path + " is shorter than " + std::to_string(u.size) +
-                              " bytes");
+      rd = Status::Corruption("the attachment's copy " + u.path + " is shorter than " +
+                              std::to_string(u.size) + " bytes");
     }
     if (!rd.ok()) {  // the copy is gone or damaged: no retry brings it back
       Fail(u, Status::FromCode(Status::Code::kFailedPrecondition, rd.message()));
@@ -314,7 +314,8 @@ void Uploader::Act(codec::UploadRecord& u, const std::string& endpoint, int64_t 
     auth_paused_ = true;  // the token is refused: SetToken resumes
     return;
   }
-  if (err.code() == Status::Code::kConflict) return;  // HEAD next, at once
+  // A Conflict (the server holds another offset) is asked about (HEAD) at the next step, after a backoff
+  // like any failure: a server that keeps answering Conflict cannot make the device loop.
   if (Permanent(err)) {
     Fail(u, err);
     return;
@@ -323,15 +324,16 @@ void Uploader::Act(codec::UploadRecord& u, const std::string& endpoint, int64_t 
 }
 
 Status Uploader::Update(const OpId& id, const std::function<void(codec::UploadRecord&)>& change) {
-  auto txn = ctx_.store->BeginWrite();
-  Status st = txn.status();
+  auto begun = ctx_.store->BeginWrite();
+  Status st = begun.status();
+  std::unique_ptr<WriteTxn> txn = st.ok() ? std::move(begun).value() : nullptr;
   codec::UploadRecord r;
-  if (st.ok()) st = DeviceStore::LoadUpload(txn->get(), id, &r);
+  if (st.ok()) st = DeviceStore::LoadUpload(txn.get(), id, &r);
   if (st.ok()) {
     change(r);
-    st = DeviceStore::PutUpload(txn->get(), r);
+    st = DeviceStore::PutUpload(txn.get(), r);
   }
-  if (st.ok()) st = (*txn)->Commit();
+  if (st.ok()) st = txn->Commit();
   if (st.ok()) {
     MutexLock lock(&mu_);
     gauges_[id] = {r.offset, r.size, r.failed};
@@ -341,29 +343,34 @@ Status Uploader::Update(const OpId& id, const std::function<void(codec::UploadRe
   return st;
 }
 
+Status Uploader::Load(const OpId& id, std::unique_ptr<WriteTxn>* txn, codec::UploadRecord* upload,
+                      StoredOp* op) {
+  OUTPOST_ASSIGN_OR_RETURN(*txn, ctx_.store->BeginWrite());
+  OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadUpload(txn->get(), id, upload));
+  return DeviceStore::LoadOp(txn->get(), id, op);
+}
+
 void Uploader::Complete(const codec::UploadRecord& u, int64_t now) {
   std::string stream;
   Status st;
   {
     MutexLock lock(&ctx_.mu);
-    auto txn = ctx_.store->BeginWrite();
-    st = txn.status();
+    std::unique_ptr<WriteTxn> txn;
     codec::UploadRecord r;
     StoredOp s;
-    if (st.ok()) st = DeviceStore::LoadUpload(txn->get(), u.op_id, &r);
-    if (st.ok()) st = DeviceStore::LoadOp(txn->get(), u.op_id, &s);
+    st = Load(u.op_id, &txn, &r, &s);
     if (st.IsNotFound()) return;  // discarded meanwhile
     std::string blob_id = BlobIdOfUploadUrl(r.upload_url);
     if (st.ok() && s.op.state == OpState::kSent) {
       // Settled by a pull already (a power loss undid this completion once): only the record is left.
-      st = DeviceStore::DeleteUpload(txn->get(), u.op_id);
-      if (st.ok()) st = (*txn)->Commit();
+      st = DeviceStore::DeleteUpload(txn.get(), u.op_id);
+      if (st.ok()) st = txn->Commit();
       if (st.ok()) Remove(u.op_id);
       return;
     }
     if (st.ok() && (s.op.state != OpState::kPending || r.failed || blob_id.empty())) return;
     keys::StreamMeta m;
-    if (st.ok()) st = DeviceStore::LoadMeta(txn->get(), s.op.stream, &m);
+    if (st.ok()) st = DeviceStore::LoadMeta(txn.get(), s.op.stream, &m);
     if (st.ok()) {
       stream = s.op.stream;
       // Its place in the stream's order is taken now: ops submitted meanwhile went before it.
@@ -372,15 +379,15 @@ void Uploader::Complete(const codec::UploadRecord& u, int64_t now) {
       s.op.attempts = 0;
       s.op.next_attempt_at_ms = now;
       ++m.outbox;
-      st = DeviceStore::PutOp(txn->get(), s);
+      st = DeviceStore::PutOp(txn.get(), s);
     }
-    if (st.ok()) st = DeviceStore::PutEntry(txn->get(), stream, s.op.device_counter, {.op_id = u.op_id});
-    if (st.ok()) st = DeviceStore::PutMeta(txn->get(), stream, m);
-    if (st.ok()) st = DeviceStore::DeleteUpload(txn->get(), u.op_id);
+    if (st.ok()) st = DeviceStore::PutEntry(txn.get(), stream, s.op.device_counter, {.op_id = u.op_id});
+    if (st.ok()) st = DeviceStore::PutMeta(txn.get(), stream, m);
+    if (st.ok()) st = DeviceStore::DeleteUpload(txn.get(), u.op_id);
     if (st.ok()) {
       Tally tally;
       tally.outbox = 1;
-      st = ctx_.store->Commit(txn->get(), tally, {{Change::Kind::kUpdated, stream, u.op_id}});
+      st = ctx_.store->Commit(txn.get(), tally, {{Change::Kind::kUpdated, stream, u.op_id}});
     }
     if (st.ok()) ctx_.dirty.insert(stream);
   }
@@ -396,28 +403,26 @@ void Uploader::Fail(const codec::UploadRecord& u, const Status& why) {
   Status st;
   {
     MutexLock lock(&ctx_.mu);
-    auto txn = ctx_.store->BeginWrite();
-    st = txn.status();
+    std::unique_ptr<WriteTxn> txn;
     codec::UploadRecord r;
     StoredOp s;
-    if (st.ok()) st = DeviceStore::LoadUpload(txn->get(), u.op_id, &r);
-    if (st.ok()) st = DeviceStore::LoadOp(txn->get(), u.op_id, &s);
+    st = Load(u.op_id, &txn, &r, &s);
     if (st.IsNotFound()) return;
     Status reason = Status::FromCode(why.code(), "upload failed: " + why.message());
     r.failed = true;
     r.last_error = reason.message();
     r.last_error_code = reason.code();
-    if (st.ok()) st = DeviceStore::PutUpload(txn->get(), r);
+    if (st.ok()) st = DeviceStore::PutUpload(txn.get(), r);
     Tally tally;
     std::vector<Change> changes;
     if (st.ok() && s.op.state == OpState::kPending) {
       keys::StreamMeta m;
-      st = DeviceStore::LoadMeta(txn->get(), s.op.stream, &m);
-      if (st.ok()) st = DeviceStore::MarkFailed(txn->get(), s, reason, /*release_counter=*/false, &m, &tally);
-      if (st.ok()) st = DeviceStore::PutMeta(txn->get(), s.op.stream, m);
+      st = DeviceStore::LoadMeta(txn.get(), s.op.stream, &m);
+      if (st.ok()) st = DeviceStore::MarkFailed(txn.get(), s, reason, /*release_counter=*/false, &m, &tally);
+      if (st.ok()) st = DeviceStore::PutMeta(txn.get(), s.op.stream, m);
       changes.push_back({Change::Kind::kUpdated, s.op.stream, u.op_id});
     }
-    if (st.ok()) st = ctx_.store->Commit(txn->get(), tally, changes);
+    if (st.ok()) st = ctx_.store->Commit(txn.get(), tally, changes);
   }
   if (!st.ok()) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
@@ -434,8 +439,8 @@ void Uploader::Backoff(const codec::UploadRecord& u, const Status& why, int64_t 
   bool exhausted = (ctx_.opt.attempts_max > 0 && attempts >= ctx_.opt.attempts_max) ||
                    (ctx_.opt.age_ms_max > 0 && now - u.created_at_ms >= ctx_.opt.age_ms_max);
   if (exhausted) {
-    Fail(u, Status::FromCode(why.code(), "exhausted after " + std::to_string(attempts) +
-                                             " attempts: " + why.message()));
+    Fail(u, Status::FromCode(why.code(),
+                             "exhausted after " + std::to_string(attempts) + " attempts: " + why.message()));
     return;
   }
   int64_t delay = ctx_.Backoff(attempts, ctx_.opt.backoff_cap_ms);

@@ -81,6 +81,9 @@ class Uploader {
   void Act(codec::UploadRecord& u, const std::string& endpoint, int64_t now) OUTPOST_EXCLUDES(mu_, ctx_.mu);
   // Read-modify-write of the upload record in one transaction; NotFound when it is gone (discarded).
   Status Update(const OpId& id, const std::function<void(codec::UploadRecord&)>& change);
+  // A write transaction with the op's upload record and op record (NotFound: either is gone).
+  Status Load(const OpId& id, std::unique_ptr<WriteTxn>* txn, codec::UploadRecord* upload, StoredOp* op)
+      OUTPOST_REQUIRES(ctx_.mu);
   // The whole file is on the server: the op takes its counter and goes to the outbox.
   void Complete(const codec::UploadRecord& u, int64_t now) OUTPOST_EXCLUDES(mu_, ctx_.mu);
   // The upload is given up: the op fails with `why`.

@@ -100,9 +100,9 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   }
   auto vec = b.CreateVector(dcs);
   auto media_url = opt_.media_url.empty() ? 0 : b.CreateString(opt_.media_url);
-  auto body =
-      wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
-                          opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max, media_url);
+  auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max,
+                                  opt_.ops_per_batch_max, opt_.payload_bytes_max, 0, opt_.kind_bytes_max,
+                                  opt_.stream_id_bytes_max, media_url);
   // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
   // relays only carry what moves from now on. They go before the Welcome, so a device that is idle once
   // welcomed (a one-shot sync) has them already.
@@ -176,7 +176,8 @@ Status ServerCore::Impl::SendStoredWatermarks(ServerReadTxn& txn, ConnId conn, S
   return Status::OK();
 }
 
-Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, const BlobInfo& blob) {
+Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, std::string_view device,
+                                           const BlobInfo& blob) {
   if (!blob.complete) return false;
   if (blob.spec.owner == user) return true;
   // Enough to find a stream the user may read among any a blob is plausibly shared in; a blob referenced
@@ -189,7 +190,8 @@ Result<bool> ServerCore::Impl::MayReadBlob(std::string_view user, const BlobInfo
   if (opt_.membership) OUTPOST_RETURN_IF_ERROR(txn->MemberOf(user, streams, &member));
   for (size_t i = 0; i < streams.size(); ++i) {
     if (!member[i]) continue;
-    if (opt_.authorize && !opt_.authorize(AccessRequest{user, {}, streams[i], Access::kPull, {}, {}}).ok()) {
+    if (opt_.authorize &&
+        !opt_.authorize(AccessRequest{user, device, streams[i], Access::kPull, {}, {}}).ok()) {
       continue;
     }
     return true;

@@ -10,8 +10,8 @@
 #include <algorithm>
 
 #include "keys.h"
-#include "outpost/membership.h"
 #include "outpost/blob_store.h"
+#include "outpost/membership.h"
 #include "server/server_impl.h"
 
 namespace outpost {
@@ -29,20 +29,27 @@ bool ServerCore::Impl::IsMember(ServerReadTxn& txn, std::string_view stream, std
   return member;
 }
 
-Status ServerCore::Impl::CheckBlob(Group& g, std::string_view user, const codec::BlobFields& blob) {
+Status ServerCore::Impl::CheckBlob(Group& g, std::string_view user, std::string_view device,
+                                   const codec::BlobFields& blob) {
   if (opt_.blob_store == nullptr) return Status::FailedPrecondition("this server takes no attachments");
   if (!IsValidBlobId(blob.id)) return Status::InvalidArgument("attachment has a malformed blob id");
   auto info = opt_.blob_store->Stat(blob.id);
   // One answer for "no such blob" and "someone else's": a blob id must not be probed through pushes.
-  const Status not_yours = Status::InvalidArgument("attachment " + std::string(blob.id) +
-                                                   " is no complete upload of " + std::string(user));
+  const Status not_yours =
+      Status::InvalidArgument("attachment " + std::string(blob.id) + " is no complete upload of " +
+                              std::string(user) + "'s device " + std::string(device));
   if (info.status().IsNotFound()) return not_yours;
   if (!info.ok()) {
     Fail(g, info.status());
     return info.status();
   }
-  if (!info->complete || info->spec.owner != user) return not_yours;
-  if (info->spec.size != blob.size || (!info->spec.sha256.empty() && info->spec.sha256 != blob.sha256)) {
+  if (!info->complete || info->spec.owner != user ||
+      (!info->spec.owner_device.empty() && info->spec.owner_device != device)) {
+    return not_yours;
+  }
+  // The digest the store computed over the bytes it holds, not the one the upload declared (an upload may
+  // declare none): an op names exactly the bytes its readers will get.
+  if (info->spec.size != blob.size || info->sha256 != blob.sha256) {
     return Status::InvalidArgument("attachment " + std::string(blob.id) +
                                    " does not match its upload (size or sha256)");
   }
@@ -424,7 +431,7 @@ OpVerdict ServerCore::Impl::ApplyOp(Group& g, ConnId conn, Session& s, const wir
     if (!auth.ok()) return record(reject(auth.code(), auth.message()));
   }
   if (f.has_blob) {
-    Status blob = CheckBlob(g, s.user, f.blob);
+    Status blob = CheckBlob(g, s.user, s.device, f.blob);
     if (!blob.ok()) return record(reject(blob.code(), blob.message()));
   }
   // 5. The next seq.

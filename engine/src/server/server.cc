@@ -36,8 +36,8 @@ void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>*
 void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
 void ServerCore::SetWakeup(std::function<void()> wakeup) { impl_->SetWakeup(std::move(wakeup)); }
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
-Result<bool> ServerCore::MayReadBlob(std::string_view user, const BlobInfo& blob) {
-  return impl_->MayReadBlob(user, blob);
+Result<bool> ServerCore::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {
+  return impl_->MayReadBlob(user, device, blob);
 }
 
 // ---- Server: a ServerCore on a Listener ----
@@ -134,8 +134,8 @@ void Server::Stop() {
   }
 }
 
-Result<bool> Server::MayReadBlob(std::string_view user, const BlobInfo& blob) {
-  return state_->core->MayReadBlob(user, blob);
+Result<bool> Server::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {
+  return state_->core->MayReadBlob(user, device, blob);
 }
 
 std::string Server::endpoint() const { return state_->listener->endpoint(); }

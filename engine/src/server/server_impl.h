@@ -56,7 +56,7 @@ class ServerCore::Impl {
 
   void Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
   // ServerCore::MayReadBlob (read_path.cc): its own read transaction, no session state.
-  Result<bool> MayReadBlob(std::string_view user, const BlobInfo& blob);
+  Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
   void Tick(std::vector<Outbound>* out);
   void SetWakeup(std::function<void()> wakeup);
   ServerStats stats() const { return stats_; }
@@ -159,10 +159,11 @@ class ServerCore::Impl {
   // Ok when `payload` may be the member list of `stream`: the grammar, members_max, user_exists.
   Status CheckMemberList(Group& g, std::string_view stream, std::string_view author,
                          std::string_view payload);
-  // Ok when `user` may attach the blob `blob` to an op: the server keeps blobs (ServerOptions::blob_store),
-  // the blob is complete, `user` uploaded it, and its size, type and sha256 are the op's. Else the permanent
+  // Ok when (`user`, `device`) may attach the blob `blob` to an op: the server keeps blobs
+  // (ServerOptions::blob_store), the blob is complete, that device uploaded it, and its size and computed
+  // sha256 are the op's. Else the permanent
   // reason; a blob store error fails the group (Fail) and reads as a refusal.
-  Status CheckBlob(Group& g, std::string_view user, const codec::BlobFields& blob);
+  Status CheckBlob(Group& g, std::string_view user, std::string_view device, const codec::BlobFields& blob);
   bool StreamExists(Group& g, std::string_view stream);
   uint64_t High(Group& g, std::string_view stream);
   uint64_t Counter(Group& g, const CounterKey& key);

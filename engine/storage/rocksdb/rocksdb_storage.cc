@@ -23,10 +23,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
+#include <fstream>
 #include <mutex>
 #include <string_view>
 #include <system_error>
@@ -253,8 +253,8 @@ Status RocksEnv::Open(const StorageOptions& options) {
     (void)db_->Close();
     delete db_;
     db_ = nullptr;
-    return Status::Corruption("rocksdb store '" + dir_ + "' holds commits up to sequence " + std::to_string(have) +
-                              " but reached " + std::to_string(closed_seq) +
+    return Status::Corruption("rocksdb store '" + dir_ + "' holds commits up to sequence " +
+                              std::to_string(have) + " but reached " + std::to_string(closed_seq) +
                               " before its last close: its files are damaged (restore a copy)");
   }
   return Status::OK();
