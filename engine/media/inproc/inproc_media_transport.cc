@@ -51,6 +51,8 @@ class InprocMediaTransport : public MediaTransport {
   Status TerminateUpload(const MediaEndpoint& at, std::string_view url) override {
     OUTPOST_RETURN_IF_ERROR(Before("delete"));
     OUTPOST_ASSIGN_OR_RETURN(BlobInfo info, OwnUpload(at, url));
+    // Termination is for unfinished uploads: a complete blob may be referenced by applied ops.
+    if (info.complete) return Status::Conflict("the upload is complete; only unfinished uploads are deleted");
     OUTPOST_RETURN_IF_ERROR(blobs_->Remove(info.id));
     return After("delete");
   }
@@ -97,7 +99,10 @@ class InprocMediaTransport : public MediaTransport {
     std::string id = BlobIdOfUploadUrl(url);
     if (id.empty()) return Status::NotFound("no upload at " + std::string(url));
     OUTPOST_ASSIGN_OR_RETURN(BlobInfo info, blobs_->Stat(id));
-    if (info.spec.owner != who.user) return Status::NotFound("no upload at " + std::string(url));
+    // Uploads belong to (user, device), as on the HTTP server.
+    if (info.spec.owner != who.user || (!info.spec.owner_device.empty() && info.spec.owner_device != who.device)) {
+      return Status::NotFound("no upload at " + std::string(url));
+    }
     return info;
   }
 
