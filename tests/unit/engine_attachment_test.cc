@@ -424,5 +424,34 @@ TEST_F(AttachmentTest, AFetchResumesFromAPartialFileAndChecksTheBytes) {
   EXPECT_TRUE(alice.FetchAttachment(text, out + "3").IsNotFound());
 }
 
+// A device store made before attachments has no "uploads" space: it opens (the space is made then), keeps
+// what it held, and takes attachments from then on. On each durable backend, whose spaces are tables, named
+// databases or column families.
+TEST_F(AttachmentTest, AStoreFromBeforeAttachmentsOpensAndTakesThem) {
+  StartServer();
+  for (const std::string backend : {"lmdb", "sqlite", "rocksdb"}) {
+    SCOPED_TRACE(backend);
+    const std::string path = cluster_.dir() / ("old-" + backend + (backend == "sqlite" ? ".db" : ""));
+    const std::string uri = backend + ":" + path;
+    {
+      StorageOptions old;
+      old.spaces = {"meta", "streams", "view", "opindex", "outbox", "failed", "watermarks"};  // issue 14's
+      auto storage = OpenStorage(uri, old);
+      ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+      auto txn = (*storage)->BeginWrite().value();
+      ASSERT_TRUE(txn->Put(0, "user", "alice").ok());
+      ASSERT_TRUE(txn->Put(0, "device", "old-" + backend).ok());
+      ASSERT_TRUE(txn->Commit().ok());
+    }
+    ClientOptions o = Options("alice", "old-" + backend);
+    o.store = uri;
+    Client& c = cluster_.Add(o);
+    OpId text = c.Submit("chat", "text", "hello from an old store").value();
+    OpId photo = c.Submit("chat", "photo", "", WithFile(MakeFile("old.jpg", 3000))).value();
+    ASSERT_TRUE(cluster_.StepUntil([&] { return Get(c, photo).state == OpState::kSent; }));
+    EXPECT_EQ(Get(c, text).state, OpState::kSent);
+  }
+}
+
 }  // namespace
 }  // namespace outpost
