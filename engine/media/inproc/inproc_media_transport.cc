@@ -100,7 +100,8 @@ class InprocMediaTransport : public MediaTransport {
     if (id.empty()) return Status::NotFound("no upload at " + std::string(url));
     OUTPOST_ASSIGN_OR_RETURN(BlobInfo info, blobs_->Stat(id));
     // Uploads belong to (user, device), as on the HTTP server.
-    if (info.spec.owner != who.user || (!info.spec.owner_device.empty() && info.spec.owner_device != who.device)) {
+    if (info.spec.owner != who.user ||
+        (!info.spec.owner_device.empty() && info.spec.owner_device != who.device)) {
       return Status::NotFound("no upload at " + std::string(url));
     }
     return info;
