@@ -37,15 +37,6 @@
 
 namespace outpost {
 
-// Where an op stands, as this device knows it. Delivered and read are derived from watermarks.
-enum class OpState : uint8_t {
-  kPending,  // stored locally, not yet acknowledged by the server
-  kSent,     // the server applied it: `seq` is its place in the stream
-  kFailed,   // will not be sent until Retry: `last_error` says why
-};
-
-enum class WatermarkKind : uint8_t { kDelivered = 0, kRead = 1 };
-
 // Where an own op's attachment upload stands.
 enum class UploadState : uint8_t {
   kNone,     // no upload: the op has no attachment, is not this device's, or its upload completed
@@ -158,6 +149,11 @@ struct ClientOptions {
   bool block_stream_on_failure = false;
   // Default for a new store; SetReadReceipts' choice is kept in the store and wins from then on.
   bool send_read_receipts = true;
+  // Follow the user's membership feed (membership.h: FeedStream(user)) and, automatically, every stream it
+  // says the user joined: the stream is marked followed in the same transaction that merges the kJoinedKind
+  // op, so no join is missed across restarts. A stream the user left stays followed (its history remains
+  // readable; the server refuses new pulls of it). Needs a server with ServerOptions::membership on.
+  bool follow_memberships = false;
 
   // Attachments (docs/media.md). `media` moves the bytes (OpenTusTransport for a real server); without it,
   // a submit with an attachment is refused. `media_dir` holds this device's copies of attached files (made
@@ -234,6 +230,16 @@ class Client {
   Result<std::vector<OpInfo>> Latest(std::string_view stream, size_t n);
   // The `n` ops just before `position` (from an OpInfo), oldest first. Never scans the whole stream.
   Result<std::vector<OpInfo>> Before(std::string_view stream, std::string_view position, size_t n);
+  // Forward reads, for folds over a stream: the view's ops after seq `after_seq`, oldest first, at most `n`:
+  // sent ops by seq, then, once the sent ops are exhausted, own unsent ops in submit order. Read on by
+  // passing the seq of the page's last sent op; a page with fewer than `n` ops, or one that holds unsent
+  // ops, reached the end of the view. Since(stream, 0, n) reads from the start.
+  Result<std::vector<OpInfo>> Since(std::string_view stream, uint64_t after_seq, size_t n);
+  // The members of `stream`: the names of its latest sent kMembersKind op (membership.h), the one the
+  // server's membership checks use, or of this device's latest unsent one when no members op of the stream
+  // was sent yet (a stream being created). NotFound when the view holds no members op of the stream. Kept
+  // in memory per stream and updated by merges, so a call does not scan the stream.
+  Result<std::vector<std::string>> Members(std::string_view stream);
   Result<OpInfo> Get(const OpId& op_id);
   // Own ops not yet sent (pending, then failed), oldest first, at most `limit`.
   Result<std::vector<OpInfo>> Outbox(size_t limit = 1000);
@@ -267,6 +273,10 @@ class Client {
 
   // `stream` empty: every stream. Returns an id for Unsubscribe.
   uint64_t Subscribe(std::string_view stream, ChangeCallback callback);
+  // Connection changes (observer.h). The first call the callback gets carries the state at subscription
+  // time; it is delivered like every other event (never from inside this call). Returns an id for
+  // Unsubscribe.
+  uint64_t SubscribeConnection(ConnectionCallback callback);
   // No call of this observer starts after this returns, and one running on another thread has returned
   // (observer.h): whatever the callback uses may be released then. From inside a callback it does not wait.
   void Unsubscribe(uint64_t id);
@@ -289,6 +299,8 @@ class Client {
   void SetToken(std::string token);
 
   ClientStats Stats();
+  // The connection's state now (the last ConnectionEvent).
+  ConnectionEvent connection();
   // The upload endpoint in use: ClientOptions::media_url, else the one the server announced in its last
   // Welcome; empty when neither (attachments then wait).
   std::string media_url();

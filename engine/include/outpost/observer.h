@@ -32,6 +32,17 @@
 
 namespace outpost {
 
+// Where an op stands, as this device knows it. Delivered and read are derived from watermarks.
+enum class OpState : uint8_t {
+  kPending,  // stored locally, not yet acknowledged by the server
+  kSent,     // the server applied it: `seq` is its place in the stream
+  kFailed,   // will not be sent until Retry: `last_error` says why
+};
+
+enum class WatermarkKind : uint8_t { kDelivered = 0, kRead = 1 };
+
+// One change of one stream. It carries what most observers need, so that they need no Get: an observer
+// that only redraws a list can read `op_kind`, `state` and `seq`; one that shows the op's text reads it.
 struct Change {
   enum class Kind : uint8_t {
     kAdded,      // an op appeared in the view (own submit or merged from the server)
@@ -43,9 +54,41 @@ struct Change {
   Kind kind = Kind::kAdded;
   std::string stream;
   OpId op_id;
+  // kAdded, kUpdated, kRemoved: the op as it is after the change (kRemoved: as it was).
+  std::string op_kind;  // the op's kind, e.g. "chat.message"
+  OpState state = OpState::kPending;
+  bool own = false;  // made on this device
+  // kAdded/kUpdated/kRemoved: the op's seq (0 while unsent). kWatermark: the watermark's new seq.
+  // kCursor: the stream's new cursor.
+  uint64_t seq = 0;
+  // kWatermark: whose watermark moved, and which.
+  std::string user;
+  std::string device;
+  WatermarkKind watermark = WatermarkKind::kDelivered;
 };
 
 using ChangeCallback = std::function<void(const std::vector<Change>&)>;
+
+// Where the connection to the server stands (Client::SubscribeConnection, Client::connection()).
+enum class ConnectionState : uint8_t {
+  kOffline,     // not connected: `reason` says why (no server configured, SetOnline(false), the connection
+                // failed or was lost: the sync loop tries again at `retry_at_ms`)
+  kConnecting,  // a connection is being made and the Hello sent; no Welcome yet
+  kOnline,      // the server answered the Hello (Welcome): ops flow
+  kAuthFailed,  // the server refused the credentials: no reconnecting until SetToken (`reason` has the
+                // server's words). Distinct from kOffline, so that an app can ask for a new login instead of
+                // waiting for the network.
+};
+
+struct ConnectionEvent {
+  ConnectionState state = ConnectionState::kOffline;
+  std::string reason;       // kOffline, kAuthFailed: why, for people (empty otherwise)
+  int64_t retry_at_ms = 0;  // kOffline after a failure: when the next attempt is due (Env clock); 0: none
+};
+
+// Called on every change of ConnectionEvent::state (and of the reason while offline), under the same rules
+// as change callbacks (above): never concurrently with another callback of the same Client.
+using ConnectionCallback = std::function<void(const ConnectionEvent&)>;
 
 }  // namespace outpost
 
