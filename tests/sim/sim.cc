@@ -385,6 +385,8 @@ struct Device {
   uint64_t feed_read = 0;
   std::map<std::string, bool> member;
   bool follow_all = true;
+  // The engine follows what the feed names (ClientOptions::follow_memberships), not ReadFeed.
+  bool engine_follows = false;
 };
 
 class Sim {
@@ -482,6 +484,8 @@ class Sim {
   const std::string& PickStream(Device& d);
   std::vector<std::string> RandomMembers(const std::string& author);
   bool ReadFeed(Device& d);
+  // Whether the device's store marks `stream` followed.
+  bool Followed(Device& d, const std::string& stream);
   // The sent ops of `d`'s view of `stream`, in order; fails on a pending op (the quiet phase is over), a
   // failed op that is not own or has no reason, a seq shown twice, and gaps when `gapless`.
   bool SentView(Device& d, const std::string& stream, bool gapless, std::vector<OpInfo>* out);
@@ -804,6 +808,7 @@ bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
   }
   o.user = d.user;
   o.device = d.name;
+  o.follow_memberships = d.engine_follows;
   o.env = d.env.get();
   o.ack_timeout_ms = 1000;
   o.backoff_base_ms = 20;
@@ -1080,6 +1085,15 @@ std::vector<std::string> Sim::RandomMembers(const std::string& author) {
   return list;
 }
 
+bool Sim::Followed(Device& d, const std::string& stream) {
+  auto streams = d.client->Streams();
+  if (!streams.ok()) return false;
+  for (const StreamInfo& s : *streams) {
+    if (s.stream == stream) return s.followed;
+  }
+  return false;
+}
+
 bool Sim::ReadFeed(Device& d) {
   if (!cfg_.membership) return true;
   auto cursor = d.client->Cursor(d.feed);
@@ -1098,7 +1112,11 @@ bool Sim::ReadFeed(Device& d) {
     d.member[op.payload] = joined;
     Trace(d.name + " feed seq " + std::to_string(op.seq) + ": " + (joined ? "joined " : "left ") +
           op.payload);
-    if (joined) {
+    if (joined && d.engine_follows && !Followed(d, op.payload)) {
+      return Fail(d.name + " merged feed seq " + std::to_string(op.seq) + " joining " + op.payload +
+                  " but does not follow it (follow_memberships)");
+    }
+    if (joined && !d.engine_follows) {
       Status st = d.client->Follow(op.payload);
       if (!st.ok()) return Fail("follow: " + st.ToString());
     }
@@ -1623,6 +1641,8 @@ bool Sim::MakeDevices(const StorageBackend* backend) {
     d.name = "dev" + std::to_string(i);
     d.feed = FeedStream(d.user);
     d.follow_all = !cfg_.membership || i % 2 == 0;
+    // Of the devices that follow only what their feed names, every other one leaves that to the engine.
+    d.engine_follows = cfg_.membership && i % 4 == 1;
     // Up to an hour fast or slow; device 0 keeps the true time.
     d.env =
         std::make_unique<SkewedEnv>(&env_, i == 0 ? 0 : static_cast<int64_t>(Rand(7'200'001)) - 3'600'000);

@@ -152,7 +152,10 @@ struct ClientOptions {
   // Follow the user's membership feed (membership.h: FeedStream(user)) and, automatically, every stream it
   // says the user joined: the stream is marked followed in the same transaction that merges the kJoinedKind
   // op, so no join is missed across restarts. A stream the user left stays followed (its history remains
-  // readable; the server refuses new pulls of it). Needs a server with ServerOptions::membership on.
+  // readable; the server refuses new pulls of it). Needs a server with ServerOptions::membership on, and a
+  // user (Open: InvalidArgument without one). Joins merged before the option was first on (an app that
+  // followed the feed itself) are followed by that Open. A joined stream whose id this device refuses
+  // (stream_id_bytes_max, a feed's id) is skipped.
   bool follow_memberships = false;
 
   // Attachments (docs/media.md). `media` moves the bytes (OpenTusTransport for a real server); without it,
@@ -231,14 +234,19 @@ class Client {
   // The `n` ops just before `position` (from an OpInfo), oldest first. Never scans the whole stream.
   Result<std::vector<OpInfo>> Before(std::string_view stream, std::string_view position, size_t n);
   // Forward reads, for folds over a stream: the view's ops after seq `after_seq`, oldest first, at most `n`:
-  // sent ops by seq, then, once the sent ops are exhausted, own unsent ops in submit order. Read on by
-  // passing the seq of the page's last sent op; a page with fewer than `n` ops, or one that holds unsent
-  // ops, reached the end of the view. Since(stream, 0, n) reads from the start.
+  // sent ops by seq (found by one seek, never a scan from the start), then, once the sent ops are
+  // exhausted, own unsent ops (pending and failed) in submit order. Read on by passing the seq of the
+  // page's last sent op; a page with fewer than `n` ops reached the end of the view. Unsent ops have no
+  // seq: a full page that ends in unsent ops may have more after it, which a larger `n` (or Outbox) shows.
+  // An op read unsent comes again, at its seq, once it is sent: a fold keys ops by op id. Since(stream, 0,
+  // n) reads from the start. InvalidArgument for a malformed stream id.
   Result<std::vector<OpInfo>> Since(std::string_view stream, uint64_t after_seq, size_t n);
   // The members of `stream`: the names of its latest sent kMembersKind op (membership.h), the one the
-  // server's membership checks use, or of this device's latest unsent one when no members op of the stream
-  // was sent yet (a stream being created). NotFound when the view holds no members op of the stream. Kept
-  // in memory per stream and updated by merges, so a call does not scan the stream.
+  // server's membership checks use, or of this device's latest pending one when no members op of the
+  // stream was sent yet (a stream being created; a failed one does not count). NotFound when the view
+  // holds no members op that counts; InvalidArgument for a malformed stream id. Found by one backwards
+  // scan of the stream at its first call, then kept in memory per stream and updated by the commits that
+  // change a members op (submits, merges, acks, failures, Retry, Discard): later calls do not read the store.
   Result<std::vector<std::string>> Members(std::string_view stream);
   Result<OpInfo> Get(const OpId& op_id);
   // Own ops not yet sent (pending, then failed), oldest first, at most `limit`.
@@ -274,8 +282,8 @@ class Client {
   // `stream` empty: every stream. Returns an id for Unsubscribe.
   uint64_t Subscribe(std::string_view stream, ChangeCallback callback);
   // Connection changes (observer.h). The first call the callback gets carries the state at subscription
-  // time; it is delivered like every other event (never from inside this call). Returns an id for
-  // Unsubscribe.
+  // time; it is delivered like every other event (never from inside this call: by the next Step() or
+  // round of the sync thread), and no older event follows it. Returns an id for Unsubscribe.
   uint64_t SubscribeConnection(ConnectionCallback callback);
   // No call of this observer starts after this returns, and one running on another thread has returned
   // (observer.h): whatever the callback uses may be released then. From inside a callback it does not wait.

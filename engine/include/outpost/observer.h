@@ -10,13 +10,13 @@
 // Submit() return once the events of their commits have been delivered (except when called from a
 // callback, see below).
 //
-// What a callback may call on its Client: every read (Latest, Before, Get, Outbox, Streams, Watermarks,
-// Cursor, read_receipts, device, user), Stats(), IsIdle(), Retry(), Discard(), MarkRead(), Follow(),
-// SetStreamPolicy(), SetReadReceipts(), SetOnline(), Disconnect(), SetToken(), SubmitAsync(), Subscribe()
-// and Unsubscribe(). The events of changes it makes are delivered after it returns. Submit() and
-// SubmitBatch() return FailedPrecondition there (they would wait for the thread that may be running the
-// callback). A callback must not call Step(), RunUntilIdle(), Start(), Stop() or destroy the Client, and
-// should not block for long: it holds up the thread that delivers.
+// What a callback may call on its Client: every read (Latest, Before, Since, Members, Get, Outbox, Streams,
+// Watermarks, Cursor, read_receipts, device, user, connection), Stats(), IsIdle(), Retry(), Discard(),
+// MarkRead(), Follow(), SetStreamPolicy(), SetReadReceipts(), SetOnline(), Disconnect(), SetToken(),
+// SubmitAsync(), Subscribe(), SubscribeConnection() and Unsubscribe(). The events of changes it makes are
+// delivered after it returns. Submit() and SubmitBatch() return FailedPrecondition there (they would wait for
+// the thread that may be running the callback). A callback must not call Step(), RunUntilIdle(), Start(),
+// Stop() or destroy the Client, and should not block for long: it holds up the thread that delivers.
 //
 // Unsubscribe(id) returns once no call of that observer is running on another thread and none will start;
 // called from inside a callback it does not wait (the running call is the caller's own).
@@ -54,14 +54,15 @@ struct Change {
   Kind kind = Kind::kAdded;
   std::string stream;
   OpId op_id;
-  // kAdded, kUpdated, kRemoved: the op as it is after the change (kRemoved: as it was).
+  // kAdded, kUpdated, kRemoved: the op as it is after the change (kRemoved: as it was). Empty, kPending,
+  // false for kWatermark and kCursor (op_id is nil there).
   std::string op_kind;  // the op's kind, e.g. "chat.message"
   OpState state = OpState::kPending;
   bool own = false;  // made on this device
   // kAdded/kUpdated/kRemoved: the op's seq (0 while unsent). kWatermark: the watermark's new seq.
   // kCursor: the stream's new cursor.
   uint64_t seq = 0;
-  // kWatermark: whose watermark moved, and which.
+  // kWatermark: whose watermark moved, and which (one event per watermark). Empty for the other kinds.
   std::string user;
   std::string device;
   WatermarkKind watermark = WatermarkKind::kDelivered;
@@ -83,6 +84,8 @@ enum class ConnectionState : uint8_t {
 struct ConnectionEvent {
   ConnectionState state = ConnectionState::kOffline;
   std::string reason;       // kOffline, kAuthFailed: why, for people (empty otherwise)
+                            // ("no server configured", "offline: the application called SetOnline(false)",
+                            // the dial's error, "connection lost", the server's fatal error, ...)
   int64_t retry_at_ms = 0;  // kOffline after a failure: when the next attempt is due (Env clock); 0: none
 };
 

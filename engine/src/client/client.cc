@@ -8,6 +8,7 @@
 #include "client/attachments.h"
 #include "client/client_impl.h"
 #include "codec.h"
+#include "outpost/membership.h"
 
 namespace outpost {
 
@@ -43,6 +44,43 @@ Status Client::Impl::Init() {
   uint64_t local_seq = 0;
   OUTPOST_RETURN_IF_ERROR(LoadState(&local_seq));
   submit_->Start(local_seq);
+  if (opt_.follow_memberships) OUTPOST_RETURN_IF_ERROR(FollowMemberships());
+  return Status::OK();
+}
+
+Status Client::Impl::FollowMemberships() {
+  if (user_.empty()) return Status::InvalidArgument("follow_memberships needs a user (the store has none)");
+  const std::string feed = FeedStream(user_);
+  OUTPOST_RETURN_IF_ERROR(Follow(feed));
+  // Joins merged before this store followed memberships (an app that followed the feed itself) are read
+  // once; the mark is kept with the follows, in one transaction.
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  std::string v;
+  Status st = txn->Get(kMeta, "follow_memberships", &v);
+  if (st.ok()) return Status::OK();
+  if (!st.IsNotFound()) return st;
+  std::set<std::string> joined;
+  const std::string prefix = keys::StreamPrefix(feed);
+  auto cur = txn->NewCursor(kView);
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    OpInfo op;
+    OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, nullptr));
+    if (op.kind != kJoinedKind || op.payload.starts_with(kFeedPrefix) ||
+        !keys::ValidateStream(op.payload, opt_.stream_id_bytes_max).ok()) {
+      continue;
+    }
+    keys::StreamMeta m;
+    OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn.get(), op.payload, &m));
+    if (m.followed) continue;
+    m.followed = 1;
+    OUTPOST_RETURN_IF_ERROR(DeviceStore::PutMeta(txn.get(), op.payload, m));
+    joined.insert(op.payload);
+  }
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  cur.reset();
+  OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "follow_memberships", "1"));
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  if (!joined.empty()) Post([&](Inbox& in) { in.follow.insert(joined.begin(), joined.end()); });
   return Status::OK();
 }
 
@@ -102,6 +140,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   sync_->flusher = flusher_.get();
   sync_->merger = merger_.get();
   sync_->receipts = receipts_.get();
+  sync_->observers = &observers_;
   uploader_ = std::make_unique<Uploader>(*sync_, opt_.token, [this](const std::string& stream) {
     Post([&](Inbox& in) { in.dirty.insert(stream); });
   });
@@ -218,6 +257,39 @@ Result<std::vector<OpInfo>> Client::Impl::Before(std::string_view stream, std::s
   return out;
 }
 
+Result<std::vector<OpInfo>> Client::Impl::Since(std::string_view stream, uint64_t after_seq, size_t n) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  std::vector<OpInfo> out;
+  auto cur = txn->NewCursor(kView);
+  // The sent section from after_seq on (one seek), then the unsent one from its start.
+  for (uint8_t section : {keys::kSectionSent, keys::kSectionUnsent}) {
+    if (out.size() >= n) break;
+    std::string prefix = keys::StreamPrefix(stream);
+    prefix.push_back(static_cast<char>(section));
+    if (section == keys::kSectionSent) {
+      if (after_seq == UINT64_MAX) continue;
+      cur->Seek(keys::ViewKey(stream, section, after_seq + 1));
+    } else {
+      cur->Seek(prefix);
+    }
+    for (; cur->Valid() && out.size() < n && cur->key().starts_with(prefix); cur->Next()) {
+      OpInfo op;
+      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, nullptr));
+      op.position.assign(cur->key());
+      out.push_back(std::move(op));
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  for (OpInfo& op : out) OUTPOST_RETURN_IF_ERROR(FillAttachment(txn.get(), &op));
+  return out;
+}
+
+Result<std::vector<std::string>> Client::Impl::Members(std::string_view stream) {
+  OUTPOST_RETURN_IF_ERROR(keys::ValidateStream(stream, opt_.stream_id_bytes_max));
+  return store_->Members(stream);
+}
+
 Result<OpInfo> Client::Impl::Get(const OpId& id) {
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
   StoredOp s;
@@ -317,6 +389,18 @@ Result<std::vector<Watermark>> Client::Impl::Watermarks(std::string_view stream)
   return out;
 }
 
+uint64_t Client::Impl::SubscribeConnection(ConnectionCallback cb) {
+  // Under the sync side's lock: no connection event can be queued between reading the state and
+  // subscribing, so the first event is the state and the next one its next change.
+  MutexLock lock(&sync_->mu);
+  return observers_.SubscribeConnection(std::move(cb), session_->connection());
+}
+
+ConnectionEvent Client::Impl::connection() {
+  MutexLock lock(&sync_->mu);
+  return session_->connection();
+}
+
 std::string Client::Impl::media_url() {
   if (!opt_.media_url.empty()) return opt_.media_url;
   MutexLock lock(&sync_->mu);
@@ -398,7 +482,8 @@ Status Client::Impl::Retry(const OpId& id) {
           OUTPOST_RETURN_IF_ERROR(txn->Delete(kFailed, keys::FailedKey(s.local_seq)));
           DeviceStore::TakeFailed(&m);
           *tally = {.failed = -1, .pending_added = {{op.stream, op.created_at_ms}}};
-          changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+          tally->NoteMembers(op, s.local_seq);
+          changes->push_back(OpChange(Change::Kind::kUpdated, op));
           retried_upload = true;
           return Status::OK();
         }
@@ -411,7 +496,8 @@ Status Client::Impl::Retry(const OpId& id) {
         DeviceStore::TakeFailed(&m);
         ++m.outbox;
         *tally = {.outbox = 1, .failed = -1, .pending_added = {{op.stream, op.created_at_ms}}};
-        changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+        tally->NoteMembers(op, s.local_seq);
+        changes->push_back(OpChange(Change::Kind::kUpdated, op));
         return Status::OK();
       });
   if (st.ok() && retried_upload) uploader_->Restart(id);
@@ -448,7 +534,8 @@ Status Client::Impl::Discard(const OpId& id) {
                          }
                          OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, s.view_key));
                          OUTPOST_RETURN_IF_ERROR(txn->Delete(kOpIndex, op.op_id.AsBytes()));
-                         changes->push_back({Change::Kind::kRemoved, op.stream, op.op_id});
+                         tally->NoteMembers(op, s.local_seq, /*gone=*/true);
+                         changes->push_back(OpChange(Change::Kind::kRemoved, op));
                          return Status::OK();
                        });
   if (st.ok() && !copy.empty()) {
@@ -529,7 +616,11 @@ void Client::Impl::ApplyInbox(int64_t now) {
   for (const auto& s : in.wm_dirty) sync_->Of(s).receipts.dirty = true;
   // An explicit new token: try again at once, even after an authentication failure.
   if (in.new_token) session_->SetToken(std::move(in.token));
-  if (in.disconnect) session_->Close(now, "disconnected by the application");
+  if (in.disconnect) {
+    session_->Close(now,
+                    in.offline ? std::string(SyncSession::kOfflineReason) : "disconnected by the application",
+                    in.offline);
+  }
 }
 
 Status Client::Impl::Step(bool receipts_now) {
@@ -647,8 +738,11 @@ void Client::Impl::SetOnline(bool online) {
     online_ = online;
   }
   uploader_->SetOnline(online);
-  if (!online) Disconnect();
-  Post([](Inbox&) {});
+  Post([&](Inbox& in) {
+    if (online) return;
+    in.disconnect = true;
+    in.offline = true;
+  });
 }
 
 ClientStats Client::Impl::Stats() {
@@ -720,6 +814,10 @@ Result<std::vector<OpInfo>> Client::Latest(std::string_view stream, size_t n) {
 Result<std::vector<OpInfo>> Client::Before(std::string_view stream, std::string_view position, size_t n) {
   return impl_->Before(stream, position, n);
 }
+Result<std::vector<OpInfo>> Client::Since(std::string_view stream, uint64_t after_seq, size_t n) {
+  return impl_->Since(stream, after_seq, n);
+}
+Result<std::vector<std::string>> Client::Members(std::string_view stream) { return impl_->Members(stream); }
 Result<OpInfo> Client::Get(const OpId& op_id) { return impl_->Get(op_id); }
 Result<std::vector<OpInfo>> Client::Outbox(size_t limit) { return impl_->Outbox(limit); }
 Status Client::Retry(const OpId& op_id) { return impl_->Retry(op_id); }
@@ -740,7 +838,11 @@ Result<uint64_t> Client::Cursor(std::string_view stream) { return impl_->CursorO
 uint64_t Client::Subscribe(std::string_view stream, ChangeCallback callback) {
   return impl_->Subscribe(stream, std::move(callback));
 }
+uint64_t Client::SubscribeConnection(ConnectionCallback callback) {
+  return impl_->SubscribeConnection(std::move(callback));
+}
 void Client::Unsubscribe(uint64_t id) { impl_->Unsubscribe(id); }
+ConnectionEvent Client::connection() { return impl_->connection(); }
 void Client::Start() { impl_->Start(); }
 void Client::Stop() { impl_->Stop(); }
 Status Client::Step() { return impl_->Step(); }

@@ -59,6 +59,8 @@ class Client::Impl {
   // Reads.
   Result<std::vector<OpInfo>> Latest(std::string_view stream, size_t n);
   Result<std::vector<OpInfo>> Before(std::string_view stream, std::string_view position, size_t n);
+  Result<std::vector<OpInfo>> Since(std::string_view stream, uint64_t after_seq, size_t n);
+  Result<std::vector<std::string>> Members(std::string_view stream);
   Result<OpInfo> Get(const OpId& id);
   Result<std::vector<OpInfo>> Outbox(size_t limit);
   Result<std::vector<Watermark>> Watermarks(std::string_view stream);
@@ -78,7 +80,9 @@ class Client::Impl {
   uint64_t Subscribe(std::string_view stream, ChangeCallback cb) {
     return observers_.Subscribe(stream, std::move(cb));
   }
+  uint64_t SubscribeConnection(ConnectionCallback cb);
   void Unsubscribe(uint64_t id) { observers_.Unsubscribe(id); }
+  ConnectionEvent connection();
 
   // Sync driving. `receipts_now`: store the watermarks that came in without waiting (Receipts).
   Status Step(bool receipts_now = false);
@@ -104,6 +108,7 @@ class Client::Impl {
     std::set<std::string> follow;    // newly followed streams
     std::set<std::string> wm_dirty;  // streams whose watermarks to report
     bool disconnect = false;
+    bool offline = false;  // the disconnect is SetOnline(false)
     bool wake = false;
     bool new_token = false;
     std::string token;
@@ -111,6 +116,9 @@ class Client::Impl {
 
   // Identity, the sync side's view of every stream, and the gauges, from the store (Init).
   Status LoadState(uint64_t* local_seq);
+  // follow_memberships: follows the user's feed and, once per store, every stream its merged kJoinedKind ops
+  // name (later ones are followed as they merge: Merger).
+  Status FollowMemberships();
   // Fills an own op's upload state (OpInfo::attachment) from its upload record.
   Status FillAttachment(ReadTxn* txn, OpInfo* op) const;
   // Reads, changes and writes one stream's meta in one transaction; `change` returns false to leave it.

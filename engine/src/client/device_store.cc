@@ -3,12 +3,44 @@
 
 #include "base/check.h"
 #include "codec.h"
+#include "outpost/membership.h"
 
 namespace outpost {
 
 namespace {
 constexpr size_t kEntryBytes = 1 + 16;  // kind + op id
 }  // namespace
+
+Change OpChange(Change::Kind kind, const OpInfo& op) {
+  Change c;
+  c.kind = kind;
+  c.stream = op.stream;
+  c.op_id = op.op_id;
+  c.op_kind = op.kind;
+  c.state = op.state;
+  c.own = op.own;
+  c.seq = op.state == OpState::kSent ? op.seq : 0;
+  return c;
+}
+
+void Tally::NoteMembers(const OpInfo& op, uint64_t local_seq, bool gone) {
+  if (op.kind != kMembersKind) return;
+  MembersNote n;
+  n.stream = op.stream;
+  n.op_id = op.op_id;
+  if (gone || op.state == OpState::kFailed) {
+    n.what = MembersNote::What::kForget;
+  } else if (op.state == OpState::kSent) {
+    n.what = MembersNote::What::kSent;
+    n.order = op.seq;
+    n.names = DecodeMembers(op.payload);
+  } else {
+    n.what = MembersNote::What::kPending;
+    n.order = local_seq;
+    n.names = DecodeMembers(op.payload);
+  }
+  members.push_back(std::move(n));
+}
 
 std::string OutboxEntry::Encode() const {
   std::string value(1, static_cast<char>(kind));
@@ -138,7 +170,8 @@ Status DeviceStore::SettleOp(WriteTxn* txn, StoredOp& s, uint64_t seq, keys::Str
   op.last_error_code = Status::Code::kOk;
   s.view_key = keys::ViewKey(op.stream, keys::kSectionSent, seq);
   OUTPOST_RETURN_IF_ERROR(PutOp(txn, s));
-  changes->push_back({Change::Kind::kUpdated, op.stream, op.op_id});
+  changes->push_back(OpChange(Change::Kind::kUpdated, op));
+  tally->NoteMembers(op, s.local_seq);
   return Status::OK();
 }
 
@@ -158,6 +191,7 @@ Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bo
   OUTPOST_RETURN_IF_ERROR(txn->Put(kFailed, keys::FailedKey(s.local_seq), op.op_id.AsBytes()));
   ++meta->failed;
   ++tally->failed;
+  tally->NoteMembers(op, s.local_seq);
   return Status::OK();
 }
 
@@ -166,6 +200,7 @@ void Tally::Add(Tally&& other) {
   failed += other.failed;
   for (auto& p : other.pending_added) pending_added.push_back(std::move(p));
   for (auto& p : other.pending_gone) pending_gone.push_back(std::move(p));
+  for (auto& m : other.members) members.push_back(std::move(m));
 }
 
 void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams) {
@@ -186,6 +221,7 @@ Status DeviceStore::Commit(WriteTxn* txn, const Tally& tally, const std::vector<
 }
 
 void DeviceStore::Apply(const Tally& tally) {
+  if (!tally.members.empty()) ApplyMembers(tally.members);
   outbox_depth_ += tally.outbox;
   failed_count_ += tally.failed;
   OUTPOST_DCHECK(outbox_depth_.load() >= 0 && failed_count_.load() >= 0);
@@ -227,6 +263,91 @@ Result<int64_t> DeviceStore::oldest_pending_ms() {
   int64_t oldest = 0;
   for (const auto& [stream, t] : oldest_) oldest = oldest == 0 ? t : std::min(oldest, t);
   return oldest;
+}
+
+void DeviceStore::ApplyMembers(const std::vector<MembersNote>& notes) {
+  MutexLock lock(&members_mu_);
+  for (const MembersNote& n : notes) {
+    auto it = members_.find(n.stream);
+    if (it == members_.end()) continue;  // not asked for yet: a scan finds it
+    StreamMembers& m = it->second;
+    switch (n.what) {
+      case MembersNote::What::kSent:
+        if (!m.has_sent || n.order > m.sent_seq) {
+          m.has_sent = true;
+          m.sent_seq = n.order;
+          m.sent = n.names;
+        }
+        // Sent now: a sent members op wins over every pending one from now on.
+        if (m.has_pending && m.pending_id == n.op_id) {
+          m.has_pending = false;
+          m.pending.clear();
+        }
+        break;
+      case MembersNote::What::kPending:
+        if (!m.has_pending || n.order > m.pending_local_seq) {
+          m.has_pending = true;
+          m.pending_local_seq = n.order;
+          m.pending_id = n.op_id;
+          m.pending = n.names;
+        }
+        break;
+      case MembersNote::What::kForget:
+        // The latest pending one went: an earlier pending one may count now, which only a scan finds. Any
+        // other pending one is older than the one kept and changes nothing.
+        if (m.has_pending && m.pending_id == n.op_id) members_.erase(it);
+        break;
+    }
+  }
+}
+
+Status DeviceStore::ScanMembers(std::string_view stream, StreamMembers* out) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, BeginRead());
+  const std::string prefix = keys::StreamPrefix(stream);
+  auto cur = txn->NewCursor(kView);
+  // Backwards through the unsent section (this device's latest pending members op), then through the sent
+  // section until its latest members op.
+  for (uint8_t section : {keys::kSectionUnsent, keys::kSectionSent}) {
+    std::string start = prefix;
+    start.push_back(static_cast<char>(section));
+    std::string end = prefix;
+    end.push_back(static_cast<char>(section + 1));
+    cur->SeekForPrev(end);  // no key equals `end`: the section's keys are longer
+    for (; cur->Valid() && cur->key().starts_with(start); cur->Prev()) {
+      OpInfo op;
+      uint64_t local_seq = 0;
+      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, &local_seq));
+      if (op.kind != kMembersKind) continue;
+      if (section == keys::kSectionSent) {
+        out->has_sent = true;
+        out->sent_seq = op.seq;
+        out->sent = DecodeMembers(op.payload);
+        break;
+      }
+      if (op.state != OpState::kPending) continue;  // a failed one does not count
+      out->has_pending = true;
+      out->pending_local_seq = local_seq;
+      out->pending_id = op.op_id;
+      out->pending = DecodeMembers(op.payload);
+      break;
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  return Status::OK();
+}
+
+Result<std::vector<std::string>> DeviceStore::Members(std::string_view stream) {
+  MutexLock lock(&members_mu_);
+  auto it = members_.find(stream);
+  if (it == members_.end()) {
+    StreamMembers found;
+    OUTPOST_RETURN_IF_ERROR(ScanMembers(stream, &found));
+    it = members_.emplace(std::string(stream), std::move(found)).first;
+  }
+  const StreamMembers& m = it->second;
+  if (m.has_sent) return m.sent;
+  if (m.has_pending) return m.pending;
+  return Status::NotFound("no members op in stream " + QuoteForMessage(stream));
 }
 
 }  // namespace outpost

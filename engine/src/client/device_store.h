@@ -56,6 +56,23 @@ struct StoredOp {
   uint64_t local_seq = 0;
 };
 
+// The change event of `op` as it is now (as it was, for kRemoved): what observers read instead of a Get.
+Change OpChange(Change::Kind kind, const OpInfo& op);
+
+// A kMembersKind op that appeared, settled or went away (DeviceStore::Members keeps each stream's list).
+struct MembersNote {
+  enum class What : uint8_t {
+    kSent,     // sent at `order` (its seq) with `names`
+    kPending,  // own, pending, stored under local seq `order`, with `names`
+    kForget,   // an own members op failed, was discarded or retried: the stream's list is found again
+  };
+  What what = What::kForget;
+  std::string stream;
+  OpId op_id;
+  uint64_t order = 0;
+  std::vector<std::string> names;
+};
+
 // Gauge changes of one write transaction, put into effect only once it committed (DeviceStore::Apply).
 struct Tally {
   struct Pending {
@@ -66,8 +83,12 @@ struct Tally {
   int64_t failed = 0;                  // failed ops added (+) or resolved (-)
   std::vector<Pending> pending_added;  // ops that became pending
   std::vector<Pending> pending_gone;   // ops that stopped being pending
+  std::vector<MembersNote> members;    // members ops whose state changed
 
   void Add(Tally&& other);
+  // Notes `op` (stored under `local_seq`) for the member lists when it is a kMembersKind op (nothing
+  // otherwise): as it is now, or, with `gone`, as an op that went away (discarded).
+  void NoteMembers(const OpInfo& op, uint64_t local_seq, bool gone = false);
 };
 
 class DeviceStore {
@@ -129,8 +150,26 @@ class DeviceStore {
   // op settled or failed since the last call (one seek each).
   Result<int64_t> oldest_pending_ms() OUTPOST_EXCLUDES(pending_mu_);
 
+  // The members of `stream` (Client::Members states the rule): kept per stream once found by one backwards
+  // scan of the stream, then updated by the commits that change a members op (Tally::members). NotFound
+  // when the view holds no members op that counts.
+  Result<std::vector<std::string>> Members(std::string_view stream) OUTPOST_EXCLUDES(members_mu_);
+
  private:
+  // What is known of one stream's members ops: the latest sent one and this device's latest pending one.
+  struct StreamMembers {
+    bool has_sent = false;
+    uint64_t sent_seq = 0;
+    std::vector<std::string> sent;
+    bool has_pending = false;
+    uint64_t pending_local_seq = 0;
+    OpId pending_id;
+    std::vector<std::string> pending;
+  };
+
   void Apply(const Tally& tally) OUTPOST_REQUIRES(commit_mu_);
+  void ApplyMembers(const std::vector<MembersNote>& notes) OUTPOST_EXCLUDES(members_mu_);
+  Status ScanMembers(std::string_view stream, StreamMembers* out);
 
   std::unique_ptr<Storage> storage_;
   Observers* const observers_;
@@ -145,6 +184,11 @@ class DeviceStore {
   Mutex pending_mu_;
   std::map<std::string, int64_t, std::less<>> oldest_ OUTPOST_GUARDED_BY(pending_mu_);
   std::set<std::string, std::less<>> stale_ OUTPOST_GUARDED_BY(pending_mu_);
+  // Streams whose members are known (asked for once). A scan holds members_mu_ from before its snapshot
+  // until its result is kept, so a commit's notes apply either to a kept result or to none (the snapshot
+  // of a later scan then holds that commit). Lock order: commit_mu_, then members_mu_.
+  Mutex members_mu_;
+  std::map<std::string, StreamMembers, std::less<>> members_ OUTPOST_GUARDED_BY(members_mu_);
 };
 
 }  // namespace outpost

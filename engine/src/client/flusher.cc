@@ -64,7 +64,7 @@ void Flusher::CheckTimeouts(int64_t now) {
         op.last_error = "no answer from the server in " + std::to_string(ctx_.opt.ack_timeout_ms) + " ms";
         op.last_error_code = Status::Code::kTimeout;
         if (st.ok()) st = DeviceStore::PutOp(txn->get(), s);
-        changes.push_back({Change::Kind::kUpdated, op.stream, id});
+        changes.push_back(OpChange(Change::Kind::kUpdated, op));
       }
     }
     if (st.ok()) st = ctx_.store->Commit(txn->get(), {}, changes);
@@ -357,7 +357,7 @@ void Flusher::Release(const std::string& stream, const Batch& batch) {
     StoredOp s;
     if (st.ok()) st = DeviceStore::LoadOp(txn->get(), r.id, &s);
     if (st.ok()) st = DeviceStore::MarkFailed(txn->get(), s, r.why, /*release_counter=*/true, &meta, &tally);
-    changes.push_back({Change::Kind::kUpdated, stream, r.id});
+    if (st.ok()) changes.push_back(OpChange(Change::Kind::kUpdated, s.op));
   }
   if (st.ok()) st = DeviceStore::PutMeta(txn->get(), stream, meta);
   if (st.ok()) st = ctx_.store->Commit(txn->get(), tally, changes);
@@ -508,7 +508,7 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
           Status why = Status::FromCode(static_cast<Status::Code>(r->error_code()), codec::Str(r->message()));
           if (why.ok()) why = Status::InvalidArgument(codec::Str(r->message()));
           st = DeviceStore::MarkFailed(txn, s, why, /*release_counter=*/false, &meta, &fx->tally);
-          fx->changes.push_back({Change::Kind::kUpdated, stream, id});
+          fx->changes.push_back(OpChange(Change::Kind::kUpdated, op));
         }
         break;
       case wire::ResultCode::Gap:
@@ -529,7 +529,7 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
           op.last_error = std::string(codec::Str(r->message()));
           op.last_error_code = static_cast<Status::Code>(r->error_code());
           st = DeviceStore::PutOp(txn, s);
-          fx->changes.push_back({Change::Kind::kUpdated, stream, id});
+          fx->changes.push_back(OpChange(Change::Kind::kUpdated, op));
         }
         fx->restart = true;
         fx->restart_after = std::min(fx->restart_after, counter - 1);
@@ -614,7 +614,13 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
     tally.outbox -= fx.settled;
     tally.Add(std::move(fx.tally));
     changes.insert(changes.end(), fx.changes.begin(), fx.changes.end());
-    if (fx.cursor_moved) changes.push_back({Change::Kind::kCursor, fx.stream, OpId()});
+    if (fx.cursor_moved) {
+      Change c;
+      c.kind = Change::Kind::kCursor;
+      c.stream = fx.stream;
+      c.seq = fx.cursor;
+      changes.push_back(std::move(c));
+    }
   }
   if (txn && st.ok()) st = ctx_.store->Commit(txn.get(), tally, changes);
   if (txn && !st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });

@@ -2,9 +2,11 @@
 #include "client/merger.h"
 
 #include <algorithm>
+#include <set>
 
 #include "client/flusher.h"
 #include "client/sync_session.h"
+#include "outpost/membership.h"
 
 namespace outpost {
 
@@ -35,6 +37,24 @@ void Merger::Follow(const std::string& stream, int64_t now) {
   // Already connected: the server learns of the stream from our first pull of it. Not yet connected: the
   // Welcome's handling pulls it (SyncSession::OnWelcome).
   if (ctx_.session->ready()) RequestPull(stream, ss.cursor, now);
+}
+
+Status Merger::FollowJoined(WriteTxn* txn, std::string_view joined, std::set<std::string>* followed) {
+  // A stream id the engine would refuse (or a feed) is skipped: the server's word is not trusted to be one.
+  if (joined.starts_with(kFeedPrefix) || !keys::ValidateStream(joined, ctx_.opt.stream_id_bytes_max).ok()) {
+    return Status::OK();
+  }
+  const StreamSync* known = nullptr;
+  if (auto it = ctx_.streams.find(joined); it != ctx_.streams.end()) known = &it->second;
+  if ((known && known->followed) || followed->contains(std::string(joined))) return Status::OK();
+  keys::StreamMeta meta;
+  OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn, joined, &meta));
+  if (!meta.followed) {
+    meta.followed = 1;
+    OUTPOST_RETURN_IF_ERROR(DeviceStore::PutMeta(txn, joined, meta));
+  }
+  followed->emplace(joined);
+  return Status::OK();
 }
 
 bool Merger::idle() const {
@@ -126,6 +146,11 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   Status st = DeviceStore::LoadMeta(txn, stream, &meta);
   if (st.ok() && meta.cursor != ss.cursor) st = Status::Aborted("cursor moved");  // cannot happen: one merger
   uint64_t seq = ss.cursor;
+  // The user's membership feed, when the client follows memberships: every stream it says the user joined
+  // is marked followed in this transaction (ClientOptions::follow_memberships).
+  const bool follow_joined =
+      ctx_.opt.follow_memberships && !ctx_.user.empty() && stream == FeedStream(ctx_.user);
+  std::set<std::string> joined;  // streams this page made followed
   bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
   for (size_t i = 0; i < n && st.ok(); ++i) {
     const wire::Op* wop = ops->Get(i);
@@ -207,7 +232,9 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
     }
     st = DeviceStore::PutRecord(txn, view_key, op, /*local_seq=*/0);  // its index entry is in already
     seq = f.seq;
-    changes.push_back({Change::Kind::kAdded, stream, op.op_id});
+    tally.NoteMembers(op, 0);
+    if (st.ok() && follow_joined && op.kind == kJoinedKind) st = FollowJoined(txn, op.payload, &joined);
+    changes.push_back(OpChange(Change::Kind::kAdded, op));
   }
   if (malformed) ctx_.Count([](ClientStats& s) { ++s.bad_frames; });
   if (seq == ss.cursor) return true;
@@ -216,7 +243,11 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   meta.followed = 1;
   DeviceStore::TakeOutbox(&meta, settled);
   tally.outbox -= static_cast<int64_t>(settled);
-  changes.push_back({Change::Kind::kCursor, stream, OpId()});
+  Change cursor_moved;
+  cursor_moved.kind = Change::Kind::kCursor;
+  cursor_moved.stream = stream;
+  cursor_moved.seq = seq;
+  changes.push_back(std::move(cursor_moved));
   if (st.ok()) st = DeviceStore::PutMeta(txn, stream, meta);
   if (st.ok()) st = ctx_.store->Commit(txn, tally, changes);
   txn_or->reset();
@@ -226,6 +257,7 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   }
   const uint64_t merged = seq - ss.cursor;
   ss.cursor = seq;
+  for (const std::string& j : joined) Follow(j, ctx_.env->NowMs());
   // One delivered watermark when caught up, not one per page (each costs the server a durable write).
   if (ss.cursor >= ss.server_high) ss.receipts.dirty = true;
   ctx_.Count([&](ClientStats& s) { s.ops_merged += merged; });

@@ -9,7 +9,9 @@
 #ifndef OUTPOST_SRC_CLIENT_MERGER_H_
 #define OUTPOST_SRC_CLIENT_MERGER_H_
 
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "client/sync_context.h"
 #include "codec.h"
@@ -41,6 +43,11 @@ class Merger {
   // False when the store failed (nothing merged).
   bool Merge(const std::string& stream, uint64_t after_seq,
              const flatbuffers::Vector<flatbuffers::Offset<wire::Op>>* ops, uint64_t high_seq)
+      OUTPOST_REQUIRES(ctx_.mu);
+
+  // Marks `joined` (a kJoinedKind op's payload) followed in `txn` and adds it to `followed`, unless it is
+  // followed already or is no valid stream id (skipped: not an error).
+  Status FollowJoined(WriteTxn* txn, std::string_view joined, std::set<std::string>* followed)
       OUTPOST_REQUIRES(ctx_.mu);
 
   SyncContext& ctx_;

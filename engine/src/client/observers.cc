@@ -13,7 +13,23 @@ bool Observers::InCallback() const { return tl_in_callback == this; }
 uint64_t Observers::Subscribe(std::string_view stream, ChangeCallback cb) {
   MutexLock lock(&list_mu_);
   uint64_t id = next_id_++;
-  list_.emplace(id, std::make_pair(std::string(stream), std::move(cb)));
+  list_.emplace(id, Entry{std::string(stream), std::move(cb), nullptr, 0});
+  return id;
+}
+
+uint64_t Observers::SubscribeConnection(ConnectionCallback cb, const ConnectionEvent& now) {
+  MutexLock lock(&list_mu_);
+  uint64_t id = next_id_++;
+  Item first;
+  first.connection = true;
+  first.event = now;
+  first.only = id;
+  {
+    MutexLock queue_lock(&queue_mu_);
+    first.serial = ++queued_total_;
+    queue_.push_back(std::move(first));
+    list_.emplace(id, Entry{std::string(), nullptr, std::move(cb), queued_total_});
+  }
   return id;
 }
 
@@ -29,8 +45,19 @@ void Observers::Unsubscribe(uint64_t id) {
 void Observers::Emit(const std::vector<Change>& changes) {
   if (changes.empty()) return;
   MutexLock lock(&queue_mu_);
-  queue_.push_back(changes);
-  ++queued_total_;
+  Item item;
+  item.changes = changes;
+  item.serial = ++queued_total_;
+  queue_.push_back(std::move(item));
+}
+
+void Observers::EmitConnection(const ConnectionEvent& event) {
+  MutexLock lock(&queue_mu_);
+  Item item;
+  item.connection = true;
+  item.event = event;
+  item.serial = ++queued_total_;
+  queue_.push_back(std::move(item));
 }
 
 void Observers::Deliver(bool wait) {
@@ -46,7 +73,7 @@ void Observers::Deliver(bool wait) {
   }
   const Observers* outer = tl_in_callback;
   for (;;) {
-    std::vector<Change> changes;
+    Item item;
     {
       MutexLock lock(&queue_mu_);
       if (queue_.empty()) {
@@ -54,32 +81,46 @@ void Observers::Deliver(bool wait) {
         queue_cv_.NotifyAll();
         return;
       }
-      changes = std::move(queue_.front());
+      item = std::move(queue_.front());
       queue_.pop_front();
     }
     std::vector<std::pair<uint64_t, std::string>> targets;
     {
       MutexLock lock(&list_mu_);
-      for (const auto& [id, obs] : list_) targets.emplace_back(id, obs.first);
+      for (const auto& [id, e] : list_) {
+        if (item.connection) {
+          if (e.on_connection && item.serial >= e.since && (item.only == 0 || item.only == id)) {
+            targets.emplace_back(id, std::string());
+          }
+        } else if (e.on_change) {
+          targets.emplace_back(id, e.stream);
+        }
+      }
     }
     for (const auto& [id, stream] : targets) {
       std::vector<Change> mine;
-      if (!stream.empty()) {
-        for (const auto& c : changes) {
+      if (!item.connection && !stream.empty()) {
+        for (const auto& c : item.changes) {
           if (c.stream == stream) mine.push_back(c);
         }
         if (mine.empty()) continue;
       }
-      ChangeCallback cb;
+      ChangeCallback on_change;
+      ConnectionCallback on_connection;
       {
         MutexLock lock(&list_mu_);
         auto it = list_.find(id);
         if (it == list_.end()) continue;  // unsubscribed meanwhile: no call starts after Unsubscribe
-        cb = it->second.second;
+        on_change = it->second.on_change;
+        on_connection = it->second.on_connection;
         running_ = id;
       }
       tl_in_callback = this;
-      cb(stream.empty() ? changes : mine);
+      if (item.connection) {
+        on_connection(item.event);
+      } else {
+        on_change(stream.empty() ? item.changes : mine);
+      }
       tl_in_callback = outer;
       {
         MutexLock lock(&list_mu_);

@@ -33,10 +33,11 @@ void Receipts::OnWatermark(const wire::Watermark& wm, int64_t now) {
     if (wm.seq() >= sent) sent = 0;
   }
   if (received_.empty()) received_since_ = now;
-  auto [it, fresh] =
-      received_.try_emplace(keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(wm.kind())),
-                            std::string(stream), wm.seq());
-  if (!fresh) it->second.second = std::max(it->second.second, wm.seq());
+  const auto kind = static_cast<WatermarkKind>(wm.kind());
+  auto [it, fresh] = received_.try_emplace(
+      keys::WatermarkKey(stream, user, device, static_cast<uint8_t>(kind)),
+      Received{std::string(stream), std::string(user), std::string(device), kind, wm.seq()});
+  if (!fresh) it->second.seq = std::max(it->second.seq, wm.seq());
 }
 
 void Receipts::StoreReceived(int64_t now, bool now_too) {
@@ -45,7 +46,7 @@ void Receipts::StoreReceived(int64_t now, bool now_too) {
   if (received_.empty() || (!now_too && now >= received_since_ && now - received_since_ < kStoreDelayMs)) {
     return;
   }
-  std::map<std::string, std::pair<std::string, uint64_t>> received;
+  std::map<std::string, Received> received;
   received.swap(received_);
   auto txn = ctx_.store->BeginWrite();
   Status st = txn.status();
@@ -54,14 +55,21 @@ void Receipts::StoreReceived(int64_t now, bool now_too) {
     const auto& [key, mark] = *it;
     std::string v;
     st = (*txn)->Get(kWatermarks, key, &v);
-    if (st.ok() && v.size() == 8 && keys::GetBE64(v) >= mark.second) continue;  // never moves back
+    if (st.ok() && v.size() == 8 && keys::GetBE64(v) >= mark.seq) continue;  // never moves back
     if (st.IsNotFound() || st.ok()) {
       v.clear();
-      keys::PutBE64(&v, mark.second);
+      keys::PutBE64(&v, mark.seq);
       st = (*txn)->Put(kWatermarks, key, v);
     }
-    if (st.ok() && (changes.empty() || changes.back().stream != mark.first)) {
-      changes.push_back({Change::Kind::kWatermark, mark.first, OpId()});
+    if (st.ok()) {
+      Change c;
+      c.kind = Change::Kind::kWatermark;
+      c.stream = mark.stream;
+      c.seq = mark.seq;
+      c.user = mark.user;
+      c.device = mark.device;
+      c.watermark = mark.kind;
+      changes.push_back(std::move(c));
     }
   }
   if (st.ok() && !changes.empty()) st = ctx_.store->Commit(txn->get(), {}, changes);
@@ -71,7 +79,7 @@ void Receipts::StoreReceived(int64_t now, bool now_too) {
     if (received_.empty()) received_since_ = now;
     for (auto& [key, mark] : received) {
       auto [it, fresh] = received_.try_emplace(key, std::move(mark));
-      if (!fresh) it->second.second = std::max(it->second.second, mark.second);
+      if (!fresh) it->second.seq = std::max(it->second.seq, mark.seq);
     }
   }
 }

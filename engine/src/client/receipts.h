@@ -50,8 +50,14 @@ class Receipts {
  private:
   SyncContext& ctx_;
   std::atomic<bool> read_receipts_;
-  // Taken in, not yet stored: watermark key -> (stream, highest seq heard).
-  std::map<std::string, std::pair<std::string, uint64_t>> received_ OUTPOST_GUARDED_BY(ctx_.mu);
+  // A watermark taken in, not yet stored: whose it is and the highest seq heard.
+  struct Received {
+    std::string stream, user, device;
+    WatermarkKind kind = WatermarkKind::kDelivered;
+    uint64_t seq = 0;
+  };
+  // By watermark key.
+  std::map<std::string, Received> received_ OUTPOST_GUARDED_BY(ctx_.mu);
   int64_t received_since_ OUTPOST_GUARDED_BY(ctx_.mu) = 0;  // when the oldest of received_ came in
 };
 

@@ -227,7 +227,8 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
         }
         m.followed = 1;
         tally.pending_added.push_back({op.stream, now});
-        changes.push_back({Change::Kind::kAdded, op.stream, rec.op_id});
+        tally.NoteMembers(rec, s.local_seq);
+        changes.push_back(OpChange(Change::Kind::kAdded, rec));
       }
     }
     for (const auto& [stream, m] : metas) {

@@ -116,6 +116,8 @@ struct SyncContext {
   Flusher* flusher = nullptr;
   Merger* merger = nullptr;
   Receipts* receipts = nullptr;
+  // Where connection events go (SyncSession), in order with the change events.
+  Observers* observers = nullptr;
 
   // Counters (the gauges are the DeviceStore's). Stats() reads them without `mu`.
   Mutex stats_mu;

@@ -13,7 +13,23 @@ namespace outpost {
 
 SyncSession::SyncSession(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
                          std::function<void()> wake)
-    : ctx_(ctx), dialer_(std::move(dialer)), wake_(std::move(wake)), token_(std::move(token)) {}
+    : ctx_(ctx), dialer_(std::move(dialer)), wake_(std::move(wake)), token_(std::move(token)) {
+  MutexLock lock(&ctx_.mu);
+  connection_.reason = dialer_ ? "not connected yet" : "no server configured";
+}
+
+ConnectionEvent SyncSession::connection() const {
+  ctx_.mu.AssertHeld();
+  return connection_;
+}
+
+void SyncSession::SetConnection(ConnectionState state, std::string reason, int64_t retry_at_ms) {
+  if (connection_.state == state && connection_.reason == reason && connection_.retry_at_ms == retry_at_ms) {
+    return;
+  }
+  connection_ = {state, std::move(reason), retry_at_ms};
+  if (ctx_.observers) ctx_.observers->EmitConnection(connection_);
+}
 
 SyncSession::~SyncSession() {
   MutexLock lock(&ctx_.mu);
@@ -52,11 +68,11 @@ void SyncSession::Poll(int64_t now, bool online) {
   }
 }
 
-void SyncSession::Close(int64_t now, std::string why) {
+void SyncSession::Close(int64_t now, std::string why, bool offline) {
   ctx_.mu.AssertHeld();
   if (!conn_) return;
   conn_->Close();
-  OnDisconnected(now, std::move(why));
+  OnDisconnected(now, std::move(why), offline);
 }
 
 void SyncSession::SetToken(std::string token) {
@@ -68,15 +84,20 @@ void SyncSession::SetToken(std::string token) {
   ctx_.Count([](ClientStats& s) { s.auth_failed = false; });
 }
 
-void SyncSession::OnDisconnected(int64_t now, std::string why) {
+void SyncSession::OnDisconnected(int64_t now, std::string why, bool offline) {
   if (conn_) conn_->SetWakeup(nullptr);
   conn_.reset();
   state_ = State::kOffline;
   ctx_.flusher->OnDisconnected();
   ctx_.merger->OnDisconnected();
-  ctx_.Count([&](ClientStats& s) { s.last_connection_error = std::move(why); });
+  ctx_.Count([&](ClientStats& s) { s.last_connection_error = why; });
   next_connect_at_ =
       now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
+  if (auth_failed_) {
+    SetConnection(ConnectionState::kAuthFailed, std::move(why), 0);
+  } else {
+    SetConnection(ConnectionState::kOffline, std::move(why), offline ? 0 : next_connect_at_);
+  }
 }
 
 void SyncSession::EnsureConnected(int64_t now, bool online) {
@@ -85,12 +106,25 @@ void SyncSession::EnsureConnected(int64_t now, bool online) {
     ReceiveAll(now);
     if (conn_) OnDisconnected(now, "connection lost");
   }
-  if (conn_ || !online || !dialer_ || auth_failed_ || now < next_connect_at_) return;
+  if (conn_ || !dialer_ || auth_failed_) return;
+  if (!online) {
+    SetConnection(ConnectionState::kOffline, std::string(kOfflineReason), 0);
+    return;
+  }
+  if (now < next_connect_at_) {
+    // Back online while a reconnect is not yet due: say when it is.
+    if (connection_.reason == kOfflineReason) {
+      SetConnection(ConnectionState::kOffline, "waiting to reconnect", next_connect_at_);
+    }
+    return;
+  }
+  SetConnection(ConnectionState::kConnecting, "", 0);
   auto c = dialer_->Connect();
   if (!c.ok()) {
     ctx_.Count([&](ClientStats& s) { s.last_connection_error = c.status().ToString(); });
     next_connect_at_ =
         now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
+    SetConnection(ConnectionState::kOffline, c.status().ToString(), next_connect_at_);
     return;
   }
   conn_ = std::move(c).value();
@@ -123,6 +157,7 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   }
   state_ = State::kReady;
   connect_failures_ = 0;
+  SetConnection(ConnectionState::kOnline, "", 0);
   limits_ = {w.ops_per_batch_max(), w.frame_bytes_max(), w.payload_bytes_max(), w.kind_bytes_max(),
              w.stream_id_bytes_max()};
   // The upload endpoint (attachments); an unreasonably long one is ignored rather than trusted.

@@ -3,7 +3,8 @@
 // SyncSession: the connection to the server. Connects when online and due (reconnects back off, jittered),
 // sends the Hello, takes the Welcome (protocol version, the server's limits, the streams it follows with
 // their counters), reads every frame that arrived and hands each to the part it is for. A refused token
-// stops reconnecting until SetToken.
+// stops reconnecting until SetToken. Every change of where the connection stands is a ConnectionEvent
+// (connection()), queued for the observers as it happens.
 #ifndef OUTPOST_SRC_CLIENT_SYNC_SESSION_H_
 #define OUTPOST_SRC_CLIENT_SYNC_SESSION_H_
 
@@ -28,6 +29,9 @@ struct ServerLimits {
 
 class SyncSession {
  public:
+  // The reason of kOffline while the application keeps the client offline (SetOnline(false)).
+  static constexpr std::string_view kOfflineReason = "offline: the application called SetOnline(false)";
+
   // `wake` is called, on any thread, when a frame arrives.
   SyncSession(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
               std::function<void()> wake);
@@ -42,9 +46,13 @@ class SyncSession {
   bool auth_failed() const;
   const ServerLimits& limits() const;
 
+  // The connection's state now (observer.h); every change of it is queued for the observers.
+  ConnectionEvent connection() const;
+
   void Send(std::string frame);
-  // Drops the connection now (the application asked: Disconnect, SetOnline(false)).
-  void Close(int64_t now, std::string why);
+  // Drops the connection now (the application asked: Disconnect, SetOnline(false)). With `offline`, no
+  // reconnect is due until the application goes online again.
+  void Close(int64_t now, std::string why, bool offline = false);
   // New credentials: used at the next Hello; after an authentication failure, connects again at once.
   void SetToken(std::string token);
 
@@ -52,7 +60,10 @@ class SyncSession {
   enum class State : uint8_t { kOffline, kHelloSent, kReady };
 
   void EnsureConnected(int64_t now, bool online) OUTPOST_REQUIRES(ctx_.mu);
-  void OnDisconnected(int64_t now, std::string why) OUTPOST_REQUIRES(ctx_.mu);
+  void OnDisconnected(int64_t now, std::string why, bool offline = false) OUTPOST_REQUIRES(ctx_.mu);
+  // Records the connection's new state and queues its event (nothing when nothing changed).
+  void SetConnection(ConnectionState state, std::string reason, int64_t retry_at_ms)
+      OUTPOST_REQUIRES(ctx_.mu);
   void SendHello(int64_t now) OUTPOST_REQUIRES(ctx_.mu);
   // Takes every frame waiting on the connection and handles them in order (runs of PushAcks together).
   void ReceiveAll(int64_t now) OUTPOST_REQUIRES(ctx_.mu);
@@ -71,6 +82,7 @@ class SyncSession {
   uint32_t connect_failures_ OUTPOST_GUARDED_BY(ctx_.mu) = 0;
   bool auth_failed_ OUTPOST_GUARDED_BY(ctx_.mu) = false;
   ServerLimits limits_ OUTPOST_GUARDED_BY(ctx_.mu);
+  ConnectionEvent connection_ OUTPOST_GUARDED_BY(ctx_.mu);
 };
 
 }  // namespace outpost

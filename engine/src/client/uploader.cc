@@ -387,7 +387,7 @@ void Uploader::Complete(const codec::UploadRecord& u, int64_t now) {
     if (st.ok()) {
       Tally tally;
       tally.outbox = 1;
-      st = ctx_.store->Commit(txn.get(), tally, {{Change::Kind::kUpdated, stream, u.op_id}});
+      st = ctx_.store->Commit(txn.get(), tally, {OpChange(Change::Kind::kUpdated, s.op)});
     }
     if (st.ok()) ctx_.dirty.insert(stream);
   }
@@ -420,7 +420,7 @@ void Uploader::Fail(const codec::UploadRecord& u, const Status& why) {
       st = DeviceStore::LoadMeta(txn.get(), s.op.stream, &m);
       if (st.ok()) st = DeviceStore::MarkFailed(txn.get(), s, reason, /*release_counter=*/false, &m, &tally);
       if (st.ok()) st = DeviceStore::PutMeta(txn.get(), s.op.stream, m);
-      changes.push_back({Change::Kind::kUpdated, s.op.stream, u.op_id});
+      changes.push_back(OpChange(Change::Kind::kUpdated, s.op));
     }
     if (st.ok()) st = ctx_.store->Commit(txn.get(), tally, changes);
   }
