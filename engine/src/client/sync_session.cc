@@ -14,7 +14,8 @@ namespace outpost {
 SyncSession::SyncSession(SyncContext& ctx, std::shared_ptr<Dialer> dialer, std::string token,
                          std::function<void()> wake)
     : ctx_(ctx), dialer_(std::move(dialer)), wake_(std::move(wake)), token_(std::move(token)) {
-  MutexLock lock(&ctx_.mu);
+  // No lock: nothing else sees this object yet (and the caller may hold the store's writer lock, which
+  // is taken after ctx_.mu everywhere else).
   connection_.reason = dialer_ ? "not connected yet" : "no server configured";
 }
 
