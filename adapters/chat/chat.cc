@@ -167,64 +167,21 @@ Result<std::unique_ptr<Chat>> Chat::Open(ClientOptions options, ChatOptions chat
   }
   // Chat never holds later messages back behind a failed one.
   options.block_stream_on_failure = false;
+  // Conversations made elsewhere are found through the user's membership feed: the engine follows it and
+  // every conversation it names, in the transaction that merges the join. (Client::Open refuses a store
+  // without a user then: a chat device needs one.)
+  options.follow_memberships = true;
   std::string media_url = options.media_url;
-  OUTPOST_ASSIGN_OR_RETURN(auto client, Client::Open(std::move(options)));
-  if (client->user().empty()) {
-    return Status::InvalidArgument("a chat device needs a user name (the store has none)");
-  }
-  std::unique_ptr<Chat> chat(new Chat(std::move(client), std::move(chat_options), std::move(media_url)));
-  OUTPOST_RETURN_IF_ERROR(chat->client_->Follow(FeedStream(chat->user())));
-  OUTPOST_RETURN_IF_ERROR(chat->FollowJoined());
-  return chat;
+  auto client = Client::Open(std::move(options));
+  if (!client.ok()) return client.status();
+  return std::unique_ptr<Chat>(
+      new Chat(std::move(client).value(), std::move(chat_options), std::move(media_url)));
 }
 
 Chat::Chat(std::unique_ptr<Client> client, ChatOptions options, std::string media_url)
-    : client_(std::move(client)), options_(std::move(options)), media_url_(std::move(media_url)) {
-  subscription_ = client_->Subscribe("", [this](const std::vector<Change>& changes) { OnChanges(changes); });
-}
+    : client_(std::move(client)), options_(std::move(options)), media_url_(std::move(media_url)) {}
 
-Chat::~Chat() {
-  client_->Stop();
-  client_->Unsubscribe(subscription_);
-}
-
-void Chat::OnChanges(const std::vector<Change>& changes) {
-  const std::string feed = FeedStream(user());
-  for (const Change& c : changes) {
-    if (c.op_id.IsNil() || c.kind == Change::Kind::kRemoved) continue;
-    if (c.stream == feed) {
-      if (c.kind != Change::Kind::kAdded) continue;
-      auto op = client_->Get(c.op_id);
-      // A conversation this user joined elsewhere: follow it now (a failure here is retried by the next
-      // FollowJoined, which every Open runs).
-      if (op.ok() && op->kind == kJoinedKind) (void)client_->Follow(op->payload);
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!members_.contains(c.stream)) continue;
-    }
-    auto op = client_->Get(c.op_id);
-    if (op.ok() && op->kind == kMembersKind) {
-      std::lock_guard<std::mutex> lock(mu_);
-      members_.erase(c.stream);  // found again on next use
-    }
-  }
-}
-
-Status Chat::FollowJoined() {
-  const std::string feed = FeedStream(user());
-  std::string position;
-  for (;;) {
-    auto page = position.empty() ? client_->Latest(feed, kPage) : client_->Before(feed, position, kPage);
-    OUTPOST_RETURN_IF_ERROR(page.status());
-    for (const OpInfo& op : *page) {
-      if (op.kind == kJoinedKind) OUTPOST_RETURN_IF_ERROR(client_->Follow(op.payload));
-    }
-    if (page->size() < kPage) return Status::OK();
-    position = page->front().position;
-  }
-}
+Chat::~Chat() { client_->Stop(); }
 
 Result<OpId> Chat::CreateConversation(std::string_view id, const std::vector<std::string>& members) {
   if (id.empty() || id.starts_with(kFeedPrefix)) {
@@ -309,35 +266,11 @@ Result<OpId> Chat::SendFile(std::string_view conversation, std::string_view path
 }
 
 Result<std::vector<std::string>> Chat::MembersOf(std::string_view conversation, bool* known) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = members_.find(std::string(conversation));
-    if (it != members_.end()) {
-      *known = it->second.known;
-      return it->second.members;
-    }
-  }
-  // The latest members op, paging back from the end. Members change rarely, so this stops early in
-  // practice; the result is kept until a members op of this conversation comes in.
-  MembersCache found;
-  std::string position;
-  while (!found.known) {
-    auto page = position.empty() ? client_->Latest(conversation, kPage)
-                                 : client_->Before(conversation, position, kPage);
-    OUTPOST_RETURN_IF_ERROR(page.status());
-    for (auto it = page->rbegin(); it != page->rend(); ++it) {
-      if (it->kind != kMembersKind || it->state == OpState::kFailed) continue;
-      found.known = true;
-      found.members = DecodeMembers(it->payload);
-      break;
-    }
-    if (page->size() < kPage) break;
-    position = page->front().position;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  members_[std::string(conversation)] = found;
-  *known = found.known;
-  return found.members;
+  // The engine keeps each stream's members (Client::Members): no scan here.
+  auto members = client_->Members(conversation);
+  *known = members.ok();
+  if (members.status().IsNotFound()) return std::vector<std::string>();
+  return members;
 }
 
 Result<Message> Chat::ToMessage(const OpInfo& op, const std::vector<std::string>& members,

@@ -315,6 +315,33 @@ TEST_F(ChatTest, BadInputIsRefusedAndStoresNothing) {
   EXPECT_EQ(alice.client().Stats().outbox_depth, 0u);
 }
 
+// The engine follows the feed (follow_memberships): a conversation made while a device was closed is found
+// after it opens again, and a members change shows once the server has it (the sent list counts, not a
+// pending change).
+TEST_F(ChatTest, ConversationsMadeElsewhereAreFoundAfterAReopenAndMembersChangeOnceSent) {
+  Chat& alice = Device("alice", "phone");
+  Chat* bob = &Device("bob", "phone");
+  ASSERT_TRUE(alice.CreateConversation("one", {"bob"}).ok());
+  Sync(alice);
+  ASSERT_TRUE(SyncUntil(*bob, [&] { return bob->GetConversation("one").ok(); }));
+  Close(*bob);
+  ASSERT_TRUE(alice.CreateConversation("two", {"bob"}).ok());
+  ASSERT_TRUE(alice.Send("two", "while you were away").ok());
+  Sync(alice);
+  bob = &Device("bob", "phone");
+  ASSERT_TRUE(SyncUntil(*bob, [&] { return Texts(*bob, "two").size() == 1; }));
+  EXPECT_EQ(bob->GetConversation("two").value().members, (std::vector<std::string>{"alice", "bob"}));
+
+  alice.client().SetOnline(false);
+  ASSERT_TRUE(alice.CreateConversation("two", {"bob", "carol"}).ok());
+  EXPECT_EQ(alice.GetConversation("two").value().members, (std::vector<std::string>{"alice", "bob"}));
+  alice.client().SetOnline(true);
+  Sync(alice);
+  EXPECT_EQ(alice.GetConversation("two").value().members,
+            (std::vector<std::string>{"alice", "bob", "carol"}));
+  ASSERT_TRUE(SyncUntil(*bob, [&] { return bob->GetConversation("two").value().members.size() == 3; }));
+}
+
 TEST_F(ChatTest, AStoreWithoutAUserIsRefusedUntilOneIsGiven) {
   auto chat = Chat::Open(Options("", "phone"));
   ASSERT_FALSE(chat.ok());

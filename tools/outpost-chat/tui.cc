@@ -621,7 +621,9 @@ int RunTui(const Context& ctx) {
 
   const uint64_t subscription =
       chat->client().Subscribe("", [wakeup](const std::vector<Change>&) { wakeup->Notify(); });
-  (void)chat->FollowJoined();  // the sync loop retries what fails here
+  // The status line shows the connection: redraw when it changes.
+  const uint64_t connection =
+      chat->client().SubscribeConnection([wakeup](const ConnectionEvent&) { wakeup->Notify(); });
   if (!ctx.servers.empty()) chat->client().Start();
   struct sigaction sa = {};
   sa.sa_handler = OnQuitSignal;  // no SA_RESTART: poll() returns and the loop ends
@@ -631,6 +633,7 @@ int RunTui(const Context& ctx) {
   Tui(ctx, *chat).Run(*wakeup);
   chat->client().Stop();
   chat->client().Unsubscribe(subscription);
+  chat->client().Unsubscribe(connection);
   return kExitOk;
 }
 

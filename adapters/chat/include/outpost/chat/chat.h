@@ -10,9 +10,10 @@
 //   (*chat)->client().Start();                           // background sync
 //
 // Model:
-//  - A conversation is a stream; its members are the latest outpost.members op of the stream (membership.h).
-//    1:1 chats and groups differ only in the member count. Conversations made elsewhere are found through
-//    the user's membership feed, which the adapter follows, and followed as soon as they appear.
+//  - A conversation is a stream; its members are those of Client::Members: the latest sent outpost.members
+//    op of the stream (membership.h), or this device's latest pending one while none was sent. 1:1 chats
+//    and groups differ only in the member count. Conversations made elsewhere are found through the user's
+//    membership feed: the engine follows it and every conversation it names (follow_memberships).
 //  - A message is an op of kind kMessageKind whose payload is a chat.fbs Message (text, reply-to, media).
 //  - Status, for the author's eyes, is derived and never stored:
 //      pending   stored on this device, not yet acknowledged by the server;
@@ -41,7 +42,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "outpost/client.h"
@@ -143,8 +143,9 @@ inline constexpr uint32_t kThumbnailBytesMax = 64 * 1024;
 
 class Chat {
  public:
-  // Opens the device's store (and its connection settings) through Client::Open and follows the user's
-  // membership feed. Nothing touches the network until client().Start() or a Step.
+  // Opens the device's store (and its connection settings) through Client::Open with follow_memberships
+  // on (the store needs a user: InvalidArgument otherwise). Nothing touches the network until
+  // client().Start() or a Step.
   static Result<std::unique_ptr<Chat>> Open(ClientOptions options, ChatOptions chat_options = {});
   ~Chat();
   Chat(const Chat&) = delete;
@@ -181,10 +182,6 @@ class Chat {
   Status Retry(const OpId& id);
   Status Discard(const OpId& id);
 
-  // Conversations made elsewhere and listed in the feed are followed by the adapter itself (from the
-  // change callback); call this after opening to catch up on the ones the feed already holds.
-  Status FollowJoined();
-
   Client& client() { return *client_; }
   const std::string& user() const { return client_->user(); }
 
@@ -194,20 +191,14 @@ class Chat {
   Result<Message> ToMessage(const OpInfo& op, const std::vector<std::string>& members,
                             const std::vector<Watermark>& marks);
   Result<Conversation> Summarize(const StreamInfo& stream);
+  // The conversation's members (Client::Members); *known is false (and the list empty) before its first
+  // members op is here.
   Result<std::vector<std::string>> MembersOf(std::string_view conversation, bool* known);
-  void OnChanges(const std::vector<Change>& changes);
 
   std::unique_ptr<Client> client_;
   ChatOptions options_;
   std::string media_url_;  // ClientOptions::media_url: where blobs are downloaded (Media::uri)
-  uint64_t subscription_ = 0;
-  std::mutex mu_;  // guards members_ and options_.thumbnailer (made on first use)
-  // conversation -> members, from the latest members op seen (a scan back through the view on first use).
-  struct MembersCache {
-    bool known = false;
-    std::vector<std::string> members;
-  };
-  std::unordered_map<std::string, MembersCache> members_;
+  std::mutex mu_;          // guards options_.thumbnailer (made on first use)
 };
 
 }  // namespace outpost::chat
