@@ -268,6 +268,12 @@ struct OpHistory {
   std::mutex mu;
   std::map<OpId, std::vector<Seen>> ops;
   std::set<OpId> dirty;  // changed since the last check
+  // The first event whose fields disagree with the op it names, or a connection event out of order.
+  std::string event_error;
+  void EventError(std::string why) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (event_error.empty()) event_error = std::move(why);
+  }
   void Add(const OpId& id, Seen s) {
     std::lock_guard<std::mutex> lock(mu);
     std::vector<Seen>& h = ops[id];
@@ -889,12 +895,33 @@ void Sim::WatchOps(Device& d) {
       if (change.kind != Change::Kind::kAdded && change.kind != Change::Kind::kUpdated) continue;
       auto op = client->Get(change.op_id);
       if (op.ok() && op->own) history->Add(change.op_id, SeenOf(*op));
+      // What an event says of an op that never changes must be the op's (its state may have moved on
+      // in a later commit already).
+      if (op.ok() && (change.op_kind != op->kind || change.own != op->own || change.stream != op->stream ||
+                      (change.state == OpState::kSent) != (change.seq != 0))) {
+        history->EventError("event of op " + change.op_id.ToString() + " says kind '" + change.op_kind +
+                            "' own " + std::to_string(change.own) + " seq " + std::to_string(change.seq) +
+                            ", the op is kind '" + op->kind + "' own " + std::to_string(op->own));
+      }
     }
+  });
+  // Connection events: connecting before online, never a refused login (the simulated server takes
+  // every device), never concurrent with one another.
+  auto last = std::make_shared<ConnectionState>(client->connection().state);
+  client->SubscribeConnection([history, last](const ConnectionEvent& e) {
+    if (e.state == ConnectionState::kAuthFailed ||
+        (e.state == ConnectionState::kOnline && *last != ConnectionState::kConnecting &&
+         *last != ConnectionState::kOnline)) {
+      history->EventError("connection event " + std::to_string(static_cast<int>(e.state)) + " (" + e.reason +
+                          ") after " + std::to_string(static_cast<int>(*last)));
+    }
+    *last = e.state;
   });
 }
 
 bool Sim::CheckHistories(Device& d, bool all) {
   std::lock_guard<std::mutex> lock(d.history->mu);
+  if (!d.history->event_error.empty()) return Fail(d.name + ": " + d.history->event_error);
   std::set<OpId> ids;
   if (all) {
     for (const auto& [id, h] : d.history->ops) ids.insert(id);
