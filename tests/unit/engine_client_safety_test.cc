@@ -90,6 +90,14 @@ class ClientSafetyTest : public testing::Test {
     Pump(5);
   }
   void Pump(int rounds = 50, int64_t ms = 10) { cluster_.Pump(rounds, ms); }
+  // The tap's hooks capture the test body's locals: they must not run when the cluster shuts down (the
+  // server's last step sends frames, a watermark echo, after the body returned).
+  void TearDown() override {
+    if (!cluster_.server_running() || cluster_.listener() == nullptr) return;
+    auto* tap = static_cast<harness::TapListener*>(cluster_.listener());
+    tap->drop_in = nullptr;
+    tap->drop_out = nullptr;
+  }
 
   harness::Cluster cluster_;
   ManualEnv& env_;
