@@ -6,15 +6,18 @@
 // fold skips, failed edits (Retry, Discard), a restart, and the change events.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "outpost/membership.h"
 #include "outpost/server.h"
 #include "outpost/tasks/tasks.h"
 #include "testing/cluster.h"
+#include "testing/wait.h"
 #include "unit/tasks_harness.h"
 
 namespace outpost::tasks {
@@ -492,6 +495,62 @@ TEST_F(TasksTest, ChangeEventsSayWhatChangedWithoutARead) {
   seen.clear();
   Must(alice.Reopen("l", t));
   EXPECT_TRUE(seen.empty());
+}
+
+// The sync threads run (Client::Start) while the test thread edits, another thread reads, and a subscriber
+// reads from inside its callback: the adapter's lock against the engine's delivery (run under TSan too).
+TEST(TasksThreadsTest, EditsReadsAndCallbacksOnSeveralThreads) {
+  harness::Cluster cluster({.name = "tasks-threads", .manual_clock = false});
+  ServerOptions so;
+  so.membership = true;
+  ASSERT_TRUE(cluster.StartServer(so).ok());
+  std::atomic<size_t> seen_in_callback{0};  // before the devices: their callbacks use it until they close
+  auto alice = Tasks::Open(cluster.DeviceOptions("alice", "phone"));
+  auto bob = Tasks::Open(cluster.DeviceOptions("bob", "laptop"));
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  (*bob)->Subscribe("l", [&](const std::vector<ListChange>&) {
+    auto got = (*bob)->Get("l");  // a read inside the callback
+    if (got.ok()) seen_in_callback = got->tasks.size();
+  });
+  (*alice)->client().Start();
+  (*bob)->client().Start();
+  ASSERT_TRUE((*alice)->CreateList("l", "List", {"bob"}).ok());
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done) {
+      auto got = (*alice)->Get("l");
+      EXPECT_TRUE(got.ok()) << got.status().ToString();
+      (void)(*alice)->Lists();
+    }
+  });
+  struct Join {  // also when an assertion ends the test early
+    std::atomic<bool>& done;
+    std::thread& thread;
+    ~Join() {
+      done = true;
+      thread.join();
+    }
+  } join{done, reader};
+  constexpr size_t kTasks = 40;
+  for (size_t i = 0; i < kTasks; ++i) {
+    auto t = (*alice)->Add("l", "t" + std::to_string(i));
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    if (i % 3 == 0) ASSERT_TRUE((*alice)->Complete("l", *t).ok());
+  }
+  // Converged: bob shows what alice shows, and alice has nothing pending left.
+  EXPECT_TRUE(harness::WaitFor([&] {
+    auto a = (*alice)->Get("l");
+    auto b = (*bob)->Get("l");
+    return a.ok() && b.ok() && a->tasks.size() == kTasks && Render(*a) == Render(*b) &&
+           Render(*a) == Render(*a, false);
+  }));
+  EXPECT_TRUE(harness::WaitFor([&] { return seen_in_callback == kTasks; }));
+  (*alice)->client().Stop();
+  (*bob)->client().Stop();
+  auto a = (*alice)->Get("l");
+  auto b = (*bob)->Get("l");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(Render(*a), Render(*b));
 }
 
 }  // namespace
