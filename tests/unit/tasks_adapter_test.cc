@@ -243,7 +243,7 @@ TEST_F(TasksTest, TwoUsersEditOfflineThenConvergeToTheServersOrder) {
 
 // ---- The conflict rules of tasks.h, each with the two edits ordered alice's first, then bob's. ----
 
-class ConflictTest : public TasksTest {
+class TasksConflictTest : public TasksTest {
  protected:
   // Both go offline, `first` runs on alice and `second` on bob; alice syncs, then bob.
   void Race(const std::function<void(Tasks&)>& first, const std::function<void(Tasks&)>& second) {
@@ -267,13 +267,13 @@ class ConflictTest : public TasksTest {
   Tasks* bob_ = nullptr;
 };
 
-TEST_F(ConflictTest, LastRenameBySeqWins) {
+TEST_F(TasksConflictTest, LastRenameBySeqWins) {
   Race([&](Tasks& t) { Must(t.Rename("l", a_, "first")); },
        [&](Tasks& t) { Must(t.Rename("l", a_, "second")); });
   EXPECT_EQ(Titles(*alice_, "l"), (std::vector<std::string>{"second", "b", "c"}));
 }
 
-TEST_F(ConflictTest, LastCompleteOrReopenBySeqWins) {
+TEST_F(TasksConflictTest, LastCompleteOrReopenBySeqWins) {
   Race([&](Tasks& t) { Must(t.Complete("l", a_)); },
        [&](Tasks& t) {
          Must(t.Complete("l", a_));
@@ -283,7 +283,7 @@ TEST_F(ConflictTest, LastCompleteOrReopenBySeqWins) {
   EXPECT_EQ(Titles(*alice_, "l"), (std::vector<std::string>{"a", "b+", "c"}));
 }
 
-TEST_F(ConflictTest, RemoveWinsOverLaterEdits) {
+TEST_F(TasksConflictTest, RemoveWinsOverLaterEdits) {
   Race([&](Tasks& t) { Must(t.Remove("l", b_)); },
        [&](Tasks& t) {
          Must(t.Rename("l", b_, "renamed"));
@@ -295,18 +295,18 @@ TEST_F(ConflictTest, RemoveWinsOverLaterEdits) {
   EXPECT_EQ(GetList(*bob_, "l").invalid_ops, 0u);  // no-ops, not invalid
 }
 
-TEST_F(ConflictTest, MoveRelativeToARemovedAnchorKeepsThePlace) {
+TEST_F(TasksConflictTest, MoveRelativeToARemovedAnchorKeepsThePlace) {
   Race([&](Tasks& t) { Must(t.Remove("l", a_)); }, [&](Tasks& t) { Must(t.Move("l", c_, a_)); });
   EXPECT_EQ(Titles(*alice_, "l"), (std::vector<std::string>{"b", "c"}));
 }
 
-TEST_F(ConflictTest, MoveFirstAndAfterBothApplyInOrder) {
+TEST_F(TasksConflictTest, MoveFirstAndAfterBothApplyInOrder) {
   Race([&](Tasks& t) { Must(t.Move("l", c_, OpId{})); }, [&](Tasks& t) { Must(t.Move("l", a_, c_)); });
   // c first (alice), then a after c (bob).
   EXPECT_EQ(Titles(*alice_, "l"), (std::vector<std::string>{"c", "a", "b"}));
 }
 
-TEST_F(ConflictTest, AddAfterARemovedAnchorGoesToTheEnd) {
+TEST_F(TasksConflictTest, AddAfterARemovedAnchorGoesToTheEnd) {
   Race([&](Tasks& t) { Must(t.Remove("l", a_)); }, [&](Tasks& t) { Must(t.Add("l", "x", a_)); });
   EXPECT_EQ(Titles(*alice_, "l"), (std::vector<std::string>{"b", "c", "x"}));
 }
