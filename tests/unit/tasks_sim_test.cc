@@ -10,7 +10,7 @@
 // incremental state, then after each device restarted once more (state rebuilt from the store). Also at every
 // tick, a device's Get must hold each own edit made since its last sync at once (the optimistic view).
 //
-// kSeeds (1000) seeds by default; OUTPOST_SIM_SEEDS=N runs N (tools/test sets 5 under the sanitizers) and
+// kSeeds (500) seeds by default; OUTPOST_SIM_SEEDS=N runs N (tools/test sets 5 under the sanitizers) and
 // OUTPOST_SIM_SEED=N replays seed N alone. A failing seed is a bug: the message names it.
 #include <gtest/gtest.h>
 
@@ -31,7 +31,7 @@
 namespace outpost::tasks {
 namespace {
 
-constexpr int kSeeds = 1000;  // about 12 s on the 2-core machine
+constexpr int kSeeds = 500;  // about 6 s on the 2-core machine
 constexpr int kTicks = 300;
 constexpr int kQuietRoundsMax = 4000;
 const std::string kList = "l";
