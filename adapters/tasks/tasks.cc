@@ -97,7 +97,8 @@ void Fold::Apply(const OpInfo& op, bool pending) {
   any_ = true;
   std::string_view payload = op.payload;
   std::string_view first, rest;
-  // The live task an edit names; nullopt after counting a malformed payload.
+  // The live task an edit names (marked pending when `pending`); nullptr when it is unknown or removed, and
+  // when `text` is not a task id (then *malformed is set).
   auto live_entry = [&](std::string_view text, bool* malformed) -> Entry* {
     auto id = ParseTaskId(text);
     if (!id) {

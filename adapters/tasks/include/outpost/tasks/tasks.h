@@ -227,7 +227,7 @@ class OUTPOST_EXPORT Tasks {
 
   explicit Tasks(std::unique_ptr<Client> client);
   void OnChanges(const std::vector<Change>& changes);
-  // Brings `list`'s state up to date (under mu_); NotFound when the stream has no op.
+  // Brings `list`'s state up to date (under mu_); NotFound when the stream holds no op of this adapter.
   Result<const TaskList*> Refresh(std::string_view list);
   // The live task check every edit makes, then the submit.
   Result<OpId> Edit(std::string_view list, std::string_view kind, const OpId& task, std::string payload);
