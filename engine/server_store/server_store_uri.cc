@@ -6,7 +6,9 @@
 
 #include "outpost/server_store.h"
 #include "server_store/kv/kv_server_store.h"
+#if OUTPOST_WITH_POSTGRESQL
 #include "server_store/postgresql/pg_server_store.h"
+#endif
 
 namespace outpost {
 namespace {
@@ -14,6 +16,16 @@ namespace {
 bool IsPostgresUri(std::string_view uri) {
   return uri.starts_with("postgresql://") || uri.starts_with("postgres://");
 }
+
+#if !OUTPOST_WITH_POSTGRESQL
+Status PgNotBuilt() {
+  return Status::FailedPrecondition("postgresql: not built into this Outpost (OUTPOST_WITH_POSTGRESQL=OFF)");
+}
+Result<std::shared_ptr<ServerStore>> OpenPgServerStore(std::string_view, const ServerStoreOptions&) {
+  return PgNotBuilt();
+}
+Result<std::string> MigratePgServerStore(std::string_view) { return PgNotBuilt(); }
+#endif
 
 }  // namespace
 

@@ -20,10 +20,16 @@
 #include <string_view>
 
 #include "outpost/storage.h"
-#include "storage/lmdb/lmdb_storage.h"
 #include "storage/memory/memory_storage.h"
+#if OUTPOST_WITH_LMDB
+#include "storage/lmdb/lmdb_storage.h"
+#endif
+#if OUTPOST_WITH_ROCKSDB
 #include "storage/rocksdb/rocksdb_storage.h"
+#endif
+#if OUTPOST_WITH_SQLITE
 #include "storage/sqlite/sqlite_storage.h"
+#endif
 #include "storage/storage_common.h"
 
 namespace outpost {
@@ -32,6 +38,11 @@ namespace {
 constexpr std::string_view kSchemes = "(expected memory:, lmdb:DIR, sqlite:FILE, rocksdb:DIR)";
 
 std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+[[maybe_unused]] Status NotBuilt(std::string_view scheme, std::string_view part) {
+  return Status::FailedPrecondition(std::string(scheme) + ": not built into this Outpost (OUTPOST_WITH_" +
+                                    std::string(part) + "=OFF)");
+}
 
 Status ValidateOptions(const StorageOptions& options) {
   const size_t count = options.spaces.size();
@@ -134,9 +145,26 @@ Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const Storage
   OUTPOST_ASSIGN_OR_RETURN(auto parsed, storage_internal::ParseStorageUri(uri, options));
   const std::string location(parsed.location);
   if (parsed.scheme == "memory") return OpenMemoryStorage(std::string(uri), location, parsed.options);
-  if (parsed.scheme == "lmdb") return OpenLmdbStorage(std::string(uri), location, parsed.options);
-  if (parsed.scheme == "sqlite") return OpenSqliteStorage(std::string(uri), location, parsed.options);
+  // A backend left out of the build (OUTPOST_WITH_*=OFF) is named as such, not as an unknown scheme.
+  if (parsed.scheme == "lmdb") {
+#if OUTPOST_WITH_LMDB
+    return OpenLmdbStorage(std::string(uri), location, parsed.options);
+#else
+    return NotBuilt("lmdb", "LMDB");
+#endif
+  }
+  if (parsed.scheme == "sqlite") {
+#if OUTPOST_WITH_SQLITE
+    return OpenSqliteStorage(std::string(uri), location, parsed.options);
+#else
+    return NotBuilt("sqlite", "SQLITE");
+#endif
+  }
+#if OUTPOST_WITH_ROCKSDB
   return OpenRocksdbStorage(std::string(uri), location, parsed.options);
+#else
+  return NotBuilt("rocksdb", "ROCKSDB");
+#endif
 }
 
 }  // namespace outpost

@@ -11,7 +11,9 @@
 
 #include "outpost/transport.h"
 #include "transport/inproc/inproc_transport.h"
+#if OUTPOST_WITH_ZMQ
 #include "transport/zmq/zmq_transport.h"
+#endif
 
 namespace outpost {
 namespace {
@@ -31,6 +33,13 @@ Status UnknownUri(std::string_view uri) {
                                  quoted + " " + std::string(kExpected));
 }
 
+#if !OUTPOST_WITH_ZMQ
+Status ZmqNotBuilt(std::string_view uri) {
+  return Status::FailedPrecondition(std::string(uri.substr(0, uri.find(':'))) +
+                                    ": not built into this Outpost (OUTPOST_WITH_ZMQ=OFF)");
+}
+#endif
+
 }  // namespace
 
 Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportOptions& options) {
@@ -39,8 +48,12 @@ Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportO
     return NewInprocDialer(std::move(names));
   }
   if (IsZmq(uri)) {
+#if OUTPOST_WITH_ZMQ
     OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/false));
     return NewZmqDialer(std::move(endpoints), options);
+#else
+    return ZmqNotBuilt(uri);
+#endif
   }
   return UnknownUri(uri);
 }
@@ -51,8 +64,12 @@ Result<std::unique_ptr<Listener>> Listen(std::string_view uri, const TransportOp
     return ListenInproc(std::move(names), options);
   }
   if (IsZmq(uri)) {
+#if OUTPOST_WITH_ZMQ
     OUTPOST_ASSIGN_OR_RETURN(auto endpoints, ParseZmqEndpoints(uri, /*for_listen=*/true));
     return ListenZmq(std::move(endpoints), options);
+#else
+    return ZmqNotBuilt(uri);
+#endif
   }
   return UnknownUri(uri);
 }

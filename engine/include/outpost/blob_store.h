@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
 
@@ -33,7 +34,7 @@ namespace outpost {
 
 // Blob ids are made by the store: 32 lowercase hex characters of 16 random bytes, unguessable (a blob id
 // alone gives no access; the server checks who may read it).
-bool IsValidBlobId(std::string_view id);
+OUTPOST_EXPORT bool IsValidBlobId(std::string_view id);
 
 struct BlobSpec {
   std::string owner;          // the uploading user
@@ -60,7 +61,7 @@ struct BlobInfo {
 // writer may Commit several times. Commit of the last byte verifies the blob (SHA-256) and makes it
 // complete, or fails with Corruption("sha256 mismatch") and resets the blob to offset 0; after that the
 // writer is spent (FailedPrecondition). A writer must not outlive its store.
-class BlobWriter {
+class OUTPOST_EXPORT BlobWriter {
  public:
   virtual ~BlobWriter() = default;
   // InvalidArgument when the bytes would pass the blob's size.
@@ -69,7 +70,7 @@ class BlobWriter {
   virtual Result<uint64_t> Commit() = 0;
 };
 
-class BlobStore {
+class OUTPOST_EXPORT BlobStore {
  public:
   virtual ~BlobStore() = default;
   // A new, empty blob. InvalidArgument for a bad spec; Full when spec.size is over blob_bytes_max. A blob of
@@ -96,7 +97,8 @@ struct BlobStoreOptions {
 };
 
 // `memory:` (one per call, nothing shared) or `file:DIR` (made if missing). InvalidArgument otherwise.
-Result<std::unique_ptr<BlobStore>> OpenBlobStore(std::string_view uri, const BlobStoreOptions& options = {});
+OUTPOST_EXPORT Result<std::unique_ptr<BlobStore>> OpenBlobStore(std::string_view uri,
+                                                                const BlobStoreOptions& options = {});
 
 }  // namespace outpost
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "outpost/env.h"
+#include "outpost/export.h"
 #include "outpost/ids.h"
 #include "outpost/media_transport.h"
 #include "outpost/observer.h"
@@ -205,7 +206,7 @@ struct ClientStats {
   bool auth_failed = false;
 };
 
-class Client {
+class OUTPOST_EXPORT Client {
  public:
   static Result<std::unique_ptr<Client>> Open(ClientOptions options);
   // Stops the sync thread. Submits already returned are durable; nothing else needs to finish.

@@ -12,9 +12,11 @@
 #include <memory>
 #include <mutex>
 
+#include "outpost/export.h"
+
 namespace outpost {
 
-class Env {
+class OUTPOST_EXPORT Env {
  public:
   virtual ~Env() = default;
   // Milliseconds since the Unix epoch. Used for op ids, created_at and backoff deadlines; never for order.
@@ -31,10 +33,10 @@ class Env {
 };
 
 // The process-wide system Env: real clock, getrandom(). Never destroyed.
-Env* SystemEnv();
+OUTPOST_EXPORT Env* SystemEnv();
 
 // A clock that moves only when told to and a seeded random source (splitmix64 → xoshiro256**).
-class ManualEnv final : public Env {
+class OUTPOST_EXPORT ManualEnv final : public Env {
  public:
   explicit ManualEnv(uint64_t seed, int64_t start_ms = 1'800'000'000'000);
   int64_t NowMs() override;

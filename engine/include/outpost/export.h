@@ -9,8 +9,10 @@
 #ifndef OUTPOST_EXPORT_H_
 #define OUTPOST_EXPORT_H_
 
+// The standard attribute form, so that it may follow other attributes: `class [[nodiscard]] OUTPOST_EXPORT
+// Status`.
 #if defined(__GNUC__) || defined(__clang__)
-#define OUTPOST_EXPORT __attribute__((visibility("default")))
+#define OUTPOST_EXPORT [[gnu::visibility("default")]]
 #else
 #define OUTPOST_EXPORT
 #endif

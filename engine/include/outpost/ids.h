@@ -17,11 +17,12 @@
 #include <string_view>
 
 #include "outpost/env.h"
+#include "outpost/export.h"
 #include "outpost/result.h"
 
 namespace outpost {
 
-struct OpId {
+struct OUTPOST_EXPORT OpId {
   std::array<uint8_t, 16> bytes{};
 
   bool IsNil() const;
@@ -39,7 +40,7 @@ struct OpId {
 };
 
 // Makes strictly increasing UUIDv7 ids. Thread-safe.
-class OpIdGenerator {
+class OUTPOST_EXPORT OpIdGenerator {
  public:
   explicit OpIdGenerator(Env* env) : env_(env) {}
   OpId Next();

@@ -26,6 +26,7 @@
 
 #include "outpost/blob_store.h"
 #include "outpost/env.h"
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
 
@@ -105,7 +106,7 @@ struct MediaServerStats {
   uint64_t connections_refused = 0;
 };
 
-class MediaServer {
+class OUTPOST_EXPORT MediaServer {
  public:
   // Listens on HOST:PORT (PORT 0: any; port() tells) and serves on background threads.
   static Result<std::unique_ptr<MediaServer>> Start(MediaServerOptions options, std::string_view host,

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
 
@@ -42,7 +43,7 @@ struct UploadSpec {
   std::string filename;  // display only
 };
 
-class MediaTransport {
+class OUTPOST_EXPORT MediaTransport {
  public:
   virtual ~MediaTransport() = default;
   // Makes an upload (tus POST); returns its URL, absolute. Sends no bytes.
@@ -64,7 +65,7 @@ class MediaTransport {
 
 // The blob id of an upload URL: its last path segment. Empty when the URL has none that IsValidBlobId
 // (outpost/blob_store.h) accepts.
-std::string BlobIdOfUploadUrl(std::string_view upload_url);
+OUTPOST_EXPORT std::string BlobIdOfUploadUrl(std::string_view upload_url);
 
 }  // namespace outpost
 

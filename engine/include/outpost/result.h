@@ -10,12 +10,13 @@
 #include <optional>
 #include <utility>
 
+#include "outpost/export.h"
 #include "outpost/status.h"
 
 namespace outpost {
 
 template <typename T>
-class [[nodiscard]] Result {
+class [[nodiscard]] OUTPOST_EXPORT Result {
  public:
   Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)

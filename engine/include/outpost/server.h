@@ -23,6 +23,7 @@
 
 #include "outpost/blob_store.h"
 #include "outpost/env.h"
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/server_store.h"
 #include "outpost/status.h"
@@ -127,7 +128,7 @@ struct Outbound {
   bool close_after = false;
 };
 
-class ServerCore {
+class OUTPOST_EXPORT ServerCore {
  public:
   static Result<std::unique_ptr<ServerCore>> Open(ServerOptions options);
   ~ServerCore();
@@ -156,7 +157,7 @@ class ServerCore {
   std::unique_ptr<Impl> impl_;
 };
 
-class Server {
+class OUTPOST_EXPORT Server {
  public:
   static Result<std::unique_ptr<Server>> Open(ServerOptions options, std::unique_ptr<Listener> listener);
   ~Server();

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/export.h"
 #include "outpost/ids.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
@@ -95,7 +96,7 @@ struct StoreEvents {
   }
 };
 
-class ServerReadTxn {
+class OUTPOST_EXPORT ServerReadTxn {
  public:
   virtual ~ServerReadTxn() = default;
   // The stream's high seq: 0 when it has no op. In a write transaction of a multi-writer store it locks the
@@ -141,7 +142,7 @@ class ServerReadTxn {
                            uint8_t kind, uint64_t* seq) = 0;
 };
 
-class ServerWriteTxn : public ServerReadTxn {
+class OUTPOST_EXPORT ServerWriteTxn : public ServerReadTxn {
  public:
   // Locks (multi-writer stores) and loads what a group is about to decide on: the heads of `streams`, the
   // `counters`, and the records of `op_ids`, in few round trips and in a fixed order. Optional: every other
@@ -179,7 +180,7 @@ struct TokenRecord {
 };
 
 // Users and their device tokens (outpostd's registry). Every call is its own transaction.
-class UserStore {
+class OUTPOST_EXPORT UserStore {
  public:
   virtual ~UserStore() = default;
   // Creates `user` with its first token. Conflict when the user exists.
@@ -197,7 +198,7 @@ class UserStore {
   virtual Status Tokens(std::string_view user, std::vector<TokenRecord>* tokens) = 0;
 };
 
-class ServerStore {
+class OUTPOST_EXPORT ServerStore {
  public:
   virtual ~ServerStore() = default;
   virtual Result<std::unique_ptr<ServerReadTxn>> BeginRead() = 0;
@@ -234,13 +235,14 @@ struct ServerStoreOptions {
 // Opens the server store named by `uri`: a Storage URI (the key-value store) or `postgresql://...`. A store
 // of another format or schema version is refused (FailedPrecondition) and left untouched; a new, empty one
 // is initialised (PostgreSQL: only by MigrateServerStore).
-Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
-                                                     const ServerStoreOptions& options = {});
+OUTPOST_EXPORT Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
+                                                                    const ServerStoreOptions& options = {});
 
 // Creates the schema of the store named by `uri`, or upgrades it to this build's version, and says what it
 // did. PostgreSQL: in one transaction (a failed or interrupted migration leaves the old schema). Key-value
 // stores: initialises a new store's format as OpenServerStore does.
-Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOptions& options = {});
+OUTPOST_EXPORT Result<std::string> MigrateServerStore(std::string_view uri,
+                                                      const ServerStoreOptions& options = {});
 
 }  // namespace outpost
 

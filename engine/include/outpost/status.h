@@ -12,9 +12,11 @@
 #include <string_view>
 #include <utility>
 
+#include "outpost/export.h"
+
 namespace outpost {
 
-class [[nodiscard]] Status {
+class [[nodiscard]] OUTPOST_EXPORT Status {
  public:
   enum class Code : uint8_t {
     kOk = 0,

@@ -38,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
 
@@ -57,7 +58,7 @@ struct StorageOptions {
 // Prev on an invalid cursor do nothing. Seek targets may be any bytes, empty or longer than any key. A
 // cursor of a WriteTxn sees writes made after it was created; once its txn has committed it is invalid with
 // a FailedPrecondition status.
-class Cursor {
+class OUTPOST_EXPORT Cursor {
  public:
   virtual ~Cursor() = default;
   virtual void SeekToFirst() = 0;
@@ -73,7 +74,7 @@ class Cursor {
   virtual Status status() const = 0;
 };
 
-class ReadTxn {
+class OUTPOST_EXPORT ReadTxn {
  public:
   virtual ~ReadTxn() = default;
   // NotFound when absent.
@@ -82,7 +83,7 @@ class ReadTxn {
   virtual std::unique_ptr<Cursor> NewCursor(SpaceId space) = 0;
 };
 
-class WriteTxn : public ReadTxn {
+class OUTPOST_EXPORT WriteTxn : public ReadTxn {
  public:
   // Key: 1..511 bytes (LMDB's limit). Value: up to 1 GiB. Otherwise, or for a SpaceId beyond the store's
   // spaces, InvalidArgument and the txn stays usable. After Full or an IOError the txn is spoilt: later
@@ -100,7 +101,7 @@ class WriteTxn : public ReadTxn {
   virtual Status Commit() = 0;
 };
 
-class Storage {
+class OUTPOST_EXPORT Storage {
  public:
   virtual ~Storage() = default;
   virtual Result<std::unique_ptr<ReadTxn>> BeginRead() = 0;
@@ -119,7 +120,8 @@ class Storage {
 // one store; an lmdb DIR can be open once per process, and a sqlite FILE or rocksdb DIR once at all (an
 // flock: in this process or any other). A second open is an IOError until the first handle and all its txns
 // are gone. A path that holds something else than a store is an IOError or Corruption, never a crash.
-Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options);
+OUTPOST_EXPORT Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri,
+                                                            const StorageOptions& options);
 
 constexpr size_t kStorageKeyBytesMax = 511;
 

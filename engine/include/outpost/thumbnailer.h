@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "outpost/export.h"
 #include "outpost/result.h"
 
 namespace outpost {
@@ -31,7 +32,7 @@ struct Thumbnail {
   uint32_t source_height = 0;
 };
 
-class Thumbnailer {
+class OUTPOST_EXPORT Thumbnailer {
  public:
   virtual ~Thumbnailer() = default;
   // The thumbnail of the image file at `path`, EXIF orientation applied, never larger than the source.

@@ -23,12 +23,13 @@
 #include <string>
 #include <string_view>
 
+#include "outpost/export.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
 
 namespace outpost {
 
-class Connection {
+class OUTPOST_EXPORT Connection {
  public:
   virtual ~Connection() = default;
   // Queues one frame. Unavailable when the connection is closed (the frame is not sent).
@@ -41,7 +42,7 @@ class Connection {
   virtual void SetWakeup(std::function<void()> wake) = 0;
 };
 
-class Dialer {
+class OUTPOST_EXPORT Dialer {
  public:
   virtual ~Dialer() = default;
   // Unavailable when no server listens there.
@@ -79,7 +80,7 @@ struct ListenerStats {
   uint64_t inbound_bytes = 0;  // ZeroMQ: frames received and not yet taken by Poll (inbound_bytes_max)
 };
 
-class Listener {
+class OUTPOST_EXPORT Listener {
  public:
   virtual ~Listener() = default;
   // Takes the next event; false when none is waiting. Also where the inproc transport checks its pause
@@ -132,19 +133,21 @@ struct TransportOptions {
   Env* env = nullptr;
 };
 
-Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri, const TransportOptions& options = {});
+OUTPOST_EXPORT Result<std::unique_ptr<Dialer>> NewDialer(std::string_view uri,
+                                                         const TransportOptions& options = {});
 // InvalidArgument for an unknown scheme or a malformed URI; FailedPrecondition when the name or address is
 // already in use.
-Result<std::unique_ptr<Listener>> Listen(std::string_view uri, const TransportOptions& options = {});
+OUTPOST_EXPORT Result<std::unique_ptr<Listener>> Listen(std::string_view uri,
+                                                        const TransportOptions& options = {});
 
 // A fresh CURVE key pair (Z85), for `outpostd` and tests.
 struct CurveKeyPair {
   std::string public_key;
   std::string secret_key;
 };
-Result<CurveKeyPair> NewCurveKeyPair();
+OUTPOST_EXPORT Result<CurveKeyPair> NewCurveKeyPair();
 // The public key that belongs to a Z85 secret key; InvalidArgument when it is not one.
-Result<std::string> CurvePublicKey(std::string_view secret_key);
+OUTPOST_EXPORT Result<std::string> CurvePublicKey(std::string_view secret_key);
 
 // Faults injected by WrapFaulty, each a probability per frame (both directions) unless noted.
 struct FaultOptions {
@@ -159,8 +162,8 @@ struct FaultOptions {
 // `seed`, timed by `env`'s clock. Delayed frames move on only when the connection is next used (Send,
 // Receive, IsOpen): no wakeup fires when one falls due. The same seed, clock readings and calls give the same
 // faults; each Connect() draws a fresh stream, so reconnects differ but replay exactly.
-std::unique_ptr<Dialer> WrapFaulty(std::unique_ptr<Dialer> inner, const FaultOptions& faults, Env* env,
-                                   uint64_t seed);
+OUTPOST_EXPORT std::unique_ptr<Dialer> WrapFaulty(std::unique_ptr<Dialer> inner, const FaultOptions& faults,
+                                                  Env* env, uint64_t seed);
 
 }  // namespace outpost
 

@@ -9,11 +9,19 @@
 #include <cstring>
 #include <filesystem>
 
+#if OUTPOST_WITH_MEDIA
 #include "media/common/digest.h"
+#endif
 
 namespace outpost {
 
 namespace {
+
+#if !OUTPOST_WITH_MEDIA
+// Attachments hash with OpenSSL (engine/media/common): a build without the media part has neither.
+constexpr std::string_view kNoMedia =
+    "attachments need OUTPOST_WITH_MEDIA (this Outpost was built without it)";
+#endif
 
 Status Errno(const std::string& what, int e) {
   std::string msg = what + ": " + std::strerror(e);
@@ -28,7 +36,7 @@ struct Fd {
   }
 };
 
-Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
+[[maybe_unused]] Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -43,6 +51,9 @@ Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
 
 Result<PreparedAttachment> CopyAttachment(const AttachmentSource& source, const std::string& media_dir,
                                           const OpId& id, uint64_t bytes_max) {
+#if !OUTPOST_WITH_MEDIA
+  return Status::FailedPrecondition(kNoMedia);
+#else
   PreparedAttachment out;
   out.present = true;
   out.content_type = source.content_type.empty() ? "application/octet-stream" : source.content_type;
@@ -104,6 +115,7 @@ Result<PreparedAttachment> CopyAttachment(const AttachmentSource& source, const 
   out.size = total;
   out.sha256 = media::ToHex(sha.Final());
   return out;
+#endif
 }
 
 void RemoveAttachmentCopy(const std::string& path) {
@@ -130,6 +142,9 @@ Status ReadAttachment(const std::string& path, uint64_t offset, size_t n, std::s
 Status DownloadBlob(MediaTransport& media, const MediaEndpoint& at, const std::string& blob_id, uint64_t size,
                     const std::string& sha256, const std::string& path,
                     const std::function<void(uint64_t, uint64_t)>& progress) {
+#if !OUTPOST_WITH_MEDIA
+  return Status::FailedPrecondition(kNoMedia);
+#else
   const std::string part = path + ".part";
   Fd fd;
   fd.fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -165,6 +180,7 @@ Status DownloadBlob(MediaTransport& media, const MediaEndpoint& at, const std::s
   }
   if (::rename(part.c_str(), path.c_str()) != 0) return Errno(path, errno);
   return Status::OK();
+#endif
 }
 
 }  // namespace outpost

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "outpost/client.h"
+#include "outpost/export.h"
 #include "outpost/ids.h"
 #include "outpost/result.h"
 #include "outpost/status.h"
@@ -57,7 +58,7 @@ inline constexpr std::string_view kMessageKind = "chat.message";
 enum class MessageStatus : uint8_t { kPending, kSent, kDelivered, kRead, kFailed };
 
 // "pending", "sent", "delivered", "read", "failed".
-std::string_view StatusName(MessageStatus status);
+OUTPOST_EXPORT std::string_view StatusName(MessageStatus status);
 
 // Where an own message's file upload stands (Media::upload).
 enum class UploadStatus : uint8_t {
@@ -68,7 +69,7 @@ enum class UploadStatus : uint8_t {
 };
 
 // "none", "pending", "failed", "done".
-std::string_view UploadStatusName(UploadStatus status);
+OUTPOST_EXPORT std::string_view UploadStatusName(UploadStatus status);
 
 // A message's file. The first six fields travel in the message (chat.fbs Media); the rest come from the
 // engine's attachment record (OpInfo::attachment) and are empty for a message that has no attached file.
@@ -141,7 +142,7 @@ struct ChatOptions {
 // The largest thumbnail a message may carry.
 inline constexpr uint32_t kThumbnailBytesMax = 64 * 1024;
 
-class Chat {
+class OUTPOST_EXPORT Chat {
  public:
   // Opens the device's store (and its connection settings) through Client::Open with follow_memberships
   // on (the store needs a user: InvalidArgument otherwise). Nothing touches the network until
