@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 get_property(outpost_libraries GLOBAL PROPERTY OUTPOST_LIBRARIES)
 set(outpost_with)
-foreach(part LMDB SQLITE ROCKSDB ZMQ POSTGRESQL MEDIA CHAT)
+foreach(part LMDB SQLITE ROCKSDB ZMQ POSTGRESQL MEDIA AUTH CHAT)
   if(OUTPOST_WITH_${part})
     list(APPEND outpost_with ${part})
   endif()
@@ -80,7 +80,7 @@ install(FILES ${PROJECT_BINARY_DIR}/OutpostConfig.cmake ${PROJECT_BINARY_DIR}/Ou
 # dependencies for `pkg-config --static`.
 set(outpost_pc_requires)
 foreach(pair LMDB:lmdb SQLITE:sqlite3 ROCKSDB:rocksdb ZMQ:libzmq POSTGRESQL:libpq POSTGRESQL:libsodium
-             MEDIA:libcrypto MEDIA:libcurl MEDIA:vips-cpp)
+             AUTH:libsodium MEDIA:libcrypto MEDIA:libcurl MEDIA:vips-cpp)
   string(REPLACE ":" ";" pair ${pair})
   list(GET pair 0 part)
   list(GET pair 1 module)
@@ -88,6 +88,7 @@ foreach(pair LMDB:lmdb SQLITE:sqlite3 ROCKSDB:rocksdb ZMQ:libzmq POSTGRESQL:libp
     list(APPEND outpost_pc_requires ${module})
   endif()
 endforeach()
+list(REMOVE_DUPLICATES outpost_pc_requires)
 list(JOIN outpost_pc_requires ", " OUTPOST_PC_REQUIRES_PRIVATE)
 list(JOIN outpost_with ", " OUTPOST_PC_PARTS)
 if(TARGET outpost_shared)

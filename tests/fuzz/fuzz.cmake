@@ -10,16 +10,14 @@ file(GLOB fuzz_target_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/target
 set(fuzz_corpus_root ${CMAKE_CURRENT_LIST_DIR}/corpus)
 
 function(outpost_fuzz_setup target)
-  target_link_libraries(${target} PRIVATE outpost::engine outpost_schemas fmt::fmt PkgConfig::SODIUM
-                                          outpost_warnings)
+  target_link_libraries(${target} PRIVATE outpost::engine outpost_schemas fmt::fmt outpost_warnings)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/engine/src
                                                ${PROJECT_SOURCE_DIR}/engine ${PROJECT_SOURCE_DIR}/tools/outpostd
                                                ${PROJECT_SOURCE_DIR}/tools)
 endfunction()
-# The tools' parsers (tools/common/flags.cc, outpostd's registry.cc), compiled into the targets that need
-# them rather than linked from the tools' libraries, which exist only with OUTPOST_BUILD_TOOLS=ON.
-set(fuzz_outpostd_sources ${PROJECT_SOURCE_DIR}/tools/common/flags.cc
-                          ${PROJECT_SOURCE_DIR}/tools/outpostd/registry.cc)
+# The tools' flag parser (tools/common/flags.cc), compiled into the targets that need it rather than linked
+# from the tools' library, which exists only with OUTPOST_BUILD_TOOLS=ON.
+set(fuzz_outpostd_sources ${PROJECT_SOURCE_DIR}/tools/common/flags.cc)
 
 set(fuzz_names)
 foreach(src ${fuzz_target_sources})

@@ -3,7 +3,6 @@
 // outpostd: the Outpost server daemon and its admin commands. Parses the command line, dispatches to one
 // subcommand (command.h) and turns its outcome into the exit code: 0 ok, 1 failed, 2 bad usage.
 #include <fmt/core.h>
-#include <sodium.h>
 
 #include <cstdio>
 #include <string>
@@ -73,7 +72,6 @@ int Run(int argc, char** argv) {
   if (!flags.Parse(command->flags, args, &error)) {
     return Fail(kExitUsage, command->name + ": " + error + " (outpostd " + command->name + " --help)");
   }
-  if (sodium_init() < 0) return Fail(kExitError, "libsodium failed to initialize");
   return command->run(flags);
 }
 

@@ -10,7 +10,7 @@
 #include "command.h"
 #include "files.h"
 #include "outpost/server_store.h"
-#include "registry.h"
+#include "outpost/token_registry.h"
 
 namespace outpostd {
 namespace {
@@ -42,9 +42,9 @@ int Migrate(const Flags& flags) {
   }
   auto done = outpost::MigrateServerStore(store);
   if (!done.ok()) {
-    return Fail(kExitError, "migrate: " + RedactUri(store) + ": " + done.status().ToString());
+    return Fail(kExitError, "migrate: " + outpost::RedactUri(store) + ": " + done.status().ToString());
   }
-  fmt::print("{}\n", RedactUri(*done));  // the store names itself; never with its password
+  fmt::print("{}\n", outpost::RedactUri(*done));  // the store names itself; never with its password
   std::fflush(stdout);
   return kExitOk;
 }

@@ -14,7 +14,6 @@
 //      (handles what was already received, so durable batches get their acks), final stats.json, close the
 //      listener and the stores, exit 0.
 #include <fcntl.h>
-#include <sodium.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,8 +38,8 @@
 #include "outpost/membership.h"
 #include "outpost/server.h"
 #include "outpost/server_store.h"
+#include "outpost/token_registry.h"
 #include "outpost/transport.h"
-#include "registry.h"
 #include "stats_json.h"
 
 namespace outpostd {
@@ -228,7 +227,7 @@ bool ParseMediaConfig(const Flags& flags, const ServeConfig& config, MediaConfig
   }
   if (flags.Has("blobs")) {
     media->blobs = flags.Get("blobs");
-  } else if (Registry::UsersMayLiveIn(config.store)) {
+  } else if (outpost::TokenRegistry::UsersMayLiveIn(config.store)) {
     *error =
         "with a database --store, give --blobs file:DIR: every instance must use the same blob store (a "
         "shared directory), since an upload may resume on, and a download be served by, any instance";
@@ -362,7 +361,7 @@ class StatsReporter {
                 std::string endpoint)
       : path_(config.data_dir + "/" + std::string(kStatsFileName)),
         media_url_(config.server.media_url),
-        store_(RedactUri(config.store)),
+        store_(outpost::RedactUri(config.store)),
         interval_s_(config.stats_interval_s),
         server_(server),
         media_(media),
@@ -458,7 +457,7 @@ std::string UrlHost(const std::string& host) {
 // binding them; downloads are allowed by the server's membership (Server::MayReadBlob) once `ready` holds
 // the running server.
 outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
-    ServeConfig& config, const std::shared_ptr<Registry>& registry,
+    ServeConfig& config, const std::shared_ptr<outpost::TokenRegistry>& registry,
     const std::shared_ptr<std::atomic<outpost::Server*>>& ready) {
   const MediaConfig& mc = config.media;
   // The default store under DATA_DIR is made owner-only like the rest of it (the store would make it with
@@ -559,7 +558,7 @@ int Serve(const Flags& flags) {
   }
   std::signal(SIGPIPE, SIG_IGN);
 
-  const bool shared_store = Registry::UsersMayLiveIn(config.store);
+  const bool shared_store = outpost::TokenRegistry::UsersMayLiveIn(config.store);
   DataDirLock lock;
   if (Status s = lock.Acquire(config.data_dir, shared_store); !s.ok()) return Fail(kExitError, s.message());
 
@@ -569,20 +568,20 @@ int Serve(const Flags& flags) {
     store_options.sync = config.server.store_sync;
     auto opened = outpost::OpenServerStore(config.store, store_options);
     if (!opened.ok()) {
-      return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
+      return Fail(kExitError, "cannot open the server store " + outpost::RedactUri(config.store) + ": " +
                                   opened.status().ToString());
     }
     config.server.server_store = std::move(opened).value();
   }
-  auto registry_or = shared_store ? Registry::Open(config.data_dir, config.server.server_store)
-                                  : Registry::Open(config.data_dir);
+  auto registry_or = shared_store ? outpost::TokenRegistry::Open(config.data_dir, config.server.server_store)
+                                  : outpost::TokenRegistry::Open(config.data_dir);
   if (!registry_or.ok()) {
-    return Fail(kExitError,
-                "cannot open the user registry " +
-                    (shared_store ? RedactUri(config.store) : Registry::StoreUri(config.data_dir)) + ": " +
-                    registry_or.status().ToString());
+    return Fail(kExitError, "cannot open the user registry " +
+                                (shared_store ? outpost::RedactUri(config.store)
+                                              : outpost::TokenRegistry::StoreUri(config.data_dir)) +
+                                ": " + registry_or.status().ToString());
   }
-  std::shared_ptr<Registry> registry = std::move(registry_or).value();
+  std::shared_ptr<outpost::TokenRegistry> registry = std::move(registry_or).value();
   config.server.authenticate = [registry](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
     auto user = registry->Authenticate(hello);
     if (!user.ok()) {
@@ -623,7 +622,7 @@ int Serve(const Flags& flags) {
     return Fail(kExitError, "cannot listen on " + listen_uri + ": " + listener.status().ToString());
   auto server_or = outpost::Server::Open(config.server, std::move(listener).value());
   if (!server_or.ok()) {
-    return Fail(kExitError, "cannot open the server store " + RedactUri(config.store) + ": " +
+    return Fail(kExitError, "cannot open the server store " + outpost::RedactUri(config.store) + ": " +
                                 server_or.status().ToString());
   }
   server = std::move(server_or).value();
@@ -632,7 +631,7 @@ int Serve(const Flags& flags) {
 
   const std::string endpoint = server->endpoint();
   Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, users {}, membership on, CURVE {}",
-      ::getpid(), config.data_dir, RedactUri(config.store), registry->where(),
+      ::getpid(), config.data_dir, outpost::RedactUri(config.store), registry->where(),
       transport.curve_server_secret_key.empty() ? "off" : "on");
   Log(LogLevel::kInfo, "listening on {}", endpoint.empty() ? listen_uri : endpoint);
   if (transport.curve_server_secret_key.empty()) {

@@ -9,7 +9,7 @@
 
 #include "command.h"
 #include "files.h"
-#include "registry.h"
+#include "outpost/token_registry.h"
 #include "stats_json.h"
 
 namespace outpostd {
@@ -25,9 +25,9 @@ number of registered users. --json: stats.json as written, with "users" added. -
 // The user count, or -1 when there is no registry yet or it cannot be read (the reason in `*why`).
 int64_t UserCount(const std::string& data_dir, const std::string& store, std::string* why) {
   struct stat st {};
-  const bool in_store = Registry::UsersMayLiveIn(store);
+  const bool in_store = outpost::TokenRegistry::UsersMayLiveIn(store);
   if (!in_store && ::stat((data_dir + "/auth").c_str(), &st) != 0) return 0;  // no user was ever added
-  auto registry = Registry::Open(data_dir, store);
+  auto registry = outpost::TokenRegistry::Open(data_dir, store);
   if (!registry.ok()) {
     *why = registry.status().ToString();
     return -1;

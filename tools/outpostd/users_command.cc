@@ -12,7 +12,7 @@
 
 #include "command.h"
 #include "files.h"
-#include "registry.h"
+#include "outpost/token_registry.h"
 
 namespace outpostd {
 namespace {
@@ -47,16 +47,16 @@ Lists the tokens of user NAME, one per line: the user, the device id the token i
 --data and --store as for add-user: a database store keeps the users, else DIR/auth.
 )";
 
-using IssueFn = outpost::Result<std::string> (Registry::*)(std::string_view, std::string_view);
+using IssueFn = outpost::Result<std::string> (outpost::TokenRegistry::*)(std::string_view, std::string_view);
 
 // Checks --data / --store and the single NAME, creates the data directory when needed (users in
 // DATA_DIR/auth) and opens the registry. On failure returns the exit code (with the message printed); on
 // success 0 and `*registry`.
 int OpenForCommand(const Flags& flags, const char* command, bool create,
-                   std::unique_ptr<Registry>* registry) {
+                   std::unique_ptr<outpost::TokenRegistry>* registry) {
   const std::string data_dir = flags.Get("data");
   const std::string store = flags.Get("store");
-  const bool in_store = Registry::UsersMayLiveIn(store);
+  const bool in_store = outpost::TokenRegistry::UsersMayLiveIn(store);
   if (data_dir.empty() && !in_store) {
     return Fail(kExitUsage,
                 fmt::format("{}: --data DIR is required (or --store URI of a database that keeps the users)",
@@ -74,11 +74,12 @@ int OpenForCommand(const Flags& flags, const char* command, bool create,
       return Fail(kExitError, fmt::format("{}: {}", command, s.message()));
     }
   }
-  auto opened = Registry::Open(data_dir, store);
+  auto opened = outpost::TokenRegistry::Open(data_dir, store);
   if (!opened.ok()) {
-    return Fail(kExitError, fmt::format("{}: cannot open the user registry {}: {}", command,
-                                        in_store ? RedactUri(store) : Registry::StoreUri(data_dir),
-                                        opened.status().ToString()));
+    return Fail(kExitError,
+                fmt::format("{}: cannot open the user registry {}: {}", command,
+                            in_store ? outpost::RedactUri(store) : outpost::TokenRegistry::StoreUri(data_dir),
+                            opened.status().ToString()));
   }
   *registry = std::move(opened).value();
   return kExitOk;
@@ -91,7 +92,7 @@ int Issue(const Flags& flags, const char* command, IssueFn issue) {
       return Fail(kExitUsage, fmt::format("{}: --device: {}", command, s.message()));
     }
   }
-  std::unique_ptr<Registry> registry;
+  std::unique_ptr<outpost::TokenRegistry> registry;
   if (int code = OpenForCommand(flags, command, true, &registry); code != kExitOk) return code;
   auto token = ((*registry).*issue)(flags.positional().front(), device);
   if (!token.ok()) return Fail(kExitError, fmt::format("{}: {}", command, token.status().message()));
@@ -100,11 +101,11 @@ int Issue(const Flags& flags, const char* command, IssueFn issue) {
   return kExitOk;
 }
 
-int AddUser(const Flags& flags) { return Issue(flags, "add-user", &Registry::AddUser); }
-int AddDevice(const Flags& flags) { return Issue(flags, "add-device", &Registry::AddDevice); }
+int AddUser(const Flags& flags) { return Issue(flags, "add-user", &outpost::TokenRegistry::AddUser); }
+int AddDevice(const Flags& flags) { return Issue(flags, "add-device", &outpost::TokenRegistry::AddDevice); }
 
 int Devices(const Flags& flags) {
-  std::unique_ptr<Registry> registry;
+  std::unique_ptr<outpost::TokenRegistry> registry;
   if (int code = OpenForCommand(flags, "devices", false, &registry); code != kExitOk) return code;
   auto tokens = registry->Devices(flags.positional().front());
   if (!tokens.ok()) return Fail(kExitError, "devices: " + tokens.status().message());

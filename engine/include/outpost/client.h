@@ -114,6 +114,12 @@ struct Watermark {
   uint64_t seq = 0;
 };
 
+// The format of the device store this build writes and the newest it reads. Client::Open stamps it into a
+// new store (and into one from before formats were kept, which is format 1), and refuses a store of a
+// newer format with FailedPrecondition, leaving it untouched. It moves only when a build writes something
+// an older build would misread (docs/storage-format.md, "Compatibility").
+inline constexpr uint32_t kDeviceStoreFormat = 1;
+
 struct ClientOptions {
   std::string store = "lmdb:outpost-data";  // storage URI (storage.h)
   bool store_sync = true;                   // false: a power loss may undo recent commits

@@ -1,9 +1,9 @@
 // Copyright 2026 The Outpost Authors.
 //
 // Fuzz target: outpostd's command-line parsing (tools/common/flags.h) and user-name check
-// (registry.h ValidateUserName). The input is the argument list, NUL-separated. Properties: never crashes;
-// a parse that succeeds yields values only for known flags, GetUint agrees with the text; a valid user name
-// is 1..64 bytes of [A-Za-z0-9._-].
+// (outpost/membership.h ValidateUserName). The input is the argument list, NUL-separated. Properties: never
+// crashes; a parse that succeeds yields values only for known flags, GetUint agrees with the text; a valid
+// user name is 1..64 bytes of [A-Za-z0-9._-].
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,7 +11,7 @@
 
 #include "common/flags.h"
 #include "fuzz/targets/fuzz_check.h"
-#include "registry.h"
+#include "outpost/membership.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto pieces = outpost::fuzz::Split(outpost::fuzz::AsView(data, size), '\0', 64);
@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!error.empty(), "a refused command line says why");
   }
   for (const auto& a : args) {
-    if (!outpostd::ValidateUserName(a).ok()) continue;
+    if (!outpost::ValidateUserName(a).ok()) continue;
     FUZZ_CHECK(!a.empty() && a.size() <= outpost::kUserNameBytesMax, "a user name is 1..64 bytes");
     for (char c : a) {
       FUZZ_CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||

@@ -1,21 +1,28 @@
 // Copyright 2026 The Outpost Authors.
-#include "registry.h"
+#include "outpost/token_registry.h"
 
 #include <sodium.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "server_store/kv/kv_user_store.h"
 
-namespace outpostd {
+namespace outpost {
 namespace {
 
-using outpost::QuoteForMessage;
-using outpost::Result;
-using outpost::Status;
+// libsodium must be initialized once before use; sodium_init is itself idempotent and thread-safe, and
+// fails only when the system has no usable randomness (then no token could be made safely).
+void InitSodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) std::abort();
+  });
+}
 
 constexpr size_t kTokenRandomBytes = 32;
 constexpr size_t kTokenHashBytes = crypto_generichash_BYTES;  // 32
@@ -77,22 +84,27 @@ std::string RedactUri(std::string_view uri) {
   return out;
 }
 
-std::string Registry::StoreUri(const std::string& data_dir) { return "lmdb:" + data_dir + "/auth"; }
+std::string TokenRegistry::StoreUri(const std::string& data_dir) { return "lmdb:" + data_dir + "/auth"; }
 
-bool Registry::UsersMayLiveIn(std::string_view store_uri) {
+bool TokenRegistry::UsersMayLiveIn(std::string_view store_uri) {
   return store_uri.starts_with("postgresql://") || store_uri.starts_with("postgres://");
 }
 
-Registry::Registry(std::unique_ptr<outpost::UserStore> users)
-    : own_users_(std::move(users)), users_(own_users_.get()), where_("(given user store)") {}
+TokenRegistry::TokenRegistry(std::unique_ptr<UserStore> users)
+    : own_users_(std::move(users)), users_(own_users_.get()), where_("(given user store)") {
+  InitSodium();
+}
 
-Registry::Registry(std::shared_ptr<outpost::ServerStore> server_store, std::string where)
-    : server_store_(std::move(server_store)), users_(server_store_->users()), where_(std::move(where)) {}
+TokenRegistry::TokenRegistry(std::shared_ptr<ServerStore> server_store, std::string where)
+    : server_store_(std::move(server_store)), users_(server_store_->users()), where_(std::move(where)) {
+  InitSodium();
+}
 
-Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir, const std::string& store_uri) {
-  std::shared_ptr<outpost::ServerStore> store;
+Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(const std::string& data_dir,
+                                                           const std::string& store_uri) {
+  std::shared_ptr<ServerStore> store;
   if (UsersMayLiveIn(store_uri)) {
-    OUTPOST_ASSIGN_OR_RETURN(store, outpost::OpenServerStore(store_uri));
+    OUTPOST_ASSIGN_OR_RETURN(store, OpenServerStore(store_uri));
   }
   if (store == nullptr && data_dir.empty()) {
     return Status::FailedPrecondition("the users of " + RedactUri(store_uri) +
@@ -101,25 +113,25 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir, co
   return Open(data_dir, std::move(store));
 }
 
-Result<std::unique_ptr<Registry>> Registry::Open(const std::string& data_dir,
-                                                 std::shared_ptr<outpost::ServerStore> store) {
+Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(const std::string& data_dir,
+                                                           std::shared_ptr<ServerStore> store) {
   if (store != nullptr && store->users() != nullptr) {
     std::string where = store->uri();
-    return std::unique_ptr<Registry>(new Registry(std::move(store), std::move(where)));
+    return std::unique_ptr<TokenRegistry>(new TokenRegistry(std::move(store), std::move(where)));
   }
   if (data_dir.empty()) {
     return Status::FailedPrecondition(
         "the users of this server store live in DATA_DIR/auth: --data DIR is required");
   }
-  OUTPOST_ASSIGN_OR_RETURN(auto users, outpost::OpenKvUserStore(StoreUri(data_dir), /*sync=*/true));
-  auto registry = std::make_unique<Registry>(std::move(users));
+  OUTPOST_ASSIGN_OR_RETURN(auto users, OpenKvUserStore(StoreUri(data_dir), /*sync=*/true));
+  auto registry = std::make_unique<TokenRegistry>(std::move(users));
   registry->where_ = StoreUri(data_dir);
   return registry;
 }
 
-Result<std::string> Registry::IssueToken(std::string_view user, std::string_view device, bool first) {
+Result<std::string> TokenRegistry::IssueToken(std::string_view user, std::string_view device, bool first) {
   std::string token = NewToken();
-  const outpost::TokenRecord record{TokenHash(token), std::string(user), std::string(device)};
+  const TokenRecord record{TokenHash(token), std::string(user), std::string(device)};
   Status s = first ? users_->AddUser(user, record) : users_->AddToken(record);
   if (s.code() == Status::Code::kConflict && first) {
     return Status::Conflict("user '" + std::string(user) + "' already exists (add-device adds a token)");
@@ -131,22 +143,22 @@ Result<std::string> Registry::IssueToken(std::string_view user, std::string_view
   return token;
 }
 
-Result<std::string> Registry::AddUser(std::string_view user, std::string_view device) {
+Result<std::string> TokenRegistry::AddUser(std::string_view user, std::string_view device) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
   if (!device.empty()) OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
   return IssueToken(user, device, /*first=*/true);
 }
 
-Result<std::string> Registry::AddDevice(std::string_view user, std::string_view device) {
+Result<std::string> TokenRegistry::AddDevice(std::string_view user, std::string_view device) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
   if (!device.empty()) OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
   return IssueToken(user, device, /*first=*/false);
 }
 
-Result<std::string> Registry::Authenticate(const outpost::HelloInfo& hello) {
+Result<std::string> TokenRegistry::Authenticate(const HelloInfo& hello) {
   if (!WellFormedToken(hello.token)) return Status::PermissionDenied("malformed or missing token");
   const std::string hash = TokenHash(hello.token);
-  outpost::TokenRecord binding;
+  TokenRecord binding;
   if (Status s = users_->FindToken(hash, &binding); !s.ok()) {
     if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
     if (s.code() == Status::Code::kCorruption) return s;
@@ -169,9 +181,9 @@ Result<std::string> Registry::Authenticate(const outpost::HelloInfo& hello) {
   return std::move(binding.user);
 }
 
-Result<TokenBinding> Registry::LookUpToken(std::string_view token) {
+Result<TokenBinding> TokenRegistry::LookUpToken(std::string_view token) {
   if (!WellFormedToken(token)) return Status::PermissionDenied("malformed or missing token");
-  outpost::TokenRecord binding;
+  TokenRecord binding;
   if (Status s = users_->FindToken(TokenHash(token), &binding); !s.ok()) {
     if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
     if (s.code() == Status::Code::kCorruption) return s;
@@ -185,7 +197,7 @@ Result<TokenBinding> Registry::LookUpToken(std::string_view token) {
   return TokenBinding{std::move(binding.user), std::move(binding.device)};
 }
 
-Status Registry::Bind(const std::string& hash, std::string_view user, std::string_view device) {
+Status TokenRegistry::Bind(const std::string& hash, std::string_view user, std::string_view device) {
   if (Status s = ValidateDeviceId(device); !s.ok()) {
     return Status::PermissionDenied("cannot bind the token to this device: " + s.message());
   }
@@ -195,7 +207,7 @@ Status Registry::Bind(const std::string& hash, std::string_view user, std::strin
   if (s.ok()) return s;
   if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
   if (s.code() == Status::Code::kPermissionDenied) {
-    outpost::TokenRecord now;
+    TokenRecord now;
     if (users_->FindToken(hash, &now).ok() && !now.device.empty()) {
       return Status::PermissionDenied("token of user " + QuoteForMessage(user) + " is bound to device " +
                                       QuoteForMessage(now.device) + ", not " + QuoteForMessage(device));
@@ -206,7 +218,7 @@ Status Registry::Bind(const std::string& hash, std::string_view user, std::strin
   return Status::IOError("user registry: cannot bind the token: " + s.ToString());
 }
 
-Result<bool> Registry::HasUser(std::string_view user) {
+Result<bool> TokenRegistry::HasUser(std::string_view user) {
   if (!ValidateUserName(user).ok()) return false;
   bool exists = false;
   if (Status s = users_->HasUser(user, &exists); !s.ok())
@@ -214,9 +226,9 @@ Result<bool> Registry::HasUser(std::string_view user) {
   return exists;
 }
 
-Result<std::vector<TokenBinding>> Registry::Devices(std::string_view user) {
+Result<std::vector<TokenBinding>> TokenRegistry::Devices(std::string_view user) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
-  std::vector<outpost::TokenRecord> tokens;
+  std::vector<TokenRecord> tokens;
   Status s = users_->Tokens(user, &tokens);
   if (s.IsNotFound()) return Status::NotFound("no user '" + std::string(user) + "'");
   if (!s.ok()) return s;
@@ -226,10 +238,15 @@ Result<std::vector<TokenBinding>> Registry::Devices(std::string_view user) {
   return out;
 }
 
-Result<uint64_t> Registry::UserCount() {
+Result<uint64_t> TokenRegistry::UserCount() {
   uint64_t n = 0;
   OUTPOST_RETURN_IF_ERROR(users_->UserCount(&n));
   return n;
 }
 
-}  // namespace outpostd
+void TokenRegistry::InstallHooks(std::shared_ptr<TokenRegistry> registry, ServerOptions* options) {
+  options->authenticate = [registry](const HelloInfo& hello) { return registry->Authenticate(hello); };
+  options->user_exists = [registry](std::string_view user) { return registry->HasUser(user); };
+}
+
+}  // namespace outpost

@@ -1,8 +1,15 @@
 // Copyright 2026 The Outpost Authors.
 //
-// The user registry: which users exist and which device tokens belong to them, and how a Hello's token is
-// checked. The rules live here (token text, hashing, Authenticate); the records live in a UserStore
-// (outpost/server_store.h):
+// TokenRegistry (library auth): which users exist and which device tokens belong to them, and how a
+// Hello's token is checked: the authentication outpostd uses, for any server that embeds Server.
+//
+//   auto registry = TokenRegistry::Open("/var/lib/app");            // users in lmdb:/var/lib/app/auth
+//   std::string token = (*registry)->AddUser("alice").value();      // give it to alice's device
+//   ServerOptions options;
+//   TokenRegistry::InstallHooks(std::move(*registry), &options);    // authenticate + user_exists
+//
+// Where the users live and what a token is: The rules live here (token text, hashing, Authenticate); the
+// records live in a UserStore (outpost/server_store.h):
 //   - a server store that keeps users (PostgreSQL: users() is not null) keeps them, so every outpostd on
 //     that database sees the same users and `outpostd add-user --store postgresql://...` works from any host;
 //   - otherwise (key-value server stores) `lmdb:DATA_DIR/auth`, a KvUserStore
@@ -15,9 +22,9 @@
 // Token text: "opt_" + 43 characters of unpadded base64url (32 random bytes from libsodium).
 //
 // Thread safety: every method may be called from any thread (each UserStore call is its own transaction).
-// sodium_init() must have succeeded before any method is called.
-#ifndef OUTPOST_TOOLS_OUTPOSTD_REGISTRY_H_
-#define OUTPOST_TOOLS_OUTPOSTD_REGISTRY_H_
+// libsodium is initialized by the library itself (once, before the first registry is made).
+#ifndef OUTPOST_TOKEN_REGISTRY_H_
+#define OUTPOST_TOKEN_REGISTRY_H_
 
 #include <cstdint>
 #include <memory>
@@ -25,19 +32,16 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/export.h"
 #include "outpost/membership.h"
 #include "outpost/result.h"
 #include "outpost/server.h"
 #include "outpost/server_store.h"
 #include "outpost/status.h"
 
-namespace outpostd {
+namespace outpost {
 
 inline constexpr std::string_view kTokenPrefix = "opt_";
-
-// User names and device ids follow the engine's grammar (outpost/membership.h).
-using outpost::ValidateDeviceId;
-using outpost::ValidateUserName;
 
 // One token of a user, as `outpostd devices` lists it.
 struct TokenBinding {
@@ -45,18 +49,18 @@ struct TokenBinding {
   std::string device;  // empty: not bound yet (binds on first use)
 };
 
-class Registry {
+class OUTPOST_EXPORT TokenRegistry {
  public:
   // Opens the users of the server store `store_uri`: in that store when it keeps them (see above), else
   // in `lmdb:DATA_DIR/auth` (opened, created if needed; DATA_DIR must exist). An empty `store_uri` is a
   // key-value store. FailedPrecondition when the users are not in the store and `data_dir` is empty.
-  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
-                                                         const std::string& store_uri = {});
+  static Result<std::unique_ptr<TokenRegistry>> Open(const std::string& data_dir,
+                                                     const std::string& store_uri = {});
   // The same over a server store that is already open (serve shares it with the server).
-  static outpost::Result<std::unique_ptr<Registry>> Open(const std::string& data_dir,
-                                                         std::shared_ptr<outpost::ServerStore> store);
+  static Result<std::unique_ptr<TokenRegistry>> Open(const std::string& data_dir,
+                                                     std::shared_ptr<ServerStore> store);
   // Over `users` (tests).
-  explicit Registry(std::unique_ptr<outpost::UserStore> users);
+  explicit TokenRegistry(std::unique_ptr<UserStore> users);
   // The user store's URI for DATA_DIR when users do not live in the server store.
   static std::string StoreUri(const std::string& data_dir);
   // Whether users of the server store `store_uri` may live in it: a database store (`postgresql://` or
@@ -68,47 +72,52 @@ class Registry {
 
   // Creates `user` and returns its first device token, bound to `device` (empty: bound on first use).
   // Conflict when the user exists; InvalidArgument for a bad user name or device id.
-  outpost::Result<std::string> AddUser(std::string_view user, std::string_view device = {});
+  Result<std::string> AddUser(std::string_view user, std::string_view device = {});
   // A new token for another device of `user`, bound to `device` (empty: bound on first use). NotFound when
   // there is no such user; InvalidArgument for a bad device id. A device may hold several tokens (one
   // replaces a lost one; there is no revocation yet).
-  outpost::Result<std::string> AddDevice(std::string_view user, std::string_view device = {});
+  Result<std::string> AddDevice(std::string_view user, std::string_view device = {});
   // The user a Hello's token belongs to. PermissionDenied for a malformed or unknown token, a token of
   // another user than the one the Hello claims, or a token bound to another device than the Hello's; an
   // unbound token is bound to the Hello's device here, durably, before this returns. IOError when the store
   // cannot be read or the binding cannot be written; Corruption for a token entry of unknown form.
-  outpost::Result<std::string> Authenticate(const outpost::HelloInfo& hello);
+  Result<std::string> Authenticate(const HelloInfo& hello);
   // The (user, device) a bound token belongs to, without a Hello and without binding anything: the media
   // server's bearer tokens (HTTP requests name no device, so an unbound token cannot be bound there).
   // PermissionDenied for a malformed or unknown token, and for an unbound one ("token not bound to a device
   // yet: connect with it once"); IOError when the store cannot be read; Corruption for a token entry of
   // unknown form.
-  outpost::Result<TokenBinding> LookUpToken(std::string_view token);
+  Result<TokenBinding> LookUpToken(std::string_view token);
   // Whether `user` is registered (ServerOptions::user_exists). IOError when the store cannot be read.
-  outpost::Result<bool> HasUser(std::string_view user);
-  outpost::Result<uint64_t> UserCount();
+  Result<bool> HasUser(std::string_view user);
+  Result<uint64_t> UserCount();
   // Every token of `user` with its binding, sorted by device (unbound last). NotFound when there is no such
   // user. May scan all tokens: an admin command, not a request path.
-  outpost::Result<std::vector<TokenBinding>> Devices(std::string_view user);
+  Result<std::vector<TokenBinding>> Devices(std::string_view user);
+
+  // Makes `registry` the server's authentication: `options->authenticate` checks a Hello's token
+  // (Authenticate) and `options->user_exists` answers from the registered users (HasUser), so that member
+  // lists may name registered users only. The hooks share ownership of the registry.
+  static void InstallHooks(std::shared_ptr<TokenRegistry> registry, ServerOptions* options);
 
  private:
-  Registry(std::shared_ptr<outpost::ServerStore> server_store, std::string where);
+  TokenRegistry(std::shared_ptr<ServerStore> server_store, std::string where);
   // Issues a token for `user` bound to `device`: its first (a new user) or another one.
-  outpost::Result<std::string> IssueToken(std::string_view user, std::string_view device, bool first);
+  Result<std::string> IssueToken(std::string_view user, std::string_view device, bool first);
   // Binds the unbound token `hash` of `user` to `device`; PermissionDenied when another Hello bound it to
   // another device first.
-  outpost::Status Bind(const std::string& hash, std::string_view user, std::string_view device);
+  Status Bind(const std::string& hash, std::string_view user, std::string_view device);
 
-  std::shared_ptr<outpost::ServerStore> server_store_;  // keeps users_ alive when the users live in it
-  std::unique_ptr<outpost::UserStore> own_users_;       // or the store of users alone
-  outpost::UserStore* users_ = nullptr;
+  std::shared_ptr<ServerStore> server_store_;  // keeps users_ alive when the users live in it
+  std::unique_ptr<UserStore> own_users_;       // or the store of users alone
+  UserStore* users_ = nullptr;
   std::string where_;
 };
 
 // `uri` with any password removed (`scheme://user:PASSWORD@host`, `password=...` parameters), for messages
 // and logs.
-std::string RedactUri(std::string_view uri);
+OUTPOST_EXPORT std::string RedactUri(std::string_view uri);
 
-}  // namespace outpostd
+}  // namespace outpost
 
-#endif  // OUTPOST_TOOLS_OUTPOSTD_REGISTRY_H_
+#endif  // OUTPOST_TOKEN_REGISTRY_H_
