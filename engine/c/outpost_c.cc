@@ -82,8 +82,9 @@ outpost_error* MakeError(outpost_code code, std::string_view prefix, std::string
     std::free(e);
     return nullptr;
   }
-  std::memcpy(e->message, prefix.data(), prefix.size());
-  std::memcpy(e->message + prefix.size(), msg.data(), msg.size());
+  // An empty view may hold a null pointer, which memcpy must not be given even for 0 bytes.
+  if (!prefix.empty()) std::memcpy(e->message, prefix.data(), prefix.size());
+  if (!msg.empty()) std::memcpy(e->message + prefix.size(), msg.data(), msg.size());
   e->message[prefix.size() + msg.size()] = '\0';
   return e;
 }
