@@ -10,6 +10,7 @@
 
 #include <ftw.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,22 @@ static void test_errors_without_handles(const char* dir) {
   options.struct_size = sizeof options + 8;
   FAILS(OUTPOST_INVALID_ARGUMENT, outpost_client_open(&options, &client, &err));
 
+  /* A program built against an older header: its struct ends early, the rest takes the defaults. */
+  outpost_client_options_init(&options);
+  options.struct_size = offsetof(outpost_client_options, store_sync);
+  options.store = "memory:c-api-test-old-header";
+  options.payload_bytes_max = 0; /* past struct_size: must not be read */
+  OK(outpost_client_open(&options, &client, &err));
+  outpost_client_stats old_stats;
+  memset(&old_stats, 0xAB, sizeof old_stats);
+  old_stats.struct_size = offsetof(outpost_client_stats, outbox_depth);
+  OK(outpost_stats(client, &old_stats, &err));
+  CHECK(old_stats.struct_size == offsetof(outpost_client_stats, outbox_depth));
+  CHECK(!old_stats.connected);
+  CHECK(old_stats.outbox_depth == 0xABABABABABABABABull); /* past struct_size: not written */
+  outpost_client_close(client);
+  client = NULL;
+
   /* Bad URIs. */
   outpost_client_options_init(&options);
   options.store = "nosuchscheme:x";
@@ -326,6 +343,9 @@ static void test_client_and_server(const char* dir) {
   OK(outpost_before(client, "room", page->items[1].position, page->items[1].position_len, 10, &before, &err));
   CHECK(before->count == 1 && same_id(&before->items[0].op_id, &members_id));
   outpost_ops_free(before);
+  outpost_ops_free(page);
+  OK(outpost_latest(client, "room", SIZE_MAX, &page, &err)); /* a page size needs no upper bound */
+  CHECK(page->count == 2);
   outpost_ops_free(page);
   FAILS(OUTPOST_INVALID_ARGUMENT, outpost_before(client, "room", "junk", 4, 10, &before, &err));
   FAILS(OUTPOST_INVALID_ARGUMENT, outpost_before(client, "room", NULL, 0, 10, &before, &err));
