@@ -28,7 +28,9 @@
  *  - Threads: every outpost_client function may be called from any thread. Callbacks of one client never
  *    run concurrently with each other; they run on the thread that made the change, once it holds no engine
  *    lock: the caller of outpost_step/outpost_run_until_idle, the background thread after outpost_start, the
- *    engine's commit thread for submits, or the caller of outpost_retry/outpost_discard (observer.h). Inside
+ *    engine's completion thread for submits, or the caller of outpost_retry/outpost_discard (or, when
+ *    another thread is delivering at that moment, that thread: observer.h). outpost_submit, outpost_retry,
+ *    outpost_discard and outpost_step return once the events of their changes were delivered. Inside
  *    a callback, every read, outpost_stats, outpost_connection, outpost_retry, outpost_discard,
  *    outpost_mark_read, outpost_follow, outpost_set_online, outpost_set_token, outpost_subscribe* and
  *    outpost_unsubscribe may be called; outpost_submit returns OUTPOST_FAILED_PRECONDITION there; a callback
@@ -343,8 +345,9 @@ OUTPOST_C_API outpost_code outpost_set_online(outpost_client* client, bool onlin
 OUTPOST_C_API outpost_code outpost_set_token(outpost_client* client, const char* token,
                                              outpost_error** error);
 
-/* ClientStats. Set struct_size = sizeof(outpost_client_stats) before the call: fields past it are not
- * written (ABI growth). */
+/* ClientStats. Set struct_size = sizeof(outpost_client_stats) before the call (0: INVALID_ARGUMENT). Only
+ * the fields within struct_size are written (an older header's shorter struct); a newer header's fields
+ * that this library does not know are left as they were. */
 typedef struct outpost_client_stats {
   size_t struct_size;
   bool connected;
