@@ -9,10 +9,10 @@
  *    matching _close (NULL allowed: a no-op). A handle must not be used after its _close.
  *  - Ownership: everything a function returns through an out-parameter is a fresh heap object owned by the
  *    caller, released with the one matching function named in its comment (outpost_ops_free,
- *    outpost_op_free, outpost_strings_free, outpost_stream_list_free, outpost_string_free,
- * outpost_error_free); each accepts NULL. Strings and buffers passed in are only read during the call: the
- * library keeps copies of what it needs. Pointers handed to a callback are valid only until the callback
- * returns.
+ *    outpost_op_free, outpost_strings_free, outpost_stream_list_free, outpost_string_free or
+ *    outpost_error_free); each accepts NULL. Strings and buffers passed in are only read during the call:
+ *    the library keeps copies of what it needs. Pointers handed to a callback are valid only until the
+ *    callback returns.
  *  - Errors: functions that can fail return an outpost_code (OUTPOST_OK = 0 on success). Its values mirror
  *    outpost::Status::Code, plus OUTPOST_INTERNAL and OUTPOST_RESOURCE_EXHAUSTED (out of memory). The last
  *    parameter `error` (NULL allowed) is always written: NULL on success, on failure a new outpost_error
