@@ -66,7 +66,7 @@ int OpenForCommand(const Flags& flags, const char* command, bool create,
     return Fail(kExitUsage,
                 fmt::format("{}: expected exactly one user NAME (outpostd {} --help)", command, command));
   }
-  if (outpost::Status s = ValidateUserName(flags.positional().front()); !s.ok()) {
+  if (outpost::Status s = outpost::ValidateUserName(flags.positional().front()); !s.ok()) {
     return Fail(kExitUsage, fmt::format("{}: {}", command, s.message()));
   }
   if (!in_store) {
@@ -88,7 +88,7 @@ int OpenForCommand(const Flags& flags, const char* command, bool create,
 int Issue(const Flags& flags, const char* command, IssueFn issue) {
   const std::string device = flags.Get("device");
   if (flags.Has("device")) {
-    if (outpost::Status s = ValidateDeviceId(device); !s.ok()) {
+    if (outpost::Status s = outpost::ValidateDeviceId(device); !s.ok()) {
       return Fail(kExitUsage, fmt::format("{}: --device: {}", command, s.message()));
     }
   }

@@ -38,13 +38,14 @@ namespace outpost::conformance {
 struct StorageConformanceBackend {
   // The suffix of the test names (letters, digits, underscores): StorageConformance/PutGetDelete/NAME.
   // OUTPOST_STORAGE_CONFORMANCE sets it from its first argument.
-  std::string name;
+  std::string name = {};
   // A URI for a store no other test touches. `dir` is an empty temporary directory that the test owns and
   // removes; `unique` is a name no other test of this process uses (for stores that live in memory).
-  std::function<std::string(const std::string& dir, const std::string& unique)> uri;
+  std::function<std::string(const std::string& dir, const std::string& unique)> uri = {};
   // Opens (creating if needed) the store at `uri`. Empty: outpost::OpenStorage, for a backend that is one
   // of its schemes.
-  std::function<Result<std::unique_ptr<Storage>>(const std::string& uri, const StorageOptions& options)> open;
+  std::function<Result<std::unique_ptr<Storage>>(const std::string& uri, const StorageOptions& options)>
+      open = {};
   // The URI names a file or directory whose parent must exist; the crash, garbage and missing-parent tests
   // run only then.
   bool lives_in_directory = false;

@@ -7,12 +7,12 @@
 //
 //   // my_transport_conformance_test.cc, linked with outpost::conformance and GTest::gtest_main
 //   #include "outpost/testing/transport_conformance.h"
-//   #include "my_transport.h"  // ListenMy(uri, options), DialMy(uri, options) for "my://HOST:PORT"
+//   #include "my_transport.h"  // ListenMy and DialMy: (const std::string& uri, const TransportOptions&)
 //
 //   OUTPOST_TRANSPORT_CONFORMANCE(MyTransport, (outpost::conformance::TransportConformanceBackend{
 //       .unique_uri = [](const std::string&) { return "my://127.0.0.1:" + std::to_string(FreePort()); },
-//       .listen = [](const std::string& uri, const outpost::TransportOptions& o) { return ListenMy(uri, o);
-//       }, .dial = [](const std::string& uri, const outpost::TransportOptions& o) { return DialMy(uri, o); },
+//       .listen = &ListenMy,
+//       .dial = &DialMy,
 //       .has_inbound_queue = true}));
 //
 // What the suite expects beyond transport.h: a comma-separated list of URIs listens on every endpoint (or on
@@ -36,16 +36,16 @@ namespace outpost::conformance {
 struct TransportConformanceBackend {
   // The suffix of the test names (letters, digits, underscores). OUTPOST_TRANSPORT_CONFORMANCE sets it from
   // its first argument.
-  std::string name;
+  std::string name = {};
   // A URI that no other test in this process uses, so that tests never share a listener by accident.
   // `tag` (the test's name) only makes failures easier to read.
-  std::function<std::string(const std::string& tag)> unique_uri;
+  std::function<std::string(const std::string& tag)> unique_uri = {};
   // Listen and dial on a URI (or a comma-separated list of them). Empty: outpost::Listen and
   // outpost::NewDialer, for a transport that is one of their schemes.
   std::function<Result<std::unique_ptr<Listener>>(const std::string& uri, const TransportOptions& options)>
-      listen;
+      listen = {};
   std::function<Result<std::unique_ptr<Dialer>>(const std::string& uri, const TransportOptions& options)>
-      dial;
+      dial = {};
   // The listener keeps its own bounded queue of inbound frames (TransportOptions::inbound_bytes_max); a
   // transport that hands frames over in the sender's memory (inproc:) sets false and skips that test.
   bool has_inbound_queue = true;
