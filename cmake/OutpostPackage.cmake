@@ -61,6 +61,13 @@ set(outpost_install_targets ${outpost_libraries} outpost_warnings outpost_schema
 if(TARGET outpost_shared)
   list(APPEND outpost_install_targets outpost_shared)
 endif()
+# The conformance suites (a GoogleTest library, not in liboutpost.so) for authors of their own backends.
+set(OUTPOST_HAS_CONFORMANCE FALSE)
+if(TARGET outpost_conformance)
+  set(OUTPOST_HAS_CONFORMANCE TRUE)
+  list(APPEND outpost_install_targets outpost_conformance)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/testing/include/outpost DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
 install(TARGETS ${outpost_install_targets} EXPORT OutpostTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
