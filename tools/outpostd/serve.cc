@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin_pages.h"
 #include "command.h"
 #include "curve_key.h"
 #include "files.h"
@@ -88,6 +89,12 @@ attachments (photos, files; docs/media.md). Without --http the server takes none
   --upload-max-bytes N     largest attachment (default 1073741824, at most 4294967296)
   --upload-expiry D        an unfinished upload is removed this long after it began: 90s, 30m, 24h
                            (default), 7d; a bare number is seconds
+
+operators' pages on the --http listener (docs/operations.md): GET /metrics (Prometheus text format) and
+GET / (a live status page). Without a token they answer loopback requests only:
+  --admin-token-file FILE  a secret of at least 16 characters (e.g. `head -c 24 /dev/urandom | base64`):
+                           requests that carry it (Authorization: Bearer TOKEN, or HTTP Basic with the
+                           token as the password) may see the pages from anywhere
 )";
 
 constexpr uint64_t kUploadBytesMaxDefault = uint64_t{1} << 30;
@@ -104,6 +111,7 @@ struct MediaConfig {
   std::string blobs;  // blob store URI
   uint64_t upload_bytes_max = kUploadBytesMaxDefault;
   int64_t upload_expiry_ms = kUploadExpiryDefaultMs;
+  std::string admin_token;  // --admin-token-file's secret; empty: the pages answer loopback only
 };
 
 struct ServeConfig {
@@ -193,7 +201,7 @@ bool IsLoopbackHost(std::string_view host) {
 // The media flags; false (with `*error`) on a usage mistake.
 bool ParseMediaConfig(const Flags& flags, const ServeConfig& config, MediaConfig* media, std::string* error) {
   if (!flags.Has("http")) {
-    for (const char* name : {"media-url", "blobs", "upload-max-bytes", "upload-expiry"}) {
+    for (const char* name : {"media-url", "blobs", "upload-max-bytes", "upload-expiry", "admin-token-file"}) {
       if (flags.Has(name)) {
         *error =
             std::string("--") + name + " needs --http HOST:PORT (without it the server takes no attachments)";
@@ -247,6 +255,24 @@ bool ParseMediaConfig(const Flags& flags, const ServeConfig& config, MediaConfig
     *error = "--upload-expiry must be a duration like 90s, 30m, 24h or 7d (at most a year), not '" +
              flags.Get("upload-expiry") + "'";
     return false;
+  }
+  if (flags.Has("admin-token-file")) {
+    const std::string file = flags.Get("admin-token-file");
+    auto token = ReadFile(file, 4096);
+    if (!token.ok()) {
+      *error = "--admin-token-file: " + token.status().message();
+      return false;
+    }
+    std::string& t = *token;
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+    bool printable = true;
+    for (char c : t) printable = printable && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+    if (t.size() < kAdminTokenBytesMin || !printable) {
+      *error = "--admin-token-file: " + file + " must hold one token of at least " +
+               std::to_string(kAdminTokenBytesMin) + " printable characters without spaces";
+      return false;
+    }
+    media->admin_token = std::move(t);
   }
   return true;
 }
@@ -353,24 +379,52 @@ std::string Join(const std::vector<std::string>& parts) {
   return out;
 }
 
-// Writes stats.json and turns counter increases into log lines, once per tick of the main loop.
+// The server's numbers now, for stats.json and the admin pages (any thread). The media server's pages may ask
+// before the sync server runs, and while it stops: `server` and `media` are set once each is up.
+struct SnapshotSource {
+  std::atomic<outpost::Server*> server{nullptr};
+  std::atomic<const outpost::MediaServer*> media{nullptr};
+  std::atomic<bool> stopped{false};
+  Clock::time_point started = Clock::now();
+  std::string endpoint;
+  std::string media_url;
+
+  StatsSnapshot Take() const {
+    StatsSnapshot snap;
+    outpost::Server* s = server.load();
+    if (s != nullptr) {
+      snap.server = s->Stats();
+      snap.transport = s->TransportStats();
+      snap.endpoint = endpoint;
+      snap.media_url = media_url;
+    }
+    snap.state = stopped.load() ? "stopped" : s != nullptr ? "running" : "starting";
+    snap.pid = ::getpid();
+    snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count();
+    if (const outpost::MediaServer* m = media.load()) {
+      snap.has_media = true;
+      snap.media = m->Stats();
+    }
+    return snap;
+  }
+};
+
+// Writes stats.json, records a sample for the status page and turns counter increases into log lines, once
+// per tick of the main loop.
 class StatsReporter {
  public:
-  // `media`: nullptr without --http; it must stay alive until the last Tick.
-  StatsReporter(const ServeConfig& config, outpost::Server* server, const outpost::MediaServer* media,
-                std::string endpoint)
+  // `source` has the server; `admin`: nullptr without --http. Both must stay alive until the last Tick.
+  StatsReporter(const ServeConfig& config, const SnapshotSource* source, AdminPages* admin)
       : path_(config.data_dir + "/" + std::string(kStatsFileName)),
-        media_url_(config.server.media_url),
         store_(outpost::RedactUri(config.store)),
         interval_s_(config.stats_interval_s),
-        server_(server),
-        media_(media),
-        endpoint_(std::move(endpoint)),
-        started_(Clock::now()),
-        next_line_(started_ + std::chrono::seconds(interval_s_)) {}
+        source_(source),
+        admin_(admin),
+        next_line_(Clock::now() + std::chrono::seconds(interval_s_)) {}
 
-  void Tick(const std::string& state) {
-    const outpost::ServerStats now = server_->Stats();
+  void Tick() {
+    const StatsSnapshot snap = source_->Take();
+    const outpost::ServerStats& now = snap.server;
     LogIncreases(now);
     if (interval_s_ > 0 && Clock::now() >= next_line_) {
       next_line_ += std::chrono::seconds(interval_s_);
@@ -380,7 +434,8 @@ class StatsReporter {
           now.connections, now.ops_applied, now.duplicates, now.pulls, now.rejected, now.forbidden, now.busy,
           now.bad_frames, now.auth_failures, now.commits, now.commit_errors);
     }
-    Write(now, state);
+    Write(snap);
+    if (admin_ != nullptr) admin_->Record(snap);
     last_ = now;
   }
 
@@ -406,19 +461,7 @@ class StatsReporter {
     }
   }
 
-  void Write(const outpost::ServerStats& now, const std::string& state) {
-    StatsSnapshot snap;
-    snap.server = now;
-    snap.transport = server_->TransportStats();
-    snap.state = state;
-    snap.pid = ::getpid();
-    snap.uptime_s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
-    snap.endpoint = endpoint_;
-    snap.media_url = media_url_;
-    if (media_ != nullptr) {
-      snap.has_media = true;
-      snap.media = media_->Stats();
-    }
+  void Write(const StatsSnapshot& snap) {
     Status s = WriteFileAtomic(path_, StatsToJson(snap));
     if (!s.ok() && s.ToString() != last_write_error_) {
       Log(LogLevel::kWarn, "cannot write stats: {}", s.ToString());
@@ -427,13 +470,10 @@ class StatsReporter {
   }
 
   std::string path_;
-  std::string media_url_;
   std::string store_;
   int64_t interval_s_;
-  outpost::Server* server_;
-  const outpost::MediaServer* media_;
-  std::string endpoint_;
-  Clock::time_point started_;
+  const SnapshotSource* source_;
+  AdminPages* admin_;
   Clock::time_point next_line_;
   outpost::ServerStats last_;
   std::string last_write_error_;
@@ -454,11 +494,11 @@ std::string UrlHost(const std::string& host) {
 
 // Opens the blob store and starts the media server of --http; fills config->server's blob_store and
 // media_url (the bound port decides the default URL). Bearer tokens are looked up in the registry without
-// binding them; downloads are allowed by the server's membership (Server::MayReadBlob) once `ready` holds
-// the running server.
+// binding them; downloads are allowed by the server's membership (Server::MayReadBlob) once `source` holds
+// the running server. Other GET paths are the admin pages.
 outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
-    ServeConfig& config, const std::shared_ptr<outpost::TokenRegistry>& registry,
-    const std::shared_ptr<std::atomic<outpost::Server*>>& ready) {
+    ServeConfig& config, const std::shared_ptr<outpost::TokenRegistry>& registry, const SnapshotSource* source,
+    AdminPages* admin) {
   const MediaConfig& mc = config.media;
   // The default store under DATA_DIR is made owner-only like the rest of it (the store would make it with
   // the umask's mode); a directory the operator named is left as it is.
@@ -489,9 +529,9 @@ outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
     }
     return outpost::MediaPrincipal{std::move(found->user), std::move(found->device)};
   };
-  options.may_read = [ready](const outpost::MediaPrincipal& who,
-                             const outpost::BlobInfo& blob) -> outpost::Result<bool> {
-    outpost::Server* server = ready->load();
+  options.may_read = [source](const outpost::MediaPrincipal& who,
+                              const outpost::BlobInfo& blob) -> outpost::Result<bool> {
+    outpost::Server* server = source->server.load();
     if (server == nullptr) return Status::Unavailable("the server is starting");
     auto may = server->MayReadBlob(who.user, who.device, blob);
     if (!may.ok()) {
@@ -500,6 +540,7 @@ outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
     }
     return may;
   };
+  options.pages = [admin](const outpost::HttpPageRequest& request) { return admin->Serve(request); };
   auto media = outpost::MediaServer::Start(std::move(options), mc.host, mc.port);
   if (!media.ok()) {
     return Status::IOError("cannot serve media on " + UrlHost(mc.host) + ":" + std::to_string(mc.port) +
@@ -604,16 +645,20 @@ int Serve(const Flags& flags) {
     return known;
   };
 
-  // Declared before the media server, so that on every way out the media server (whose may_read calls
-  // into the server) is destroyed, and its worker threads joined, first.
+  // Declared before the media server, so that on every way out the media server (whose may_read and pages
+  // call into the server, the source and the admin pages) is destroyed, and its worker threads joined,
+  // first. The source has the running server once started: a download that arrives before is told to
+  // retry (503), and the pages say "starting".
   std::unique_ptr<outpost::Server> server;
-  // The running server once started: a download that arrives before is told to retry (503).
-  auto ready_server = std::make_shared<std::atomic<outpost::Server*>>(nullptr);
+  SnapshotSource source;
+  AdminPages admin({config.media.admin_token, outpost::RedactUri(config.store)},
+                   [&source] { return source.Take(); });
   std::unique_ptr<outpost::MediaServer> media;
   if (config.media.enabled) {
-    auto started = StartMedia(config, registry, ready_server);
+    auto started = StartMedia(config, registry, &source, &admin);
     if (!started.ok()) return Fail(kExitError, started.status().message());
     media = std::move(started).value();
+    source.media.store(media.get());
   }
 
   const std::string listen_uri = Join(config.listen);
@@ -627,9 +672,11 @@ int Serve(const Flags& flags) {
   }
   server = std::move(server_or).value();
   server->Start();
-  ready_server->store(server.get());
-
   const std::string endpoint = server->endpoint();
+  source.endpoint = endpoint.empty() ? listen_uri : endpoint;
+  source.media_url = config.server.media_url;
+  source.server.store(server.get());  // after endpoint and media_url: Take reads them once this is set
+
   Log(LogLevel::kInfo, "outpostd started: pid {}, data {}, store {}, users {}, membership on, CURVE {}",
       ::getpid(), config.data_dir, outpost::RedactUri(config.store), registry->where(),
       transport.curve_server_secret_key.empty() ? "off" : "on");
@@ -645,27 +692,29 @@ int Serve(const Flags& flags) {
     }
   }
   // stats.json (with the media URL) is there before the endpoint file that tells a watcher the server is up.
-  StatsReporter stats(config, server.get(), media.get(), endpoint.empty() ? listen_uri : endpoint);
-  stats.Tick("running");
+  StatsReporter stats(config, &source, media ? &admin : nullptr);
+  stats.Tick();
   if (!config.endpoint_file.empty()) {
     if (Status s = WriteFileAtomic(config.endpoint_file, (endpoint.empty() ? listen_uri : endpoint) + "\n");
         !s.ok()) {
       Log(LogLevel::kError, "cannot write --endpoint-file: {}", s.ToString());
       if (media) media->Stop();
       server->Stop();
-      stats.Tick("stopped");
+      source.stopped = true;
+      stats.Tick();
       return kExitError;
     }
   }
 
   int sig = 0;
-  while ((sig = WaitForSignal(signals, std::chrono::seconds(1))) == 0) stats.Tick("running");
+  while ((sig = WaitForSignal(signals, std::chrono::seconds(1))) == 0) stats.Tick();
 
   Log(LogLevel::kInfo, "{}: stopping (answering what was received)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // Uploads stop first: one cut midway keeps what it stored and resumes from there.
   if (media) media->Stop();
   server->Stop();
-  stats.Tick("stopped");
+  source.stopped = true;
+  stats.Tick();
   if (!config.endpoint_file.empty()) ::unlink(config.endpoint_file.c_str());
   media.reset();
   server.reset();  // closes the listener and the store
@@ -695,7 +744,8 @@ Command ServeCommand() {
            {"media-url", true, false},
            {"blobs", true, false},
            {"upload-max-bytes", true, false},
-           {"upload-expiry", true, false}},
+           {"upload-expiry", true, false},
+           {"admin-token-file", true, false}},
           &Serve};
 }
 

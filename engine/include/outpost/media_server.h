@@ -23,6 +23,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "outpost/blob_store.h"
 #include "outpost/env.h"
@@ -38,6 +40,24 @@ struct MediaPrincipal {
   std::string device;
 };
 
+// A GET or HEAD of a path outside /files/, for MediaServerOptions::pages.
+struct HttpPageRequest {
+  std::string path;                                        // decoded, without the query
+  std::vector<std::pair<std::string, std::string>> query;  // decoded parameters, in order
+  std::string peer_ip;                                     // the connection's address ("" when unknown)
+  std::string host;                                        // the Host header, as sent
+  std::string authorization;                               // the Authorization header, as sent
+};
+
+// The answer to an HttpPageRequest. No CORS header is added to it (the tus routes allow any origin; these
+// pages allow none), and it is never cached.
+struct HttpPage {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
 struct MediaServerOptions {
   std::shared_ptr<BlobStore> blobs;
   Env* env = nullptr;  // nullptr: SystemEnv(); clock for expiry
@@ -46,6 +66,11 @@ struct MediaServerOptions {
   // Whether `who` may download `blob` (its owner always may; this is asked for anyone else). Default (empty):
   // only the owner. Any error is 503 (with Retry-After), never a grant.
   std::function<Result<bool>(const MediaPrincipal& who, const BlobInfo& blob)> may_read;
+
+  // Other GET and HEAD paths (outpostd's /metrics and status page share this listener): called on a worker
+  // thread for a GET or HEAD of any path outside /files/, before and without any bearer-token check (the
+  // hook decides who may see what). Empty: such a path is 404.
+  std::function<HttpPage(const HttpPageRequest&)> pages;
 
   uint64_t upload_bytes_max = 1ull << 30;    // Tus-Max-Size; larger: 413
   int64_t upload_expiry_ms = 24 * 3600'000;  // an incomplete upload is removed this long after creation

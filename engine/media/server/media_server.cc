@@ -564,6 +564,7 @@ class MediaServerImpl final : public MediaServer {
   void ExpireLoop();
   // Counts a response by its final status (after the error handler), once per response.
   void CountResponse(const httplib::Request& req, const httplib::Response& res);
+  void Page(const httplib::Request& req, httplib::Response& res);
 
   std::optional<MediaPrincipal> Authenticate(const httplib::Request& req, httplib::Response& res);
   // The upload named by the path, when it exists and belongs to the caller; else the response is set.
@@ -752,6 +753,7 @@ void MediaServerImpl::Routes() {
   http_.Get(kUpload, [this](const Request& req, Response& res) {
     req.method == "HEAD" ? Head(req, res) : Get(req, res);
   });
+  http_.Get(".*", [this](const Request& req, Response& res) { Page(req, res); });
   // Everything else with a body is answered here, so cpp-httplib never reads a body into memory.
   auto none = [](const Request& req, Response& res, const ContentReader& reader) {
     Fail(res, 404, "no such resource");
@@ -1229,6 +1231,26 @@ void MediaServerImpl::Get(const httplib::Request& req, httplib::Response& res) {
                              Bump(counters->download_bytes_sent, piece.size());
                              return true;
                            });
+}
+
+void MediaServerImpl::Page(const httplib::Request& req, httplib::Response& res) {
+  if (!options_.pages) return Fail(res, 404, "no such resource");
+  HttpPageRequest page_request;
+  page_request.path = req.path;
+  for (const auto& [name, value] : req.params) page_request.query.emplace_back(name, value);
+  page_request.peer_ip = req.remote_addr;
+  page_request.host = req.get_header_value("Host");
+  page_request.authorization = req.get_header_value("Authorization");
+  HttpPage page = options_.pages(page_request);
+  // These are the operator's pages, not tus: no other origin may read them.
+  res.headers.erase("Access-Control-Allow-Origin");
+  res.headers.erase("Access-Control-Expose-Headers");
+  res.headers.erase("Tus-Resumable");
+  res.status = page.status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  for (const auto& [name, value] : page.headers) res.set_header(name, value);
+  res.set_content(std::move(page.body), page.content_type);
 }
 
 }  // namespace
