@@ -172,15 +172,22 @@ function showError(text) {
 }
 
 async function poll() {
+  let status;
   try {
     const response = await fetch('/status.json', { credentials: 'same-origin', cache: 'no-store' });
     if (!response.ok) throw new Error('/status.json: HTTP ' + response.status);
-    render(await response.json());
+    status = await response.json();
     setText('link', 'live');
     $('link').className = 'pill ok';
   } catch (e) {
     setText('link', 'cannot reach the server: ' + e.message);
     $('link').className = 'pill bad';
+  }
+  // A fault of the page itself is shown as one, not taken for the server being away.
+  try {
+    if (status) render(status);
+  } catch (e) {
+    showError('page error: ' + e.message);
   }
   setTimeout(poll, REFRESH_MS);
 }
