@@ -150,8 +150,8 @@ struct ServerStats {
   // BeginWrite to Commit of each group that committed with frames: commit_seconds.count == commits.
   Histogram commit_seconds = Histogram::Latency();
   // Building the Notifies and receipt relays of a committed group (live ops included, for every
-  // follower) and publishing them to other instances: one observation per group that moved a stream or
-  // relayed a receipt.
+  // follower) and publishing them to other instances: one observation per committed group that moved a
+  // stream, relayed a receipt or changed a membership (not for what other instances published).
   Histogram notify_fanout_seconds = Histogram::Latency();
 };
 
