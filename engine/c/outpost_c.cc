@@ -737,6 +737,13 @@ outpost_code outpost_stats(outpost_client* client, outpost_client_stats* out, ou
     full.upload_chunks = s.upload_chunks;
     full.upload_bytes_sent = s.upload_bytes_sent;
     full.store_errors = s.store_errors;
+    full.attempts = s.attempts;
+    full.retries_timeout = s.retries_timeout;
+    full.retries_busy = s.retries_busy;
+    full.retries_disconnect = s.retries_disconnect;
+    full.retries_gap = s.retries_gap;
+    full.retries_conflict = s.retries_conflict;
+    full.retries_other = s.retries_other;
     // An older caller's struct is a prefix of ours: copy what fits, keep its own struct_size. A newer
     // caller's extra fields are left as they were.
     const size_t caller_size = out->struct_size;

@@ -502,6 +502,7 @@ class Sim {
   bool MarkReadAll(bool* marked);
   std::string WatermarksMissing();
   bool CheckFinal();
+  bool CheckStats();
   // Membership: every Notify of `stream` (its ops as the auditor saw them) went to a member at its seq,
   // on whichever instance; every Notify of a feed to the feed's user.
   bool CheckNotified(const std::string& stream, const std::vector<OpInfo>& ops);
@@ -1472,6 +1473,46 @@ bool Sim::CheckNotified(const std::string& stream, const std::vector<OpInfo>& op
   return true;
 }
 
+// The stats (issue 17) agree with themselves whatever the faults did: resends are part of the sends, every
+// histogram's buckets add up to its count, a commit is timed once, gauges within their totals.
+bool Sim::CheckStats() {
+  auto sound = [](const Histogram& h) {
+    uint64_t n = 0;
+    for (uint64_t c : h.counts) n += c;
+    return n == h.count && h.counts.size() == h.upper_bounds.size() + 1;
+  };
+  for (auto& d : devices_) {
+    const ClientStats s = d.client->Stats();
+    const uint64_t retries = s.retries_timeout + s.retries_busy + s.retries_disconnect + s.retries_gap +
+                             s.retries_conflict + s.retries_other;
+    if (retries > s.attempts || s.attempts > s.ops_sent) {
+      return Fail(d.name + " stats: " + std::to_string(retries) + " retries, " + std::to_string(s.attempts) +
+                  " attempts, " + std::to_string(s.ops_sent) + " ops sent");
+    }
+    if (!sound(s.flush_seconds) || !sound(s.merge_seconds) || s.flush_seconds.count > s.batches_sent)
+      return Fail(d.name + " stats: unsound flush or merge histogram");
+  }
+  std::vector<Server*> servers;
+  if (server_) servers.push_back(server_.get());
+  for (auto& in : instances_) {
+    if (in.server) servers.push_back(in.server.get());
+  }
+  for (Server* server : servers) {
+    const ServerStats s = server->Stats();
+    if (s.commit_seconds.count != s.commits || s.group_events.count < s.commits ||
+        s.users_online > s.devices_online || s.devices_online > s.connections || !sound(s.commit_seconds) ||
+        !sound(s.group_events) || !sound(s.notify_fanout_seconds)) {
+      return Fail("server stats: " + std::to_string(s.commits) + " commits, " +
+                  std::to_string(s.commit_seconds.count) + " timed, " + std::to_string(s.group_events.count) +
+                  " groups, " + std::to_string(s.devices_online) + " devices online, " +
+                  std::to_string(s.connections) + " connections");
+    }
+    if (server->ActiveStreams(kActiveStreamsMax + 1).size() > kActiveStreamsMax)
+      return Fail("server tracks more active streams than kActiveStreamsMax");
+  }
+  return true;
+}
+
 bool Sim::CheckFinal() {
   // The server is honest and the faulty network drops, repeats and reorders but never alters: no device may
   // have judged a frame malformed (undecodable, or a page with an unsound op) since it last started.
@@ -1480,6 +1521,7 @@ bool Sim::CheckFinal() {
     if (bad != 0)
       return Fail(d.name + " counted " + std::to_string(bad) + " bad frames from an honest server");
   }
+  if (!CheckStats()) return false;
   // The auditor's view is the server's order: it reads every stream (with membership, "audit" is on every
   // member list) and wrote nothing.
   Device& auditor = devices_.back();

@@ -15,6 +15,7 @@
 #include "outpost/membership.h"
 #include "outpost/server.h"
 #include "outpost/storage.h"
+#include "testing/flaky_storage.h"
 #include "testing/server_frames.h"
 
 namespace outpost {
@@ -27,49 +28,7 @@ using frames::PushFrame;
 using frames::TestOp;
 using RC = wire::ResultCode;
 
-// A store whose next BeginWrite or Commit fails on demand (the server's store going away under it).
-class FlakyStorage final : public Storage {
- public:
-  struct Faults {
-    bool fail_begin = false;
-    bool fail_commit = false;
-  };
-  FlakyStorage(std::unique_ptr<Storage> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
-  Result<std::unique_ptr<ReadTxn>> BeginRead() override { return inner_->BeginRead(); }
-  Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
-    if (faults_->fail_begin) return Status::IOError("injected: cannot begin");
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, inner_->BeginWrite());
-    return std::unique_ptr<WriteTxn>(new Txn(std::move(txn), faults_));
-  }
-  const std::string& uri() const override { return inner_->uri(); }
-
- private:
-  class Txn final : public WriteTxn {
-   public:
-    Txn(std::unique_ptr<WriteTxn> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
-    Status Get(SpaceId space, std::string_view key, std::string* value) override {
-      return inner_->Get(space, key, value);
-    }
-    std::unique_ptr<Cursor> NewCursor(SpaceId space) override { return inner_->NewCursor(space); }
-    Status Put(SpaceId space, std::string_view key, std::string_view value) override {
-      return inner_->Put(space, key, value);
-    }
-    Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
-      return inner_->Insert(space, key, value);
-    }
-    Status Delete(SpaceId space, std::string_view key) override { return inner_->Delete(space, key); }
-    Status Commit() override {
-      if (faults_->fail_commit) return Status::IOError("injected: commit failed");
-      return inner_->Commit();
-    }
-
-   private:
-    std::unique_ptr<WriteTxn> inner_;
-    Faults* faults_;
-  };
-  std::unique_ptr<Storage> inner_;
-  Faults* faults_;
-};
+using harness::FlakyStorage;
 
 class ServerSafetyTest : public testing::Test {
  protected:

@@ -28,6 +28,7 @@
 
 #include "outpost/env.h"
 #include "outpost/export.h"
+#include "outpost/histogram.h"
 #include "outpost/ids.h"
 #include "outpost/media_transport.h"
 #include "outpost/observer.h"
@@ -186,17 +187,39 @@ struct StreamInfo {
   bool followed = false;
 };
 
+// What the client has done since it opened (Client::Stats returns a copy; any thread). Counters only grow
+// (from 0 at Open: they are not persisted); gauges say how things stand now.
 struct ClientStats {
   bool connected = false;     // Welcome received on a live connection
+  // The connection's state now (as Client::connection() tells; its reason and retry time are there).
+  ConnectionState connection = ConnectionState::kOffline;
   uint64_t outbox_depth = 0;  // own ops (and skips) waiting for an answer
   uint64_t failed = 0;        // own ops in failed state
   // created_at of the oldest pending op; 0 when none. Kept per stream in memory; Stats() seeks the store
   // once for a stream whose oldest pending op left since the last call.
   int64_t oldest_pending_ms = 0;
+  // Counters of the flush: Push batches sent, ops in them (skips included), ops the server answered,
+  // Gap answers that restarted a stream, Conflict answers, batches given up for no answer in time.
   uint64_t batches_sent = 0, ops_sent = 0, acks = 0, gaps = 0, conflicts = 0, timeouts = 0;
+  // Sends of own ops (skips not included), first sends and resends alike.
+  uint64_t attempts = 0;
+  // Resends of own ops (part of `attempts`), by why the op was sent again: its batch had no answer in
+  // ack_timeout_ms; the server could not make its group durable (Busy); the connection was lost before the
+  // answer; the server answered Gap for it or an op before it; a Conflict renumbered it; other (the server
+  // asked to retry it, or its answer could not be stored here). An op resent for several reasons in a row
+  // counts under the latest.
+  uint64_t retries_timeout = 0, retries_busy = 0, retries_disconnect = 0, retries_gap = 0,
+           retries_conflict = 0, retries_other = 0;
   uint64_t pulls = 0, ops_merged = 0, connects = 0, bad_frames = 0;
   // Notifies that carried the new ops themselves (live ops) and were merged with no pull.
   uint64_t live_merges = 0;
+  // Seconds from sending a Push batch to receiving its PushAck, by the Env's clock (the one ack_timeout_ms
+  // uses: in milliseconds, so a faster answer reads 0). One observation per ack of a batch still in flight
+  // (a batch given up on and resent is timed from its resend).
+  Histogram flush_seconds = Histogram::Latency();
+  // Seconds one merge transaction took (pulled page or live ops: begin to commit), by the process's steady
+  // clock; one observation per merge that moved the cursor.
+  Histogram merge_seconds = Histogram::Latency();
   // Attachments: own ops whose upload has not completed (or failed), and their bytes.
   uint64_t uploads = 0;
   uint64_t upload_bytes_done = 0, upload_bytes_total = 0;

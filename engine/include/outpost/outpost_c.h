@@ -359,6 +359,10 @@ typedef struct outpost_client_stats {
   uint64_t pulls, ops_merged, connects, bad_frames, live_merges;
   uint64_t uploads, upload_bytes_done, upload_bytes_total, upload_chunks, upload_bytes_sent;
   uint64_t store_errors;
+  /* Appended (older callers' struct_size stops before them): sends of own ops, and resends by reason
+   * (ClientStats::attempts, retries_*). The histograms are C++ only. */
+  uint64_t attempts;
+  uint64_t retries_timeout, retries_busy, retries_disconnect, retries_gap, retries_conflict, retries_other;
 } outpost_client_stats;
 
 OUTPOST_C_API outpost_code outpost_stats(outpost_client* client, outpost_client_stats* out,

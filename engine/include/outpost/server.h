@@ -24,6 +24,7 @@
 #include "outpost/blob_store.h"
 #include "outpost/env.h"
 #include "outpost/export.h"
+#include "outpost/histogram.h"
 #include "outpost/result.h"
 #include "outpost/server_store.h"
 #include "outpost/status.h"
@@ -114,13 +115,56 @@ struct ServerOptions {
   int64_t hello_deadline_ms = 10'000;
 };
 
+// What the core has done since it opened (ServerCore::Stats, Server::Stats return a copy). Counters only
+// grow; gauges say how things stand now. A group whose store transaction failed (ServerCore::Handle) leaves
+// no trace in the counters of what it would have done (ops, verdicts, pushes, pulls, forbidden, busy,
+// skips); what happened regardless stays counted (connections, bad frames, authentication failures, hello
+// timeouts, bytes in and out, group_events) and commit_errors counts the failure.
 struct ServerStats {
-  uint64_t connections = 0;  // open now
-  uint64_t connections_total = 0, connections_refused = 0, forbidden = 0, busy = 0;
+  // Gauges.
+  uint64_t connections = 0;     // connections open now (past connections_max: not counted)
+  uint64_t devices_online = 0;  // connections past Hello (authenticated sessions) now
+  uint64_t users_online = 0;    // distinct users with at least one authenticated connection now
+
+  // Counters (events).
+  uint64_t connections_total = 0;    // connections accepted
+  uint64_t connections_refused = 0;  // connections_max or connections_per_user_max turned away
+  uint64_t forbidden = 0;            // PermissionDenied verdicts: pushes, pulls, watermarks
+  uint64_t busy = 0;                 // non-fatal Busy answers (batches_inflight_max, sent before Welcome)
+  // Op verdicts (one per op of a Push).
   uint64_t ops_applied = 0, duplicates = 0, gaps = 0, conflicts = 0, rejected = 0, skips = 0;
-  uint64_t pulls = 0, bad_frames = 0, auth_failures = 0, commits = 0, commit_errors = 0;
+  uint64_t pushes = 0;  // Push frames handled (answered with a PushAck or a Busy Error)
+  uint64_t pulls = 0;   // Pull frames served with a page
+  uint64_t bad_frames = 0, auth_failures = 0;
+  uint64_t commits = 0;         // write groups committed (groups of only opens and closes commit nothing)
+  uint64_t commit_errors = 0;   // groups whose store transaction failed to begin or commit
   uint64_t hello_timeouts = 0;  // connections closed for sending no Hello within hello_deadline_ms
+  // Bytes: frames received from devices that the core handled, and frames the core handed to the listener
+  // to send (both as framed by the transport's payload, without its own framing).
+  uint64_t bytes_in = 0, bytes_out = 0;
+
+  // Histograms (outpost/histogram.h); durations in seconds, measured with the process's steady clock
+  // (not the Env's: a simulated clock would read 0).
+  // Events (opens, closes, frames) per handled group: one observation per Handle call with events.
+  Histogram group_events = Histogram::Sizes();
+  // BeginWrite to Commit of each group that committed with frames: commit_seconds.count == commits.
+  Histogram commit_seconds = Histogram::Latency();
+  // Building the Notifies and receipt relays of a committed group (live ops included, for every
+  // follower) and publishing them to other instances: one observation per committed group that moved a
+  // stream, relayed a receipt or changed a membership (not for what other instances published).
+  Histogram notify_fanout_seconds = Histogram::Latency();
 };
+
+// One stream's recent activity on this core (ServerCore::ActiveStreams): the streams this core appended
+// ops to, most recently active first. Kept in memory for at most kActiveStreamsMax streams (the least
+// recently active are forgotten first); not persisted, so it starts empty when the core opens.
+struct StreamActivity {
+  std::string stream;
+  uint64_t ops_applied = 0;     // ops this core appended to the stream since it opened (or was last evicted)
+  uint64_t last_seq = 0;        // the stream's head after the last group that moved it here
+  int64_t last_applied_ms = 0;  // Env clock (NowMs) when that group committed
+};
+inline constexpr size_t kActiveStreamsMax = 4096;
 
 struct Outbound {
   ConnId conn = 0;
@@ -143,6 +187,9 @@ class OUTPOST_EXPORT ServerCore {
   // Called (from a store thread) when another instance published something for Tick to send.
   void SetWakeup(std::function<void()> wakeup);
   ServerStats Stats() const;
+  // The `max` most recently active streams (StreamActivity), most recent first; at most
+  // kActiveStreamsMax.
+  std::vector<StreamActivity> ActiveStreams(size_t max) const;
   // Whether (`user`, `device`) may download `blob` (MediaServerOptions::may_read): its owner user may;
   // anyone else only when an applied op references it in a stream they may read now (a member, and the
   // authorize hook allows Access::kPull for that device). May be called from any thread, also while Handle
@@ -168,7 +215,10 @@ class OUTPOST_EXPORT Server {
   // Stops the background thread after its current group, then handles every event already received
   // (each durable batch gets its ack out) before returning. The listener stays open until destruction.
   void Stop();
+  // A copy of the core's stats; any thread (waits for the group being handled, if any).
   ServerStats Stats() const;
+  // ServerCore::ActiveStreams; any thread (waits like Stats).
+  std::vector<StreamActivity> ActiveStreams(size_t max) const;
   // What the listener holds (send budgets, paused and dropped connections, received frames not yet handled).
   ListenerStats TransportStats() const;
   // ServerCore::MayReadBlob; any thread.

@@ -776,6 +776,7 @@ ClientStats Client::Impl::Stats() {
   {
     MutexLock lock(&sync_->mu);
     s.connected = session_->ready();
+    s.connection = session_->connection().state;
   }
   s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, store_->outbox_depth()));
   s.failed = static_cast<uint64_t>(std::max<int64_t>(0, store_->failed_count()));

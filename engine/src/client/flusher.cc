@@ -2,6 +2,7 @@
 #include "client/flusher.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/check.h"
 #include "client/sync_session.h"
@@ -18,7 +19,7 @@ void Flusher::OnDisconnected() {
   inflight_.clear();
   for (auto& [stream, ss] : ctx_.streams) {
     ss.flush.inflight = 0;
-    ctx_.RestartAfter(stream, 0);
+    ctx_.RestartAfter(stream, 0, ResendReason::kDisconnect);
   }
 }
 
@@ -34,14 +35,15 @@ void Flusher::Forget(const std::string& stream, const OpId& id) {
 
 void Flusher::OnBusy(int64_t now) {
   ctx_.mu.AssertHeld();
-  for (auto& [id, b] : inflight_) b.sent_at = now - ctx_.opt.ack_timeout_ms;
+  (void)now;
+  for (auto& [id, b] : inflight_) b.busy = true;
 }
 
 void Flusher::CheckTimeouts(int64_t now) {
   ctx_.mu.AssertHeld();
   std::vector<Inflight> expired;
   for (auto it = inflight_.begin(); it != inflight_.end();) {
-    if (now - it->second.sent_at >= ctx_.opt.ack_timeout_ms) {
+    if (it->second.busy || now - it->second.sent_at >= ctx_.opt.ack_timeout_ms) {
       expired.push_back(std::move(it->second));
       it = inflight_.erase(it);
     } else {
@@ -76,7 +78,7 @@ void Flusher::CheckTimeouts(int64_t now) {
     StreamSync& ss = ctx_.Of(b.stream);
     OUTPOST_CHECK(ss.flush.inflight > 0 && b.first_counter > 0);
     --ss.flush.inflight;
-    ctx_.RestartAfter(b.stream, b.first_counter - 1);
+    ctx_.RestartAfter(b.stream, b.first_counter - 1, b.busy ? ResendReason::kBusy : ResendReason::kTimeout);
   }
   ctx_.Count([&](ClientStats& s) { s.timeouts += expired.size(); });
 }
@@ -96,6 +98,8 @@ void Flusher::Renumber() {
     // The entries from the first conflicting counter on (in counter order, which is submit order).
     std::vector<std::string> old_keys;
     std::vector<OutboxEntry> entries;
+    uint64_t were_sent =
+        0;  // entries sent under their old counters: their sends under the new ones are retries
     Status st;
     {
       auto cur = txn->NewCursor(kOutbox);
@@ -107,6 +111,8 @@ void Flusher::Renumber() {
           break;
         }
         old_keys.emplace_back(cur->key());
+        if (keys::GetBE64(cur->key().substr(prefix.size())) <= std::max(fs.sent_upto, fs.resend_upto))
+          ++were_sent;
         entries.push_back(e);
       }
       if (st.ok()) st = cur->status();
@@ -116,6 +122,7 @@ void Flusher::Renumber() {
       if (st.ok()) st = txn->Delete(kOutbox, k);
     }
     uint64_t counter = fs.renumber_after;
+    const uint64_t renumbered_from = counter + 1;
     for (const OutboxEntry& e : entries) {
       ++counter;
       if (st.ok()) st = DeviceStore::PutEntry(txn, stream, counter, e);
@@ -138,7 +145,11 @@ void Flusher::Renumber() {
     fs.renumber = false;
     fs.renumber_after = 0;
     fs.renumber_from = UINT64_MAX;
-    ctx_.RestartAfter(stream, 0);
+    ctx_.RestartAfter(stream, 0, ResendReason::kNone);
+    // The renumbered entries come first in counter order, so those that were sent have the lowest new
+    // counters.
+    fs.resend_upto = were_sent > 0 ? renumbered_from + were_sent - 1 : 0;
+    fs.resend_reason = ResendReason::kConflict;
   }
 }
 
@@ -217,6 +228,8 @@ struct Flusher::Batch {
   std::vector<StoredOp> records;  // parallel to ids (Inflight::records)
   uint64_t first = 0, last = 0;   // counters
   std::vector<Release> releases;
+  uint64_t own = 0;      // ops of the batch that are not skips (ClientStats::attempts)
+  uint64_t resent = 0;   // of them, ops sent before (counter <= FlushState::resend_upto)
   bool blocked = false;  // the stream holds a failed op and blocks on failures
   bool at_end = false;   // nothing after the last entry looked at
 };
@@ -336,6 +349,10 @@ Status Flusher::ReadBatch(const std::string& stream, int64_t now, Batch* batch) 
     }
     if (batch->ops.empty()) batch->first = counter;
     batch->last = counter;
+    if (!f.skip) {
+      ++batch->own;
+      if (counter <= ss.flush.resend_upto) ++batch->resent;
+    }
     bytes += op_bytes;
     batch->ops.push_back(codec::BuildOp(batch->builder, f));
     batch->ids.push_back(entry.op_id);
@@ -394,9 +411,36 @@ bool Flusher::SendBatch(const std::string& stream, int64_t now) {
   ss.flush.sent_upto = batch.last;
   ++ss.flush.inflight;
   if (batch.at_end) ctx_.dirty.erase(stream);
+  const ResendReason reason = ss.flush.resend_reason;
+  if (batch.last >= ss.flush.resend_upto) {
+    ss.flush.resend_upto = 0;
+    ss.flush.resend_reason = ResendReason::kNone;
+  }
   ctx_.Count([&](ClientStats& s) {
     ++s.batches_sent;
     s.ops_sent += n;
+    s.attempts += batch.own;
+    switch (reason) {
+      case ResendReason::kTimeout:
+        s.retries_timeout += batch.resent;
+        break;
+      case ResendReason::kBusy:
+        s.retries_busy += batch.resent;
+        break;
+      case ResendReason::kDisconnect:
+        s.retries_disconnect += batch.resent;
+        break;
+      case ResendReason::kGap:
+        s.retries_gap += batch.resent;
+        break;
+      case ResendReason::kConflict:
+        s.retries_conflict += batch.resent;
+        break;
+      case ResendReason::kNone:
+      case ResendReason::kOther:
+        s.retries_other += batch.resent;
+        break;
+    }
   });
   return true;
 }
@@ -417,6 +461,7 @@ struct Flusher::AckEffects {
   uint64_t cursor = 0;
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
+  bool gap = false;  // the restart is for a Gap (else the server asked to retry)
   size_t next = 0;  // where the next result's op is likely to be in batch.ids (results follow the batch)
 
   // Takes the record kept for `id` (nullptr when none: not in the batch, a skip, or stale).
@@ -438,7 +483,7 @@ void Flusher::ResendUnanswered(const AckEffects& fx) {
     if (fx.answered.count(id) == 0) {
       // Ops of the batch that this ack does not settle or answer must be sent again: no timeout covers
       // them now.
-      ctx_.RestartAfter(fx.stream, fx.batch.first_counter - 1);
+      ctx_.RestartAfter(fx.stream, fx.batch.first_counter - 1, ResendReason::kOther);
       return;
     }
   }
@@ -514,6 +559,7 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
       case wire::ResultCode::Gap:
         if (fx->current && batch_epoch == ss.flush.epoch) {
           fx->restart = true;
+          fx->gap = true;
           fx->restart_after = std::min(fx->restart_after, r->last_counter());
         }
         break;
@@ -566,7 +612,9 @@ void Flusher::FinishAck(AckEffects& fx, bool committed) {
     ss.cursor = fx.cursor;
     if (ss.cursor >= ss.server_high) ss.receipts.dirty = true;
   }
-  if (fx.restart) ctx_.RestartAfter(fx.stream, fx.restart_after);
+  if (fx.restart) {
+    ctx_.RestartAfter(fx.stream, fx.restart_after, fx.gap ? ResendReason::kGap : ResendReason::kOther);
+  }
   if (ss.flush.renumber) ctx_.dirty.insert(fx.stream);
   ctx_.Count([&](ClientStats& s) {
     s.acks += fx.acks;
@@ -579,6 +627,7 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   ctx_.mu.AssertHeld();
   std::vector<AckEffects> effects;
   effects.reserve(acks.size());
+  std::vector<int64_t> acked_ms;  // per ack of a batch in flight: how long its answer took
   std::unique_ptr<WriteTxn> txn;
   Status st;
   for (const wire::PushAck* ack : acks) {
@@ -589,6 +638,8 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
     auto it = inflight_.find(ack->batch_id());
     fx.current = it != inflight_.end() && it->second.stream == fx.stream;
     if (fx.current) {
+      // Sent → answered, by the clock ack_timeout_ms is measured with.
+      acked_ms.push_back(std::max<int64_t>(0, now - it->second.sent_at));
       fx.batch = std::move(it->second);
       OUTPOST_CHECK(ss.flush.inflight > 0);
       --ss.flush.inflight;
@@ -626,6 +677,11 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   if (txn && !st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
   txn.reset();
   for (AckEffects& fx : effects) FinishAck(fx, st.ok());
+  if (!acked_ms.empty()) {
+    ctx_.Count([&](ClientStats& s) {
+      for (int64_t ms : acked_ms) s.flush_seconds.Observe(static_cast<double>(ms) / 1000.0);
+    });
+  }
 }
 
 }  // namespace outpost

@@ -50,6 +50,7 @@ class Flusher {
     // The records of the batch's ops as read to send them (an empty view_key for a skip, or once stale): an
     // ack settles them without reading them again.
     std::vector<StoredOp> records;
+    bool busy = false;  // the server answered Busy meanwhile: given up on at the next CheckTimeouts
   };
   struct AckEffects;
   struct Batch;

@@ -2,6 +2,7 @@
 #include "client/merger.h"
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "client/flusher.h"
@@ -136,6 +137,7 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   std::vector<Change> changes;
   Tally tally;
   uint64_t settled = 0;
+  const auto began = std::chrono::steady_clock::now();
   auto txn_or = ctx_.store->BeginWrite();
   if (!txn_or.ok()) {
     ctx_.Count([](ClientStats& s) { ++s.store_errors; });
@@ -260,7 +262,11 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   for (const std::string& j : joined) Follow(j, ctx_.env->NowMs());
   // One delivered watermark when caught up, not one per page (each costs the server a durable write).
   if (ss.cursor >= ss.server_high) ss.receipts.dirty = true;
-  ctx_.Count([&](ClientStats& s) { s.ops_merged += merged; });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  ctx_.Count([&](ClientStats& s) {
+    s.ops_merged += merged;
+    s.merge_seconds.Observe(seconds);
+  });
   return true;
 }
 

@@ -11,6 +11,7 @@
 #ifndef OUTPOST_SRC_CLIENT_SYNC_CONTEXT_H_
 #define OUTPOST_SRC_CLIENT_SYNC_CONTEXT_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,6 +30,10 @@ class Flusher;
 class Merger;
 class Receipts;
 
+// Why sending of a stream starts again from an earlier counter (SyncContext::RestartAfter): the ops sent
+// again are counted under it (ClientStats::retries_*).
+enum class ResendReason : uint8_t { kNone, kTimeout, kBusy, kDisconnect, kGap, kConflict, kOther };
+
 struct FlushState {
   uint64_t sent_upto = 0;  // counters <= this were sent in this epoch: the next batch starts after it
   uint64_t epoch = 0;      // bumped when sending must restart from an earlier counter
@@ -43,6 +48,10 @@ struct FlushState {
   // earlier copy of this store (restored from a backup, or rolled back by a power loss): none beyond it is
   // sent while one up to it awaits its answer, so a Conflict renumbers them before any later op applies.
   uint64_t probe_upto = 0;
+  // Counters <= this were sent before without a final answer: sending one of them again is a retry, for
+  // `resend_reason` (the latest restart's). 0 once the sending passed it.
+  uint64_t resend_upto = 0;
+  ResendReason resend_reason = ResendReason::kNone;
 };
 
 struct PullState {
@@ -78,8 +87,12 @@ struct SyncContext {
   }
   // Sending of `stream` starts again after `counter`: the one way an outbox is sent again (a timeout, a Gap,
   // a Retry answer, an ack that left ops unanswered, a renumbering, a new connection).
-  void RestartAfter(const std::string& stream, uint64_t counter) OUTPOST_REQUIRES(mu) {
+  void RestartAfter(const std::string& stream, uint64_t counter, ResendReason reason) OUTPOST_REQUIRES(mu) {
     FlushState& f = Of(stream).flush;
+    if (reason != ResendReason::kNone && f.sent_upto > counter) {
+      f.resend_upto = std::max(f.resend_upto, f.sent_upto);
+      f.resend_reason = reason;
+    }
     f.sent_upto = std::min(f.sent_upto, counter);
     ++f.epoch;
     if (store->outbox_depth() > 0) dirty.insert(stream);

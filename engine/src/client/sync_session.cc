@@ -169,7 +169,7 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
     if (ctx_.media_url_changed) ctx_.media_url_changed();
   }
   // Queued ops beyond these limits fail when the flush reaches them (Flusher), each with its reason.
-  for (const auto& [stream, ss] : ctx_.streams) ctx_.RestartAfter(stream, 0);
+  for (const auto& [stream, ss] : ctx_.streams) ctx_.RestartAfter(stream, 0, ResendReason::kDisconnect);
   std::set<std::string_view> known;  // streams the server follows for this session
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {

@@ -157,6 +157,7 @@ void ServerCore::Impl::PutStoredOp(Group& g, const codec::OpFields& f, ConnId au
   std::string bytes = codec::EncodeStoredOp(f);
   Fail(g, g.txn->AppendOp(f.stream, f.seq, bytes));
   LiveOps& live = g.fresh[std::string(f.stream)];
+  ++live.ops;
   live.authors.insert(author);
   if (live.whole && live.stored.size() < LiveOps::kOpsMax &&
       live.bytes + bytes.size() <= LiveOps::kBytesMax) {

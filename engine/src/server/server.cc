@@ -36,6 +36,7 @@ void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>*
 void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
 void ServerCore::SetWakeup(std::function<void()> wakeup) { impl_->SetWakeup(std::move(wakeup)); }
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
+std::vector<StreamActivity> ServerCore::ActiveStreams(size_t max) const { return impl_->ActiveStreams(max); }
 Result<bool> ServerCore::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {
   return impl_->MayReadBlob(user, device, blob);
 }
@@ -143,6 +144,11 @@ std::string Server::endpoint() const { return state_->listener->endpoint(); }
 ServerStats Server::Stats() const {
   std::lock_guard<std::mutex> lock(state_->step_mu);
   return state_->core->Stats();
+}
+
+std::vector<StreamActivity> Server::ActiveStreams(size_t max) const {
+  std::lock_guard<std::mutex> lock(state_->step_mu);
+  return state_->core->ActiveStreams(max);
 }
 
 ListenerStats Server::TransportStats() const { return state_->listener->Stats(); }

@@ -28,6 +28,7 @@
 #include "outpost/ids.h"
 #include "outpost/server.h"
 #include "outpost/server_store.h"
+#include "server/activity.h"
 
 namespace outpost {
 
@@ -59,7 +60,10 @@ class ServerCore::Impl {
   Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
   void Tick(std::vector<Outbound>* out);
   void SetWakeup(std::function<void()> wakeup);
-  ServerStats stats() const { return stats_; }
+  // The counters with the histograms and gauges kept apart (stats_ holds no histogram, so that a group's
+  // copy of it for rollback allocates nothing).
+  ServerStats stats() const;
+  std::vector<StreamActivity> ActiveStreams(size_t max) const { return activity_.Recent(max); }
 
  private:
   // What the read path serves once the group committed: a Welcome (with the stored receipts of the streams
@@ -84,6 +88,7 @@ class ServerCore::Impl {
     static constexpr size_t kBytesMax = 16 << 10;
     std::vector<std::string> stored;  // in seq order, ending at the group's head (EncodeStoredOp)
     size_t bytes = 0;
+    uint64_t ops = 0;          // ops appended to the stream in the group (for ActiveStreams)
     bool whole = true;         // every new op is in `stored`; else too many: a plain Notify
     std::set<ConnId> authors;  // connections that pushed them (0: the server's own ops)
   };
@@ -113,6 +118,9 @@ class ServerCore::Impl {
   };
 
   // ---- sessions.cc ----
+  // Handle and Tick without the accounting of bytes and group sizes that wraps them.
+  void HandleGroup(std::vector<ServerEvent>& events, std::vector<Outbound>* out);
+  void TickInner(std::vector<Outbound>* out);
   void HandleFrame(Group& g, ConnId conn, std::string_view bytes);
   void HandleHello(Group& g, ConnId conn, Session& s, const wire::Hello& hello);
   void HandlePull(Group& g, ConnId conn, Session& s, const wire::Pull& pull);
@@ -220,7 +228,12 @@ class ServerCore::Impl {
   std::unordered_set<ConnId> refused_;  // connections turned away (connections_max, hello deadline)
   std::deque<std::pair<int64_t, ConnId>> awaiting_hello_;  // (opened_ms, conn), oldest first
   OpIdGenerator ids_;                                      // ids of the ops the server writes itself (feeds)
-  ServerStats stats_;
+  ServerStats stats_;  // its histograms stay empty: they are the three below
+  Histogram group_events_ = Histogram::Sizes();
+  Histogram commit_seconds_ = Histogram::Latency();
+  Histogram notify_fanout_seconds_ = Histogram::Latency();
+  uint64_t devices_online_ = 0;  // sessions with authed set (Hello, Close and Restore keep it)
+  StreamActivityTracker activity_;
 
   // Wake-ups from other instances (StoreEvents), queued by the store's thread.
   uint64_t subscription_ = 0;

@@ -5,6 +5,7 @@
 // transaction fails leaves no trace in memory either (the sessions it touched are restored, its stats
 // undone). Reads (pages, Welcome) are served after the commit (read_path.cc).
 #include <algorithm>
+#include <chrono>
 
 #include "keys.h"
 #include "outpost/membership.h"
@@ -14,6 +15,9 @@ namespace outpost {
 
 ServerCore::Impl::Impl(ServerOptions options, std::shared_ptr<ServerStore> store)
     : opt_(std::move(options)), store_(std::move(store)), ids_(opt_.env) {
+  stats_.group_events = Histogram();
+  stats_.commit_seconds = Histogram();
+  stats_.notify_fanout_seconds = Histogram();
   subscription_ = store_->Subscribe([this](StoreEvents events) {
     std::function<void()> wake;
     {
@@ -26,6 +30,16 @@ ServerCore::Impl::Impl(ServerOptions options, std::shared_ptr<ServerStore> store
 }
 
 ServerCore::Impl::~Impl() { store_->Unsubscribe(subscription_); }
+
+ServerStats ServerCore::Impl::stats() const {
+  ServerStats s = stats_;
+  s.devices_online = devices_online_;
+  s.users_online = user_conns_.size();
+  s.group_events = group_events_;
+  s.commit_seconds = commit_seconds_;
+  s.notify_fanout_seconds = notify_fanout_seconds_;
+  return s;
+}
 
 void ServerCore::Impl::SetWakeup(std::function<void()> wakeup) {
   std::lock_guard<std::mutex> lock(remote_mu_);
@@ -69,6 +83,7 @@ void ServerCore::Impl::Close(ConnId conn) {
     if (f->second.empty()) followers_.erase(f);
   }
   if (it->second.authed) {
+    if (devices_online_ > 0) --devices_online_;
     auto uc = user_conns_.find(it->second.user);
     if (uc != user_conns_.end()) {
       uc->second.erase(conn);
@@ -95,6 +110,7 @@ void ServerCore::Impl::Restore(Group& g) {
       if (!now.follows.contains(stream)) followers_[stream].insert(conn);
     }
     if (now.authed && !before.authed) {
+      if (devices_online_ > 0) --devices_online_;
       auto uc = user_conns_.find(now.user);
       if (uc != user_conns_.end()) {
         uc->second.erase(conn);
@@ -107,6 +123,12 @@ void ServerCore::Impl::Restore(Group& g) {
 }
 
 void ServerCore::Impl::Tick(std::vector<Outbound>* out) {
+  const size_t out_before = out->size();
+  TickInner(out);
+  for (size_t i = out_before; i < out->size(); ++i) stats_.bytes_out += (*out)[i].frame.size();
+}
+
+void ServerCore::Impl::TickInner(std::vector<Outbound>* out) {
   HandleRemote(out);
   if (opt_.hello_deadline_ms <= 0) {
     awaiting_hello_.clear();
@@ -191,7 +213,20 @@ void ServerCore::Impl::FailGroup(Group& g, const Status& st, std::vector<Outboun
 }
 
 void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
+  // What arrived and what leaves is counted whether or not the group commits (HandleGroup keeps these
+  // through its rollback).
+  const size_t out_before = out->size();
+  if (!events.empty()) group_events_.Observe(static_cast<double>(events.size()));
+  for (const auto& ev : events) {
+    if (ev.kind == ServerEvent::Kind::kFrame) stats_.bytes_in += ev.frame.size();
+  }
+  HandleGroup(events, out);
+  for (size_t i = out_before; i < out->size(); ++i) stats_.bytes_out += (*out)[i].frame.size();
+}
+
+void ServerCore::Impl::HandleGroup(std::vector<ServerEvent>& events, std::vector<Outbound>* out) {
   HandleRemote(out);
+  const auto began = std::chrono::steady_clock::now();
   auto txn = store_->BeginWrite();
   if (!txn.ok()) {
     // No transaction, so no frame can be handled; connections still open and close, and each one that
@@ -264,11 +299,20 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     stats_.bad_frames = kept.bad_frames;
     stats_.auth_failures = kept.auth_failures;
     stats_.hello_timeouts = kept.hello_timeouts;
+    stats_.bytes_in = kept.bytes_in;
+    stats_.bytes_out = kept.bytes_out;
     ++stats_.commit_errors;
     FailGroup(g, st, out);
     return;
   }
-  if (had_frames) ++stats_.commits;
+  if (had_frames) {
+    ++stats_.commits;
+    commit_seconds_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  }
+  if (!g.fresh.empty()) {
+    const int64_t now_ms = opt_.env->NowMs();
+    for (const auto& [stream, live] : g.fresh) activity_.Record(stream, live.ops, g.high[stream], now_ms);
+  }
   // Users who left a stream stop hearing of it before anything of this group is read or sent.
   for (const auto& [stream, user] : g.left) DropFollows(stream, user);
   std::vector<std::vector<Outbound>> read_frames;
@@ -280,7 +324,11 @@ void ServerCore::Impl::Handle(std::vector<ServerEvent>& events, std::vector<Outb
     }
     for (auto& o : read_frames[a.read]) out->push_back(std::move(o));
   }
+  if (g.fresh.empty() && g.relays.empty() && g.joined.empty() && g.left.empty()) return;
+  const auto fanout = std::chrono::steady_clock::now();
   NotifyCommitted(g, out);
+  notify_fanout_seconds_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - fanout).count());
 }
 
 void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes) {
@@ -316,6 +364,7 @@ void ServerCore::Impl::HandleFrame(Group& g, ConnId conn, std::string_view bytes
   }
   switch (f->body_type()) {
     case wire::Body::Push:
+      ++stats_.pushes;
       if (++g.pushes[conn] > opt_.batches_inflight_max) {
         ++stats_.busy;
         Reply(g, conn,
@@ -404,6 +453,7 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   Touch(g, conn, s);
   g.hellos.insert(conn);
   s.authed = true;
+  ++devices_online_;
   s.user = std::move(user);
   s.device = info.device;
   user_conns_[s.user].insert(conn);

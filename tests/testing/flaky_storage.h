@@ -1,0 +1,64 @@
+// Copyright 2026 The Outpost Authors.
+//
+// FlakyStorage: a Storage whose BeginWrite or Commit fails on demand (the store going away under a server
+// or a device), for tests of what a failed transaction leaves behind. The faults are read at each call, so a
+// test flips them between steps; not thread-safe beyond what the test's own stepping gives.
+#ifndef OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_
+#define OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "outpost/storage.h"
+
+namespace outpost::harness {
+
+// A store whose next BeginWrite or Commit fails on demand (the server's store going away under it).
+class FlakyStorage final : public Storage {
+ public:
+  struct Faults {
+    bool fail_begin = false;
+    bool fail_commit = false;
+  };
+  FlakyStorage(std::unique_ptr<Storage> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
+  Result<std::unique_ptr<ReadTxn>> BeginRead() override { return inner_->BeginRead(); }
+  Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
+    if (faults_->fail_begin) return Status::IOError("injected: cannot begin");
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, inner_->BeginWrite());
+    return std::unique_ptr<WriteTxn>(new Txn(std::move(txn), faults_));
+  }
+  const std::string& uri() const override { return inner_->uri(); }
+
+ private:
+  class Txn final : public WriteTxn {
+   public:
+    Txn(std::unique_ptr<WriteTxn> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
+    Status Get(SpaceId space, std::string_view key, std::string* value) override {
+      return inner_->Get(space, key, value);
+    }
+    std::unique_ptr<Cursor> NewCursor(SpaceId space) override { return inner_->NewCursor(space); }
+    Status Put(SpaceId space, std::string_view key, std::string_view value) override {
+      return inner_->Put(space, key, value);
+    }
+    Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+      return inner_->Insert(space, key, value);
+    }
+    Status Delete(SpaceId space, std::string_view key) override { return inner_->Delete(space, key); }
+    Status Commit() override {
+      if (faults_->fail_commit) return Status::IOError("injected: commit failed");
+      return inner_->Commit();
+    }
+
+   private:
+    std::unique_ptr<WriteTxn> inner_;
+    Faults* faults_;
+  };
+  std::unique_ptr<Storage> inner_;
+  Faults* faults_;
+};
+
+}  // namespace outpost::harness
+
+#endif  // OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_
