@@ -6,6 +6,7 @@
 // the admin token otherwise); and that no token or payload ever appears on them.
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,8 @@ using nlohmann::json;
 
 constexpr char kAdminToken[] = "s3cret-admin-token-0123456789";
 constexpr char kSecretPayload[] = "the payload no operator page may show";
+// A stream name is the app's bytes: markup, a terminal escape and invalid UTF-8 must all stay inert text.
+const std::string kHostileStream = std::string("<img src=x onerror=alert(1)>\x1b[31m\xff\xfe-room");
 
 class OpsPagesTest : public E2ETest {
  protected:
@@ -74,20 +77,32 @@ class OpsPagesTest : public E2ETest {
     return -1;
   }
 
-  // Ops from two devices of two users on one stream, the last one waited for by both.
-  void Traffic(int n) {
-    auto alice = AlicePhone();
-    auto bob = BobPhone();
-    ASSERT_TRUE(alice && bob);
-    CreateStream(*alice, "ops-room", {"alice", "bob"});
-    FollowConnected(*bob, "ops-room");
+  // Ops from two devices of two users on one stream, the last one waited for by both. The devices stay
+  // open in alice_ and bob_.
+  void Traffic(int n, const std::string& stream = "ops-room") {
+    alice_ = AlicePhone();
+    bob_ = BobPhone();
+    ASSERT_TRUE(alice_ && bob_);
+    CreateStream(*alice_, stream, {"alice", "bob"});
+    FollowConnected(*bob_, stream);
     for (int i = 0; i < n; ++i) {
-      ASSERT_TRUE((i % 2 ? *bob : *alice).Submit("ops-room", "chat.text", kSecretPayload).ok());
+      ASSERT_TRUE((i % 2 ? *bob_ : *alice_).Submit(stream, "chat.text", kSecretPayload).ok());
     }
     const uint64_t last = static_cast<uint64_t>(n) + 1;
-    ASSERT_TRUE(WaitFor([&] { return CaughtUp(*alice, "ops-room", last) && CaughtUp(*bob, "ops-room", last); },
-                        kWaitMs));
+    ASSERT_TRUE(
+        WaitFor([&] { return CaughtUp(*alice_, stream, last) && CaughtUp(*bob_, stream, last); }, kWaitMs));
   }
+
+  json StatusJson() {
+    auto got = Get("/status.json");
+    EXPECT_TRUE(got && got->status == 200);
+    if (!got) return json::object();
+    json out = json::parse(got->body, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(out.is_object()) << got->body;
+    return out.is_object() ? out : json::object();
+  }
+
+  std::unique_ptr<Client> alice_, bob_;
 
   int port_ = 0;
 };
@@ -121,6 +136,19 @@ TEST_F(OpsPagesTest, MetricsAreValidPrometheusTextAndMoveWithTraffic) {
   EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("ops_applied") == 7; }, kWaitMs));
   EXPECT_EQ(Sample(after, "outpost_server_pulls", "outpost_server_pulls_total"),
             static_cast<double>(daemon_.StatsField("pulls")));
+  EXPECT_EQ(Sample(after, "outpost_server_devices_online", "outpost_server_devices_online"), 2);
+  EXPECT_GE(Sample(after, "outpost_server_pushes", "outpost_server_pushes_total"), 2);
+  EXPECT_GT(Sample(after, "outpost_server_received_bytes", "outpost_server_received_bytes_total"),
+            Sample(before, "outpost_server_received_bytes", "outpost_server_received_bytes_total"));
+  EXPECT_GT(Sample(after, "outpost_server_sent_bytes", "outpost_server_sent_bytes_total"), 0);
+  EXPECT_EQ(Sample(after, "outpost_server_commit_duration_seconds", "outpost_server_commit_duration_seconds_count"),
+            Sample(after, "outpost_server_commits", "outpost_server_commits_total"));
+  // Gauges come down again: both devices gone, no device is online.
+  alice_.reset();
+  bob_.reset();
+  EXPECT_TRUE(WaitFor(
+      [&] { return Sample(Metrics(), "outpost_server_devices_online", "outpost_server_devices_online") == 0; },
+      kWaitMs));
 
   for (const auto& [family, f] : after.items()) {
     if (f["type"] != "histogram") continue;
@@ -137,6 +165,35 @@ TEST_F(OpsPagesTest, MetricsAreValidPrometheusTextAndMoveWithTraffic) {
     }
     EXPECT_EQ(inf, count) << family;
   }
+}
+
+TEST_F(OpsPagesTest, StatusJsonFollowsTraffic) {
+  json before = StatusJson();
+  EXPECT_EQ(before["state"], "running");
+  EXPECT_EQ(before["current"]["ops_applied"], 0);
+  ASSERT_NO_FATAL_FAILURE(Traffic(3, kHostileStream));
+  json now = StatusJson();
+  EXPECT_EQ(now["current"]["ops_applied"], 4);
+  EXPECT_EQ(now["current"]["devices_online"], 2);
+  EXPECT_EQ(now["current"]["users_online"], 2);
+  EXPECT_GE(now["commit_seconds"]["count"].get<int>(), 1);
+  // The stream, and the members' feeds (@alice, @bob) that announced it; invalid bytes of the name became
+  // U+FFFD, the rest is as it was.
+  const std::string shown("<img src=x onerror=alert(1)>\x1b[31m\xEF\xBF\xBD\xEF\xBF\xBD-room");
+  json room;
+  std::vector<std::string> names;
+  for (const json& st : now["streams"]) {
+    names.push_back(st["stream"]);
+    if (st["stream"] == shown) room = st;
+  }
+  EXPECT_NE(std::find(names.begin(), names.end(), "@bob"), names.end()) << now["streams"].dump();
+  ASSERT_TRUE(room.is_object()) << now["streams"].dump();
+  EXPECT_EQ(room["ops_applied"], 4);
+  EXPECT_EQ(room["last_seq"], 4);
+  // The history has a sample a second, as columns.
+  EXPECT_TRUE(WaitFor([&] { return StatusJson()["history"]["t_ms"].size() >= 2; }, kWaitMs));
+  json h = StatusJson()["history"];
+  EXPECT_EQ(h["t_ms"].size(), h["ops_applied"].size());
 }
 
 TEST_F(OpsPagesTest, PagesShowNoTokenAndNoPayload) {
@@ -250,7 +307,7 @@ std::string ElementText(const std::string& dom, const std::string& id) {
 }
 
 TEST_F(OpsPagesTest, StatusPageInChromiumShowsTheServersNumbers) {
-  ASSERT_NO_FATAL_FAILURE(Traffic(4));
+  ASSERT_NO_FATAL_FAILURE(Traffic(4, kHostileStream));
   // Quiet now: the page's numbers and the server's own must agree exactly.
   ASSERT_TRUE(WaitFor([&] { return daemon_.StatsField("ops_applied") == 5; }, kWaitMs)) << daemon_.StatsJson();
   const std::string profile = dir_.Subdir("chromium-profile");
@@ -269,6 +326,10 @@ TEST_F(OpsPagesTest, StatusPageInChromiumShowsTheServersNumbers) {
   EXPECT_EQ(ElementText(dom, "pulls"), std::to_string(daemon_.StatsField("pulls")));
   EXPECT_EQ(ElementText(dom, "connections"), std::to_string(daemon_.StatsField("connections")));
   EXPECT_EQ(ElementText(dom, "commits"), std::to_string(daemon_.StatsField("commits")));
+  EXPECT_EQ(ElementText(dom, "devices-online"), "2");
+  // The stream's name is in the table as text: its markup was not run or parsed.
+  EXPECT_NE(dom.find("&lt;img src=x onerror=alert(1)&gt;"), std::string::npos) << dom;
+  EXPECT_EQ(dom.find("<img"), std::string::npos) << dom;
   std::smatch updates;
   ASSERT_TRUE(std::regex_search(dom, updates, std::regex(R"re(data-updates="(\d+)")re"))) << dom;
   EXPECT_GE(std::stoi(updates[1]), 2) << "the page did not refresh itself";

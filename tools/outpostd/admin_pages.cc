@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -47,6 +48,19 @@ class Families {
   void Gauge(std::string name, std::string help, double value, ClientMetric::Label label = {}) {
     ClientMetric& m = Add(std::move(name), std::move(help), MetricType::Gauge, std::move(label));
     m.gauge.value = value;
+  }
+  // `h`'s buckets made cumulative, as Prometheus' `le` buckets are; the last is +Inf.
+  void Histogram(std::string name, std::string help, const outpost::Histogram& h) {
+    ClientMetric& m = Add(std::move(name), std::move(help), MetricType::Histogram, {});
+    m.histogram.sample_count = h.count;
+    m.histogram.sample_sum = h.sum;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.counts.size(); ++i) {
+      cumulative += h.counts[i];
+      const double bound =
+          i < h.upper_bounds.size() ? h.upper_bounds[i] : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back({cumulative, bound});
+    }
   }
   std::string Text() const { return prometheus::TextSerializer().Serialize(families_); }
 
@@ -123,12 +137,26 @@ void Harden(HttpPage* page) {
 
 nlohmann::json Counters(const StatsSnapshot& s) {
   const outpost::ServerStats& v = s.server;
-  return {{"connections", v.connections},
-          {"connections_total", v.connections_total},
-          {"ops_applied", v.ops_applied},
-          {"duplicates", v.duplicates},
-          {"pulls", v.pulls},
-          {"commits", v.commits}};
+  return {{"connections", v.connections}, {"devices_online", v.devices_online},
+          {"users_online", v.users_online}, {"connections_total", v.connections_total},
+          {"ops_applied", v.ops_applied},   {"duplicates", v.duplicates},
+          {"pushes", v.pushes},             {"pulls", v.pulls},
+          {"commits", v.commits},           {"bytes_in", v.bytes_in},
+          {"bytes_out", v.bytes_out}};
+}
+
+// `now` less `before` (the observations between the two), when both have the same buckets.
+outpost::Histogram Since(const outpost::Histogram& now, const outpost::Histogram& before) {
+  if (now.upper_bounds != before.upper_bounds || now.counts.size() != before.counts.size()) return now;
+  outpost::Histogram d = now;
+  for (size_t i = 0; i < d.counts.size(); ++i) d.counts[i] -= std::min(d.counts[i], before.counts[i]);
+  d.count -= std::min(d.count, before.count);
+  d.sum -= before.sum;
+  return d;
+}
+
+nlohmann::json Quantiles(const outpost::Histogram& h) {
+  return {{"count", h.count}, {"p50", h.Quantile(0.5)}, {"p99", h.Quantile(0.99)}};
 }
 
 // Errors by kind: the counters that mean something was refused or failed.
@@ -144,8 +172,9 @@ nlohmann::json Errors(const StatsSnapshot& s) {
 
 }  // namespace
 
-AdminPages::AdminPages(AdminPagesOptions options, std::function<StatsSnapshot()> snapshot)
-    : options_(std::move(options)), snapshot_(std::move(snapshot)) {
+AdminPages::AdminPages(AdminPagesOptions options, std::function<StatsSnapshot()> snapshot,
+                       std::function<std::vector<outpost::StreamActivity>(size_t)> streams)
+    : options_(std::move(options)), snapshot_(std::move(snapshot)), streams_(std::move(streams)) {
   if (sodium_init() < 0) std::abort();  // as outpost::auth does: no safe way on without it
 }
 
@@ -234,6 +263,23 @@ std::string AdminPages::StatusJson(const StatsSnapshot& now) {
     }
   }
   out["errors"] = std::move(errors);
+  // Latencies of the last ten minutes (the history's span): the histograms now less the oldest sample's.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const outpost::ServerStats& oldest = history_.empty() ? outpost::ServerStats{} : history_.front().snap.server;
+    out["commit_seconds"] = Quantiles(Since(now.server.commit_seconds, oldest.commit_seconds));
+    out["notify_fanout_seconds"] =
+        Quantiles(Since(now.server.notify_fanout_seconds, oldest.notify_fanout_seconds));
+    out["group_events"] = Quantiles(Since(now.server.group_events, oldest.group_events));
+  }
+  nlohmann::json streams = nlohmann::json::array();
+  for (const outpost::StreamActivity& a : streams_(kStreamsShown)) {
+    streams.push_back({{"stream", a.stream},
+                       {"ops_applied", a.ops_applied},
+                       {"last_seq", a.last_seq},
+                       {"last_applied_ms", a.last_applied_ms}});
+  }
+  out["streams"] = std::move(streams);
   out["history"] = std::move(history);
   // Stream names are the app's bytes: invalid UTF-8 becomes U+FFFD rather than breaking the document.
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -269,10 +315,25 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
             static_cast<double>(s.forbidden));
   f.Counter("outpost_server_busy_total", "Frames answered Busy (the device retries later).",
             static_cast<double>(s.busy));
+  f.Gauge("outpost_server_devices_online", "Authenticated device connections now.",
+          static_cast<double>(s.devices_online));
+  f.Gauge("outpost_server_users_online", "Distinct users with an authenticated connection now.",
+          static_cast<double>(s.users_online));
+  f.Counter("outpost_server_pushes_total", "Push frames handled.", static_cast<double>(s.pushes));
   f.Counter("outpost_server_pulls_total", "Pull requests served.", static_cast<double>(s.pulls));
+  f.Counter("outpost_server_received_bytes_total", "Frame bytes received from devices and handled.",
+            static_cast<double>(s.bytes_in));
+  f.Counter("outpost_server_sent_bytes_total", "Frame bytes handed to the transport for devices.",
+            static_cast<double>(s.bytes_out));
   f.Counter("outpost_server_commits_total", "Write groups made durable.", static_cast<double>(s.commits));
   f.Counter("outpost_server_commit_errors_total", "Write groups whose commit failed (devices resend).",
             static_cast<double>(s.commit_errors));
+  f.Histogram("outpost_server_commit_duration_seconds", "Begin to commit of each write group with frames.",
+              s.commit_seconds);
+  f.Histogram("outpost_server_group_events", "Events (opens, closes, frames) handled per write group.",
+              s.group_events);
+  f.Histogram("outpost_server_notify_fanout_duration_seconds",
+              "Building and publishing the notifies of a committed group.", s.notify_fanout_seconds);
 
   const outpost::ListenerStats& t = snap.transport;
   f.Gauge("outpost_transport_queued_bytes", "Bytes queued for devices and not yet taken.",

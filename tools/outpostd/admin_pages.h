@@ -31,6 +31,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "outpost/media_server.h"
 #include "outpost/server.h"
@@ -47,8 +48,10 @@ struct AdminPagesOptions {
 
 class AdminPages {
  public:
-  // `snapshot` takes the server's numbers now (any thread; it is called by Serve).
-  AdminPages(AdminPagesOptions options, std::function<StatsSnapshot()> snapshot);
+  // `snapshot` takes the server's numbers now, `streams(n)` its n most active streams (any thread; Serve
+  // calls them).
+  AdminPages(AdminPagesOptions options, std::function<StatsSnapshot()> snapshot,
+             std::function<std::vector<outpost::StreamActivity>(size_t)> streams);
 
   // One sample for the charts; the main thread calls it once a second with what it wrote to stats.json.
   void Record(const StatsSnapshot& now);
@@ -69,6 +72,7 @@ class AdminPages {
 
   const AdminPagesOptions options_;
   const std::function<StatsSnapshot()> snapshot_;
+  const std::function<std::vector<outpost::StreamActivity>(size_t)> streams_;
   std::mutex mu_;
   std::deque<Sample> history_;  // oldest first, at most kHistorySamples
 };

@@ -389,6 +389,11 @@ struct SnapshotSource {
   std::string endpoint;
   std::string media_url;
 
+  std::vector<outpost::StreamActivity> Streams(size_t n) const {
+    outpost::Server* s = server.load();
+    return s != nullptr ? s->ActiveStreams(n) : std::vector<outpost::StreamActivity>{};
+  }
+
   StatsSnapshot Take() const {
     StatsSnapshot snap;
     outpost::Server* s = server.load();
@@ -652,7 +657,7 @@ int Serve(const Flags& flags) {
   std::unique_ptr<outpost::Server> server;
   SnapshotSource source;
   AdminPages admin({config.media.admin_token, outpost::RedactUri(config.store)},
-                   [&source] { return source.Take(); });
+                   [&source] { return source.Take(); }, [&source](size_t n) { return source.Streams(n); });
   std::unique_ptr<outpost::MediaServer> media;
   if (config.media.enabled) {
     auto started = StartMedia(config, registry, &source, &admin);

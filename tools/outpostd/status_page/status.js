@@ -85,15 +85,18 @@ function drawChart(history) {
       points[k].push(dt > 0 && v ? Math.max(0, (v[i] - v[i - 1]) / dt) : 0);
     });
   }
+  // The axis ends at a round number (1, 2 or 5 times a power of ten) above the highest point.
+  let top = 0;
+  for (const p of points) for (const v of p) top = Math.max(top, v);
   let max = 1;
-  for (const p of points) for (const v of p) max = Math.max(max, v);
+  while (max < top) max = [2, 5, 10].map((f) => f * Math.pow(10, Math.floor(Math.log10(max)))).find((m) => m > max);
   ctx.strokeStyle = '#eef0f4';
   ctx.fillStyle = '#5a6372';
   ctx.font = '11px sans-serif';
   for (let g = 0; g <= 4; g++) {
     const y = pad / 2 + (h - pad) * g / 4;
     ctx.beginPath(); ctx.moveTo(pad + 20, y); ctx.lineTo(w - 4, y); ctx.stroke();
-    ctx.fillText((max * (4 - g) / 4).toFixed(max < 10 ? 1 : 0), 2, y + 4);
+    ctx.fillText(String(+(max * (4 - g) / 4).toFixed(2)), 2, y + 4);
   }
   const n = 600;  // ten minutes of samples
   SERIES.forEach((s, k) => {
