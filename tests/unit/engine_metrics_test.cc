@@ -41,6 +41,10 @@ class ServerMetricsTest : public testing::Test {
     ServerOptions o;
     o.store = "memory:server-metrics-" + std::to_string(++run);
     o.env = &env_;
+    o.authenticate = [](const HelloInfo& hello) -> Result<std::string> {
+      if (hello.token == "bad") return Status::PermissionDenied("unknown token");
+      return hello.user;
+    };
     o.open_store = [this](std::string_view uri,
                           const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
       OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
@@ -140,6 +144,25 @@ TEST_F(ServerMetricsTest, CountersGaugesAndHistogramsFollowTheTraffic) {
   EXPECT_EQ(s.users_online, 1u);
   EXPECT_EQ(s.connections, 1u);
   ExpectConsistent(s);
+}
+
+// Issue 17: an authentication failure is one event, counted once (it used to count as a bad frame too).
+TEST_F(ServerMetricsTest, AnAuthenticationFailureIsCountedOnce) {
+  Handle({Event(ServerEvent::Kind::kOpen, 1)});
+  auto out = Handle({Frame(1, HelloFrame("alice", "phone", {}, codec::kProtocolVersion, "bad"))});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].close_after);
+  const wire::Error* e = frames::Decoded(out[0])->body_as_Error();
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(e->code()), Status::Code::kPermissionDenied);
+  const ServerStats s = core_->Stats();
+  EXPECT_EQ(s.auth_failures, 1u);
+  EXPECT_EQ(s.bad_frames, 0u);
+  EXPECT_EQ(s.devices_online, 0u);
+  // A malformed frame is still a bad frame, and only that.
+  Handle({Frame(1, "garbage")});
+  EXPECT_EQ(core_->Stats().bad_frames, 1u);
+  EXPECT_EQ(core_->Stats().auth_failures, 1u);
 }
 
 // A failed group undoes what it decided (ops, pushes, the Hello it took) but what arrived and left stays
