@@ -6,7 +6,9 @@
 // network and a failing server, times flushes and merges, and tells the connection state.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "outpost/client.h"
@@ -385,6 +387,42 @@ TEST_F(ClusterMetricsTest, BusyAnswersCountAsBusyRetries) {
   const ServerStats ss = cluster_.server().Stats();
   EXPECT_EQ(ss.ops_applied, 5u);
   EXPECT_EQ(ss.commit_seconds.count, ss.commits);
+}
+
+// Stats and ActiveStreams are read from another thread while the server's thread handles groups and the
+// device syncs (TSan builds check that nothing races).
+TEST(MetricsThreadsTest, StatsAreReadWhileTrafficFlows) {
+  harness::Cluster cluster({.name = "metrics-threads", .manual_clock = false});
+  ASSERT_TRUE(cluster.StartServer().ok());
+  Client& phone = cluster.AddDevice("alice", "phone");
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const ServerStats s = cluster.server().Stats();
+      const auto active = cluster.server().ActiveStreams(8);
+      const ClientStats c = phone.Stats();
+      if (s.commit_seconds.count <= s.commits && active.size() <= 8 && c.attempts >= Retries(c)) ++reads;
+      std::this_thread::yield();
+    }
+  });
+  constexpr int kOps = 50;
+  Status st;
+  for (int i = 0; i < kOps && st.ok(); ++i) st = phone.Submit("chat", "text", std::to_string(i)).status();
+  if (st.ok()) st = harness::Cluster::Sync(phone);
+  done = true;
+  reader.join();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_GT(reads.load(), 0u);
+  const ServerStats s = cluster.server().Stats();
+  EXPECT_EQ(s.ops_applied, static_cast<uint64_t>(kOps));
+  EXPECT_EQ(s.commit_seconds.count, s.commits);
+  const auto active = cluster.server().ActiveStreams(8);
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].ops_applied, static_cast<uint64_t>(kOps));
+  // A slow machine (TSan) may time out and resend: every send is still a first send or a counted resend.
+  const ClientStats c = phone.Stats();
+  EXPECT_EQ(c.attempts, kOps + Retries(c));
 }
 
 }  // namespace
