@@ -295,6 +295,8 @@ TEST(StreamActivityTrackerTest, EvictsTheLeastRecentlyActive) {
 
 class ClusterMetricsTest : public testing::Test {
  protected:
+  // Read by the server's store until the cluster closes it: declared first, destroyed last.
+  FlakyStorage::Faults faults_;
   harness::Cluster cluster_{{.name = "metrics"}};
 };
 
@@ -365,21 +367,20 @@ TEST_F(ClusterMetricsTest, AttemptsAndRetriesUnderAFaultyNetwork) {
 }
 
 TEST_F(ClusterMetricsTest, BusyAnswersCountAsBusyRetries) {
-  FlakyStorage::Faults faults;
   ServerOptions so;
-  so.open_store = [&faults](std::string_view uri,
-                            const StorageOptions& opts) -> Result<std::unique_ptr<Storage>> {
+  so.open_store = [this](std::string_view uri,
+                         const StorageOptions& opts) -> Result<std::unique_ptr<Storage>> {
     OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, opts));
-    return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults));
+    return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults_));
   };
   ASSERT_TRUE(cluster_.StartServer(so).ok());
   Client& phone = cluster_.AddDevice("alice", "phone");
   ASSERT_TRUE(cluster_.StepUntil([&] { return phone.Stats().connected; }));
-  faults.fail_commit = true;
+  faults_.fail_commit = true;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(phone.Submit("chat", "text", std::to_string(i)).ok());
   ASSERT_TRUE(cluster_.StepUntil([&] { return cluster_.server().Stats().commit_errors > 0; }));
   cluster_.Pump(5);
-  faults.fail_commit = false;
+  faults_.fail_commit = false;
   ASSERT_TRUE(cluster_.StepUntil([&] { return phone.Stats().outbox_depth == 0; }, 5000));
   const ClientStats s = phone.Stats();
   EXPECT_GT(s.retries_busy, 0u);
