@@ -6,7 +6,9 @@
 // network and a failing server, times flushes and merges, and tells the connection state.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "outpost/client.h"
@@ -41,6 +43,10 @@ class ServerMetricsTest : public testing::Test {
     ServerOptions o;
     o.store = "memory:server-metrics-" + std::to_string(++run);
     o.env = &env_;
+    o.authenticate = [](const HelloInfo& hello) -> Result<std::string> {
+      if (hello.token == "bad") return Status::PermissionDenied("unknown token");
+      return hello.user;
+    };
     o.open_store = [this](std::string_view uri,
                           const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
       OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
@@ -140,6 +146,25 @@ TEST_F(ServerMetricsTest, CountersGaugesAndHistogramsFollowTheTraffic) {
   EXPECT_EQ(s.users_online, 1u);
   EXPECT_EQ(s.connections, 1u);
   ExpectConsistent(s);
+}
+
+// Issue 17: an authentication failure is one event, counted once (it used to count as a bad frame too).
+TEST_F(ServerMetricsTest, AnAuthenticationFailureIsCountedOnce) {
+  Handle({Event(ServerEvent::Kind::kOpen, 1)});
+  auto out = Handle({Frame(1, HelloFrame("alice", "phone", {}, codec::kProtocolVersion, "bad"))});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].close_after);
+  const wire::Error* e = frames::Decoded(out[0])->body_as_Error();
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(static_cast<Status::Code>(e->code()), Status::Code::kPermissionDenied);
+  const ServerStats s = core_->Stats();
+  EXPECT_EQ(s.auth_failures, 1u);
+  EXPECT_EQ(s.bad_frames, 0u);
+  EXPECT_EQ(s.devices_online, 0u);
+  // A malformed frame is still a bad frame, and only that.
+  Handle({Frame(1, "garbage")});
+  EXPECT_EQ(core_->Stats().bad_frames, 1u);
+  EXPECT_EQ(core_->Stats().auth_failures, 1u);
 }
 
 // A failed group undoes what it decided (ops, pushes, the Hello it took) but what arrived and left stays
@@ -270,6 +295,8 @@ TEST(StreamActivityTrackerTest, EvictsTheLeastRecentlyActive) {
 
 class ClusterMetricsTest : public testing::Test {
  protected:
+  // Read by the server's store until the cluster closes it: declared first, destroyed last.
+  FlakyStorage::Faults faults_;
   harness::Cluster cluster_{{.name = "metrics"}};
 };
 
@@ -340,21 +367,20 @@ TEST_F(ClusterMetricsTest, AttemptsAndRetriesUnderAFaultyNetwork) {
 }
 
 TEST_F(ClusterMetricsTest, BusyAnswersCountAsBusyRetries) {
-  FlakyStorage::Faults faults;
   ServerOptions so;
-  so.open_store = [&faults](std::string_view uri,
-                            const StorageOptions& opts) -> Result<std::unique_ptr<Storage>> {
+  so.open_store = [this](std::string_view uri,
+                         const StorageOptions& opts) -> Result<std::unique_ptr<Storage>> {
     OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, opts));
-    return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults));
+    return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults_));
   };
   ASSERT_TRUE(cluster_.StartServer(so).ok());
   Client& phone = cluster_.AddDevice("alice", "phone");
   ASSERT_TRUE(cluster_.StepUntil([&] { return phone.Stats().connected; }));
-  faults.fail_commit = true;
+  faults_.fail_commit = true;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(phone.Submit("chat", "text", std::to_string(i)).ok());
   ASSERT_TRUE(cluster_.StepUntil([&] { return cluster_.server().Stats().commit_errors > 0; }));
   cluster_.Pump(5);
-  faults.fail_commit = false;
+  faults_.fail_commit = false;
   ASSERT_TRUE(cluster_.StepUntil([&] { return phone.Stats().outbox_depth == 0; }, 5000));
   const ClientStats s = phone.Stats();
   EXPECT_GT(s.retries_busy, 0u);
@@ -362,6 +388,42 @@ TEST_F(ClusterMetricsTest, BusyAnswersCountAsBusyRetries) {
   const ServerStats ss = cluster_.server().Stats();
   EXPECT_EQ(ss.ops_applied, 5u);
   EXPECT_EQ(ss.commit_seconds.count, ss.commits);
+}
+
+// Stats and ActiveStreams are read from another thread while the server's thread handles groups and the
+// device syncs (TSan builds check that nothing races).
+TEST(MetricsThreadsTest, StatsAreReadWhileTrafficFlows) {
+  harness::Cluster cluster({.name = "metrics-threads", .manual_clock = false});
+  ASSERT_TRUE(cluster.StartServer().ok());
+  Client& phone = cluster.AddDevice("alice", "phone");
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const ServerStats s = cluster.server().Stats();
+      const auto active = cluster.server().ActiveStreams(8);
+      const ClientStats c = phone.Stats();
+      if (s.commit_seconds.count <= s.commits && active.size() <= 8 && c.attempts >= Retries(c)) ++reads;
+      std::this_thread::yield();
+    }
+  });
+  constexpr int kOps = 50;
+  Status st;
+  for (int i = 0; i < kOps && st.ok(); ++i) st = phone.Submit("chat", "text", std::to_string(i)).status();
+  if (st.ok()) st = harness::Cluster::Sync(phone);
+  done = true;
+  reader.join();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_GT(reads.load(), 0u);
+  const ServerStats s = cluster.server().Stats();
+  EXPECT_EQ(s.ops_applied, static_cast<uint64_t>(kOps));
+  EXPECT_EQ(s.commit_seconds.count, s.commits);
+  const auto active = cluster.server().ActiveStreams(8);
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].ops_applied, static_cast<uint64_t>(kOps));
+  // A slow machine (TSan) may time out and resend: every send is still a first send or a counted resend.
+  const ClientStats c = phone.Stats();
+  EXPECT_EQ(c.attempts, kOps + Retries(c));
 }
 
 }  // namespace

@@ -119,7 +119,9 @@ struct ServerOptions {
 // grow; gauges say how things stand now. A group whose store transaction failed (ServerCore::Handle) leaves
 // no trace in the counters of what it would have done (ops, verdicts, pushes, pulls, forbidden, busy,
 // skips); what happened regardless stays counted (connections, bad frames, authentication failures, hello
-// timeouts, bytes in and out, group_events) and commit_errors counts the failure.
+// timeouts, bytes in and out, group_events) and commit_errors counts the failure. Threads: a plain value;
+// ServerCore::Stats follows ServerCore's rule (one caller at a time), Server::Stats may be called from any
+// thread.
 struct ServerStats {
   // Gauges.
   uint64_t connections = 0;     // connections open now (past connections_max: not counted)
@@ -133,14 +135,17 @@ struct ServerStats {
   uint64_t busy = 0;                 // non-fatal Busy answers (batches_inflight_max, sent before Welcome)
   // Op verdicts (one per op of a Push).
   uint64_t ops_applied = 0, duplicates = 0, gaps = 0, conflicts = 0, rejected = 0, skips = 0;
-  uint64_t pushes = 0;  // Push frames handled (answered with a PushAck or a Busy Error)
-  uint64_t pulls = 0;   // Pull frames served with a page
-  uint64_t bad_frames = 0, auth_failures = 0;
+  // Push frames of authenticated devices, each answered with a PushAck or an Error (batches_inflight_max,
+  // malformed); not those refused for arriving before their connection's Welcome (counted in busy).
+  uint64_t pushes = 0;
+  uint64_t pulls = 0;           // Pull frames served with a page
+  uint64_t bad_frames = 0;      // frames refused as undecodable or out of place (each answered with an Error)
+  uint64_t auth_failures = 0;   // Hellos whose credentials the authenticate hook refused (not bad frames)
   uint64_t commits = 0;         // write groups committed (groups of only opens and closes commit nothing)
   uint64_t commit_errors = 0;   // groups whose store transaction failed to begin or commit
   uint64_t hello_timeouts = 0;  // connections closed for sending no Hello within hello_deadline_ms
-  // Bytes: frames received from devices that the core handled, and frames the core handed to the listener
-  // to send (both as framed by the transport's payload, without its own framing).
+  // Bytes of the frames the core received from devices, and of the frames it handed to the listener to
+  // send (the frames themselves: the transport's own framing and encryption are not counted).
   uint64_t bytes_in = 0, bytes_out = 0;
 
   // Histograms (outpost/histogram.h); durations in seconds, measured with the process's steady clock
@@ -160,7 +165,9 @@ struct ServerStats {
 // recently active are forgotten first); not persisted, so it starts empty when the core opens.
 struct StreamActivity {
   std::string stream;
-  uint64_t ops_applied = 0;     // ops this core appended to the stream since it opened (or was last evicted)
+  // Ops this core appended to the stream since it opened (or since the stream was last forgotten): the
+  // devices' ops, and on a membership feed the server's own.
+  uint64_t ops_applied = 0;
   uint64_t last_seq = 0;        // the stream's head after the last group that moved it here
   int64_t last_applied_ms = 0;  // Env clock (NowMs) when that group committed
 };

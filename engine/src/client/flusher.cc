@@ -33,9 +33,10 @@ void Flusher::Forget(const std::string& stream, const OpId& id) {
   }
 }
 
-void Flusher::OnBusy(int64_t now) {
+void Flusher::OnBusy(int64_t /*now*/) {
   ctx_.mu.AssertHeld();
-  (void)now;
+  // Given up on at the next CheckTimeouts (and counted as Busy retries when resent), without touching
+  // sent_at: an ack that still arrives is timed from the real send.
   for (auto& [id, b] : inflight_) b.busy = true;
 }
 
@@ -98,8 +99,8 @@ void Flusher::Renumber() {
     // The entries from the first conflicting counter on (in counter order, which is submit order).
     std::vector<std::string> old_keys;
     std::vector<OutboxEntry> entries;
-    uint64_t were_sent =
-        0;  // entries sent under their old counters: their sends under the new ones are retries
+    // Entries sent under their old counters: their sends under the new ones are retries.
+    uint64_t were_sent = 0;
     Status st;
     {
       auto cur = txn->NewCursor(kOutbox);

@@ -421,9 +421,12 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
       return;
     }
     if (!r.ok()) {
+      // Counted once, as an authentication failure: the frame itself was sound (not a bad frame).
       ++stats_.auth_failures;
-      BadFrame(g, conn, Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
-               true);
+      Reply(g, conn,
+            codec::EncodeError(Status::Code::kPermissionDenied,
+                               "authentication failed: " + r.status().message(), true),
+            true);
       return;
     }
     user = *r;
