@@ -374,7 +374,7 @@ void Tui::DrawHeader(int width) {
   const std::vector<Span> left = Ellipsize(title, title_width, Ellipsis());
   DrawFit(0, 0, left, title_width);
   DrawFit(0, TextWidth(left), Ellipsize(counts, counts_width, Ellipsis()), counts_width);
-  const int x = width - 1 - reason_width - state_width + 1;  // the state's trailing space is the last cell
+  const int x = width - state_width - reason_width;  // state, reason, then a space in the last column
   DrawFit(0, x, Ellipsize(state_spans, state_width - 1, Ellipsis()), state_width - 1);
   if (reason_width > 0)
     DrawFit(0, x + state_width - 1, Ellipsize(reason_spans, reason_width, Ellipsis()), reason_width);
