@@ -53,7 +53,9 @@ class InputLine {
 
   const std::wstring& text() const { return text_; }
   bool empty() const { return text_.empty(); }
-  size_t cursor() const { return cursor_; }  // an index into text(), always at a cluster start or the end
+  // An index into text(): at a cluster start or the end (unless a joiner typed just before the cursor made
+  // its neighbours one cluster; the next move puts it back on a boundary).
+  size_t cursor() const { return cursor_; }
   size_t bytes() const { return bytes_; }
 
   // What to show in `columns` terminal columns: a slice of the text that holds the cursor and the column of
