@@ -25,7 +25,9 @@
 #include <vector>
 
 #include "cli.h"
+#include "outpost/membership.h"
 #include "thumbnail_art.h"
+#include "tui_input.h"
 #include "tui_text.h"
 
 namespace outpost::chat_cli {
@@ -49,19 +51,49 @@ constexpr short kArtPairFirst = 16;   // colour pairs from here on are the pictu
 
 enum ColorPair : short { kGreen = 1, kRed, kYellow, kCyan };
 
-constexpr const char* kHelp[] = {
-    "Enter sends the input to the selected conversation (it shows at once, pending).",
-    "Tab / Shift-Tab, or Up / Down with an empty input: switch conversation. PageUp / PageDown: scroll.",
-    "/new NAME MEMBERS    create a conversation (members comma- or space-separated) and open it",
-    "/open NAME           open a conversation",
-    "/offline, /online    drop the connection (messages wait here) / reconnect",
-    "/retry [ID]          send a failed message again (default: the newest failed one here)",
-    "/discard [ID]        remove a pending or failed message (default: the newest failed one here)",
-    "/receipts on|off     whether others are told what you read",
-    "/send PATH           send a file (images get a thumbnail; the upload shows as a bar)",
-    "/quit                leave (also Ctrl-C, or Ctrl-D with an empty input). // sends a leading /.",
-    "Esc closes this help.",
+// The help: a line of prose (no keys), or keys and what they do, the descriptions in one column that their
+// continuation rows line up with.
+struct HelpEntry {
+  const char* keys;
+  const char* text;
 };
+constexpr int kHelpKeyColumns = 21;
+constexpr HelpEntry kHelp[] = {
+    {"", "Enter sends the input to the selected conversation (it shows at once, pending)."},
+    {"",
+     "Tab / Shift-Tab, or Up / Down with an empty input: switch conversation. PageUp / PageDown: scroll."},
+    {"Left/Right Home/End", "move in the input (also Ctrl-B/F, Ctrl-A/E)"},
+    {"Ctrl/Alt-Left/Right", "move by words (also Alt-B/F)"},
+    {"Backspace Delete",
+     "delete before / at the cursor; Ctrl-W a word, Ctrl-U to the start, Ctrl-K to the end"},
+    {"/new NAME MEMBERS", "create a conversation (members comma- or space-separated) and open it"},
+    {"/open NAME", "open a conversation"},
+    {"/offline, /online", "drop the connection (messages wait here) / reconnect"},
+    {"/retry [ID]", "send a failed message again (default: the newest failed one here)"},
+    {"/discard [ID]", "remove a pending or failed message (default: the newest failed one here)"},
+    {"/receipts on|off", "whether others are told what you read"},
+    {"/send PATH", "send a file (images get a thumbnail; the upload shows as a bar)"},
+    {"/quit", "leave (also Ctrl-C, or Ctrl-D with an empty input). // sends a leading /."},
+    {"", "Esc closes this help."},
+};
+
+// Keys beyond those curses names: the modifier forms of the arrows and Home/End that terminals (xterm,
+// tmux) send. Bound at start to codes of our own unless the terminal's description already names them.
+enum class EditKey { kWordLeft, kWordRight, kHome, kEnd };
+struct KeySequence {
+  const char* sequence;
+  EditKey key;
+};
+constexpr KeySequence kKeySequences[] = {
+    {"\033[1;5D", EditKey::kWordLeft}, {"\033[1;5C", EditKey::kWordRight},  // Ctrl-Left/Right
+    {"\033[1;3D", EditKey::kWordLeft}, {"\033[1;3C", EditKey::kWordRight},  // Alt-Left/Right
+    {"\033[5D", EditKey::kWordLeft},   {"\033[5C", EditKey::kWordRight},    // older xterm, screen
+    {"\033[1~", EditKey::kHome},       {"\033[4~", EditKey::kEnd},          // tmux, screen, vt220
+    {"\033[H", EditKey::kHome},        {"\033[F", EditKey::kEnd},           // xterm, normal mode
+    {"\033OH", EditKey::kHome},        {"\033OF", EditKey::kEnd},           // xterm, application mode
+    {"\033[7~", EditKey::kHome},       {"\033[8~", EditKey::kEnd},          // rxvt
+};
+constexpr int kFirstOwnKey = KEY_MAX + 1;
 
 volatile std::sig_atomic_t g_quit_signal = 0;
 void OnQuitSignal(int) { g_quit_signal = 1; }
@@ -97,6 +129,7 @@ std::string ShortId(const OpId& id) { return id.ToString().substr(28); }
 // Initializes and, whatever happens, restores the terminal.
 struct Screen {
   SCREEN* screen = newterm(nullptr, stdout, stdin);  // nullptr: not a terminal curses knows
+  std::map<int, EditKey> edit_keys;                  // key code (get_wch) -> what it does
   Screen() {
     if (screen == nullptr) return;
     raw();  // Ctrl-C and Ctrl-D arrive as keys: we leave cleanly ourselves
@@ -104,6 +137,13 @@ struct Screen {
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
     set_escdelay(25);
+    for (size_t i = 0; i < std::size(kKeySequences); ++i) {
+      const KeySequence& k = kKeySequences[i];
+      int code = key_defined(k.sequence);  // 0: unknown, -1: a prefix of others (left alone)
+      if (code == 0 && define_key(k.sequence, kFirstOwnKey + static_cast<int>(i)) != ERR)
+        code = kFirstOwnKey + static_cast<int>(i);
+      if (code > 0) edit_keys.emplace(code, k.key);
+    }
     if (has_colors()) {
       start_color();
       use_default_colors();
@@ -122,7 +162,8 @@ struct Screen {
 
 class Tui {
  public:
-  Tui(const Context& ctx, Chat& chat) : ctx_(ctx), chat_(chat) {}
+  Tui(const Context& ctx, Chat& chat, const std::map<int, EditKey>& edit_keys)
+      : ctx_(ctx), chat_(chat), edit_keys_(edit_keys) {}
   void Run(const Wakeup& wakeup);
 
  private:
@@ -139,6 +180,10 @@ class Tui {
   int ArtPair(int16_t fg, int16_t bg);
 
   void OnKey(bool code, wint_t key);
+  void OnEditKey(EditKey key);
+  // Which conversations the server refused to create (their members op failed), found again on each Reload.
+  void FindRefusals();
+  std::wstring Ellipsis() const { return ctx_.utf8 ? L"\u2026" : L"..."; }
   void Select(int delta);
   void Open(const std::string& conversation);
   void Scroll(int delta_rows);
@@ -158,6 +203,7 @@ class Tui {
 
   const Context& ctx_;
   Chat& chat_;
+  const std::map<int, EditKey>& edit_keys_;
   std::vector<Conversation> conversations_;
   std::string selected_;  // conversation id; "" when there is none
   std::vector<Message> messages_;
@@ -165,7 +211,8 @@ class Tui {
   int scroll_ = 0;      // message rows hidden below the pane
   int scroll_max_ = 0;  // from the last Draw
   int pane_rows_ = 1;   // from the last Draw
-  std::wstring input_;
+  InputLine input_{kInputBytesMax};
+  bool escape_ = false;  // an Esc came last: Alt-b / Alt-f arrive as Esc then the letter
   std::string status_;
   bool status_error_ = false;
   bool help_ = false;
@@ -176,6 +223,15 @@ class Tui {
   std::map<std::string, std::vector<ArtRow>> art_;
   std::map<int, int> art_pairs_;  // fg * 512 + bg + 1 -> pair
   int next_pair_ = kArtPairFirst;
+  // A conversation the server refused to create: the failed members op and the server's reason.
+  struct Refusal {
+    OpId op;
+    std::string reason;
+  };
+  std::map<std::string, Refusal> refused_;
+  // The conversations /new made in this session and not yet answered: a refusal of one of them is also
+  // shown on the status line, where the user looks right after typing it.
+  std::map<std::string, OpId> creating_;
 };
 
 void Tui::Run(const Wakeup& wakeup) {
@@ -194,6 +250,38 @@ void Tui::Run(const Wakeup& wakeup) {
     // Also after EINTR: SIGWINCH comes back as KEY_RESIZE.
     wint_t key = 0;
     for (int r; !quit_ && (r = get_wch(&key)) != ERR;) OnKey(r == KEY_CODE_YES, key);
+    if (escape_) {  // a lone Esc: nothing came with it
+      escape_ = false;
+      help_ = false;
+    }
+  }
+}
+
+void Tui::FindRefusals() {
+  // A refused creation leaves a conversation whose members are unknown (a failed members op does not
+  // count) and that has a failed op of its own. Nothing of such a stream was sent, so the view's first op is
+  // its first unsent one: the /new's members op. One small read per such conversation.
+  std::map<std::string, Refusal> refused;
+  for (const Conversation& c : conversations_) {
+    if (!c.members.empty() || c.failed == 0) continue;
+    auto first = chat_.client().Since(c.id, 0, 1);
+    if (!first.ok() || first->empty()) continue;
+    const OpInfo& op = first->front();
+    if (op.kind == kMembersKind && op.state == OpState::kFailed) refused[c.id] = {op.op_id, op.last_error};
+  }
+  refused_ = std::move(refused);
+  // This session's /new: a refusal goes to the status line too; an accepted or discarded one is done.
+  for (auto it = creating_.begin(); it != creating_.end();) {
+    auto op = chat_.client().Get(it->second);
+    if (op.ok() && op->state == OpState::kPending) {
+      ++it;
+      continue;
+    }
+    if (op.ok() && op->state == OpState::kFailed) {
+      Error(fmt::format("/new {}: the server refused it: {}", it->first,
+                        op->last_error.empty() ? "no reason given" : op->last_error));
+    }
+    it = creating_.erase(it);
   }
 }
 
@@ -209,6 +297,7 @@ void Tui::Reload() {
   auto convs = chat_.Conversations();
   if (!convs.ok()) return Error("cannot list conversations: " + convs.status().message());
   conversations_ = std::move(convs).value();
+  FindRefusals();
   if (Selected() == nullptr) {
     selected_ = conversations_.empty() ? "" : conversations_.front().id;
     scroll_ = 0;
@@ -245,29 +334,50 @@ void Tui::Draw() {
 
 void Tui::DrawHeader(int width) {
   const ClientStats s = chat_.client().Stats();
-  std::vector<Span> left = {{Widen(fmt::format(" outpost-chat{}{}", Dot(), chat_.user())), A_BOLD}};
-  if (s.outbox_depth) left.push_back({Widen(fmt::format("  outbox {}", s.outbox_depth)), A_NORMAL});
-  if (s.failed) left.push_back({Widen(fmt::format("  failed {}", s.failed)), Color(kRed)});
-  if (!chat_.read_receipts()) left.push_back({L"  receipts off", A_DIM});
+  const std::vector<Span> title = {{Widen(fmt::format(" outpost-chat{}{}", Dot(), chat_.user())), A_BOLD}};
+  std::vector<Span> counts;
+  if (s.outbox_depth) counts.push_back({Widen(fmt::format("  outbox {}", s.outbox_depth)), A_NORMAL});
+  if (s.failed) counts.push_back({Widen(fmt::format("  failed {}", s.failed)), Color(kRed)});
+  if (!chat_.read_receipts()) counts.push_back({L"  receipts off", A_DIM});
 
-  std::string conn;
+  // The connection: a state ("○ offline") and, when offline, the reason, which can be long.
+  std::string state, reason;
   attr_t attr = Color(kYellow) | A_BOLD;
   if (ctx_.servers.empty()) {
-    conn = "offline (no --server)";
+    state = "offline (no --server)";
   } else if (chose_offline_) {
-    conn = fmt::format("offline (you chose){}/online", Dot());
+    state = fmt::format("offline (you chose){}/online", Dot());
   } else if (s.connected) {
-    conn = ctx_.utf8 ? "● online" : "* online";
+    state = ctx_.utf8 ? "● online" : "* online";
     attr = Color(kGreen) | A_BOLD;
   } else {
-    conn = fmt::format("{} offline: {}", ctx_.utf8 ? "○" : "o",
-                       s.last_connection_error.empty() ? "connecting" : s.last_connection_error);
+    state = fmt::format("{} offline", ctx_.utf8 ? "○" : "o");
+    reason = ": " + (s.last_connection_error.empty() ? "connecting" : s.last_connection_error);
     attr = Color(kRed) | A_BOLD;
   }
-  std::vector<Span> right = {{Widen(conn + " "), attr}};
-  const int right_width = std::min(TextWidth(right), width - 1);
-  DrawFit(0, 0, left, width - right_width - 1);
-  DrawFit(0, width - right_width, right, right_width);
+
+  // Who gets the columns, first to last: the counts, the connection state, the title (up to
+  // kTitleKeep columns before the reason), the reason, the rest of the title. Whatever is cut ends in an
+  // ellipsis, so that nothing overwrites the counts however narrow the terminal or long the reason.
+  constexpr int kTitleKeep = 32;
+  const int avail = width - 1;
+  const int counts_width = std::min(TextWidth(counts), avail);
+  const std::vector<Span> state_spans = {{Widen(state), attr}};
+  const int state_width = std::min(TextWidth(state_spans) + 1, avail - counts_width);  // + a space
+  int rest = avail - counts_width - state_width;
+  const std::vector<Span> reason_spans = {{Widen(reason), attr}};
+  const int title_full = TextWidth(title), reason_full = TextWidth(reason_spans);
+  const int title_width = std::min(title_full, std::max(rest - reason_full, std::min(kTitleKeep, rest)));
+  rest -= title_width;
+  const int reason_width = std::min(reason_full, rest);
+
+  const std::vector<Span> left = Ellipsize(title, title_width, Ellipsis());
+  DrawFit(0, 0, left, title_width);
+  DrawFit(0, TextWidth(left), Ellipsize(counts, counts_width, Ellipsis()), counts_width);
+  const int x = width - state_width - reason_width;  // state, reason, then a space in the last column
+  DrawFit(0, x, Ellipsize(state_spans, state_width - 1, Ellipsis()), state_width - 1);
+  if (reason_width > 0)
+    DrawFit(0, x + state_width - 1, Ellipsize(reason_spans, reason_width, Ellipsis()), reason_width);
 }
 
 void Tui::DrawConversations(int top, int rows, int width) {
@@ -331,20 +441,43 @@ std::vector<Span> Tui::MessageSpans(const Message& m) const {
 
 void Tui::DrawMessages(int top, int rows, int left, int width) {
   const Conversation* c = Selected();
-  std::string title = "no conversation: /new NAME MEMBERS starts one, /help lists the keys";
+  std::vector<Span> title = {
+      {L"no conversation: /new NAME MEMBERS starts one, /help lists the keys", A_BOLD}};
   if (help_) {
-    title = "help";
+    title = {{L"help", A_BOLD}};
   } else if (c) {
-    title = c->id + (c->members.empty() ? "  (members not synced yet)"
-                                        : fmt::format("  ({})", fmt::join(c->members, ", ")));
-    if (!c->member) title += "  (you were removed)";
+    title = {{Widen(c->id), A_BOLD}};
+    if (auto refused = refused_.find(c->id); refused != refused_.end()) {
+      // Not "members not synced yet": they never will be. The reason says why (usually that the name is
+      // taken by a conversation this user is not in).
+      title.push_back({Widen(fmt::format("  (not created: {}; /discard drops it)", refused->second.reason)),
+                       Color(kRed) | A_BOLD});
+    } else if (c->members.empty()) {
+      title.push_back({L"  (members not synced yet)", A_BOLD});
+    } else {
+      title.push_back({Widen(fmt::format("  ({})", fmt::join(c->members, ", "))), A_BOLD});
+    }
+    if (!c->member) title.push_back({L"  (you were removed)", A_BOLD});
   }
-  DrawFit(top, left, {{Widen(title), A_BOLD | A_UNDERLINE}}, width);
+  for (Span& span : title) span.attr |= A_UNDERLINE;
+  DrawFit(top, left, Ellipsize(title, width, Ellipsis()), width);
   pane_rows_ = rows - 1;
   std::vector<Row> lines;
   if (help_) {
-    for (const char* h : kHelp) {
-      for (Row& r : Wrap({{Widen(h), A_NORMAL}}, width, 2)) lines.push_back(std::move(r));
+    auto add = [&](const std::string& text, int indent) {
+      for (Row& r : Wrap({{Widen(text), A_NORMAL}}, width, indent)) lines.push_back(std::move(r));
+    };
+    const std::string pad(kHelpKeyColumns, ' ');
+    for (const HelpEntry& h : kHelp) {
+      const std::string keys = h.keys;
+      if (keys.empty()) {
+        add(h.text, 2);
+      } else if (keys.size() < pad.size()) {
+        add(keys + pad.substr(keys.size()) + h.text, kHelpKeyColumns);
+      } else {  // keys longer than their column: the description starts on the next row, lined up
+        add(keys, kHelpKeyColumns);
+        add(pad + h.text, kHelpKeyColumns);
+      }
     }
   } else {
     for (const Message& m : messages_) {
@@ -406,15 +539,12 @@ void Tui::DrawFooter(int height, int width) {
   } else {
     DrawFit(height - 2, 0, {{Widen(" " + status_), status_error_ ? Color(kRed) | A_BOLD : A_BOLD}}, width);
   }
-  // The input's tail, so that the cursor (at its end) stays visible; never the bottom-right cell.
+  // The part of the input around the cursor (InputLine::View measures only that); never the bottom-right
+  // cell.
   const int room = width - 3;
-  size_t start = input_.size();
-  for (int cols = 0; start > 0 && cols + Columns(input_[start - 1]) <= room; --start) {
-    cols += Columns(input_[start - 1]);
-  }
-  const std::vector<Span> line = {{L"> ", A_BOLD}, {input_.substr(start), A_NORMAL}};
-  DrawFit(height - 1, 0, line, width - 1);
-  move(height - 1, std::min(TextWidth(line), width - 1));
+  InputLine::Window view = input_.View(room);
+  DrawFit(height - 1, 0, {{L"> ", A_BOLD}, {std::move(view.text), A_NORMAL}}, width - 1);
+  move(height - 1, 2 + view.cursor_column);
 }
 
 void Tui::Select(int delta) {
@@ -445,56 +575,114 @@ void Tui::Scroll(int delta_rows) {
   }
 }
 
+void Tui::OnEditKey(EditKey key) {
+  switch (key) {
+    case EditKey::kWordLeft:
+      return input_.WordLeft();
+    case EditKey::kWordRight:
+      return input_.WordRight();
+    case EditKey::kHome:
+      return input_.Home();
+    case EditKey::kEnd:
+      return input_.End();
+  }
+}
+
 void Tui::OnKey(bool code, wint_t key) {
   const int page = std::max(pane_rows_ - 1, 1);
   const bool empty = input_.empty();
+  constexpr wint_t kEsc = 27;
+  if (escape_) {
+    // Esc then a key at once: Alt and that key, as terminals send it. Alt-b / Alt-f move by words.
+    escape_ = false;
+    if (!code && (key == L'b' || key == L'B')) return input_.WordLeft();
+    if (!code && (key == L'f' || key == L'F')) return input_.WordRight();
+    if ((!code && (key == 127 || key == 8)) || (code && key == KEY_BACKSPACE)) return input_.KillWordBefore();
+    help_ = false;  // else a plain Esc, then the key
+  }
   if (code) {  // KEY_RESIZE needs nothing but the next Draw
+    if (auto it = edit_keys_.find(static_cast<int>(key)); it != edit_keys_.end())
+      return OnEditKey(it->second);
     if (key == KEY_BTAB || (key == KEY_UP && empty)) Select(-1);
     if (key == KEY_DOWN && empty) Select(+1);
     if (key == KEY_PPAGE || key == KEY_NPAGE) Scroll(key == KEY_PPAGE ? page : -page);
     if (key == KEY_ENTER) Submit();
-    if (key == KEY_BACKSPACE && !empty) input_.pop_back();
+    if (key == KEY_BACKSPACE) input_.Backspace();
+    if (key == KEY_DC) input_.Delete();
+    if (key == KEY_LEFT) input_.Left();
+    if (key == KEY_RIGHT) input_.Right();
+    if (key == KEY_HOME) input_.Home();
+    if (key == KEY_END) input_.End();
     return;
   }
-  constexpr wint_t kCtrlC = 3, kCtrlD = 4, kCtrlH = 8, kCtrlL = 12, kCtrlU = 21, kEsc = 27, kDel = 127;
-  if (key == kCtrlC || (key == kCtrlD && empty)) {  // Ctrl-D leaves like a shell: with nothing typed
-    quit_ = true;
-  } else if (key == kCtrlD) {
-    Notice("Ctrl-D leaves once the input is empty (Ctrl-C or /quit leave now)");
-  } else if (key == L'\t') {
-    Select(+1);
-  } else if (key == L'\n' || key == L'\r') {
-    Submit();
-  } else if (key == kCtrlH || key == kDel) {
-    if (!empty) input_.pop_back();
-  } else if (key == kCtrlU) {
-    input_.clear();
-  } else if (key == kCtrlL) {
-    clearok(curscr, TRUE);
-  } else if (key == kEsc) {
-    help_ = false;
-  } else if (key >= 0x20) {
-    if (Narrow(input_).size() + MB_CUR_MAX > kInputBytesMax) return Error("the input is full");
-    input_.push_back(static_cast<wchar_t>(key));
+  // Readline's keys where they do not clash with the screen's own (Tab, Ctrl-D, Ctrl-L).
+  constexpr wint_t kCtrlA = 1, kCtrlB = 2, kCtrlC = 3, kCtrlD = 4, kCtrlE = 5, kCtrlF = 6, kCtrlH = 8,
+                   kCtrlK = 11, kCtrlL = 12, kCtrlU = 21, kCtrlW = 23, kDel = 127;
+  switch (key) {
+    case kCtrlC:
+      quit_ = true;
+      return;
+    case kCtrlD:  // leaves like a shell: with nothing typed
+      if (empty) {
+        quit_ = true;
+      } else {
+        Notice("Ctrl-D leaves once the input is empty (Ctrl-C or /quit leave now)");
+      }
+      return;
+    case L'\t':
+      return Select(+1);
+    case L'\n':
+    case L'\r':
+      return Submit();
+    case kCtrlH:
+    case kDel:
+      return input_.Backspace();
+    case kCtrlA:
+      return input_.Home();
+    case kCtrlE:
+      return input_.End();
+    case kCtrlB:
+      return input_.Left();
+    case kCtrlF:
+      return input_.Right();
+    case kCtrlK:
+      return input_.KillToEnd();
+    case kCtrlU:
+      return input_.KillToStart();
+    case kCtrlW:
+      return input_.KillWordBefore();
+    case kCtrlL:
+      clearok(curscr, TRUE);
+      return;
+    case kEsc:
+      escape_ = true;
+      return;
+    default:
+      break;
+  }
+  if (key < 0x20) return;  // other control keys do nothing
+  if (!input_.Insert(static_cast<wchar_t>(key))) {
+    const size_t bytes = EncodedBytes(static_cast<wchar_t>(key));
+    if (bytes > 0 && input_.bytes() + bytes > kInputBytesMax) Error("the input is full");
   }
 }
 
 void Tui::Submit() {
-  const std::string line = Narrow(input_);
+  const std::string line = Narrow(input_.text());
   if (line.find_first_not_of(" \t") == std::string::npos)
     return Error("empty message: type something (/help)");
   status_.clear();
   if (line[0] == '/' && !line.starts_with("//")) {
     help_ = false;
     if (Status st = RunCommand(line); !st.ok()) return Error(st.message());  // the input stays, to fix
-    input_.clear();
+    input_.Clear();
     return;
   }
   if (selected_.empty()) return Error("no conversation selected: /new NAME MEMBERS or /open NAME");
   const std::string text = line.starts_with("//") ? line.substr(1) : line;
   auto id = chat_.Send(selected_, text);
   if (!id.ok()) return Error(fmt::format("not sent to {}: {}", selected_, id.status().message()));
-  input_.clear();
+  input_.Clear();
   help_ = false;
   scroll_ = 0;
   dirty_ = true;  // shows now, pending; the pipe also says so
@@ -506,6 +694,8 @@ Result<OpId> Tui::TargetMessage(const std::vector<std::string>& args) const {
     for (auto it = messages_.rbegin(); it != messages_.rend(); ++it) {
       if (it->own && it->status == MessageStatus::kFailed) return it->id;
     }
+    // A conversation the server refused to create: its members op (the pane's title names it).
+    if (auto refused = refused_.find(selected_); refused != refused_.end()) return refused->second.op;
     return Status::NotFound(
         fmt::format("{}: no failed message in {}", args[0], selected_.empty() ? "view" : selected_));
   }
@@ -569,7 +759,8 @@ Status Tui::RunCommand(const std::string& line) {
     if (!id.ok())
       return Status::FromCode(id.status().code(), fmt::format("/new {}: {}", args[1], id.status().message()));
     Open(args[1]);
-    Notice(fmt::format("created {}", args[1]));
+    creating_[args[1]] = *id;
+    Notice(fmt::format("created {} (pending until the server accepts it)", args[1]));
   } else if (name == "/send") {
     // The path is the rest of the line, spaces and all; a leading ~/ is the home directory.
     std::string path = line.substr(line.find("/send") + 5);
@@ -591,12 +782,25 @@ Status Tui::RunCommand(const std::string& line) {
     dirty_ = true;
   } else if (name == "/open") {
     if (args.size() != 2) return Status::InvalidArgument("usage: /open NAME");
-    const bool known = std::any_of(conversations_.begin(), conversations_.end(),
-                                   [&](const Conversation& c) { return c.id == args[1]; });
-    if (!known)
-      return Status::NotFound(
-          fmt::format("/open: no conversation '{}' here (/new {} MEMBERS makes it)", args[1], args[1]));
+    // What this device can tell: the conversations it follows are those this user is (or was) a member of.
+    // Of any other name it knows nothing, and the server answers a non-member the same whether or not the
+    // conversation exists (so that names do not leak): "no such conversation" and "not a member" are told
+    // apart only when this device has seen it, as a removal or a refused /new (which names an existing one).
+    const auto c = std::find_if(conversations_.begin(), conversations_.end(),
+                                [&](const Conversation& known) { return known.id == args[1]; });
+    if (c == conversations_.end()) {
+      return Status::NotFound(fmt::format(
+          "/open: '{}' is not one of your conversations (it may not exist, or you are not a member)",
+          args[1]));
+    }
     Open(args[1]);
+    if (auto refused = refused_.find(args[1]); refused != refused_.end()) {
+      Error(fmt::format("you are not a member of {}: the server refused creating it ({})", args[1],
+                        refused->second.reason));
+    } else if (!c->member) {
+      Notice(
+          fmt::format("you are no longer a member of {}: its history stays, nothing new arrives", args[1]));
+    }
   } else {
     return Status::InvalidArgument(
         fmt::format("unknown command {} (/help lists them; // sends a leading /)", name));
@@ -630,7 +834,7 @@ int RunTui(const Context& ctx) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
 
-  Tui(ctx, *chat).Run(*wakeup);
+  Tui(ctx, *chat, screen.edit_keys).Run(*wakeup);
   chat->client().Stop();
   chat->client().Unsubscribe(subscription);
   chat->client().Unsubscribe(connection);

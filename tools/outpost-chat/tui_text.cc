@@ -89,6 +89,32 @@ void DrawFit(int y, int x, const std::vector<Span>& spans, int width) {
   if (width > 0) DrawRow(y, x, Wrap(spans, width, 0).front());
 }
 
+std::vector<Span> Ellipsize(const std::vector<Span>& spans, int width, const std::wstring& ellipsis) {
+  if (TextWidth(spans) <= width) return spans;
+  int ellipsis_width = 0;
+  for (wchar_t c : ellipsis) ellipsis_width += Columns(c);
+  const int room = std::max(width - ellipsis_width, 0);
+  std::vector<Span> out;
+  int col = 0;
+  bool cut = false;
+  for (const Span& s : spans) {
+    if (cut) break;
+    out.push_back({L"", s.attr, s.pair});
+    for (wchar_t c : s.text) {
+      cut = col + Columns(c) > room;
+      if (cut) break;
+      out.back().text.push_back(c);
+      col += Columns(c);
+    }
+  }
+  for (wchar_t c : ellipsis) {
+    if (col + Columns(c) > width) break;
+    out.back().text.push_back(c);
+    col += Columns(c);
+  }
+  return out;
+}
+
 int TextWidth(const std::vector<Span>& spans) {
   int w = 0;
   for (const Span& s : spans) {

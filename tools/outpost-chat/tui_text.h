@@ -35,6 +35,9 @@ std::vector<Row> Wrap(const std::vector<Span>& spans, int width, int indent);
 void DrawRow(int y, int x, const Row& row);
 // One row at (y, x), cut at `width` columns.
 void DrawFit(int y, int x, const std::vector<Span>& spans, int width);
+// `spans` in at most `width` columns: unchanged when they fit, else cut so that `ellipsis` (in the attribute
+// of the span it ends) fills the last columns, or as much of it as `width` allows.
+std::vector<Span> Ellipsize(const std::vector<Span>& spans, int width, const std::wstring& ellipsis);
 
 // The words of `line` between any of `separators`.
 std::vector<std::string> Words(std::string_view line, std::string_view separators = " \t");
