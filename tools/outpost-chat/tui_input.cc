@@ -115,6 +115,11 @@ void InputLine::Clear() {
 }
 
 InputLine::Window InputLine::View(int columns) {
+  // Every width measured is counted (measured()): the test of the editor's cost reads it.
+  auto width = [this](wchar_t c) {
+    ++measured_;
+    return Width(c);
+  };
   Window out;
   if (columns <= 0) return out;
   view_start_ = std::min(view_start_, cursor_);
@@ -122,17 +127,17 @@ InputLine::Window InputLine::View(int columns) {
     // Moving left out of the window (or a cleared line): show a quarter of the room before the cursor, so
     // that what one is about to delete or jump over is in sight.
     int before = 0;
-    while (view_start_ > 0 && before + Width(text_[view_start_ - 1]) <= columns / 4) {
-      before += Width(text_[--view_start_]);
+    while (view_start_ > 0 && before + width(text_[view_start_ - 1]) <= columns / 4) {
+      before += width(text_[--view_start_]);
     }
   }
   // The cursor's cell: the character under it, or a free column at the end.
-  const int cursor_cell = cursor_ < text_.size() ? std::max(Width(text_[cursor_]), 1) : 1;
+  const int cursor_cell = cursor_ < text_.size() ? std::max(width(text_[cursor_]), 1) : 1;
   // Moving right out of the window: the start moves just enough for the cursor's cell to fit. Walks back
   // from the cursor at most `columns` columns, however long the text.
   int need = cursor_cell;
   size_t p = cursor_;
-  while (p > view_start_ && need + Width(text_[p - 1]) <= columns) need += Width(text_[--p]);
+  while (p > view_start_ && need + width(text_[p - 1]) <= columns) need += width(text_[--p]);
   if (p > view_start_) {
     while (p < cursor_ && Joins(text_[p])) ++p;  // never start on a mark cut from its character
     view_start_ = p;
@@ -140,7 +145,7 @@ InputLine::Window InputLine::View(int columns) {
   int col = 0;
   for (size_t i = view_start_; i < text_.size(); ++i) {
     if (i == cursor_) out.cursor_column = col;
-    const int w = Width(text_[i]);
+    const int w = width(text_[i]);
     if (col + w > columns) break;
     out.text.push_back(text_[i]);
     col += w;

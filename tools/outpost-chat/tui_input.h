@@ -67,6 +67,9 @@ class InputLine {
     int cursor_column = 0;
   };
   Window View(int columns);
+  // How many characters View has measured since construction: the cost of showing the line, which must
+  // not grow with its length (tests read it instead of timing anything).
+  size_t measured() const { return measured_; }
 
  private:
   // Cluster boundaries around index i.
@@ -78,6 +81,7 @@ class InputLine {
   std::wstring text_;
   size_t cursor_ = 0;
   size_t bytes_ = 0;
+  size_t measured_ = 0;
   size_t view_start_ = 0;  // the first character shown by the last View
 };
 
