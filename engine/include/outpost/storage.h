@@ -133,7 +133,8 @@ class OUTPOST_EXPORT Storage {
 // one store; an lmdb DIR can be open once per process, and a sqlite FILE or rocksdb DIR once at all (an
 // flock: in this process or any other). A second open is an IOError until the first handle and all its txns
 // are gone. A path that holds something else than a store is an IOError or Corruption, never a crash.
-// With options.read_only, see StorageOptions::read_only: nothing is created and the locks above are not taken.
+// With options.read_only, see StorageOptions::read_only: nothing is created and the locks above are not
+// taken.
 OUTPOST_EXPORT Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri,
                                                             const StorageOptions& options);
 

@@ -284,7 +284,8 @@ Status LmdbEnv::OpenSpacesReadOnly(const StorageOptions& options) {
     MDB_dbi dbi;
     if ((rc = mdb_dbi_open(txn, space.c_str(), 0, &dbi)) != 0) {
       mdb_txn_abort(txn);
-      if (rc == MDB_NOTFOUND) return Status::NotFound("lmdb store '" + dir_ + "' has no space '" + space + "'");
+      if (rc == MDB_NOTFOUND)
+        return Status::NotFound("lmdb store '" + dir_ + "' has no space '" + space + "'");
       return Error(rc, "open space '" + space + "'");
     }
     dbis_.push_back(dbi);

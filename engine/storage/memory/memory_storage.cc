@@ -493,8 +493,9 @@ Result<std::unique_ptr<Storage>> OpenMemoryStorage(std::string uri, std::string_
   auto handle = std::make_shared<Handle>();
   const bool add = !options.read_only;
   if (name.empty() && !add) {
-    return Status::InvalidArgument("a private memory: store opened read-only would be empty forever; "
-                                   "name one (memory:NAME)");
+    return Status::InvalidArgument(
+        "a private memory: store opened read-only would be empty forever; "
+        "name one (memory:NAME)");
   }
   handle->store = name.empty() ? std::make_shared<MemoryStore>() : FindOrAddNamedStore(name, add);
   if (handle->store == nullptr) {

@@ -25,8 +25,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdarg>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdint>
 #include <fstream>
 #include <mutex>

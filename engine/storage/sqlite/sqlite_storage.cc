@@ -499,12 +499,14 @@ Status SqliteEnv::OpenReadOnly() {
   // The first reads of the file (the reader's pragmas, then this one): a file that is not a database fails.
   Result<std::unique_ptr<Conn>> opened = OpenConn(false);
   if (!opened.ok()) {
-    return Status::IOError("sqlite file '" + file_ + "' is not a readable database: " + opened.status().message());
+    return Status::IOError("sqlite file '" + file_ +
+                           "' is not a readable database: " + opened.status().message());
   }
   std::unique_ptr<Conn> conn = std::move(*opened);
   Result<std::string> app = conn->QueryText("PRAGMA application_id");
   if (!app.ok()) {
-    return Status::IOError("sqlite file '" + file_ + "' is not a readable database: " + app.status().message());
+    return Status::IOError("sqlite file '" + file_ +
+                           "' is not a readable database: " + app.status().message());
   }
   if (*app != std::to_string(kApplicationId)) {
     return Status::IOError("sqlite file '" + file_ + "' is not an Outpost store (application_id " + *app +
