@@ -109,8 +109,11 @@ class StorageReadOnly : public testing::TestWithParam<StorageBackend> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(tmp_.path().empty());
-    uri_ = GetParam().uri(tmp_.path(), "read-only-" + std::to_string(::getpid()) + "-" +
-                                           testing::UnitTest::GetInstance()->current_test_info()->name());
+    // Named memory stores outlive their handles: a fresh name per run (--gtest_repeat too).
+    static std::atomic<int> runs{0};
+    uri_ =
+        GetParam().uri(tmp_.path(), "read-only-" + std::to_string(::getpid()) + "-" + std::to_string(runs++) +
+                                        "-" + testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   bool durable() const { return GetParam().lives_in_directory; }
 
