@@ -199,7 +199,7 @@ Result<Json> Stats(const std::string& data_dir) {
   std::string text(kStatsBytesMax + 1, '\0');
   file.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(file.gcount()));
-  if (text.size() > kStatsBytesMax) return Status::InvalidArgument(path + " is larger than 1 MiB");
+  if (text.size() > kStatsBytesMax) return Status::Corruption(path + " is larger than 1 MiB");
   Json stats = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (stats.is_discarded() || !stats.is_object()) {
     return Status::Corruption(path + " is not a JSON object (expected outpostd's stats)");
