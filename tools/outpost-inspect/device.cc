@@ -176,7 +176,7 @@ Result<Json> View(ReadTxn* txn, const DeviceQuery& query) {
     uint64_t local_seq = 0;
     OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cursor->value(), &op, &local_seq));
     Json row = OpRow(op, local_seq);
-    if (op.own) AddOutboxFields(op, &row);
+    AddOutboxFields(op, &row);    // zeros for others' ops: every row has the same columns
     row["payload"] = op.payload;  // last: the widest column
     rows.push_back(std::move(row));
   }
