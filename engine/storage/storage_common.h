@@ -55,6 +55,26 @@ inline Status EnsureDirectory(std::string_view backend, const std::string& dir) 
   return Status::OK();
 }
 
+// For a read-only open: checks that `dir` is a directory holding `marker` (the file every store of this
+// backend has), creating nothing. IOError naming what was expected otherwise.
+inline Status CheckExistingStoreDir(std::string_view backend, const std::string& dir,
+                                    std::string_view marker) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Status::IOError("no " + std::string(backend) + " store at '" + dir + "': " + ErrnoText(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::IOError(std::string(backend) + " path '" + dir + "' is not a directory (expected a " +
+                           std::string(backend) + " store directory)");
+  }
+  const std::string file = dir + "/" + std::string(marker);
+  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status::IOError("'" + dir + "' holds no " + std::string(backend) + " store: it has no " +
+                           std::string(marker));
+  }
+  return Status::OK();
+}
+
 // One write transaction at a time, for backends whose library does not serialize writers itself: Acquire
 // blocks while another writer holds the gate.
 class WriterGate {

@@ -106,6 +106,24 @@ Status ApplyParams(std::string_view uri, std::string_view params, StorageOptions
   }
 }
 
+// A store opened with StorageOptions::read_only: the backend opened it without creating or locking
+// anything; this refuses every write in one place, so that no backend's write path runs on such a store.
+class ReadOnlyStorage final : public Storage {
+ public:
+  explicit ReadOnlyStorage(std::unique_ptr<Storage> base) : base_(std::move(base)) {}
+  Result<std::unique_ptr<ReadTxn>> BeginRead() override { return base_->BeginRead(); }
+  Result<std::unique_ptr<WriteTxn>> BeginWrite() override {
+    return Status::FailedPrecondition("store " + Quote(base_->uri()) + " is open read-only");
+  }
+  const std::string& uri() const override { return base_->uri(); }
+
+ private:
+  const std::unique_ptr<Storage> base_;
+};
+
+Result<std::unique_ptr<Storage>> OpenParsed(std::string_view uri,
+                                            const storage_internal::ParsedStorageUri& parsed);
+
 }  // namespace
 
 namespace storage_internal {
@@ -143,6 +161,15 @@ Result<ParsedStorageUri> ParseStorageUri(std::string_view uri, const StorageOpti
 
 Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const StorageOptions& options) {
   OUTPOST_ASSIGN_OR_RETURN(auto parsed, storage_internal::ParseStorageUri(uri, options));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage, OpenParsed(uri, parsed));
+  if (!parsed.options.read_only) return storage;
+  return std::unique_ptr<Storage>(std::make_unique<ReadOnlyStorage>(std::move(storage)));
+}
+
+namespace {
+
+Result<std::unique_ptr<Storage>> OpenParsed(std::string_view uri,
+                                            const storage_internal::ParsedStorageUri& parsed) {
   const std::string location(parsed.location);
   if (parsed.scheme == "memory") return OpenMemoryStorage(std::string(uri), location, parsed.options);
   // A backend left out of the build (OUTPOST_WITH_*=OFF) is named as such, not as an unknown scheme.
@@ -166,5 +193,7 @@ Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri, const Storage
   return NotBuilt("rocksdb", "ROCKSDB");
 #endif
 }
+
+}  // namespace
 
 }  // namespace outpost

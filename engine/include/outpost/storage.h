@@ -52,6 +52,19 @@ struct StorageOptions {
   // lmdb: first map size, growing by doubling. Only address space is reserved; the file grows as written.
   uint64_t map_bytes_initial = uint64_t{1} << 30;
   uint64_t map_bytes_max = uint64_t{64} << 30;  // lmdb: beyond this a commit fails with Full
+  // Opens an existing store to read it, for tools that look into a store another process may hold open and
+  // write (outpost-inspect). Nothing is created or written, and no writer lock is taken: a missing store is
+  // an IOError, a missing space NotFound ("store has no space ..."), and BeginWrite answers
+  // FailedPrecondition. `sync` and the map sizes do not matter. Per backend:
+  // - lmdb: MDB_RDONLY. A reader still takes a slot in DIR/lock.mdb (LMDB's reader table, which keeps a live
+  //   writer from reusing the pages being read); a DIR without lock.mdb (a copied store: no process has it
+  //   open) is read with MDB_NOLOCK. The one-open-per-process rule holds for read-only opens too.
+  // - sqlite: SQLITE_OPEN_READONLY, no flock. On a store another process holds open (WAL mode) each ReadTxn
+  //   sees the latest commit at its start; reading needs FILE-shm, which that process keeps.
+  // - rocksdb: DB::OpenForReadOnly, no LOCK and no info log; every table file is opened at open, so a live
+  //   writer's compactions cannot pull files from under the reader. Reads see the store as it was at open.
+  // - memory: only `memory:NAME` of a store that exists in this process (a private `memory:` is refused).
+  bool read_only = false;
 };
 
 // A position in one space. Invalid until positioned. Keys/values stay valid until the next move. Next and
@@ -120,6 +133,8 @@ class OUTPOST_EXPORT Storage {
 // one store; an lmdb DIR can be open once per process, and a sqlite FILE or rocksdb DIR once at all (an
 // flock: in this process or any other). A second open is an IOError until the first handle and all its txns
 // are gone. A path that holds something else than a store is an IOError or Corruption, never a crash.
+// With options.read_only, see StorageOptions::read_only: nothing is created and the locks above are not
+// taken.
 OUTPOST_EXPORT Result<std::unique_ptr<Storage>> OpenStorage(std::string_view uri,
                                                             const StorageOptions& options);
 

@@ -140,6 +140,8 @@ class LmdbEnv {
   LmdbEnv& operator=(const LmdbEnv&) = delete;
 
   Status Open(dev_t dev, ino_t ino, const StorageOptions& options);
+  // Finds every space without creating one: NotFound naming the first that is missing.
+  Status OpenSpacesReadOnly(const StorageOptions& options);
   // Corruption when data.mdb is shorter than its meta pages say.
   Status CheckFileSize() const;
 
@@ -238,17 +240,26 @@ Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
       (rc = mdb_env_set_mapsize(env_, round_up(options.map_bytes_initial))) != 0) {
     return LmdbError(rc, "configure env");
   }
-  const unsigned flags = MDB_NOTLS | (options.sync ? 0 : MDB_NOSYNC);
+  unsigned flags = MDB_NOTLS | (options.sync ? 0 : MDB_NOSYNC);
+  if (options.read_only) {
+    // The lock file holds the reader table that keeps a live writer off the pages we read, so it is used
+    // when it is there; without it no process has the store open (LMDB would otherwise create it).
+    struct stat lock_st;
+    flags = MDB_NOTLS | MDB_RDONLY | (::stat((dir_ + "/lock.mdb").c_str(), &lock_st) == 0 ? 0 : MDB_NOLOCK);
+  }
   rc = mdb_env_open(env_, dir_.c_str(), flags, storage_internal::kStoreFileMode);
   if (rc != 0) return LmdbError(rc, "open '" + dir_ + "'");
-  // Frees reader slots left by crashed processes, which would otherwise pin old pages forever.
-  int dead_readers = 0;
-  mdb_reader_check(env_, &dead_readers);
+  if (!options.read_only) {
+    // Frees reader slots left by crashed processes, which would otherwise pin old pages forever.
+    int dead_readers = 0;
+    mdb_reader_check(env_, &dead_readers);
+  }
   MDB_stat stat;
   mdb_env_stat(env_, &stat);
   page_bytes_ = stat.ms_psize;
   OUTPOST_RETURN_IF_ERROR(CheckFileSize());
   map_bytes_max_ = std::max(options.map_bytes_max / page_bytes_ * page_bytes_, page_bytes_);
+  if (options.read_only) return OpenSpacesReadOnly(options);
 
   OUTPOST_RETURN_IF_ERROR(PrepareWrite());  // a reopened store may be nearly full
   MDB_txn* txn = nullptr;
@@ -262,6 +273,25 @@ Status LmdbEnv::Open(dev_t dev, ino_t ino, const StorageOptions& options) {
     dbis_.push_back(dbi);
   }
   if ((rc = mdb_txn_commit(txn)) != 0) return LmdbError(rc, "commit new spaces");
+  return Status::OK();
+}
+
+Status LmdbEnv::OpenSpacesReadOnly(const StorageOptions& options) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return Error(rc, "begin txn to find spaces");
+  for (const std::string& space : options.spaces) {
+    MDB_dbi dbi;
+    if ((rc = mdb_dbi_open(txn, space.c_str(), 0, &dbi)) != 0) {
+      mdb_txn_abort(txn);
+      if (rc == MDB_NOTFOUND)
+        return Status::NotFound("lmdb store '" + dir_ + "' has no space '" + space + "'");
+      return Error(rc, "open space '" + space + "'");
+    }
+    dbis_.push_back(dbi);
+  }
+  // Committing a read txn keeps the handles it opened for later txns.
+  if ((rc = mdb_txn_commit(txn)) != 0) return Error(rc, "keep space handles");
   return Status::OK();
 }
 
@@ -694,7 +724,11 @@ class LmdbStorage final : public Storage {
 
 Result<std::unique_ptr<Storage>> OpenLmdbStorage(std::string uri, const std::string& dir,
                                                  const StorageOptions& options) {
-  OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("lmdb", dir));
+  if (options.read_only) {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckExistingStoreDir("lmdb", dir, "data.mdb"));
+  } else {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("lmdb", dir));
+  }
   struct stat st;  // the directory's identity keys the process-wide table of open environments
   if (::stat(dir.c_str(), &st) != 0) return Status::IOError("cannot stat '" + dir + "': " + ErrnoText(errno));
   auto env = std::make_shared<LmdbEnv>(dir);

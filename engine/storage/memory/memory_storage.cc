@@ -95,8 +95,10 @@ struct Space {
 class MemoryStore {
  public:
   // Spaces are found by name so that reopening with a longer list keeps the old ones, as LMDB does.
-  Space* FindOrAddSpace(const std::string& name) {
+  // Null when absent and `add` is false (a read-only open creates nothing).
+  Space* FindOrAddSpace(const std::string& name, bool add = true) {
     std::lock_guard<std::mutex> lock(spaces_mu_);
+    if (!add && spaces_.find(name) == spaces_.end()) return nullptr;
     std::unique_ptr<Space>& space = spaces_[name];
     if (space == nullptr) space = std::make_unique<Space>();
     return space.get();
@@ -473,11 +475,13 @@ class MemoryStorage final : public Storage {
 
 // The named stores of this process. Never destroyed, so a store outlives every static that might still
 // hold a handle at exit.
-std::shared_ptr<MemoryStore> FindOrAddNamedStore(std::string_view name) {
+// Null when absent and `add` is false.
+std::shared_ptr<MemoryStore> FindOrAddNamedStore(std::string_view name, bool add = true) {
   static auto* mu = new std::mutex;
   static auto* stores = new std::map<std::string, std::shared_ptr<MemoryStore>, std::less<>>;
   std::lock_guard<std::mutex> lock(*mu);
   auto it = stores->find(name);
+  if (it == stores->end() && !add) return nullptr;
   if (it == stores->end()) it = stores->emplace(name, std::make_shared<MemoryStore>()).first;
   return it->second;
 }
@@ -487,9 +491,21 @@ std::shared_ptr<MemoryStore> FindOrAddNamedStore(std::string_view name) {
 Result<std::unique_ptr<Storage>> OpenMemoryStorage(std::string uri, std::string_view name,
                                                    const StorageOptions& options) {
   auto handle = std::make_shared<Handle>();
-  handle->store = name.empty() ? std::make_shared<MemoryStore>() : FindOrAddNamedStore(name);
+  const bool add = !options.read_only;
+  if (name.empty() && !add) {
+    return Status::InvalidArgument(
+        "a private memory: store opened read-only would be empty forever; "
+        "name one (memory:NAME)");
+  }
+  handle->store = name.empty() ? std::make_shared<MemoryStore>() : FindOrAddNamedStore(name, add);
+  if (handle->store == nullptr) {
+    return Status::IOError("memory store '" + std::string(name) + "' does not exist in this process");
+  }
   for (const std::string& space : options.spaces) {
-    handle->spaces.push_back(handle->store->FindOrAddSpace(space));
+    handle->spaces.push_back(handle->store->FindOrAddSpace(space, add));
+    if (handle->spaces.back() == nullptr) {
+      return Status::NotFound("memory store '" + std::string(name) + "' has no space '" + space + "'");
+    }
   }
   return std::unique_ptr<Storage>(std::make_unique<MemoryStorage>(std::move(uri), std::move(handle)));
 }

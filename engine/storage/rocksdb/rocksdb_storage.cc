@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdint>
 #include <fstream>
 #include <mutex>
@@ -126,7 +128,11 @@ class RocksEnv {
     // lock, so that a reopen in this process is a clear "locked" IOError; the next process replays the WAL,
     // which holds every commit that succeeded.
     if (resume_needed_) return;
-    if (db_ != nullptr) {
+    if (db_ != nullptr && read_only_) {  // nothing to flush, and no file of the store may change
+      for (rocksdb::ColumnFamilyHandle* handle : all_handles_) (void)db_->DestroyColumnFamilyHandle(handle);
+      (void)db_->Close();
+      delete db_;
+    } else if (db_ != nullptr) {
       // The WAL is what the next open replays: short, it costs less than flushing every space now.
       rocksdb::VectorLogPtr wal_files;
       uint64_t wal_bytes = 0;
@@ -155,6 +161,8 @@ class RocksEnv {
   RocksEnv& operator=(const RocksEnv&) = delete;
 
   Status Open(const StorageOptions& options);
+  // StorageOptions::read_only: DB::OpenForReadOnly of the spaces named, no flock, no info log.
+  Status OpenReadOnly(const StorageOptions& options);
 
   rocksdb::DB* db() const { return db_; }
   // OUTPOST-CLOSED-SEQ: the sequence number at the last clean close (a decimal line). A store opened with a
@@ -202,7 +210,46 @@ class RocksEnv {
 
   storage_internal::WriterGate writer_gate_;
   bool resume_needed_ = false;  // guarded by the writer gate
+  bool read_only_ = false;
 };
+
+// RocksDB's info log would be DIR/LOG, and opening it renames the live writer's LOG: a read-only open
+// logs nothing.
+class NullLogger final : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+
+Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
+  read_only_ = true;
+  rocksdb::Options base = MakeOptions();
+  base.create_if_missing = false;
+  base.create_missing_column_families = false;
+  base.info_log = std::make_shared<NullLogger>();
+  // Every table file is opened now and stays open, so that a live writer's compaction, which deletes the
+  // files it merged, cannot take one away before it is read.
+  base.max_open_files = -1;
+  std::vector<std::string> existing;
+  rocksdb::Status status = rocksdb::DB::ListColumnFamilies(base, dir_, &existing);
+  if (!status.ok()) return RocksError(status, "list spaces of '" + dir_ + "'");
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(base));
+  for (const std::string& space : options.spaces) {
+    if (std::find(existing.begin(), existing.end(), space) == existing.end()) {
+      return Status::NotFound("rocksdb store '" + dir_ + "' has no space '" + space + "'");
+    }
+    descriptors.emplace_back(space, rocksdb::ColumnFamilyOptions(base));
+  }
+  status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+  if (!status.ok()) {
+    db_ = nullptr;
+    all_handles_.clear();
+    return RocksError(status, "open '" + dir_ + "' read-only");
+  }
+  spaces_.assign(all_handles_.begin() + 1, all_handles_.end());
+  return Status::OK();
+}
 
 Status RocksEnv::Open(const StorageOptions& options) {
   lock_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -547,9 +594,14 @@ class RocksStorage final : public Storage {
 
 Result<std::unique_ptr<Storage>> OpenRocksdbStorage(std::string uri, const std::string& dir,
                                                     const StorageOptions& options) {
-  OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("rocksdb", dir));
   auto env = std::make_shared<RocksEnv>(dir);
-  OUTPOST_RETURN_IF_ERROR(env->Open(options));
+  if (options.read_only) {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckExistingStoreDir("rocksdb", dir, "CURRENT"));
+    OUTPOST_RETURN_IF_ERROR(env->OpenReadOnly(options));
+  } else {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::EnsureDirectory("rocksdb", dir));
+    OUTPOST_RETURN_IF_ERROR(env->Open(options));
+  }
   return std::unique_ptr<Storage>(std::make_unique<RocksStorage>(std::move(uri), std::move(env)));
 }
 

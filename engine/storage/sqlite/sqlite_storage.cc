@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
@@ -381,10 +382,15 @@ class SqliteEnv {
  private:
   Result<std::unique_ptr<Conn>> OpenConn(bool writer);
   Status CreateSpaces();
+  // StorageOptions::read_only: no flock, no writer connection, nothing created; finds the spaces' tables.
+  Status OpenReadOnly();
 
   const std::string file_;
   const StorageOptions options_;
   int lock_fd_ = -1;
+  // Read-only, and no process has the store open (no FILE-shm): opened immutable, because a read-only
+  // connection to a WAL database would otherwise create FILE-wal and FILE-shm and leave them behind.
+  bool immutable_ = false;
   std::vector<std::string> tables_;  // per SpaceId
   std::unique_ptr<Conn> writer_;
 
@@ -395,9 +401,27 @@ class SqliteEnv {
   size_t readers_in_use_ = 0;
 };
 
+// "file:PATH?immutable=1" with PATH percent-encoded (SQLite's URI filenames).
+std::string ImmutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (const unsigned char c : path) {
+    if (std::isalnum(c) != 0 || c == '/' || c == '.' || c == '-' || c == '_' || c == '~') {
+      uri += static_cast<char>(c);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof(hex), "%%%02X", c);
+      uri += hex;
+    }
+  }
+  return uri + "?immutable=1";
+}
+
 Result<std::unique_ptr<Conn>> SqliteEnv::OpenConn(bool writer) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(file_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int open_mode = options_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  int rc = immutable_ ? sqlite3_open_v2(ImmutableUri(file_).c_str(), &db,
+                                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr)
+                      : sqlite3_open_v2(file_.c_str(), &db, open_mode | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status status = Status::IOError("sqlite cannot open '" + file_ +
                                     "': " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
@@ -438,6 +462,7 @@ Result<std::unique_ptr<Conn>> SqliteEnv::OpenConn(bool writer) {
 }
 
 Status SqliteEnv::Open() {
+  if (options_.read_only) return OpenReadOnly();
   // Created here rather than by SQLite, so that a missing directory gets a clear error and the flock has
   // a file to hold; owner-only, and SQLite gives the -wal and -shm files the mode of this one.
   lock_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, storage_internal::kStoreFileMode);
@@ -453,6 +478,47 @@ Status SqliteEnv::Open() {
   OUTPOST_RETURN_IF_ERROR(storage_internal::LockExclusive(lock_fd_, "sqlite", file_));
   OUTPOST_ASSIGN_OR_RETURN(writer_, OpenConn(true));
   return CreateSpaces();
+}
+
+Status SqliteEnv::OpenReadOnly() {
+  struct stat st;
+  if (::stat(file_.c_str(), &st) != 0) {
+    return Status::IOError("no sqlite store at '" + file_ + "': " + ErrnoText(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::IOError("sqlite path '" + file_ + "' is not a file (expected an sqlite store file)");
+  }
+  const bool has_shm = ::stat((file_ + "-shm").c_str(), &st) == 0;
+  const bool has_wal = ::stat((file_ + "-wal").c_str(), &st) == 0;
+  if (has_wal && !has_shm) {
+    return Status::FailedPrecondition("sqlite store '" + file_ +
+                                      "' was not closed cleanly (a -wal file without -shm): open it once "
+                                      "writable (its app) to recover it, then read it");
+  }
+  immutable_ = !has_shm;
+  // The first reads of the file (the reader's pragmas, then this one): a file that is not a database fails.
+  Result<std::unique_ptr<Conn>> opened = OpenConn(false);
+  if (!opened.ok()) {
+    return Status::IOError("sqlite file '" + file_ +
+                           "' is not a readable database: " + opened.status().message());
+  }
+  std::unique_ptr<Conn> conn = std::move(*opened);
+  Result<std::string> app = conn->QueryText("PRAGMA application_id");
+  if (!app.ok()) {
+    return Status::IOError("sqlite file '" + file_ +
+                           "' is not a readable database: " + app.status().message());
+  }
+  if (*app != std::to_string(kApplicationId)) {
+    return Status::IOError("sqlite file '" + file_ + "' is not an Outpost store (application_id " + *app +
+                           ", expected " + std::to_string(kApplicationId) + ")");
+  }
+  for (const std::string& space : options_.spaces) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string id,
+                             conn->QueryText("SELECT id FROM outpost_spaces WHERE name = ?1", space));
+    if (id.empty()) return Status::NotFound("sqlite store '" + file_ + "' has no space '" + space + "'");
+    tables_.push_back("s" + id);
+  }
+  return Status::OK();
 }
 
 // Finds or creates the table of every space, in one txn.
