@@ -204,6 +204,11 @@ TEST_F(InspectDevice, ChatStoreInTextAndJson) {
   EXPECT_NE(text.out.find(when), std::string::npos) << "UTC time " << when << " in\n" << text.out;
   text = Inspect({"device", "--store", store, "streams"});
   EXPECT_TRUE(text.out.starts_with("stream   cursor  high_seq")) << text.out;
+  // A bare directory is an LMDB store, as outpost-chat's --store takes it.
+  ASSERT_TRUE(store.starts_with("lmdb:")) << store;
+  RunResult bare = Inspect({"device", "--store", store.substr(5), "streams"});
+  EXPECT_EQ(bare.exit_code, 0) << bare.err;
+  EXPECT_EQ(bare.out, text.out);
 }
 
 // Failed ops with their reasons, and watermarks: a device whose op the server refused (not a member).
@@ -383,6 +388,10 @@ TEST_F(InspectDevice, MissingPathsAreErrorsAndStayMissing) {
     r = Inspect({"server", "--store", uri, "streams"});
     EXPECT_EQ(r.exit_code, 1) << uri << ": " << r.err;
   }
+  // A bare path that does not exist: a usage error naming --store.
+  RunResult bare = Inspect({"device", "--store", missing});
+  EXPECT_EQ(bare.exit_code, 2) << bare.err;
+  EXPECT_NE(bare.err.find("--store: no store at"), std::string::npos) << bare.err;
   RunResult r = Inspect({"server", "--data", dir_ / "nodata"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   r = Inspect({"server", "--data", dir_ / "nodata", "stats"});

@@ -8,7 +8,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "inspect.h"
@@ -21,10 +24,31 @@ using outpost::inspect::Json;
 constexpr const char* kDescription =
     "outpost-inspect: shows what an Outpost store holds, read-only (safe on a store another process has "
     "open and writes: nothing is created, written or locked for writing).\n"
-    "Store URIs: lmdb:DIR, sqlite:FILE, rocksdb:DIR.\n"
+    "Store URIs: lmdb:DIR, sqlite:FILE, rocksdb:DIR; a bare directory is lmdb:DIR and a bare SQLite file "
+    "sqlite:FILE (as outpost-chat's --store takes them).\n"
     "Output: aligned text (times in UTC, control characters and invalid UTF-8 shown as \\xNN), or --json "
     "(one JSON document; invalid UTF-8 in strings becomes U+FFFD).\n"
     "Exit codes: 0 ok, 1 the store could not be read, 2 usage error.";
+
+// A --store given as a bare path, as outpost-chat takes it: a directory is an LMDB store (outpost-chat's
+// default), a file that starts as SQLite databases do is a SQLite store. Anything else is left as given
+// (the opener then says what it expected).
+std::string BarePathToUri(std::string store) {
+  if (store.find(':') != std::string::npos) return store;
+  std::error_code ec;
+  if (!std::filesystem::exists(store, ec)) {
+    throw CLI::ValidationError("no store at " + store + " (nothing there; a URI needs its scheme: "
+                                          "lmdb:DIR, sqlite:FILE, rocksdb:DIR)");
+  }
+  if (std::filesystem::is_directory(store, ec)) return "lmdb:" + store;
+  std::ifstream file(store, std::ios::binary);
+  char magic[16] = {};
+  if (file.read(magic, sizeof magic) && std::string_view(magic, sizeof magic) ==
+                                            std::string_view("SQLite format 3\0", 16)) {
+    return "sqlite:" + store;
+  }
+  return store;
+}
 
 int Print(const outpost::Result<Json>& result, bool json) {
   if (!result.ok()) {
@@ -53,7 +77,9 @@ int main(int argc, char** argv) {
       "a device store (an app's Client store, e.g. outpost-chat's); without a section: the metadata and the "
       "number of records of each kind");
   dev->fallthrough();
-  dev->add_option("--store", device.store, "the device store's URI")->required();
+  dev->add_option("--store", device.store, "the device store's URI, or its directory (LMDB)")
+      ->required()
+      ->transform([](std::string store) { return BarePathToUri(std::move(store)); });
   dev->add_flag("--json", device_json, "print JSON instead of text");
   dev->require_subcommand(0, 1);
   struct Section {
@@ -90,7 +116,8 @@ int main(int argc, char** argv) {
       "a key-value server store (outpostd's), its users and stats; give --store, --data or both; without a "
       "section: the format and the number of records");
   srv->fallthrough();
-  srv->add_option("--store", server.store, "the server store's URI (default lmdb:DATA_DIR/server)");
+  srv->add_option("--store", server.store, "the server store's URI (default lmdb:DATA_DIR/server)")
+      ->transform([](std::string store) { return BarePathToUri(std::move(store)); });
   srv->add_option("--data", server.data_dir,
                   "outpostd's data directory: its store, users registry (DIR/auth) and DIR/stats.json");
   srv->add_flag("--json", server_json, "print JSON instead of text");
