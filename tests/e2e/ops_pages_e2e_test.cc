@@ -141,13 +141,16 @@ TEST_F(OpsPagesTest, MetricsAreValidPrometheusTextAndMoveWithTraffic) {
   EXPECT_GT(Sample(after, "outpost_server_received_bytes", "outpost_server_received_bytes_total"),
             Sample(before, "outpost_server_received_bytes", "outpost_server_received_bytes_total"));
   EXPECT_GT(Sample(after, "outpost_server_sent_bytes", "outpost_server_sent_bytes_total"), 0);
-  EXPECT_EQ(Sample(after, "outpost_server_commit_duration_seconds", "outpost_server_commit_duration_seconds_count"),
-            Sample(after, "outpost_server_commits", "outpost_server_commits_total"));
+  EXPECT_EQ(
+      Sample(after, "outpost_server_commit_duration_seconds", "outpost_server_commit_duration_seconds_count"),
+      Sample(after, "outpost_server_commits", "outpost_server_commits_total"));
   // Gauges come down again: both devices gone, no device is online.
   alice_.reset();
   bob_.reset();
   EXPECT_TRUE(WaitFor(
-      [&] { return Sample(Metrics(), "outpost_server_devices_online", "outpost_server_devices_online") == 0; },
+      [&] {
+        return Sample(Metrics(), "outpost_server_devices_online", "outpost_server_devices_online") == 0;
+      },
       kWaitMs));
 
   for (const auto& [family, f] : after.items()) {
@@ -297,7 +300,8 @@ TEST(OpsPagesFlagsTest, BadAdminTokenFilesAreUsageErrors) {
   }
 }
 
-// --- the status page in a real browser ----------------------------------------------------------------------
+// --- the status page in a real browser
+// ----------------------------------------------------------------------
 
 // The text of the element with id `id` in Chromium's DOM dump ("" when absent).
 std::string ElementText(const std::string& dom, const std::string& id) {
@@ -309,15 +313,17 @@ std::string ElementText(const std::string& dom, const std::string& id) {
 TEST_F(OpsPagesTest, StatusPageInChromiumShowsTheServersNumbers) {
   ASSERT_NO_FATAL_FAILURE(Traffic(4, kHostileStream));
   // Quiet now: the page's numbers and the server's own must agree exactly.
-  ASSERT_TRUE(WaitFor([&] { return daemon_.StatsField("ops_applied") == 5; }, kWaitMs)) << daemon_.StatsJson();
+  ASSERT_TRUE(WaitFor([&] { return daemon_.StatsField("ops_applied") == 5; }, kWaitMs))
+      << daemon_.StatsJson();
   const std::string profile = dir_.Subdir("chromium-profile");
   // --virtual-time-budget: the page's timers run (it polls /status.json) for 3 s of virtual time, network
   // waits not counted, then the DOM is printed. --no-sandbox: CI runs as root, where Chromium's sandbox
   // cannot start; the page is our own.
-  RunResult r = RunProgram({"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
-                            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--dump-dom",
-                            "http://127.0.0.1:" + std::to_string(port_) + "/"},
-                           120'000, {"LANG=C.UTF-8"});
+  RunResult r =
+      RunProgram({"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
+                  "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--dump-dom",
+                  "http://127.0.0.1:" + std::to_string(port_) + "/"},
+                 120'000, {"LANG=C.UTF-8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string& dom = r.out;
   EXPECT_EQ(ElementText(dom, "link"), "live") << dom;

@@ -7,8 +7,8 @@
 // Characters are wide characters of the current locale (UTF-8 ones under a UTF-8 locale; wchar_t holds a
 // whole code point on Linux). The cursor moves by character cluster: a character with the zero-width ones
 // after it (combining marks, variation selectors) and, after a zero-width joiner, the next character (emoji
-// sequences such as 👩‍💻). This is an approximation of Unicode's grapheme clusters (UAX #29) that needs
-// no tables beyond wcwidth(); regional-indicator flags and Hangul jamo sequences move as their parts.
+// sequences such as 👩‍💻). This is an approximation of Unicode's grapheme clusters (UAX #29) that
+// needs no tables beyond wcwidth(); regional-indicator flags and Hangul jamo sequences move as their parts.
 //
 // Cost: every edit is O(1) at the end of the text and O(length) (one memmove) elsewhere; the byte count is
 // kept as characters come and go, and View measures only what it shows (about `columns` characters around

@@ -37,14 +37,15 @@ std::string BarePathToUri(std::string store) {
   if (store.find(':') != std::string::npos) return store;
   std::error_code ec;
   if (!std::filesystem::exists(store, ec)) {
-    throw CLI::ValidationError("no store at " + store + " (nothing there; a URI needs its scheme: "
-                                          "lmdb:DIR, sqlite:FILE, rocksdb:DIR)");
+    throw CLI::ValidationError("no store at " + store +
+                               " (nothing there; a URI needs its scheme: "
+                               "lmdb:DIR, sqlite:FILE, rocksdb:DIR)");
   }
   if (std::filesystem::is_directory(store, ec)) return "lmdb:" + store;
   std::ifstream file(store, std::ios::binary);
   char magic[16] = {};
-  if (file.read(magic, sizeof magic) && std::string_view(magic, sizeof magic) ==
-                                            std::string_view("SQLite format 3\0", 16)) {
+  if (file.read(magic, sizeof magic) &&
+      std::string_view(magic, sizeof magic) == std::string_view("SQLite format 3\0", 16)) {
     return "sqlite:" + store;
   }
   return store;

@@ -27,7 +27,7 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-constexpr size_t kHistorySamples = 600;  // ten minutes at one a second
+constexpr size_t kHistorySamples = 600;      // ten minutes at one a second
 constexpr size_t kErrorWindowSamples = 300;  // "recent" errors: the last five minutes
 constexpr size_t kStreamsShown = 20;
 
@@ -94,17 +94,18 @@ std::string_view HostName(std::string_view host) {
 }
 
 bool IsLoopbackName(std::string_view name) {
-  return name == "localhost" || name == "::1" || (name.starts_with("127.") && name.find_first_not_of(
-                                                                                  "0123456789.") ==
-                                                                                  std::string_view::npos);
+  return name == "localhost" || name == "::1" ||
+         (name.starts_with("127.") && name.find_first_not_of("0123456789.") == std::string_view::npos);
 }
 
 // Compares digests of the two in constant time, so that neither the token's bytes nor its length show in
 // how long a refusal takes.
 bool SameSecret(std::string_view given, const std::string& token) {
   unsigned char a[crypto_generichash_BYTES], b[crypto_generichash_BYTES];
-  crypto_generichash(a, sizeof a, reinterpret_cast<const unsigned char*>(given.data()), given.size(), nullptr, 0);
-  crypto_generichash(b, sizeof b, reinterpret_cast<const unsigned char*>(token.data()), token.size(), nullptr, 0);
+  crypto_generichash(a, sizeof a, reinterpret_cast<const unsigned char*>(given.data()), given.size(), nullptr,
+                     0);
+  crypto_generichash(b, sizeof b, reinterpret_cast<const unsigned char*>(token.data()), token.size(), nullptr,
+                     0);
   return sodium_memcmp(a, b, sizeof a) == 0;
 }
 
@@ -142,11 +143,16 @@ void Harden(HttpPage* page) {
 
 nlohmann::json Counters(const StatsSnapshot& s) {
   const outpost::ServerStats& v = s.server;
-  return {{"connections", v.connections}, {"devices_online", v.devices_online},
-          {"users_online", v.users_online}, {"connections_total", v.connections_total},
-          {"ops_applied", v.ops_applied},   {"duplicates", v.duplicates},
-          {"pushes", v.pushes},             {"pulls", v.pulls},
-          {"commits", v.commits},           {"bytes_in", v.bytes_in},
+  return {{"connections", v.connections},
+          {"devices_online", v.devices_online},
+          {"users_online", v.users_online},
+          {"connections_total", v.connections_total},
+          {"ops_applied", v.ops_applied},
+          {"duplicates", v.duplicates},
+          {"pushes", v.pushes},
+          {"pulls", v.pulls},
+          {"commits", v.commits},
+          {"bytes_in", v.bytes_in},
           {"bytes_out", v.bytes_out}};
 }
 
@@ -167,11 +173,16 @@ nlohmann::json Quantiles(const outpost::Histogram& h) {
 // Errors by kind: the counters that mean something was refused or failed.
 nlohmann::json Errors(const StatsSnapshot& s) {
   const outpost::ServerStats& v = s.server;
-  return {{"auth_failures", v.auth_failures},   {"bad_frames", v.bad_frames},
-          {"commit_errors", v.commit_errors},   {"rejected", v.rejected},
-          {"forbidden", v.forbidden},           {"busy", v.busy},
-          {"conflicts", v.conflicts},           {"gaps", v.gaps},
-          {"hello_timeouts", v.hello_timeouts}, {"connections_refused", v.connections_refused},
+  return {{"auth_failures", v.auth_failures},
+          {"bad_frames", v.bad_frames},
+          {"commit_errors", v.commit_errors},
+          {"rejected", v.rejected},
+          {"forbidden", v.forbidden},
+          {"busy", v.busy},
+          {"conflicts", v.conflicts},
+          {"gaps", v.gaps},
+          {"hello_timeouts", v.hello_timeouts},
+          {"connections_refused", v.connections_refused},
           {"slow_devices_dropped", s.transport.connections_dropped_slow}};
 }
 
@@ -199,9 +210,10 @@ HttpPage AdminPages::Refuse(const HttpPageRequest& request) const {
     return page;
   }
   if (IsLoopbackIp(request.peer_ip) && IsLoopbackName(HostName(request.host))) return HttpPage{0};
-  return Text(403,
-              "outpostd's status pages answer loopback requests only (to localhost, 127.0.0.1 or [::1]); give "
-              "outpostd --admin-token-file FILE to serve them to others who know the token");
+  return Text(
+      403,
+      "outpostd's status pages answer loopback requests only (to localhost, 127.0.0.1 or [::1]); give "
+      "outpostd --admin-token-file FILE to serve them to others who know the token");
 }
 
 HttpPage AdminPages::Serve(const HttpPageRequest& request) {
@@ -259,8 +271,7 @@ std::string AdminPages::StatusJson(const StatsSnapshot& now) {
       for (const auto& [key, value] : counters.items()) history[key].push_back(value);
     }
     const size_t back = std::min<size_t>(history_.size(), kErrorWindowSamples);
-    const nlohmann::json before =
-        back == 0 ? errors : Errors(history_[history_.size() - back].snap);
+    const nlohmann::json before = back == 0 ? errors : Errors(history_[history_.size() - back].snap);
     for (auto& [kind, total] : errors.items()) {
       const uint64_t was = before.value(kind, uint64_t{0});
       const uint64_t is = total.get<uint64_t>();
@@ -271,7 +282,8 @@ std::string AdminPages::StatusJson(const StatsSnapshot& now) {
   // Latencies of the last ten minutes (the history's span): the histograms now less the oldest sample's.
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const outpost::ServerStats& oldest = history_.empty() ? outpost::ServerStats{} : history_.front().snap.server;
+    const outpost::ServerStats& oldest =
+        history_.empty() ? outpost::ServerStats{} : history_.front().snap.server;
     out["commit_seconds"] = Quantiles(Since(now.server.commit_seconds, oldest.commit_seconds));
     out["notify_fanout_seconds"] =
         Quantiles(Since(now.server.notify_fanout_seconds, oldest.notify_fanout_seconds));
@@ -293,7 +305,8 @@ std::string AdminPages::StatusJson(const StatsSnapshot& now) {
 std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
   const outpost::ServerStats& s = snap.server;
   Families f;
-  f.Gauge("outpost_build_info", "The Outpost version serving (always 1).", 1, {"version", outpost::Version()});
+  f.Gauge("outpost_build_info", "The Outpost version serving (always 1).", 1,
+          {"version", outpost::Version()});
   f.Gauge("outpost_server_uptime_seconds", "Seconds since this outpostd started.",
           static_cast<double>(snap.uptime_s));
   f.Gauge("outpost_server_connections", "Device connections open now (authenticated or not).",
@@ -313,8 +326,8 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
       {"applied", s.ops_applied}, {"duplicate", s.duplicates}, {"gap", s.gaps},
       {"conflict", s.conflicts},  {"rejected", s.rejected},    {"skip", s.skips}};
   for (const auto& [verdict, n] : verdicts) {
-    f.Counter("outpost_server_op_verdicts_total", "Pushed ops by the server's verdict.", static_cast<double>(n),
-              {"verdict", verdict});
+    f.Counter("outpost_server_op_verdicts_total", "Pushed ops by the server's verdict.",
+              static_cast<double>(n), {"verdict", verdict});
   }
   f.Counter("outpost_server_forbidden_total", "Ops and pulls refused by membership or authorization.",
             static_cast<double>(s.forbidden));
@@ -356,7 +369,8 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
 
   if (snap.has_media) {
     const outpost::MediaServerStats& m = snap.media;
-    f.Counter("outpost_media_uploads_created_total", "Uploads begun.", static_cast<double>(m.uploads_created));
+    f.Counter("outpost_media_uploads_created_total", "Uploads begun.",
+              static_cast<double>(m.uploads_created));
     f.Counter("outpost_media_uploads_completed_total", "Uploads whose last byte was stored.",
               static_cast<double>(m.uploads_completed));
     f.Counter("outpost_media_upload_received_bytes_total", "Upload bytes stored.",
@@ -369,10 +383,8 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
               static_cast<double>(m.downloads));
     f.Counter("outpost_media_download_sent_bytes_total", "Download bytes sent.",
               static_cast<double>(m.download_bytes_sent));
-    const std::pair<const char*, uint64_t> refusals[] = {{"401", m.refused_auth},
-                                                         {"404", m.not_found},
-                                                         {"4xx", m.rejected_other},
-                                                         {"5xx", m.server_errors}};
+    const std::pair<const char*, uint64_t> refusals[] = {
+        {"401", m.refused_auth}, {"404", m.not_found}, {"4xx", m.rejected_other}, {"5xx", m.server_errors}};
     for (const auto& [code, n] : refusals) {
       f.Counter("outpost_media_error_responses_total", "Media responses that were errors, by status.",
                 static_cast<double>(n), {"code", code});

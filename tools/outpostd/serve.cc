@@ -502,8 +502,8 @@ std::string UrlHost(const std::string& host) {
 // binding them; downloads are allowed by the server's membership (Server::MayReadBlob) once `source` holds
 // the running server. Other GET paths are the admin pages.
 outpost::Result<std::unique_ptr<outpost::MediaServer>> StartMedia(
-    ServeConfig& config, const std::shared_ptr<outpost::TokenRegistry>& registry, const SnapshotSource* source,
-    AdminPages* admin) {
+    ServeConfig& config, const std::shared_ptr<outpost::TokenRegistry>& registry,
+    const SnapshotSource* source, AdminPages* admin) {
   const MediaConfig& mc = config.media;
   // The default store under DATA_DIR is made owner-only like the rest of it (the store would make it with
   // the umask's mode); a directory the operator named is left as it is.
@@ -656,8 +656,9 @@ int Serve(const Flags& flags) {
   // retry (503), and the pages say "starting".
   std::unique_ptr<outpost::Server> server;
   SnapshotSource source;
-  AdminPages admin({config.media.admin_token, outpost::RedactUri(config.store)},
-                   [&source] { return source.Take(); }, [&source](size_t n) { return source.Streams(n); });
+  AdminPages admin(
+      {config.media.admin_token, outpost::RedactUri(config.store)}, [&source] { return source.Take(); },
+      [&source](size_t n) { return source.Streams(n); });
   std::unique_ptr<outpost::MediaServer> media;
   if (config.media.enabled) {
     auto started = StartMedia(config, registry, &source, &admin);
