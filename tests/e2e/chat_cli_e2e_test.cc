@@ -102,7 +102,7 @@ TEST_F(ChatCliTest, MessagesGoFromPendingToReadAcrossProcesses) {
   auto pending = History("alice", "ab");
   ASSERT_EQ(pending.size(), 1u);
   for (const char* field : {"\"seq\":null", "\"sender\":\"alice\"", "\"status\":\"pending\"",
-                            "\"text\":\"hello \\\"bob\\\"\\n\\u0009line two\"", "\"client_time\":\"20"}) {
+                            "\"text\":\"hello \\\"bob\\\"\\n\\tline two\"", "\"client_time\":\"20"}) {
     EXPECT_TRUE(Has(pending[0], field)) << pending[0] << " lacks " << field;
   }
   EXPECT_TRUE(Has(pending[0], "\"id\":\"" + id + "\"")) << pending[0];

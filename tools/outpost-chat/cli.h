@@ -36,6 +36,9 @@ struct Context {
   std::string media_url;
   uint32_t upload_chunk_bytes = 0;  // --chunk-bytes; 0: ClientOptions' default (4 MiB)
   bool utf8 = false;                // the terminal's locale is UTF-8: emoji glyphs; else ASCII ones
+  // What this run made for --store (the store's directory or file, when it did not exist): a failed open
+  // removes it again, so that a mistaken command leaves nothing behind.
+  std::string created;
 };
 
 // Opens the device's chat store; with `connect`, with the servers set (nothing connects before a Start or
@@ -65,6 +68,10 @@ std::string_view Glyph(chat::MessageStatus status, bool utf8);
 std::string ClockTime(int64_t ms);
 // "2026-11-28T08:01:02.345Z".
 std::string IsoTime(int64_t ms);
+// `s` safe to print on a terminal: C0 and C1 control characters (ESC included) and DEL, and each byte of
+// invalid UTF-8, become U+FFFD ('?' outside a UTF-8 locale, where any non-ASCII character does too); a
+// newline becomes ↵ so that a message stays on its line.
+std::string Printable(std::string_view s, bool utf8);
 // One message as a line of text: "HH:MM sender: text", then for the viewer's own messages
 // "  GLYPH status[: error]" (others' messages carry no status glyph, as in any chat app).
 std::string MessageLine(const chat::Message& m, bool utf8, std::string_view viewer);

@@ -333,7 +333,7 @@ int List(const Context& ctx, const Flags& flags) {
         c.members.empty() ? "(not synced yet)" : fmt::format("{}", fmt::join(c.members, ",")), c.unread);
     if (c.failed) line += fmt::format("  failed: {}", c.failed);
     if (!c.member) line += "  (you were removed)";
-    fmt::print("{}\n", line);
+    fmt::print("{}\n", Printable(line, ctx.utf8));  // names are other users' bytes
   }
   return kExitOk;
 }
@@ -413,10 +413,19 @@ int StatusCommand(const Context& ctx, const Flags& flags) {
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   fmt::print("user: {}\ndevice: {}\nstore: {}\nconnection: {}\n", chat->user(), client.device(), ctx.store,
-             connection);
+             Printable(connection, ctx.utf8));  // the server's words
   fmt::print("outbox: {} waiting\n", s.outbox_depth);
   fmt::print("oldest pending: {}\n", s.oldest_pending_ms ? Age(now - s.oldest_pending_ms) + " ago" : "none");
   fmt::print("failed: {}\n", s.failed);
+  const uint64_t retries = s.retries_timeout + s.retries_busy + s.retries_disconnect + s.retries_gap +
+                           s.retries_conflict + s.retries_other;
+  fmt::print("sends: {} attempts, {} retries (timeout {}, busy {}, disconnect {}, gap {}, conflict {}, other {})\n",
+             s.attempts, retries, s.retries_timeout, s.retries_busy, s.retries_disconnect, s.retries_gap,
+             s.retries_conflict, s.retries_other);
+  if (s.flush_seconds.count > 0) {
+    fmt::print("flush latency: p50 {:.0f} ms, p99 {:.0f} ms ({} batches)\n", s.flush_seconds.Quantile(0.5) * 1e3,
+               s.flush_seconds.Quantile(0.99) * 1e3, s.flush_seconds.count);
+  }
   fmt::print("read receipts: {}\n", chat->read_receipts() ? "on" : "off");
   return kExitOk;
 }
@@ -428,12 +437,12 @@ const std::vector<Command>& Commands() {
       {"create",
        "create CONV --members a,b\n  Creates conversation CONV (you are always a member), or sets the "
        "members of one you are in.\n",
-       {{"members", true, true}},
+       {{"members", true, true, "the members, comma-separated or repeated (you are added)", "USERS"}},
        &Create},
       {"send",
        "send CONV TEXT [--reply-to ID]\n  Writes a message; prints its id once it is durable. Sent by "
        "the next sync.\n",
-       {{"reply-to", true, false}},
+       {{"reply-to", true, false, "the id of the message this one answers", "ID"}},
        &Send},
       {"send-file",
        "send-file CONV PATH [--caption TEXT] [--reply-to ID] [--mime TYPE] [--timeout S]\n  Sends a file "
@@ -442,23 +451,29 @@ const std::vector<Command>& Commands() {
        "sends the message now (progress on a terminal); exit 3 when\n  no server answers, 1 when the upload "
        "fails or makes no progress for S seconds (default 30);\n  the message stays stored: the next sync "
        "goes on.\n",
-       {{"caption", true, false}, {"reply-to", true, false}, {"mime", true, false}, {"timeout", true, false}},
+       {{"caption", true, false, "text sent with the file", "TEXT"},
+        {"reply-to", true, false, "the id of the message this one answers", "ID"},
+        {"mime", true, false, "the file's type (default: guessed from its bytes)", "TYPE"},
+        {"timeout", true, false, "give up after S seconds without upload progress (default 30)", "S"}},
        &SendFile},
       {"fetch-media",
        "fetch-media ID --out PATH [--timeout S]\n  Downloads the file of message ID to PATH (resumes "
        "PATH.part; "
        "checks its sha256).\n  Needs --server (the endpoint comes with its welcome) or --media-url.\n",
-       {{"out", true, false}, {"timeout", true, false}},
+       {{"out", true, false, "where to write the file (required)", "PATH"},
+        {"timeout", true, false, "give up after S seconds without progress (default 30)", "S"}},
        &FetchMedia},
       {"sync",
        "sync [--timeout S]\n  Sends what waits and receives what is new until nothing is left (default "
        "30 s).\n  Exit 3 if no server answered for the whole timeout.\n",
-       {{"timeout", true, false}},
+       {{"timeout", true, false, "give up after S seconds (default 30)", "S"}},
        &Sync},
       {"history",
        "history CONV [--json] [--limit N]\n  The last N messages (default 50), oldest first. --json: "
        "one object per line.\n",
-       {{"json", false, false}, {"limit", true, false}},
+       {{"json", false, false,
+         "one JSON object per line (invalid UTF-8 in a message becomes U+FFFD, so each line is valid JSON)"},
+        {"limit", true, false, "how many messages (default 50)", "N"}},
        &History},
       {"list", "list\n  Conversations on this device with unread counts.\n", {}, &List},
       {"read", "read CONV\n  Marks everything received in CONV as read.\n", {}, &Read},

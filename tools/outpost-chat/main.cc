@@ -15,31 +15,20 @@
 #include <system_error>
 
 #include "cli.h"
+#include "outpost/version.h"
 #include "media/client/tus_transport.h"
 
 namespace outpost::chat_cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: outpost-chat [COMMON OPTIONS] [COMMAND [ARGS]]
-
-An offline-first chat client. Everything but `sync` works with no server at all: messages are written to
+constexpr const char* kDescription =
+    R"(An offline-first chat client. Everything but `sync` works with no server at all: messages are written to
 the device's store at once and sent by the next sync (or by the interactive screen while it runs).
 
-Common options:
-  --store DIR|URI    the device's store: a directory (LMDB) or lmdb:DIR, sqlite:FILE, rocksdb:DIR
-                     (default: $OUTPOST_CHAT_STORE, else ~/.local/share/outpost-chat)
-  --server ENDPOINT  outpostd's endpoint, e.g. tcp://127.0.0.1:7700; repeat for fallbacks
-  --user NAME        who this device belongs to (needed the first time a store is used)
-  --token TOKEN      the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)
-  --media-url URL    the server's upload endpoint for files, e.g. http://127.0.0.1:7780/files/
-                     (default: the one the server announces when the device connects)
-  --chunk-bytes N    bytes per upload request of a file (default 4194304; 16384 to 67108864): a cut
-                     upload sends at most this again; smaller suits a slow or flaky link
-
 With no command: the interactive screen (conversations, messages, input line; /help lists its commands).
-
-Commands:
-)";
+The common options go before the command (or after it). Text output never shows another user's control
+characters raw: they and invalid UTF-8 are shown as U+FFFD; --json output replaces invalid UTF-8 by U+FFFD
+too, so that every line is valid JSON.)";
 
 constexpr uint64_t kChunkBytesMin = 16 << 10;
 constexpr uint64_t kChunkBytesMax = 64 << 20;
@@ -47,23 +36,74 @@ constexpr uint64_t kChunkBytesMax = 64 << 20;
 constexpr std::string_view kSchemes[] = {"lmdb:", "sqlite:", "rocksdb:", "memory:"};
 
 std::vector<FlagSpec> CommonFlags() {
-  return {{"store", true, false}, {"server", true, true},     {"user", true, false},
-          {"token", true, false}, {"media-url", true, false}, {"chunk-bytes", true, false},
-          {"help", false, false}};
+  return {{"store", true, false,
+           "the device's store: a directory (LMDB) or lmdb:DIR, sqlite:FILE, rocksdb:DIR (default: "
+           "$OUTPOST_CHAT_STORE, else ~/.local/share/outpost-chat); its parent directory must exist",
+           "DIR|URI"},
+          {"server", true, true,
+           "outpostd's endpoint, tcp://HOST:PORT or ipc://PATH (e.g. tcp://127.0.0.1:7700); repeat for "
+           "fallbacks",
+           "ENDPOINT"},
+          {"user", true, false, "who this device belongs to (needed the first time a store is used)", "NAME"},
+          {"token", true, false, "the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)",
+           "TOKEN"},
+          {"media-url", true, false,
+           "the server's upload endpoint for files, e.g. http://127.0.0.1:7780/files/ (default: the one the "
+           "server announces when the device connects)",
+           "URL"},
+          {"chunk-bytes", true, false,
+           "bytes per upload request of a file (default 4194304; 16384 to 67108864): a cut upload sends at "
+           "most this again; smaller suits a slow or flaky link",
+           "N"}};
 }
 
-void PrintUsage(std::FILE* to) {
-  std::fputs(kUsage, to);
-  for (const Command& c : Commands()) {
-    std::string first = c.usage.substr(0, c.usage.find('\n'));
-    std::fprintf(to, "  %s\n", first.c_str());
+std::string VersionLine() { return std::string("outpost-chat ") + outpost::Version(); }
+
+std::string CommandsFooter() {
+  std::string out = "commands (outpost-chat COMMAND --help tells more):\n";
+  for (const Command& c : Commands()) out += "  " + c.usage.substr(0, c.usage.find('\n')) + "\n";
+  out +=
+      "\nExit codes: 0 done, 1 failed, 2 bad usage, 3 server unreachable (sync, send-file, fetch-media).";
+  return out;
+}
+
+// The usage of `command` (nullptr: the tool itself): its synopsis line and description from its usage text.
+cli::Usage UsageOf(const Command* command) {
+  if (command == nullptr) return {"outpost-chat", "[COMMAND [ARGS]]", kDescription, CommandsFooter(), VersionLine()};
+  const std::string& u = command->usage;
+  const size_t eol = u.find('\n');
+  std::string synopsis = u.substr(0, eol);
+  synopsis = synopsis.size() > command->name.size() ? synopsis.substr(command->name.size() + 1) : "";
+  // The options are listed by --help itself: the synopsis keeps the positional arguments only.
+  if (const size_t opt = synopsis.find(" ["); opt != std::string::npos && synopsis[opt + 2] == '-') {
+    synopsis.resize(opt);
   }
-  std::fputs(
-      "\n`outpost-chat COMMAND --help` tells more. Exit codes: 0 done, 1 failed, 2 bad usage, 3 server "
-      "unreachable (sync, send-file, fetch-media).\n",
-      to);
+  if (const size_t opt = synopsis.find(" --"); opt != std::string::npos) synopsis.resize(opt);
+  if (synopsis.starts_with("[-") || synopsis.starts_with("--")) synopsis.clear();
+  std::string description = eol == std::string::npos ? "" : u.substr(eol + 1);
+  // The description's lines are indented by two in the usage text.
+  std::string flat;
+  for (size_t i = 0; i < description.size(); ++i) {
+    if ((i == 0 || description[i - 1] == '\n') && description.compare(i, 2, "  ") == 0) i += 2;
+    flat.push_back(description[i]);
+  }
+  while (!flat.empty() && flat.back() == '\n') flat.pop_back();
+  return {"outpost-chat " + command->name, synopsis.empty() ? "" : synopsis, flat, "", VersionLine()};
 }
 
+// A --server endpoint a device can dial; else why not.
+bool ValidServer(const std::string& uri, std::string* why) {
+  if (uri.starts_with("tcp://") || uri.starts_with("ipc://")) {
+    if (uri.size() > 6) return true;
+    *why = "'" + uri + "' names no address";
+    return false;
+  }
+  *why = "'" + uri + "' is not an outpostd endpoint: give tcp://HOST:PORT or ipc://PATH";
+  if (uri.starts_with("http://") || uri.starts_with("https://")) {
+    *why += " (an http:// URL is the media endpoint: --media-url)";
+  }
+  return false;
+}
 }  // namespace
 
 // Makes `dir` and its missing parents 0700, and takes group and other access off `dir` itself: it holds a
@@ -89,11 +129,16 @@ Status MakePrivateDir(const std::string& dir) {
 
 namespace {
 
-// The store URI for --store: a bare directory means LMDB there (made if missing, 0700). `data_dir` is told
-// the directory that holds the store (for its media copies): the LMDB or RocksDB directory, the SQLite
-// file's directory, or empty for a memory store.
-Result<std::string> StoreUri(std::string value, std::string* data_dir) {
+// The store URI for --store: a bare directory means LMDB there (made if missing, 0700; its parent must
+// exist). `data_dir` is told the directory that holds the store (for its media copies): the LMDB or RocksDB
+// directory, the SQLite file's directory, or empty for a memory store. `created` is told the path this
+// call made (empty when the store's directory or file existed), for OpenChat to remove again when the open
+// fails.
+Result<std::string> StoreUri(std::string value, std::string* data_dir, std::string* created) {
+  namespace fs = std::filesystem;
+  bool defaulted = false;
   if (value.empty()) {
+    defaulted = true;
     if (const char* env = std::getenv("OUTPOST_CHAT_STORE"); env && *env) {
       value = env;
     } else if (const char* home = std::getenv("HOME"); home && *home) {
@@ -103,21 +148,40 @@ Result<std::string> StoreUri(std::string value, std::string* data_dir) {
     }
   }
   std::string dir;
+  std::string path = value;
   for (std::string_view scheme : kSchemes) {
     if (value.starts_with(scheme)) {
+      path = value.substr(scheme.size());
+      if (scheme == "memory:") return value;
       if (scheme == "sqlite:") {
-        const std::filesystem::path file(value.substr(scheme.size()));
+        const fs::path file(path);
         *data_dir = file.has_parent_path() ? file.parent_path().string() : ".";
+      } else {
+        dir = path;
       }
-      if (scheme != "lmdb:" && scheme != "rocksdb:") return value;
-      dir = value.substr(scheme.size());
       break;
     }
   }
-  if (dir.empty()) {
+  if (value.find(':') == std::string::npos) {
     dir = value;
     value = "lmdb:" + value;
+  } else if (dir.empty() && data_dir->empty()) {
+    return Status::InvalidArgument("--store: unknown scheme in '" + value +
+                                   "': give a directory, lmdb:DIR, sqlite:FILE or rocksdb:DIR");
   }
+  // A mistyped path must not become a tree of new directories: the parent must exist (the default one,
+  // ~/.local/share, is made as the XDG convention has it).
+  std::error_code ec;
+  const fs::path target = fs::absolute(path, ec);
+  if (!defaulted && !fs::is_directory(target.parent_path(), ec)) {
+    return Status::InvalidArgument("--store: " + target.parent_path().string() +
+                                   " does not exist (make it first, or give another path)");
+  }
+  if (dir.empty()) {
+    if (!fs::exists(target, ec)) *created = target.string();
+    return value;
+  }
+  if (!fs::exists(target, ec)) *created = target.string();
   OUTPOST_RETURN_IF_ERROR(MakePrivateDir(dir));
   *data_dir = dir;
   return value;
@@ -151,6 +215,10 @@ Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect) {
   o.ack_timeout_ms = 5'000;
   auto chat = chat::Chat::Open(std::move(o));
   if (!chat.ok()) {
+    if (!ctx.created.empty()) {
+      std::error_code ec;
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove_all(ctx.created + suffix, ec);
+    }
     const Status& st = chat.status();
     return Status::FromCode(st.code(), "cannot open the store " + ctx.store + ": " + st.message());
   }
@@ -184,22 +252,19 @@ int Main(int argc, char** argv) {
   std::vector<FlagSpec> specs = CommonFlags();
   if (command) specs.insert(specs.end(), command->flags.begin(), command->flags.end());
   Flags flags;
-  std::string error;
-  if (!flags.Parse(specs, rest, &error)) {
-    return Fail(kExitUsage,
-                fmt::format("{} (outpost-chat {}--help)", error, command ? command->name + " " : ""));
+  std::string message;
+  if (int rc = flags.Parse(UsageOf(command), specs, rest, &message); rc >= 0) {
+    return cli::PrintParseMessage(rc, message);
   }
-  if (flags.Has("help")) {
-    if (command) {
-      std::fputs(("usage: outpost-chat [COMMON OPTIONS] " + command->usage).c_str(), stdout);
-    } else {
-      PrintUsage(stdout);
-    }
-    return kExitOk;
+  for (const std::string& server : flags.GetList("server")) {
+    if (std::string why; !ValidServer(server, &why)) return Fail(kExitUsage, "--server: " + why);
   }
   std::string data_dir;
-  auto store = StoreUri(flags.Get("store"), &data_dir);
-  if (!store.ok()) return Fail(kExitError, store.status().message());
+  auto store = StoreUri(flags.Get("store"), &data_dir, &ctx.created);
+  if (!store.ok()) {
+    return Fail(store.status().code() == Status::Code::kInvalidArgument ? kExitUsage : kExitError,
+                store.status().message());
+  }
   ctx.store = *store;
   if (!data_dir.empty()) ctx.media_dir = (std::filesystem::path(data_dir) / "media").string();
   ctx.media_url = flags.Get("media-url");

@@ -1,7 +1,8 @@
 // Copyright 2026 The Outpost Authors.
 //
 // outpostd's subcommands. Each lives in its own file and describes itself here: main.cc parses the flags a
-// command declares (adding --help), prints its usage on request or on a usage error, and runs it.
+// command declares (common/flags.h: CLI11 makes its --help from the same declaration and answers --version),
+// and runs it.
 #ifndef OUTPOST_TOOLS_OUTPOSTD_COMMAND_H_
 #define OUTPOST_TOOLS_OUTPOSTD_COMMAND_H_
 
@@ -21,10 +22,12 @@ using outpost::cli::kExitUsage;
 
 struct Command {
   std::string name;
-  std::string summary;  // one line for `outpostd --help`
-  std::string usage;    // the full `outpostd NAME --help` text
+  std::string summary;      // one line for `outpostd --help`
+  std::string arguments;    // the positional arguments' synopsis ("NAME"); empty: none
+  std::string description;  // `outpostd NAME --help` before the flags; the flags' own help comes from `flags`
   std::vector<FlagSpec> flags;
   int (*run)(const Flags& flags) = nullptr;  // returns the exit code
+  std::string footer = {};                   // `outpostd NAME --help` after the flags
 };
 
 Command ServeCommand();        // serve.cc

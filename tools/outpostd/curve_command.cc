@@ -13,17 +13,11 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kKeygenUsage = R"(usage: outpostd keygen [--secret-file FILE]
-
-Makes a CURVE key pair (Z85). Prints the public key, then the secret key, one per line. With --secret-file
+constexpr const char* kKeygenUsage = R"(Makes a CURVE key pair (Z85). Prints the public key, then the secret key, one per line. With --secret-file
 the secret goes to FILE instead (mode 0600, not overwritten) and only the public key is printed.
-Serve with `--curve-secret FILE`; devices need the public key (TransportOptions::curve_server_public_key).
-)";
+Serve with `--curve-secret FILE`; devices need the public key (TransportOptions::curve_server_public_key).)";
 
-constexpr const char* kCurvePublicUsage = R"(usage: outpostd curve-public --curve-secret FILE
-
-Prints the public key that belongs to the CURVE secret key in FILE: the key devices need.
-)";
+constexpr const char* kCurvePublicUsage = R"(Prints the public key that belongs to the CURVE secret key in FILE: the key devices need.)";
 
 int Keygen(const Flags& flags) {
   if (!flags.positional().empty())
@@ -64,16 +58,18 @@ int CurvePublic(const Flags& flags) {
 Command KeygenCommand() {
   return {"keygen",
           "make a CURVE key pair for --curve-secret",
+          "",
           kKeygenUsage,
-          {{"secret-file", true, false}},
+          {{"secret-file", true, false, "write the secret key to FILE (mode 0600, never overwritten)", "FILE"}},
           &Keygen};
 }
 
 Command CurvePublicCommand() {
   return {"curve-public",
           "print the public key of a CURVE secret key file",
+          "",
           kCurvePublicUsage,
-          {{"curve-secret", true, false}},
+          {{"curve-secret", true, false, "the CURVE secret key file (required)", "FILE"}},
           &CurvePublic};
 }
 

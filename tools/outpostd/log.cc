@@ -1,6 +1,8 @@
 // Copyright 2026 The Outpost Authors.
 #include "log.h"
 
+#include "common/time_format.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -33,13 +35,9 @@ std::string_view LevelName(LogLevel level) {
 
 // UTC, millisecond precision: logs from several hosts sort by their text.
 std::string UtcNow() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return outpost::cli::UtcIso(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
 }
 
 void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
@@ -71,6 +69,25 @@ void LogLine(LogLevel level, std::string_view message) {
     if (n <= 0) return;
     done += static_cast<size_t>(n);
   }
+}
+
+bool LogBudget::Take(uint64_t* suppressed) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (now != second_) {
+    second_ = now;
+    used_ = 0;
+  }
+  if (used_ >= per_second_) {
+    ++suppressed_;
+    return false;
+  }
+  ++used_;
+  *suppressed = suppressed_;
+  suppressed_ = 0;
+  return true;
 }
 
 }  // namespace outpostd

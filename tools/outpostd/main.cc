@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "outpost/version.h"
 
 namespace outpostd {
 namespace {
@@ -37,6 +38,8 @@ std::string Overview() {
 
 bool IsHelp(const std::string& arg) { return arg == "--help" || arg == "-h" || arg == "help"; }
 
+std::string VersionLine() { return std::string("outpostd ") + outpost::Version(); }
+
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
@@ -45,6 +48,10 @@ int Run(int argc, char** argv) {
   }
   if (IsHelp(args[0])) {
     std::fputs(Overview().c_str(), stdout);
+    return kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::puts(VersionLine().c_str());
     return kExitOk;
   }
   const std::vector<Command> commands = AllCommands();
@@ -59,18 +66,12 @@ int Run(int argc, char** argv) {
   } else {
     return Fail(kExitUsage, "unknown command '" + args[0] + "' (outpostd --help lists them)");
   }
-
-  for (const auto& a : args) {
-    if (a == "--") break;
-    if (a == "--help" || a == "-h") {
-      std::fputs(command->usage.c_str(), stdout);
-      return kExitOk;
-    }
-  }
+  const outpost::cli::Usage usage{"outpostd " + command->name, command->arguments, command->description,
+                                  command->footer, VersionLine()};
   Flags flags;
-  std::string error;
-  if (!flags.Parse(command->flags, args, &error)) {
-    return Fail(kExitUsage, command->name + ": " + error + " (outpostd " + command->name + " --help)");
+  std::string message;
+  if (int rc = flags.Parse(usage, command->flags, args, &message); rc >= 0) {
+    return outpost::cli::PrintParseMessage(rc, message);
   }
   return command->run(flags);
 }

@@ -49,53 +49,14 @@ namespace {
 using outpost::Status;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kUsage = R"(usage: outpostd [serve] --data DIR [options]
+constexpr const char* kDescription =
+    R"(Serves the Outpost server store over ZeroMQ, with stream membership on and devices authenticated by the
+tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after answering what it received.)";
 
-Serves the Outpost server store over ZeroMQ, with stream membership on and devices authenticated by the
-tokens of `outpostd add-user` / `add-device`. Stops on SIGINT or SIGTERM after answering what it received.
-
-options:
-  --data DIR               data directory (created 0700 if its parent exists): DIR/server (store),
-                           DIR/auth (users), DIR/stats.json, DIR/outpostd.lock; files are 0600. With a
-                           database store, only this instance's lock and stats: each has its own DIR
-  --listen URI             tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0
-                           picks a free port (default tcp://127.0.0.1:7700)
-  --store URI              server store (default lmdb:DIR/server): lmdb:DIR, sqlite:FILE, rocksdb:DIR
-                           (one server per store), or postgresql://USER:PASSWORD@HOST/DB (any number
-                           of servers on one database; it keeps the users too; `outpostd migrate`
-                           creates its schema first)
-  --curve-secret FILE      CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that
-                           know the public key (`outpostd curve-public`) can connect. Without it, tokens
-                           cross the network in clear: outpostd warns when it listens beyond loopback
-  --endpoint-file FILE     once listening, write the bound endpoint(s), comma-separated, to FILE
-                           (removed again at a clean stop)
-  --log-level LEVEL        debug, info (default), warn or error
-  --stats-interval S       log a stats line every S seconds (default 60; 0: never)
-  --frame-bytes-max N      largest frame accepted (default 4194304)
-  --ops-per-batch-max N    most ops in one push (default 1024)
-  --payload-bytes-max N    largest op payload (default 1048576)
-  --connections-max N      most open connections (default 100000)
-
-attachments (photos, files; docs/media.md). Without --http the server takes none (ops with one are refused):
-  --http HOST:PORT         also serve uploads (tus 1.0 at /files/) and downloads over HTTP on HOST:PORT
-                           (port 0 picks a free port: stats.json's media_url tells it). Devices send
-                           their token as `Authorization: Bearer TOKEN`; a token is taken once a device
-                           has connected with it. Plain HTTP: beyond loopback put a TLS proxy in front
-  --media-url URL          the upload URL the server announces to devices (default http://HOST:PORT/files/;
-                           required when HOST is 0.0.0.0 or ::, e.g. https://media.example.org/files/)
-  --blobs URI              where attachment bytes live: file:DIR (default file:DIR/blobs under --data).
-                           Required with a postgresql:// store: every instance must use the same one (a
-                           shared directory), as an upload may resume on another instance
-  --upload-max-bytes N     largest attachment (default 1073741824, at most 4294967296)
-  --upload-expiry D        an unfinished upload is removed this long after it began: 90s, 30m, 24h
-                           (default), 7d; a bare number is seconds
-
-operators' pages on the --http listener (docs/operations.md): GET /metrics (Prometheus text format) and
-GET / (a live status page). Without a token they answer loopback requests only:
-  --admin-token-file FILE  a secret of at least 16 characters (e.g. `head -c 24 /dev/urandom | base64`):
-                           requests that carry it (Authorization: Bearer TOKEN, or HTTP Basic with the
-                           token as the password) may see the pages from anywhere
-)";
+constexpr const char* kFooter =
+    R"(Attachments (photos, files; docs/media.md): without --http the server takes none (ops with one are
+refused). The same --http listener serves the operator's pages (docs/operations.md): GET /metrics
+(Prometheus text format) and GET / (a live status page), to loopback only unless --admin-token-file.)";
 
 constexpr uint64_t kUploadBytesMaxDefault = uint64_t{1} << 30;
 constexpr uint64_t kUploadBytesMaxLimit = uint64_t{4} << 30;  // BlobStoreOptions::blob_bytes_max's default
@@ -291,6 +252,14 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
   while (config->data_dir.size() > 1 && config->data_dir.back() == '/') config->data_dir.pop_back();
   config->listen = flags.GetList("listen");
   if (config->listen.empty()) config->listen = {"tcp://127.0.0.1:7700"};
+  for (const std::string& uri : config->listen) {
+    if (uri.starts_with("inproc:")) {
+      *error = "--listen: " + uri +
+               " can be reached only from inside this process, so no device could ever connect: give "
+               "tcp://HOST:PORT or ipc://PATH";
+      return false;
+    }
+  }
   config->store = flags.Get("store", "lmdb:" + config->data_dir + "/server");
   config->curve_secret_file = flags.Get("curve-secret");
   config->endpoint_file = flags.Get("endpoint-file");
@@ -449,9 +418,6 @@ class StatsReporter {
     if (now.commit_errors > last_.commit_errors) {
       Log(LogLevel::kError, "store {}: {} commit(s) failed (devices were told to resend)", store_,
           now.commit_errors - last_.commit_errors);
-    }
-    if (now.auth_failures > last_.auth_failures) {
-      Log(LogLevel::kWarn, "{} authentication failure(s)", now.auth_failures - last_.auth_failures);
     }
     if (now.bad_frames > last_.bad_frames) {
       Log(LogLevel::kWarn, "{} bad frame(s) refused", now.bad_frames - last_.bad_frames);
@@ -628,15 +594,21 @@ int Serve(const Flags& flags) {
                                 ": " + registry_or.status().ToString());
   }
   std::shared_ptr<outpost::TokenRegistry> registry = std::move(registry_or).value();
-  config.server.authenticate = [registry](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
+  // Each refused Hello is one line naming whom it claimed to be (the count is in stats), within a budget a
+  // flood of them cannot pass.
+  auto refusals = std::make_shared<LogBudget>(10);
+  config.server.authenticate = [registry,
+                                refusals](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
     auto user = registry->Authenticate(hello);
-    if (!user.ok()) {
+    uint64_t suppressed = 0;
+    if (!user.ok() && refusals->Take(&suppressed)) {
       const bool store_trouble =
           user.status().code() == Status::Code::kIOError || user.status().code() == Status::Code::kCorruption;
       // The names are the peer's bytes: quoted and escaped, so that they cannot forge log lines.
-      Log(store_trouble ? LogLevel::kError : LogLevel::kDebug, "hello from user {} device {} refused: {}",
+      Log(store_trouble ? LogLevel::kError : LogLevel::kWarn, "hello from user {} device {} refused: {}{}",
           outpost::QuoteForMessage(hello.user), outpost::QuoteForMessage(hello.device),
-          user.status().ToString());
+          user.status().ToString(),
+          suppressed == 0 ? "" : fmt::format(" ({} more refusals were not logged)", suppressed));
     }
     return user;
   };
@@ -734,25 +706,62 @@ int Serve(const Flags& flags) {
 Command ServeCommand() {
   return {"serve",
           "serve the store (the default command: `outpostd --data DIR ...`)",
-          kUsage,
-          {{"data", true, false},
-           {"listen", true, true},
-           {"store", true, false},
-           {"curve-secret", true, false},
-           {"endpoint-file", true, false},
-           {"log-level", true, false},
-           {"stats-interval", true, false},
-           {"frame-bytes-max", true, false},
-           {"ops-per-batch-max", true, false},
-           {"payload-bytes-max", true, false},
-           {"connections-max", true, false},
-           {"http", true, false},
-           {"media-url", true, false},
-           {"blobs", true, false},
-           {"upload-max-bytes", true, false},
-           {"upload-expiry", true, false},
-           {"admin-token-file", true, false}},
-          &Serve};
+          "",
+          kDescription,
+          {{"data", true, false,
+            "data directory (created 0700 if its parent exists): DIR/server (store), DIR/auth (users), "
+            "DIR/stats.json, DIR/outpostd.lock; files are 0600. With a database store, only this instance's "
+            "lock and stats: each has its own DIR (required)",
+            "DIR"},
+           {"listen", true, true,
+            "tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0 picks a free port "
+            "(default tcp://127.0.0.1:7700)",
+            "URI"},
+           {"store", true, false,
+            "server store (default lmdb:DIR/server): lmdb:DIR, sqlite:FILE, rocksdb:DIR (one server per "
+            "store), or postgresql://USER:PASSWORD@HOST/DB (any number of servers on one database; it keeps "
+            "the users too; `outpostd migrate` creates its schema first)",
+            "URI"},
+           {"curve-secret", true, false,
+            "CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that know the public key "
+            "(`outpostd curve-public`) can connect. Without it, tokens cross the network in clear: outpostd "
+            "warns when it listens beyond loopback",
+            "FILE"},
+           {"endpoint-file", true, false,
+            "once listening, write the bound endpoint(s), comma-separated, to FILE (removed again at a clean "
+            "stop)",
+            "FILE"},
+           {"log-level", true, false, "debug, info (default), warn or error", "LEVEL"},
+           {"stats-interval", true, false, "log a stats line every S seconds (default 60; 0: never)", "S"},
+           {"frame-bytes-max", true, false, "largest frame accepted (default 4194304)", "N"},
+           {"ops-per-batch-max", true, false, "most ops in one push (default 1024)", "N"},
+           {"payload-bytes-max", true, false, "largest op payload (default 1048576)", "N"},
+           {"connections-max", true, false, "most open connections (default 100000)", "N"},
+           {"http", true, false,
+            "also serve uploads (tus 1.0 at /files/), downloads and the operator's pages over HTTP on "
+            "HOST:PORT (port 0 picks a free port: stats.json's media_url tells it). Devices send their token "
+            "as `Authorization: Bearer TOKEN`. Plain HTTP: beyond loopback put a TLS proxy in front",
+            "HOST:PORT"},
+           {"media-url", true, false,
+            "the upload URL the server announces to devices (default http://HOST:PORT/files/; required when "
+            "HOST is 0.0.0.0 or ::, e.g. https://media.example.org/files/)",
+            "URL"},
+           {"blobs", true, false,
+            "where attachment bytes live: file:DIR (default file:DIR/blobs under --data). Required with a "
+            "postgresql:// store: every instance must use the same one (a shared directory)",
+            "URI"},
+           {"upload-max-bytes", true, false, "largest attachment (default 1073741824, at most 4294967296)", "N"},
+           {"upload-expiry", true, false,
+            "an unfinished upload is removed this long after it began: 90s, 30m, 24h (default), 7d; a bare "
+            "number is seconds",
+            "D"},
+           {"admin-token-file", true, false,
+            "a secret of at least 16 characters (e.g. `head -c 24 /dev/urandom | base64`): requests that carry "
+            "it (Authorization: Bearer TOKEN, or HTTP Basic with the token as the password) may see /metrics "
+            "and the status page from anywhere",
+            "FILE"}},
+          &Serve,
+          kFooter};
 }
 
 }  // namespace outpostd

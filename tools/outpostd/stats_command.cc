@@ -15,12 +15,9 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kUsage = R"(usage: outpostd stats --data DIR [--store URI] [--json]
-
-Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
+constexpr const char* kUsage = R"(Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
 number of registered users. --json: stats.json as written, with "users" added. --store: the server's
---store, when it is a database that keeps the users (else they are counted in DIR/auth).
-)";
+--store, when it is a database that keeps the users (else they are counted in DIR/auth).)";
 
 // The user count, or -1 when there is no registry yet or it cannot be read (the reason in `*why`).
 int64_t UserCount(const std::string& data_dir, const std::string& store, std::string* why) {
@@ -53,43 +50,37 @@ int Stats(const Flags& flags) {
 
   const std::string path = data_dir + "/" + std::string(kStatsFileName);
   auto text = ReadFile(path);
-  std::vector<JsonMember> members;
+  nlohmann::ordered_json doc = nlohmann::ordered_json::object();
   if (text.ok()) {
-    std::string error;
-    if (!ParseFlatJson(*text, &members, &error)) return Fail(kExitError, "stats: " + path + ": " + error);
+    doc = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_object()) return Fail(kExitError, "stats: " + path + " is not a JSON object");
   } else if (!text.status().IsNotFound()) {
     return Fail(kExitError, "stats: " + text.status().message());
   }
 
-  auto value = [](const JsonMember& m) { return m.is_string ? JsonQuote(m.value) : m.value; };
   if (flags.Has("json")) {
-    fmt::print("{{\n  \"users\": {}", users);
-    for (const auto& m : members) {
-      if (!m.is_object) {
-        fmt::print(",\n  {}: {}", JsonQuote(m.key), value(m));
-        continue;
-      }
-      fmt::print(",\n  {}: {{", JsonQuote(m.key));
-      for (size_t i = 0; i < m.members.size(); ++i) {
-        fmt::print("{}\n    {}: {}", i == 0 ? "" : ",", JsonQuote(m.members[i].key), value(m.members[i]));
-      }
-      fmt::print("{}}}", m.members.empty() ? "" : "\n  ");
-    }
-    fmt::print("\n}}\n");
+    nlohmann::ordered_json out;
+    out["users"] = users;
+    for (const auto& [key, value] : doc.items()) out[key] = value;
+    fmt::print("{}", DumpJson(out));
     return kExitOk;
   }
   fmt::print("{:<28} {}\n", "users", users);
-  if (members.empty()) {
+  if (doc.empty()) {
     fmt::print("no stats yet: the server has not run on {}\n", data_dir);
     return kExitOk;
   }
+  auto text_of = [](const nlohmann::ordered_json& v) {
+    return v.is_string() ? v.get<std::string>()
+                         : v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  };
   // An object's members print as "object.member" (media.uploads_created).
-  for (const auto& m : members) {
-    if (!m.is_object) {
-      fmt::print("{:<28} {}\n", m.key, m.value);
+  for (const auto& [key, value] : doc.items()) {
+    if (!value.is_object()) {
+      fmt::print("{:<28} {}\n", key, text_of(value));
       continue;
     }
-    for (const auto& n : m.members) fmt::print("{:<28} {}\n", m.key + "." + n.key, n.value);
+    for (const auto& [name, v] : value.items()) fmt::print("{:<28} {}\n", key + "." + name, text_of(v));
   }
   return kExitOk;
 }
@@ -99,8 +90,11 @@ int Stats(const Flags& flags) {
 Command StatsCommand() {
   return {"stats",
           "print the server's last stats and the user count",
+          "",
           kUsage,
-          {{"data", true, false}, {"store", true, false}, {"json", false, false}},
+          {{"data", true, false, "the server's data directory (required): DIR/stats.json", "DIR"},
+           {"store", true, false, "the server's --store, when it is a database that keeps the users", "URI"},
+           {"json", false, false, "print stats.json as written, with \"users\" added"}},
           &Stats};
 }
 

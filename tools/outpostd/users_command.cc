@@ -17,10 +17,7 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kAddUserUsage =
-    R"(usage: outpostd add-user (--data DIR | --store URI) NAME [--device ID]
-
-Creates user NAME (1..64 bytes of letters, digits, '.', '_', '-') and prints the token of its first
+constexpr const char* kAddUserUsage = R"(Creates user NAME (1..64 bytes of letters, digits, '.', '_', '-') and prints the token of its first
 device on stdout. Works while the server runs. Give the token to the device (ClientOptions::token); it is
 not stored and cannot be shown again (`add-device` issues another).
 
@@ -29,23 +26,15 @@ characters); without it, the token binds to the device id of the first connectio
 
 Users live where `outpostd serve` with the same --data and --store looks for them: with a database store
 (--store postgresql://...) in the database, so that every server on it knows them (no --data needed; run
-it from any host); with a key-value store (the default, lmdb:DIR/server) in DIR/auth.
-)";
+it from any host); with a key-value store (the default, lmdb:DIR/server) in DIR/auth.)";
 
-constexpr const char* kAddDeviceUsage =
-    R"(usage: outpostd add-device (--data DIR | --store URI) NAME [--device ID]
-
-Prints a new token for another device of the existing user NAME. Works while the server runs.
+constexpr const char* kAddDeviceUsage = R"(Prints a new token for another device of the existing user NAME. Works while the server runs.
 --device ID binds it to device ID; without it, the token binds to the device of its first connection.
---data and --store as for add-user: a database store keeps the users, else DIR/auth.
-)";
+--data and --store as for add-user: a database store keeps the users, else DIR/auth.)";
 
-constexpr const char* kDevicesUsage = R"(usage: outpostd devices (--data DIR | --store URI) NAME
-
-Lists the tokens of user NAME, one per line: the user, the device id the token is bound to (or '-'), and
+constexpr const char* kDevicesUsage = R"(Lists the tokens of user NAME, one per line: the user, the device id the token is bound to (or '-'), and
 'bound' or 'unbound' (an unbound token binds to the device of its first connection).
---data and --store as for add-user: a database store keeps the users, else DIR/auth.
-)";
+--data and --store as for add-user: a database store keeps the users, else DIR/auth.)";
 
 using IssueFn = outpost::Result<std::string> (outpost::TokenRegistry::*)(std::string_view, std::string_view);
 
@@ -122,24 +111,27 @@ int Devices(const Flags& flags) {
 Command AddUserCommand() {
   return {"add-user",
           "create a user and print its first device token",
+          "NAME",
           kAddUserUsage,
-          {{"data", true, false}, {"store", true, false}, {"device", true, false}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}, {"device", true, false, "bind the token to this device id (else to the device of its first connection)", "ID"}},
           &AddUser};
 }
 
 Command AddDeviceCommand() {
   return {"add-device",
           "print a token for another device of a user",
+          "NAME",
           kAddDeviceUsage,
-          {{"data", true, false}, {"store", true, false}, {"device", true, false}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}, {"device", true, false, "bind the token to this device id (else to the device of its first connection)", "ID"}},
           &AddDevice};
 }
 
 Command DevicesCommand() {
   return {"devices",
           "list a user's tokens and the devices they are bound to",
+          "NAME",
           kDevicesUsage,
-          {{"data", true, false}, {"store", true, false}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}},
           &Devices};
 }
 

@@ -2,7 +2,7 @@
 //
 // Fuzz target: outpostd's command-line parsing (tools/common/flags.h) and user-name check
 // (outpost/membership.h ValidateUserName). The input is the argument list, NUL-separated. Properties: never
-// crashes; a parse that succeeds yields values only for known flags, GetUint agrees with the text; a valid
+// crashes; a parse either runs, or answers help/version (exit 0) or refuses (exit 2) with a message; one that runs yields values only for known flags, GetUint agrees with the text; a valid
 // user name is 1..64 bytes of [A-Za-z0-9._-].
 #include <cstddef>
 #include <cstdint>
@@ -18,9 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> args(pieces.begin(), pieces.end());
   const std::vector<outpost::cli::FlagSpec> specs = {
       {"data", true, false}, {"listen", true, true}, {"verbose", false, false}, {"max", true, false}};
+  const outpost::cli::Usage usage{"outpostd fuzz", "ARGS", "", "", "outpostd fuzz"};
   outpost::cli::Flags flags;
   std::string error;
-  if (flags.Parse(specs, args, &error)) {
+  const int rc = flags.Parse(usage, specs, args, &error);
+  FUZZ_CHECK(rc == -1 || rc == outpost::cli::kExitOk || rc == outpost::cli::kExitUsage, "known outcomes");
+  if (rc == -1) {
     FUZZ_CHECK(!flags.Has("unknown"), "only known flags");
     (void)flags.GetList("listen");
     uint64_t v = 0;
@@ -33,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(flags.positional().size() <= args.size(), "positional arguments come from the input");
   } else {
-    FUZZ_CHECK(!error.empty(), "a refused command line says why");
+    FUZZ_CHECK(!error.empty(), "a refused command line says why; help and version say something");
   }
   for (const auto& a : args) {
     if (!outpost::ValidateUserName(a).ok()) continue;
