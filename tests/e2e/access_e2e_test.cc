@@ -272,6 +272,15 @@ TEST_F(E2ETest, WrongTokensAreRefusedAndStoreNothing) {
   }
   EXPECT_TRUE(WaitFor([&] { return daemon_.StatsField("auth_failures") >= 4; }, kWaitMs))
       << daemon_.StatsJson();
+  // Each refusal is counted once (an authentication failure is not also a bad frame), and logged naming
+  // whom the Hello claimed to be (the devices keep retrying after backing off: at least one line each).
+  EXPECT_EQ(daemon_.StatsField("bad_frames"), 0) << daemon_.StatsJson();
+  for (const auto& in : intruders) {
+    const std::string line = "hello from user \"alice\" device \"" + in.device + "\" refused";
+    EXPECT_TRUE(WaitFor([&] { return daemon_.Log().find(line) != std::string::npos; }, kWaitMs))
+        << line << " not in\n" << daemon_.Log();
+  }
+  EXPECT_EQ(daemon_.Log().find("authentication failure(s)"), std::string::npos) << "no anonymous tallies";
 }
 
 TEST_F(E2ETest, NonMembersCanNeitherPushNorPull) {

@@ -19,12 +19,15 @@
 #include <string>
 #include <vector>
 #include <vips/vips8>
+#include <nlohmann/json.hpp>
 
 #include "e2e/e2e_util.h"
 #include "media/common/digest.h"
 
 namespace outpost::e2e {
 namespace {
+
+namespace fs = std::filesystem;
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
@@ -490,6 +493,60 @@ TEST_F(ChatCliMediaTest, FetchMediaKilledMidDownloadResumesFromItsPart) {
   EXPECT_FALSE(std::filesystem::exists(part));
   // Two downloads as the server saw them: the cut one and the resumed one (a 206).
   EXPECT_TRUE(WaitFor([&] { return daemon_.MediaStatsField("downloads") >= 2; })) << daemon_.StatsJson();
+}
+
+
+// The command line as the good tools have it (issue 17): version and help everywhere, errors that name the
+// flag, nothing made by a mistake, and another user's bytes never reaching the terminal or breaking JSON.
+TEST_F(ChatCliTest, CommandLineHygiene) {
+  RunResult r = RunProgram({OUTPOST_CHAT, "--version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("outpost-chat 0.")) << r.out;
+  r = RunProgram({OUTPOST_CHAT, "-h"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "--store") && Has(r.out, "history CONV")) << r.out;
+  for (const std::string command : {"create", "send", "send-file", "fetch-media", "sync", "history", "list",
+                                    "read", "receipts", "retry", "discard", "status"}) {
+    r = RunProgram({OUTPOST_CHAT, command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    EXPECT_TRUE(Has(r.out, "usage: outpost-chat " + command)) << r.out;
+    EXPECT_TRUE(Has(r.out, "--server")) << command << " lists the common options";
+  }
+  EXPECT_TRUE(Has(RunProgram({OUTPOST_CHAT, "history", "-h"}).out, "--limit N"));
+
+  // An http:// URL is not an outpostd endpoint: said before anything is opened, naming the flag.
+  const std::string unused = dir_ / "unused";
+  Refused(RunProgram({OUTPOST_CHAT, "--store", unused, "--user", "alice", "--server", "http://x", "sync"}), 2,
+          "--server: 'http://x' is not an outpostd endpoint");
+  EXPECT_FALSE(fs::exists(unused));
+  // A store path whose parent is missing is a mistake, not a tree to make.
+  Refused(RunProgram({OUTPOST_CHAT, "--store", dir_ / "no/such/dir", "--user", "alice", "list"}), 2,
+          "--store: ");
+  EXPECT_FALSE(fs::exists(dir_ / "no"));
+  // A failed open (a new store needs --user) leaves nothing behind.
+  Refused(RunProgram({OUTPOST_CHAT, "--store", dir_ / "fresh", "list"}), 1, "needs a user");
+  EXPECT_FALSE(fs::exists(dir_ / "fresh"));
+  Refused(RunProgram({OUTPOST_CHAT, "--store", "sqlite:" + (dir_ / "fresh.db"), "list"}), 1, "needs a user");
+  EXPECT_FALSE(fs::exists(dir_ / "fresh.db"));
+  Refused(Chat("alice", {"history", "ab", "--limit"}), 2, "--limit");
+
+  // Bob's message holds a terminal escape, a C1 control and invalid UTF-8.
+  Ok("bob", {"create", "ab", "--members", "alice"});
+  const std::string evil = "evil \x1b[31mred\x1b[0m \xc2\x9b" "2J \xff\xfe bytes";
+  Ok("bob", {"send", "ab", evil});
+  Ok("bob", {"sync"});
+  Ok("alice", {"sync"});
+  const std::string text = Ok("alice", {"history", "ab"});
+  EXPECT_FALSE(Has(text, "\x1b")) << text;
+  EXPECT_FALSE(Has(text, "\xc2\x9b")) << text;
+  EXPECT_TRUE(Has(text, "evil \xEF\xBF\xBD[31mred")) << text;
+  // JSON: valid whatever the bytes; controls escaped, invalid UTF-8 replaced by U+FFFD.
+  const std::vector<std::string> json = History("alice", "ab");
+  ASSERT_EQ(json.size(), 1u);
+  const nlohmann::json m = nlohmann::json::parse(json[0], nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(m.is_discarded()) << json[0];
+  EXPECT_EQ(m["text"], "evil \x1b[31mred\x1b[0m \xc2\x9b" "2J \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+  EXPECT_FALSE(Has(json[0], "\x1b")) << "JSON escapes control characters";
 }
 
 }  // namespace

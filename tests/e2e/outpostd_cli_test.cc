@@ -242,5 +242,45 @@ TEST(OutpostdCli, ServeRefusesBadSetupWithOneLine) {
   EXPECT_NE(second.err.find("another outpostd"), std::string::npos) << second.err;
 }
 
+
+// Version and help on the tool and every subcommand, generated from the flags' declarations; errors name
+// the flag; a listener no device could reach is refused.
+TEST(OutpostdCli, VersionHelpAndFlagErrors) {
+  RunResult r = RunOutpostd({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.out.starts_with("outpostd 0.")) << r.out;
+  for (const std::string command :
+       {"serve", "add-user", "add-device", "devices", "migrate", "stats", "keygen", "curve-public"}) {
+    r = RunOutpostd({command, "-h"});
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    EXPECT_NE(r.out.find("usage: outpostd " + command), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--help"), std::string::npos) << r.out;
+    r = RunOutpostd({command, "--version"});
+    EXPECT_EQ(r.exit_code, 0) << command;
+    EXPECT_TRUE(r.out.starts_with("outpostd ")) << r.out;
+  }
+  EXPECT_NE(RunOutpostd({"serve", "--help"}).out.find("--admin-token-file FILE"), std::string::npos);
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const Case cases[] = {
+      {{"--data", dir / "d", "--bogus"}, "unknown option or argument: --bogus"},
+      {{"--data", dir / "d", "--listen"}, "--listen"},
+      {{"--data", dir / "d", "--store", "lmdb:a", "--store", "lmdb:b"}, "--store"},
+      {{"--data", dir / "d", "--frame-bytes-max", "lots"}, "--frame-bytes-max"},
+      {{"--data", dir / "d", "--listen", "inproc://x"}, "--listen: inproc://x can be reached only from inside"},
+      {{"stats", "--data"}, "--data"},
+  };
+  for (const Case& c : cases) {
+    r = RunOutpostd(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(r.err.starts_with("outpostd: ")) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "d")) << "a refused command line made its data directory";
+}
+
 }  // namespace
 }  // namespace outpost::e2e
