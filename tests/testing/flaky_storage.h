@@ -59,6 +59,14 @@ class FlakyStorage final : public Storage {
   Faults* faults_;
 };
 
+// A ServerOptions::open_store that wraps each store it opens in a FlakyStorage driven by `faults`.
+inline auto FlakyOpener(FlakyStorage::Faults* faults) {
+  return [faults](std::string_view uri, const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
+    OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
+    return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), faults));
+  };
+}
+
 }  // namespace outpost::harness
 
 #endif  // OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_

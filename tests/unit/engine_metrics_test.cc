@@ -47,11 +47,7 @@ class ServerMetricsTest : public testing::Test {
       if (hello.token == "bad") return Status::PermissionDenied("unknown token");
       return hello.user;
     };
-    o.open_store = [this](std::string_view uri,
-                          const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
-      OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
-      return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults_));
-    };
+    o.open_store = harness::FlakyOpener(&faults_);
     core_ = ServerCore::Open(o).value();
   }
   // Handles one group and adds up what went in and out, as the core should count it.

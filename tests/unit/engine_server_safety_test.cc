@@ -39,11 +39,7 @@ class ServerSafetyTest : public testing::Test {
     o.store = "memory:server-safety-" + std::to_string(++run);
     o.env = &env_;
     o.membership = true;
-    o.open_store = [this](std::string_view uri,
-                          const StorageOptions& so) -> Result<std::unique_ptr<Storage>> {
-      OUTPOST_ASSIGN_OR_RETURN(auto inner, OpenStorage(uri, so));
-      return std::unique_ptr<Storage>(new FlakyStorage(std::move(inner), &faults_));
-    };
+    o.open_store = harness::FlakyOpener(&faults_);
     core_ = ServerCore::Open(o).value();
   }
   std::vector<Outbound> Handle(std::vector<ServerEvent> events) {
