@@ -278,7 +278,8 @@ TEST_F(E2ETest, WrongTokensAreRefusedAndStoreNothing) {
   for (const auto& in : intruders) {
     const std::string line = "hello from user \"alice\" device \"" + in.device + "\" refused";
     EXPECT_TRUE(WaitFor([&] { return daemon_.Log().find(line) != std::string::npos; }, kWaitMs))
-        << line << " not in\n" << daemon_.Log();
+        << line << " not in\n"
+        << daemon_.Log();
   }
   EXPECT_EQ(daemon_.Log().find("authentication failure(s)"), std::string::npos) << "no anonymous tallies";
 }

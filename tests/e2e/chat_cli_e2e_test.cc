@@ -14,12 +14,12 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 #include <vips/vips8>
-#include <nlohmann/json.hpp>
 
 #include "e2e/e2e_util.h"
 #include "media/common/digest.h"
@@ -495,7 +495,6 @@ TEST_F(ChatCliMediaTest, FetchMediaKilledMidDownloadResumesFromItsPart) {
   EXPECT_TRUE(WaitFor([&] { return daemon_.MediaStatsField("downloads") >= 2; })) << daemon_.StatsJson();
 }
 
-
 // The command line as the good tools have it (issue 17): version and help everywhere, errors that name the
 // flag, nothing made by a mistake, and another user's bytes never reaching the terminal or breaking JSON.
 TEST_F(ChatCliTest, CommandLineHygiene) {
@@ -532,7 +531,9 @@ TEST_F(ChatCliTest, CommandLineHygiene) {
 
   // Bob's message holds a terminal escape, a C1 control and invalid UTF-8.
   Ok("bob", {"create", "ab", "--members", "alice"});
-  const std::string evil = "evil \x1b[31mred\x1b[0m \xc2\x9b" "2J \xff\xfe bytes";
+  const std::string evil =
+      "evil \x1b[31mred\x1b[0m \xc2\x9b"
+      "2J \xff\xfe bytes";
   Ok("bob", {"send", "ab", evil});
   Ok("bob", {"sync"});
   Ok("alice", {"sync"});
@@ -545,7 +546,9 @@ TEST_F(ChatCliTest, CommandLineHygiene) {
   ASSERT_EQ(json.size(), 1u);
   const nlohmann::json m = nlohmann::json::parse(json[0], nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(m.is_discarded()) << json[0];
-  EXPECT_EQ(m["text"], "evil \x1b[31mred\x1b[0m \xc2\x9b" "2J \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+  EXPECT_EQ(m["text"],
+            "evil \x1b[31mred\x1b[0m \xc2\x9b"
+            "2J \xEF\xBF\xBD\xEF\xBF\xBD bytes");
   EXPECT_FALSE(Has(json[0], "\x1b")) << "JSON escapes control characters";
 }
 

@@ -242,7 +242,6 @@ TEST(OutpostdCli, ServeRefusesBadSetupWithOneLine) {
   EXPECT_NE(second.err.find("another outpostd"), std::string::npos) << second.err;
 }
 
-
 // Version and help on the tool and every subcommand, generated from the flags' declarations; errors name
 // the flag; a listener no device could reach is refused.
 TEST(OutpostdCli, VersionHelpAndFlagErrors) {
@@ -270,7 +269,8 @@ TEST(OutpostdCli, VersionHelpAndFlagErrors) {
       {{"--data", dir / "d", "--listen"}, "--listen"},
       {{"--data", dir / "d", "--store", "lmdb:a", "--store", "lmdb:b"}, "--store"},
       {{"--data", dir / "d", "--frame-bytes-max", "lots"}, "--frame-bytes-max"},
-      {{"--data", dir / "d", "--listen", "inproc://x"}, "--listen: inproc://x can be reached only from inside"},
+      {{"--data", dir / "d", "--listen", "inproc://x"},
+       "--listen: inproc://x can be reached only from inside"},
       {{"stats", "--data"}, "--data"},
   };
   for (const Case& c : cases) {

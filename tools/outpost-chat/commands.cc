@@ -419,12 +419,14 @@ int StatusCommand(const Context& ctx, const Flags& flags) {
   fmt::print("failed: {}\n", s.failed);
   const uint64_t retries = s.retries_timeout + s.retries_busy + s.retries_disconnect + s.retries_gap +
                            s.retries_conflict + s.retries_other;
-  fmt::print("sends: {} attempts, {} retries (timeout {}, busy {}, disconnect {}, gap {}, conflict {}, other {})\n",
-             s.attempts, retries, s.retries_timeout, s.retries_busy, s.retries_disconnect, s.retries_gap,
-             s.retries_conflict, s.retries_other);
+  fmt::print(
+      "sends: {} attempts, {} retries (timeout {}, busy {}, disconnect {}, gap {}, conflict {}, other {})\n",
+      s.attempts, retries, s.retries_timeout, s.retries_busy, s.retries_disconnect, s.retries_gap,
+      s.retries_conflict, s.retries_other);
   if (s.flush_seconds.count > 0) {
-    fmt::print("flush latency: p50 {:.0f} ms, p99 {:.0f} ms ({} batches)\n", s.flush_seconds.Quantile(0.5) * 1e3,
-               s.flush_seconds.Quantile(0.99) * 1e3, s.flush_seconds.count);
+    fmt::print("flush latency: p50 {:.0f} ms, p99 {:.0f} ms ({} batches)\n",
+               s.flush_seconds.Quantile(0.5) * 1e3, s.flush_seconds.Quantile(0.99) * 1e3,
+               s.flush_seconds.count);
   }
   fmt::print("read receipts: {}\n", chat->read_receipts() ? "on" : "off");
   return kExitOk;

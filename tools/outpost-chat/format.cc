@@ -133,7 +133,8 @@ std::string MessageJson(const chat::Message& m) {
     j["size"] = media.bytes;
     j["width"] = media.width;
     j["height"] = media.height;
-    j["sha256"] = media.sha256.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(media.sha256);
+    j["sha256"] =
+        media.sha256.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(media.sha256);
     j["thumbnail_bytes"] = media.thumbnail.size();
     if (m.own && media.upload != chat::UploadStatus::kNone) {
       j["upload"] = {{"state", chat::UploadStatusName(media.upload)}, {"offset", media.upload_offset}};

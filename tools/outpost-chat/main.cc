@@ -15,8 +15,8 @@
 #include <system_error>
 
 #include "cli.h"
-#include "outpost/version.h"
 #include "media/client/tus_transport.h"
+#include "outpost/version.h"
 
 namespace outpost::chat_cli {
 namespace {
@@ -45,8 +45,8 @@ std::vector<FlagSpec> CommonFlags() {
            "fallbacks",
            "ENDPOINT"},
           {"user", true, false, "who this device belongs to (needed the first time a store is used)", "NAME"},
-          {"token", true, false, "the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)",
-           "TOKEN"},
+          {"token", true, false,
+           "the device's token from `outpostd add-user/add-device` (default: $OUTPOST_TOKEN)", "TOKEN"},
           {"media-url", true, false,
            "the server's upload endpoint for files, e.g. http://127.0.0.1:7780/files/ (default: the one the "
            "server announces when the device connects)",
@@ -62,14 +62,14 @@ std::string VersionLine() { return std::string("outpost-chat ") + outpost::Versi
 std::string CommandsFooter() {
   std::string out = "commands (outpost-chat COMMAND --help tells more):\n";
   for (const Command& c : Commands()) out += "  " + c.usage.substr(0, c.usage.find('\n')) + "\n";
-  out +=
-      "\nExit codes: 0 done, 1 failed, 2 bad usage, 3 server unreachable (sync, send-file, fetch-media).";
+  out += "\nExit codes: 0 done, 1 failed, 2 bad usage, 3 server unreachable (sync, send-file, fetch-media).";
   return out;
 }
 
 // The usage of `command` (nullptr: the tool itself): its synopsis line and description from its usage text.
 cli::Usage UsageOf(const Command* command) {
-  if (command == nullptr) return {"outpost-chat", "[COMMAND [ARGS]]", kDescription, CommandsFooter(), VersionLine()};
+  if (command == nullptr)
+    return {"outpost-chat", "[COMMAND [ARGS]]", kDescription, CommandsFooter(), VersionLine()};
   const std::string& u = command->usage;
   const size_t eol = u.find('\n');
   std::string synopsis = u.substr(0, eol);
@@ -217,7 +217,8 @@ Result<std::unique_ptr<chat::Chat>> OpenChat(const Context& ctx, bool connect) {
   if (!chat.ok()) {
     if (!ctx.created.empty()) {
       std::error_code ec;
-      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove_all(ctx.created + suffix, ec);
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+        std::filesystem::remove_all(ctx.created + suffix, ec);
     }
     const Status& st = chat.status();
     return Status::FromCode(st.code(), "cannot open the store " + ctx.store + ": " + st.message());

@@ -13,11 +13,13 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kKeygenUsage = R"(Makes a CURVE key pair (Z85). Prints the public key, then the secret key, one per line. With --secret-file
+constexpr const char* kKeygenUsage =
+    R"(Makes a CURVE key pair (Z85). Prints the public key, then the secret key, one per line. With --secret-file
 the secret goes to FILE instead (mode 0600, not overwritten) and only the public key is printed.
 Serve with `--curve-secret FILE`; devices need the public key (TransportOptions::curve_server_public_key).)";
 
-constexpr const char* kCurvePublicUsage = R"(Prints the public key that belongs to the CURVE secret key in FILE: the key devices need.)";
+constexpr const char* kCurvePublicUsage =
+    R"(Prints the public key that belongs to the CURVE secret key in FILE: the key devices need.)";
 
 int Keygen(const Flags& flags) {
   if (!flags.positional().empty())
@@ -56,12 +58,13 @@ int CurvePublic(const Flags& flags) {
 }  // namespace
 
 Command KeygenCommand() {
-  return {"keygen",
-          "make a CURVE key pair for --curve-secret",
-          "",
-          kKeygenUsage,
-          {{"secret-file", true, false, "write the secret key to FILE (mode 0600, never overwritten)", "FILE"}},
-          &Keygen};
+  return {
+      "keygen",
+      "make a CURVE key pair for --curve-secret",
+      "",
+      kKeygenUsage,
+      {{"secret-file", true, false, "write the secret key to FILE (mode 0600, never overwritten)", "FILE"}},
+      &Keygen};
 }
 
 Command CurvePublicCommand() {

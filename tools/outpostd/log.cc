@@ -1,8 +1,6 @@
 // Copyright 2026 The Outpost Authors.
 #include "log.h"
 
-#include "common/time_format.h"
-
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +9,8 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+
+#include "common/time_format.h"
 
 namespace outpostd {
 namespace {
@@ -72,9 +72,9 @@ void LogLine(LogLevel level, std::string_view message) {
 }
 
 bool LogBudget::Take(uint64_t* suppressed) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   std::lock_guard<std::mutex> lock(mu_);
   if (now != second_) {
     second_ = now;

@@ -15,7 +15,8 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kUsage = R"(Creates the schema of the server store named by --store (default lmdb:DIR/server), or upgrades it to this
+constexpr const char* kUsage =
+    R"(Creates the schema of the server store named by --store (default lmdb:DIR/server), or upgrades it to this
 build's version, and prints what it did. A PostgreSQL store (postgresql://USER:PASSWORD@HOST/DB) is
 migrated in one transaction (a failed migration leaves the old schema) and must be, once per upgrade,
 before `outpostd serve` opens it: run it from any one host, not from every server. A key-value store is
@@ -53,7 +54,8 @@ Command MigrateCommand() {
           "create or upgrade the server store's schema (a database store: before serving)",
           "",
           kUsage,
-          {{"store", true, false, "the server store (postgresql://USER:PASSWORD@HOST/DB, or a key-value URI)", "URI"},
+          {{"store", true, false, "the server store (postgresql://USER:PASSWORD@HOST/DB, or a key-value URI)",
+            "URI"},
            {"data", true, false, "a data directory: its default store lmdb:DIR/server", "DIR"}},
           &Migrate};
 }

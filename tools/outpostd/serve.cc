@@ -704,64 +704,65 @@ int Serve(const Flags& flags) {
 }  // namespace
 
 Command ServeCommand() {
-  return {"serve",
-          "serve the store (the default command: `outpostd --data DIR ...`)",
-          "",
-          kDescription,
-          {{"data", true, false,
-            "data directory (created 0700 if its parent exists): DIR/server (store), DIR/auth (users), "
-            "DIR/stats.json, DIR/outpostd.lock; files are 0600. With a database store, only this instance's "
-            "lock and stats: each has its own DIR (required)",
-            "DIR"},
-           {"listen", true, true,
-            "tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0 picks a free port "
-            "(default tcp://127.0.0.1:7700)",
-            "URI"},
-           {"store", true, false,
-            "server store (default lmdb:DIR/server): lmdb:DIR, sqlite:FILE, rocksdb:DIR (one server per "
-            "store), or postgresql://USER:PASSWORD@HOST/DB (any number of servers on one database; it keeps "
-            "the users too; `outpostd migrate` creates its schema first)",
-            "URI"},
-           {"curve-secret", true, false,
-            "CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that know the public key "
-            "(`outpostd curve-public`) can connect. Without it, tokens cross the network in clear: outpostd "
-            "warns when it listens beyond loopback",
-            "FILE"},
-           {"endpoint-file", true, false,
-            "once listening, write the bound endpoint(s), comma-separated, to FILE (removed again at a clean "
-            "stop)",
-            "FILE"},
-           {"log-level", true, false, "debug, info (default), warn or error", "LEVEL"},
-           {"stats-interval", true, false, "log a stats line every S seconds (default 60; 0: never)", "S"},
-           {"frame-bytes-max", true, false, "largest frame accepted (default 4194304)", "N"},
-           {"ops-per-batch-max", true, false, "most ops in one push (default 1024)", "N"},
-           {"payload-bytes-max", true, false, "largest op payload (default 1048576)", "N"},
-           {"connections-max", true, false, "most open connections (default 100000)", "N"},
-           {"http", true, false,
-            "also serve uploads (tus 1.0 at /files/), downloads and the operator's pages over HTTP on "
-            "HOST:PORT (port 0 picks a free port: stats.json's media_url tells it). Devices send their token "
-            "as `Authorization: Bearer TOKEN`. Plain HTTP: beyond loopback put a TLS proxy in front",
-            "HOST:PORT"},
-           {"media-url", true, false,
-            "the upload URL the server announces to devices (default http://HOST:PORT/files/; required when "
-            "HOST is 0.0.0.0 or ::, e.g. https://media.example.org/files/)",
-            "URL"},
-           {"blobs", true, false,
-            "where attachment bytes live: file:DIR (default file:DIR/blobs under --data). Required with a "
-            "postgresql:// store: every instance must use the same one (a shared directory)",
-            "URI"},
-           {"upload-max-bytes", true, false, "largest attachment (default 1073741824, at most 4294967296)", "N"},
-           {"upload-expiry", true, false,
-            "an unfinished upload is removed this long after it began: 90s, 30m, 24h (default), 7d; a bare "
-            "number is seconds",
-            "D"},
-           {"admin-token-file", true, false,
-            "a secret of at least 16 characters (e.g. `head -c 24 /dev/urandom | base64`): requests that carry "
-            "it (Authorization: Bearer TOKEN, or HTTP Basic with the token as the password) may see /metrics "
-            "and the status page from anywhere",
-            "FILE"}},
-          &Serve,
-          kFooter};
+  return {
+      "serve",
+      "serve the store (the default command: `outpostd --data DIR ...`)",
+      "",
+      kDescription,
+      {{"data", true, false,
+        "data directory (created 0700 if its parent exists): DIR/server (store), DIR/auth (users), "
+        "DIR/stats.json, DIR/outpostd.lock; files are 0600. With a database store, only this instance's "
+        "lock and stats: each has its own DIR (required)",
+        "DIR"},
+       {"listen", true, true,
+        "tcp://HOST:PORT or ipc://PATH; repeat or comma-separate for several; port 0 picks a free port "
+        "(default tcp://127.0.0.1:7700)",
+        "URI"},
+       {"store", true, false,
+        "server store (default lmdb:DIR/server): lmdb:DIR, sqlite:FILE, rocksdb:DIR (one server per "
+        "store), or postgresql://USER:PASSWORD@HOST/DB (any number of servers on one database; it keeps "
+        "the users too; `outpostd migrate` creates its schema first)",
+        "URI"},
+       {"curve-secret", true, false,
+        "CURVE secret key (Z85, from `outpostd keygen`): only encrypted devices that know the public key "
+        "(`outpostd curve-public`) can connect. Without it, tokens cross the network in clear: outpostd "
+        "warns when it listens beyond loopback",
+        "FILE"},
+       {"endpoint-file", true, false,
+        "once listening, write the bound endpoint(s), comma-separated, to FILE (removed again at a clean "
+        "stop)",
+        "FILE"},
+       {"log-level", true, false, "debug, info (default), warn or error", "LEVEL"},
+       {"stats-interval", true, false, "log a stats line every S seconds (default 60; 0: never)", "S"},
+       {"frame-bytes-max", true, false, "largest frame accepted (default 4194304)", "N"},
+       {"ops-per-batch-max", true, false, "most ops in one push (default 1024)", "N"},
+       {"payload-bytes-max", true, false, "largest op payload (default 1048576)", "N"},
+       {"connections-max", true, false, "most open connections (default 100000)", "N"},
+       {"http", true, false,
+        "also serve uploads (tus 1.0 at /files/), downloads and the operator's pages over HTTP on "
+        "HOST:PORT (port 0 picks a free port: stats.json's media_url tells it). Devices send their token "
+        "as `Authorization: Bearer TOKEN`. Plain HTTP: beyond loopback put a TLS proxy in front",
+        "HOST:PORT"},
+       {"media-url", true, false,
+        "the upload URL the server announces to devices (default http://HOST:PORT/files/; required when "
+        "HOST is 0.0.0.0 or ::, e.g. https://media.example.org/files/)",
+        "URL"},
+       {"blobs", true, false,
+        "where attachment bytes live: file:DIR (default file:DIR/blobs under --data). Required with a "
+        "postgresql:// store: every instance must use the same one (a shared directory)",
+        "URI"},
+       {"upload-max-bytes", true, false, "largest attachment (default 1073741824, at most 4294967296)", "N"},
+       {"upload-expiry", true, false,
+        "an unfinished upload is removed this long after it began: 90s, 30m, 24h (default), 7d; a bare "
+        "number is seconds",
+        "D"},
+       {"admin-token-file", true, false,
+        "a secret of at least 16 characters (e.g. `head -c 24 /dev/urandom | base64`): requests that carry "
+        "it (Authorization: Bearer TOKEN, or HTTP Basic with the token as the password) may see /metrics "
+        "and the status page from anywhere",
+        "FILE"}},
+      &Serve,
+      kFooter};
 }
 
 }  // namespace outpostd

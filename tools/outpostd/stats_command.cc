@@ -15,7 +15,8 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kUsage = R"(Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
+constexpr const char* kUsage =
+    R"(Prints the server's counters as it last wrote them (every second while it runs, and when it stops) and the
 number of registered users. --json: stats.json as written, with "users" added. --store: the server's
 --store, when it is a database that keeps the users (else they are counted in DIR/auth).)";
 

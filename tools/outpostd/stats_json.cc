@@ -1,7 +1,6 @@
 // Copyright 2026 The Outpost Authors.
 #include "stats_json.h"
 
-
 #include "log.h"
 
 namespace outpostd {

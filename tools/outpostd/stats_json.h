@@ -11,11 +11,10 @@
 #define OUTPOST_TOOLS_OUTPOSTD_STATS_JSON_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "outpost/media_server.h"
 #include "outpost/server.h"

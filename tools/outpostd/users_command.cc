@@ -17,7 +17,8 @@
 namespace outpostd {
 namespace {
 
-constexpr const char* kAddUserUsage = R"(Creates user NAME (1..64 bytes of letters, digits, '.', '_', '-') and prints the token of its first
+constexpr const char* kAddUserUsage =
+    R"(Creates user NAME (1..64 bytes of letters, digits, '.', '_', '-') and prints the token of its first
 device on stdout. Works while the server runs. Give the token to the device (ClientOptions::token); it is
 not stored and cannot be shown again (`add-device` issues another).
 
@@ -28,11 +29,13 @@ Users live where `outpostd serve` with the same --data and --store looks for the
 (--store postgresql://...) in the database, so that every server on it knows them (no --data needed; run
 it from any host); with a key-value store (the default, lmdb:DIR/server) in DIR/auth.)";
 
-constexpr const char* kAddDeviceUsage = R"(Prints a new token for another device of the existing user NAME. Works while the server runs.
+constexpr const char* kAddDeviceUsage =
+    R"(Prints a new token for another device of the existing user NAME. Works while the server runs.
 --device ID binds it to device ID; without it, the token binds to the device of its first connection.
 --data and --store as for add-user: a database store keeps the users, else DIR/auth.)";
 
-constexpr const char* kDevicesUsage = R"(Lists the tokens of user NAME, one per line: the user, the device id the token is bound to (or '-'), and
+constexpr const char* kDevicesUsage =
+    R"(Lists the tokens of user NAME, one per line: the user, the device id the token is bound to (or '-'), and
 'bound' or 'unbound' (an unbound token binds to the device of its first connection).
 --data and --store as for add-user: a database store keeps the users, else DIR/auth.)";
 
@@ -113,7 +116,12 @@ Command AddUserCommand() {
           "create a user and print its first device token",
           "NAME",
           kAddUserUsage,
-          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}, {"device", true, false, "bind the token to this device id (else to the device of its first connection)", "ID"}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)",
+            "DIR"},
+           {"store", true, false,
+            "the server store, when it is a database that keeps the users (postgresql://...)", "URI"},
+           {"device", true, false,
+            "bind the token to this device id (else to the device of its first connection)", "ID"}},
           &AddUser};
 }
 
@@ -122,7 +130,12 @@ Command AddDeviceCommand() {
           "print a token for another device of a user",
           "NAME",
           kAddDeviceUsage,
-          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}, {"device", true, false, "bind the token to this device id (else to the device of its first connection)", "ID"}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)",
+            "DIR"},
+           {"store", true, false,
+            "the server store, when it is a database that keeps the users (postgresql://...)", "URI"},
+           {"device", true, false,
+            "bind the token to this device id (else to the device of its first connection)", "ID"}},
           &AddDevice};
 }
 
@@ -131,7 +144,10 @@ Command DevicesCommand() {
           "list a user's tokens and the devices they are bound to",
           "NAME",
           kDevicesUsage,
-          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)", "DIR"}, {"store", true, false, "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}},
+          {{"data", true, false, "outpostd's data directory: the users are in DIR/auth (key-value stores)",
+            "DIR"},
+           {"store", true, false,
+            "the server store, when it is a database that keeps the users (postgresql://...)", "URI"}},
           &Devices};
 }
 

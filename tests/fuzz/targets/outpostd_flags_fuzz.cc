@@ -2,8 +2,9 @@
 //
 // Fuzz target: outpostd's command-line parsing (tools/common/flags.h) and user-name check
 // (outpost/membership.h ValidateUserName). The input is the argument list, NUL-separated. Properties: never
-// crashes; a parse either runs, or answers help/version (exit 0) or refuses (exit 2) with a message; one that runs yields values only for known flags, GetUint agrees with the text; a valid
-// user name is 1..64 bytes of [A-Za-z0-9._-].
+// crashes; a parse either runs, or answers help/version (exit 0) or refuses (exit 2) with a message; one that
+// runs yields values only for known flags, GetUint agrees with the text; a valid user name is 1..64 bytes of
+// [A-Za-z0-9._-].
 #include <cstddef>
 #include <cstdint>
 #include <string>

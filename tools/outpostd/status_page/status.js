@@ -4,13 +4,15 @@
 
 const REFRESH_MS = 1000;
 const SERIES = [
-  { key: 'ops_applied', color: '#2f6fd6' },
-  { key: 'pushes', color: '#d9822b' },
-  { key: 'pulls', color: '#2e9e5b' },
+  {key: 'ops_applied', color: '#2f6fd6'},
+  {key: 'pushes', color: '#d9822b'},
+  {key: 'pulls', color: '#2e9e5b'},
 ];
 let updates = 0;
 
-function $(id) { return document.getElementById(id); }
+function $(id) {
+  return document.getElementById(id);
+}
 
 function setText(id, value) {
   const el = $(id);
@@ -27,7 +29,10 @@ function bytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = Number(n);
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[i];
 }
 
@@ -87,15 +92,20 @@ function drawChart(history) {
   }
   // The axis ends at a round number (1, 2 or 5 times a power of ten) above the highest point.
   let top = 0;
-  for (const p of points) for (const v of p) top = Math.max(top, v);
+  for (const p of points)
+    for (const v of p) top = Math.max(top, v);
   let max = 1;
-  while (max < top) max = [2, 5, 10].map((f) => f * Math.pow(10, Math.floor(Math.log10(max)))).find((m) => m > max);
+  while (max < top)
+    max = [2, 5, 10].map((f) => f * Math.pow(10, Math.floor(Math.log10(max)))).find((m) => m > max);
   ctx.strokeStyle = '#eef0f4';
   ctx.fillStyle = '#5a6372';
   ctx.font = '11px sans-serif';
   for (let g = 0; g <= 4; g++) {
     const y = pad / 2 + (h - pad) * g / 4;
-    ctx.beginPath(); ctx.moveTo(pad + 20, y); ctx.lineTo(w - 4, y); ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(pad + 20, y);
+    ctx.lineTo(w - 4, y);
+    ctx.stroke();
     ctx.fillText(String(+(max * (4 - g) / 4).toFixed(2)), 2, y + 4);
   }
   const n = 600;  // ten minutes of samples
@@ -107,7 +117,10 @@ function drawChart(history) {
     p.forEach((v, i) => {
       const x = pad + 20 + (w - pad - 24) * (n - p.length + i) / n;
       const y = pad / 2 + (h - pad) * (1 - v / max);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      if (i === 0)
+        ctx.moveTo(x, y);
+      else
+        ctx.lineTo(x, y);
     });
     ctx.stroke();
   });
@@ -123,7 +136,9 @@ function render(s) {
   setText('state', s.state);
   $('state').className = 'pill ' + (s.state === 'running' ? 'ok' : 'bad');
   setText('uptime', duration(s.uptime_s || 0));
-  setText('where', 'store ' + s.store + ' · devices connect to ' + s.endpoint +
+  setText(
+      'where',
+      'store ' + s.store + ' · devices connect to ' + s.endpoint +
           (s.media_url ? ' · uploads at ' + s.media_url : ''));
   setText('connections', count(cur.connections));
   setText('devices-online', count(cur.devices_online));
@@ -141,27 +156,38 @@ function render(s) {
   setText('commit-p99', commit.count ? seconds(commit.p99) : '–');
 
   const q = s.queues || {};
-  fillRows('queues', Object.keys(q).map((k) => ({
-    cells: [{ text: k.replace(/_/g, ' ') }, { text: k.endsWith('bytes') ? bytes(q[k]) : count(q[k]), cls: 'num' }],
-  })));
+  fillRows(
+      'queues', Object.keys(q).map((k) => ({
+                                     cells: [
+                                       {text: k.replace(/_/g, ' ')},
+                                       {text: k.endsWith('bytes') ? bytes(q[k]) : count(q[k]), cls: 'num'}
+                                     ],
+                                   })));
 
   // Errors: the change over the last five minutes, and the total since start.
   const errors = s.errors || {};
-  fillRows('errors', Object.keys(errors).map((k) => ({
-    hot: errors[k].recent > 0,
-    cells: [{ text: k.replace(/_/g, ' ') }, { text: count(errors[k].recent), cls: 'num' },
-            { text: count(errors[k].total), cls: 'num' }],
-  })));
+  fillRows(
+      'errors',
+      Object.keys(errors).map((k) => ({
+                                hot: errors[k].recent > 0,
+                                cells: [
+                                  {text: k.replace(/_/g, ' ')}, {text: count(errors[k].recent), cls: 'num'},
+                                  {text: count(errors[k].total), cls: 'num'}
+                                ],
+                              })));
 
   const now = s.now_ms || Date.now();
-  fillRows('streams', (s.streams || []).map((st) => ({
-    cells: [
-      { text: st.stream, cls: 'stream', title: st.stream },
-      { text: count(st.ops_applied), cls: 'num' },
-      { text: count(st.last_seq), cls: 'num' },
-      { text: Math.max(0, Math.round((now - st.last_applied_ms) / 1000)) + ' s ago', cls: 'num' },
-    ],
-  })));
+  fillRows(
+      'streams',
+      (s.streams ||
+       []).map((st) => ({
+                 cells: [
+                   {text: st.stream, cls: 'stream', title: st.stream},
+                   {text: count(st.ops_applied), cls: 'num'},
+                   {text: count(st.last_seq), cls: 'num'},
+                   {text: Math.max(0, Math.round((now - st.last_applied_ms) / 1000)) + ' s ago', cls: 'num'},
+                 ],
+               })));
   drawChart(history);
   updates++;
   setText('updates', updates);
@@ -177,7 +203,7 @@ function showError(text) {
 async function poll() {
   let status;
   try {
-    const response = await fetch('/status.json', { credentials: 'same-origin', cache: 'no-store' });
+    const response = await fetch('/status.json', {credentials: 'same-origin', cache: 'no-store'});
     if (!response.ok) throw new Error('/status.json: HTTP ' + response.status);
     status = await response.json();
     setText('link', 'live');
