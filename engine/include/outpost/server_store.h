@@ -140,6 +140,13 @@ class OUTPOST_EXPORT ServerReadTxn {
   // One watermark's seq; 0 when none.
   virtual Status Watermark(std::string_view stream, std::string_view user, std::string_view device,
                            uint8_t kind, uint64_t* seq) = 0;
+  // The store's incarnations (docs/lifecycle.md), oldest first (replaces `*ids`): the one it was created
+  // with (a store from before incarnations gets one when it is first opened), then one per restore
+  // (NewIncarnation). Each id is 16 random bytes. Never empty for an open store.
+  virtual Status Incarnations(std::vector<std::string>* ids) = 0;
+  // The stream's high seq when incarnation `n` began (n >= 1: the n-th restore), i.e. how much of the
+  // stream the restored copy held; 0 when the stream had no op then.
+  virtual Status RestoreBase(uint64_t n, std::string_view stream, uint64_t* base) = 0;
 };
 
 class OUTPOST_EXPORT ServerWriteTxn : public ServerReadTxn {
@@ -237,6 +244,12 @@ struct ServerStoreOptions {
 // is initialised (PostgreSQL: only by MigrateServerStore).
 OUTPOST_EXPORT Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
                                                                     const ServerStoreOptions& options = {});
+
+// Records that the store named by `uri` was put back from an earlier copy (outpostd restore): a new
+// incarnation, whose base for each stream is the stream's high seq now, in one transaction. Devices that
+// saw an earlier incarnation learn from their next Welcome how much of each stream they may keep. Returns
+// the new id (16 bytes). The server must not be running on the store.
+OUTPOST_EXPORT Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options = {});
 
 // Creates the schema of the store named by `uri`, or upgrades it to this build's version, and says what it
 // did. PostgreSQL: in one transaction (a failed or interrupted migration leaves the old schema). Key-value
