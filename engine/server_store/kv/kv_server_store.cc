@@ -8,16 +8,36 @@
 #include <utility>
 
 #include "keys.h"
+#include "outpost/env.h"
 #include "outpost/membership.h"
 
 namespace outpost {
 namespace {
 
-enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta, kBlobRefs };
+enum Space : SpaceId {
+  kOps = 0,
+  kDedupe,
+  kDevCtr,
+  kStreams,
+  kWm,
+  kMembers,
+  kMeta,
+  kBlobRefs,
+  kIncarnations,
+  kBases
+};
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
-                                                 "s_wm",  "s_members", "s_meta",   "s_blobrefs"};
+  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",     "s_streams", "s_wm",
+                                                 "s_members", "s_meta",   "s_blobrefs", "s_incarnations", "s_bases"};
   return names;
+}
+
+// s_incarnations: BE64(n) -> 16-byte id. s_bases: BE64(n) + stream -> BE64(the stream's high seq when
+// incarnation n began).
+std::string NewIncarnationId() {
+  std::string id(16, '\0');
+  SystemEnv()->RandomBytes(id.data(), id.size());
+  return id;
 }
 
 // s_blobrefs: short(blob id) + stream -> "".
@@ -178,6 +198,19 @@ class KvReads : public Base {
     return ReadU64(*read_, kWm, keys::WatermarkKey(stream, user, device, kind), seq);
   }
 
+  Status Incarnations(std::vector<std::string>* ids) override {
+    ids->clear();
+    auto cur = read_->NewCursor(kIncarnations);
+    for (cur->SeekToFirst(); cur->Valid(); cur->Next()) ids->emplace_back(cur->value());
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+    if (ids->empty()) return Status::Corruption("server store: no incarnation recorded");
+    return Status::OK();
+  }
+
+  Status RestoreBase(uint64_t n, std::string_view stream, uint64_t* base) override {
+    return ReadU64(*read_, kBases, BE64(n) + std::string(stream), base);
+  }
+
  private:
   ReadTxn* read_;
 };
@@ -267,15 +300,17 @@ class KvServerStore final : public ServerStore {
 
   const std::string& uri() const override { return storage_->uri(); }
 
-  // A new store gets kServerFormat; another format is refused, untouched.
+  // A new store gets kServerFormat; format 2 is upgraded in place (one transaction: it gets its first
+  // incarnation); format 1 and newer formats are refused, untouched.
   Status CheckFormat() {
     OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
     std::string value;
     Status st = txn->Get(kMeta, kFormatKey, &value);
     if (st.ok()) {
       if (value == std::to_string(keys::kServerFormat)) return Status::OK();
+      if (value == "2") return UpgradeFrom2(txn.get());
       return Status::FailedPrecondition("server store has format " + QuoteForMessage(value) +
-                                        "; this outpostd reads format " +
+                                        "; this outpostd reads formats 2 to " +
                                         std::to_string(keys::kServerFormat) +
                                         " and leaves the store untouched: run the outpostd that wrote it");
     }
@@ -293,8 +328,41 @@ class KvServerStore final : public ServerStore {
       }
       OUTPOST_RETURN_IF_ERROR(cur->status());
     }
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(0), NewIncarnationId()));
     OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
     return txn->Commit();
+  }
+
+  // Format 2 -> 3: the store gets its first incarnation. The format is written last, in the same
+  // transaction: a crash leaves format 2 or format 3, never a mix.
+  static Status UpgradeFrom2(WriteTxn* txn) {
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(0), NewIncarnationId()));
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
+    return txn->Commit();
+  }
+
+  // A new incarnation whose bases are every stream's high seq now (NewIncarnation).
+  Result<std::string> AddIncarnation() {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
+    uint64_t n = 0;
+    {
+      auto cur = txn->NewCursor(kIncarnations);
+      cur->SeekToLast();
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+      if (!cur->Valid() || cur->key().size() != 8) return Status::Corruption("server store: no incarnation");
+      n = keys::GetBE64(cur->key()) + 1;
+    }
+    {
+      auto cur = txn->NewCursor(kStreams);
+      for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+        OUTPOST_RETURN_IF_ERROR(txn->Put(kBases, BE64(n) + std::string(cur->key()), cur->value()));
+      }
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+    }
+    std::string id = NewIncarnationId();
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(n), id));
+    OUTPOST_RETURN_IF_ERROR(txn->Commit());
+    return id;
   }
 
  private:
@@ -317,6 +385,11 @@ Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
   Status format = store->CheckFormat();
   if (!format.ok()) return Status::FromCode(format.code(), "server store: " + format.message());
   return std::shared_ptr<ServerStore>(std::move(store));
+}
+
+Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
+  return static_cast<KvServerStore*>(store.get())->AddIncarnation();
 }
 
 }  // namespace outpost

@@ -3,7 +3,7 @@
 // The key-value ServerStore: the server's state in seven spaces of one Storage (lmdb, the default; memory,
 // sqlite, rocksdb). One writer (Storage serializes write transactions), so Prepare() has nothing to lock;
 // wake-ups go in-process, to the other ServerCores that share this object (the simulator runs two instances
-// on one store that way). Layout: engine/src/keys.h and docs/storage-format.md (server store, format 2).
+// on one store that way). Layout: engine/src/keys.h and docs/storage-format.md (server store, format 3).
 #ifndef OUTPOST_SERVER_STORE_KV_KV_SERVER_STORE_H_
 #define OUTPOST_SERVER_STORE_KV_KV_SERVER_STORE_H_
 
@@ -17,9 +17,13 @@
 namespace outpost {
 
 // Opens the Storage named by `uri` (or options.open_storage's) with the server's spaces and checks its
-// format: a new store gets format 2; format 1 and unknown formats are refused, untouched.
+// format: a new store gets format 3; format 2 is upgraded in place; format 1 and unknown formats are refused,
+// untouched.
 Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
                                                        const ServerStoreOptions& options);
+
+// NewIncarnation (outpost/server_store.h) for a key-value store.
+Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options);
 
 }  // namespace outpost
 
