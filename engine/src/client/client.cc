@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
 
 #include "client/attachments.h"
 #include "client/client_impl.h"
@@ -198,6 +199,24 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
   }
+  // Every counter below a stream's first outbox entry was answered by the server (its acked_top): one seek
+  // per stream with entries.
+  std::map<std::string, uint64_t> acked_top;
+  {
+    auto cur = txn->NewCursor(kOutbox);
+    for (const auto& [stream, m] : metas) {
+      uint64_t first = m.next_counter;
+      if (m.outbox > 0) {
+        const std::string prefix = keys::StreamPrefix(stream);
+        cur->Seek(prefix);
+        if (cur->Valid() && cur->key().starts_with(prefix) && cur->key().size() == prefix.size() + 8) {
+          first = std::min(first, keys::GetBE64(cur->key().substr(prefix.size())));
+        }
+        OUTPOST_RETURN_IF_ERROR(cur->status());
+      }
+      if (first > 1) acked_top[stream] = first - 1;
+    }
+  }
   // Ops a rebase set aside that no pull has brought back yet (client/rebase.h), and the server incarnation
   // this device last saw.
   int64_t lost = 0;
@@ -219,6 +238,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     ss.followed = m.followed != 0;
     ss.cursor = m.cursor;
     ss.server_high = m.high_seq;
+    if (auto it = acked_top.find(stream); it != acked_top.end()) ss.flush.acked_top = it->second;
     if (m.outbox > 0) {
       sync_->dirty.insert(stream);
       pending.insert(stream);

@@ -220,8 +220,7 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       w.incarnation() ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
                       : std::string();
   if (incarnation.size() > 64) return Status::InvalidArgument("Welcome: incarnation too long");
-  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write. (A
-  // server that lost counters of ours but no seq we merged shows up as a Gap: Flusher.)
+  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write.
   std::vector<RebaseInput> inputs;
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {
@@ -234,8 +233,13 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       in.server_counter = dc->counter();
       in.server_high = dc->high_seq();
       if (w.rebase()) in.base = dc->base_seq();
-      const uint64_t cursor = it->second.cursor;
-      if (w.rebase() || (in.server_high > 0 && in.server_high < cursor)) inputs.push_back(std::move(in));
+      const StreamSync& ss = it->second;
+      // A restore since the incarnation we named; ops we merged that the server no longer has; counters it
+      // consumed and no longer counts.
+      if (w.rebase() || (in.server_high > 0 && in.server_high < ss.cursor) ||
+          in.server_counter < ss.flush.acked_top) {
+        inputs.push_back(std::move(in));
+      }
     }
   }
   const bool new_incarnation = !incarnation.empty() && incarnation != ctx_.incarnation;
