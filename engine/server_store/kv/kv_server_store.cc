@@ -9,6 +9,8 @@
 
 #include "keys.h"
 #include "outpost/membership.h"
+#include "storage/migration.h"
+#include "storage/store_format.h"
 
 namespace outpost {
 namespace {
@@ -26,7 +28,6 @@ std::string BlobRefPrefix(std::string_view blob_id) {
   keys::PutShort(&k, blob_id);
   return k;
 }
-constexpr std::string_view kFormatKey = "format";
 
 std::string MemberKey(std::string_view stream, std::string_view user) {
   std::string k = keys::StreamPrefix(stream);
@@ -267,36 +268,6 @@ class KvServerStore final : public ServerStore {
 
   const std::string& uri() const override { return storage_->uri(); }
 
-  // A new store gets kServerFormat; another format is refused, untouched.
-  Status CheckFormat() {
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
-    std::string value;
-    Status st = txn->Get(kMeta, kFormatKey, &value);
-    if (st.ok()) {
-      if (value == std::to_string(keys::kServerFormat)) return Status::OK();
-      return Status::FailedPrecondition("server store has format " + QuoteForMessage(value) +
-                                        "; this outpostd reads format " +
-                                        std::to_string(keys::kServerFormat) +
-                                        " and leaves the store untouched: run the outpostd that wrote it");
-    }
-    if (!st.IsNotFound()) return st;
-    for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
-      auto cur = txn->NewCursor(space);
-      cur->Seek("");
-      if (cur->Valid()) {
-        return Status::FailedPrecondition(
-            "server store was written by an outpostd before 2026-12 (format 1: device counters not bound to "
-            "users); this outpostd needs format " +
-            std::to_string(keys::kServerFormat) +
-            " and does not convert it. Keep running the outpostd that wrote it, or start this one on a new, "
-            "empty store: devices resend the ops they have not sent yet, and keep their history");
-      }
-      OUTPOST_RETURN_IF_ERROR(cur->status());
-    }
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
-    return txn->Commit();
-  }
-
  private:
   std::unique_ptr<Storage> storage_;
   std::mutex mu_;
@@ -306,17 +277,48 @@ class KvServerStore final : public ServerStore {
 
 }  // namespace
 
+const StoreFormat& KvServerStoreFormat() {
+  static const StoreFormat format = {
+      .what = "server store",
+      .meta_space = "s_meta",
+      .current = keys::kServerFormat,
+      .oldest = 2,
+      // No s_meta format: a new, empty store (this build's format), or one written by an outpostd before
+      // 2026-12 (format 1), whose ops, dedupe records or counters are there.
+      .unstamped = [](ReadTxn& txn, SpaceId) -> Result<uint32_t> {
+        for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
+          auto cur = txn.NewCursor(space);
+          cur->SeekToFirst();
+          if (cur->Valid()) return 1u;
+          OUTPOST_RETURN_IF_ERROR(cur->status());
+        }
+        return keys::kServerFormat;
+      },
+      .newer_hint = "run the outpostd that wrote it, or a newer one",
+      .older_hint =
+          "format 1 (before 2026-12) did not bind device counters to users, and this outpostd does not convert "
+          "it. Keep running the outpostd that wrote it, or start this one on a new, empty store: devices resend "
+          "the ops they have not sent yet, and keep their history",
+  };
+  return format;
+}
+
+// The upgrades of key-value server stores, from format 2 up (storage/migration.h): one step per format.
+const std::vector<MigrationStep>& KvServerStoreMigrations() {
+  static const std::vector<MigrationStep> steps;
+  return steps;
+}
+
 Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
                                                        const ServerStoreOptions& options) {
   StorageOptions so;
   so.spaces = SpaceNames();
   so.sync = options.sync;
-  OUTPOST_ASSIGN_OR_RETURN(auto storage,
-                           options.open_storage ? options.open_storage(uri, so) : OpenStorage(uri, so));
-  auto store = std::make_shared<KvServerStore>(std::move(storage));
-  Status format = store->CheckFormat();
-  if (!format.ok()) return Status::FromCode(format.code(), "server store: " + format.message());
-  return std::shared_ptr<ServerStore>(std::move(store));
+  // The format first, through a read-only look, so that a newer store is refused with not one byte written;
+  // then an older one is upgraded in one transaction.
+  OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenFormattedStorage(uri, so, KvServerStoreFormat(), options.open_storage));
+  OUTPOST_RETURN_IF_ERROR(MigrateStore(*storage, kMeta, KvServerStoreFormat(), uri, KvServerStoreMigrations()));
+  return std::shared_ptr<ServerStore>(std::make_shared<KvServerStore>(std::move(storage)));
 }
 
 }  // namespace outpost
