@@ -40,8 +40,12 @@ Status MigrateStore(Storage& storage, SpaceId meta, const StoreFormat& format, s
   if (found == 0) {
     if (!format.unstamped) return Status::Corruption(format.what + " " + std::string(uri) + " has no format");
     OUTPOST_ASSIGN_OR_RETURN(found, format.unstamped(*txn, meta));
+    if (found == 0) {  // a new store
+      if (format.create) OUTPOST_RETURN_IF_ERROR(format.create(*txn));
+      found = format.current;
+    }
   }
-  if (found == format.current) {  // a new store, or one from before formats were kept: stamped
+  if (found == format.current) {  // a new store, or one from before formats were kept that reads as current
     OUTPOST_RETURN_IF_ERROR(txn->Put(meta, format.key, std::to_string(format.current)));
     return txn->Commit();
   }

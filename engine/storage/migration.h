@@ -65,7 +65,8 @@ struct MigrationStep {
   std::function<Status(WriteTxn& txn, MigrationProgress& progress)> run;
 };
 
-// Brings the store to format.current: reads its format (absent: format.unstamped), and when it is older
+// Brings the store to format.current: reads its format (absent: format.unstamped; a new store gets
+// format.create and the current number, in one transaction), and when it is older
 // runs the steps from it up, in order, in one write transaction, writes format.current to the meta space
 // last, and commits. Nothing to do (no write transaction) when the store is current. A newer format:
 // NewerFormatError. Older than format.oldest, or a step missing: FailedPrecondition, nothing written.

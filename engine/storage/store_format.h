@@ -29,9 +29,11 @@ struct StoreFormat {
   std::string key = "format";
   uint32_t current = 1;  // the format this build writes, and the newest it reads
   uint32_t oldest = 1;   // the oldest format this build upgrades (storage/migration.h)
-  // The format of a store that has no format key: a new store (usually `current`) or one from before
-  // formats were kept. Runs in the migration's write transaction.
+  // The format of a store that has no format key, one from before formats were kept, or 0 for a new store.
+  // Runs in the migration's write transaction.
   std::function<Result<uint32_t>(ReadTxn& txn, SpaceId meta)> unstamped;
+  // What a new store gets besides its format number (optional), in the transaction that stamps it.
+  std::function<Status(WriteTxn& txn)> create;
   // The end of the refusal of a newer store ("upgrade Outpost") and of one older than `oldest`.
   std::string newer_hint;
   std::string older_hint;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "keys.h"
+#include "outpost/env.h"
 #include "outpost/membership.h"
 #include "storage/migration.h"
 #include "storage/store_format.h"
@@ -15,11 +16,30 @@
 namespace outpost {
 namespace {
 
-enum Space : SpaceId { kOps = 0, kDedupe, kDevCtr, kStreams, kWm, kMembers, kMeta, kBlobRefs };
+enum Space : SpaceId {
+  kOps = 0,
+  kDedupe,
+  kDevCtr,
+  kStreams,
+  kWm,
+  kMembers,
+  kMeta,
+  kBlobRefs,
+  kIncarnations,
+  kBases
+};
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
-                                                 "s_wm",  "s_members", "s_meta",   "s_blobrefs"};
+  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",     "s_streams", "s_wm",
+                                                 "s_members", "s_meta",   "s_blobrefs", "s_incarnations", "s_bases"};
   return names;
+}
+
+// s_incarnations: BE64(n) -> 16-byte id. s_bases: BE64(n) + stream -> BE64(the stream's high seq when
+// incarnation n began).
+std::string NewIncarnationId() {
+  std::string id(16, '\0');
+  SystemEnv()->RandomBytes(id.data(), id.size());
+  return id;
 }
 
 // s_blobrefs: short(blob id) + stream -> "".
@@ -179,6 +199,19 @@ class KvReads : public Base {
     return ReadU64(*read_, kWm, keys::WatermarkKey(stream, user, device, kind), seq);
   }
 
+  Status Incarnations(std::vector<std::string>* ids) override {
+    ids->clear();
+    auto cur = read_->NewCursor(kIncarnations);
+    for (cur->SeekToFirst(); cur->Valid(); cur->Next()) ids->emplace_back(cur->value());
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+    if (ids->empty()) return Status::Corruption("server store: no incarnation recorded");
+    return Status::OK();
+  }
+
+  Status RestoreBase(uint64_t n, std::string_view stream, uint64_t* base) override {
+    return ReadU64(*read_, kBases, BE64(n) + std::string(stream), base);
+  }
+
  private:
   ReadTxn* read_;
 };
@@ -268,6 +301,30 @@ class KvServerStore final : public ServerStore {
 
   const std::string& uri() const override { return storage_->uri(); }
 
+  // A new incarnation whose bases are every stream's high seq now (NewIncarnation).
+  Result<std::string> AddIncarnation() {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
+    uint64_t n = 0;
+    {
+      auto cur = txn->NewCursor(kIncarnations);
+      cur->SeekToLast();
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+      if (!cur->Valid() || cur->key().size() != 8) return Status::Corruption("server store: no incarnation");
+      n = keys::GetBE64(cur->key()) + 1;
+    }
+    {
+      auto cur = txn->NewCursor(kStreams);
+      for (cur->SeekToFirst(); cur->Valid(); cur->Next()) {
+        OUTPOST_RETURN_IF_ERROR(txn->Put(kBases, BE64(n) + std::string(cur->key()), cur->value()));
+      }
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+    }
+    std::string id = NewIncarnationId();
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(n), id));
+    OUTPOST_RETURN_IF_ERROR(txn->Commit());
+    return id;
+  }
+
  private:
   std::unique_ptr<Storage> storage_;
   std::mutex mu_;
@@ -283,8 +340,8 @@ const StoreFormat& KvServerStoreFormat() {
       .meta_space = "s_meta",
       .current = keys::kServerFormat,
       .oldest = 2,
-      // No s_meta format: a new, empty store (this build's format), or one written by an outpostd before
-      // 2026-12 (format 1), whose ops, dedupe records or counters are there.
+      // No s_meta format: a new, empty store (0), or one written by an outpostd before 2026-12 (format 1),
+      // whose ops, dedupe records or counters are there.
       .unstamped = [](ReadTxn& txn, SpaceId) -> Result<uint32_t> {
         for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
           auto cur = txn.NewCursor(space);
@@ -292,8 +349,10 @@ const StoreFormat& KvServerStoreFormat() {
           if (cur->Valid()) return 1u;
           OUTPOST_RETURN_IF_ERROR(cur->status());
         }
-        return keys::kServerFormat;
+        return 0u;
       },
+      // A new store begins its first incarnation.
+      .create = [](WriteTxn& txn) { return txn.Put(kIncarnations, BE64(0), NewIncarnationId()); },
       .newer_hint = "run the outpostd that wrote it, or a newer one",
       .older_hint =
           "format 1 (before 2026-12) did not bind device counters to users, and this outpostd does not convert "
@@ -305,7 +364,17 @@ const StoreFormat& KvServerStoreFormat() {
 
 // The upgrades of key-value server stores, from format 2 up (storage/migration.h): one step per format.
 const std::vector<MigrationStep>& KvServerStoreMigrations() {
-  static const std::vector<MigrationStep> steps;
+  static const std::vector<MigrationStep> steps = {
+      // Format 2 -> 3 (issue 19): the store gets its first incarnation (s_incarnations 0), whose bases are
+      // empty: every stream's history counts from seq 1.
+      {.from = 2,
+       .what = "first incarnation",
+       .run = [](WriteTxn& txn, MigrationProgress& progress) -> Status {
+         OUTPOST_RETURN_IF_ERROR(txn.Put(kIncarnations, BE64(0), NewIncarnationId()));
+         progress.Record();
+         return Status::OK();
+       }},
+  };
   return steps;
 }
 
@@ -319,6 +388,11 @@ Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
   OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenFormattedStorage(uri, so, KvServerStoreFormat(), options.open_storage));
   OUTPOST_RETURN_IF_ERROR(MigrateStore(*storage, kMeta, KvServerStoreFormat(), uri, KvServerStoreMigrations()));
   return std::shared_ptr<ServerStore>(std::make_shared<KvServerStore>(std::move(storage)));
+}
+
+Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
+  return static_cast<KvServerStore*>(store.get())->AddIncarnation();
 }
 
 }  // namespace outpost
