@@ -19,7 +19,9 @@ void MigrationProgress::Report(MigrationEvent::Phase phase) {
     options_.progress(event_);
     return;
   }
-  const char* what = phase == MigrationEvent::Phase::kStart ? "starting" : phase == MigrationEvent::Phase::kDone ? "done" : "in progress";
+  const char* what = phase == MigrationEvent::Phase::kStart  ? "starting"
+                     : phase == MigrationEvent::Phase::kDone ? "done"
+                                                             : "in progress";
   std::fprintf(stderr, "outpost: migrating %.*s from format %u to %u (%.*s): %s, %llu records\n",
                static_cast<int>(event_.store.size()), event_.store.data(), event_.from, event_.from + 1,
                static_cast<int>(event_.what.size()), event_.what.data(), what,
@@ -51,10 +53,10 @@ Status MigrateStore(Storage& storage, SpaceId meta, const StoreFormat& format, s
   }
   if (found > format.current) return NewerFormatError(format, uri, found);
   if (found < format.oldest) {
-    return Status::FailedPrecondition(format.what + " " + std::string(uri) + " is format " + std::to_string(found) +
-                                      ", older than this build upgrades (formats " +
-                                      std::to_string(format.oldest) + " to " + std::to_string(format.current) +
-                                      "), and was left untouched: " + format.older_hint);
+    return Status::FailedPrecondition(
+        format.what + " " + std::string(uri) + " is format " + std::to_string(found) +
+        ", older than this build upgrades (formats " + std::to_string(format.oldest) + " to " +
+        std::to_string(format.current) + "), and was left untouched: " + format.older_hint);
   }
   for (uint64_t from = found; from < format.current; ++from) {
     const MigrationStep* step = nullptr;
@@ -62,11 +64,12 @@ Status MigrateStore(Storage& storage, SpaceId meta, const StoreFormat& format, s
       if (s.from == from) step = &s;
     }
     if (step == nullptr || !step->run) {
-      return Status::FailedPrecondition(format.what + " " + std::string(uri) + " is format " +
-                                        std::to_string(found) + ", and this build has no upgrade from format " +
-                                        std::to_string(from) + ": it was left untouched");
+      return Status::FailedPrecondition(
+          format.what + " " + std::string(uri) + " is format " + std::to_string(found) +
+          ", and this build has no upgrade from format " + std::to_string(from) + ": it was left untouched");
     }
-    MigrationProgress progress(options, MigrationEvent{.store = uri, .from = static_cast<uint32_t>(from), .what = step->what});
+    MigrationProgress progress(
+        options, MigrationEvent{.store = uri, .from = static_cast<uint32_t>(from), .what = step->what});
     progress.Report(MigrationEvent::Phase::kStart);
     OUTPOST_RETURN_IF_ERROR(step->run(*txn, progress));
     progress.Report(MigrationEvent::Phase::kDone);

@@ -12,7 +12,8 @@
 
 namespace outpost {
 
-Result<uint64_t> ReadStoreFormat(ReadTxn& txn, SpaceId meta, const StoreFormat& format, std::string_view uri) {
+Result<uint64_t> ReadStoreFormat(ReadTxn& txn, SpaceId meta, const StoreFormat& format,
+                                 std::string_view uri) {
   std::string v;
   Status st = txn.Get(meta, format.key, &v);
   if (st.IsNotFound()) return uint64_t{0};
@@ -27,8 +28,9 @@ Result<uint64_t> ReadStoreFormat(ReadTxn& txn, SpaceId meta, const StoreFormat& 
 }
 
 Status NewerFormatError(const StoreFormat& format, std::string_view uri, uint64_t found) {
-  return Status::FailedPrecondition(format.what + " " + std::string(uri) + " is format " + std::to_string(found) +
-                                    ", newer than this build reads (" + std::to_string(format.current) +
+  return Status::FailedPrecondition(format.what + " " + std::string(uri) + " is format " +
+                                    std::to_string(found) + ", newer than this build reads (" +
+                                    std::to_string(format.current) +
                                     "), and was left untouched: " + format.newer_hint);
 }
 
@@ -47,7 +49,8 @@ bool MayExist(std::string_view uri, const StorageOptions& options) {
 }  // namespace
 
 Result<std::unique_ptr<Storage>> OpenFormattedStorage(std::string_view uri, const StorageOptions& options,
-                                                      const StoreFormat& format, const StorageOpener& opener) {
+                                                      const StoreFormat& format,
+                                                      const StorageOpener& opener) {
   auto open = [&](const StorageOptions& o) { return opener ? opener(uri, o) : OpenStorage(uri, o); };
   SpaceId meta = 0;
   {

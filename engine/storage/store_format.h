@@ -46,7 +46,8 @@ Result<uint64_t> ReadStoreFormat(ReadTxn& txn, SpaceId meta, const StoreFormat& 
 // FailedPrecondition "<what> <uri> is format <found>, newer than this build reads (<current>) ...".
 Status NewerFormatError(const StoreFormat& format, std::string_view uri, uint64_t found);
 
-using StorageOpener = std::function<Result<std::unique_ptr<Storage>>(std::string_view, const StorageOptions&)>;
+using StorageOpener =
+    std::function<Result<std::unique_ptr<Storage>>(std::string_view, const StorageOptions&)>;
 
 // Opens the store at `uri` read-write through `opener` (OpenStorage when empty), after reading its format
 // through a read-only open of its meta space when the store exists: a newer format is refused

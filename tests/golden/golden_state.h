@@ -8,7 +8,6 @@
 #define OUTPOST_TESTS_GOLDEN_GOLDEN_STATE_H_
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -36,11 +35,16 @@ inline const char* StateName(OpState s) {
 }
 
 inline nlohmann::json OpJson(const OpInfo& op) {
-  return {{"op_id", op.op_id.ToString()}, {"stream", op.stream},
-          {"kind", op.kind},              {"payload", op.payload},
-          {"user", op.user},              {"device", op.device},
-          {"own", op.own},                {"state", StateName(op.state)},
-          {"seq", op.seq},                {"device_counter", op.device_counter}};
+  return {{"op_id", op.op_id.ToString()},
+          {"stream", op.stream},
+          {"kind", op.kind},
+          {"payload", op.payload},
+          {"user", op.user},
+          {"device", op.device},
+          {"own", op.own},
+          {"state", StateName(op.state)},
+          {"seq", op.seq},
+          {"device_counter", op.device_counter}};
 }
 
 // Everything a device knows: per stream its ops in view order, cursor, read position, receipts; its outbox
@@ -99,8 +103,11 @@ inline nlohmann::json ServerState(Client& reader) {
     nlohmann::json j;
     j["ops"] = nlohmann::json::array();
     for (const OpInfo& op : *ops) {
-      j["ops"].push_back({{"op_id", op.op_id.ToString()}, {"seq", op.seq}, {"user", op.user},
-                          {"device", op.device}, {"payload", op.payload}});
+      j["ops"].push_back({{"op_id", op.op_id.ToString()},
+                          {"seq", op.seq},
+                          {"user", op.user},
+                          {"device", op.device},
+                          {"payload", op.payload}});
     }
     auto cursor = reader.Cursor(stream);
     j["high_seq"] = cursor.ok() ? *cursor : 0;

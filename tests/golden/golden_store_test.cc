@@ -8,16 +8,16 @@
 // byte for byte as it was.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <ostream>
-#include <tuple>
-#include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
+#include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "golden/golden_state.h"
@@ -79,8 +79,10 @@ std::string Diff(const std::map<std::string, std::string>& a, const std::map<std
   std::string out;
   for (const auto& [name, bytes] : a) {
     auto it = b.find(name);
-    if (it == b.end()) out += " removed:" + name;
-    else if (it->second != bytes) out += " changed:" + name;
+    if (it == b.end())
+      out += " removed:" + name;
+    else if (it->second != bytes)
+      out += " changed:" + name;
   }
   for (const auto& [name, bytes] : b) {
     if (!a.contains(name)) out += " added:" + name;
@@ -162,7 +164,8 @@ TEST_P(GoldenStoreTest, DeviceHistoryReceiptsAndCursorsReadAsWritten) {
   auto alice = Client::Open(DeviceOptions(device_uri_, "alice", "phone"));
   ASSERT_TRUE(alice.ok()) << alice.status().ToString();
   const nlohmann::json got = golden::DeviceState(**alice);
-  EXPECT_EQ(got, expected_["device"]) << "read:     " << got.dump() << "\nexpected: " << expected_["device"].dump();
+  EXPECT_EQ(got, expected_["device"])
+      << "read:     " << got.dump() << "\nexpected: " << expected_["device"].dump();
   // And again after a reopen (the first open may have stamped or migrated the store).
   alice->reset();
   alice = Client::Open(DeviceOptions(device_uri_, "alice", "phone"));

@@ -78,7 +78,8 @@ int MakeBackend(const std::string& backend, const std::string& dir) {
   ServerOptions so;
   so.store = server_uri;
   so.authorize = [](const AccessRequest& r) {
-    if (r.access == Access::kPush && r.payload == kRefused) return Status::PermissionDenied("not allowed here");
+    if (r.access == Access::kPush && r.payload == kRefused)
+      return Status::PermissionDenied("not allowed here");
     return Status::OK();
   };
   auto listener = Listen(endpoint);
@@ -118,8 +119,11 @@ int MakeBackend(const std::string& backend, const std::string& dir) {
   if (!SyncUntil(alice, [&] { return StateIs(alice, alice_sent.back(), OpState::kSent); }))
     return Fail("alice's ops not sent: " + alice.Stats().last_connection_error);
   std::vector<OpId> bob_sent;
-  for (const auto& [stream, text] : std::vector<std::pair<std::string, std::string>>{
-           {"general", "hi alice, bob here"}, {"news", "news one"}, {"news", "news two"}, {"general", "bye"}}) {
+  for (const auto& [stream, text] :
+       std::vector<std::pair<std::string, std::string>>{{"general", "hi alice, bob here"},
+                                                        {"news", "news one"},
+                                                        {"news", "news two"},
+                                                        {"general", "bye"}}) {
     auto id = bob.Submit(stream, "text", text);
     if (!id.ok()) return Fail(id.status().ToString());
     bob_sent.push_back(*id);

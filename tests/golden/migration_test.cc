@@ -6,6 +6,8 @@
 // reopened healthy, reads as the old format with its data as it was, never a mix; the run that is let
 // through leaves the new format with the data converted. The server store's real step (2 -> 3) runs on a
 // copy of the golden server store that the build before it wrote.
+#include "storage/migration.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,7 +20,6 @@
 #include "outpost/server_store.h"
 #include "outpost/storage.h"
 #include "server_store/kv/kv_server_store.h"
-#include "storage/migration.h"
 #include "storage/store_format.h"
 #include "testing/flaky_storage.h"
 #include "testing/temp_dir.h"
@@ -127,8 +128,8 @@ TEST_P(MigrationTest, KilledAtEveryWriteAndAtCommitTheStoreIsOldOrNew) {
   auto migrate = [&](harness::FlakyStorage::Faults* faults, const MigrationOptions& options) -> Status {
     StorageOptions so;
     so.spaces = kSpaces;
-    OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenFormattedStorage(uri, so, TestFormat(),
-                                                                harness::FlakyOpener(faults)));
+    OUTPOST_ASSIGN_OR_RETURN(auto storage,
+                             OpenFormattedStorage(uri, so, TestFormat(), harness::FlakyOpener(faults)));
     return MigrateStore(*storage, 0, TestFormat(), uri, TestSteps(), options);
   };
 
@@ -137,8 +138,10 @@ TEST_P(MigrationTest, KilledAtEveryWriteAndAtCommitTheStoreIsOldOrNew) {
   for (int64_t k = 1; k <= writes + 1; ++k) {
     SCOPED_TRACE(k <= writes ? "killed at write " + std::to_string(k) : "killed at commit");
     harness::FlakyStorage::Faults faults;
-    if (k <= writes) faults.fail_write_at = k;
-    else faults.fail_commit = true;
+    if (k <= writes)
+      faults.fail_write_at = k;
+    else
+      faults.fail_commit = true;
     Status st = migrate(&faults, {.progress = [](const MigrationEvent&) {}});
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.code(), Status::Code::kIOError) << st.ToString();
@@ -216,8 +219,8 @@ TEST_P(MigrationTest, MissingStepsAndTooOldFormatsAreRefusedUntouched) {
 // ---- The key-value server store: format 2 (the golden store the build before format 3 wrote) is upgraded
 // at open; killed at each of the upgrade's writes and at its commit, it stays format 2.
 
-const std::vector<std::string> kFormat2Spaces = {"s_ops",     "s_dedupe", "s_devctr",  "s_streams",
-                                                 "s_wm",      "s_members", "s_meta",   "s_blobrefs"};
+const std::vector<std::string> kFormat2Spaces = {"s_ops", "s_dedupe",  "s_devctr", "s_streams",
+                                                 "s_wm",  "s_members", "s_meta",   "s_blobrefs"};
 
 TEST_P(MigrationTest, GoldenServerStoreIsUpgradedAtOpenAndSurvivesAKillAtEveryPoint) {
   const std::string golden = std::string(OUTPOST_GOLDEN_DIR) + "/v1/" + GetParam();

@@ -355,9 +355,9 @@ const StoreFormat& KvServerStoreFormat() {
       .create = [](WriteTxn& txn) { return txn.Put(kIncarnations, BE64(0), NewIncarnationId()); },
       .newer_hint = "run the outpostd that wrote it, or a newer one",
       .older_hint =
-          "format 1 (before 2026-12) did not bind device counters to users, and this outpostd does not convert "
-          "it. Keep running the outpostd that wrote it, or start this one on a new, empty store: devices resend "
-          "the ops they have not sent yet, and keep their history",
+          "format 1 (before 2026-12) did not bind device counters to users, and this outpostd does not "
+          "convert it. Keep running the outpostd that wrote it, or start this one on a new, empty store: "
+          "devices resend the ops they have not sent yet, and keep their history",
   };
   return format;
 }
@@ -385,8 +385,10 @@ Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
   so.sync = options.sync;
   // The format first, through a read-only look, so that a newer store is refused with not one byte written;
   // then an older one is upgraded in one transaction.
-  OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenFormattedStorage(uri, so, KvServerStoreFormat(), options.open_storage));
-  OUTPOST_RETURN_IF_ERROR(MigrateStore(*storage, kMeta, KvServerStoreFormat(), uri, KvServerStoreMigrations()));
+  OUTPOST_ASSIGN_OR_RETURN(auto storage,
+                           OpenFormattedStorage(uri, so, KvServerStoreFormat(), options.open_storage));
+  OUTPOST_RETURN_IF_ERROR(
+      MigrateStore(*storage, kMeta, KvServerStoreFormat(), uri, KvServerStoreMigrations()));
   return std::shared_ptr<ServerStore>(std::make_shared<KvServerStore>(std::move(storage)));
 }
 
