@@ -30,6 +30,12 @@ Status Client::Impl::Init() {
       opt_.ack_timeout_ms <= 0) {
     return Status::InvalidArgument("client limits must be positive (and backoff_cap_ms >= backoff_base_ms)");
   }
+  if (opt_.protocol_version == 0) opt_.protocol_version = codec::kProtocolVersion;
+  if (opt_.protocol_version < codec::kProtocolMin || opt_.protocol_version > codec::kProtocolVersion) {
+    return Status::InvalidArgument("protocol_version " + std::to_string(opt_.protocol_version) +
+                                   " is not one this build speaks (" + std::to_string(codec::kProtocolMin) +
+                                   " to " + std::to_string(codec::kProtocolVersion) + ")");
+  }
   StorageOptions so;
   so.spaces = DeviceStore::SpaceNames();
   so.sync = opt_.store_sync;

@@ -161,7 +161,7 @@ void SyncSession::SendHello(int64_t now) {
           ? 0
           : b.CreateVector(reinterpret_cast<const uint8_t*>(ctx_.incarnation.data()), ctx_.incarnation.size());
   auto hello = wire::CreateHello(b, b.CreateString(ctx_.user), b.CreateString(ctx_.device),
-                                 b.CreateString(token_), codec::kProtocolVersion, cv, incarnation);
+                                 b.CreateString(token_), ctx_.opt.protocol_version, cv, incarnation);
   Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
   state_ = State::kHelloSent;
   hello_sent_at_ = now;
@@ -169,10 +169,10 @@ void SyncSession::SendHello(int64_t now) {
 
 void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   if (state_ != State::kHelloSent) return;
-  if (w.protocol_version() != codec::kProtocolVersion) {
+  if (w.protocol_version() != ctx_.opt.protocol_version) {
     if (conn_) conn_->Close();
     OnDisconnected(now, "server speaks protocol " + std::to_string(w.protocol_version()) + ", this client " +
-                            std::to_string(codec::kProtocolVersion));
+                            std::to_string(ctx_.opt.protocol_version));
     return;
   }
   if (Status st = Rebase(w); !st.ok()) {
