@@ -40,8 +40,12 @@ Status Client::Impl::Init() {
   StorageOptions so;
   so.spaces = DeviceStore::SpaceNames();
   so.sync = opt_.store_sync;
+  // The format first: a store written by a newer build is refused before anything could write to it, and
+  // an older one is upgraded in one transaction (docs/storage-format.md, "Compatibility").
   OUTPOST_ASSIGN_OR_RETURN(auto storage,
-                           opt_.open_store ? opt_.open_store(opt_.store, so) : OpenStorage(opt_.store, so));
+                           OpenFormattedStorage(opt_.store, so, DeviceStore::Format(), opt_.open_store));
+  OUTPOST_RETURN_IF_ERROR(
+      MigrateStore(*storage, kMeta, DeviceStore::Format(), opt_.store, DeviceStore::Migrations()));
   store_ = std::make_unique<DeviceStore>(std::move(storage), &observers_);
   if (opt_.dialer) {
     dialer_ = opt_.dialer;
@@ -96,28 +100,8 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   // Identity: a store belongs to one device and user for life.
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
   std::string v;
-  // The format first: a store written by a newer build is refused before anything is read or written
-  // (docs/storage-format.md, "Compatibility"). A store with no format was written before formats were
-  // kept: format 1, stamped now (in this transaction, committed with the rest).
-  Status st = txn->Get(kMeta, "format", &v);
-  uint64_t format = 1;
-  if (st.ok()) {
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), format);
-    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || format == 0) {
-      return Status::Corruption("device store " + opt_.store + " has an unreadable format number");
-    }
-  } else if (!st.IsNotFound()) {
-    return st;
-  }
-  if (format > kDeviceStoreFormat) {
-    return Status::FailedPrecondition("device store " + opt_.store + " is format " + std::to_string(format) +
-                                      ", newer than this build reads (" + std::to_string(kDeviceStoreFormat) +
-                                      "): upgrade Outpost");
-  }
-  if (!st.ok() || format < kDeviceStoreFormat) {
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "format", std::to_string(kDeviceStoreFormat)));
-  }
-  st = txn->Get(kMeta, "device", &v);
+  // The format was checked (and the store upgraded) at Init: MigrateStore.
+  Status st = txn->Get(kMeta, "device", &v);
   if (st.ok()) {
     if (opt_.device.empty()) opt_.device = v;
     if (v != opt_.device) {
