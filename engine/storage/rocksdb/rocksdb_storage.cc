@@ -241,7 +241,15 @@ Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
     }
     descriptors.emplace_back(space, rocksdb::ColumnFamilyOptions(base));
   }
-  status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+  // A live writer may delete a WAL or MANIFEST between the moment the open lists the store's files and the
+  // moment it reads them (a flush or a new manifest): the open then finds a file gone, and the next try
+  // sees the new set. A few tries, then the error.
+  for (int attempt = 0;; ++attempt) {
+    status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+    if (status.ok() || attempt == 9 || !(status.IsIOError() || status.IsPathNotFound())) break;
+    db_ = nullptr;
+    all_handles_.clear();
+  }
   if (!status.ok()) {
     db_ = nullptr;
     all_handles_.clear();
