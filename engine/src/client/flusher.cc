@@ -20,6 +20,7 @@ void Flusher::OnDisconnected() {
   inflight_.clear();
   for (auto& [stream, ss] : ctx_.streams) {
     ss.flush.inflight = 0;
+    ss.flush.answered_max = 0;  // a new connection: the server may have lost counters meanwhile
     ctx_.RestartAfter(stream, 0, ResendReason::kDisconnect);
   }
 }
@@ -521,6 +522,10 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
       }
     }
     fx->answered.insert(id);
+    if (r->code() != wire::ResultCode::Gap && r->code() != wire::ResultCode::Conflict &&
+        r->code() != wire::ResultCode::Retry) {
+      ss.flush.answered_max = std::max(ss.flush.answered_max, counter);  // the server holds it
+    }
     StoredOp s;
     Status found;
     if (kept) {
@@ -681,10 +686,13 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   for (AckEffects& fx : effects) FinishAck(fx, st.ok());
   // A Gap asks for counters from last+1. When the outbox no longer holds them (the server lost ops it had
   // answered: put back from an earlier copy), resending would meet the same Gap for ever: the device
-  // sends its own lost ops again and fills the rest with skips (client/rebase.h).
+  // sends its own lost ops again and fills the rest with skips (client/rebase.h). Not for a Gap that names
+  // less than the server answered on this connection: that one crossed the answer on the way (the faulty
+  // network reorders) and taking it for a loss would send applied ops again and set ops aside for nothing.
   std::vector<RebaseInput> repairs;
   for (const AckEffects& fx : effects) {
-    if (st.ok() && fx.gap && fx.restart_after != UINT64_MAX) {
+    if (st.ok() && fx.gap && fx.restart_after != UINT64_MAX &&
+        fx.restart_after >= ctx_.Of(fx.stream).flush.answered_max) {
       RebaseInput in;
       in.stream = fx.stream;
       in.server_counter = fx.restart_after;

@@ -12,14 +12,14 @@
 namespace outpost {
 namespace {
 
-// The lowest counter of the stream's outbox; `next_counter` when it is empty.
-Status FirstUnanswered(ReadTxn* txn, const std::string& stream, uint64_t next_counter, uint64_t* first) {
+// The counters of the stream's outbox (unanswered) above `after`. Answered counters need not all sit below
+// the lowest unanswered one: the ack of a later batch can arrive while an earlier op's ack was lost.
+Status Unanswered(ReadTxn* txn, const std::string& stream, uint64_t after, std::set<uint64_t>* out) {
   const std::string prefix = keys::StreamPrefix(stream);
   auto cur = txn->NewCursor(kOutbox);
-  cur->Seek(prefix);
-  *first = next_counter;
-  if (cur->Valid() && cur->key().starts_with(prefix) && cur->key().size() == prefix.size() + 8) {
-    *first = std::min(next_counter, keys::GetBE64(cur->key().substr(prefix.size())));
+  for (cur->Seek(keys::OutboxKey(stream, after + 1)); cur->Valid() && cur->key().starts_with(prefix);
+       cur->Next()) {
+    if (cur->key().size() == prefix.size() + 8) out->insert(keys::GetBE64(cur->key().substr(prefix.size())));
   }
   return cur->status();
 }
@@ -36,11 +36,15 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
   uint64_t b = in.base;
   if (in.server_high > 0 && in.server_high < meta.cursor) b = std::min(b, in.server_high);
 
-  // Counters this device had answered that the server no longer counts: (L, first unanswered).
-  uint64_t first = 0;
-  OUTPOST_RETURN_IF_ERROR(FirstUnanswered(txn, stream, meta.next_counter, &first));
+  // Counters this device had answered that the server no longer counts: those above L that are not in the
+  // outbox. (Not only those below the first unanswered one: with an earlier op's ack lost, a later op may
+  // be answered and sent, and lost by the server all the same; it must be sent again, not set aside.)
+  std::set<uint64_t> unanswered;
+  OUTPOST_RETURN_IF_ERROR(Unanswered(txn, stream, 0, &unanswered));
   std::set<uint64_t> lost_counters;
-  for (uint64_t c = L + 1; c < first; ++c) lost_counters.insert(c);
+  for (uint64_t c = L + 1; c < meta.next_counter; ++c) {
+    if (!unanswered.contains(c)) lost_counters.insert(c);
+  }
   // Where the server's own ops it lost sit: found by one backwards scan of the sent section, only when the
   // server lost some. Failed ops that hold their counter (the server rejected them) are in the unsent
   // section; they are found there.
@@ -92,8 +96,14 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
       OpInfo& op = s.op;
       OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, view_key));
       dropped = true;
-      if (op.own && op.device_counter > L && s.local_seq != 0 && lost_counters.erase(op.device_counter) > 0) {
-        // Ours, and the server no longer has it: pending again, where it was written, under its counter.
+      // Ours, and the server no longer has it (its counter is lost), or has it where this device cannot tell
+      // (the server counts it, at a seq this device may no longer trust: a restore of another history):
+      // pending again, where it was written, under its counter. The server applies a lost one as new and
+      // answers Duplicate, with its seq now, for one it still has: the op never leaves the device's view
+      // (set aside, it would be missing to Get until a pull brought it back, and brought back by a pull it
+      // would no longer be sent again if a later restore lost it).
+      const bool counted = op.device_counter <= L && !unanswered.contains(op.device_counter);
+      if (op.own && s.local_seq != 0 && (counted || lost_counters.erase(op.device_counter) > 0)) {
         op.state = OpState::kPending;
         op.seq = 0;
         op.last_error = "the server lost it (restored from an earlier copy): sending it again";
