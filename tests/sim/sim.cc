@@ -1850,15 +1850,11 @@ bool Sim::CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& appl
       }
       auto on_server = applied.find(id);
       if (on_server != applied.end()) {
-        // The server has it again: only a device whose user may no longer read it goes without it.
+        // The server has it again: only a device whose user is no member now goes without it (it pulls
+        // nothing, as it may not have pulled everything before its user was removed).
         auto replay = replays.find(on_server->second.first);
         const bool member = !cfg_.membership || replay == replays.end() || replay->second.members.contains(d.user);
-        uint64_t removed = 0;
-        if (replay != replays.end()) {
-          auto it = replay->second.removed.find(d.user);
-          if (it != replay->second.removed.end()) removed = it->second;
-        }
-        if (member || (removed != 0 && on_server->second.second < removed)) {
+        if (member) {
           return Fail(what + ": the server holds it again at seq " + std::to_string(on_server->second.second) +
                       " and the device may read it, yet it did not come back");
         }

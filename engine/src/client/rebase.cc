@@ -136,7 +136,19 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
     ++out->skips;
   }
 
-  if (!dropped && outbox_added == 0 && b >= meta.cursor) return Status::OK();
+  // Receipts above b speak of ops that may not be the ones now there. Looked at even when the view keeps
+  // everything (a device behind the base may hold receipts relayed from far above it): a receipt the server
+  // lost and left above the stream's high would never be matched again (receipts only move up).
+  std::vector<std::string> clamp;
+  if (b < UINT64_MAX) {
+    const std::string wm_prefix = keys::StreamPrefix(stream);
+    auto cur = txn->NewCursor(kWatermarks);
+    for (cur->Seek(wm_prefix); cur->Valid() && cur->key().starts_with(wm_prefix); cur->Next()) {
+      if (cur->value().size() >= 8 && keys::GetBE64(cur->value()) > b) clamp.emplace_back(cur->key());
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  if (!dropped && outbox_added == 0 && b >= meta.cursor && clamp.empty()) return Status::OK();
   out->changed = true;
   meta.outbox += outbox_added;
   tally->outbox += static_cast<int64_t>(outbox_added);
@@ -144,14 +156,6 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
     meta.cursor = std::min(meta.cursor, b);
     meta.read_seq = std::min(meta.read_seq, b);
     meta.high_seq = std::min(meta.high_seq, b);
-    // Receipts above b speak of ops that may not be the ones now there.
-    const std::string wm_prefix = keys::StreamPrefix(stream);
-    auto cur = txn->NewCursor(kWatermarks);
-    std::vector<std::string> clamp;
-    for (cur->Seek(wm_prefix); cur->Valid() && cur->key().starts_with(wm_prefix); cur->Next()) {
-      if (cur->value().size() >= 8 && keys::GetBE64(cur->value()) > b) clamp.emplace_back(cur->key());
-    }
-    OUTPOST_RETURN_IF_ERROR(cur->status());
     std::string v;
     keys::PutBE64(&v, b);
     for (const auto& key : clamp) OUTPOST_RETURN_IF_ERROR(txn->Put(kWatermarks, key, v));
