@@ -223,10 +223,12 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
   // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write. (A
   // server that lost counters of ours but no seq we merged shows up as a Gap: Flusher.)
   std::vector<RebaseInput> inputs;
+  std::set<std::string, std::less<>> listed;
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {
       std::string_view stream = codec::Str(dc->stream());
       if (!keys::ValidateStream(stream, 255).ok()) continue;
+      listed.emplace(stream);
       auto it = ctx_.streams.find(stream);
       if (it == ctx_.streams.end()) continue;  // nothing held of it
       RebaseInput in;
@@ -236,6 +238,19 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       if (w.rebase()) in.base = dc->base_seq();
       const uint64_t cursor = it->second.cursor;
       if (w.rebase() || (in.server_high > 0 && in.server_high < cursor)) inputs.push_back(std::move(in));
+    }
+  }
+  if (w.rebase()) {
+    // A stream this device holds that the Welcome does not name (not followed, say after its user left it,
+    // and no counter of ours on the restored server): the server vouches for nothing of it, so nothing
+    // of it above 0 is kept (set aside; own ops sent again, refused if the device may no longer write).
+    // Kept as it was, it would show ops at seqs the restored server gives to other ops.
+    for (const auto& [stream, ss] : ctx_.streams) {
+      if (listed.contains(stream)) continue;
+      RebaseInput in;
+      in.stream = stream;
+      in.base = 0;
+      inputs.push_back(std::move(in));
     }
   }
   const bool new_incarnation = !incarnation.empty() && incarnation != ctx_.incarnation;
