@@ -101,6 +101,11 @@ void SyncSession::OnDisconnected(int64_t now, std::string why, bool offline) {
   conn_.reset();
   state_ = State::kOffline;
   ctx_.flusher->OnDisconnected();
+  // Receipts heard on this connection are stored now, before the next Welcome: should it say the server was
+  // restored from an earlier copy, its rebase clamps them with the stored ones (stored after it, one could
+  // stay above the stream's high for ever: receipts only move up). Those the next server sends before its
+  // Welcome are its own, and are not clamped.
+  if (ctx_.receipts != nullptr) ctx_.receipts->StoreReceived(now, true);
   ctx_.merger->OnDisconnected();
   ctx_.Count([&](ClientStats& s) { s.last_connection_error = why; });
   next_connect_at_ =
@@ -180,6 +185,11 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
     if (conn_) conn_->Close();
     OnDisconnected(now, "cannot store what the server's Welcome said: " + st.ToString());
     return;
+  }
+  // The restored server may have lost this device's receipts (sent after its copy was made) even where the
+  // device keeps all it had: each is sent again (the server keeps the highest).
+  if (w.rebase()) {
+    for (auto& [stream, ss] : ctx_.streams) ss.receipts.dirty = true;
   }
   state_ = State::kReady;
   connect_failures_ = 0;
