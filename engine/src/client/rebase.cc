@@ -12,14 +12,17 @@
 namespace outpost {
 namespace {
 
-// The counters of the stream's outbox (unanswered) above `after`. Answered counters need not all sit below
-// the lowest unanswered one: the ack of a later batch can arrive while an earlier op's ack was lost.
-Status Unanswered(ReadTxn* txn, const std::string& stream, uint64_t after, std::set<uint64_t>* out) {
+// The counters of the stream's outbox (unanswered), and the ops they send. Answered counters need not all sit
+// below the lowest unanswered one: the ack of a later batch can arrive while an earlier op's ack was lost.
+Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* counters, std::set<OpId>* ops) {
   const std::string prefix = keys::StreamPrefix(stream);
   auto cur = txn->NewCursor(kOutbox);
-  for (cur->Seek(keys::OutboxKey(stream, after + 1)); cur->Valid() && cur->key().starts_with(prefix);
-       cur->Next()) {
-    if (cur->key().size() == prefix.size() + 8) out->insert(keys::GetBE64(cur->key().substr(prefix.size())));
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    if (cur->key().size() != prefix.size() + 8) continue;
+    counters->insert(keys::GetBE64(cur->key().substr(prefix.size())));
+    OutboxEntry entry;
+    if (OutboxEntry::Decode(cur->value(), &entry) && entry.kind != OutboxEntry::Kind::kSkip)
+      ops->insert(entry.op_id);
   }
   return cur->status();
 }
@@ -40,7 +43,8 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
   // outbox. (Not only those below the first unanswered one: with an earlier op's ack lost, a later op may
   // be answered and sent, and lost by the server all the same; it must be sent again, not set aside.)
   std::set<uint64_t> unanswered;
-  OUTPOST_RETURN_IF_ERROR(Unanswered(txn, stream, 0, &unanswered));
+  std::set<OpId> in_outbox;  // ops with an entry still to send (a retried op applied under its old counter)
+  OUTPOST_RETURN_IF_ERROR(Unanswered(txn, stream, &unanswered, &in_outbox));
   std::set<uint64_t> lost_counters;
   for (uint64_t c = L + 1; c < meta.next_counter; ++c) {
     if (!unanswered.contains(c)) lost_counters.insert(c);
@@ -102,17 +106,22 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
       // answers Duplicate, with its seq now, for one it still has: the op never leaves the device's view
       // (set aside, it would be missing to Get until a pull brought it back, and brought back by a pull it
       // would no longer be sent again if a later restore lost it).
+      // One with an outbox entry still (the user retried it and the server applied it under its old
+      // counter) is sent again under that entry.
+      const bool queued = in_outbox.contains(op.op_id);
       const bool counted = op.device_counter <= L && !unanswered.contains(op.device_counter);
-      if (op.own && s.local_seq != 0 && (counted || lost_counters.erase(op.device_counter) > 0)) {
+      if (op.own && s.local_seq != 0 && (queued || counted || lost_counters.erase(op.device_counter) > 0)) {
         op.state = OpState::kPending;
         op.seq = 0;
         op.last_error = "the server lost it (restored from an earlier copy): sending it again";
         s.view_key = keys::ViewKey(stream, keys::kSectionUnsent, s.local_seq);
         op.position = s.view_key;
         OUTPOST_RETURN_IF_ERROR(DeviceStore::PutOp(txn, s));
-        OUTPOST_RETURN_IF_ERROR(
-            DeviceStore::PutEntry(txn, stream, op.device_counter, {OutboxEntry::Kind::kOp, op.op_id}));
-        ++outbox_added;
+        if (!queued) {
+          OUTPOST_RETURN_IF_ERROR(
+              DeviceStore::PutEntry(txn, stream, op.device_counter, {OutboxEntry::Kind::kOp, op.op_id}));
+          ++outbox_added;
+        }
         tally->pending_added.push_back({stream, op.created_at_ms});
         changes->push_back(OpChange(Change::Kind::kUpdated, op));
         ++out->requeued;

@@ -52,7 +52,8 @@ struct FlushState {
   // `resend_reason` (the latest restart's). 0 once the sending passed it.
   uint64_t resend_upto = 0;
   ResendReason resend_reason = ResendReason::kNone;
-  // The highest counter the server answered (applied, duplicate, skipped, rejected) on this connection. A
+  // The highest counter the server answered (applied, duplicate, skipped, rejected) or showed in a pulled
+  // page of own ops on this connection. A
   // server that loses counters restarts, which ends the connection: a Gap naming a lower last counter on
   // it is a stale one (sent before that answer, reordered after it on the way), not a loss.
   uint64_t answered_max = 0;
