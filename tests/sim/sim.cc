@@ -473,6 +473,14 @@ class Sim {
   // The operator's backup and restore (SimConfig::snapshot, server_restore), between steps.
   bool Backups();
   bool RestoreServer();
+  // Adds what the device's Client counted of rebases (per process: called before each restart and at the
+  // end) to the result.
+  void CountRebases(Device& d) {
+    const ClientStats stats = d.client->Stats();
+    result_.rebases += stats.rebases;
+    result_.ops_requeued += stats.ops_requeued;
+    result_.ops_set_aside += stats.ops_set_aside;
+  }
   // After the quiet phase: each device's ClientStats::ops_lost is exactly the ops it set aside that did not
   // come back, and each of those is one no device could bring back.
   bool CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& applied,
@@ -1025,6 +1033,7 @@ bool Sim::CheckHistories(Device& d, bool all) {
 // kill -9 of the device's process, or a power loss that also undoes what its store had not synced.
 // Either way the device's observations start over: a power loss may move cursors and states back.
 bool Sim::CrashDevice(Device& d, const std::string& how, bool power_loss) {
+  CountRebases(d);
   d.client.reset();  // no shutdown: in-flight batches and unsent frames are simply gone
   ++result_.device_restarts;
   uint64_t durable = kAll;
@@ -1467,6 +1476,7 @@ bool Sim::Quiet() {
   Trace("quiet phase");
   if (cfg_.instances > 1 && !RestartInstances(true)) return false;
   for (auto& d : devices_) {
+    CountRebases(d);
     d.client.reset();
     d.link->partitioned = false;
     if (!OpenDevice(d, false)) return false;
@@ -1817,11 +1827,9 @@ bool Sim::CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& appl
   }
   for (auto& d : devices_) {
     const ClientStats stats = d.client->Stats();
-    result_.rebases += stats.rebases;
-    result_.ops_requeued += stats.ops_requeued;
-    result_.ops_set_aside += stats.ops_set_aside;
+    CountRebases(d);
     result_.ops_lost += stats.ops_lost;
-    if (restores_ == 0 && (stats.rebases != 0 || stats.ops_set_aside != 0 || stats.ops_lost != 0))
+    if (restores_ == 0 && (result_.rebases != 0 || stats.ops_set_aside != 0 || stats.ops_lost != 0))
       return Fail(d.name + " rebased though the server was never restored");
     // What the device shows now, in every stream it may hold.
     std::set<OpId> shown;

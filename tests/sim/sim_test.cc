@@ -2,7 +2,8 @@
 //
 // The default run: kShards shards of the default profile plus shards of every other memory-store profile
 // (sim.cc's Profile: power losses with and without sync, partitions, heavy loss, exhaustion, crowds, stream
-// membership, a flaky server store, two server instances on one store with and without membership), and per
+// membership, a flaky server store, two server instances on one store with and without membership, the
+// server restored from an earlier copy of its store), and per
 // durable backend (storage_backends.h) a few seeds with device
 // stores in files, each seed a full simulated history checked against every invariant. OUTPOST_SIM_SEED=N
 // replays one seed in every test; OUTPOST_SIM_SEEDS=N runs N seeds in every test instead (tools/test sets 5
@@ -180,6 +181,27 @@ TEST(SimRegression, PowerLossCounterReuseKeepsOrder) { RunSeed("power", 1001); }
 // is now (no member) at the join and forgot that the device had asked for the stream, so a later join
 // never followed it. Fixed in the server: a stream leaves a session's denied set only once it is followed.
 TEST(SimRegression, JoinDrainedFromAnotherInstanceKeepsTheRequest) { RunSeed("instances-members", 94); }
+
+// A server restored from an earlier copy (issue 19), each seed once failing in the client's rebase:
+// - restore 13: an own op answered while an earlier op's ack was lost (its counter above the first
+//   unanswered one) was set aside rather than sent again, so Get no longer found it. Fixed: the lost
+//   counters are all those above the server's last not in the outbox, and every own op above the base goes
+//   back to the outbox (rebase.cc).
+// - restore-members 18: a stream the device had left (not followed, no counter of it on the restored
+//   server) was not named in the Welcome and kept ops at seqs the server gave to others. Fixed: a rebase
+//   takes every held stream the Welcome does not name from 0 (sync_session.cc).
+// - restore-instances 231 (and default 11044 before the fix): a Gap that crossed a pulled page of the
+//   device's own ops was taken for a loss, and applied ops went back to pending. Fixed: a Gap naming less
+//   than the server showed on the connection is stale (flusher.cc, merger.cc).
+// - restore-instances 287: a retried op applied under its old counter and lost was set aside. Fixed: it is
+//   sent again under its outbox entry.
+TEST(SimRegression, RestoreRebases) {
+  RunSeed("restore", 13);
+  RunSeed("restore-members", 18);
+  RunSeed("restore-instances", 231);
+  RunSeed("restore-instances", 287);
+  RunSeed("default", 11044);
+}
 
 TEST(SimRegression, ReceiptsMovedWhileAwayArriveOnHello) {
   RunSeed("default", 1020);
