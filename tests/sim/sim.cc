@@ -1082,8 +1082,8 @@ bool Sim::Observe(Device& d, bool watermarks) {
     const ClientStats st = d.client->Stats();
     if (st.connects != d.connects_seen || st.rebases != d.rebases_seen) {
       Trace(d.name + " connects " + std::to_string(st.connects) + " rebases " + std::to_string(st.rebases) +
-            " requeued " + std::to_string(st.ops_requeued) + " set aside " + std::to_string(st.ops_set_aside) +
-            " lost " + std::to_string(st.ops_lost));
+            " requeued " + std::to_string(st.ops_requeued) + " set aside " +
+            std::to_string(st.ops_set_aside) + " lost " + std::to_string(st.ops_lost));
       d.connects_seen = st.connects;
       d.rebases_seen = st.rebases;
     }
@@ -1104,7 +1104,8 @@ bool Sim::Observe(Device& d, bool watermarks) {
       if (w.seq < last && d.watermark_drops[key]++ >= restores_)
         return Fail(d.name + " sees the " + (w.kind == WatermarkKind::kRead ? "read" : "delivered") +
                     " watermark of " + w.device + " on " + s + " move back " + std::to_string(last) + " -> " +
-                    std::to_string(w.seq) + (restores_ == 0 ? "" : " more often than the server was restored"));
+                    std::to_string(w.seq) +
+                    (restores_ == 0 ? "" : " more often than the server was restored"));
       last = w.seq;
     }
   }
@@ -1861,9 +1862,11 @@ bool Sim::CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& appl
         // The server has it again: only a device whose user is no member now goes without it (it pulls
         // nothing, as it may not have pulled everything before its user was removed).
         auto replay = replays.find(on_server->second.first);
-        const bool member = !cfg_.membership || replay == replays.end() || replay->second.members.contains(d.user);
+        const bool member =
+            !cfg_.membership || replay == replays.end() || replay->second.members.contains(d.user);
         if (member) {
-          return Fail(what + ": the server holds it again at seq " + std::to_string(on_server->second.second) +
+          return Fail(what + ": the server holds it again at seq " +
+                      std::to_string(on_server->second.second) +
                       " and the device may read it, yet it did not come back");
         }
         continue;
@@ -1876,14 +1879,14 @@ bool Sim::CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& appl
       auto op = by->second->client->Get(id);
       const bool refused = op.ok() && op->state == OpState::kFailed && !op->last_error.empty();
       if (!sub->discarded && !sub->lost && !refused) {
-        return Fail(what + ": the server lost it and its author " + by->second->name +
-                    " holds it as " + (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()));
+        return Fail(what + ": the server lost it and its author " + by->second->name + " holds it as " +
+                    (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()));
       }
     }
     if (lost != stats.ops_lost) {
       return Fail(d.name + " counts " + std::to_string(stats.ops_lost) + " ops lost (" +
-                  std::to_string(stats.ops_set_aside) + " set aside), but " + std::to_string(lost) + " of the " +
-                  std::to_string(set_aside.size()) + " ops it set aside did not come back");
+                  std::to_string(stats.ops_set_aside) + " set aside), but " + std::to_string(lost) +
+                  " of the " + std::to_string(set_aside.size()) + " ops it set aside did not come back");
     }
   }
   return true;

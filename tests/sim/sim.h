@@ -107,10 +107,10 @@ struct SimResult {
   // instance other than the first of their list (failovers).
   uint64_t instance_crashes = 0, cross_notifies = 0, cross_relays = 0, failovers = 0;
   uint64_t attachments = 0;  // ops applied with an attachment (each checked against its blob's bytes)
-  // Restores of the server (SimConfig::server_restore), and over every device at the end: rebases done,
-  // own ops sent again after one, ops set aside, and ops lost for good (each checked to be one that no
-  // device could send again: a feed entry the server made, an op refused when re-sent, or one the device
-  // may no longer read).
+  // Restores of the server (SimConfig::server_restore); over every device and all its restarts: rebases
+  // done, own ops sent again after one, ops set aside; and over every device at the end, ops lost for good
+  // (each checked to be one that no device could send again: a feed entry the server made, an op refused
+  // or discarded when sent again, or one of a stream the device's user is no member of).
   uint64_t restores = 0, rebases = 0, ops_requeued = 0, ops_set_aside = 0, ops_lost = 0;
   uint64_t ticks = 0;
   std::string trace;  // every event of the run, when SimOptions::full_trace

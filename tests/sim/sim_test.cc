@@ -74,10 +74,11 @@ void RunSeeds(const std::string& profile, uint64_t first, int count) {
       u(total.instance_crashes), u(total.cross_notifies), u(total.cross_relays), u(total.failovers),
       u(failures));
   if (total.restores > 0) {
-    std::printf("sim: %s: %llu server restores, %llu rebases, %llu own ops sent again, %llu ops set aside, "
-                "%llu lost for good\n",
-                profile.c_str(), u(total.restores), u(total.rebases), u(total.ops_requeued),
-                u(total.ops_set_aside), u(total.ops_lost));
+    std::printf(
+        "sim: %s: %llu server restores, %llu rebases, %llu own ops sent again, %llu ops set aside, "
+        "%llu lost for good\n",
+        profile.c_str(), u(total.restores), u(total.rebases), u(total.ops_requeued), u(total.ops_set_aside),
+        u(total.ops_lost));
   }
   testing::Test::RecordProperty("seeds", std::to_string(count));
   testing::Test::RecordProperty("ops_applied", std::to_string(total.ops_applied));

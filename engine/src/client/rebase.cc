@@ -14,7 +14,8 @@ namespace {
 
 // The counters of the stream's outbox (unanswered), and the ops they send. Answered counters need not all sit
 // below the lowest unanswered one: the ack of a later batch can arrive while an earlier op's ack was lost.
-Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* counters, std::set<OpId>* ops) {
+Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* counters,
+                  std::set<OpId>* ops) {
   const std::string prefix = keys::StreamPrefix(stream);
   auto cur = txn->NewCursor(kOutbox);
   for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
