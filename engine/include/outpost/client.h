@@ -152,6 +152,9 @@ struct ClientOptions {
   // Reconnecting uses the same jittered backoff, capped at the lower of this and backoff_cap_ms, so that a
   // server back from a restart is found soon.
   int64_t reconnect_cap_ms = 5'000;
+  // The wire protocol version to speak (docs/protocol.md "Versions"): 0 is this build's newest. An older
+  // one (down to the oldest this build speaks) is for version-skew tests and staged rollouts.
+  uint32_t protocol_version = 0;
   // Whether a failed op holds back the later ops of its stream (chat: no). Per-stream override:
   // SetStreamPolicy.
   bool block_stream_on_failure = false;

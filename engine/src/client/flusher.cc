@@ -20,7 +20,6 @@ void Flusher::OnDisconnected() {
   inflight_.clear();
   for (auto& [stream, ss] : ctx_.streams) {
     ss.flush.inflight = 0;
-    ss.flush.answered_max = 0;  // a new connection: the server may have lost counters meanwhile
     ctx_.RestartAfter(stream, 0, ResendReason::kDisconnect);
   }
 }
@@ -409,8 +408,8 @@ bool Flusher::SendBatch(const std::string& stream, int64_t now) {
   auto ov = b.CreateVector(batch.ops);
   auto push = wire::CreatePush(b, batch_id, ov);
   ctx_.session->Send(codec::FinishFrame(b, wire::Body::Push, push.Union()));
-  inflight_[batch_id] =
-      Inflight{stream, ss.flush.epoch, now, batch.first, std::move(batch.ids), std::move(batch.records)};
+  inflight_[batch_id] = Inflight{stream,         ss.flush.epoch,           now, batch.first, std::move(batch.ids),
+                                 std::move(batch.records), false, ss.flush.acked_top};
   ss.flush.sent_upto = batch.last;
   ++ss.flush.inflight;
   if (batch.at_end) ctx_.dirty.erase(stream);
@@ -465,6 +464,7 @@ struct Flusher::AckEffects {
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
   bool gap = false;  // the restart is for a Gap (else the server asked to retry)
+  bool lost_counters = false;  // a Gap named a last counter below what the server had consumed
   size_t next = 0;  // where the next result's op is likely to be in batch.ids (results follow the batch)
 
   // Takes the record kept for `id` (nullptr when none: not in the batch, a skip, or stale).
@@ -522,9 +522,9 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
       }
     }
     fx->answered.insert(id);
-    if (r->code() != wire::ResultCode::Gap && r->code() != wire::ResultCode::Conflict &&
-        r->code() != wire::ResultCode::Retry) {
-      ss.flush.answered_max = std::max(ss.flush.answered_max, counter);  // the server holds it
+    if (r->code() == wire::ResultCode::Applied || r->code() == wire::ResultCode::Duplicate ||
+        r->code() == wire::ResultCode::Skipped || r->code() == wire::ResultCode::Rejected) {
+      ss.flush.acked_top = std::max(ss.flush.acked_top, counter);  // the server's word: it consumed it
     }
     StoredOp s;
     Status found;
@@ -569,6 +569,8 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
           fx->gap = true;
           fx->restart_after = std::min(fx->restart_after, r->last_counter());
         }
+        // Below what the server had consumed when the batch left: it lost counters of ours.
+        if (fx->current && r->last_counter() < fx->batch.acked_at_send) fx->lost_counters = true;
         break;
       case wire::ResultCode::Conflict:
         ss.flush.renumber = true;
@@ -684,15 +686,14 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   if (txn && !st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
   txn.reset();
   for (AckEffects& fx : effects) FinishAck(fx, st.ok());
-  // A Gap asks for counters from last+1. When the outbox no longer holds them (the server lost ops it had
-  // answered: put back from an earlier copy), resending would meet the same Gap for ever: the device
-  // sends its own lost ops again and fills the rest with skips (client/rebase.h). Not for a Gap that names
-  // less than the server answered on this connection: that one crossed the answer on the way (the faulty
-  // network reorders) and taking it for a loss would send applied ops again and set ops aside for nothing.
+  // A Gap asks for counters from last+1. When it names a last counter below what the server had consumed
+  // when the batch left (the server lost ops it had answered: put back from an earlier copy), the outbox no
+  // longer holds them and resending would meet the same Gap for ever: the device sends its own lost ops
+  // again and fills the rest with skips (client/rebase.h). A Gap judged before acks that arrived first
+  // (frames reordered) names a counter at or above acked_at_send, and is an ordinary Gap.
   std::vector<RebaseInput> repairs;
   for (const AckEffects& fx : effects) {
-    if (st.ok() && fx.gap && fx.restart_after != UINT64_MAX &&
-        fx.restart_after >= ctx_.Of(fx.stream).flush.answered_max) {
+    if (st.ok() && fx.lost_counters && fx.restart_after != UINT64_MAX) {
       RebaseInput in;
       in.stream = fx.stream;
       in.server_counter = fx.restart_after;

@@ -164,12 +164,6 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
       malformed = true;
       break;
     }
-    // An own op on a page is one the server holds: a Gap naming a lower counter on this connection is stale
-    // (Flusher: FlushState::answered_max), also when this pull settles the op before its ack arrives.
-    if (IsOwn(f)) {
-      uint64_t& answered = ctx_.Of(stream).flush.answered_max;
-      answered = std::max(answered, f.device_counter);
-    }
     // A page must never put a second op under an id this store holds (the index would point at the
     // newcomer and the op it held would be lost to Get and shown twice): the index entry is inserted only
     // where none is, and an id already held is looked at below. One index write per op, no read first.

@@ -192,6 +192,10 @@ Status ApplyRebase(SyncContext& ctx, const std::vector<RebaseInput>& inputs, con
   OUTPOST_RETURN_IF_ERROR(ctx.store->Commit(txn.get(), tally, changes));
   if (incarnation) ctx.incarnation = *incarnation;
   uint64_t requeued = 0, lost = 0;
+  for (const RebaseInput& in : inputs) {
+    StreamSync& ss = ctx.Of(in.stream);
+    ss.flush.acked_top = std::min(ss.flush.acked_top, in.server_counter);  // what it counts now
+  }
   for (const auto& [stream, out] : outcomes) {
     StreamSync& ss = ctx.Of(stream);
     ss.cursor = out.cursor;

@@ -166,7 +166,7 @@ void SyncSession::SendHello(int64_t now) {
           ? 0
           : b.CreateVector(reinterpret_cast<const uint8_t*>(ctx_.incarnation.data()), ctx_.incarnation.size());
   auto hello = wire::CreateHello(b, b.CreateString(ctx_.user), b.CreateString(ctx_.device),
-                                 b.CreateString(token_), codec::kProtocolVersion, cv, incarnation);
+                                 b.CreateString(token_), ctx_.opt.protocol_version, cv, incarnation);
   Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
   state_ = State::kHelloSent;
   hello_sent_at_ = now;
@@ -174,10 +174,10 @@ void SyncSession::SendHello(int64_t now) {
 
 void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   if (state_ != State::kHelloSent) return;
-  if (w.protocol_version() != codec::kProtocolVersion) {
+  if (w.protocol_version() != ctx_.opt.protocol_version) {
     if (conn_) conn_->Close();
     OnDisconnected(now, "server speaks protocol " + std::to_string(w.protocol_version()) + ", this client " +
-                            std::to_string(codec::kProtocolVersion));
+                            std::to_string(ctx_.opt.protocol_version));
     return;
   }
   if (Status st = Rebase(w); !st.ok()) {
@@ -230,8 +230,7 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       w.incarnation() ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
                       : std::string();
   if (incarnation.size() > 64) return Status::InvalidArgument("Welcome: incarnation too long");
-  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write. (A
-  // server that lost counters of ours but no seq we merged shows up as a Gap: Flusher.)
+  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write.
   std::vector<RebaseInput> inputs;
   std::set<std::string, std::less<>> listed;
   if (w.counters()) {
@@ -246,15 +245,19 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       in.server_counter = dc->counter();
       in.server_high = dc->high_seq();
       if (w.rebase()) in.base = dc->base_seq();
-      const uint64_t cursor = it->second.cursor;
-      if (w.rebase() || (in.server_high > 0 && in.server_high < cursor)) inputs.push_back(std::move(in));
+      const StreamSync& ss = it->second;
+      // A restore since the incarnation we named; ops we merged that the server no longer has; counters it
+      // consumed and no longer counts.
+      if (w.rebase() || (in.server_high > 0 && in.server_high < ss.cursor) ||
+          in.server_counter < ss.flush.acked_top) {
+        inputs.push_back(std::move(in));
+      }
     }
   }
   if (w.rebase()) {
     // A stream this device holds that the Welcome does not name (not followed, say after its user left it,
-    // and no counter of ours on the restored server): the server vouches for nothing of it, so nothing
-    // of it above 0 is kept (set aside; own ops sent again, refused if the device may no longer write).
-    // Kept as it was, it would show ops at seqs the restored server gives to other ops.
+    // and no counter of ours on the restored server): as for one it may not read (base 0), none of what it
+    // holds of it is trusted (set aside; a pull brings back what the server has once it may read again).
     for (const auto& [stream, ss] : ctx_.streams) {
       if (listed.contains(stream)) continue;
       RebaseInput in;
