@@ -189,11 +189,12 @@ TEST(SimRegression, JoinDrainedFromAnotherInstanceKeepsTheRequest) { RunSeed("in
 //   counters are all those above the server's last not in the outbox, and every own op above the base goes
 //   back to the outbox (rebase.cc).
 // - restore-members 18: a stream the device had left (not followed, no counter of it on the restored
-//   server) was not named in the Welcome and kept ops at seqs the server gave to others. Fixed: a rebase
-//   takes every held stream the Welcome does not name from 0 (sync_session.cc).
-// - restore-instances 231 (and default 11044 before the fix): a Gap that crossed a pulled page of the
-//   device's own ops was taken for a loss, and applied ops went back to pending. Fixed: a Gap naming less
-//   than the server showed on the connection is stale (flusher.cc, merger.cc).
+//   server) was not named in the Welcome and kept ops at seqs the server gave to others; kept likewise, a
+//   stream the device could not read diverged once the re-sent members ops made its user a member again.
+//   Fixed: such streams are rebased from 0 (read_path.cc, sync_session.cc).
+// - restore-instances 231 (and default 11044): a Gap reordered after the page or ack that settled the
+//   counters it names was taken for a loss, and applied ops went back to pending. Fixed: only a Gap naming
+//   less than the server had consumed when its batch left is a loss (Flusher, acked_at_send).
 // - restore-instances 287: a retried op applied under its old counter and lost was set aside. Fixed: it is
 //   sent again under its outbox entry.
 TEST(SimRegression, RestoreRebases) {
