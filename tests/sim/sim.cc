@@ -1529,6 +1529,11 @@ bool Sim::FailStuck(std::string why, const std::string& missing) {
     auto outbox = d.client->Outbox(1000);
     if (!outbox.ok()) continue;
     for (const OpInfo& op : *outbox) {
+      if (op.state == OpState::kPending && op.attachment.upload == UploadState::kNone) {
+        why += "\n  " + d.name + " pending " + op.op_id.ToString() + " of " + op.stream + " counter " +
+               std::to_string(op.device_counter) + " attempts " + std::to_string(op.attempts) + " '" +
+               op.last_error + "'";
+      }
       if (op.attachment.upload == UploadState::kNone) continue;
       why += "\n  " + d.name + " upload of " + op.op_id.ToString() + ": " +
              (op.attachment.upload == UploadState::kFailed ? "failed" : "pending") + " at " +
