@@ -112,10 +112,12 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   const bool rebase = !restores.empty();
   for (auto& [stream, e] : counters) {
     if (!rebase) break;
-    // Where the device may not read, the server says nothing of the stream (not even its size then): the
-    // device keeps the history it has of it.
+    // Where the device may not read, the server says nothing of the stream (not even its size): base 0, the
+    // device trusts none of what it holds of it (sets it aside). Kept, that history could be one the restored
+    // copy never had; should the device's user become a member again (the restored member lists are the
+    // copy's, and members ops are sent again), it would pull the new history on top of the old and diverge.
     if (!e.readable) {
-      e.base = UINT64_MAX;
+      e.base = 0;
       continue;
     }
     e.base = e.high;
