@@ -30,7 +30,7 @@ Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* c
 
 }  // namespace
 
-Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, RebaseOutcome* out,
+Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq, RebaseOutcome* out,
                     std::vector<Change>* changes, Tally* tally) {
   const std::string& stream = in.stream;
   keys::StreamMeta meta;
@@ -111,7 +111,10 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
       // counter) is sent again under that entry.
       const bool queued = in_outbox.contains(op.op_id);
       const bool counted = op.device_counter <= L && !unanswered.contains(op.device_counter);
-      if (op.own && s.local_seq != 0 && (queued || counted || lost_counters.erase(op.device_counter) > 0)) {
+      if (op.own && (queued || counted || lost_counters.erase(op.device_counter) > 0)) {
+        // An own op this device merged from a pull (its local record was lost, e.g. to a power loss) has no
+        // local seq: it takes the next one, as a submit would.
+        if (s.local_seq == 0) s.local_seq = ++*local_seq;
         op.state = OpState::kPending;
         op.seq = 0;
         op.last_error = "the server lost it (restored from an earlier copy): sending it again";
@@ -182,11 +185,28 @@ Status ApplyRebase(SyncContext& ctx, const std::vector<RebaseInput>& inputs, con
   std::vector<Change> changes;
   Tally tally;
   OpIdGenerator ids(ctx.env);
+  // The store's last local seq (the SubmitPipeline reads it in each of its transactions too).
+  uint64_t local_seq = 0;
+  {
+    std::string v;
+    Status st = txn->Get(kMeta, "local_seq", &v);
+    if (st.ok() && v.size() == 8) {
+      local_seq = keys::GetBE64(v);
+    } else if (!st.ok() && !st.IsNotFound()) {
+      return st;
+    }
+  }
+  const uint64_t local_seq_before = local_seq;
   std::vector<std::pair<std::string, RebaseOutcome>> outcomes;
   for (const RebaseInput& in : inputs) {
     RebaseOutcome out;
-    OUTPOST_RETURN_IF_ERROR(RebaseStream(txn.get(), in, &ids, &out, &changes, &tally));
+    OUTPOST_RETURN_IF_ERROR(RebaseStream(txn.get(), in, &ids, &local_seq, &out, &changes, &tally));
     if (out.changed) outcomes.emplace_back(in.stream, out);
+  }
+  if (local_seq != local_seq_before) {
+    std::string v;
+    keys::PutBE64(&v, local_seq);
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "local_seq", v));
   }
   if (incarnation) OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "incarnation", *incarnation));
   OUTPOST_RETURN_IF_ERROR(ctx.store->Commit(txn.get(), tally, changes));
