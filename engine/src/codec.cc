@@ -128,6 +128,13 @@ std::string EncodeError(Status::Code code, std::string_view message, bool fatal)
   return FinishFrame(b, wire::Body::Error, body.Union());
 }
 
+std::string EncodeSessionEnd(Status::Code code, std::string_view message, wire::SessionEnd end) {
+  flatbuffers::FlatBufferBuilder b(128 + message.size());
+  auto msg = b.CreateString(message.data(), message.size());
+  auto body = wire::CreateError(b, static_cast<uint16_t>(code), msg, /*fatal=*/true, end);
+  return FinishFrame(b, wire::Body::Error, body.Union());
+}
+
 std::string EncodeNotify(std::string_view stream, uint64_t high_seq) {
   flatbuffers::FlatBufferBuilder b(64 + stream.size());
   auto s = b.CreateString(stream.data(), stream.size());

@@ -61,6 +61,8 @@ Result<const wire::Op*> DecodeStoredOp(std::string_view bytes);
 // Finishes `b` as a Frame with the given body.
 std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flatbuffers::Offset<void> body);
 std::string EncodeError(Status::Code code, std::string_view message, bool fatal);
+// A fatal Error that ends the device's sessions until the application acts (wire::SessionEnd).
+std::string EncodeSessionEnd(Status::Code code, std::string_view message, wire::SessionEnd end);
 std::string EncodeNotify(std::string_view stream, uint64_t high_seq);
 // A Notify carrying the ops after_seq+1 .. after_seq+stored.size() (= high_seq), each as EncodeStoredOp made
 // it. Corruption if one of them fails verification.

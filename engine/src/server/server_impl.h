@@ -37,6 +37,7 @@ struct Session {
   bool authed = false;
   std::string user;
   std::string device;
+  std::string peer;  // the transport's remote address (HelloInfo::peer)
   std::unordered_set<std::string> follows;
   std::unordered_set<std::string> watermarks_sent;  // streams whose stored watermarks went out already
   std::unordered_set<std::string> denied;  // streams it asked for as a non-member: followed once it joins
@@ -60,6 +61,8 @@ class ServerCore::Impl {
   Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
   void Tick(std::vector<Outbound>* out);
   void SetWakeup(std::function<void()> wakeup);
+  size_t EndDevice(std::string_view user, std::string_view device, std::string_view message,
+                   std::vector<Outbound>* out);
   // The counters with the histograms and gauges kept apart (stats_ holds no histogram, so that a group's
   // copy of it for rollback allocates nothing).
   ServerStats stats() const;
