@@ -320,6 +320,8 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
             static_cast<double>(s.hello_timeouts));
   f.Counter("outpost_server_auth_failures_total", "Hellos refused for bad credentials.",
             static_cast<double>(s.auth_failures));
+  f.Counter("outpost_server_devices_ended_total", "Connections closed because their device was revoked.",
+            static_cast<double>(s.devices_ended));
   f.Counter("outpost_server_bad_frames_total", "Frames refused as malformed or out of protocol.",
             static_cast<double>(s.bad_frames));
   const std::pair<const char*, uint64_t> verdicts[] = {

@@ -28,6 +28,7 @@ namespace {
   X(bad_frames)                         \
   X(auth_failures)                      \
   X(hello_timeouts)                     \
+  X(devices_ended)                      \
   X(commits)                            \
   X(commit_errors)                      \
   X(bytes_in)                           \

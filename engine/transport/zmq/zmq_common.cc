@@ -119,8 +119,9 @@ bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd, std:
     }
     parts->emplace_back(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
     if (fd != nullptr && *fd < 0) *fd = zmq_msg_get(&msg, ZMQ_SRCFD);
-    if (peer != nullptr && parts->size() == 1) {
-      // ZeroMQ's connection metadata: the remote IP of a TCP peer (none over ipc or inproc).
+    if (peer != nullptr && peer->empty()) {
+      // ZeroMQ's connection metadata: the remote IP of a TCP peer (none over ipc or inproc). A ROUTER's
+      // routing-id part is its own and carries none: the peer's parts do.
       if (const char* address = zmq_msg_gets(&msg, "Peer-Address")) peer->assign(address);
     }
     const bool more = zmq_msg_more(&msg) != 0;
