@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "codec.h"
+#include "conformance/server_store_backends.h"
 #include "e2e/e2e_fixture.h"
 #include "e2e/raw_peer.h"
 #include "testing/server_frames.h"
@@ -170,6 +172,89 @@ TEST_F(E2ETest, RemovedUserIsCutOffAndForgotten) {
   // Alice is untouched.
   EXPECT_TRUE(laptop->Stats().connected);
   EXPECT_FALSE(Devices(data_, "alice").empty());
+}
+
+// Waits for a fatal Error on `peer`; what it said, and false when none came within `timeout_ms`.
+bool AwaitError(RawPeer& peer, int64_t timeout_ms, Ended* ended) {
+  std::string frame;
+  if (!peer.ExpectFrame(wire::Body::Error, &frame, timeout_ms)) return false;
+  *ended = DecodeError(frame);
+  return true;
+}
+
+// Two outpostd on one PostgreSQL database: a revocation made with --store reaches both.
+TEST(DevicesInstancesE2E, RevocationReachesEveryInstanceWithinASecond) {
+  std::string skip = PgTestSkipReason();
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  TempDir dir;
+  auto uri_or = CreatePgTestDatabase("e2e_devices_instances");
+  ASSERT_TRUE(uri_or.ok()) << uri_or.status().ToString();
+  const std::string uri = *uri_or;
+  ASSERT_EQ(RunOutpostd({"migrate", "--store", uri}).exit_code, 0);
+  {
+    std::vector<std::unique_ptr<Daemon>> daemons;
+    for (int i = 0; i < 2; ++i) {
+      daemons.push_back(std::make_unique<Daemon>());
+      const std::string data = dir / ("instance-" + std::to_string(i));
+      std::filesystem::create_directories(data);
+      std::string error;
+      ASSERT_TRUE(daemons.back()->Start(data, "tcp://127.0.0.1:0", {"--store", uri}, &error)) << error;
+    }
+    auto issue = [&](const char* command, const std::string& device) {
+      RunResult r = RunOutpostd({command, "--store", uri, "alice", "--device", device});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+      return r.out;
+    };
+    const std::string phone_token = issue("add-user", "phone");
+    const std::string laptop_token = issue("add-device", "laptop");
+    ZmqContext context;
+    // The phone is connected to both instances.
+    std::vector<std::unique_ptr<RawPeer>> phones;
+    std::string frame;
+    for (auto& d : daemons) {
+      phones.push_back(Connect(context.get(), d->endpoint(), "alice", "phone", phone_token));
+      ASSERT_TRUE(phones.back()->ExpectFrame(wire::Body::Welcome, &frame, kWaitMs)) << d->Log();
+    }
+    DeviceOptions o;
+    o.user = "alice";
+    o.device = "laptop";
+    o.token = laptop_token;
+    o.server = daemons[1]->endpoint();
+    std::filesystem::create_directories(dir / "laptop");
+    auto laptop = OpenDevice(dir / "laptop", o);
+    ASSERT_TRUE(laptop);
+    ASSERT_TRUE(WaitFor([&] { return laptop->Stats().connected; }, kWaitMs));
+
+    const auto began = std::chrono::steady_clock::now();
+    RunResult revoked = RunOutpostd({"revoke-device", "--store", uri, "alice", "phone"});
+    ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+    for (size_t i = 0; i < phones.size(); ++i) {
+      Ended ended;
+      ASSERT_TRUE(AwaitError(*phones[i], 5'000, &ended)) << daemons[i]->Log();
+      EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(1)) << "instance " << i;
+      EXPECT_EQ(ended.session_end, wire::SessionEnd::Revoked) << ended.message;
+      EXPECT_EQ(ended.code, Status::Code::kPermissionDenied);
+    }
+    // The laptop on instance 1 stays, and pushes.
+    EXPECT_TRUE(laptop->Stats().connected);
+    auto id = laptop->Submit("trip", kMembersKind, EncodeMembers({"alice"}));
+    ASSERT_TRUE(id.ok());
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto op = laptop->Get(*id);
+          return op.ok() && op->state == OpState::kSent;
+        },
+        kWaitMs));
+    RunResult listed = RunOutpostd({"devices", "--store", uri, "alice", "--json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    Json j = Json::parse(listed.out);
+    ASSERT_NE(DeviceIn(j, "phone"), nullptr);
+    EXPECT_EQ(DeviceIn(j, "phone")->at("state"), "revoked");
+    EXPECT_EQ(DeviceIn(j, "laptop")->at("last_address"), "127.0.0.1");
+    laptop.reset();
+  }
+  DropPgTestDatabase(uri);
 }
 
 }  // namespace
