@@ -140,8 +140,8 @@ TEST_F(E2ETest, RevokedDeviceIsCutOffWithinASecondAndOtherDevicesStay) {
   EXPECT_EQ(DeviceIn(listed, "phone")->at("state"), "revoked");
   EXPECT_TRUE(DeviceIn(listed, "phone")->at("revoked").is_string());
   EXPECT_EQ(RunOutpostd({"add-device", "--data", data_, "alice", "--device", "phone"}).exit_code, 1);
-  auto stranger = Connect(context.get(), daemon_.endpoint(), "alice", "tablet",
-                          "opt_" + std::string(43, 'A'));
+  auto stranger =
+      Connect(context.get(), daemon_.endpoint(), "alice", "tablet", "opt_" + std::string(43, 'A'));
   ASSERT_TRUE(stranger->ExpectFrame(wire::Body::Error, &frame, kWaitMs));
   EXPECT_EQ(DecodeError(frame).session_end, wire::SessionEnd::AuthFailed) << DecodeError(frame).message;
 }

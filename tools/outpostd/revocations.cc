@@ -16,10 +16,8 @@ outpost::Result<std::unique_ptr<RevocationWatcher>> RevocationWatcher::Start(
     std::shared_ptr<outpost::TokenRegistry> registry, outpost::Server* server) {
   std::vector<outpost::Revocation> none;
   uint64_t generation = 0;
-  OUTPOST_RETURN_IF_ERROR(
-      registry->RevokedSince(std::numeric_limits<uint64_t>::max(), &none, &generation));
-  return std::unique_ptr<RevocationWatcher>(
-      new RevocationWatcher(std::move(registry), server, generation));
+  OUTPOST_RETURN_IF_ERROR(registry->RevokedSince(std::numeric_limits<uint64_t>::max(), &none, &generation));
+  return std::unique_ptr<RevocationWatcher>(new RevocationWatcher(std::move(registry), server, generation));
 }
 
 RevocationWatcher::RevocationWatcher(std::shared_ptr<outpost::TokenRegistry> registry,
@@ -59,8 +57,9 @@ void RevocationWatcher::Run() {
       for (const auto& r : revoked) {
         Log(LogLevel::kInfo, "device {} of user {} revoked: ending its connections",
             outpost::QuoteForMessage(r.device), outpost::QuoteForMessage(r.user));
-        server_->EndDevice(r.user, r.device, "device " + outpost::QuoteForMessage(r.device) + " of user " +
-                                                 outpost::QuoteForMessage(r.user) + " was revoked");
+        server_->EndDevice(r.user, r.device,
+                           "device " + outpost::QuoteForMessage(r.device) + " of user " +
+                               outpost::QuoteForMessage(r.user) + " was revoked");
       }
       // A bounded answer ends at its last revocation; a complete one at the store's generation (which may
       // be the same number: one more read then finds nothing).

@@ -605,7 +605,8 @@ int Serve(const Flags& flags) {
       // Last seen and address for `outpostd devices`; a failure to note them refuses nobody.
       if (Status s = registry->TouchDevice(*user, hello.device, hello.peer); !s.ok()) {
         uint64_t skipped = 0;
-        if (refusals->Take(&skipped)) Log(LogLevel::kWarn, "user registry: cannot note a Hello: {}", s.ToString());
+        if (refusals->Take(&skipped))
+          Log(LogLevel::kWarn, "user registry: cannot note a Hello: {}", s.ToString());
       }
     }
     uint64_t suppressed = 0;

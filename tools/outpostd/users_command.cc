@@ -2,7 +2,8 @@
 //
 // `outpostd add-user`, `add-device`, `devices`, `revoke-device` and `remove-user`: issue device tokens,
 // list devices, end them. A token goes to stdout, alone on one line, so scripts can capture it; it is
-// shown this once (the registry keeps only its hash). Users live where `serve` looks for them (registry.h): in a database store given by
+// shown this once (the registry keeps only its hash). Users live where `serve` looks for them (registry.h):
+// in a database store given by
 // --store (no --data needed, from any host), else in DATA_DIR/auth.
 #include <fmt/core.h>
 
@@ -77,9 +78,9 @@ int OpenForCommand(const Flags& flags, const char* command, bool create,
                             command));
   }
   if (flags.positional().size() != positional) {
-    return Fail(kExitUsage, fmt::format("{}: expected {} (outpostd {} --help)", command,
-                                        positional == 1 ? "exactly one user NAME" : "a user NAME and a DEVICE",
-                                        command));
+    return Fail(kExitUsage,
+                fmt::format("{}: expected {} (outpostd {} --help)", command,
+                            positional == 1 ? "exactly one user NAME" : "a user NAME and a DEVICE", command));
   }
   if (outpost::Status s = outpost::ValidateUserName(flags.positional().front()); !s.ok()) {
     return Fail(kExitUsage, fmt::format("{}: {}", command, s.message()));
@@ -109,8 +110,8 @@ int Issue(const Flags& flags, const char* command, bool first) {
   }
   const bool replace = flags.Has("replace");
   if (replace && !flags.Has("device")) {
-    return Fail(kExitUsage, fmt::format("{}: --replace needs --device ID (the device whose tokens it retires)",
-                                        command));
+    return Fail(kExitUsage,
+                fmt::format("{}: --replace needs --device ID (the device whose tokens it retires)", command));
   }
   std::unique_ptr<outpost::TokenRegistry> registry;
   if (int code = OpenForCommand(flags, command, true, &registry); code != kExitOk) return code;
@@ -148,8 +149,8 @@ int Devices(const Flags& flags) {
                       {"state", d.revoked_ms != 0 ? "revoked" : "bound"},
                       {"created", TimeOrNull(d.created_ms)},
                       {"last_seen", TimeOrNull(d.last_seen_ms)},
-                      {"last_address", d.last_address.empty() ? nlohmann::json(nullptr)
-                                                              : nlohmann::json(d.last_address)},
+                      {"last_address",
+                       d.last_address.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.last_address)},
                       {"revoked", TimeOrNull(d.revoked_ms)}});
     }
     nlohmann::json out = {{"user", user}, {"devices", std::move(list)}, {"unbound_tokens", unbound}};
@@ -160,7 +161,8 @@ int Devices(const Flags& flags) {
   }
   for (const auto& d : *devices) {
     // Device ids hold no control characters (ValidateDeviceId): a tab cannot split a column.
-    fmt::print("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", user, d.device, d.revoked_ms != 0 ? "revoked" : "bound", TimeOrDash(d.created_ms), TimeOrDash(d.last_seen_ms),
+    fmt::print("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", user, d.device, d.revoked_ms != 0 ? "revoked" : "bound",
+               TimeOrDash(d.created_ms), TimeOrDash(d.last_seen_ms),
                d.last_address.empty() ? "-" : d.last_address, TimeOrDash(d.revoked_ms));
   }
   for (size_t i = 0; i < unbound; ++i) fmt::print("{}\t-\tunbound\t-\t-\t-\t-\n", user);

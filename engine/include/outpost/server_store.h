@@ -196,10 +196,10 @@ struct TokenRecord {
 // bound to the device (issued with a device id, or bound by its first Hello).
 struct DeviceRecord {
   std::string device;
-  int64_t created_ms = 0;     // when it got its first token (Unix ms); 0: unknown (bound by an older build)
-  int64_t last_seen_ms = 0;   // its last accepted Hello; 0: never seen
-  std::string last_address;   // the remote address of that Hello; empty: unknown
-  int64_t revoked_ms = 0;     // when it was revoked; 0: not revoked
+  int64_t created_ms = 0;    // when it got its first token (Unix ms); 0: unknown (bound by an older build)
+  int64_t last_seen_ms = 0;  // its last accepted Hello; 0: never seen
+  std::string last_address;  // the remote address of that Hello; empty: unknown
+  int64_t revoked_ms = 0;    // when it was revoked; 0: not revoked
 };
 
 // One revocation (RevokedSince): device (user, device) was revoked, or its user removed, under

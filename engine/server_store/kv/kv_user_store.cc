@@ -451,8 +451,8 @@ Status LogRevocation(WriteTxn& txn, std::string_view device_key) {
 }
 
 // The keys of the tokens in `space` of `user` (and of `device`, unless `any_device`).
-Status TokensOf(WriteTxn& txn, SpaceId space, std::string_view user, std::string_view device,
-                bool any_device, std::vector<std::pair<std::string, std::string>>* out) {
+Status TokensOf(WriteTxn& txn, SpaceId space, std::string_view user, std::string_view device, bool any_device,
+                std::vector<std::pair<std::string, std::string>>* out) {
   auto cursor = txn.NewCursor(space);
   for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
     TokenRecord t;
@@ -466,8 +466,8 @@ Status TokensOf(WriteTxn& txn, SpaceId space, std::string_view user, std::string
 }  // namespace
 
 Status KvUserStore::RevokeDevice(std::string_view user, std::string_view device, int64_t now_ms) {
-  const Status unknown = Status::NotFound("no device " + QuoteForMessage(device) + " of user " +
-                                          QuoteForMessage(user));
+  const Status unknown =
+      Status::NotFound("no device " + QuoteForMessage(device) + " of user " + QuoteForMessage(user));
   if (!ValidateUserName(user).ok() || !ValidateDeviceId(device).ok()) return unknown;
   OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
   DeviceRecord d;

@@ -819,13 +819,15 @@ class PgUsers final : public UserStore {
 
   Status AddUser(std::string_view user, const TokenRecord& token) override {
     std::vector<Stmt> stmts;
-    stmts.push_back({"WITH u AS (INSERT INTO users (name) VALUES ($1) RETURNING name) "
-                     "INSERT INTO tokens (hash, user_name, device) SELECT $2, name, $3 FROM u",
-                     {}});
+    stmts.push_back(
+        {"WITH u AS (INSERT INTO users (name) VALUES ($1) RETURNING name) "
+         "INSERT INTO tokens (hash, user_name, device) SELECT $2, name, $3 FROM u",
+         {}});
     stmts.back().params.Text(user).Bytes(token.hash).Text(token.device);
-    stmts.push_back({"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
-                     "ON CONFLICT DO NOTHING",
-                     {}});
+    stmts.push_back(
+        {"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
+         "ON CONFLICT DO NOTHING",
+         {}});
     stmts.back().params.Text(user).Text(token.device).Int8(WallMs());
     return InTxn([&](Conn& c) {
       std::vector<ResultPtr> r;
@@ -846,9 +848,10 @@ class PgUsers final : public UserStore {
   }
 
   Status FindToken(std::string_view hash, TokenRecord* token) override {
-    Stmt s{"SELECT t.user_name, t.device, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
-           "ON d.user_name = t.user_name AND d.device = t.device WHERE t.hash = $1",
-           {}};
+    Stmt s{
+        "SELECT t.user_name, t.device, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
+        "ON d.user_name = t.user_name AND d.device = t.device WHERE t.hash = $1",
+        {}};
     s.params.Bytes(hash);
     ResultPtr r;
     OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
@@ -867,18 +870,21 @@ class PgUsers final : public UserStore {
   Status BindToken(std::string_view hash, std::string_view device) override {
     if (device.empty()) return Status::InvalidArgument("BindToken: empty device");
     std::vector<Stmt> stmts;
-    stmts.push_back({"UPDATE tokens t SET device = $2 WHERE t.hash = $1 AND t.device = '' AND NOT EXISTS ("
-                     "SELECT 1 FROM devices d WHERE d.user_name = t.user_name AND d.device = $2 "
-                     "AND d.revoked_ms <> 0)",
-                     {}});
+    stmts.push_back(
+        {"UPDATE tokens t SET device = $2 WHERE t.hash = $1 AND t.device = '' AND NOT EXISTS ("
+         "SELECT 1 FROM devices d WHERE d.user_name = t.user_name AND d.device = $2 "
+         "AND d.revoked_ms <> 0)",
+         {}});
     stmts.back().params.Bytes(hash).Text(device);
-    stmts.push_back({"INSERT INTO devices (user_name, device, created_ms) SELECT user_name, device, $3 "
-                     "FROM tokens WHERE hash = $1 AND device = $2 ON CONFLICT DO NOTHING",
-                     {}});
+    stmts.push_back(
+        {"INSERT INTO devices (user_name, device, created_ms) SELECT user_name, device, $3 "
+         "FROM tokens WHERE hash = $1 AND device = $2 ON CONFLICT DO NOTHING",
+         {}});
     stmts.back().params.Bytes(hash).Text(device).Int8(WallMs());
-    stmts.push_back({"SELECT t.device, t.user_name, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
-                     "ON d.user_name = t.user_name AND d.device = $2 WHERE t.hash = $1",
-                     {}});
+    stmts.push_back(
+        {"SELECT t.device, t.user_name, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
+         "ON d.user_name = t.user_name AND d.device = $2 WHERE t.hash = $1",
+         {}});
     stmts.back().params.Bytes(hash).Text(device);
     Lease conn(shared_);
     OUTPOST_RETURN_IF_ERROR(conn.Get());
@@ -932,9 +938,10 @@ class PgUsers final : public UserStore {
     std::vector<Stmt> stmts;
     stmts.push_back({"SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)", {}});
     stmts.back().params.Text(user);
-    stmts.push_back({"SELECT device, created_ms, last_seen_ms, last_address, revoked_ms FROM devices "
-                     "WHERE user_name = $1 ORDER BY device",
-                     {}});
+    stmts.push_back(
+        {"SELECT device, created_ms, last_seen_ms, last_address, revoked_ms FROM devices "
+         "WHERE user_name = $1 ORDER BY device",
+         {}});
     stmts.back().params.Text(user);
     Lease conn(shared_);
     OUTPOST_RETURN_IF_ERROR(conn.Get());
@@ -968,12 +975,13 @@ class PgUsers final : public UserStore {
         return Status::OK();
       }
     }
-    Stmt s{"INSERT INTO devices (user_name, device, last_seen_ms, last_address) "
-           "SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE name = $1) "
-           "ON CONFLICT (user_name, device) DO UPDATE SET "
-           "last_seen_ms = GREATEST(devices.last_seen_ms, EXCLUDED.last_seen_ms), "
-           "last_address = EXCLUDED.last_address",
-           {}};
+    Stmt s{
+        "INSERT INTO devices (user_name, device, last_seen_ms, last_address) "
+        "SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE name = $1) "
+        "ON CONFLICT (user_name, device) DO UPDATE SET "
+        "last_seen_ms = GREATEST(devices.last_seen_ms, EXCLUDED.last_seen_ms), "
+        "last_address = EXCLUDED.last_address",
+        {}};
     s.params.Text(user).Text(device).Int8(now_ms).Text(address);
     ResultPtr r;
     return One(std::move(s), &r);
@@ -994,9 +1002,10 @@ class PgUsers final : public UserStore {
       stmts.clear();
       stmts.push_back({"UPDATE devices SET revoked_ms = $3 WHERE user_name = $1 AND device = $2", {}});
       stmts.back().params.Text(user).Text(device).Int8(std::max<int64_t>(now_ms, 1));
-      stmts.push_back({"INSERT INTO device_revocations (generation, user_name, device) "
-                       "SELECT COALESCE(max(generation), 0) + 1, $1, $2 FROM device_revocations",
-                       {}});
+      stmts.push_back(
+          {"INSERT INTO device_revocations (generation, user_name, device) "
+           "SELECT COALESCE(max(generation), 0) + 1, $1, $2 FROM device_revocations",
+           {}});
       stmts.back().params.Text(user).Text(device);
       return c.Run(stmts, &r);
     });
@@ -1034,9 +1043,10 @@ class PgUsers final : public UserStore {
   Status RevokedSince(uint64_t after, std::vector<Revocation>* out, uint64_t* generation) override {
     std::vector<Stmt> stmts;
     stmts.push_back({"SELECT COALESCE(max(generation), 0) FROM device_revocations", {}});
-    stmts.push_back({"SELECT generation, user_name, device FROM device_revocations WHERE generation > $1 "
-                     "ORDER BY generation LIMIT $2",
-                     {}});
+    stmts.push_back(
+        {"SELECT generation, user_name, device FROM device_revocations WHERE generation > $1 "
+         "ORDER BY generation LIMIT $2",
+         {}});
     stmts.back().params.Int8(Signed(after)).Int8(kRevocationsPerCallMax);
     Lease conn(shared_);
     OUTPOST_RETURN_IF_ERROR(conn.Get());
@@ -1102,9 +1112,10 @@ class PgUsers final : public UserStore {
       }
       stmts.push_back({"INSERT INTO tokens (hash, user_name, device) VALUES ($1, $2, $3)", {}});
       stmts.back().params.Bytes(token.hash).Text(token.user).Text(token.device);
-      stmts.push_back({"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
-                       "ON CONFLICT DO NOTHING",
-                       {}});
+      stmts.push_back(
+          {"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
+           "ON CONFLICT DO NOTHING",
+           {}});
       stmts.back().params.Text(token.user).Text(token.device).Int8(WallMs());
       return c.Run(stmts, &r);
     });

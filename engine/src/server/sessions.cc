@@ -57,10 +57,9 @@ size_t ServerCore::Impl::EndDevice(std::string_view user, std::string_view devic
     // Only its close is left to come: frames it sent meanwhile are ignored (HandleFrame).
     refused_.insert(conn);
     ++ended;
-    const std::string frame =
-        codec::EncodeSessionEnd(Status::Code::kPermissionDenied,
-                                "authentication failed: device revoked: " + std::string(message),
-                                wire::SessionEnd::Revoked);
+    const std::string frame = codec::EncodeSessionEnd(
+        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message),
+        wire::SessionEnd::Revoked);
     stats_.bytes_out += frame.size();
     out->push_back({conn, frame, true});
   }
@@ -452,10 +451,9 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
       // The device stops reconnecting either way (session_end): revoked for good, or until its
       // application gives it another token.
       Reply(g, conn,
-            codec::EncodeSessionEnd(Status::Code::kPermissionDenied,
-                                    "authentication failed: " + r.status().message(),
-                                    IsRevoked(r.status()) ? wire::SessionEnd::Revoked
-                                                          : wire::SessionEnd::AuthFailed),
+            codec::EncodeSessionEnd(
+                Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
+                IsRevoked(r.status()) ? wire::SessionEnd::Revoked : wire::SessionEnd::AuthFailed),
             true);
       return;
     }
