@@ -82,8 +82,9 @@ TEST_F(TokenRegistryTest, ARevokedDeviceIsRefusedAsRevokedAndReplaceRetiresOldTo
   auto phone = registry_->AddUser("alice", "phone");
   auto old_laptop = registry_->AddDevice("alice", "laptop");
   ASSERT_TRUE(phone.ok() && old_laptop.ok());
-  ASSERT_TRUE(registry_->Authenticate({.user = "alice", .device = "phone", .token = *phone, .peer = "10.1.2.3"})
-                  .ok());
+  ASSERT_TRUE(
+      registry_->Authenticate({.user = "alice", .device = "phone", .token = *phone, .peer = "10.1.2.3"})
+          .ok());
   ASSERT_TRUE(registry_->TouchDevice("alice", "phone", "10.1.2.3").ok());
   auto devices = registry_->DeviceRecords("alice");
   ASSERT_TRUE(devices.ok());
@@ -106,7 +107,8 @@ TEST_F(TokenRegistryTest, ARevokedDeviceIsRefusedAsRevokedAndReplaceRetiresOldTo
   ASSERT_FALSE(old.ok());
   EXPECT_FALSE(IsRevoked(old.status())) << old.status().ToString();
   EXPECT_TRUE(registry_->Authenticate({.user = "alice", .device = "laptop", .token = *new_laptop}).ok());
-  EXPECT_EQ(registry_->AddDevice("alice", "", /*replace=*/true).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(registry_->AddDevice("alice", "", /*replace=*/true).status().code(),
+            Status::Code::kInvalidArgument);
   EXPECT_EQ(registry_->AddDevice("alice", "phone").status().code(), Status::Code::kFailedPrecondition);
 }
 

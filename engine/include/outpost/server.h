@@ -74,8 +74,8 @@ struct ServerOptions {
   Env* env = nullptr;
   // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
   // Error{PermissionDenied, "authentication failed: <message>", session_end AuthFailed}, or session_end
-  // Revoked when the error is a RevokedStatus (the device was revoked). A token belongs to one device of one user:
-  // the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
+  // Revoked when the error is a RevokedStatus (the device was revoked). A token belongs to one device of one
+  // user: the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
   // networks). The returned name must follow the user-name grammar (outpost/membership.h). A transient
   // error (IOError, Unavailable, Busy, Timeout, Aborted, Full: the registry's store failed) is no verdict
   // on the credentials and gets a fatal Error{Busy}: the device reconnects later, its token intact.
