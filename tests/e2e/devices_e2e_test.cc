@@ -53,6 +53,14 @@ Json DevicesJson(const std::string& data, const std::string& user) {
   return Json::parse(r.out);  // throws (failing the test) on anything but JSON
 }
 
+// `outpostd add-device --data DATA USER --device DEVICE --replace`: the new token ("" on failure).
+std::string Issue(const std::string& data, const std::string& user, const std::string& device) {
+  RunResult r = RunOutpostd({"add-device", "--data", data, user, "--device", device, "--replace"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+  return r.exit_code == 0 ? r.out : "";
+}
+
 const Json* DeviceIn(const Json& list, const std::string& device) {
   for (const auto& d : list.at("devices")) {
     if (d.at("device") == device) return &d;
@@ -172,6 +180,43 @@ TEST_F(E2ETest, RemovedUserIsCutOffAndForgotten) {
   // Alice is untouched.
   EXPECT_TRUE(laptop->Stats().connected);
   EXPECT_FALSE(Devices(data_, "alice").empty());
+}
+
+TEST(DevicesCli, BadUsesAreRefusedWithTheirReason) {
+  TempDir dir;
+  const std::string data = dir / "data";
+  ASSERT_FALSE(AddUser(data, "alice", "phone").empty());
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"revoke-device", "--data", data, "alice"}, 2, "a user NAME and a DEVICE"},
+      {{"revoke-device", "--data", data, "alice", "phone", "extra"}, 2, "a user NAME and a DEVICE"},
+      {{"revoke-device", "--data", data, "alice", "tab\there"}, 2, "device id"},
+      {{"revoke-device", "--data", data, "alice", "tablet"}, 1, "no device \"tablet\" of user \"alice\""},
+      {{"revoke-device", "--data", data, "bob", "phone"}, 1, "no device"},
+      {{"revoke-device", "alice", "phone"}, 2, "--data DIR is required"},
+      {{"remove-user", "--data", data, "bob"}, 1, "no user"},
+      {{"remove-user", "--data", data}, 2, "exactly one user NAME"},
+      {{"add-device", "--data", data, "alice", "--replace"}, 2, "--replace needs --device"},
+      {{"devices", "--data", data, "bob", "--json"}, 1, "no user"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = RunOutpostd(c.args);
+    std::string line;
+    for (const auto& a : c.args) line += a + " ";
+    EXPECT_EQ(r.exit_code, c.exit_code) << line << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << line << r.err;
+    EXPECT_TRUE(r.out.empty()) << line << r.out;
+  }
+  // --replace: the old token is gone, the device keeps its record.
+  const std::string replaced = Issue(data, "alice", "phone");
+  EXPECT_FALSE(replaced.empty());
+  Json listed = DevicesJson(data, "alice");
+  ASSERT_EQ(listed.at("devices").size(), 1u) << listed.dump();
+  EXPECT_EQ(listed.at("devices")[0].at("state"), "bound");
 }
 
 // Waits for a fatal Error on `peer`; what it said, and false when none came within `timeout_ms`.
