@@ -153,7 +153,7 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
   const bool follow_joined =
       ctx_.opt.follow_memberships && !ctx_.user.empty() && stream == FeedStream(ctx_.user);
   std::set<std::string> joined;  // streams this page made followed
-  bool malformed = false;        // counted as a bad frame: the page stops at its first unsound op
+  bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
   for (size_t i = 0; i < n && st.ok(); ++i) {
     const wire::Op* wop = ops->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
