@@ -38,7 +38,15 @@ Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_view uri,
 Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOptions& options) {
   if (IsPostgresUri(uri)) return MigratePgServerStore(uri);
   OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
-  return std::string("key-value server store ") + store->uri() + " is at format 2; nothing to do";
+  return std::string("key-value server store ") + store->uri() + " is at format 3";
+}
+
+Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options) {
+  if (IsPostgresUri(uri)) {
+    return Status::FailedPrecondition(
+        "a PostgreSQL store gets a new incarnation with `outpostd migrate --new-incarnation` (docs/lifecycle.md)");
+  }
+  return NewKvIncarnation(uri, options);
 }
 
 }  // namespace outpost

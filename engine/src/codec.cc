@@ -121,17 +121,10 @@ std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flat
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
-std::string EncodeError(Status::Code code, std::string_view message, bool fatal) {
+std::string EncodeError(Status::Code code, std::string_view message, bool fatal, wire::SessionEnd session_end) {
   flatbuffers::FlatBufferBuilder b(128 + message.size());
   auto msg = b.CreateString(message.data(), message.size());
-  auto body = wire::CreateError(b, static_cast<uint16_t>(code), msg, fatal);
-  return FinishFrame(b, wire::Body::Error, body.Union());
-}
-
-std::string EncodeSessionEnd(Status::Code code, std::string_view message, wire::SessionEnd end) {
-  flatbuffers::FlatBufferBuilder b(128 + message.size());
-  auto msg = b.CreateString(message.data(), message.size());
-  auto body = wire::CreateError(b, static_cast<uint16_t>(code), msg, /*fatal=*/true, end);
+  auto body = wire::CreateError(b, static_cast<uint16_t>(code), msg, fatal, session_end);
   return FinishFrame(b, wire::Body::Error, body.Union());
 }
 

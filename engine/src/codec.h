@@ -18,8 +18,12 @@
 
 namespace outpost::codec {
 
+// The versions this build speaks (docs/protocol.md "Versions"). A device sends kProtocolVersion; a server
+// serves [kProtocolMin, kProtocolVersion] and answers each device in the device's own version.
+// 3: incarnations and rebase (a server restored from a copy), Error.session_end, the Welcome's range.
 // 2: Op.retry, Welcome's kind_bytes_max and stream_id_bytes_max, a device is (user, device).
-constexpr uint32_t kProtocolVersion = 2;
+constexpr uint32_t kProtocolVersion = 3;
+constexpr uint32_t kProtocolMin = 2;
 
 // Size check, then the Verifier. Corruption / InvalidArgument with a reason on failure.
 Result<const wire::Frame*> DecodeFrame(std::string_view bytes, size_t frame_bytes_max);
@@ -60,9 +64,8 @@ Result<const wire::Op*> DecodeStoredOp(std::string_view bytes);
 
 // Finishes `b` as a Frame with the given body.
 std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flatbuffers::Offset<void> body);
-std::string EncodeError(Status::Code code, std::string_view message, bool fatal);
-// A fatal Error that ends the device's sessions until the application acts (wire::SessionEnd).
-std::string EncodeSessionEnd(Status::Code code, std::string_view message, wire::SessionEnd end);
+std::string EncodeError(Status::Code code, std::string_view message, bool fatal,
+                        wire::SessionEnd session_end = wire::SessionEnd::None);
 std::string EncodeNotify(std::string_view stream, uint64_t high_seq);
 // A Notify carrying the ops after_seq+1 .. after_seq+stored.size() (= high_seq), each as EncodeStoredOp made
 // it. Corruption if one of them fails verification.

@@ -81,9 +81,12 @@ Status DecodeStreamMeta(std::string_view in, StreamMeta* m);
 // s_wm:     Short(stream) + Short(user) + Short(device) + kind(1) -> BE64(seq)
 // s_members: Short(stream) + Short(user)              -> ""
 // s_meta:   "format"                                  -> decimal format number
+// s_incarnations: BE64(n)                             -> 16-byte incarnation id (n = 0: the store's first)
+// s_bases:  BE64(n) + stream                          -> BE64(the stream's high seq when incarnation n began)
 // Format 1 (before 2026-12) keyed s_devctr by Short(device) + Short(stream) and had no user in
-// DedupeRecord and no s_meta: one user could use another's device counters.
-constexpr uint32_t kServerFormat = 2;
+// DedupeRecord and no s_meta: one user could use another's device counters. Format 3 (issue 19) adds
+// s_incarnations and s_bases; a format 2 store gets its first incarnation at open.
+constexpr uint32_t kServerFormat = 3;
 std::string ServerOpKey(std::string_view stream, uint64_t seq);
 // The prefix of every counter of one device (user, device), then the key of one stream's counter.
 std::string DevicePrefix(std::string_view user, std::string_view device);

@@ -971,6 +971,10 @@ class ClientBadInput : public ::testing::Test {
     (void)wire_->TakeSent();
     if (!after.connected) {
       ++reconnects_;
+      // A fatal Error whose (possibly flipped) session_end ends the session waits for the application, as
+      // documented: it acts, and the client connects again.
+      if (after.auth_failed || after.signed_out) client_->SetToken("token");
+      if (after.upgrade_required) client_->SetOnline(true);
       Handshake();
       (void)wire_->TakeSent();
     }

@@ -47,7 +47,7 @@ struct Change {
   enum class Kind : uint8_t {
     kAdded,      // an op appeared in the view (own submit or merged from the server)
     kUpdated,    // an op changed state: sent (seq known), failed, retried, attempts/backoff
-    kRemoved,    // an op was discarded
+    kRemoved,    // an op was discarded, or set aside by a rebase after a server restore (docs/lifecycle.md)
     kWatermark,  // a receipt watermark of the stream moved (op_id is nil)
     kCursor,     // the stream's merged cursor moved (op_id is nil)
   };
@@ -79,6 +79,8 @@ enum class ConnectionState : uint8_t {
   kAuthFailed,  // the server refused the credentials: no reconnecting until SetToken (`reason` has the
                 // server's words). Distinct from kOffline, so that an app can ask for a new login instead of
                 // waiting for the network.
+  kSignedOut,        // the server revoked this device: no reconnecting until SetToken (`reason` says so)
+  kUpgradeRequired,  // the server does not serve this build's protocol: no reconnecting until SetOnline(true)
 };
 
 struct ConnectionEvent {

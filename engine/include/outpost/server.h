@@ -124,6 +124,10 @@ struct ServerOptions {
   // A connection that has not sent a valid Hello this long after it opened gets a fatal Error{Timeout} and
   // is closed (0: no deadline).
   int64_t hello_deadline_ms = 10'000;
+  // The oldest protocol version served (docs/protocol.md "Versions"); the newest is this build's. A device
+  // outside the range gets a fatal Error{FailedPrecondition, "upgrade required: ...", UpgradeRequired} and
+  // stops reconnecting. Raise it to retire old apps; lower than this build's minimum is not possible.
+  uint32_t protocol_min = 2;
 };
 
 // What the core has done since it opened (ServerCore::Stats, Server::Stats return a copy). Counters only
@@ -152,6 +156,7 @@ struct ServerStats {
   uint64_t pulls = 0;           // Pull frames served with a page
   uint64_t bad_frames = 0;      // frames refused as undecodable or out of place (each answered with an Error)
   uint64_t auth_failures = 0;   // Hellos whose credentials the authenticate hook refused (not bad frames)
+  uint64_t upgrades_required = 0;  // Hellos of a protocol version outside [protocol_min, this build's]
   uint64_t commits = 0;         // write groups committed (groups of only opens and closes commit nothing)
   uint64_t commit_errors = 0;   // groups whose store transaction failed to begin or commit
   uint64_t hello_timeouts = 0;  // connections closed for sending no Hello within hello_deadline_ms

@@ -60,9 +60,37 @@ bool OutboxEntry::Decode(std::string_view value, OutboxEntry* entry) {
 }
 
 const std::vector<std::string>& DeviceStore::SpaceNames() {
-  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex",
-                                                 "outbox", "failed",  "watermarks", "uploads"};
+  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex", "outbox",
+                                                 "failed", "watermarks", "uploads", "lost"};
   return names;
+}
+
+const StoreFormat& DeviceStore::Format() {
+  static const StoreFormat format = {
+      .what = "device store",
+      .meta_space = "meta",
+      .current = kDeviceStoreFormat,
+      .oldest = 1,
+      // No format key: a new store (no owner yet: 0) or one written before formats were kept, which is
+      // format 1.
+      .unstamped = [](ReadTxn& txn, SpaceId meta) -> Result<uint32_t> {
+        std::string v;
+        Status st = txn.Get(meta, "device", &v);
+        if (st.IsNotFound()) return 0u;
+        OUTPOST_RETURN_IF_ERROR(st);
+        return 1u;
+      },
+      .newer_hint = "upgrade Outpost",
+      .older_hint = "open it with an earlier Outpost first, which upgrades it",
+  };
+  return format;
+}
+
+// Format 1 is the only one so far: no upgrades yet. A step from N goes here when kDeviceStoreFormat moves
+// from N to N + 1, and a golden store of format N (tests/golden/) proves it.
+const std::vector<MigrationStep>& DeviceStore::Migrations() {
+  static const std::vector<MigrationStep> steps;
+  return steps;
 }
 
 Status DeviceStore::LoadUpload(ReadTxn* txn, const OpId& id, codec::UploadRecord* out) {
@@ -198,14 +226,17 @@ Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bo
 void Tally::Add(Tally&& other) {
   outbox += other.outbox;
   failed += other.failed;
+  lost += other.lost;
   for (auto& p : other.pending_added) pending_added.push_back(std::move(p));
   for (auto& p : other.pending_gone) pending_gone.push_back(std::move(p));
   for (auto& m : other.members) members.push_back(std::move(m));
 }
 
-void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams) {
+void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams,
+                             int64_t lost) {
   outbox_depth_ = outbox;
   failed_count_ = failed;
+  lost_count_ = lost;
   MutexLock lock(&pending_mu_);
   oldest_.clear();
   stale_.clear();
@@ -224,6 +255,7 @@ void DeviceStore::Apply(const Tally& tally) {
   if (!tally.members.empty()) ApplyMembers(tally.members);
   outbox_depth_ += tally.outbox;
   failed_count_ += tally.failed;
+  lost_count_ += tally.lost;
   OUTPOST_DCHECK(outbox_depth_.load() >= 0 && failed_count_.load() >= 0);
   if (tally.pending_added.empty() && tally.pending_gone.empty()) return;
   MutexLock lock(&pending_mu_);
@@ -291,6 +323,9 @@ void DeviceStore::ApplyMembers(const std::vector<MembersNote>& notes) {
           m.pending_id = n.op_id;
           m.pending = n.names;
         }
+        break;
+      case MembersNote::What::kReset:
+        members_.erase(it);
         break;
       case MembersNote::What::kForget:
         // The latest pending one went: an earlier pending one may count now, which only a scan finds. Any

@@ -52,6 +52,11 @@ struct FlushState {
   // `resend_reason` (the latest restart's). 0 once the sending passed it.
   uint64_t resend_upto = 0;
   ResendReason resend_reason = ResendReason::kNone;
+  // The highest counter the server said it consumed (applied, duplicate, skipped, rejected), from the store
+  // at open (every counter below the outbox's first) and from acks since. The server never forgets one
+  // unless it lost state: a Welcome or a Gap naming a lower last counter triggers the repair
+  // (client/rebase.h).
+  uint64_t acked_top = 0;
 };
 
 struct PullState {
@@ -123,6 +128,9 @@ struct SyncContext {
   // changes (the Uploader; called under `mu`).
   std::string media_url OUTPOST_GUARDED_BY(mu);
   std::function<void()> media_url_changed;
+  // The server incarnation this device last saw (the store's meta `incarnation`; empty: none yet), sent in
+  // the Hello so that the server can say what a restore since then took (client/rebase.h).
+  std::string incarnation OUTPOST_GUARDED_BY(mu);
 
   // The parts, set once by Client::Impl.
   SyncSession* session = nullptr;

@@ -52,6 +52,8 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   struct Entry {
     uint64_t counter = 0;
     uint64_t high = 0;
+    uint64_t base = 0;
+    bool readable = false;
   };
   std::map<std::string, Entry> counters;
   size_t budget = opt_.frame_bytes_max / 2;
@@ -75,6 +77,7 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     Entry& e = counters[follows[i]];
     OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, follows[i]}, &e.counter));
     if (readable[i]) {
+      e.readable = true;
       OUTPOST_RETURN_IF_ERROR(txn.High(follows[i], &e.high));
     } else {
       Unfollow(r.conn, s, follows[i]);
@@ -91,18 +94,49 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   MayReadAll(txn, s, others, &readable, &error);
   OUTPOST_RETURN_IF_ERROR(error);
   for (size_t i = 0; i < others.size(); ++i) {
-    if (readable[i]) OUTPOST_RETURN_IF_ERROR(txn.High(others[i], &counters[others[i]].high));
+    if (readable[i]) {
+      counters[others[i]].readable = true;
+      OUTPOST_RETURN_IF_ERROR(txn.High(others[i], &counters[others[i]].high));
+    }
+  }
+  // Restores since the incarnation the device saw (docs/lifecycle.md): how much of each stream it may keep.
+  std::vector<std::string> incarnations;
+  OUTPOST_RETURN_IF_ERROR(txn.Incarnations(&incarnations));
+  std::vector<uint64_t> restores;  // the restores (incarnation numbers) the device has not seen
+  if (!incarnations.empty() && s.incarnation != incarnations.back()) {
+    auto seen = std::find(incarnations.begin(), incarnations.end(), s.incarnation);
+    // A device that saw none (new, or upgraded from protocol 2) or one of another history: every restore.
+    const size_t first = seen == incarnations.end() ? 1 : static_cast<size_t>(seen - incarnations.begin()) + 1;
+    for (size_t n = first; n < incarnations.size(); ++n) restores.push_back(n);
+  }
+  const bool rebase = !restores.empty();
+  for (auto& [stream, e] : counters) {
+    if (!rebase) break;
+    // Where the device may not read, the server says nothing of the stream (not even its size then): the
+    // device keeps the history it has of it.
+    if (!e.readable) {
+      e.base = UINT64_MAX;
+      continue;
+    }
+    e.base = e.high;
+    for (uint64_t n : restores) {
+      uint64_t base = 0;
+      OUTPOST_RETURN_IF_ERROR(txn.RestoreBase(n, stream, &base));
+      e.base = std::min(e.base, base);
+    }
   }
   flatbuffers::FlatBufferBuilder b(256 + counters.size() * 64);
   std::vector<flatbuffers::Offset<wire::DeviceCounter>> dcs;
   for (const auto& [stream, e] : counters) {
-    dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), e.counter, e.high));
+    dcs.push_back(wire::CreateDeviceCounter(b, b.CreateString(stream), e.counter, e.high, e.base));
   }
   auto vec = b.CreateVector(dcs);
   auto media_url = opt_.media_url.empty() ? 0 : b.CreateString(opt_.media_url);
-  auto body = wire::CreateWelcome(b, codec::kProtocolVersion, vec, opt_.frame_bytes_max,
-                                  opt_.ops_per_batch_max, opt_.payload_bytes_max, 0, opt_.kind_bytes_max,
-                                  opt_.stream_id_bytes_max, media_url);
+  const std::string current = incarnations.empty() ? std::string() : incarnations.back();
+  auto incarnation = current.empty() ? 0 : b.CreateVector(reinterpret_cast<const uint8_t*>(current.data()), current.size());
+  auto body = wire::CreateWelcome(b, s.protocol, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
+                                  opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max,
+                                  media_url, incarnation, rebase, opt_.protocol_min, codec::kProtocolVersion);
   // Receipts that moved while the device was away: a caught-up device may not pull in this session, and
   // relays only carry what moves from now on. They go before the Welcome, so a device that is idle once
   // welcomed (a one-shot sync) has them already.

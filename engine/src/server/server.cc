@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "codec.h"
 #include "server/server_impl.h"
 
 namespace outpost {
@@ -17,6 +18,11 @@ namespace outpost {
 
 Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
   if (options.env == nullptr) options.env = SystemEnv();
+  if (options.protocol_min < codec::kProtocolMin || options.protocol_min > codec::kProtocolVersion) {
+    return Status::InvalidArgument("protocol_min " + std::to_string(options.protocol_min) + " outside " +
+                                   std::to_string(codec::kProtocolMin) + ".." +
+                                   std::to_string(codec::kProtocolVersion) + ", the versions this build speaks");
+  }
   std::shared_ptr<ServerStore> store = options.server_store;
   if (!store) {
     ServerStoreOptions so;

@@ -57,8 +57,8 @@ size_t ServerCore::Impl::EndDevice(std::string_view user, std::string_view devic
     // Only its close is left to come: frames it sent meanwhile are ignored (HandleFrame).
     refused_.insert(conn);
     ++ended;
-    const std::string frame = codec::EncodeSessionEnd(
-        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message),
+    const std::string frame = codec::EncodeError(
+        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message), true,
         wire::SessionEnd::Revoked);
     stats_.bytes_out += frame.size();
     out->push_back({conn, frame, true});
@@ -417,11 +417,18 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     BadFrame(g, conn, Status::Code::kInvalidArgument, "second Hello on one connection", false);
     return;
   }
-  if (hello.protocol_version() != codec::kProtocolVersion) {
-    BadFrame(g, conn, Status::Code::kFailedPrecondition,
-             "protocol version " + std::to_string(hello.protocol_version()) +
-                 " not supported (server speaks " + std::to_string(codec::kProtocolVersion) + ")",
-             true);
+  const uint32_t protocol = hello.protocol_version();
+  if (protocol < opt_.protocol_min || protocol > codec::kProtocolVersion) {
+    // Not a bad frame: the device is sound, only too old (or too new). It is told once, for good: it stops
+    // reconnecting until the app is upgraded (or asks again), so old devices do not storm an upgraded server.
+    ++stats_.upgrades_required;
+    Reply(g, conn,
+          codec::EncodeError(Status::Code::kFailedPrecondition,
+                             "upgrade required: protocol version " + std::to_string(protocol) +
+                                 " not supported (server speaks " + std::to_string(opt_.protocol_min) + " to " +
+                                 std::to_string(codec::kProtocolVersion) + ")",
+                             true, wire::SessionEnd::UpgradeRequired),
+          true);
     return;
   }
   HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
@@ -451,8 +458,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
       // The device stops reconnecting either way (session_end): revoked for good, or until its
       // application gives it another token.
       Reply(g, conn,
-            codec::EncodeSessionEnd(
-                Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(),
+            codec::EncodeError(
+                Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(), true,
                 IsRevoked(r.status()) ? wire::SessionEnd::Revoked : wire::SessionEnd::AuthFailed),
             true);
       return;
@@ -487,6 +494,10 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   ++devices_online_;
   s.user = std::move(user);
   s.device = info.device;
+  s.protocol = protocol;
+  if (hello.incarnation() && hello.incarnation()->size() <= 64) {
+    s.incarnation.assign(reinterpret_cast<const char*>(hello.incarnation()->data()), hello.incarnation()->size());
+  }
   user_conns_[s.user].insert(conn);
   // Each listed stream is followed only if the device may read it now; a non-member's is kept aside and
   // followed once the user joins (FollowJoined).
