@@ -39,7 +39,7 @@ struct Session {
   std::string device;
   uint32_t protocol = 0;    // the device's protocol version (the Welcome and every answer speak it)
   std::string incarnation;  // the server incarnation the device last saw (Hello; empty: none)
-  std::string peer;  // the transport's remote address (HelloInfo::peer)
+  std::string peer;         // the transport's remote address (HelloInfo::peer)
   std::unordered_set<std::string> follows;
   std::unordered_set<std::string> watermarks_sent;  // streams whose stored watermarks went out already
   std::unordered_set<std::string> denied;  // streams it asked for as a non-member: followed once it joins

@@ -58,8 +58,8 @@ size_t ServerCore::Impl::EndDevice(std::string_view user, std::string_view devic
     refused_.insert(conn);
     ++ended;
     const std::string frame = codec::EncodeError(
-        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message), true,
-        wire::SessionEnd::Revoked);
+        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message),
+        true, wire::SessionEnd::Revoked);
     stats_.bytes_out += frame.size();
     out->push_back({conn, frame, true});
   }
