@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -129,10 +130,13 @@ Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(const std::string& da
   return registry;
 }
 
-Result<std::string> TokenRegistry::IssueToken(std::string_view user, std::string_view device, bool first) {
+Result<std::string> TokenRegistry::IssueToken(std::string_view user, std::string_view device, bool first,
+                                              bool replace) {
   std::string token = NewToken();
   const TokenRecord record{TokenHash(token), std::string(user), std::string(device)};
-  Status s = first ? users_->AddUser(user, record) : users_->AddToken(record);
+  Status s = first     ? users_->AddUser(user, record)
+             : replace ? users_->ReplaceDeviceTokens(record)
+                       : users_->AddToken(record);
   if (s.code() == Status::Code::kConflict && first) {
     return Status::Conflict("user '" + std::string(user) + "' already exists (add-device adds a token)");
   }
@@ -149,10 +153,13 @@ Result<std::string> TokenRegistry::AddUser(std::string_view user, std::string_vi
   return IssueToken(user, device, /*first=*/true);
 }
 
-Result<std::string> TokenRegistry::AddDevice(std::string_view user, std::string_view device) {
+Result<std::string> TokenRegistry::AddDevice(std::string_view user, std::string_view device, bool replace) {
   OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
   if (!device.empty()) OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
-  return IssueToken(user, device, /*first=*/false);
+  if (replace && device.empty()) {
+    return Status::InvalidArgument("replacing a device's tokens needs the device id (--device ID)");
+  }
+  return IssueToken(user, device, /*first=*/false, replace);
 }
 
 Result<std::string> TokenRegistry::Authenticate(const HelloInfo& hello) {
@@ -161,6 +168,8 @@ Result<std::string> TokenRegistry::Authenticate(const HelloInfo& hello) {
   TokenRecord binding;
   if (Status s = users_->FindToken(hash, &binding); !s.ok()) {
     if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
+    // The store's only PermissionDenied: a token of a revoked device (UserStore).
+    if (s.code() == Status::Code::kPermissionDenied) return RevokedStatus(s.message());
     if (s.code() == Status::Code::kCorruption) return s;
     return Status::IOError("user registry: " + s.ToString());
   }
@@ -186,6 +195,7 @@ Result<TokenBinding> TokenRegistry::LookUpToken(std::string_view token) {
   TokenRecord binding;
   if (Status s = users_->FindToken(TokenHash(token), &binding); !s.ok()) {
     if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
+    if (s.code() == Status::Code::kPermissionDenied) return s;  // a revoked device's
     if (s.code() == Status::Code::kCorruption) return s;
     return Status::IOError("user registry: " + s.ToString());
   }
@@ -206,6 +216,9 @@ Status TokenRegistry::Bind(const std::string& hash, std::string_view user, std::
   Status s = users_->BindToken(hash, device);
   if (s.ok()) return s;
   if (s.IsNotFound()) return Status::PermissionDenied("unknown token");
+  if (s.code() == Status::Code::kPermissionDenied && s.message().starts_with("device revoked")) {
+    return RevokedStatus(s.message());
+  }
   if (s.code() == Status::Code::kPermissionDenied) {
     TokenRecord now;
     if (users_->FindToken(hash, &now).ok() && !now.device.empty()) {
@@ -236,6 +249,38 @@ Result<std::vector<TokenBinding>> TokenRegistry::Devices(std::string_view user) 
   out.reserve(tokens.size());
   for (auto& t : tokens) out.push_back(TokenBinding{std::move(t.user), std::move(t.device)});
   return out;
+}
+
+Result<std::vector<DeviceRecord>> TokenRegistry::DeviceRecords(std::string_view user) {
+  OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
+  std::vector<DeviceRecord> out;
+  OUTPOST_RETURN_IF_ERROR(users_->Devices(user, &out));
+  return out;
+}
+
+Status TokenRegistry::RevokeDevice(std::string_view user, std::string_view device) {
+  OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
+  OUTPOST_RETURN_IF_ERROR(ValidateDeviceId(device));
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return users_->RevokeDevice(user, device, now_ms);
+}
+
+Status TokenRegistry::RemoveUser(std::string_view user) {
+  OUTPOST_RETURN_IF_ERROR(ValidateUserName(user));
+  return users_->RemoveUser(user);
+}
+
+Status TokenRegistry::TouchDevice(std::string_view user, std::string_view device, std::string_view address) {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return users_->TouchDevice(user, device, now_ms, address);
+}
+
+Status TokenRegistry::RevokedSince(uint64_t after, std::vector<Revocation>* out, uint64_t* generation) {
+  return users_->RevokedSince(after, out, generation);
 }
 
 Result<uint64_t> TokenRegistry::UserCount() {

@@ -50,7 +50,7 @@ TEST_F(PgServerStoreTest, OpenRefusesADatabaseWithoutSchema) {
   EXPECT_EQ(opened.status().code(), Status::Code::kFailedPrecondition);
   EXPECT_NE(opened.status().message().find("outpostd migrate --store " + uri_), std::string::npos)
       << opened.status().ToString();
-  EXPECT_NE(opened.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(opened.status().message().find("version " + std::to_string(kPgSchemaVersion)), std::string::npos);
 }
 
 TEST_F(PgServerStoreTest, MigrateUpgradesVersionOneInPlace) {
@@ -68,13 +68,40 @@ TEST_F(PgServerStoreTest, MigrateUpgradesVersionOneInPlace) {
   EXPECT_NE(opened.status().message().find("version 1"), std::string::npos) << opened.status().ToString();
   auto migrated = MigratePgServerStore(uri_);
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_NE(migrated->find("from version 1 to 2"), std::string::npos) << *migrated;
+  EXPECT_NE(migrated->find("from version 1 to " + std::to_string(kPgSchemaVersion)), std::string::npos)
+      << *migrated;
   auto reopened = OpenPgServerStore(uri_, {});
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   auto store = *reopened;
   std::vector<std::string> streams;
   ASSERT_TRUE(store->BeginRead().value()->BlobStreams(std::string(32, 'a'), 10, &streams).ok());
   EXPECT_TRUE(streams.empty());
+}
+
+TEST_F(PgServerStoreTest, MigrateToThreeGivesBoundTokensDeviceRecords) {
+  {
+    auto store = MigrateAndOpen();
+    ASSERT_NE(store, nullptr);
+  }
+  // A version 2 database with a user, a bound token and an unbound one: no device tables.
+  ASSERT_TRUE(PgTestExec(uri_,
+                         "DROP TABLE devices; DROP TABLE device_revocations; "
+                         "UPDATE outpost_schema SET version = 2; INSERT INTO users (name) VALUES ('alice'); "
+                         "INSERT INTO tokens (hash, user_name, device) VALUES "
+                         "('\\x01', 'alice', 'phone'), ('\\x02', 'alice', '')")
+                  .ok());
+  auto migrated = MigratePgServerStore(uri_);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  auto store = OpenPgServerStore(uri_, {});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<DeviceRecord> devices;
+  ASSERT_TRUE((*store)->users()->Devices("alice", &devices).ok());
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].device, "phone");
+  EXPECT_EQ(devices[0].created_ms, 0) << "bound before records: unknown";
+  ASSERT_TRUE((*store)->users()->RevokeDevice("alice", "phone", 5).ok());
+  TokenRecord t;
+  EXPECT_EQ((*store)->users()->FindToken(std::string(1, '\x01'), &t).code(), Status::Code::kPermissionDenied);
 }
 
 TEST_F(PgServerStoreTest, ConcurrentMigrationsMakeOneSchema) {

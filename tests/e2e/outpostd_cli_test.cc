@@ -136,8 +136,8 @@ TEST(OutpostdCli, UsageErrorsExitTwoAndHelpExitsZero) {
     EXPECT_FALSE(r.err.empty()) << line;
     EXPECT_TRUE(r.out.empty()) << line;
   }
-  for (const std::string command :
-       {"", "serve", "add-user", "add-device", "devices", "migrate", "stats", "keygen", "curve-public"}) {
+  for (const std::string command : {"", "serve", "add-user", "add-device", "devices", "revoke-device",
+                                    "remove-user", "migrate", "stats", "keygen", "curve-public"}) {
     std::vector<std::string> args;
     if (!command.empty()) args.push_back(command);
     args.push_back("--help");
@@ -248,8 +248,8 @@ TEST(OutpostdCli, VersionHelpAndFlagErrors) {
   RunResult r = RunOutpostd({"--version"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(r.out.starts_with("outpostd 0.")) << r.out;
-  for (const std::string command :
-       {"serve", "add-user", "add-device", "devices", "migrate", "stats", "keygen", "curve-public"}) {
+  for (const std::string command : {"serve", "add-user", "add-device", "devices", "revoke-device",
+                                    "remove-user", "migrate", "stats", "keygen", "curve-public"}) {
     r = RunOutpostd({command, "-h"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
     EXPECT_NE(r.out.find("usage: outpostd " + command), std::string::npos) << r.out;

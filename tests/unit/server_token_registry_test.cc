@@ -78,5 +78,47 @@ TEST(RedactUriTest, RemovesPasswords) {
   EXPECT_EQ(RedactUri("lmdb:/var/lib/x"), "lmdb:/var/lib/x");
 }
 
+TEST_F(TokenRegistryTest, ARevokedDeviceIsRefusedAsRevokedAndReplaceRetiresOldTokens) {
+  auto phone = registry_->AddUser("alice", "phone");
+  auto old_laptop = registry_->AddDevice("alice", "laptop");
+  ASSERT_TRUE(phone.ok() && old_laptop.ok());
+  ASSERT_TRUE(
+      registry_->Authenticate({.user = "alice", .device = "phone", .token = *phone, .peer = "10.1.2.3"})
+          .ok());
+  ASSERT_TRUE(registry_->TouchDevice("alice", "phone", "10.1.2.3").ok());
+  auto devices = registry_->DeviceRecords("alice");
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices->size(), 2u);
+  EXPECT_EQ((*devices)[1].device, "phone");
+  EXPECT_EQ((*devices)[1].last_address, "10.1.2.3");
+  EXPECT_GT((*devices)[1].last_seen_ms, 0);
+
+  ASSERT_TRUE(registry_->RevokeDevice("alice", "phone").ok());
+  auto refused = registry_->Authenticate({.user = "alice", .device = "phone", .token = *phone});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(IsRevoked(refused.status())) << refused.status().ToString();
+  EXPECT_FALSE(registry_->LookUpToken(*phone).ok()) << "the media server refuses it too";
+  EXPECT_TRUE(registry_->RevokeDevice("alice", "tablet").IsNotFound());
+
+  // A replacement token for the laptop retires its old one: unknown, not revoked.
+  auto new_laptop = registry_->AddDevice("alice", "laptop", /*replace=*/true);
+  ASSERT_TRUE(new_laptop.ok()) << new_laptop.status().ToString();
+  auto old = registry_->Authenticate({.user = "alice", .device = "laptop", .token = *old_laptop});
+  ASSERT_FALSE(old.ok());
+  EXPECT_FALSE(IsRevoked(old.status())) << old.status().ToString();
+  EXPECT_TRUE(registry_->Authenticate({.user = "alice", .device = "laptop", .token = *new_laptop}).ok());
+  EXPECT_EQ(registry_->AddDevice("alice", "", /*replace=*/true).status().code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(registry_->AddDevice("alice", "phone").status().code(), Status::Code::kFailedPrecondition);
+}
+
+TEST(RevokedStatusTest, MarksOnlyRevocations) {
+  EXPECT_TRUE(IsRevoked(RevokedStatus("device \"phone\" of user \"alice\" was revoked")));
+  EXPECT_EQ(RevokedStatus("x").code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(RevokedStatus("x").message(), "device revoked: x");
+  EXPECT_FALSE(IsRevoked(Status::PermissionDenied("unknown token")));
+  EXPECT_FALSE(IsRevoked(Status::IOError("device revoked")));
+}
+
 }  // namespace
 }  // namespace outpost

@@ -138,6 +138,8 @@ Result<Json> Counters(ReadTxn* txn) {
 Result<std::map<std::pair<std::string, std::string>, uint64_t>> Tokens(const std::string& data_dir) {
   StorageOptions options = KvUserStore::Options(true);
   options.read_only = true;
+  // Only the spaces every format has (Tokens reads no other): a format 1 registry opens too.
+  options.spaces = {"users", "tokens"};
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Storage> storage,
                            OpenStorage("lmdb:" + data_dir + "/auth", options));
   KvUserStore users(std::move(storage));

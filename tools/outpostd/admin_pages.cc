@@ -324,6 +324,8 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
   f.Counter("outpost_server_upgrades_required_total",
             "Hellos refused because the device's protocol version is outside the served range.",
             static_cast<double>(s.upgrades_required));
+  f.Counter("outpost_server_devices_ended_total", "Connections closed because their device was revoked.",
+            static_cast<double>(s.devices_ended));
   f.Counter("outpost_server_bad_frames_total", "Frames refused as malformed or out of protocol.",
             static_cast<double>(s.bad_frames));
   const std::pair<const char*, uint64_t> verdicts[] = {

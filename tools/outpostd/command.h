@@ -34,6 +34,8 @@ Command ServeCommand();        // serve.cc
 Command AddUserCommand();      // users_command.cc
 Command AddDeviceCommand();    // users_command.cc
 Command DevicesCommand();      // users_command.cc
+Command RevokeDeviceCommand();  // users_command.cc
+Command RemoveUserCommand();    // users_command.cc
 Command MigrateCommand();      // migrate_command.cc
 Command StatsCommand();        // stats_command.cc
 Command KeygenCommand();       // curve_command.cc

@@ -41,6 +41,7 @@
 #include "outpost/server_store.h"
 #include "outpost/token_registry.h"
 #include "outpost/transport.h"
+#include "revocations.h"
 #include "stats_json.h"
 
 namespace outpostd {
@@ -602,6 +603,14 @@ int Serve(const Flags& flags) {
   config.server.authenticate = [registry,
                                 refusals](const outpost::HelloInfo& hello) -> outpost::Result<std::string> {
     auto user = registry->Authenticate(hello);
+    if (user.ok()) {
+      // Last seen and address for `outpostd devices`; a failure to note them refuses nobody.
+      if (Status s = registry->TouchDevice(*user, hello.device, hello.peer); !s.ok()) {
+        uint64_t skipped = 0;
+        if (refusals->Take(&skipped))
+          Log(LogLevel::kWarn, "user registry: cannot note a Hello: {}", s.ToString());
+      }
+    }
     uint64_t suppressed = 0;
     if (!user.ok() && refusals->Take(&suppressed)) {
       const bool store_trouble =
@@ -651,6 +660,13 @@ int Serve(const Flags& flags) {
                                 server_or.status().ToString());
   }
   server = std::move(server_or).value();
+  // Revocations from now on end live connections on this instance (earlier ones: the Hello is refused).
+  auto watcher_or = RevocationWatcher::Start(registry, server.get());
+  if (!watcher_or.ok()) {
+    return Fail(kExitError, "cannot read the revocations of the user registry " + registry->where() + ": " +
+                                watcher_or.status().ToString());
+  }
+  std::unique_ptr<RevocationWatcher> watcher = std::move(watcher_or).value();
   server->Start();
   const std::string endpoint = server->endpoint();
   source.endpoint = endpoint.empty() ? listen_uri : endpoint;
@@ -688,6 +704,7 @@ int Serve(const Flags& flags) {
 
   int sig = 0;
   while ((sig = WaitForSignal(signals, std::chrono::seconds(1))) == 0) stats.Tick();
+  watcher.reset();  // before the server it ends connections on
 
   Log(LogLevel::kInfo, "{}: stopping (answering what was received)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // Uploads stop first: one cut midway keeps what it stored and resumes from there.

@@ -29,6 +29,7 @@ namespace {
   X(auth_failures)                      \
   X(upgrades_required)                  \
   X(hello_timeouts)                     \
+  X(devices_ended)                      \
   X(commits)                            \
   X(commit_errors)                      \
   X(bytes_in)                           \

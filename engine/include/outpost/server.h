@@ -39,7 +39,17 @@ struct HelloInfo {
   std::string user;
   std::string device;
   std::string token;
+  // The remote address of the connection when the transport knows it (ZeroMQ over TCP: the peer's IP);
+  // empty when unknown. For records and logs (outpostd devices), never for decisions.
+  std::string peer;
 };
+
+// The authenticate hook's answer for a device that was revoked (`why` says which and when): the Hello is
+// refused with a fatal Error{PermissionDenied, "authentication failed: device revoked: ...", session_end
+// Revoked}, and the device stops for good. Any other refusal gets session_end AuthFailed.
+OUTPOST_EXPORT Status RevokedStatus(std::string_view why);
+// Whether `status` came from RevokedStatus (or is a store's PermissionDenied "device revoked...").
+OUTPOST_EXPORT bool IsRevoked(const Status& status);
 
 enum class Access : uint8_t { kPush, kPull, kWatermark };
 
@@ -63,8 +73,9 @@ struct ServerOptions {
   std::function<Result<std::unique_ptr<Storage>>(std::string_view uri, const StorageOptions&)> open_store;
   Env* env = nullptr;
   // Returns the authenticated user for a Hello, or an error: the connection then gets a fatal
-  // Error{PermissionDenied, "authentication failed: <message>"}. A token belongs to one device of one user:
-  // the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
+  // Error{PermissionDenied, "authentication failed: <message>", session_end AuthFailed}, or session_end
+  // Revoked when the error is a RevokedStatus (the device was revoked). A token belongs to one device of one
+  // user: the hook refuses a Hello whose device is not its token's. Default: the claimed user (tests, trusted
   // networks). The returned name must follow the user-name grammar (outpost/membership.h). A transient
   // error (IOError, Unavailable, Busy, Timeout, Aborted, Full: the registry's store failed) is no verdict
   // on the credentials and gets a fatal Error{Busy}: the device reconnects later, its token intact.
@@ -149,6 +160,7 @@ struct ServerStats {
   uint64_t commits = 0;         // write groups committed (groups of only opens and closes commit nothing)
   uint64_t commit_errors = 0;   // groups whose store transaction failed to begin or commit
   uint64_t hello_timeouts = 0;  // connections closed for sending no Hello within hello_deadline_ms
+  uint64_t devices_ended = 0;   // authenticated connections closed by EndDevice (revoked devices)
   // Bytes of the frames the core received from devices, and of the frames it handed to the listener to
   // send (the frames themselves: the transport's own framing and encryption are not counted).
   uint64_t bytes_in = 0, bytes_out = 0;
@@ -198,6 +210,11 @@ class OUTPOST_EXPORT ServerCore {
   void Tick(std::vector<Outbound>* out);
   // Called (from a store thread) when another instance published something for Tick to send.
   void SetWakeup(std::function<void()> wakeup);
+  // Ends every authenticated connection of device (user, device) now: a fatal Error{PermissionDenied,
+  // "authentication failed: device revoked: <message>", session_end Revoked}, then the close. Later
+  // frames of those connections are ignored. Returns how many it ended.
+  size_t EndDevice(std::string_view user, std::string_view device, std::string_view message,
+                   std::vector<Outbound>* out);
   ServerStats Stats() const;
   // The `max` most recently active streams (StreamActivity), most recent first; at most
   // kActiveStreamsMax.
@@ -227,6 +244,9 @@ class OUTPOST_EXPORT Server {
   // Stops the background thread after its current group, then handles every event already received
   // (each durable batch gets its ack out) before returning. The listener stays open until destruction.
   void Stop();
+  // ServerCore::EndDevice from any thread: queued, and done by the next Step (it wakes the background
+  // thread), so the device's connections close within one loop turn.
+  void EndDevice(std::string_view user, std::string_view device, std::string_view message);
   // A copy of the core's stats; any thread (waits for the group being handled, if any).
   ServerStats Stats() const;
   // ServerCore::ActiveStreams; any thread (waits like Stats).

@@ -193,7 +193,30 @@ struct TokenRecord {
   std::string device;  // empty: not bound yet (binds to the device of its first Hello)
 };
 
+// One device of a user as the registry knows it (`outpostd devices`). A record appears when a token is
+// bound to the device (issued with a device id, or bound by its first Hello).
+struct DeviceRecord {
+  std::string device;
+  int64_t created_ms = 0;    // when it got its first token (Unix ms); 0: unknown (bound by an older build)
+  int64_t last_seen_ms = 0;  // its last accepted Hello; 0: never seen
+  std::string last_address;  // the remote address of that Hello; empty: unknown
+  int64_t revoked_ms = 0;    // when it was revoked; 0: not revoked
+};
+
+// One revocation (RevokedSince): device (user, device) was revoked, or its user removed, under
+// `generation` (the store's revocation counter, which only grows).
+struct Revocation {
+  uint64_t generation = 0;
+  std::string user;
+  std::string device;
+};
+
 // Users and their device tokens (outpostd's registry). Every call is its own transaction.
+//
+// Devices: RevokeDevice ends a device for good: every token bound to it stops working at once (FindToken
+// answers PermissionDenied, a message starting "device revoked"), no token may be bound to it or issued
+// for it again, and the revocation is logged under a new generation so that every server on the store
+// closes the device's live connections (RevokedSince, polled).
 class OUTPOST_EXPORT UserStore {
  public:
   virtual ~UserStore() = default;
@@ -210,7 +233,46 @@ class OUTPOST_EXPORT UserStore {
   virtual Status UserCount(uint64_t* count) = 0;
   // Every token of `user`, sorted by device (unbound last). NotFound when there is no such user.
   virtual Status Tokens(std::string_view user, std::vector<TokenRecord>* tokens) = 0;
+
+  // ---- Devices (the defaults answer FailedPrecondition: a store without device records) ----
+  // Every device record of `user`, sorted by device id (replaces `*devices`). NotFound when there is no
+  // such user.
+  virtual Status Devices(std::string_view user, std::vector<DeviceRecord>* devices) { return NoDevices(); }
+  // Records an accepted Hello of (user, device) from `address` (empty: unknown) at `now_ms`: last seen and
+  // last address. Cheap on the Hello path: skips the write when last seen moved less than
+  // kDeviceTouchIntervalMs and the address is the same. Creates the record when missing (a token bound
+  // by an older build). Ok and nothing written for an unknown user.
+  virtual Status TouchDevice(std::string_view user, std::string_view device, int64_t now_ms,
+                             std::string_view address) {
+    return NoDevices();
+  }
+  // Revokes (user, device) at `now_ms` (above). Idempotent: a revoked device stays revoked as it was.
+  // NotFound for an unknown user or a device with no record.
+  virtual Status RevokeDevice(std::string_view user, std::string_view device, int64_t now_ms) {
+    return NoDevices();
+  }
+  // Another token for (token.user, token.device) that retires every other token bound to that device
+  // (they are deleted: unknown tokens from now on), atomically. NotFound when there is no such user;
+  // FailedPrecondition when the device is revoked; InvalidArgument without a device.
+  virtual Status ReplaceDeviceTokens(const TokenRecord& token) { return NoDevices(); }
+  // Removes `user`: its tokens (bound or not) and its device records go, and each of its devices that was
+  // not revoked is logged as a revocation (servers close its connections). What the user wrote stays:
+  // memberships, ops, receipts and counters are stream state, not the registry's (docs/operations.md).
+  // The name may be created again later (a new user). NotFound when there is no such user.
+  virtual Status RemoveUser(std::string_view user) { return NoDevices(); }
+  // The revocations logged with a generation above `after`, oldest first (replaces `*out`), and the
+  // store's generation now (`*generation`: the highest logged, 0 when none). A server polls it with the
+  // generation of its last answer; RevokedSince(UINT64_MAX, ...) learns the current generation only.
+  virtual Status RevokedSince(uint64_t after, std::vector<Revocation>* out, uint64_t* generation) {
+    return NoDevices();
+  }
+
+ private:
+  static Status NoDevices() { return Status::FailedPrecondition("this user store keeps no device records"); }
 };
+
+// TouchDevice writes a device's last seen at most this often (unless its address changed).
+inline constexpr int64_t kDeviceTouchIntervalMs = 60'000;
 
 class OUTPOST_EXPORT ServerStore {
  public:

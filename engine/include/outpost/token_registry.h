@@ -74,10 +74,12 @@ class OUTPOST_EXPORT TokenRegistry {
   // Conflict when the user exists; InvalidArgument for a bad user name or device id.
   Result<std::string> AddUser(std::string_view user, std::string_view device = {});
   // A new token for another device of `user`, bound to `device` (empty: bound on first use). NotFound when
-  // there is no such user; InvalidArgument for a bad device id. A device may hold several tokens (one
-  // replaces a lost one; there is no revocation yet).
-  Result<std::string> AddDevice(std::string_view user, std::string_view device = {});
-  // The user a Hello's token belongs to. PermissionDenied for a malformed or unknown token, a token of
+  // there is no such user; InvalidArgument for a bad device id; FailedPrecondition when `device` was
+  // revoked. A device may hold several tokens; with `replace` (which needs a device) the new one retires
+  // the device's others at once (they become unknown tokens; live connections stay until they reconnect).
+  Result<std::string> AddDevice(std::string_view user, std::string_view device = {}, bool replace = false);
+  // The user a Hello's token belongs to. RevokedStatus (outpost/server.h: PermissionDenied, IsRevoked) for a
+  // token of a revoked device. PermissionDenied for a malformed or unknown token, a token of
   // another user than the one the Hello claims, or a token bound to another device than the Hello's; an
   // unbound token is bound to the Hello's device here, durably, before this returns. IOError when the store
   // cannot be read or the binding cannot be written; Corruption for a token entry of unknown form.
@@ -94,6 +96,17 @@ class OUTPOST_EXPORT TokenRegistry {
   // Every token of `user` with its binding, sorted by device (unbound last). NotFound when there is no such
   // user. May scan all tokens: an admin command, not a request path.
   Result<std::vector<TokenBinding>> Devices(std::string_view user);
+  // Every device record of `user` (UserStore::Devices), sorted by device id. NotFound when there is no such
+  // user.
+  Result<std::vector<DeviceRecord>> DeviceRecords(std::string_view user);
+  // UserStore::RevokeDevice at the system clock's now. NotFound for an unknown user or device.
+  Status RevokeDevice(std::string_view user, std::string_view device);
+  // UserStore::RemoveUser. NotFound for an unknown user.
+  Status RemoveUser(std::string_view user);
+  // UserStore::TouchDevice for an accepted Hello (address: HelloInfo::peer).
+  Status TouchDevice(std::string_view user, std::string_view device, std::string_view address);
+  // UserStore::RevokedSince.
+  Status RevokedSince(uint64_t after, std::vector<Revocation>* out, uint64_t* generation);
 
   // Makes `registry` the server's authentication: `options->authenticate` checks a Hello's token
   // (Authenticate) and `options->user_exists` answers from the registered users (HasUser), so that member
@@ -102,8 +115,10 @@ class OUTPOST_EXPORT TokenRegistry {
 
  private:
   TokenRegistry(std::shared_ptr<ServerStore> server_store, std::string where);
-  // Issues a token for `user` bound to `device`: its first (a new user) or another one.
-  Result<std::string> IssueToken(std::string_view user, std::string_view device, bool first);
+  // Issues a token for `user` bound to `device`: its first (a new user) or another one (retiring the
+  // device's others with `replace`).
+  Result<std::string> IssueToken(std::string_view user, std::string_view device, bool first,
+                                 bool replace = false);
   // Binds the unbound token `hash` of `user` to `device`; PermissionDenied when another Hello bound it to
   // another device first.
   Status Bind(const std::string& hash, std::string_view user, std::string_view device);

@@ -68,6 +68,7 @@ struct ServerEvent {
   Kind kind = Kind::kFrame;
   ConnId conn = 0;
   std::string frame;  // kFrame only
+  std::string peer;   // kOpen only: the remote address when the transport knows it (HelloInfo::peer)
 };
 
 // What a Listener holds, for tests and monitoring. Computed on demand (O(connections)); not for hot paths.

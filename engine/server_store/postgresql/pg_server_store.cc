@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
@@ -14,6 +15,7 @@
 #include <tuple>
 #include <utility>
 
+#include "outpost/membership.h"
 #include "server_store/postgresql/pg_conn.h"
 #include "server_store/postgresql/pg_events.h"
 
@@ -61,6 +63,33 @@ CREATE INDEX tokens_by_user ON tokens (user_name);
 constexpr const char* kSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS blob_refs (blob text COLLATE "C" NOT NULL, stream bytea NOT NULL, PRIMARY KEY (blob, stream));
 )sql";
+
+// Version 3, devices (its own step; other version 3 tables have theirs): a record per device of a user
+// (created, last seen, last address, revoked; times in Unix ms, 0: unknown or never) and the revocation
+// log that every outpostd on the database polls (RevokedSince). Devices bound before it get a record with
+// created_ms 0 (unknown).
+constexpr const char* kSchemaV3Devices = R"sql(
+CREATE TABLE IF NOT EXISTS devices (
+  user_name text COLLATE "C" NOT NULL, device text COLLATE "C" NOT NULL,
+  created_ms bigint NOT NULL DEFAULT 0, last_seen_ms bigint NOT NULL DEFAULT 0,
+  last_address text NOT NULL DEFAULT '', revoked_ms bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_name, device));
+CREATE TABLE IF NOT EXISTS device_revocations (
+  generation bigint PRIMARY KEY, user_name text COLLATE "C" NOT NULL, device text COLLATE "C" NOT NULL);
+INSERT INTO devices (user_name, device) SELECT DISTINCT user_name, device FROM tokens WHERE device <> ''
+  ON CONFLICT DO NOTHING;
+)sql";
+// pg_advisory_xact_lock key of revocations ("revoke" in ASCII): generations are given and committed one at a
+// time, in order, so that a poller that has read generation N has seen every revocation up to N.
+constexpr int64_t kRevocationLockKey = 0x7265766f6b65;
+// Revocations one RevokedSince answer carries at most.
+constexpr int64_t kRevocationsPerCallMax = 1000;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 int64_t Signed(uint64_t v) {
   return v > uint64_t(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max() : int64_t(v);
@@ -135,6 +164,7 @@ class Lease {
     return Status::OK();
   }
   Conn* operator->() { return conn_.get(); }
+  Conn& operator*() { return *conn_; }
 
  private:
   std::shared_ptr<PgShared> shared_;
@@ -788,57 +818,81 @@ class PgUsers final : public UserStore {
   explicit PgUsers(std::shared_ptr<PgShared> shared) : shared_(std::move(shared)) {}
 
   Status AddUser(std::string_view user, const TokenRecord& token) override {
-    Stmt s{
-        "WITH u AS (INSERT INTO users (name) VALUES ($1) RETURNING name) "
-        "INSERT INTO tokens (hash, user_name, device) SELECT $2, name, $3 FROM u",
-        {}};
-    s.params.Text(user).Bytes(token.hash).Text(token.device);
-    Lease conn(shared_);
-    OUTPOST_RETURN_IF_ERROR(conn.Get());
-    ResultPtr r;
-    Status st = conn->RunOne(s, &r);
-    if (st.code() == Status::Code::kConflict && conn->last_constraint() == "users_pkey") {
-      return Status::Conflict("user " + std::string(user) + " exists");
-    }
-    return st;
+    std::vector<Stmt> stmts;
+    stmts.push_back(
+        {"WITH u AS (INSERT INTO users (name) VALUES ($1) RETURNING name) "
+         "INSERT INTO tokens (hash, user_name, device) SELECT $2, name, $3 FROM u",
+         {}});
+    stmts.back().params.Text(user).Bytes(token.hash).Text(token.device);
+    stmts.push_back(
+        {"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
+         "ON CONFLICT DO NOTHING",
+         {}});
+    stmts.back().params.Text(user).Text(token.device).Int8(WallMs());
+    return InTxn([&](Conn& c) {
+      std::vector<ResultPtr> r;
+      Status st = c.Run(stmts, &r);
+      if (st.code() == Status::Code::kConflict && c.last_constraint() == "users_pkey") {
+        return Status::Conflict("user " + std::string(user) + " exists");
+      }
+      return st;
+    });
   }
 
-  Status AddToken(const TokenRecord& token) override {
-    Stmt s{"INSERT INTO tokens (hash, user_name, device) SELECT $1, name, $3 FROM users WHERE name = $2", {}};
-    s.params.Bytes(token.hash).Text(token.user).Text(token.device);
-    ResultPtr r;
-    OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
-    if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) return Status::NotFound("no user " + token.user);
-    return Status::OK();
+  Status AddToken(const TokenRecord& token) override { return PutToken(token, /*replace=*/false); }
+  Status ReplaceDeviceTokens(const TokenRecord& token) override {
+    if (token.device.empty()) {
+      return Status::InvalidArgument("user registry: replacing a device's tokens needs the device id");
+    }
+    return PutToken(token, /*replace=*/true);
   }
 
   Status FindToken(std::string_view hash, TokenRecord* token) override {
-    Stmt s{"SELECT user_name, device FROM tokens WHERE hash = $1", {}};
+    Stmt s{
+        "SELECT t.user_name, t.device, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
+        "ON d.user_name = t.user_name AND d.device = t.device WHERE t.hash = $1",
+        {}};
     s.params.Bytes(hash);
     ResultPtr r;
     OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
     if (PQntuples(r.get()) == 0) return Status::NotFound("no such token");
+    const std::string user(pg::GetBytes(r.get(), 0, 0)), device(pg::GetBytes(r.get(), 0, 1));
+    if (pg::GetInt8(r.get(), 0, 2) != 0) return Revoked(user, device);
     token->hash = std::string(hash);
-    token->user = pg::GetBytes(r.get(), 0, 0);
-    token->device = pg::GetBytes(r.get(), 0, 1);
+    token->user = user;
+    token->device = device;
     return Status::OK();
   }
 
-  // One pipeline, one implicit transaction: the UPDATE binds an unbound token (a concurrent binder waits
-  // for it and then finds it bound), the SELECT says to what it is bound now.
+  // One pipeline, one implicit transaction: the UPDATE binds an unbound token unless the device was
+  // revoked (a concurrent binder waits for it and then finds it bound), the INSERT gives the device its
+  // record, the SELECT says to what it is bound now.
   Status BindToken(std::string_view hash, std::string_view device) override {
     if (device.empty()) return Status::InvalidArgument("BindToken: empty device");
     std::vector<Stmt> stmts;
-    stmts.push_back({"UPDATE tokens SET device = $2 WHERE hash = $1 AND device = ''", {}});
+    stmts.push_back(
+        {"UPDATE tokens t SET device = $2 WHERE t.hash = $1 AND t.device = '' AND NOT EXISTS ("
+         "SELECT 1 FROM devices d WHERE d.user_name = t.user_name AND d.device = $2 "
+         "AND d.revoked_ms <> 0)",
+         {}});
     stmts.back().params.Bytes(hash).Text(device);
-    stmts.push_back({"SELECT device FROM tokens WHERE hash = $1", {}});
-    stmts.back().params.Bytes(hash);
+    stmts.push_back(
+        {"INSERT INTO devices (user_name, device, created_ms) SELECT user_name, device, $3 "
+         "FROM tokens WHERE hash = $1 AND device = $2 ON CONFLICT DO NOTHING",
+         {}});
+    stmts.back().params.Bytes(hash).Text(device).Int8(WallMs());
+    stmts.push_back(
+        {"SELECT t.device, t.user_name, COALESCE(d.revoked_ms, 0) FROM tokens t LEFT JOIN devices d "
+         "ON d.user_name = t.user_name AND d.device = $2 WHERE t.hash = $1",
+         {}});
+    stmts.back().params.Bytes(hash).Text(device);
     Lease conn(shared_);
     OUTPOST_RETURN_IF_ERROR(conn.Get());
     std::vector<ResultPtr> r;
     OUTPOST_RETURN_IF_ERROR(conn->Run(stmts, &r));
-    if (PQntuples(r[1].get()) == 0) return Status::NotFound("no such token");
-    if (pg::GetBytes(r[1].get(), 0, 0) != device) {
+    if (PQntuples(r[2].get()) == 0) return Status::NotFound("no such token");
+    if (pg::GetInt8(r[2].get(), 0, 2) != 0) return Revoked(pg::GetBytes(r[2].get(), 0, 1), device);
+    if (pg::GetBytes(r[2].get(), 0, 0) != device) {
       return Status::PermissionDenied("the token is bound to another device");
     }
     return Status::OK();
@@ -880,7 +934,193 @@ class PgUsers final : public UserStore {
     return Status::OK();
   }
 
+  Status Devices(std::string_view user, std::vector<DeviceRecord>* devices) override {
+    std::vector<Stmt> stmts;
+    stmts.push_back({"SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)", {}});
+    stmts.back().params.Text(user);
+    stmts.push_back(
+        {"SELECT device, created_ms, last_seen_ms, last_address, revoked_ms FROM devices "
+         "WHERE user_name = $1 ORDER BY device",
+         {}});
+    stmts.back().params.Text(user);
+    Lease conn(shared_);
+    OUTPOST_RETURN_IF_ERROR(conn.Get());
+    std::vector<ResultPtr> r;
+    OUTPOST_RETURN_IF_ERROR(conn->Run(stmts, &r));
+    if (!pg::GetBool(r[0].get(), 0, 0)) return Status::NotFound("no user " + std::string(user));
+    devices->clear();
+    for (int i = 0; i < PQntuples(r[1].get()); ++i) {
+      DeviceRecord d;
+      d.device = pg::GetBytes(r[1].get(), i, 0);
+      d.created_ms = pg::GetInt8(r[1].get(), i, 1);
+      d.last_seen_ms = pg::GetInt8(r[1].get(), i, 2);
+      d.last_address = pg::GetBytes(r[1].get(), i, 3);
+      d.revoked_ms = pg::GetInt8(r[1].get(), i, 4);
+      devices->push_back(std::move(d));
+    }
+    return Status::OK();
+  }
+
+  Status TouchDevice(std::string_view user, std::string_view device, int64_t now_ms,
+                     std::string_view address) override {
+    address = address.substr(0, 255);
+    {
+      // Most Hellos change nothing worth a write: decided on a read first.
+      Stmt s{"SELECT last_seen_ms, last_address FROM devices WHERE user_name = $1 AND device = $2", {}};
+      s.params.Text(user).Text(device);
+      ResultPtr r;
+      OUTPOST_RETURN_IF_ERROR(One(std::move(s), &r));
+      if (PQntuples(r.get()) == 1 && now_ms - pg::GetInt8(r.get(), 0, 0) < kDeviceTouchIntervalMs &&
+          pg::GetBytes(r.get(), 0, 1) == address) {
+        return Status::OK();
+      }
+    }
+    Stmt s{
+        "INSERT INTO devices (user_name, device, last_seen_ms, last_address) "
+        "SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE name = $1) "
+        "ON CONFLICT (user_name, device) DO UPDATE SET "
+        "last_seen_ms = GREATEST(devices.last_seen_ms, EXCLUDED.last_seen_ms), "
+        "last_address = EXCLUDED.last_address",
+        {}};
+    s.params.Text(user).Text(device).Int8(now_ms).Text(address);
+    ResultPtr r;
+    return One(std::move(s), &r);
+  }
+
+  Status RevokeDevice(std::string_view user, std::string_view device, int64_t now_ms) override {
+    return InTxn([&](Conn& c) -> Status {
+      OUTPOST_RETURN_IF_ERROR(LockRevocations(c));
+      std::vector<Stmt> stmts;
+      stmts.push_back({"SELECT revoked_ms FROM devices WHERE user_name = $1 AND device = $2 FOR UPDATE", {}});
+      stmts.back().params.Text(user).Text(device);
+      std::vector<ResultPtr> r;
+      OUTPOST_RETURN_IF_ERROR(c.Run(stmts, &r));
+      if (PQntuples(r[0].get()) == 0) {
+        return Status::NotFound("no device " + QuoteForMessage(device) + " of user " + QuoteForMessage(user));
+      }
+      if (pg::GetInt8(r[0].get(), 0, 0) != 0) return Status::OK();  // revoked already: as it was
+      stmts.clear();
+      stmts.push_back({"UPDATE devices SET revoked_ms = $3 WHERE user_name = $1 AND device = $2", {}});
+      stmts.back().params.Text(user).Text(device).Int8(std::max<int64_t>(now_ms, 1));
+      stmts.push_back(
+          {"INSERT INTO device_revocations (generation, user_name, device) "
+           "SELECT COALESCE(max(generation), 0) + 1, $1, $2 FROM device_revocations",
+           {}});
+      stmts.back().params.Text(user).Text(device);
+      return c.Run(stmts, &r);
+    });
+  }
+
+  Status RemoveUser(std::string_view user) override {
+    return InTxn([&](Conn& c) -> Status {
+      OUTPOST_RETURN_IF_ERROR(LockRevocations(c));
+      std::vector<Stmt> stmts;
+      stmts.push_back({"SELECT 1 FROM users WHERE name = $1 FOR UPDATE", {}});
+      stmts.back().params.Text(user);
+      std::vector<ResultPtr> r;
+      OUTPOST_RETURN_IF_ERROR(c.Run(stmts, &r));
+      if (PQntuples(r[0].get()) == 0) return Status::NotFound("no user " + std::string(user));
+      stmts.clear();
+      // Its live devices are logged as revoked (servers end their connections), then everything of the
+      // registry's about it goes.
+      stmts.push_back(
+          {"INSERT INTO device_revocations (generation, user_name, device) "
+           "SELECT (SELECT COALESCE(max(generation), 0) FROM device_revocations) + "
+           "row_number() OVER (ORDER BY device), user_name, device FROM devices "
+           "WHERE user_name = $1 AND revoked_ms = 0",
+           {}});
+      stmts.back().params.Text(user);
+      stmts.push_back({"DELETE FROM devices WHERE user_name = $1", {}});
+      stmts.back().params.Text(user);
+      stmts.push_back({"DELETE FROM tokens WHERE user_name = $1", {}});
+      stmts.back().params.Text(user);
+      stmts.push_back({"DELETE FROM users WHERE name = $1", {}});
+      stmts.back().params.Text(user);
+      return c.Run(stmts, &r);
+    });
+  }
+
+  Status RevokedSince(uint64_t after, std::vector<Revocation>* out, uint64_t* generation) override {
+    std::vector<Stmt> stmts;
+    stmts.push_back({"SELECT COALESCE(max(generation), 0) FROM device_revocations", {}});
+    stmts.push_back(
+        {"SELECT generation, user_name, device FROM device_revocations WHERE generation > $1 "
+         "ORDER BY generation LIMIT $2",
+         {}});
+    stmts.back().params.Int8(Signed(after)).Int8(kRevocationsPerCallMax);
+    Lease conn(shared_);
+    OUTPOST_RETURN_IF_ERROR(conn.Get());
+    std::vector<ResultPtr> r;
+    OUTPOST_RETURN_IF_ERROR(conn->Run(stmts, &r));
+    out->clear();
+    *generation = uint64_t(pg::GetInt8(r[0].get(), 0, 0));
+    const int n = PQntuples(r[1].get());
+    for (int i = 0; i < n; ++i) {
+      out->push_back({uint64_t(pg::GetInt8(r[1].get(), i, 0)), std::string(pg::GetBytes(r[1].get(), i, 1)),
+                      std::string(pg::GetBytes(r[1].get(), i, 2))});
+    }
+    if (n == kRevocationsPerCallMax) *generation = out->back().generation;  // the rest on the next call
+    return Status::OK();
+  }
+
  private:
+  static Status Revoked(std::string_view user, std::string_view device) {
+    return Status::PermissionDenied("device revoked: device " + QuoteForMessage(device) + " of user " +
+                                    QuoteForMessage(user) + " was revoked (outpostd revoke-device)");
+  }
+
+  static Status LockRevocations(Conn& c) {
+    Stmt lock{"SELECT pg_advisory_xact_lock($1)", {}};
+    lock.params.Int8(kRevocationLockKey);
+    ResultPtr r;
+    return c.RunOne(lock, &r);
+  }
+
+  // Runs `fn` in a transaction of its own on a pooled connection: committed when it returns ok, else rolled
+  // back.
+  template <typename Fn>
+  Status InTxn(Fn&& fn) {
+    Lease conn(shared_);
+    OUTPOST_RETURN_IF_ERROR(conn.Get());
+    OUTPOST_RETURN_IF_ERROR(conn->Exec("BEGIN"));
+    Status st = fn(*conn);
+    if (st.ok()) return conn->Exec("COMMIT");
+    if (!conn->broken()) (void)conn->Exec("ROLLBACK");
+    return st;
+  }
+
+  // A token for an existing user; with `replace`, the device's other tokens go in the same transaction.
+  Status PutToken(const TokenRecord& token, bool replace) {
+    return InTxn([&](Conn& c) -> Status {
+      std::vector<Stmt> stmts;
+      stmts.push_back({"SELECT 1 FROM users WHERE name = $1 FOR SHARE", {}});
+      stmts.back().params.Text(token.user);
+      stmts.push_back({"SELECT revoked_ms FROM devices WHERE user_name = $1 AND device = $2", {}});
+      stmts.back().params.Text(token.user).Text(token.device);
+      std::vector<ResultPtr> r;
+      OUTPOST_RETURN_IF_ERROR(c.Run(stmts, &r));
+      if (PQntuples(r[0].get()) == 0) return Status::NotFound("no user " + token.user);
+      if (PQntuples(r[1].get()) == 1 && pg::GetInt8(r[1].get(), 0, 0) != 0) {
+        return Status::FailedPrecondition("device " + QuoteForMessage(token.device) + " of user " +
+                                          QuoteForMessage(token.user) +
+                                          " was revoked: it takes no token again (use another device id)");
+      }
+      stmts.clear();
+      if (replace) {
+        stmts.push_back({"DELETE FROM tokens WHERE user_name = $1 AND device = $2", {}});
+        stmts.back().params.Text(token.user).Text(token.device);
+      }
+      stmts.push_back({"INSERT INTO tokens (hash, user_name, device) VALUES ($1, $2, $3)", {}});
+      stmts.back().params.Bytes(token.hash).Text(token.user).Text(token.device);
+      stmts.push_back(
+          {"INSERT INTO devices (user_name, device, created_ms) SELECT $1, $2, $3 WHERE $2 <> '' "
+           "ON CONFLICT DO NOTHING",
+           {}});
+      stmts.back().params.Text(token.user).Text(token.device).Int8(WallMs());
+      return c.Run(stmts, &r);
+    });
+  }
+
   // One statement on a pooled connection, outside any transaction of the server's.
   Status One(Stmt s, ResultPtr* r) {
     Lease conn(shared_);
@@ -1106,6 +1346,7 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
   if (!pg::GetBool(r.get(), 0, 0)) {
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV1));
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
+    OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV3Devices));
     Stmt version{"INSERT INTO outpost_schema (version) VALUES ($1::int8)", {}};
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));
@@ -1130,6 +1371,7 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
   if (have < kPgSchemaVersion) {
     // Step by step, in this transaction: a failure leaves the old version whole.
     if (have < 2) OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
+    if (have < 3) OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV3Devices));
     Stmt version{"UPDATE outpost_schema SET version = $1::int8", {}};
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));

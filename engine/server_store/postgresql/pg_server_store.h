@@ -38,7 +38,7 @@
 namespace outpost {
 
 // The schema version this build reads and writes (table outpost_schema).
-inline constexpr int kPgSchemaVersion = 2;  // 2: blob_refs (attachments)
+inline constexpr int kPgSchemaVersion = 3;  // 2: blob_refs (attachments); 3: devices, revocations
 // Connections a store keeps for transactions, Publish and UserStore calls (the LISTEN one aside).
 inline constexpr int kPgPoolConnectionsMax = 4;
 

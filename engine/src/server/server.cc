@@ -41,6 +41,23 @@ void ServerCore::Handle(std::vector<ServerEvent>& events, std::vector<Outbound>*
 }
 void ServerCore::Tick(std::vector<Outbound>* out) { impl_->Tick(out); }
 void ServerCore::SetWakeup(std::function<void()> wakeup) { impl_->SetWakeup(std::move(wakeup)); }
+size_t ServerCore::EndDevice(std::string_view user, std::string_view device, std::string_view message,
+                             std::vector<Outbound>* out) {
+  return impl_->EndDevice(user, device, message, out);
+}
+
+namespace {
+constexpr std::string_view kRevokedPrefix = "device revoked";
+}  // namespace
+
+Status RevokedStatus(std::string_view why) {
+  if (why.starts_with(kRevokedPrefix)) return Status::PermissionDenied(why);
+  return Status::PermissionDenied(std::string(kRevokedPrefix) + ": " + std::string(why));
+}
+
+bool IsRevoked(const Status& status) {
+  return status.code() == Status::Code::kPermissionDenied && status.message().starts_with(kRevokedPrefix);
+}
 ServerStats ServerCore::Stats() const { return impl_->stats(); }
 std::vector<StreamActivity> ServerCore::ActiveStreams(size_t max) const { return impl_->ActiveStreams(max); }
 Result<bool> ServerCore::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {
@@ -61,6 +78,10 @@ struct Server::State {
   std::thread thread;
   std::vector<ServerEvent> events;
   std::vector<Outbound> out;
+  struct Ending {
+    std::string user, device, message;
+  };
+  std::vector<Ending> endings;  // EndDevice calls for the next Step; guarded by mu
 };
 
 Result<std::unique_ptr<Server>> Server::Open(ServerOptions options, std::unique_ptr<Listener> listener) {
@@ -95,6 +116,12 @@ size_t Server::Step() {
   std::lock_guard<std::mutex> lock(st.step_mu);
   st.events.clear();
   st.out.clear();
+  std::vector<State::Ending> endings;
+  {
+    std::lock_guard<std::mutex> guard(st.mu);
+    endings.swap(st.endings);
+  }
+  for (const auto& e : endings) st.core->EndDevice(e.user, e.device, e.message, &st.out);
   st.core->Tick(&st.out);
   ServerEvent ev;
   while (st.events.size() < st.events_per_group_max && st.listener->Poll(&ev))
@@ -139,6 +166,14 @@ void Server::Stop() {
   // Events already received are answered: a batch made durable gets its ack out before the caller closes.
   for (int i = 0; i < 64 && Step() > 0; ++i) {
   }
+}
+
+void Server::EndDevice(std::string_view user, std::string_view device, std::string_view message) {
+  State& st = *state_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.endings.push_back({std::string(user), std::string(device), std::string(message)});
+  st.wake = true;
+  st.cv.notify_one();
 }
 
 Result<bool> Server::MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob) {

@@ -39,6 +39,7 @@ struct Session {
   std::string device;
   uint32_t protocol = 0;    // the device's protocol version (the Welcome and every answer speak it)
   std::string incarnation;  // the server incarnation the device last saw (Hello; empty: none)
+  std::string peer;         // the transport's remote address (HelloInfo::peer)
   std::unordered_set<std::string> follows;
   std::unordered_set<std::string> watermarks_sent;  // streams whose stored watermarks went out already
   std::unordered_set<std::string> denied;  // streams it asked for as a non-member: followed once it joins
@@ -62,6 +63,8 @@ class ServerCore::Impl {
   Result<bool> MayReadBlob(std::string_view user, std::string_view device, const BlobInfo& blob);
   void Tick(std::vector<Outbound>* out);
   void SetWakeup(std::function<void()> wakeup);
+  size_t EndDevice(std::string_view user, std::string_view device, std::string_view message,
+                   std::vector<Outbound>* out);
   // The counters with the histograms and gauges kept apart (stats_ holds no histogram, so that a group's
   // copy of it for rollback allocates nothing).
   ServerStats stats() const;

@@ -46,6 +46,27 @@ void ServerCore::Impl::SetWakeup(std::function<void()> wakeup) {
   wakeup_ = std::move(wakeup);
 }
 
+size_t ServerCore::Impl::EndDevice(std::string_view user, std::string_view device, std::string_view message,
+                                   std::vector<Outbound>* out) {
+  auto uc = user_conns_.find(std::string(user));
+  if (uc == user_conns_.end()) return 0;
+  size_t ended = 0;
+  for (ConnId conn : uc->second) {
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end() || it->second.device != device || refused_.contains(conn)) continue;
+    // Only its close is left to come: frames it sent meanwhile are ignored (HandleFrame).
+    refused_.insert(conn);
+    ++ended;
+    const std::string frame = codec::EncodeError(
+        Status::Code::kPermissionDenied, "authentication failed: device revoked: " + std::string(message),
+        true, wire::SessionEnd::Revoked);
+    stats_.bytes_out += frame.size();
+    out->push_back({conn, frame, true});
+  }
+  stats_.devices_ended += ended;
+  return ended;
+}
+
 void ServerCore::Impl::Follow(Group& g, ConnId conn, Session& s, std::string_view stream) {
   if (s.follows.contains(std::string(stream))) return;
   Touch(g, conn, s);
@@ -235,7 +256,10 @@ void ServerCore::Impl::HandleGroup(std::vector<ServerEvent>& events, std::vector
     std::unordered_set<ConnId> told;
     std::vector<Answer> refusals;
     for (const auto& ev : events) {
-      if (ev.kind == ServerEvent::Kind::kOpen) Open(ev.conn, &refusals);
+      if (ev.kind == ServerEvent::Kind::kOpen) {
+        Open(ev.conn, &refusals);
+        if (auto it = sessions_.find(ev.conn); it != sessions_.end()) it->second.peer = std::move(ev.peer);
+      }
       if (ev.kind == ServerEvent::Kind::kClose) {
         Close(ev.conn);
         told.erase(ev.conn);
@@ -261,6 +285,7 @@ void ServerCore::Impl::HandleGroup(std::vector<ServerEvent>& events, std::vector
     switch (ev.kind) {
       case ServerEvent::Kind::kOpen:
         Open(ev.conn, &g.answers);
+        if (auto it = sessions_.find(ev.conn); it != sessions_.end()) it->second.peer = std::move(ev.peer);
         break;
       case ServerEvent::Kind::kClose:
         Close(ev.conn);
@@ -407,7 +432,7 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     return;
   }
   HelloInfo info{std::string(codec::Str(hello.user())), std::string(codec::Str(hello.device())),
-                 std::string(codec::Str(hello.token()))};
+                 std::string(codec::Str(hello.token())), s.peer};
   Status valid = ValidateDeviceId(info.device);
   if (!valid.ok()) {
     BadFrame(g, conn, Status::Code::kInvalidArgument, valid.message(), true);
@@ -430,10 +455,12 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     if (!r.ok()) {
       // Counted once, as an authentication failure: the frame itself was sound (not a bad frame).
       ++stats_.auth_failures;
+      // The device stops reconnecting either way (session_end): revoked for good, or until its
+      // application gives it another token.
       Reply(g, conn,
-            codec::EncodeError(Status::Code::kPermissionDenied,
-                               "authentication failed: " + r.status().message(), true,
-                               wire::SessionEnd::AuthFailed),
+            codec::EncodeError(
+                Status::Code::kPermissionDenied, "authentication failed: " + r.status().message(), true,
+                IsRevoked(r.status()) ? wire::SessionEnd::Revoked : wire::SessionEnd::AuthFailed),
             true);
       return;
     }

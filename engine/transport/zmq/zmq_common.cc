@@ -106,9 +106,10 @@ int SendMessage(void* socket, std::string_view routing_id, char type, std::strin
   return 0;
 }
 
-bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd) {
+bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd, std::string* peer) {
   parts->clear();
   if (fd != nullptr) *fd = -1;
+  if (peer != nullptr) peer->clear();
   for (;;) {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -118,6 +119,11 @@ bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd) {
     }
     parts->emplace_back(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
     if (fd != nullptr && *fd < 0) *fd = zmq_msg_get(&msg, ZMQ_SRCFD);
+    if (peer != nullptr && peer->empty()) {
+      // ZeroMQ's connection metadata: the remote IP of a TCP peer (none over ipc or inproc). A ROUTER's
+      // routing-id part is its own and carries none: the peer's parts do.
+      if (const char* address = zmq_msg_gets(&msg, "Peer-Address")) peer->assign(address);
+    }
     const bool more = zmq_msg_more(&msg) != 0;
     zmq_msg_close(&msg);
     if (!more) return true;

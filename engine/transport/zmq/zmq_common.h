@@ -86,8 +86,10 @@ struct SendBudget {
 int SendMessage(void* socket, std::string_view routing_id, char type, std::string* body,
                 const std::shared_ptr<SendBudget>& budget = nullptr);
 // Receives one whole message without blocking; false when none is waiting. `fd`, when given: the file
-// descriptor of the connection the message came on (ZMQ_SRCFD), -1 if ZeroMQ does not say.
-bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd = nullptr);
+// descriptor of the connection the message came on (ZMQ_SRCFD), -1 if ZeroMQ does not say. `peer`, when
+// given: the remote address (the parts' Peer-Address metadata), empty if ZeroMQ does not say.
+bool ReceiveMessage(void* socket, std::vector<std::string>* parts, int* fd = nullptr,
+                    std::string* peer = nullptr);
 
 // Options every Outpost ZeroMQ socket gets: no lingering beyond `linger_ms`, queue sizes, message cap.
 // Receive pipes hold at most PipeMessagesMax(options) messages, so that what ZeroMQ buffers for a peer

@@ -454,8 +454,9 @@ void ZmqListener::CheckPaused(int64_t now) {
 void ZmqListener::Receive(int64_t now) {
   std::vector<std::string> parts;
   int fd = -1;
+  std::string address;
   // Bounded, so that commands (sends) keep flowing under a flood of inbound messages.
-  for (int i = 0; i < 4096 && ReceiveMessage(socket_, &parts, &fd); ++i) {
+  for (int i = 0; i < 4096 && ReceiveMessage(socket_, &parts, &fd, &address); ++i) {
     if (parts.size() < 2 || parts[1].size() != 1) continue;  // not ours: dropped
     const std::string& rid = parts[0];
     const char type = parts[1][0];
@@ -473,7 +474,7 @@ void ZmqListener::Receive(int64_t now) {
           std::lock_guard<std::mutex> lock(mu_);
           live_.emplace(pit->second.id, pit->second.budget);
         }
-        Report({ServerEvent::Kind::kOpen, pit->second.id, {}});
+        Report({ServerEvent::Kind::kOpen, pit->second.id, {}, std::move(address)});
         Transmit(rid, pit->second, kAccepted, nullptr, now);
       } else if (type != kClose) {
         // A device still talking on a session this server does not know (it restarted, or dropped the
