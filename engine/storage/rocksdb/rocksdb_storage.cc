@@ -18,6 +18,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -165,6 +166,8 @@ class RocksEnv {
   Status OpenReadOnly(const StorageOptions& options);
 
   rocksdb::DB* db() const { return db_; }
+  // Storage::Backup: a RocksDB checkpoint of this handle's database into `destination` (not existing).
+  Status Checkpoint(const std::string& destination);
   // OUTPOST-CLOSED-SEQ: the sequence number at the last clean close (a decimal line). A store opened with a
   // lower one lost commits it had made durable: damaged. Written through a temporary file, fsynced, renamed.
   std::string ClosedSeqPath() const { return dir_ + "/OUTPOST-CLOSED-SEQ"; }
@@ -221,6 +224,18 @@ class NullLogger final : public rocksdb::Logger {
   void Logv(const char* /*format*/, va_list /*ap*/) override {}
 };
 
+Status RocksEnv::Checkpoint(const std::string& destination) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status status = rocksdb::Checkpoint::Create(db_, &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "'");
+  // A flush first (log_size_for_flush 0): the copy is table files and a MANIFEST, with no WAL to replay.
+  status = checkpoint->CreateCheckpoint(destination, read_only_ ? UINT64_MAX : 0);
+  if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "' to '" + destination + "'");
+  ::chmod(destination.c_str(), storage_internal::kStoreDirMode);
+  return storage_internal::SyncPath(destination);
+}
+
 Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
   read_only_ = true;
   rocksdb::Options base = MakeOptions();
@@ -233,21 +248,24 @@ Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
   std::vector<std::string> existing;
   rocksdb::Status status = rocksdb::DB::ListColumnFamilies(base, dir_, &existing);
   if (!status.ok()) return RocksError(status, "list spaces of '" + dir_ + "'");
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(base));
   for (const std::string& space : options.spaces) {
     if (std::find(existing.begin(), existing.end(), space) == existing.end()) {
       return Status::NotFound("rocksdb store '" + dir_ + "' has no space '" + space + "'");
     }
-    descriptors.emplace_back(space, rocksdb::ColumnFamilyOptions(base));
   }
+  // Every column family, as a writable open does, so that the handle sees the whole store (Backup).
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : existing) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(base));
   status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
   if (!status.ok()) {
     db_ = nullptr;
     all_handles_.clear();
     return RocksError(status, "open '" + dir_ + "' read-only");
   }
-  spaces_.assign(all_handles_.begin() + 1, all_handles_.end());
+  for (const std::string& space : options.spaces) {
+    const auto at = std::find(existing.begin(), existing.end(), space) - existing.begin();
+    spaces_.push_back(all_handles_[static_cast<size_t>(at)]);
+  }
   return Status::OK();
 }
 
@@ -584,6 +602,13 @@ class RocksStorage final : public Storage {
     return std::unique_ptr<WriteTxn>(std::make_unique<RocksWriteTxn>(env_));
   }
   const std::string& uri() const override { return uri_; }
+
+  Status Backup(const std::string& destination) override {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckBackupDestination("rocksdb", destination));
+    Status status = env_->Checkpoint(destination);
+    if (!status.ok()) storage_internal::RemoveBackupLeftovers(destination);
+    return status;
+  }
 
  private:
   const std::string uri_;
