@@ -16,7 +16,8 @@ namespace {
 
 std::vector<Command> AllCommands() {
   return {ServeCommand(),   AddUserCommand(), AddDeviceCommand(), DevicesCommand(),
-          MigrateCommand(), StatsCommand(),   KeygenCommand(),    CurvePublicCommand()};
+          MigrateCommand(), StatsCommand(),   KeygenCommand(),    CurvePublicCommand(),
+          BackupCommand(),  RestoreCommand(), IncarnationCommand()};
 }
 
 std::string Overview() {
