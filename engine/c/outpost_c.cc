@@ -70,6 +70,9 @@ static_assert(OUTPOST_CONNECTION_OFFLINE == static_cast<int>(outpost::Connection
 static_assert(OUTPOST_CONNECTION_CONNECTING == static_cast<int>(outpost::ConnectionState::kConnecting));
 static_assert(OUTPOST_CONNECTION_ONLINE == static_cast<int>(outpost::ConnectionState::kOnline));
 static_assert(OUTPOST_CONNECTION_AUTH_FAILED == static_cast<int>(outpost::ConnectionState::kAuthFailed));
+static_assert(OUTPOST_CONNECTION_SIGNED_OUT == static_cast<int>(outpost::ConnectionState::kSignedOut));
+static_assert(OUTPOST_CONNECTION_UPGRADE_REQUIRED ==
+              static_cast<int>(outpost::ConnectionState::kUpgradeRequired));
 static_assert(sizeof(outpost_op_id{}.bytes) == sizeof(outpost::OpId{}.bytes));
 
 // Never throws: an error that cannot be allocated is reported as NULL (the code still says what failed).
@@ -717,6 +720,12 @@ outpost_code outpost_stats(outpost_client* client, outpost_client_stats* out, ou
     std::memset(&full, 0, sizeof full);
     full.connected = s.connected;
     full.auth_failed = s.auth_failed;
+    full.signed_out = s.signed_out;
+    full.upgrade_required = s.upgrade_required;
+    full.rebases = s.rebases;
+    full.ops_requeued = s.ops_requeued;
+    full.ops_set_aside = s.ops_set_aside;
+    full.ops_lost = s.ops_lost;
     full.outbox_depth = s.outbox_depth;
     full.failed = s.failed;
     full.oldest_pending_ms = s.oldest_pending_ms;

@@ -87,6 +87,8 @@ class Cluster {
   Listener* listener() const { return listener_; }
   // What devices dial.
   const std::string& endpoint() const { return endpoint_; }
+  // The server store's URI (OpenServerStore).
+  const std::string& server_store_uri() const { return server_store_uri_; }
 
   // Users and their tokens: once a user has a token, a Hello of that user with another token is refused
   // ("bad token for USER"). Users without one are taken at their word.

@@ -170,7 +170,9 @@ int SendFile(const Context& ctx, const Flags& flags) {
   progress.Done();
   client.Stop();
   const ClientStats s = client.Stats();
-  if (s.auth_failed) return Fail(kExitError, fmt::format("send-file: {}", s.last_connection_error));
+  if (s.auth_failed || s.signed_out || s.upgrade_required) {
+    return Fail(kExitError, fmt::format("send-file: {}", s.last_connection_error));
+  }
   if (s.connects == 0) {
     return Fail(kExitUnreachable,
                 fmt::format("send-file: stored, not sent: no server reachable at {} for {} s ({}); the next "
@@ -272,12 +274,18 @@ int Sync(const Context& ctx, const Flags& flags) {
   auto before = client.Stats();
   Status st = client.RunUntilIdle(static_cast<int64_t>(timeout_s) * 1000);
   ClientStats after = client.Stats();
-  if (after.auth_failed) {
-    // The server refused the credentials: RunUntilIdle stopped at once, and trying longer cannot help.
+  if (after.auth_failed || after.signed_out) {
+    // The server refused the credentials (or revoked this device): RunUntilIdle stopped at once, and trying
+    // longer cannot help. Messages not sent stay here, never sent under another name.
     std::string_view why = after.last_connection_error;
     if (const size_t at = why.find("authentication failed"); at != std::string_view::npos)
       why.remove_prefix(at);
-    return Fail(kExitError, fmt::format("sync: {}", why));
+    return Fail(kExitError, fmt::format("sync: {}{}", after.signed_out ? "signed out: " : "", why));
+  }
+  if (after.upgrade_required) {
+    std::string_view why = after.last_connection_error;
+    if (const size_t at = why.find("upgrade required"); at != std::string_view::npos) why.remove_prefix(at);
+    return Fail(kExitError, fmt::format("sync: {} ({} messages wait here)", why, after.outbox_depth));
   }
   if (!st.ok() && after.connects == 0) {
     return Fail(kExitUnreachable,
@@ -403,10 +411,16 @@ int StatusCommand(const Context& ctx, const Flags& flags) {
       (void)client.RunUntilIdle(100);
     }
     ClientStats s = client.Stats();
-    connection = s.connected
-                     ? fmt::format("online ({})", fmt::join(ctx.servers, ", "))
-                     : fmt::format("offline: {}",
-                                   s.last_connection_error.empty() ? "no answer" : s.last_connection_error);
+    if (s.connected) {
+      connection = fmt::format("online ({})", fmt::join(ctx.servers, ", "));
+    } else if (s.signed_out) {
+      connection = fmt::format("signed out: {}", s.last_connection_error);
+    } else if (s.upgrade_required) {
+      connection = fmt::format("upgrade required: {}", s.last_connection_error);
+    } else {
+      connection =
+          fmt::format("offline: {}", s.last_connection_error.empty() ? "no answer" : s.last_connection_error);
+    }
   }
   ClientStats s = client.Stats();
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -417,6 +431,11 @@ int StatusCommand(const Context& ctx, const Flags& flags) {
   fmt::print("outbox: {} waiting\n", s.outbox_depth);
   fmt::print("oldest pending: {}\n", s.oldest_pending_ms ? Age(now - s.oldest_pending_ms) + " ago" : "none");
   fmt::print("failed: {}\n", s.failed);
+  if (s.rebases > 0 || s.ops_lost > 0) {
+    // The server lost part of its history (restored from an earlier copy): what came of it here.
+    fmt::print("server restores seen: {} ({} of mine sent again, {} messages of others missing)\n", s.rebases,
+               s.ops_requeued, s.ops_lost);
+  }
   const uint64_t retries = s.retries_timeout + s.retries_busy + s.retries_disconnect + s.retries_gap +
                            s.retries_conflict + s.retries_other;
   fmt::print(

@@ -338,6 +338,7 @@ void Tui::DrawHeader(int width) {
   std::vector<Span> counts;
   if (s.outbox_depth) counts.push_back({Widen(fmt::format("  outbox {}", s.outbox_depth)), A_NORMAL});
   if (s.failed) counts.push_back({Widen(fmt::format("  failed {}", s.failed)), Color(kRed)});
+  if (s.ops_lost) counts.push_back({Widen(fmt::format("  lost {}", s.ops_lost)), Color(kRed)});
   if (!chat_.read_receipts()) counts.push_back({L"  receipts off", A_DIM});
 
   // The connection: a state ("○ offline") and, when offline, the reason, which can be long.
@@ -350,6 +351,11 @@ void Tui::DrawHeader(int width) {
   } else if (s.connected) {
     state = ctx_.utf8 ? "● online" : "* online";
     attr = Color(kGreen) | A_BOLD;
+  } else if (s.signed_out || s.upgrade_required) {
+    // Not a network state: nothing happens until the user acts (a new login, a new app).
+    state = s.signed_out ? "signed out" : "upgrade required";
+    reason = ": " + s.last_connection_error;
+    attr = Color(kRed) | A_BOLD;
   } else {
     state = fmt::format("{} offline", ctx_.utf8 ? "○" : "o");
     reason = ": " + (s.last_connection_error.empty() ? "connecting" : s.last_connection_error);

@@ -174,6 +174,7 @@ nlohmann::json Quantiles(const outpost::Histogram& h) {
 nlohmann::json Errors(const StatsSnapshot& s) {
   const outpost::ServerStats& v = s.server;
   return {{"auth_failures", v.auth_failures},
+          {"upgrades_required", v.upgrades_required},
           {"bad_frames", v.bad_frames},
           {"commit_errors", v.commit_errors},
           {"rejected", v.rejected},
@@ -320,6 +321,9 @@ std::string AdminPages::MetricsText(const StatsSnapshot& snap) {
             static_cast<double>(s.hello_timeouts));
   f.Counter("outpost_server_auth_failures_total", "Hellos refused for bad credentials.",
             static_cast<double>(s.auth_failures));
+  f.Counter("outpost_server_upgrades_required_total",
+            "Hellos refused because the device's protocol version is outside the served range.",
+            static_cast<double>(s.upgrades_required));
   f.Counter("outpost_server_bad_frames_total", "Frames refused as malformed or out of protocol.",
             static_cast<double>(s.bad_frames));
   const std::pair<const char*, uint64_t> verdicts[] = {

@@ -271,12 +271,13 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
   SetLogLevel(level);
 
   const outpost::ServerOptions defaults;
-  uint64_t interval = 0, frame = 0, ops = 0, payload = 0, conns = 0;
+  uint64_t interval = 0, frame = 0, ops = 0, payload = 0, conns = 0, protocol_min = 0;
   if (!flags.GetUint("stats-interval", 60, 7 * 24 * 3600, &interval, error) ||
       !flags.GetUint("frame-bytes-max", defaults.frame_bytes_max, uint64_t{1} << 30, &frame, error) ||
       !flags.GetUint("ops-per-batch-max", defaults.ops_per_batch_max, 1'000'000, &ops, error) ||
       !flags.GetUint("payload-bytes-max", defaults.payload_bytes_max, uint64_t{1} << 30, &payload, error) ||
-      !flags.GetUint("connections-max", defaults.connections_max, 10'000'000, &conns, error)) {
+      !flags.GetUint("connections-max", defaults.connections_max, 10'000'000, &conns, error) ||
+      !flags.GetUint("protocol-min", defaults.protocol_min, 1'000, &protocol_min, error)) {
     return false;
   }
   if (frame < 1024 || ops == 0 || conns == 0) {
@@ -290,6 +291,7 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
   config->server.ops_per_batch_max = static_cast<uint32_t>(ops);
   config->server.payload_bytes_max = static_cast<uint32_t>(payload);
   config->server.connections_max = static_cast<uint32_t>(conns);
+  config->server.protocol_min = static_cast<uint32_t>(protocol_min);  // checked against the build's at open
   return ParseMediaConfig(flags, *config, &config->media, error);
 }
 
@@ -703,6 +705,8 @@ Command ServeCommand() {
        {"ops-per-batch-max", true, false, "most ops in one push (default 1024)", "N"},
        {"payload-bytes-max", true, false, "largest op payload (default 1048576)", "N"},
        {"connections-max", true, false, "most open connections (default 100000)", "N"},
+       {"protocol-min", true, false,
+        "oldest device protocol version served (default 2; older devices are told to upgrade)", "N"},
        {"http", true, false,
         "also serve uploads (tus 1.0 at /files/), downloads and the operator's pages over HTTP on "
         "HOST:PORT (port 0 picks a free port: stats.json's media_url tells it). Devices send their token "

@@ -27,6 +27,7 @@ namespace {
   X(pulls)                              \
   X(bad_frames)                         \
   X(auth_failures)                      \
+  X(upgrades_required)                  \
   X(hello_timeouts)                     \
   X(commits)                            \
   X(commit_errors)                      \

@@ -152,6 +152,9 @@ struct ClientOptions {
   // Reconnecting uses the same jittered backoff, capped at the lower of this and backoff_cap_ms, so that a
   // server back from a restart is found soon.
   int64_t reconnect_cap_ms = 5'000;
+  // The wire protocol version to speak (docs/protocol.md "Versions"): 0 is this build's newest. An older
+  // one (down to the oldest this build speaks) is for version-skew tests and staged rollouts.
+  uint32_t protocol_version = 0;
   // Whether a failed op holds back the later ops of its stream (chat: no). Per-stream override:
   // SetStreamPolicy.
   bool block_stream_on_failure = false;
@@ -233,6 +236,20 @@ struct ClientStats {
   // answer to the Hello; last_connection_error has it). The client stops reconnecting and RunUntilIdle
   // returns PermissionDenied at once, until SetToken gives new credentials (or the Client is opened again).
   bool auth_failed = false;
+  // The server revoked this device (outpostd revoke-device): signed out. No reconnecting; pending ops stay
+  // pending (they are never sent under another identity: a store belongs to one user and device) until
+  // SetToken gives credentials the server takes again. RunUntilIdle returns PermissionDenied at once.
+  bool signed_out = false;
+  // The server does not serve this build's protocol version ("upgrade required"): pending ops stay pending,
+  // no reconnecting until the application asks (SetOnline(true)), RunUntilIdle returns FailedPrecondition at
+  // once. last_connection_error says which versions the server serves.
+  bool upgrade_required = false;
+  // The server lost part of what it had (restored from an earlier copy; docs/lifecycle.md). Rebases done;
+  // own ops the server lost, sent again under their op ids; ops of others taken out of the view because the
+  // server no longer vouched for them (each comes back if a pull brings it); and how many of those are still
+  // missing now (ops the server lost that no device has sent again: gone).
+  uint64_t rebases = 0, ops_requeued = 0, ops_set_aside = 0;
+  uint64_t ops_lost = 0;
 };
 
 class OUTPOST_EXPORT Client {

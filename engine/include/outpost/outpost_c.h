@@ -300,6 +300,8 @@ typedef enum outpost_connection_state {
   OUTPOST_CONNECTION_CONNECTING = 1,  /* Hello sent, no Welcome yet */
   OUTPOST_CONNECTION_ONLINE = 2,      /* ops flow */
   OUTPOST_CONNECTION_AUTH_FAILED = 3, /* credentials refused: no reconnecting until outpost_set_token */
+  OUTPOST_CONNECTION_SIGNED_OUT = 4,  /* the device was revoked: no reconnecting until outpost_set_token */
+  OUTPOST_CONNECTION_UPGRADE_REQUIRED = 5, /* protocol outside the server's range: until set online again */
 } outpost_connection_state;
 
 typedef struct outpost_connection_event {
@@ -363,6 +365,9 @@ typedef struct outpost_client_stats {
    * (ClientStats::attempts, retries_*). The histograms are C++ only. */
   uint64_t attempts;
   uint64_t retries_timeout, retries_busy, retries_disconnect, retries_gap, retries_conflict, retries_other;
+  /* Appended: ClientStats::signed_out, upgrade_required, rebases, ops_requeued, ops_set_aside, ops_lost. */
+  bool signed_out, upgrade_required;
+  uint64_t rebases, ops_requeued, ops_set_aside, ops_lost;
 } outpost_client_stats;
 
 OUTPOST_C_API outpost_code outpost_stats(outpost_client* client, outpost_client_stats* out,

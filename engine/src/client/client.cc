@@ -30,6 +30,12 @@ Status Client::Impl::Init() {
       opt_.ack_timeout_ms <= 0) {
     return Status::InvalidArgument("client limits must be positive (and backoff_cap_ms >= backoff_base_ms)");
   }
+  if (opt_.protocol_version == 0) opt_.protocol_version = codec::kProtocolVersion;
+  if (opt_.protocol_version < codec::kProtocolMin || opt_.protocol_version > codec::kProtocolVersion) {
+    return Status::InvalidArgument("protocol_version " + std::to_string(opt_.protocol_version) +
+                                   " is not one this build speaks (" + std::to_string(codec::kProtocolMin) +
+                                   " to " + std::to_string(codec::kProtocolVersion) + ")");
+  }
   StorageOptions so;
   so.spaces = DeviceStore::SpaceNames();
   so.sync = opt_.store_sync;
@@ -192,10 +198,22 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
   }
+  // Ops a rebase set aside that no pull has brought back yet (client/rebase.h), and the server incarnation
+  // this device last saw.
+  int64_t lost = 0;
+  {
+    auto cur = txn->NewCursor(kLost);
+    for (cur->SeekToFirst(); cur->Valid(); cur->Next()) ++lost;
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  std::string incarnation;
+  st = txn->Get(kMeta, "incarnation", &incarnation);
+  if (!st.ok() && !st.IsNotFound()) return st;
   OUTPOST_RETURN_IF_ERROR(txn->Commit());
   int64_t outbox = 0, failed = 0;
   std::set<std::string> pending;
   MutexLock lock(&sync_->mu);
+  sync_->incarnation = std::move(incarnation);
   for (const auto& [stream, m] : metas) {
     StreamSync& ss = sync_->Of(stream);
     ss.followed = m.followed != 0;
@@ -208,7 +226,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     outbox += static_cast<int64_t>(m.outbox);
     failed += static_cast<int64_t>(m.failed);
   }
-  store_->InitGauges(outbox, failed, std::move(pending));
+  store_->InitGauges(outbox, failed, std::move(pending), lost);
   return uploader_->Init();
 }
 
@@ -638,6 +656,7 @@ void Client::Impl::ApplyInbox(int64_t now) {
   for (const auto& s : in.wm_dirty) sync_->Of(s).receipts.dirty = true;
   // An explicit new token: try again at once, even after an authentication failure.
   if (in.new_token) session_->SetToken(std::move(in.token));
+  if (in.resume) session_->Resume();
   if (in.disconnect) {
     session_->Close(now,
                     in.offline ? std::string(SyncSession::kOfflineReason) : "disconnected by the application",
@@ -674,8 +693,12 @@ void Client::Impl::StepLocked(bool receipts_now) {
 
 Status Client::Impl::AuthStatus() {
   MutexLock lock(&sync_->mu);
-  if (!session_->auth_failed()) return Status::OK();
+  const wire::SessionEnd ended = session_->ended();
+  if (ended == wire::SessionEnd::None) return Status::OK();
   MutexLock stats_lock(&sync_->stats_mu);
+  if (ended == wire::SessionEnd::UpgradeRequired) {
+    return Status::FailedPrecondition(sync_->stats.last_connection_error);
+  }
   return Status::PermissionDenied(sync_->stats.last_connection_error);
 }
 
@@ -761,7 +784,10 @@ void Client::Impl::SetOnline(bool online) {
   }
   uploader_->SetOnline(online);
   Post([&](Inbox& in) {
-    if (online) return;
+    if (online) {
+      in.resume = true;  // the application asks again: after "upgrade required", one more try
+      return;
+    }
     in.disconnect = true;
     in.offline = true;
   });
@@ -780,6 +806,7 @@ ClientStats Client::Impl::Stats() {
   }
   s.outbox_depth = static_cast<uint64_t>(std::max<int64_t>(0, store_->outbox_depth()));
   s.failed = static_cast<uint64_t>(std::max<int64_t>(0, store_->failed_count()));
+  s.ops_lost = static_cast<uint64_t>(std::max<int64_t>(0, store_->lost_count()));
   uploader_->FillStats(&s);
   auto oldest = store_->oldest_pending_ms();
   if (oldest.ok()) {

@@ -109,6 +109,7 @@ class Client::Impl {
     std::set<std::string> wm_dirty;  // streams whose watermarks to report
     bool disconnect = false;
     bool offline = false;  // the disconnect is SetOnline(false)
+    bool resume = false;   // SetOnline(true)
     bool wake = false;
     bool new_token = false;
     std::string token;

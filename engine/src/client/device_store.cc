@@ -60,8 +60,8 @@ bool OutboxEntry::Decode(std::string_view value, OutboxEntry* entry) {
 }
 
 const std::vector<std::string>& DeviceStore::SpaceNames() {
-  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex",
-                                                 "outbox", "failed",  "watermarks", "uploads"};
+  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex", "outbox",
+                                                 "failed", "watermarks", "uploads", "lost"};
   return names;
 }
 
@@ -198,14 +198,17 @@ Status DeviceStore::MarkFailed(WriteTxn* txn, StoredOp& s, const Status& why, bo
 void Tally::Add(Tally&& other) {
   outbox += other.outbox;
   failed += other.failed;
+  lost += other.lost;
   for (auto& p : other.pending_added) pending_added.push_back(std::move(p));
   for (auto& p : other.pending_gone) pending_gone.push_back(std::move(p));
   for (auto& m : other.members) members.push_back(std::move(m));
 }
 
-void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams) {
+void DeviceStore::InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams,
+                             int64_t lost) {
   outbox_depth_ = outbox;
   failed_count_ = failed;
+  lost_count_ = lost;
   MutexLock lock(&pending_mu_);
   oldest_.clear();
   stale_.clear();
@@ -224,6 +227,7 @@ void DeviceStore::Apply(const Tally& tally) {
   if (!tally.members.empty()) ApplyMembers(tally.members);
   outbox_depth_ += tally.outbox;
   failed_count_ += tally.failed;
+  lost_count_ += tally.lost;
   OUTPOST_DCHECK(outbox_depth_.load() >= 0 && failed_count_.load() >= 0);
   if (tally.pending_added.empty() && tally.pending_gone.empty()) return;
   MutexLock lock(&pending_mu_);
@@ -291,6 +295,9 @@ void DeviceStore::ApplyMembers(const std::vector<MembersNote>& notes) {
           m.pending_id = n.op_id;
           m.pending = n.names;
         }
+        break;
+      case MembersNote::What::kReset:
+        members_.erase(it);
         break;
       case MembersNote::What::kForget:
         // The latest pending one went: an earlier pending one may count now, which only a scan finds. Any

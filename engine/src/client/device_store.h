@@ -30,7 +30,17 @@
 
 namespace outpost {
 
-enum ClientSpace : SpaceId { kMeta = 0, kStreams, kView, kOpIndex, kOutbox, kFailed, kWatermarks, kUploads };
+enum ClientSpace : SpaceId {
+  kMeta = 0,
+  kStreams,
+  kView,
+  kOpIndex,
+  kOutbox,
+  kFailed,
+  kWatermarks,
+  kUploads,
+  kLost  // ops a rebase took out of the view until a pull brings them back (client/rebase.h)
+};
 
 // One outbox entry: a counter of a stream (the key) and what it carries.
 struct OutboxEntry {
@@ -65,6 +75,7 @@ struct MembersNote {
     kSent,     // sent at `order` (its seq) with `names`
     kPending,  // own, pending, stored under local seq `order`, with `names`
     kForget,   // an own members op failed, was discarded or retried: the stream's list is found again
+    kReset,    // the stream's sent ops above some seq left the view (a rebase): its list is found again
   };
   What what = What::kForget;
   std::string stream;
@@ -81,6 +92,7 @@ struct Tally {
   };
   int64_t outbox = 0;                  // entries (ops and skips) added (+) or settled (-)
   int64_t failed = 0;                  // failed ops added (+) or resolved (-)
+  int64_t lost = 0;                    // ops set aside by a rebase (+) or pulled back (-)
   std::vector<Pending> pending_added;  // ops that became pending
   std::vector<Pending> pending_gone;   // ops that stopped being pending
   std::vector<MembersNote> members;    // members ops whose state changed
@@ -143,8 +155,9 @@ class DeviceStore {
   static void TakeFailed(keys::StreamMeta* meta);
 
   // Gauges. `pending_streams`: the streams that may hold pending ops (their oldest is found when asked).
-  void InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams);
+  void InitGauges(int64_t outbox, int64_t failed, std::set<std::string> pending_streams, int64_t lost = 0);
   int64_t outbox_depth() const { return outbox_depth_.load(); }
+  int64_t lost_count() const { return lost_count_.load(); }
   int64_t failed_count() const { return failed_count_.load(); }
   // created_at of the oldest pending op; 0 when none. Reads the store only for streams whose oldest pending
   // op settled or failed since the last call (one seek each).
@@ -176,6 +189,7 @@ class DeviceStore {
   Mutex commit_mu_;
   std::atomic<int64_t> outbox_depth_{0};
   std::atomic<int64_t> failed_count_{0};
+  std::atomic<int64_t> lost_count_{0};
   // The oldest pending op's created_at of each stream that has one, and the streams whose oldest must be
   // found again in the store. Memory and work grow with streams, not ops: pending ops are found in their
   // stream's unsent section in local_seq order, which is created_at order (local seqs and created_at are

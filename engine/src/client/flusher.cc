@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "base/check.h"
+#include "client/rebase.h"
 #include "client/sync_session.h"
 
 namespace outpost {
@@ -678,6 +679,23 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   if (txn && !st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
   txn.reset();
   for (AckEffects& fx : effects) FinishAck(fx, st.ok());
+  // A Gap asks for counters from last+1. When the outbox no longer holds them (the server lost ops it had
+  // answered: put back from an earlier copy), resending would meet the same Gap for ever: the device
+  // sends its own lost ops again and fills the rest with skips (client/rebase.h).
+  std::vector<RebaseInput> repairs;
+  for (const AckEffects& fx : effects) {
+    if (st.ok() && fx.gap && fx.restart_after != UINT64_MAX) {
+      RebaseInput in;
+      in.stream = fx.stream;
+      in.server_counter = fx.restart_after;
+      repairs.push_back(std::move(in));
+    }
+  }
+  if (!repairs.empty()) {
+    if (Status repaired = ApplyRebase(ctx_, repairs, nullptr); !repaired.ok()) {
+      ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    }
+  }
   if (!acked_ms.empty()) {
     ctx_.Count([&](ClientStats& s) {
       for (int64_t ms : acked_ms) s.flush_seconds.Observe(static_cast<double>(ms) / 1000.0);

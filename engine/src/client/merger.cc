@@ -6,6 +6,7 @@
 #include <set>
 
 #include "client/flusher.h"
+#include "client/rebase.h"
 #include "client/sync_session.h"
 #include "outpost/membership.h"
 
@@ -154,6 +155,7 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
       ctx_.opt.follow_memberships && !ctx_.user.empty() && stream == FeedStream(ctx_.user);
   std::set<std::string> joined;  // streams this page made followed
   bool malformed = false;  // counted as a bad frame: the page stops at its first unsound op
+  const bool lost_aside = ctx_.store->lost_count() > 0;
   for (size_t i = 0; i < n && st.ok(); ++i) {
     const wire::Op* wop = ops->Get(i);
     codec::OpFields f = codec::FieldsOf(*wop);
@@ -233,6 +235,8 @@ bool Merger::Merge(const std::string& stream, uint64_t after_seq,
       op.attachment.sha256.assign(f.blob.sha256);
     }
     st = DeviceStore::PutRecord(txn, view_key, op, /*local_seq=*/0);  // its index entry is in already
+    // An op a rebase set aside is back (its author re-sent it, or the server still had it).
+    if (st.ok() && lost_aside) st = RecoverLost(txn, f.op_id, &tally);
     seq = f.seq;
     tally.NoteMembers(op, 0);
     if (st.ok() && follow_joined && op.kind == kJoinedKind) st = FollowJoined(txn, op.payload, &joined);

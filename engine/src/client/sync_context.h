@@ -123,6 +123,9 @@ struct SyncContext {
   // changes (the Uploader; called under `mu`).
   std::string media_url OUTPOST_GUARDED_BY(mu);
   std::function<void()> media_url_changed;
+  // The server incarnation this device last saw (the store's meta `incarnation`; empty: none yet), sent in
+  // the Hello so that the server can say what a restore since then took (client/rebase.h).
+  std::string incarnation OUTPOST_GUARDED_BY(mu);
 
   // The parts, set once by Client::Impl.
   SyncSession* session = nullptr;

@@ -7,6 +7,7 @@
 
 #include "client/flusher.h"
 #include "client/merger.h"
+#include "client/rebase.h"
 #include "client/receipts.h"
 
 namespace outpost {
@@ -42,9 +43,9 @@ bool SyncSession::ready() const {
   return state_ == State::kReady;
 }
 
-bool SyncSession::auth_failed() const {
+wire::SessionEnd SyncSession::ended() const {
   ctx_.mu.AssertHeld();
-  return auth_failed_;
+  return ended_;
 }
 
 const ServerLimits& SyncSession::limits() const {
@@ -79,10 +80,20 @@ void SyncSession::Close(int64_t now, std::string why, bool offline) {
 void SyncSession::SetToken(std::string token) {
   ctx_.mu.AssertHeld();
   token_ = std::move(token);
-  auth_failed_ = false;
+  if (ended_ == wire::SessionEnd::UpgradeRequired) return;  // new credentials do not change the app
+  ended_ = wire::SessionEnd::None;
   connect_failures_ = 0;
   next_connect_at_ = 0;
-  ctx_.Count([](ClientStats& s) { s.auth_failed = false; });
+  ctx_.Count([](ClientStats& s) { s.auth_failed = s.signed_out = false; });
+}
+
+void SyncSession::Resume() {
+  ctx_.mu.AssertHeld();
+  if (ended_ != wire::SessionEnd::UpgradeRequired) return;
+  ended_ = wire::SessionEnd::None;
+  connect_failures_ = 0;
+  next_connect_at_ = 0;
+  ctx_.Count([](ClientStats& s) { s.upgrade_required = false; });
 }
 
 void SyncSession::OnDisconnected(int64_t now, std::string why, bool offline) {
@@ -94,8 +105,12 @@ void SyncSession::OnDisconnected(int64_t now, std::string why, bool offline) {
   ctx_.Count([&](ClientStats& s) { s.last_connection_error = why; });
   next_connect_at_ =
       now + ctx_.Backoff(connect_failures_++, std::min(ctx_.opt.reconnect_cap_ms, ctx_.opt.backoff_cap_ms));
-  if (auth_failed_) {
+  if (ended_ == wire::SessionEnd::AuthFailed) {
     SetConnection(ConnectionState::kAuthFailed, std::move(why), 0);
+  } else if (ended_ == wire::SessionEnd::Revoked) {
+    SetConnection(ConnectionState::kSignedOut, std::move(why), 0);
+  } else if (ended_ == wire::SessionEnd::UpgradeRequired) {
+    SetConnection(ConnectionState::kUpgradeRequired, std::move(why), 0);
   } else {
     SetConnection(ConnectionState::kOffline, std::move(why), offline ? 0 : next_connect_at_);
   }
@@ -107,7 +122,7 @@ void SyncSession::EnsureConnected(int64_t now, bool online) {
     ReceiveAll(now);
     if (conn_) OnDisconnected(now, "connection lost");
   }
-  if (conn_ || !dialer_ || auth_failed_) return;
+  if (conn_ || !dialer_ || ended_ != wire::SessionEnd::None) return;
   if (!online) {
     SetConnection(ConnectionState::kOffline, std::string(kOfflineReason), 0);
     return;
@@ -141,8 +156,12 @@ void SyncSession::SendHello(int64_t now) {
     if (ss.followed) cursors.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), ss.cursor));
   }
   auto cv = b.CreateVector(cursors);
+  auto incarnation =
+      ctx_.incarnation.empty()
+          ? 0
+          : b.CreateVector(reinterpret_cast<const uint8_t*>(ctx_.incarnation.data()), ctx_.incarnation.size());
   auto hello = wire::CreateHello(b, b.CreateString(ctx_.user), b.CreateString(ctx_.device),
-                                 b.CreateString(token_), codec::kProtocolVersion, cv);
+                                 b.CreateString(token_), ctx_.opt.protocol_version, cv, incarnation);
   Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
   state_ = State::kHelloSent;
   hello_sent_at_ = now;
@@ -150,10 +169,16 @@ void SyncSession::SendHello(int64_t now) {
 
 void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
   if (state_ != State::kHelloSent) return;
-  if (w.protocol_version() != codec::kProtocolVersion) {
+  if (w.protocol_version() != ctx_.opt.protocol_version) {
     if (conn_) conn_->Close();
     OnDisconnected(now, "server speaks protocol " + std::to_string(w.protocol_version()) + ", this client " +
-                            std::to_string(codec::kProtocolVersion));
+                            std::to_string(ctx_.opt.protocol_version));
+    return;
+  }
+  if (Status st = Rebase(w); !st.ok()) {
+    ctx_.Count([](ClientStats& s) { ++s.store_errors; });
+    if (conn_) conn_->Close();
+    OnDisconnected(now, "cannot store what the server's Welcome said: " + st.ToString());
     return;
   }
   state_ = State::kReady;
@@ -178,6 +203,7 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
       known.insert(stream);
       StreamSync& ss = ctx_.Of(stream);
       ss.server_high = std::max(ss.server_high, dc->high_seq());
+      if (dc->high_seq() > 0 && dc->high_seq() >= ss.cursor) ss.server_high = dc->high_seq();
       ss.flush.probe_upto = dc->counter();
     }
   }
@@ -187,6 +213,34 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
     // Followed after the Hello left (or refused by the server): the first pull tells the server about it.
     if (!known.contains(stream)) ctx_.merger->RequestPull(stream, ss.cursor, now);
   }
+}
+
+Status SyncSession::Rebase(const wire::Welcome& w) {
+  const std::string incarnation =
+      w.incarnation() ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
+                      : std::string();
+  if (incarnation.size() > 64) return Status::InvalidArgument("Welcome: incarnation too long");
+  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write. (A
+  // server that lost counters of ours but no seq we merged shows up as a Gap: Flusher.)
+  std::vector<RebaseInput> inputs;
+  if (w.counters()) {
+    for (const auto* dc : *w.counters()) {
+      std::string_view stream = codec::Str(dc->stream());
+      if (!keys::ValidateStream(stream, 255).ok()) continue;
+      auto it = ctx_.streams.find(stream);
+      if (it == ctx_.streams.end()) continue;  // nothing held of it
+      RebaseInput in;
+      in.stream.assign(stream);
+      in.server_counter = dc->counter();
+      in.server_high = dc->high_seq();
+      if (w.rebase()) in.base = dc->base_seq();
+      const uint64_t cursor = it->second.cursor;
+      if (w.rebase() || (in.server_high > 0 && in.server_high < cursor)) inputs.push_back(std::move(in));
+    }
+  }
+  const bool new_incarnation = !incarnation.empty() && incarnation != ctx_.incarnation;
+  if (inputs.empty() && !new_incarnation) return Status::OK();
+  return ApplyRebase(ctx_, inputs, new_incarnation ? &incarnation : nullptr);
 }
 
 void SyncSession::ReceiveAll(int64_t now) {
@@ -245,14 +299,21 @@ void SyncSession::OnError(const wire::Error& e, int64_t now) {
   const auto code = static_cast<Status::Code>(e.code());
   std::string_view message = codec::Str(e.message());
   std::string why = std::string(Status::CodeName(code)) + ": " + std::string(message);
-  // The server refused our credentials: retrying with them cannot help (Client::SetToken).
-  const bool auth_failed =
-      e.fatal() && code == Status::Code::kPermissionDenied && message.starts_with("authentication failed");
+  // The server ended our sessions until the application acts: retrying as we are cannot help. A server
+  // before protocol 3 says "authentication failed" in words only.
+  wire::SessionEnd end = e.fatal() ? e.session_end() : wire::SessionEnd::None;
+  if (e.fatal() && end == wire::SessionEnd::None && code == Status::Code::kPermissionDenied &&
+      message.starts_with("authentication failed")) {
+    end = wire::SessionEnd::AuthFailed;
+  }
+  if (end > wire::SessionEnd::MAX) end = wire::SessionEnd::None;  // a newer reason: an ordinary fatal error
   ctx_.Count([&](ClientStats& s) {
     s.last_connection_error = why;
-    if (auth_failed) s.auth_failed = true;
+    if (end == wire::SessionEnd::AuthFailed) s.auth_failed = true;
+    if (end == wire::SessionEnd::Revoked) s.signed_out = true;
+    if (end == wire::SessionEnd::UpgradeRequired) s.upgrade_required = true;
   });
-  if (auth_failed) auth_failed_ = true;
+  if (end != wire::SessionEnd::None) ended_ = end;
   if (e.fatal()) {
     if (conn_) conn_->Close();
     OnDisconnected(now, why);

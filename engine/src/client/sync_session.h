@@ -42,8 +42,10 @@ class SyncSession {
   void Poll(int64_t now, bool online);
   bool ready() const;
   bool has_dialer() const { return dialer_ != nullptr; }
-  // A fatal "authentication failed" answer to the Hello: no reconnecting until SetToken.
-  bool auth_failed() const;
+  // Why the server ended this device's sessions until the application acts (wire::SessionEnd::None: it did
+  // not): wrong credentials or revoked (until SetToken), a protocol version outside the server's range
+  // (until Resume). No reconnecting meanwhile.
+  wire::SessionEnd ended() const;
   const ServerLimits& limits() const;
 
   // The connection's state now (observer.h); every change of it is queued for the observers.
@@ -53,8 +55,11 @@ class SyncSession {
   // Drops the connection now (the application asked: Disconnect, SetOnline(false)). With `offline`, no
   // reconnect is due until the application goes online again.
   void Close(int64_t now, std::string why, bool offline = false);
-  // New credentials: used at the next Hello; after an authentication failure, connects again at once.
+  // New credentials: used at the next Hello; after an authentication failure or a revocation, connects
+  // again at once.
   void SetToken(std::string token);
+  // The application asks to connect again (SetOnline(true)): after an "upgrade required", tries once more.
+  void Resume();
 
  private:
   enum class State : uint8_t { kOffline, kHelloSent, kReady };
@@ -70,6 +75,9 @@ class SyncSession {
   void HandleFrame(const wire::Frame& frame, int64_t now) OUTPOST_REQUIRES(ctx_.mu);
   void OnWelcome(const wire::Welcome& w, int64_t now) OUTPOST_REQUIRES(ctx_.mu);
   void OnError(const wire::Error& e, int64_t now) OUTPOST_REQUIRES(ctx_.mu);
+  // Brings every stream the Welcome lists in line with what the server holds (client/rebase.h) and keeps
+  // its incarnation. An error when the store could not be written: the session is dropped and tried again.
+  Status Rebase(const wire::Welcome& w) OUTPOST_REQUIRES(ctx_.mu);
 
   SyncContext& ctx_;
   const std::shared_ptr<Dialer> dialer_;
@@ -80,7 +88,7 @@ class SyncSession {
   int64_t hello_sent_at_ OUTPOST_GUARDED_BY(ctx_.mu) = 0;
   int64_t next_connect_at_ OUTPOST_GUARDED_BY(ctx_.mu) = 0;
   uint32_t connect_failures_ OUTPOST_GUARDED_BY(ctx_.mu) = 0;
-  bool auth_failed_ OUTPOST_GUARDED_BY(ctx_.mu) = false;
+  wire::SessionEnd ended_ OUTPOST_GUARDED_BY(ctx_.mu) = wire::SessionEnd::None;
   ServerLimits limits_ OUTPOST_GUARDED_BY(ctx_.mu);
   ConnectionEvent connection_ OUTPOST_GUARDED_BY(ctx_.mu);
 };
