@@ -25,6 +25,7 @@ Result<std::shared_ptr<ServerStore>> OpenPgServerStore(std::string_view, const S
   return PgNotBuilt();
 }
 Result<std::string> MigratePgServerStore(std::string_view) { return PgNotBuilt(); }
+Result<std::string> NewPgIncarnation(std::string_view) { return PgNotBuilt(); }
 #endif
 
 }  // namespace
@@ -59,10 +60,7 @@ Status BackupServerStore(std::string_view uri, const std::string& destination) {
 }
 
 Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options) {
-  if (IsPostgresUri(uri)) {
-    return Status::FailedPrecondition(
-        "a PostgreSQL store gets a new incarnation with `outpostd migrate --new-incarnation` (docs/lifecycle.md)");
-  }
+  if (IsPostgresUri(uri)) return NewPgIncarnation(uri);
   return NewKvIncarnation(uri, options);
 }
 
