@@ -240,6 +240,51 @@ TEST_P(BackupE2E, OnlineBackupUnderTrafficThenRestoreConvergesEveryDevice) {
   }
 }
 
+// One line on stderr that mentions `mentions`, nothing on stdout, exit code `code`.
+void ExpectRefused(const RunResult& r, int code, const std::string& mentions) {
+  EXPECT_EQ(r.exit_code, code) << r.out << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
+  EXPECT_NE(r.err.find(mentions), std::string::npos) << r.err;
+}
+
+TEST(BackupCli, BadInputsAreOneClearLine) {
+  TempDir dir;
+  const std::string data = dir / "data";
+  const std::string out = dir / "out";
+  ExpectRefused(RunOutpostd({"backup", "--data", data}), 2, "OUT");
+  ExpectRefused(RunOutpostd({"backup", "--data", data, out}), 1, "does not exist");
+  ASSERT_FALSE(AddUser(data, "alice").empty());  // DATA_DIR/auth, no server store yet
+  ExpectRefused(RunOutpostd({"backup", "--data", data, out}), 1, "no lmdb store");
+  ExpectRefused(RunOutpostd({"backup", "--data", data, "--store", "memory:x", out}), 1, "lmdb:, sqlite: or rocksdb:");
+  RunResult pg = RunOutpostd({"backup", "--data", data, "--store", "postgresql://u:secret@h/db", out});
+  ExpectRefused(pg, 1, "pg_dump");
+  EXPECT_EQ(pg.err.find("secret"), std::string::npos) << pg.err;
+  EXPECT_FALSE(fs::exists(out)) << "a refused backup left its directory";
+  ExpectRefused(RunOutpostd({"restore", dir / "nothing", "--data", data}), 1, "not a backup");
+  ExpectRefused(RunOutpostd({"incarnation", "--data", data}), 1, "no lmdb store");
+
+  // A backup of a store no server has open, restored into a new DATA_DIR (no --force needed there).
+  ASSERT_EQ(RunOutpostd({"migrate", "--data", data}).exit_code, 0);
+  RunResult made = RunOutpostd({"backup", "--data", data, out});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ExpectRefused(RunOutpostd({"restore", out, "--data", data, "--store", "sqlite:" + data + "/s.db"}), 1,
+                "holds a lmdb store");
+  const std::string fresh = dir / "fresh";
+  RunResult restored = RunOutpostd({"restore", out, "--data", fresh});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  EXPECT_TRUE(Has(restored.out, "(2 in all)")) << restored.out;
+  RunResult now = RunOutpostd({"incarnation", "--data", fresh});
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  EXPECT_TRUE(now.out.ends_with(" 2\n")) << now.out;
+  EXPECT_TRUE(Has(restored.out, now.out.substr(0, 32))) << restored.out << " / " << now.out;
+  EXPECT_EQ(Devices(fresh, "alice").empty(), false) << "the users were not restored";
+  // The original is untouched: still its first incarnation.
+  EXPECT_TRUE(RunOutpostd({"incarnation", "--data", data}).out.ends_with(" 1\n"));
+  EXPECT_FALSE(fs::exists(fresh + "/server.restore-new"));
+}
+
 INSTANTIATE_TEST_SUITE_P(, BackupE2E,
                          testing::Values(Backend{"lmdb", ""}, Backend{"sqlite", "sqlite:server.db"},
                                          Backend{"rocksdb", "rocksdb:server.rocks"}),
