@@ -35,9 +35,10 @@ using outpost::Status;
 
 constexpr const char* kBackupUsage =
     R"(Writes a consistent copy of the server store and the users of DATA_DIR into OUT, a new directory,
-while `outpostd serve` goes on serving them: lmdb with a compacting copy, sqlite with its online backup,
-rocksdb with a checkpoint. Then opens the copy read-only and checks its format and incarnation, and
-writes OUT/manifest.json. Give the same --store as `serve` when it is not the default. A PostgreSQL store
+while `outpostd serve` goes on serving them: lmdb with a compacting copy, sqlite with its online backup.
+A rocksdb store is checkpointed only with outpostd stopped (a second process cannot take a consistent
+checkpoint of a live RocksDB; refused while it serves). Then opens the copy read-only and checks its
+format and incarnation, and writes OUT/manifest.json. Give the same --store as `serve` when it is not the default. A PostgreSQL store
 is backed up with pg_dump or pg_basebackup instead (docs/operations.md).)";
 
 constexpr const char* kRestoreUsage =

@@ -129,9 +129,10 @@ class OUTPOST_EXPORT Storage {
   //   opened read_only while another process writes it: one LMDB read txn, which never blocks the writer.
   // - sqlite: SQLite's online backup API (sqlite3_backup_step(-1): one read txn) into a new file. Works on
   //   a read_only handle while another process writes (WAL mode: readers never block the writer).
-  // - rocksdb: rocksdb::Checkpoint into a new directory (hard links to the table files where the
-  //   filesystem allows, copies otherwise). A store opened read_only (OpenForReadOnly) cannot make one
-  //   while another process holds it: FailedPrecondition; back it up from the process that has it open.
+  // - rocksdb: rocksdb::Checkpoint (after a flush) into a new directory (hard links to the table files
+  //   where the filesystem allows, copies otherwise), by the handle that has the store open for writing.
+  //   A read_only handle refuses (FailedPrecondition): beside a live writer in another process it may see
+  //   the column families at different points, and its checkpoint would be torn.
   // - memory: FailedPrecondition (nothing on disk to copy).
   // The copy is fsynced before this returns. AlreadyExists when `destination` exists; IOError (and no
   // partial copy left behind) when the copy fails.

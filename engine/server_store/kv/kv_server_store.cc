@@ -419,7 +419,22 @@ Result<ServerStoreInfo> ReadKvServerStoreInfo(std::string_view uri) {
 
 Status BackupKvServerStore(std::string_view uri, const std::string& destination) {
   OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenReadOnly(uri));
-  return storage->Backup(destination);
+  if (!uri.starts_with("rocksdb:")) return storage->Backup(destination);
+  // RocksDB checkpoints only from a writable handle (storage.h): that takes the store's lock, so it works
+  // only while no server has the store open.
+  storage.reset();
+  StorageOptions so;
+  so.spaces = SpaceNames();
+  Result<std::unique_ptr<Storage>> writable = OpenStorage(uri, so);
+  if (!writable.ok()) {
+    if (writable.status().message().find("locked") == std::string::npos) return writable.status();
+    return Status::FailedPrecondition(
+        "rocksdb store '" + std::string(uri) +
+        "' is open in another process (outpostd serving it): RocksDB cannot take a consistent checkpoint "
+        "from a second process (a read-only open beside a live writer may see a torn state); stop outpostd, "
+        "run the backup, start it again (docs/operations.md)");
+  }
+  return (*writable)->Backup(destination);
 }
 
 Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options) {

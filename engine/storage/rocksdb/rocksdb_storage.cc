@@ -225,12 +225,22 @@ class NullLogger final : public rocksdb::Logger {
 };
 
 Status RocksEnv::Checkpoint(const std::string& destination) {
+  if (read_only_) {
+    // Seen in tests (tests/e2e/inspect_e2e_test.cc): a read-only open beside a live writer may read the
+    // MANIFEST before the writer flushes one column family and deletes the WAL that held the rest, and so
+    // see the column families at different points: a checkpoint of it would be a torn store.
+    return Status::FailedPrecondition(
+        "rocksdb store '" + dir_ +
+        "' is open read-only: a RocksDB checkpoint is taken by the process that has the store open for "
+        "writing (a read-only handle beside a live writer may see a torn state); stop that process, or back "
+        "up from it");
+  }
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status status = rocksdb::Checkpoint::Create(db_, &raw);
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
   if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "'");
   // A flush first (log_size_for_flush 0): the copy is table files and a MANIFEST, with no WAL to replay.
-  status = checkpoint->CreateCheckpoint(destination, read_only_ ? UINT64_MAX : 0);
+  status = checkpoint->CreateCheckpoint(destination, 0);
   if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "' to '" + destination + "'");
   ::chmod(destination.c_str(), storage_internal::kStoreDirMode);
   return storage_internal::SyncPath(destination);
@@ -248,24 +258,32 @@ Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
   std::vector<std::string> existing;
   rocksdb::Status status = rocksdb::DB::ListColumnFamilies(base, dir_, &existing);
   if (!status.ok()) return RocksError(status, "list spaces of '" + dir_ + "'");
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(base));
   for (const std::string& space : options.spaces) {
     if (std::find(existing.begin(), existing.end(), space) == existing.end()) {
       return Status::NotFound("rocksdb store '" + dir_ + "' has no space '" + space + "'");
     }
+    descriptors.emplace_back(space, rocksdb::ColumnFamilyOptions(base));
   }
-  // Every column family, as a writable open does, so that the handle sees the whole store (Backup).
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& name : existing) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(base));
-  status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+  // A live writer may switch its WAL, or compact table files away, and delete the old files while this
+  // open reads the file list: the open then misses a file that was there a moment ago (an IOError, or a
+  // Corruption wrapping one). Opening again reads the new list.
+  constexpr int kOpenAttemptsMax = 10;
+  for (int attempt = 1;; ++attempt) {
+    status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
+    const bool vanished =
+        status.IsPathNotFound() || status.ToString().find("No such file or directory") != std::string::npos;
+    if (status.ok() || !vanished || attempt == kOpenAttemptsMax) break;
+    db_ = nullptr;
+    all_handles_.clear();
+  }
   if (!status.ok()) {
     db_ = nullptr;
     all_handles_.clear();
     return RocksError(status, "open '" + dir_ + "' read-only");
   }
-  for (const std::string& space : options.spaces) {
-    const auto at = std::find(existing.begin(), existing.end(), space) - existing.begin();
-    spaces_.push_back(all_handles_[static_cast<size_t>(at)]);
-  }
+  spaces_.assign(all_handles_.begin() + 1, all_handles_.end());
   return Status::OK();
 }
 
