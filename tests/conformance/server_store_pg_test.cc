@@ -124,8 +124,9 @@ TEST_F(PgServerStoreTest, IncarnationsFromMigrationAndNewIncarnation) {
   r.reset();
 
   // A version 2 database (before incarnations) gets its first one from the migration.
-  ASSERT_TRUE(PgTestExec(uri_, "DROP TABLE incarnations; DROP TABLE restore_bases; "
-                               "UPDATE outpost_schema SET version = 2")
+  ASSERT_TRUE(PgTestExec(uri_,
+                         "DROP TABLE incarnations; DROP TABLE restore_bases; "
+                         "UPDATE outpost_schema SET version = 2")
                   .ok());
   auto migrated = MigratePgServerStore(uri_);
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();

@@ -68,8 +68,10 @@ Result<uint64_t> CheckCopy(const std::string& uri, bool read_only_only = false) 
     std::string a, b;
     Status got_a = txn->Get(0, "n", &a);
     Status got_b = txn->Get(1, "n", &b);
-    if (got_a.IsNotFound() && got_b.IsNotFound()) a = b = "0";
-    else if (!got_a.ok() || !got_b.ok()) return Status::Corruption("copy has a = " + a + ", b = " + b);
+    if (got_a.IsNotFound() && got_b.IsNotFound())
+      a = b = "0";
+    else if (!got_a.ok() || !got_b.ok())
+      return Status::Corruption("copy has a = " + a + ", b = " + b);
     if (a != b) return Status::Corruption("a torn copy: a = " + a + ", b = " + b);
     uint64_t rows = 0;
     auto cursor = txn->NewCursor(2);
@@ -144,7 +146,11 @@ TEST_P(StorageBackup, ADestinationThatExistsOrHasNoParentIsRefused) {
   const std::string taken = Destination(0);
   ASSERT_TRUE(fs::create_directory(taken));
   fs::path marker = fs::path(taken) / "keep";
-  { std::FILE* f = std::fopen(marker.c_str(), "w"); ASSERT_NE(f, nullptr); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(marker.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+  }
   Status exists = (*store)->Backup(taken);
   EXPECT_EQ(exists.code(), Status::Code::kAlreadyExists) << exists.ToString();
   EXPECT_TRUE(fs::exists(marker)) << "a refused backup touched what was there";

@@ -47,7 +47,7 @@ std::vector<std::string> SentIds(const std::string& text) {
 
 struct Backend {
   std::string name;
-  std::string store;  // --store relative to the data directory ("" for the default lmdb:DATA/server)
+  std::string store;   // --store relative to the data directory ("" for the default lmdb:DATA/server)
   bool online = true;  // backup while outpostd serves (rocksdb: refused, taken with the server stopped)
 };
 void PrintTo(const Backend& backend, std::ostream* out) { *out << backend.name; }
@@ -71,9 +71,8 @@ class BackupE2E : public ::testing::TestWithParam<Backend> {
   }
 
   std::vector<std::string> ChatArgv(const std::string& user, const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {OUTPOST_CHAT, "--store", dir_ / user,        "--user",
-                                     user,         "--server", daemon_.endpoint(), "--token",
-                                     tokens_[user]};
+    std::vector<std::string> argv = {OUTPOST_CHAT, "--store",          dir_ / user, "--user",     user,
+                                     "--server",   daemon_.endpoint(), "--token",   tokens_[user]};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -175,7 +174,8 @@ TEST_P(BackupE2E, OnlineBackupUnderTrafficThenRestoreConvergesEveryDevice) {
 
   // The copy: a manifest naming the backend and the live store's incarnation; a second backup to the same
   // place is refused.
-  const auto manifest = nlohmann::json::parse(RunProgram({"cat", backup + "/manifest.json"}).out, nullptr, false);
+  const auto manifest =
+      nlohmann::json::parse(RunProgram({"cat", backup + "/manifest.json"}).out, nullptr, false);
   ASSERT_TRUE(manifest.is_object());
   EXPECT_EQ(manifest["backend"], GetParam().name);
   RunResult live = Admin("incarnation", {});
@@ -272,7 +272,8 @@ TEST(BackupCli, BadInputsAreOneClearLine) {
   ExpectRefused(RunOutpostd({"backup", "--data", data, out}), 1, "does not exist");
   ASSERT_FALSE(AddUser(data, "alice").empty());  // DATA_DIR/auth, no server store yet
   ExpectRefused(RunOutpostd({"backup", "--data", data, out}), 1, "no lmdb store");
-  ExpectRefused(RunOutpostd({"backup", "--data", data, "--store", "memory:x", out}), 1, "lmdb:, sqlite: or rocksdb:");
+  ExpectRefused(RunOutpostd({"backup", "--data", data, "--store", "memory:x", out}), 1,
+                "lmdb:, sqlite: or rocksdb:");
   RunResult pg = RunOutpostd({"backup", "--data", data, "--store", "postgresql://u:secret@h/db", out});
   ExpectRefused(pg, 1, "pg_dump");
   EXPECT_EQ(pg.err.find("secret"), std::string::npos) << pg.err;

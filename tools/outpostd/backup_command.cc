@@ -12,8 +12,8 @@
 #include <fmt/core.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -102,7 +102,7 @@ bool Exists(const std::string& path) {
 
 std::string NowUtc() {
   const std::time_t now = std::time(nullptr);
-  std::tm tm {};
+  std::tm tm{};
   gmtime_r(&now, &tm);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -116,7 +116,8 @@ outpost::StorageOptions AuthOptions() {
 }
 
 // The flags every command here shares: --data (required), --store (default lmdb:DATA_DIR/server).
-bool DataAndStore(const Flags& flags, const char* command, std::string* data_dir, std::string* store, int* rc) {
+bool DataAndStore(const Flags& flags, const char* command, std::string* data_dir, std::string* store,
+                  int* rc) {
   *data_dir = StripSlashes(flags.Get("data"));
   if (data_dir->empty()) {
     *rc = Fail(kExitUsage, std::string(command) + ": --data DIR is required");
@@ -135,10 +136,13 @@ int Backup(const Flags& flags) {
   Result<KvStore> store = SplitStore(store_uri);
   if (!store.ok()) return Fail(kExitError, "backup: " + store.status().message());
   if (Status s = RequireDataDir(data_dir); !s.ok()) return Fail(kExitError, "backup: " + s.message());
-  if (Exists(out)) return Fail(kExitError, "backup: " + out + " already exists (a backup goes to a new directory)");
+  if (Exists(out))
+    return Fail(kExitError, "backup: " + out + " already exists (a backup goes to a new directory)");
   Result<outpost::ServerStoreInfo> live = outpost::ReadServerStoreInfo(store_uri);
-  if (!live.ok()) return Fail(kExitError, "backup: server store " + store_uri + ": " + live.status().message());
-  if (live->incarnations.empty()) return Fail(kExitError, "backup: server store " + store_uri + " has no incarnation");
+  if (!live.ok())
+    return Fail(kExitError, "backup: server store " + store_uri + ": " + live.status().message());
+  if (live->incarnations.empty())
+    return Fail(kExitError, "backup: server store " + store_uri + " has no incarnation");
   if (::mkdir(out.c_str(), 0700) != 0) {
     return Fail(kExitError, fmt::format("backup: cannot create {}: {}", out, std::strerror(errno)));
   }
@@ -161,7 +165,8 @@ int Backup(const Flags& flags) {
   if (!copy.ok()) return fail("the copy does not open: " + copy.status().ToString());
   if (copy->format != live->format || copy->incarnations != live->incarnations) {
     return fail(fmt::format("the copy has format {} and {} incarnation(s), the store format {} and {}",
-                            copy->format, copy->incarnations.size(), live->format, live->incarnations.size()));
+                            copy->format, copy->incarnations.size(), live->format,
+                            live->incarnations.size()));
   }
   if (has_auth) {
     auto auth = outpost::OpenStorage("lmdb:" + out + "/auth", AuthOptions());
@@ -216,7 +221,8 @@ int Restore(const Flags& flags) {
   if (!store.ok()) return Fail(kExitError, "restore: " + store.status().message());
   Result<std::string> text = ReadFile(backup + "/manifest.json");
   if (!text.ok()) {
-    return Fail(kExitError, "restore: " + backup + " is not a backup of outpostd backup: " + text.status().message());
+    return Fail(kExitError,
+                "restore: " + backup + " is not a backup of outpostd backup: " + text.status().message());
   }
   const nlohmann::json manifest = nlohmann::json::parse(*text, nullptr, false);
   if (!manifest.is_object() || !manifest.contains("backend") || !manifest["backend"].is_string()) {
@@ -270,8 +276,8 @@ int Restore(const Flags& flags) {
   if (Status s = PutInPlace(staged_store, store->location, store->scheme == "sqlite"); !s.ok()) {
     return Fail(kExitError, "restore: " + s.message() + " (run the restore again)");
   }
-  fmt::print("restored {} into {}: server store {} ({}){}; new incarnation {} ({} in all)\n", backup, data_dir,
-             store->location, backend, has_auth ? ", users " + auth_place : "", Hex(*id),
+  fmt::print("restored {} into {}: server store {} ({}){}; new incarnation {} ({} in all)\n", backup,
+             data_dir, store->location, backend, has_auth ? ", users " + auth_place : "", Hex(*id),
              copy->incarnations.size() + 1);
   std::fflush(stdout);
   return kExitOk;
@@ -302,22 +308,31 @@ FlagSpec StoreFlag() {
 }  // namespace
 
 Command BackupCommand() {
-  return {"backup", "copy the server store and users of a (running) server into a new directory", "OUT",
-          kBackupUsage, {DataFlag(), StoreFlag()}, &Backup};
+  return {"backup",
+          "copy the server store and users of a (running) server into a new directory",
+          "OUT",
+          kBackupUsage,
+          {DataFlag(), StoreFlag()},
+          &Backup};
 }
 
 Command RestoreCommand() {
-  return {"restore",
-          "put a backup in place (server stopped) and give the store a new incarnation",
-          "BACKUP",
-          kRestoreUsage,
-          {DataFlag(), StoreFlag(), {"force", false, false, "replace the store and users DIR already holds", ""}},
-          &Restore};
+  return {
+      "restore",
+      "put a backup in place (server stopped) and give the store a new incarnation",
+      "BACKUP",
+      kRestoreUsage,
+      {DataFlag(), StoreFlag(), {"force", false, false, "replace the store and users DIR already holds", ""}},
+      &Restore};
 }
 
 Command IncarnationCommand() {
-  return {"incarnation", "print the server store's current incarnation", "", kIncarnationUsage,
-          {DataFlag(), StoreFlag()}, &Incarnation};
+  return {"incarnation",
+          "print the server store's current incarnation",
+          "",
+          kIncarnationUsage,
+          {DataFlag(), StoreFlag()},
+          &Incarnation};
 }
 
 }  // namespace outpostd

@@ -15,8 +15,8 @@ namespace outpostd {
 namespace {
 
 std::vector<Command> AllCommands() {
-  return {ServeCommand(),   AddUserCommand(), AddDeviceCommand(), DevicesCommand(),
-          MigrateCommand(), StatsCommand(),   KeygenCommand(),    CurvePublicCommand(),
+  return {ServeCommand(),   AddUserCommand(), AddDeviceCommand(),  DevicesCommand(),
+          MigrateCommand(), StatsCommand(),   KeygenCommand(),     CurvePublicCommand(),
           BackupCommand(),  RestoreCommand(), IncarnationCommand()};
 }
 

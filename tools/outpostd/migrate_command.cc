@@ -51,15 +51,16 @@ int Migrate(const Flags& flags) {
   if (flags.Has("new-incarnation")) {
     DataDirLock lock;  // a key-value store: no outpostd may serve it meanwhile
     if (!outpost::TokenRegistry::UsersMayLiveIn(store)) {
-      if (data_dir.empty()) return Fail(kExitUsage, "migrate --new-incarnation: a key-value store needs --data DIR");
+      if (data_dir.empty())
+        return Fail(kExitUsage, "migrate --new-incarnation: a key-value store needs --data DIR");
       if (outpost::Status s = lock.Acquire(data_dir, false); !s.ok()) {
         return Fail(kExitError, "migrate --new-incarnation: " + s.message() + ": stop it first");
       }
     }
     auto id = outpost::NewIncarnation(store);
     if (!id.ok()) {
-      return Fail(kExitError, "migrate --new-incarnation: " + outpost::RedactUri(store) + ": " +
-                                  id.status().ToString());
+      return Fail(kExitError,
+                  "migrate --new-incarnation: " + outpost::RedactUri(store) + ": " + id.status().ToString());
     }
     std::string hex;
     for (unsigned char c : *id) hex += fmt::format("{:02x}", c);

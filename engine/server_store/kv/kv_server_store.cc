@@ -397,7 +397,8 @@ Result<std::unique_ptr<Storage>> OpenReadOnly(std::string_view uri) {
   if (!storage.ok() && storage.status().IsNotFound()) {
     // A missing space: a store of format 1 or 2, or not a server store at all.
     return Status::FailedPrecondition("'" + std::string(uri) + "' is not a server store of format " +
-                                      std::to_string(keys::kServerFormat) + ": " + storage.status().message());
+                                      std::to_string(keys::kServerFormat) + ": " +
+                                      storage.status().message());
   }
   return storage;
 }

@@ -720,7 +720,8 @@ class LmdbStorage final : public Storage {
   Status Backup(const std::string& destination) override {
     OUTPOST_RETURN_IF_ERROR(storage_internal::CheckBackupDestination("lmdb", destination));
     if (::mkdir(destination.c_str(), storage_internal::kStoreDirMode) != 0) {
-      return Status::IOError("cannot create lmdb backup directory '" + destination + "': " + ErrnoText(errno));
+      return Status::IOError("cannot create lmdb backup directory '" + destination +
+                             "': " + ErrnoText(errno));
     }
     Status status = Copy(destination);
     if (status.ok()) status = storage_internal::SyncPath(destination + "/data.mdb");

@@ -875,8 +875,8 @@ class SqliteStorage final : public Storage {
     if (status.ok()) {
       const size_t slash = destination.rfind('/');
       status = storage_internal::SyncPath(slash == std::string::npos ? "."
-                                          : slash == 0              ? "/"
-                                                                    : destination.substr(0, slash));
+                                          : slash == 0               ? "/"
+                                                                     : destination.substr(0, slash));
     }
     if (!status.ok()) {
       storage_internal::RemoveBackupLeftovers(destination);
@@ -889,7 +889,8 @@ class SqliteStorage final : public Storage {
   Status Copy(const std::string& destination) {
     OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Conn> source, env_->TakeReader());
     sqlite3* target = nullptr;
-    int rc = sqlite3_open_v2(destination.c_str(), &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc =
+        sqlite3_open_v2(destination.c_str(), &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     Status status;
     if (rc != SQLITE_OK) {
       status = Status::IOError("sqlite cannot open backup file '" + destination +
