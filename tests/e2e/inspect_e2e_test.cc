@@ -346,7 +346,7 @@ TEST_P(InspectLive, ServerStoreWhileOutpostdServes) {
   writer.join();
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*client, "live", static_cast<uint64_t>(submitted.load())); }));
   Json summary = InspectJson({"server", "--store", store, "--data", data});
-  EXPECT_EQ(summary["format"], 2);
+  EXPECT_EQ(summary["format"], 3);
   EXPECT_EQ(summary["ops"], submitted.load() + 1) << "the ops of live and of @alice";
   Json members = InspectJson({"server", "--store", store, "members"});
   ASSERT_EQ(members.size(), 1u);

@@ -679,10 +679,29 @@ TEST_F(ServerBadInput, HelloWithWrongVersionOrBadIdentity) {
     CloseConn(conn);
     return ok;
   };
-  for (uint32_t v :
-       {0u, codec::kProtocolVersion - 1, codec::kProtocolVersion + 1, 0x80000001u, 0xffffffffu}) {
-    ASSERT_TRUE(
-        fresh(HelloFrame("u", "d", v), Code::kFailedPrecondition, true, "version " + std::to_string(v)));
+  // A version outside the served range: not a bad frame but a device to upgrade (counted as such), told
+  // once with session_end UpgradeRequired.
+  for (uint32_t v : {0u, codec::kProtocolMin - 1, codec::kProtocolVersion + 1, 0x80000001u, 0xffffffffu}) {
+    const std::string what = "version " + std::to_string(v);
+    ++conn;
+    OpenConn(conn);
+    ServerStats before = core_->Stats();
+    auto out = Send(conn, HelloFrame("u", "d", v));
+    ServerStats after = core_->Stats();
+    ASSERT_EQ(out.size(), 1u) << what;
+    EXPECT_TRUE(out[0].close_after) << what;
+    const wire::Frame* f = Decode(out[0].frame);
+    ASSERT_TRUE(f && f->body_type() == wire::Body::Error) << what;
+    const wire::Error* e = f->body_as_Error();
+    EXPECT_EQ(e->code(), CodeOf(Code::kFailedPrecondition)) << what;
+    EXPECT_TRUE(e->fatal()) << what;
+    EXPECT_EQ(e->session_end(), wire::SessionEnd::UpgradeRequired) << what;
+    EXPECT_EQ(after.upgrades_required, before.upgrades_required + 1) << what;
+    EXPECT_EQ(after.bad_frames, before.bad_frames) << what;
+    ASSERT_TRUE(ExpectRefused(conn, PushFrame(1, {NextFuzzOp()}), Code::kPermissionDenied, true,
+                              what + ", then Push"));
+    --fuzz_counter_[kFuzzStream];
+    CloseConn(conn);
   }
   ASSERT_TRUE(fresh(HelloFrame("u", ""), Code::kInvalidArgument, true, "empty device"));
   ASSERT_TRUE(fresh(HelloFrame("u", std::string(256, 'd')), Code::kInvalidArgument, true, "256-byte device"));
@@ -971,6 +990,10 @@ class ClientBadInput : public ::testing::Test {
     (void)wire_->TakeSent();
     if (!after.connected) {
       ++reconnects_;
+      // A fatal Error whose (possibly flipped) session_end ends the session waits for the application, as
+      // documented: it acts, and the client connects again.
+      if (after.auth_failed || after.signed_out) client_->SetToken("token");
+      if (after.upgrade_required) client_->SetOnline(true);
       Handshake();
       (void)wire_->TakeSent();
     }

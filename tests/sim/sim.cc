@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -144,7 +145,8 @@ class SkewedEnv final : public Env {
 // One entry of an own op's history: a state the device reported (its change callbacks read the op at each
 // event, so every commit that changed it is seen), or what the user or the simulation did to it.
 struct Seen {
-  enum class What : uint8_t { kState, kRetry, kDiscard, kCrash, kPowerLoss };
+  // kRestore: the server was restored from an earlier copy (the op may have been lost by the server).
+  enum class What : uint8_t { kState, kRetry, kDiscard, kCrash, kPowerLoss, kRestore };
   What what = What::kState;
   OpState state = OpState::kPending;
   uint64_t seq = 0;                       // sent
@@ -180,6 +182,8 @@ std::string Describe(const Seen& s) {
       return "crash";
     case Seen::What::kPowerLoss:
       return "power loss";
+    case Seen::What::kRestore:
+      return "server restored";
     case Seen::What::kState:
       break;
   }
@@ -202,7 +206,10 @@ std::string Describe(const std::vector<Seen>& history) {
 // without sync may undo commits, so the states after it are checked afresh; when it undid a retry, the
 // rejection the device shows again may be one the server's later verdict (applied) replaced. Without
 // `give_ups` (attempts_max and age_ms_max unlimited) only the server fails an op: a transient trouble (no
-// answer, Busy) is retried, never a failure.
+// answer, Busy) is retried, never a failure. The loss rule (docs/lifecycle.md): once per restore of the
+// server seen before it, an op may leave sent, since the server that applied it may have lost it: back to
+// pending (sent again under its op id), or at once to another seq or to failed (refused when sent again:
+// membership changed back) when the device's commits came faster than its change callbacks.
 std::string CheckHistory(const std::vector<Seen>& history, bool give_ups) {
   if (history.empty()) return {};
   if (history.front().what != Seen::What::kState || history.front().state != OpState::kPending)
@@ -211,8 +218,12 @@ std::string CheckHistory(const std::vector<Seen>& history, bool give_ups) {
   bool retried = false;        // a Retry since `last`
   bool ever_retried = false;   // a Retry before now
   bool retry_undone = false;   // a power loss after a Retry
+  int restores = 0;            // restores of the server not yet used to leave sent
   for (const Seen& now : history) {
     switch (now.what) {
+      case Seen::What::kRestore:
+        ++restores;
+        continue;
       case Seen::What::kPowerLoss:
         last = nullptr;
         retried = false;
@@ -239,6 +250,14 @@ std::string CheckHistory(const std::vector<Seen>& history, bool give_ups) {
       const std::string step = Describe(*last) + " -> " + Describe(now);
       switch (last->state) {
         case OpState::kSent:
+          if (restores > 0) {  // the loss rule: the restored server lost it
+            --restores;
+            if (now.state == OpState::kFailed &&
+                (now.code != Status::Code::kPermissionDenied || now.counter == 0)) {
+              return "left sent after a restore to fail for another reason than a refusal: " + step;
+            }
+            break;
+          }
           return now.state == OpState::kSent ? "a sent op moved: " + step : "an op left sent: " + step;
         case OpState::kPending:
           break;  // to sent or failed
@@ -268,6 +287,8 @@ struct OpHistory {
   std::mutex mu;
   std::map<OpId, std::vector<Seen>> ops;
   std::set<OpId> dirty;  // changed since the last check
+  // Ops a rebase took out of the view (a sent op removed: the server no longer vouched for it), by stream.
+  std::map<OpId, std::string> set_aside;
   // The first event whose fields disagree with the op it names, or a connection event out of order.
   std::string event_error;
   void EventError(std::string why) {
@@ -384,6 +405,11 @@ struct Device {
   std::map<std::string, uint64_t> read;    // last MarkRead of each stream
   // Last observed watermark per (stream, user, device, kind).
   std::map<std::tuple<std::string, std::string, std::string, int>, uint64_t> watermarks;
+  // How often each cursor (by stream) and each watermark (by its key above) moved down: at most once per
+  // restore of the server (a rebase brings them down to what the restored server vouches for).
+  std::map<std::string, int> cursor_drops;
+  uint64_t connects_seen = 0, rebases_seen = 0;  // ClientStats last traced
+  std::map<std::tuple<std::string, std::string, std::string, int>, int> watermark_drops;
   // Membership: the user's feed, how far this device has read it, what it says of each stream (the user
   // is a member: true), and whether the device follows every stream at open (else only what its feed
   // names: both paths to a stream must work).
@@ -444,6 +470,21 @@ class Sim {
   bool MakeDevices(const StorageBackend* backend);
   bool OpenServer();
   bool CrashServer(const char* how);
+  // The operator's backup and restore (SimConfig::snapshot, server_restore), between steps.
+  bool Backups();
+  bool RestoreServer();
+  // Adds what the device's Client counted of rebases (per process: called before each restart and at the
+  // end) to the result.
+  void CountRebases(Device& d) {
+    const ClientStats stats = d.client->Stats();
+    result_.rebases += stats.rebases;
+    result_.ops_requeued += stats.ops_requeued;
+    result_.ops_set_aside += stats.ops_set_aside;
+  }
+  // After the quiet phase: each device's ClientStats::ops_lost is exactly the ops it set aside that did not
+  // come back, and each of those is one no device could bring back.
+  bool CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& applied,
+                 const std::map<std::string, MemberReplay>& replays);
   // ---- several instances on one store (cfg_.instances > 1) ----
   // What device `index` dials: the server's name, or every instance's, starting with instance index % n.
   std::string DialUri(size_t index) const;
@@ -538,6 +579,8 @@ class Sim {
   std::shared_ptr<BlobStore> blobs_;  // attachments' bytes (cfg_.attachments), shared by every server
   std::deque<std::string> trace_;
   uint64_t retries_ = 0;  // Retry calls made
+  std::optional<SimDisk::Contents> backup_;  // the operator's latest copy of the server's store
+  int restores_ = 0;                         // restores of the server so far
   SimResult result_;
 };
 
@@ -582,6 +625,45 @@ bool Sim::CrashServer(const char* how) {
     return Fail("the server's store lost " + std::to_string(*undone) + " acknowledged commits");
   Trace(std::string("server crash ") + how);
   ++result_.server_restarts;
+  return OpenServer();
+}
+
+bool Sim::Backups() {
+  if (Chance(cfg_.snapshot)) {
+    auto copy = server_disk_->Snapshot();
+    if (!copy.ok()) return Fail("server store snapshot: " + copy.status().ToString());
+    backup_ = std::move(copy).value();
+    Trace("server store copied (backup)");
+  }
+  if (backup_ && Chance(cfg_.server_restore)) return RestoreServer();
+  return true;
+}
+
+// As an operator does: stop the server (every instance), put the copy in place of its store, give the store
+// a new incarnation (`outpostd restore`), start the server. Every connection drops; what the server
+// applied since the copy is gone.
+bool Sim::RestoreServer() {
+  server_.reset();
+  for (auto& in : instances_) in.server.reset();
+  CloseStore();
+  server_disk_->Revive();
+  server_disk_->SetFlaky(0, 0);
+  if (Status st = server_disk_->Restore(*backup_); !st.ok()) return Fail("server restore: " + st.ToString());
+  ServerStoreOptions so;
+  so.sync = true;
+  so.open_storage = server_disk_->Opener();
+  auto incarnation = NewIncarnation("memory:", so);
+  if (!incarnation.ok()) return Fail("new incarnation: " + incarnation.status().ToString());
+  ++restores_;
+  ++result_.restores;
+  Trace("server restored from its copy (restore " + std::to_string(restores_) + ")");
+  // Every own op may have been lost; what was told of the old history (Notify frames, who wrote which head)
+  // speaks of seqs the restored server gives again to other ops.
+  for (auto& d : devices_) d.history->MarkAll(Seen::What::kRestore);
+  notified_.clear();
+  head_origin_.clear();
+  receipt_origin_.clear();
+  if (cfg_.instances > 1) return RestartInstances(true);
   return OpenServer();
 }
 
@@ -864,8 +946,12 @@ bool Sim::OpenDevice(Device& d, bool faulty, uint64_t durable) {
       continue;
     }
     if (op.ok()) continue;
-    if (!op.status().IsNotFound() || sub.mark <= durable)
-      return Fail(d.name + " lost op " + sub.id.ToString() + " across a restart: " + op.status().ToString());
+    if (!op.status().IsNotFound() || sub.mark <= durable) {
+      std::lock_guard<std::mutex> lock(d.history->mu);
+      return Fail(d.name + " lost op " + sub.id.ToString() + " across a restart: " + op.status().ToString() +
+                  "; its history: " + Describe(d.history->ops[sub.id]) +
+                  (d.history->set_aside.contains(sub.id) ? " (a rebase set it aside)" : ""));
+    }
     sub.lost = true;
     ++result_.ops_lost_to_power;
     Trace(d.name + " lost unsynced submit " + sub.id.ToString());
@@ -893,6 +979,10 @@ void Sim::WatchOps(Device& d) {
   std::shared_ptr<OpHistory> history = d.history;
   client->Subscribe("", [client, history](const std::vector<Change>& changes) {
     for (const Change& change : changes) {
+      if (change.kind == Change::Kind::kRemoved && change.state == OpState::kSent) {
+        std::lock_guard<std::mutex> lock(history->mu);
+        history->set_aside.emplace(change.op_id, change.stream);
+      }
       if (change.kind != Change::Kind::kAdded && change.kind != Change::Kind::kUpdated) continue;
       auto op = client->Get(change.op_id);
       if (op.ok() && op->own) history->Add(change.op_id, SeenOf(*op));
@@ -943,6 +1033,7 @@ bool Sim::CheckHistories(Device& d, bool all) {
 // kill -9 of the device's process, or a power loss that also undoes what its store had not synced.
 // Either way the device's observations start over: a power loss may move cursors and states back.
 bool Sim::CrashDevice(Device& d, const std::string& how, bool power_loss) {
+  CountRebases(d);
   d.client.reset();  // no shutdown: in-flight batches and unsent frames are simply gone
   ++result_.device_restarts;
   uint64_t durable = kAll;
@@ -973,10 +1064,29 @@ bool Sim::Observe(Device& d, bool watermarks) {
     auto c = d.client->Cursor(s);
     if (!c.ok()) return Fail("cursor: " + c.status().ToString());
     uint64_t& last = d.cursor[s];
-    if (*c < last)
-      return Fail(d.name + " cursor of " + s + " moved back " + std::to_string(last) + " -> " +
-                  std::to_string(*c));
+    if (*c < last) {
+      if (d.cursor_drops[s] >= restores_)
+        return Fail(d.name + " cursor of " + s + " moved back " + std::to_string(last) + " -> " +
+                    std::to_string(*c) + (restores_ == 0 ? "" : " more often than the server was restored"));
+      ++d.cursor_drops[s];
+      Trace(d.name + " rebased " + s + ": cursor " + std::to_string(last) + " -> " + std::to_string(*c));
+      // The feed came down too: what it says is read again from its start.
+      if (s == d.feed) {
+        d.feed_read = 0;
+        d.member.clear();
+      }
+    }
     last = *c;
+  }
+  if (opt_.full_trace) {  // when the device connected and rebased, for tools/sim --seed
+    const ClientStats st = d.client->Stats();
+    if (st.connects != d.connects_seen || st.rebases != d.rebases_seen) {
+      Trace(d.name + " connects " + std::to_string(st.connects) + " rebases " + std::to_string(st.rebases) +
+            " requeued " + std::to_string(st.ops_requeued) + " set aside " +
+            std::to_string(st.ops_set_aside) + " lost " + std::to_string(st.ops_lost));
+      d.connects_seen = st.connects;
+      d.rebases_seen = st.rebases;
+    }
   }
   // Status only moves forward: every change the device reported since the last look. (This replaced a
   // check of 4 random ops per tick; its draws are kept so that a seed replays the history it always did.)
@@ -989,11 +1099,13 @@ bool Sim::Observe(Device& d, bool watermarks) {
     auto wms = d.client->Watermarks(s);
     if (!wms.ok()) return Fail("watermarks: " + wms.status().ToString());
     for (const Watermark& w : *wms) {
-      uint64_t& last = d.watermarks[{s, w.user, w.device, static_cast<int>(w.kind)}];
-      if (w.seq < last)
+      const auto key = std::make_tuple(s, w.user, w.device, static_cast<int>(w.kind));
+      uint64_t& last = d.watermarks[key];
+      if (w.seq < last && d.watermark_drops[key]++ >= restores_)
         return Fail(d.name + " sees the " + (w.kind == WatermarkKind::kRead ? "read" : "delivered") +
                     " watermark of " + w.device + " on " + s + " move back " + std::to_string(last) + " -> " +
-                    std::to_string(w.seq));
+                    std::to_string(w.seq) +
+                    (restores_ == 0 ? "" : " more often than the server was restored"));
       last = w.seq;
     }
   }
@@ -1365,6 +1477,7 @@ bool Sim::Quiet() {
   Trace("quiet phase");
   if (cfg_.instances > 1 && !RestartInstances(true)) return false;
   for (auto& d : devices_) {
+    CountRebases(d);
     d.client.reset();
     d.link->partitioned = false;
     if (!OpenDevice(d, false)) return false;
@@ -1416,6 +1529,11 @@ bool Sim::FailStuck(std::string why, const std::string& missing) {
     auto outbox = d.client->Outbox(1000);
     if (!outbox.ok()) continue;
     for (const OpInfo& op : *outbox) {
+      if (op.state == OpState::kPending && op.attachment.upload == UploadState::kNone) {
+        why += "\n  " + d.name + " pending " + op.op_id.ToString() + " of " + op.stream + " counter " +
+               std::to_string(op.device_counter) + " attempts " + std::to_string(op.attempts) + " '" +
+               op.last_error + "'";
+      }
       if (op.attachment.upload == UploadState::kNone) continue;
       why += "\n  " + d.name + " upload of " + op.op_id.ToString() + ": " +
              (op.attachment.upload == UploadState::kFailed ? "failed" : "pending") + " at " +
@@ -1700,6 +1818,82 @@ bool Sim::CheckFinal() {
     }
     if (!CheckHistories(d, true)) return false;
   }
+  return CheckLost(applied, replays);
+}
+
+bool Sim::CheckLost(const std::map<OpId, std::pair<std::string, uint64_t>>& applied,
+                    const std::map<std::string, MemberReplay>& replays) {
+  std::map<OpId, const Device*> author;
+  std::map<OpId, const Submitted*> submitted;
+  for (const auto& d : devices_) {
+    for (const Submitted& sub : d.subs) {
+      author[sub.id] = &d;
+      submitted[sub.id] = &sub;
+    }
+  }
+  for (auto& d : devices_) {
+    const ClientStats stats = d.client->Stats();
+    CountRebases(d);
+    result_.ops_lost += stats.ops_lost;
+    if (restores_ == 0 && (result_.rebases != 0 || stats.ops_set_aside != 0 || stats.ops_lost != 0))
+      return Fail(d.name + " rebased though the server was never restored");
+    // What the device shows now, in every stream it may hold.
+    std::set<OpId> shown;
+    std::vector<std::string> streams = streams_;
+    if (cfg_.membership) streams.push_back(d.feed);
+    for (const auto& s : streams) {
+      auto view = d.client->Latest(s, 1'000'000);
+      if (!view.ok()) return Fail("latest: " + view.status().ToString());
+      for (const OpInfo& op : *view) shown.insert(op.op_id);
+    }
+    std::map<OpId, std::string> set_aside;
+    {
+      std::lock_guard<std::mutex> lock(d.history->mu);
+      set_aside = d.history->set_aside;
+    }
+    uint64_t lost = 0;
+    for (const auto& [id, stream] : set_aside) {
+      if (shown.contains(id)) continue;  // back
+      ++lost;
+      const std::string what = d.name + " (" + d.user + ") lost op " + id.ToString() + " of " + stream;
+      // A feed entry: the server made it when it applied a members op, and makes new ones (new ids) when
+      // that op is applied again: the old one is gone for good.
+      if (stream.starts_with(kFeedPrefix)) {
+        if (stream != d.feed) return Fail(what + ", not its user's feed");
+        continue;
+      }
+      auto on_server = applied.find(id);
+      if (on_server != applied.end()) {
+        // The server has it again: only a device whose user is no member now goes without it (it pulls
+        // nothing, as it may not have pulled everything before its user was removed).
+        auto replay = replays.find(on_server->second.first);
+        const bool member =
+            !cfg_.membership || replay == replays.end() || replay->second.members.contains(d.user);
+        if (member) {
+          return Fail(what + ": the server holds it again at seq " +
+                      std::to_string(on_server->second.second) +
+                      " and the device may read it, yet it did not come back");
+        }
+        continue;
+      }
+      // Gone from the server: its author's device must no longer send it (refused when sent again, or the
+      // user discarded it); an op the device still holds as its own and pending would come back.
+      auto by = author.find(id);
+      if (by == author.end()) return Fail(what + ", an op no device wrote");
+      const Submitted* sub = submitted[id];
+      auto op = by->second->client->Get(id);
+      const bool refused = op.ok() && op->state == OpState::kFailed && !op->last_error.empty();
+      if (!sub->discarded && !sub->lost && !refused) {
+        return Fail(what + ": the server lost it and its author " + by->second->name + " holds it as " +
+                    (op.ok() ? Describe(SeenOf(*op)) : op.status().ToString()));
+      }
+    }
+    if (lost != stats.ops_lost) {
+      return Fail(d.name + " counts " + std::to_string(stats.ops_lost) + " ops lost (" +
+                  std::to_string(stats.ops_set_aside) + " set aside), but " + std::to_string(lost) +
+                  " of the " + std::to_string(set_aside.size()) + " ops it set aside did not come back");
+    }
+  }
   return true;
 }
 
@@ -1772,6 +1966,7 @@ SimResult Sim::Run() {
     for (auto& d : devices_) {
       if (!DeviceTick(d)) return result_;
     }
+    if (!Backups()) return result_;
     if (cfg_.instances > 1) {
       if (!StepInstances()) return result_;
       continue;
@@ -1920,6 +2115,32 @@ const std::vector<NamedProfile>& Profiles() {
          c.membership = true;
          c.many_writers = true;
          c.server_store_flaky = 0.02;
+       }},
+      // The server restored from an earlier copy of its store, several times per run, under traffic: devices
+      // rebase (own lost ops sent again, others' set aside until re-sent), every invariant holds with the
+      // loss rule as the only exception.
+      {"restore",
+       [](SimConfig& c) {
+         c.snapshot = 0.03;
+         c.server_restore = 0.02;
+       }},
+      // ... with membership: members ops lost and applied again (new feed entries, the old ones lost for
+      // good), ops refused when sent again because the member lists they were applied under are gone.
+      {"restore-members",
+       [](SimConfig& c) {
+         c.membership = true;
+         c.members_share = 0.1;
+         c.snapshot = 0.03;
+         c.server_restore = 0.02;
+       }},
+      // ... on two server instances with membership, restored while both run.
+      {"restore-instances",
+       [](SimConfig& c) {
+         c.instances = 2;
+         c.instance_crash = 0.004;
+         c.membership = true;
+         c.snapshot = 0.03;
+         c.server_restore = 0.02;
        }},
       // Device stores in files (storage_backends.h), killed often.
       {"durable-Lmdb", [](SimConfig& c) { c.device_backend = "Lmdb", c.device_crash = 0.01; }},

@@ -76,6 +76,15 @@ struct SimConfig {
   // against), and the chance that a media request fails before it is made or loses its answer after.
   double attachments = 0;
   double media_faults = 0;
+  // Server restored from an earlier copy (issue 19, docs/lifecycle.md): per tick, the chance that the
+  // operator copies the server's store (`snapshot`: its durable contents, as `outpostd backup` would) and
+  // the chance that the server is stopped (every instance), the latest copy put back in place of its
+  // store, the store given a new incarnation (NewIncarnation, as `outpostd restore` does) and the server
+  // started again (`server_restore`, when a copy exists). Devices then rebase: the checks allow what the
+  // loss rule allows (an own op sent -> pending -> sent again at another seq, cursors and receipts
+  // moving down once per restore, ops of others lost for good and counted in ClientStats::ops_lost).
+  double snapshot = 0;
+  double server_restore = 0;
   int quiet_ticks_max = 20000;
 };
 
@@ -98,6 +107,11 @@ struct SimResult {
   // instance other than the first of their list (failovers).
   uint64_t instance_crashes = 0, cross_notifies = 0, cross_relays = 0, failovers = 0;
   uint64_t attachments = 0;  // ops applied with an attachment (each checked against its blob's bytes)
+  // Restores of the server (SimConfig::server_restore); over every device and all its restarts: rebases
+  // done, own ops sent again after one, ops set aside; and over every device at the end, ops lost for good
+  // (each checked to be one that no device could send again: a feed entry the server made, an op refused
+  // or discarded when sent again, or one of a stream the device's user is no member of).
+  uint64_t restores = 0, rebases = 0, ops_requeued = 0, ops_set_aside = 0, ops_lost = 0;
   uint64_t ticks = 0;
   std::string trace;  // every event of the run, when SimOptions::full_trace
 };

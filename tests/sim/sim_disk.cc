@@ -1,6 +1,7 @@
 // Copyright 2026 The Outpost Authors.
 #include "sim/sim_disk.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -88,6 +89,7 @@ std::function<Result<std::unique_ptr<Storage>>(std::string_view, const StorageOp
     std::lock_guard<std::mutex> lock(mu_);
     if (store_ == nullptr) {
       OUTPOST_ASSIGN_OR_RETURN(store_, OpenStorage("memory:", options));
+      spaces_ = options.spaces.size();
     }
     return std::unique_ptr<Storage>(std::make_unique<SimDiskStorage>(this, store_.get(), options.sync));
   };
@@ -107,6 +109,62 @@ Status SimDisk::Commit(WriteTxn& inner, std::vector<Undo> undo, bool sync) {
   } else {
     unsynced_.push_back(std::move(undo));
   }
+  return Status::OK();
+}
+
+Result<SimDisk::Contents> SimDisk::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (store_ == nullptr) return Status::FailedPrecondition("snapshot of a disk never opened");
+  // The unsynced commits are not on the disk yet: a copy holds the contents as they were before them.
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+  Contents out;
+  out.spaces.resize(spaces_);
+  for (size_t space = 0; space < spaces_; ++space) {
+    auto cur = txn->NewCursor(static_cast<SpaceId>(space));
+    for (cur->SeekToFirst(); cur->Valid(); cur->Next())
+      out.spaces[space].emplace_back(std::string(cur->key()), std::string(cur->value()));
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  for (auto commit = unsynced_.rbegin(); commit != unsynced_.rend(); ++commit) {
+    for (auto it = commit->rbegin(); it != commit->rend(); ++it) {
+      auto& space = out.spaces[it->space];
+      auto at = std::lower_bound(space.begin(), space.end(), it->key,
+                                 [](const auto& kv, const std::string& key) { return kv.first < key; });
+      const bool there = at != space.end() && at->first == it->key;
+      if (it->before && there) {
+        at->second = *it->before;
+      } else if (it->before) {
+        space.insert(at, {it->key, *it->before});
+      } else if (there) {
+        space.erase(at);
+      }
+    }
+  }
+  return out;
+}
+
+Status SimDisk::Restore(const Contents& contents) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (store_ == nullptr || contents.spaces.size() != spaces_)
+    return Status::FailedPrecondition("restore of a copy that is not of this disk");
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
+  for (size_t space = 0; space < spaces_; ++space) {
+    const SpaceId id = static_cast<SpaceId>(space);
+    std::vector<std::string> keys;
+    {
+      auto cur = txn->NewCursor(id);
+      for (cur->SeekToFirst(); cur->Valid(); cur->Next()) keys.emplace_back(cur->key());
+      OUTPOST_RETURN_IF_ERROR(cur->status());
+    }
+    for (const auto& key : keys) OUTPOST_RETURN_IF_ERROR(txn->Delete(id, key));
+    for (const auto& [key, value] : contents.spaces[space]) OUTPOST_RETURN_IF_ERROR(txn->Put(id, key, value));
+  }
+  OUTPOST_RETURN_IF_ERROR(txn->Commit());
+  ++commits_;
+  unsynced_.clear();
+  durable_ = commits_;
+  die_at_.reset();
+  dead_ = false;
   return Status::OK();
 }
 

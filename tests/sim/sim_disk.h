@@ -75,6 +75,17 @@ class SimDisk {
   // Internal: whether the next BeginWrite or Commit fails (counted).
   bool FlakyFailure();
 
+  // The disk's contents, every space, as an operator's copy of a stopped server's data directory would hold
+  // them (what a power loss could undo is left out: the copy is of what is durable). Restore puts such a
+  // copy back in place of everything the disk holds, as `outpostd restore` does with a backup; the disk's
+  // history of commits goes on (the restore is one synced commit), so later power losses cannot undo it.
+  // Both require that no handle is in use and that the store was opened (Opener called) before.
+  struct Contents {
+    std::vector<std::vector<std::pair<std::string, std::string>>> spaces;  // per SpaceId, in key order
+  };
+  Result<Contents> Snapshot() const;
+  Status Restore(const Contents& contents);
+
   // Internal: called by the wrapped store.
   struct Undo {
     SpaceId space;
@@ -89,6 +100,7 @@ class SimDisk {
 
   const std::string uri_;
   std::unique_ptr<Storage> store_;  // the disk's contents
+  size_t spaces_ = 0;               // how many spaces the first open fixed
   mutable std::mutex mu_;
   std::vector<std::vector<Undo>> unsynced_;  // oldest first; one entry per unsynced commit
   uint64_t commits_ = 0;

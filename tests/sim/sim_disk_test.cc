@@ -68,5 +68,38 @@ TEST(SimDisk, PowerLossUndoesUnsyncedInserts) {
   EXPECT_EQ(Read(*store, "k"), "1");
 }
 
+// A snapshot holds what is durable (not the unsynced commits); a restore puts exactly it back, and a later
+// power loss cannot undo the restore.
+TEST(SimDisk, SnapshotAndRestore) {
+  SimDisk disk("snapshot");
+  std::unique_ptr<Storage> store = OpenUnsynced(disk);
+  ASSERT_NE(store, nullptr);
+  auto write = [&](std::string_view key, std::optional<std::string_view> value) {
+    std::unique_ptr<WriteTxn> txn = store->BeginWrite().value();
+    ASSERT_TRUE((value ? txn->Put(kA, key, *value) : txn->Delete(kA, key)).ok());
+    ASSERT_TRUE(txn->Commit().ok());
+  };
+  write("k", "1");
+  write("j", "1");
+  disk.Background(2);  // both durable
+  write("k", "2");     // unsynced: not in the copy
+  write("j", std::nullopt);
+  write("m", "1");
+  Result<SimDisk::Contents> copy = disk.Snapshot();
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  ASSERT_EQ(copy->spaces.size(), 1u);
+  using KV = std::pair<std::string, std::string>;
+  EXPECT_EQ(copy->spaces[0], (std::vector<KV>{{"j", "1"}, {"k", "1"}}));
+  write("n", "1");
+  ASSERT_TRUE(disk.Restore(*copy).ok());
+  EXPECT_EQ(Read(*store, "k"), "1");
+  EXPECT_EQ(Read(*store, "j"), "1");
+  EXPECT_EQ(Read(*store, "m"), std::nullopt);
+  EXPECT_EQ(Read(*store, "n"), std::nullopt);
+  EXPECT_EQ(disk.unsynced(), 0u);
+  ASSERT_EQ(disk.PowerLoss(5).value(), 0u);
+  EXPECT_EQ(Read(*store, "k"), "1");
+}
+
 }  // namespace
 }  // namespace outpost::sim

@@ -115,6 +115,13 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(r.instance_crashes),
         static_cast<unsigned long long>(r.cross_notifies), static_cast<unsigned long long>(r.cross_relays),
         static_cast<unsigned long long>(r.failovers), static_cast<unsigned long long>(r.ticks));
+    if (r.restores > 0) {
+      std::printf(
+          "sim: %llu server restores, %llu rebases, %llu own ops sent again, %llu set aside, %llu lost\n",
+          static_cast<unsigned long long>(r.restores), static_cast<unsigned long long>(r.rebases),
+          static_cast<unsigned long long>(r.ops_requeued), static_cast<unsigned long long>(r.ops_set_aside),
+          static_cast<unsigned long long>(r.ops_lost));
+    }
     return r.ok ? 0 : 1;
   }
 

@@ -6,6 +6,7 @@
 #ifndef OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_
 #define OUTPOST_TESTS_TESTING_FLAKY_STORAGE_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +22,11 @@ class FlakyStorage final : public Storage {
   struct Faults {
     bool fail_begin = false;
     bool fail_commit = false;
+    // When > 0: the write (Put, Insert or Delete) that makes `writes` reach it fails with an IOError, and
+    // so do the txn's later calls and its Commit (a store gone mid-transaction). `writes` counts every
+    // write of every txn since the test last reset it.
+    int64_t fail_write_at = 0;
+    int64_t writes = 0;
   };
   FlakyStorage(std::unique_ptr<Storage> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
   Result<std::unique_ptr<ReadTxn>> BeginRead() override { return inner_->BeginRead(); }
@@ -40,18 +46,29 @@ class FlakyStorage final : public Storage {
     }
     std::unique_ptr<Cursor> NewCursor(SpaceId space) override { return inner_->NewCursor(space); }
     Status Put(SpaceId space, std::string_view key, std::string_view value) override {
+      OUTPOST_RETURN_IF_ERROR(Write());
       return inner_->Put(space, key, value);
     }
     Status Insert(SpaceId space, std::string_view key, std::string_view value) override {
+      OUTPOST_RETURN_IF_ERROR(Write());
       return inner_->Insert(space, key, value);
     }
-    Status Delete(SpaceId space, std::string_view key) override { return inner_->Delete(space, key); }
+    Status Delete(SpaceId space, std::string_view key) override {
+      OUTPOST_RETURN_IF_ERROR(Write());
+      return inner_->Delete(space, key);
+    }
     Status Commit() override {
+      if (spoilt_) return Status::IOError("injected: write failed");
       if (faults_->fail_commit) return Status::IOError("injected: commit failed");
       return inner_->Commit();
     }
 
    private:
+    Status Write() {
+      if (!spoilt_ && ++faults_->writes == faults_->fail_write_at) spoilt_ = true;
+      return spoilt_ ? Status::IOError("injected: write failed") : Status::OK();
+    }
+    bool spoilt_ = false;
     std::unique_ptr<WriteTxn> inner_;
     Faults* faults_;
   };

@@ -47,7 +47,7 @@ struct Change {
   enum class Kind : uint8_t {
     kAdded,      // an op appeared in the view (own submit or merged from the server)
     kUpdated,    // an op changed state: sent (seq known), failed, retried, attempts/backoff
-    kRemoved,    // an op was discarded
+    kRemoved,    // an op was discarded, or set aside by a rebase after a server restore (docs/lifecycle.md)
     kWatermark,  // a receipt watermark of the stream moved (op_id is nil)
     kCursor,     // the stream's merged cursor moved (op_id is nil)
   };

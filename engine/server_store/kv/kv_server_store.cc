@@ -10,6 +10,8 @@
 #include "keys.h"
 #include "outpost/env.h"
 #include "outpost/membership.h"
+#include "storage/migration.h"
+#include "storage/store_format.h"
 
 namespace outpost {
 namespace {
@@ -46,7 +48,6 @@ std::string BlobRefPrefix(std::string_view blob_id) {
   keys::PutShort(&k, blob_id);
   return k;
 }
-constexpr std::string_view kFormatKey = "format";
 
 std::string MemberKey(std::string_view stream, std::string_view user) {
   std::string k = keys::StreamPrefix(stream);
@@ -300,47 +301,6 @@ class KvServerStore final : public ServerStore {
 
   const std::string& uri() const override { return storage_->uri(); }
 
-  // A new store gets kServerFormat; format 2 is upgraded in place (one transaction: it gets its first
-  // incarnation); format 1 and newer formats are refused, untouched.
-  Status CheckFormat() {
-    OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
-    std::string value;
-    Status st = txn->Get(kMeta, kFormatKey, &value);
-    if (st.ok()) {
-      if (value == std::to_string(keys::kServerFormat)) return Status::OK();
-      if (value == "2") return UpgradeFrom2(txn.get());
-      return Status::FailedPrecondition("server store has format " + QuoteForMessage(value) +
-                                        "; this outpostd reads formats 2 to " +
-                                        std::to_string(keys::kServerFormat) +
-                                        " and leaves the store untouched: run the outpostd that wrote it");
-    }
-    if (!st.IsNotFound()) return st;
-    for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
-      auto cur = txn->NewCursor(space);
-      cur->Seek("");
-      if (cur->Valid()) {
-        return Status::FailedPrecondition(
-            "server store was written by an outpostd before 2026-12 (format 1: device counters not bound to "
-            "users); this outpostd needs format " +
-            std::to_string(keys::kServerFormat) +
-            " and does not convert it. Keep running the outpostd that wrote it, or start this one on a new, "
-            "empty store: devices resend the ops they have not sent yet, and keep their history");
-      }
-      OUTPOST_RETURN_IF_ERROR(cur->status());
-    }
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(0), NewIncarnationId()));
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
-    return txn->Commit();
-  }
-
-  // Format 2 -> 3: the store gets its first incarnation. The format is written last, in the same
-  // transaction: a crash leaves format 2 or format 3, never a mix.
-  static Status UpgradeFrom2(WriteTxn* txn) {
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kIncarnations, BE64(0), NewIncarnationId()));
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, kFormatKey, std::to_string(keys::kServerFormat)));
-    return txn->Commit();
-  }
-
   // A new incarnation whose bases are every stream's high seq now (NewIncarnation).
   Result<std::string> AddIncarnation() {
     OUTPOST_ASSIGN_OR_RETURN(auto txn, storage_->BeginWrite());
@@ -374,17 +334,62 @@ class KvServerStore final : public ServerStore {
 
 }  // namespace
 
+const StoreFormat& KvServerStoreFormat() {
+  static const StoreFormat format = {
+      .what = "server store",
+      .meta_space = "s_meta",
+      .current = keys::kServerFormat,
+      .oldest = 2,
+      // No s_meta format: a new, empty store (0), or one written by an outpostd before 2026-12 (format 1),
+      // whose ops, dedupe records or counters are there.
+      .unstamped = [](ReadTxn& txn, SpaceId) -> Result<uint32_t> {
+        for (SpaceId space : {kOps, kDedupe, kDevCtr}) {
+          auto cur = txn.NewCursor(space);
+          cur->SeekToFirst();
+          if (cur->Valid()) return 1u;
+          OUTPOST_RETURN_IF_ERROR(cur->status());
+        }
+        return 0u;
+      },
+      // A new store begins its first incarnation.
+      .create = [](WriteTxn& txn) { return txn.Put(kIncarnations, BE64(0), NewIncarnationId()); },
+      .newer_hint = "run the outpostd that wrote it, or a newer one",
+      .older_hint =
+          "format 1 (before 2026-12) did not bind device counters to users, and this outpostd does not "
+          "convert it. Keep running the outpostd that wrote it, or start this one on a new, empty store: "
+          "devices resend the ops they have not sent yet, and keep their history",
+  };
+  return format;
+}
+
+// The upgrades of key-value server stores, from format 2 up (storage/migration.h): one step per format.
+const std::vector<MigrationStep>& KvServerStoreMigrations() {
+  static const std::vector<MigrationStep> steps = {
+      // Format 2 -> 3 (issue 19): the store gets its first incarnation (s_incarnations 0), whose bases are
+      // empty: every stream's history counts from seq 1.
+      {.from = 2,
+       .what = "first incarnation",
+       .run = [](WriteTxn& txn, MigrationProgress& progress) -> Status {
+         OUTPOST_RETURN_IF_ERROR(txn.Put(kIncarnations, BE64(0), NewIncarnationId()));
+         progress.Record();
+         return Status::OK();
+       }},
+  };
+  return steps;
+}
+
 Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
                                                        const ServerStoreOptions& options) {
   StorageOptions so;
   so.spaces = SpaceNames();
   so.sync = options.sync;
+  // The format first, through a read-only look, so that a newer store is refused with not one byte written;
+  // then an older one is upgraded in one transaction.
   OUTPOST_ASSIGN_OR_RETURN(auto storage,
-                           options.open_storage ? options.open_storage(uri, so) : OpenStorage(uri, so));
-  auto store = std::make_shared<KvServerStore>(std::move(storage));
-  Status format = store->CheckFormat();
-  if (!format.ok()) return Status::FromCode(format.code(), "server store: " + format.message());
-  return std::shared_ptr<ServerStore>(std::move(store));
+                           OpenFormattedStorage(uri, so, KvServerStoreFormat(), options.open_storage));
+  OUTPOST_RETURN_IF_ERROR(
+      MigrateStore(*storage, kMeta, KvServerStoreFormat(), uri, KvServerStoreMigrations()));
+  return std::shared_ptr<ServerStore>(std::make_shared<KvServerStore>(std::move(storage)));
 }
 
 namespace {

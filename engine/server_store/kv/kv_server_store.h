@@ -10,18 +10,27 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/result.h"
 #include "outpost/server_store.h"
 #include "outpost/storage.h"
+#include "storage/migration.h"
+#include "storage/store_format.h"
 
 namespace outpost {
 
 // Opens the Storage named by `uri` (or options.open_storage's) with the server's spaces and checks its
-// format: a new store gets format 3; format 2 is upgraded in place; format 1 and unknown formats are refused,
+// format (storage/store_format.h): a new store gets keys::kServerFormat (3) and its first incarnation; an
+// older one from format 2 up is upgraded at open, in one transaction (storage/migration.h: format 2 -> 3
+// gives it its first incarnation); format 1 and newer formats are refused,
 // untouched.
 Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
                                                        const ServerStoreOptions& options);
+
+// The key-value server store's format and its upgrades (for tests and outpostd migrate).
+const StoreFormat& KvServerStoreFormat();
+const std::vector<MigrationStep>& KvServerStoreMigrations();
 
 // NewIncarnation (outpost/server_store.h) for a key-value store.
 Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options);

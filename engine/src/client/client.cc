@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
 
 #include "client/attachments.h"
 #include "client/client_impl.h"
@@ -39,8 +40,12 @@ Status Client::Impl::Init() {
   StorageOptions so;
   so.spaces = DeviceStore::SpaceNames();
   so.sync = opt_.store_sync;
+  // The format first: a store written by a newer build is refused before anything could write to it, and
+  // an older one is upgraded in one transaction (docs/storage-format.md, "Compatibility").
   OUTPOST_ASSIGN_OR_RETURN(auto storage,
-                           opt_.open_store ? opt_.open_store(opt_.store, so) : OpenStorage(opt_.store, so));
+                           OpenFormattedStorage(opt_.store, so, DeviceStore::Format(), opt_.open_store));
+  OUTPOST_RETURN_IF_ERROR(
+      MigrateStore(*storage, kMeta, DeviceStore::Format(), opt_.store, DeviceStore::Migrations()));
   store_ = std::make_unique<DeviceStore>(std::move(storage), &observers_);
   if (opt_.dialer) {
     dialer_ = opt_.dialer;
@@ -95,28 +100,8 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
   // Identity: a store belongs to one device and user for life.
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->BeginWrite());
   std::string v;
-  // The format first: a store written by a newer build is refused before anything is read or written
-  // (docs/storage-format.md, "Compatibility"). A store with no format was written before formats were
-  // kept: format 1, stamped now (in this transaction, committed with the rest).
-  Status st = txn->Get(kMeta, "format", &v);
-  uint64_t format = 1;
-  if (st.ok()) {
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), format);
-    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || format == 0) {
-      return Status::Corruption("device store " + opt_.store + " has an unreadable format number");
-    }
-  } else if (!st.IsNotFound()) {
-    return st;
-  }
-  if (format > kDeviceStoreFormat) {
-    return Status::FailedPrecondition("device store " + opt_.store + " is format " + std::to_string(format) +
-                                      ", newer than this build reads (" + std::to_string(kDeviceStoreFormat) +
-                                      "): upgrade Outpost");
-  }
-  if (!st.ok() || format < kDeviceStoreFormat) {
-    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "format", std::to_string(kDeviceStoreFormat)));
-  }
-  st = txn->Get(kMeta, "device", &v);
+  // The format was checked (and the store upgraded) at Init: MigrateStore.
+  Status st = txn->Get(kMeta, "device", &v);
   if (st.ok()) {
     if (opt_.device.empty()) opt_.device = v;
     if (v != opt_.device) {
@@ -198,6 +183,24 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
   }
+  // Every counter below a stream's first outbox entry was answered by the server (its acked_top): one seek
+  // per stream with entries.
+  std::map<std::string, uint64_t> acked_top;
+  {
+    auto cur = txn->NewCursor(kOutbox);
+    for (const auto& [stream, m] : metas) {
+      uint64_t first = m.next_counter;
+      if (m.outbox > 0) {
+        const std::string prefix = keys::StreamPrefix(stream);
+        cur->Seek(prefix);
+        if (cur->Valid() && cur->key().starts_with(prefix) && cur->key().size() == prefix.size() + 8) {
+          first = std::min(first, keys::GetBE64(cur->key().substr(prefix.size())));
+        }
+        OUTPOST_RETURN_IF_ERROR(cur->status());
+      }
+      if (first > 1) acked_top[stream] = first - 1;
+    }
+  }
   // Ops a rebase set aside that no pull has brought back yet (client/rebase.h), and the server incarnation
   // this device last saw.
   int64_t lost = 0;
@@ -219,6 +222,7 @@ Status Client::Impl::LoadState(uint64_t* local_seq) {
     ss.followed = m.followed != 0;
     ss.cursor = m.cursor;
     ss.server_high = m.high_seq;
+    if (auto it = acked_top.find(stream); it != acked_top.end()) ss.flush.acked_top = it->second;
     if (m.outbox > 0) {
       sync_->dirty.insert(stream);
       pending.insert(stream);

@@ -65,6 +65,34 @@ const std::vector<std::string>& DeviceStore::SpaceNames() {
   return names;
 }
 
+const StoreFormat& DeviceStore::Format() {
+  static const StoreFormat format = {
+      .what = "device store",
+      .meta_space = "meta",
+      .current = kDeviceStoreFormat,
+      .oldest = 1,
+      // No format key: a new store (no owner yet: 0) or one written before formats were kept, which is
+      // format 1.
+      .unstamped = [](ReadTxn& txn, SpaceId meta) -> Result<uint32_t> {
+        std::string v;
+        Status st = txn.Get(meta, "device", &v);
+        if (st.IsNotFound()) return 0u;
+        OUTPOST_RETURN_IF_ERROR(st);
+        return 1u;
+      },
+      .newer_hint = "upgrade Outpost",
+      .older_hint = "open it with an earlier Outpost first, which upgrades it",
+  };
+  return format;
+}
+
+// Format 1 is the only one so far: no upgrades yet. A step from N goes here when kDeviceStoreFormat moves
+// from N to N + 1, and a golden store of format N (tests/golden/) proves it.
+const std::vector<MigrationStep>& DeviceStore::Migrations() {
+  static const std::vector<MigrationStep> steps;
+  return steps;
+}
+
 Status DeviceStore::LoadUpload(ReadTxn* txn, const OpId& id, codec::UploadRecord* out) {
   std::string v;
   OUTPOST_RETURN_IF_ERROR(txn->Get(kUploads, id.AsBytes(), &v));

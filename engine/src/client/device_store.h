@@ -27,6 +27,8 @@
 #include "keys.h"
 #include "outpost/client.h"
 #include "outpost/storage.h"
+#include "storage/migration.h"
+#include "storage/store_format.h"
 
 namespace outpost {
 
@@ -106,6 +108,10 @@ struct Tally {
 class DeviceStore {
  public:
   static const std::vector<std::string>& SpaceNames();
+  // The format (kDeviceStoreFormat, in meta's "format") and the upgrades from older ones, for Client::Open:
+  // OpenFormattedStorage, then MigrateStore (docs/storage-format.md, "Compatibility").
+  static const StoreFormat& Format();
+  static const std::vector<MigrationStep>& Migrations();
 
   DeviceStore(std::unique_ptr<Storage> storage, Observers* observers)
       : storage_(std::move(storage)), observers_(observers) {}

@@ -408,8 +408,8 @@ bool Flusher::SendBatch(const std::string& stream, int64_t now) {
   auto ov = b.CreateVector(batch.ops);
   auto push = wire::CreatePush(b, batch_id, ov);
   ctx_.session->Send(codec::FinishFrame(b, wire::Body::Push, push.Union()));
-  inflight_[batch_id] =
-      Inflight{stream, ss.flush.epoch, now, batch.first, std::move(batch.ids), std::move(batch.records)};
+  inflight_[batch_id] = Inflight{stream,         ss.flush.epoch,           now, batch.first, std::move(batch.ids),
+                                 std::move(batch.records), false, ss.flush.acked_top};
   ss.flush.sent_upto = batch.last;
   ++ss.flush.inflight;
   if (batch.at_end) ctx_.dirty.erase(stream);
@@ -464,6 +464,7 @@ struct Flusher::AckEffects {
   bool restart = false;
   uint64_t restart_after = UINT64_MAX;
   bool gap = false;  // the restart is for a Gap (else the server asked to retry)
+  bool lost_counters = false;  // a Gap named a last counter below what the server had consumed
   size_t next = 0;  // where the next result's op is likely to be in batch.ids (results follow the batch)
 
   // Takes the record kept for `id` (nullptr when none: not in the batch, a skip, or stale).
@@ -521,6 +522,10 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
       }
     }
     fx->answered.insert(id);
+    if (r->code() == wire::ResultCode::Applied || r->code() == wire::ResultCode::Duplicate ||
+        r->code() == wire::ResultCode::Skipped || r->code() == wire::ResultCode::Rejected) {
+      ss.flush.acked_top = std::max(ss.flush.acked_top, counter);  // the server's word: it consumed it
+    }
     StoredOp s;
     Status found;
     if (kept) {
@@ -564,6 +569,8 @@ Status Flusher::ApplyAck(WriteTxn* txn, const wire::PushAck& ack, int64_t now, A
           fx->gap = true;
           fx->restart_after = std::min(fx->restart_after, r->last_counter());
         }
+        // Below what the server had consumed when the batch left: it lost counters of ours.
+        if (fx->current && r->last_counter() < fx->batch.acked_at_send) fx->lost_counters = true;
         break;
       case wire::ResultCode::Conflict:
         ss.flush.renumber = true;
@@ -679,12 +686,14 @@ void Flusher::OnPushAcks(const std::vector<const wire::PushAck*>& acks, int64_t 
   if (txn && !st.ok()) ctx_.Count([](ClientStats& s) { ++s.store_errors; });
   txn.reset();
   for (AckEffects& fx : effects) FinishAck(fx, st.ok());
-  // A Gap asks for counters from last+1. When the outbox no longer holds them (the server lost ops it had
-  // answered: put back from an earlier copy), resending would meet the same Gap for ever: the device
-  // sends its own lost ops again and fills the rest with skips (client/rebase.h).
+  // A Gap asks for counters from last+1. When it names a last counter below what the server had consumed
+  // when the batch left (the server lost ops it had answered: put back from an earlier copy), the outbox no
+  // longer holds them and resending would meet the same Gap for ever: the device sends its own lost ops
+  // again and fills the rest with skips (client/rebase.h). A Gap judged before acks that arrived first
+  // (frames reordered) names a counter at or above acked_at_send, and is an ordinary Gap.
   std::vector<RebaseInput> repairs;
   for (const AckEffects& fx : effects) {
-    if (st.ok() && fx.gap && fx.restart_after != UINT64_MAX) {
+    if (st.ok() && fx.lost_counters && fx.restart_after != UINT64_MAX) {
       RebaseInput in;
       in.stream = fx.stream;
       in.server_counter = fx.restart_after;

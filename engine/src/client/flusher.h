@@ -51,6 +51,9 @@ class Flusher {
     // ack settles them without reading them again.
     std::vector<StoredOp> records;
     bool busy = false;  // the server answered Busy meanwhile: given up on at the next CheckTimeouts
+    // The stream's acked_top when the batch was sent: the server had consumed every counter up to it, so
+    // a Gap for this batch naming a lower last counter means the server lost them (client/rebase.h).
+    uint64_t acked_at_send = 0;
   };
   struct AckEffects;
   struct Batch;

@@ -12,21 +12,25 @@
 namespace outpost {
 namespace {
 
-// The lowest counter of the stream's outbox; `next_counter` when it is empty.
-Status FirstUnanswered(ReadTxn* txn, const std::string& stream, uint64_t next_counter, uint64_t* first) {
+// The counters of the stream's outbox (unanswered), and the ops they send. Answered counters need not all sit
+// below the lowest unanswered one: the ack of a later batch can arrive while an earlier op's ack was lost.
+Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* counters,
+                  std::set<OpId>* ops) {
   const std::string prefix = keys::StreamPrefix(stream);
   auto cur = txn->NewCursor(kOutbox);
-  cur->Seek(prefix);
-  *first = next_counter;
-  if (cur->Valid() && cur->key().starts_with(prefix) && cur->key().size() == prefix.size() + 8) {
-    *first = std::min(next_counter, keys::GetBE64(cur->key().substr(prefix.size())));
+  for (cur->Seek(prefix); cur->Valid() && cur->key().starts_with(prefix); cur->Next()) {
+    if (cur->key().size() != prefix.size() + 8) continue;
+    counters->insert(keys::GetBE64(cur->key().substr(prefix.size())));
+    OutboxEntry entry;
+    if (OutboxEntry::Decode(cur->value(), &entry) && entry.kind != OutboxEntry::Kind::kSkip)
+      ops->insert(entry.op_id);
   }
   return cur->status();
 }
 
 }  // namespace
 
-Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, RebaseOutcome* out,
+Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq, RebaseOutcome* out,
                     std::vector<Change>* changes, Tally* tally) {
   const std::string& stream = in.stream;
   keys::StreamMeta meta;
@@ -36,11 +40,16 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
   uint64_t b = in.base;
   if (in.server_high > 0 && in.server_high < meta.cursor) b = std::min(b, in.server_high);
 
-  // Counters this device had answered that the server no longer counts: (L, first unanswered).
-  uint64_t first = 0;
-  OUTPOST_RETURN_IF_ERROR(FirstUnanswered(txn, stream, meta.next_counter, &first));
+  // Counters this device had answered that the server no longer counts: those above L that are not in the
+  // outbox. (Not only those below the first unanswered one: with an earlier op's ack lost, a later op may
+  // be answered and sent, and lost by the server all the same; it must be sent again, not set aside.)
+  std::set<uint64_t> unanswered;
+  std::set<OpId> in_outbox;  // ops with an entry still to send (a retried op applied under its old counter)
+  OUTPOST_RETURN_IF_ERROR(Unanswered(txn, stream, &unanswered, &in_outbox));
   std::set<uint64_t> lost_counters;
-  for (uint64_t c = L + 1; c < first; ++c) lost_counters.insert(c);
+  for (uint64_t c = L + 1; c < meta.next_counter; ++c) {
+    if (!unanswered.contains(c)) lost_counters.insert(c);
+  }
   // Where the server's own ops it lost sit: found by one backwards scan of the sent section, only when the
   // server lost some. Failed ops that hold their counter (the server rejected them) are in the unsent
   // section; they are found there.
@@ -92,17 +101,31 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
       OpInfo& op = s.op;
       OUTPOST_RETURN_IF_ERROR(txn->Delete(kView, view_key));
       dropped = true;
-      if (op.own && op.device_counter > L && s.local_seq != 0 && lost_counters.erase(op.device_counter) > 0) {
-        // Ours, and the server no longer has it: pending again, where it was written, under its counter.
+      // Ours, and the server no longer has it (its counter is lost), or has it where this device cannot tell
+      // (the server counts it, at a seq this device may no longer trust: a restore of another history):
+      // pending again, where it was written, under its counter. The server applies a lost one as new and
+      // answers Duplicate, with its seq now, for one it still has: the op never leaves the device's view
+      // (set aside, it would be missing to Get until a pull brought it back, and brought back by a pull it
+      // would no longer be sent again if a later restore lost it).
+      // One with an outbox entry still (the user retried it and the server applied it under its old
+      // counter) is sent again under that entry.
+      const bool queued = in_outbox.contains(op.op_id);
+      const bool counted = op.device_counter <= L && !unanswered.contains(op.device_counter);
+      if (op.own && (queued || counted || lost_counters.erase(op.device_counter) > 0)) {
+        // An own op this device merged from a pull (its local record was lost, e.g. to a power loss) has no
+        // local seq: it takes the next one, as a submit would.
+        if (s.local_seq == 0) s.local_seq = ++*local_seq;
         op.state = OpState::kPending;
         op.seq = 0;
         op.last_error = "the server lost it (restored from an earlier copy): sending it again";
         s.view_key = keys::ViewKey(stream, keys::kSectionUnsent, s.local_seq);
         op.position = s.view_key;
         OUTPOST_RETURN_IF_ERROR(DeviceStore::PutOp(txn, s));
-        OUTPOST_RETURN_IF_ERROR(
-            DeviceStore::PutEntry(txn, stream, op.device_counter, {OutboxEntry::Kind::kOp, op.op_id}));
-        ++outbox_added;
+        if (!queued) {
+          OUTPOST_RETURN_IF_ERROR(
+              DeviceStore::PutEntry(txn, stream, op.device_counter, {OutboxEntry::Kind::kOp, op.op_id}));
+          ++outbox_added;
+        }
         tally->pending_added.push_back({stream, op.created_at_ms});
         changes->push_back(OpChange(Change::Kind::kUpdated, op));
         ++out->requeued;
@@ -126,7 +149,19 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
     ++out->skips;
   }
 
-  if (!dropped && outbox_added == 0 && b >= meta.cursor) return Status::OK();
+  // Receipts above b speak of ops that may not be the ones now there. Looked at even when the view keeps
+  // everything (a device behind the base may hold receipts relayed from far above it): a receipt the server
+  // lost and left above the stream's high would never be matched again (receipts only move up).
+  std::vector<std::string> clamp;
+  if (b < UINT64_MAX) {
+    const std::string wm_prefix = keys::StreamPrefix(stream);
+    auto cur = txn->NewCursor(kWatermarks);
+    for (cur->Seek(wm_prefix); cur->Valid() && cur->key().starts_with(wm_prefix); cur->Next()) {
+      if (cur->value().size() >= 8 && keys::GetBE64(cur->value()) > b) clamp.emplace_back(cur->key());
+    }
+    OUTPOST_RETURN_IF_ERROR(cur->status());
+  }
+  if (!dropped && outbox_added == 0 && b >= meta.cursor && clamp.empty()) return Status::OK();
   out->changed = true;
   meta.outbox += outbox_added;
   tally->outbox += static_cast<int64_t>(outbox_added);
@@ -134,14 +169,6 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, Re
     meta.cursor = std::min(meta.cursor, b);
     meta.read_seq = std::min(meta.read_seq, b);
     meta.high_seq = std::min(meta.high_seq, b);
-    // Receipts above b speak of ops that may not be the ones now there.
-    const std::string wm_prefix = keys::StreamPrefix(stream);
-    auto cur = txn->NewCursor(kWatermarks);
-    std::vector<std::string> clamp;
-    for (cur->Seek(wm_prefix); cur->Valid() && cur->key().starts_with(wm_prefix); cur->Next()) {
-      if (cur->value().size() >= 8 && keys::GetBE64(cur->value()) > b) clamp.emplace_back(cur->key());
-    }
-    OUTPOST_RETURN_IF_ERROR(cur->status());
     std::string v;
     keys::PutBE64(&v, b);
     for (const auto& key : clamp) OUTPOST_RETURN_IF_ERROR(txn->Put(kWatermarks, key, v));
@@ -158,16 +185,37 @@ Status ApplyRebase(SyncContext& ctx, const std::vector<RebaseInput>& inputs, con
   std::vector<Change> changes;
   Tally tally;
   OpIdGenerator ids(ctx.env);
+  // The store's last local seq (the SubmitPipeline reads it in each of its transactions too).
+  uint64_t local_seq = 0;
+  {
+    std::string v;
+    Status st = txn->Get(kMeta, "local_seq", &v);
+    if (st.ok() && v.size() == 8) {
+      local_seq = keys::GetBE64(v);
+    } else if (!st.ok() && !st.IsNotFound()) {
+      return st;
+    }
+  }
+  const uint64_t local_seq_before = local_seq;
   std::vector<std::pair<std::string, RebaseOutcome>> outcomes;
   for (const RebaseInput& in : inputs) {
     RebaseOutcome out;
-    OUTPOST_RETURN_IF_ERROR(RebaseStream(txn.get(), in, &ids, &out, &changes, &tally));
+    OUTPOST_RETURN_IF_ERROR(RebaseStream(txn.get(), in, &ids, &local_seq, &out, &changes, &tally));
     if (out.changed) outcomes.emplace_back(in.stream, out);
+  }
+  if (local_seq != local_seq_before) {
+    std::string v;
+    keys::PutBE64(&v, local_seq);
+    OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "local_seq", v));
   }
   if (incarnation) OUTPOST_RETURN_IF_ERROR(txn->Put(kMeta, "incarnation", *incarnation));
   OUTPOST_RETURN_IF_ERROR(ctx.store->Commit(txn.get(), tally, changes));
   if (incarnation) ctx.incarnation = *incarnation;
   uint64_t requeued = 0, lost = 0;
+  for (const RebaseInput& in : inputs) {
+    StreamSync& ss = ctx.Of(in.stream);
+    ss.flush.acked_top = std::min(ss.flush.acked_top, in.server_counter);  // what it counts now
+  }
   for (const auto& [stream, out] : outcomes) {
     StreamSync& ss = ctx.Of(stream);
     ss.cursor = out.cursor;

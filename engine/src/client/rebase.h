@@ -47,7 +47,9 @@ struct RebaseOutcome {
 
 // Rebases `in.stream` inside `txn` (nothing when the device's copy agrees with the server). `user` and
 // `device` say which ops are this device's own; `ids` makes the ids of gap-filling skips.
-Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, RebaseOutcome* out,
+// `local_seq` is the store's last local seq: an own op without one (merged from a pull) takes the next.
+Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq,
+                    RebaseOutcome* out,
                     std::vector<Change>* changes, Tally* tally);
 
 // Rebases each of `inputs` in one transaction (and records `incarnation` when given), then brings the sync

@@ -172,6 +172,13 @@ void SubmitPipeline::CommitRequests(std::deque<Request>& batch) {
     st = txn_or.status();
     if (!st.ok()) continue;
     WriteTxn* txn = txn_or->get();
+    {
+      // The store's word, not only ours: a rebase (client/rebase.h) may have given out local seqs too.
+      std::string v;
+      if (txn->Get(kMeta, "local_seq", &v).ok() && v.size() == 8) {
+        local_seq = std::max(local_seq, keys::GetBE64(v));
+      }
+    }
     const int64_t now = env_->NowMs();
     for (size_t r = 0; r < batch.size() && st.ok(); ++r) {
       if (!verdicts[r].ok()) continue;

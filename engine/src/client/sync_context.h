@@ -52,6 +52,11 @@ struct FlushState {
   // `resend_reason` (the latest restart's). 0 once the sending passed it.
   uint64_t resend_upto = 0;
   ResendReason resend_reason = ResendReason::kNone;
+  // The highest counter the server said it consumed (applied, duplicate, skipped, rejected), from the store
+  // at open (every counter below the outbox's first) and from acks since. The server never forgets one
+  // unless it lost state: a Welcome or a Gap naming a lower last counter triggers the repair
+  // (client/rebase.h).
+  uint64_t acked_top = 0;
 };
 
 struct PullState {

@@ -101,6 +101,11 @@ void SyncSession::OnDisconnected(int64_t now, std::string why, bool offline) {
   conn_.reset();
   state_ = State::kOffline;
   ctx_.flusher->OnDisconnected();
+  // Receipts heard on this connection are stored now, before the next Welcome: should it say the server was
+  // restored from an earlier copy, its rebase clamps them with the stored ones (stored after it, one could
+  // stay above the stream's high for ever: receipts only move up). Those the next server sends before its
+  // Welcome are its own, and are not clamped.
+  if (ctx_.receipts != nullptr) ctx_.receipts->StoreReceived(now, true);
   ctx_.merger->OnDisconnected();
   ctx_.Count([&](ClientStats& s) { s.last_connection_error = why; });
   next_connect_at_ =
@@ -181,6 +186,11 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
     OnDisconnected(now, "cannot store what the server's Welcome said: " + st.ToString());
     return;
   }
+  // The restored server may have lost this device's receipts (sent after its copy was made) even where the
+  // device keeps all it had: each is sent again (the server keeps the highest).
+  if (w.rebase()) {
+    for (auto& [stream, ss] : ctx_.streams) ss.receipts.dirty = true;
+  }
   state_ = State::kReady;
   connect_failures_ = 0;
   SetConnection(ConnectionState::kOnline, "", 0);
@@ -220,13 +230,14 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       w.incarnation() ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
                       : std::string();
   if (incarnation.size() > 64) return Status::InvalidArgument("Welcome: incarnation too long");
-  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write. (A
-  // server that lost counters of ours but no seq we merged shows up as a Gap: Flusher.)
+  // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write.
   std::vector<RebaseInput> inputs;
+  std::set<std::string, std::less<>> listed;
   if (w.counters()) {
     for (const auto* dc : *w.counters()) {
       std::string_view stream = codec::Str(dc->stream());
       if (!keys::ValidateStream(stream, 255).ok()) continue;
+      listed.emplace(stream);
       auto it = ctx_.streams.find(stream);
       if (it == ctx_.streams.end()) continue;  // nothing held of it
       RebaseInput in;
@@ -234,8 +245,25 @@ Status SyncSession::Rebase(const wire::Welcome& w) {
       in.server_counter = dc->counter();
       in.server_high = dc->high_seq();
       if (w.rebase()) in.base = dc->base_seq();
-      const uint64_t cursor = it->second.cursor;
-      if (w.rebase() || (in.server_high > 0 && in.server_high < cursor)) inputs.push_back(std::move(in));
+      const StreamSync& ss = it->second;
+      // A restore since the incarnation we named; ops we merged that the server no longer has; counters it
+      // consumed and no longer counts.
+      if (w.rebase() || (in.server_high > 0 && in.server_high < ss.cursor) ||
+          in.server_counter < ss.flush.acked_top) {
+        inputs.push_back(std::move(in));
+      }
+    }
+  }
+  if (w.rebase()) {
+    // A stream this device holds that the Welcome does not name (not followed, say after its user left it,
+    // and no counter of ours on the restored server): as for one it may not read (base 0), none of what it
+    // holds of it is trusted (set aside; a pull brings back what the server has once it may read again).
+    for (const auto& [stream, ss] : ctx_.streams) {
+      if (listed.contains(stream)) continue;
+      RebaseInput in;
+      in.stream = stream;
+      in.base = 0;
+      inputs.push_back(std::move(in));
     }
   }
   const bool new_incarnation = !incarnation.empty() && incarnation != ctx_.incarnation;

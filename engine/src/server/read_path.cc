@@ -53,6 +53,7 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     uint64_t counter = 0;
     uint64_t high = 0;
     uint64_t base = 0;
+    bool readable = false;
   };
   std::map<std::string, Entry> counters;
   size_t budget = opt_.frame_bytes_max / 2;
@@ -76,6 +77,7 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
     Entry& e = counters[follows[i]];
     OUTPOST_RETURN_IF_ERROR(txn.Counter({s.user, s.device, follows[i]}, &e.counter));
     if (readable[i]) {
+      e.readable = true;
       OUTPOST_RETURN_IF_ERROR(txn.High(follows[i], &e.high));
     } else {
       Unfollow(r.conn, s, follows[i]);
@@ -92,7 +94,10 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   MayReadAll(txn, s, others, &readable, &error);
   OUTPOST_RETURN_IF_ERROR(error);
   for (size_t i = 0; i < others.size(); ++i) {
-    if (readable[i]) OUTPOST_RETURN_IF_ERROR(txn.High(others[i], &counters[others[i]].high));
+    if (readable[i]) {
+      counters[others[i]].readable = true;
+      OUTPOST_RETURN_IF_ERROR(txn.High(others[i], &counters[others[i]].high));
+    }
   }
   // Restores since the incarnation the device saw (docs/lifecycle.md): how much of each stream it may keep.
   std::vector<std::string> incarnations;
@@ -107,6 +112,14 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   const bool rebase = !restores.empty();
   for (auto& [stream, e] : counters) {
     if (!rebase) break;
+    // Where the device may not read, the server says nothing of the stream (not even its size): base 0, the
+    // device trusts none of what it holds of it (sets it aside). Kept, that history could be one the restored
+    // copy never had; should the device's user become a member again (the restored member lists are the
+    // copy's, and members ops are sent again), it would pull the new history on top of the old and diverge.
+    if (!e.readable) {
+      e.base = 0;
+      continue;
+    }
     e.base = e.high;
     for (uint64_t n : restores) {
       uint64_t base = 0;
