@@ -414,7 +414,7 @@ Result<ServerStoreInfo> ReadKvServerStoreInfo(std::string_view uri) {
   OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenReadOnly(uri));
   OUTPOST_ASSIGN_OR_RETURN(auto txn, storage->BeginRead());
   ServerStoreInfo info;
-  Status st = txn->Get(kMeta, kFormatKey, &info.format);
+  Status st = txn->Get(kMeta, "format", &info.format);
   if (st.IsNotFound()) return Status::FailedPrecondition("'" + std::string(uri) + "' records no format");
   OUTPOST_RETURN_IF_ERROR(st);
   auto cur = txn->NewCursor(kIncarnations);
