@@ -25,6 +25,7 @@ Result<std::shared_ptr<ServerStore>> OpenPgServerStore(std::string_view, const S
   return PgNotBuilt();
 }
 Result<std::string> MigratePgServerStore(std::string_view) { return PgNotBuilt(); }
+Result<std::string> NewPgIncarnation(std::string_view) { return PgNotBuilt(); }
 #endif
 
 }  // namespace
@@ -41,11 +42,25 @@ Result<std::string> MigrateServerStore(std::string_view uri, const ServerStoreOp
   return std::string("key-value server store ") + store->uri() + " is at format 3";
 }
 
-Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options) {
+Result<ServerStoreInfo> ReadServerStoreInfo(std::string_view uri) {
+  if (IsPostgresUri(uri)) {
+    return Status::FailedPrecondition("a PostgreSQL store is read with psql, not ReadServerStoreInfo");
+  }
+  return ReadKvServerStoreInfo(uri);
+}
+
+Status BackupServerStore(std::string_view uri, const std::string& destination) {
   if (IsPostgresUri(uri)) {
     return Status::FailedPrecondition(
-        "a PostgreSQL store gets a new incarnation with `outpostd migrate --new-incarnation` (docs/lifecycle.md)");
+        "a PostgreSQL store is backed up with PostgreSQL's own tools: pg_dump (a logical copy) or "
+        "pg_basebackup (a physical one); after restoring one, run `outpostd migrate --new-incarnation "
+        "--store URI` before serving (docs/operations.md)");
   }
+  return BackupKvServerStore(uri, destination);
+}
+
+Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options) {
+  if (IsPostgresUri(uri)) return NewPgIncarnation(uri);
   return NewKvIncarnation(uri, options);
 }
 

@@ -5,9 +5,12 @@
 #ifndef OUTPOST_STORAGE_STORAGE_COMMON_H_
 #define OUTPOST_STORAGE_STORAGE_COMMON_H_
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <condition_variable>
@@ -109,6 +112,55 @@ inline Status LockExclusive(int fd, std::string_view backend, const std::string&
   }
   return Status::IOError("cannot lock " + std::string(backend) + " store '" + path + "': " + ErrnoText(err));
 }
+
+// Storage::Backup's destination: AlreadyExists when `path` exists (a backup never overwrites), IOError when
+// its parent directory is missing. Creates nothing.
+inline Status CheckBackupDestination(std::string_view backend, const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    return Status::AlreadyExists(std::string(backend) + " backup destination '" + path +
+                                 "' already exists (a backup goes to a new path)");
+  }
+  std::string parent = path;
+  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+  const size_t slash = parent.rfind('/');
+  parent = slash == std::string::npos ? "." : slash == 0 ? "/" : parent.substr(0, slash);
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::IOError(std::string(backend) + " backup destination '" + path +
+                           "': its parent directory does not exist");
+  }
+  return Status::OK();
+}
+
+// fsyncs the file or directory at `path` (a backup is durable before Backup returns).
+inline Status SyncPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open '" + path + "' to sync it: " + ErrnoText(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::IOError("cannot sync '" + path + "': " + ErrnoText(err));
+  return Status::OK();
+}
+
+// Removes what a failed backup left at `path` (a file, or a directory of files), best effort.
+inline void RemoveBackupLeftovers(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISDIR(st.st_mode)) {
+    ::unlink(path.c_str());
+    return;
+  }
+  if (DIR* dir = ::opendir(path.c_str()); dir != nullptr) {
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") ::unlink((path + "/" + name).c_str());
+    }
+    ::closedir(dir);
+  }
+  ::rmdir(path.c_str());
+}
+
 constexpr size_t kSpacesMax = 32;
 
 inline Status CheckKey(std::string_view key) {

@@ -116,6 +116,7 @@ class ReadOnlyStorage final : public Storage {
     return Status::FailedPrecondition("store " + Quote(base_->uri()) + " is open read-only");
   }
   const std::string& uri() const override { return base_->uri(); }
+  Status Backup(const std::string& destination) override { return base_->Backup(destination); }
 
  private:
   const std::unique_ptr<Storage> base_;

@@ -104,6 +104,65 @@ TEST_F(PgServerStoreTest, MigrateToThreeGivesBoundTokensDeviceRecords) {
   EXPECT_EQ((*store)->users()->FindToken(std::string(1, '\x01'), &t).code(), Status::Code::kPermissionDenied);
 }
 
+// Incarnations (schema step 3): a new database gets one; a database of version 2 gets one when migrated;
+// NewIncarnation (outpostd migrate --new-incarnation after a pg_restore) adds one whose bases are the
+// streams' high seqs then, in one transaction.
+TEST_F(PgServerStoreTest, IncarnationsFromMigrationAndNewIncarnation) {
+  auto store = MigrateAndOpen();
+  ASSERT_NE(store, nullptr);
+  std::vector<std::string> first;
+  ASSERT_TRUE(store->BeginRead().value()->Incarnations(&first).ok());
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].size(), 16u);
+  {
+    auto w = store->BeginWrite().value();
+    ASSERT_TRUE(w->SetHigh("s1", 7).ok());
+    ASSERT_TRUE(w->SetHigh("s2", 3).ok());
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  auto id = NewIncarnation(uri_);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->size(), 16u);
+  {
+    auto w = store->BeginWrite().value();  // the live store moves on after the restore
+    ASSERT_TRUE(w->SetHigh("s1", 9).ok());
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  auto again = NewIncarnation(uri_);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto r = store->BeginRead().value();
+  std::vector<std::string> ids;
+  ASSERT_TRUE(r->Incarnations(&ids).ok());
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[0], first[0]);
+  EXPECT_EQ(ids[1], *id);
+  EXPECT_EQ(ids[2], *again);
+  EXPECT_NE(ids[1], ids[2]);
+  uint64_t base = 99;
+  ASSERT_TRUE(r->RestoreBase(1, "s1", &base).ok());
+  EXPECT_EQ(base, 7u);
+  ASSERT_TRUE(r->RestoreBase(2, "s1", &base).ok());
+  EXPECT_EQ(base, 9u);
+  ASSERT_TRUE(r->RestoreBase(1, "s2", &base).ok());
+  EXPECT_EQ(base, 3u);
+  ASSERT_TRUE(r->RestoreBase(1, "absent", &base).ok());
+  EXPECT_EQ(base, 0u);
+  r.reset();
+
+  // A version 2 database (before incarnations) gets its first one from the migration.
+  ASSERT_TRUE(PgTestExec(uri_,
+                         "DROP TABLE incarnations; DROP TABLE restore_bases; "
+                         "UPDATE outpost_schema SET version = 2")
+                  .ok());
+  auto migrated = MigratePgServerStore(uri_);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  auto reopened = OpenPgServerStore(uri_, {});
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ids.clear();
+  ASSERT_TRUE((*reopened)->BeginRead().value()->Incarnations(&ids).ok());
+  EXPECT_EQ(ids.size(), 1u);
+}
+
 TEST_F(PgServerStoreTest, ConcurrentMigrationsMakeOneSchema) {
   constexpr int kMigrations = 4;
   std::vector<Result<std::string>> results(kMigrations, Status::Aborted("not run"));

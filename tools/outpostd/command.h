@@ -40,6 +40,9 @@ Command MigrateCommand();      // migrate_command.cc
 Command StatsCommand();        // stats_command.cc
 Command KeygenCommand();       // curve_command.cc
 Command CurvePublicCommand();  // curve_command.cc
+Command BackupCommand();       // backup_command.cc
+Command RestoreCommand();      // backup_command.cc
+Command IncarnationCommand();  // backup_command.cc
 
 // Prints "outpostd: MESSAGE" on stderr and returns `exit_code`.
 int Fail(int exit_code, std::string_view message);

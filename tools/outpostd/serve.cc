@@ -296,41 +296,6 @@ bool ParseConfig(const Flags& flags, ServeConfig* config, std::string* error) {
   return ParseMediaConfig(flags, *config, &config->media, error);
 }
 
-// Holds an exclusive flock on DATA_DIR/outpostd.lock for the life of the process (the kernel drops it when
-// the process dies, however it dies): one server per data directory. With a key-value store in it (the
-// default) that is one server per store: two servers writing one store would each believe they assign
-// seqs. A database store is shared by many servers, each with its own DATA_DIR (lock, stats.json): the
-// lock then only keeps two of them from writing one stats.json.
-class DataDirLock {
- public:
-  ~DataDirLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Status Acquire(const std::string& data_dir, bool shared_store) {
-    const std::string path = data_dir + "/outpostd.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::IOError("open " + path + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      if (errno == EWOULDBLOCK) {
-        char pid[32] = {};
-        (void)!::pread(fd_, pid, sizeof pid - 1, 0);
-        return Status::FailedPrecondition(
-            "another outpostd (pid " + std::string(pid) + ") " + (shared_store ? "uses " : "is serving ") +
-            data_dir + (shared_store ? " (servers on one database need a --data DIR each)" : ""));
-      }
-      return Status::IOError("flock " + path + ": " + std::strerror(errno));
-    }
-    const std::string me = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
-      return Status::IOError("write " + path + ": " + std::strerror(errno));
-    }
-    return Status::OK();
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // True when `uri` can only be reached from this host: ipc:// and inproc://, or tcp:// on a loopback
 // address (127.0.0.0/8, ::1, localhost, the interface lo). Anything else (0.0.0.0, *, another address or
 // interface, an unknown scheme) may be reached over a network.

@@ -320,6 +320,22 @@ OUTPOST_EXPORT Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_
 // the new id (16 bytes). The server must not be running on the store.
 OUTPOST_EXPORT Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options = {});
 
+// What ReadServerStoreInfo finds: the store's format (kMeta "format") and its incarnations, oldest first.
+struct ServerStoreInfo {
+  std::string format;
+  std::vector<std::string> incarnations;  // 16-byte ids
+};
+
+// Opens the key-value store named by `uri` read-only (nothing is written or created, the store may be in
+// use by a server) and reads its format and incarnations (outpostd backup checks a copy with it).
+// PostgreSQL: FailedPrecondition.
+OUTPOST_EXPORT Result<ServerStoreInfo> ReadServerStoreInfo(std::string_view uri);
+
+// Writes a consistent copy of the key-value store named by `uri` to `destination` (a path that must not
+// exist: Storage::Backup) while a server may be serving it: the store is opened read-only. PostgreSQL:
+// FailedPrecondition naming pg_dump / pg_basebackup (docs/operations.md).
+OUTPOST_EXPORT Status BackupServerStore(std::string_view uri, const std::string& destination);
+
 // Creates the schema of the store named by `uri`, or upgrades it to this build's version, and says what it
 // did. PostgreSQL: in one transaction (a failed or interrupted migration leaves the old schema). Key-value
 // stores: initialises a new store's format as OpenServerStore does.

@@ -121,6 +121,24 @@ class OUTPOST_EXPORT Storage {
   virtual Result<std::unique_ptr<WriteTxn>> BeginWrite() = 0;
   // The URI it was opened with.
   virtual const std::string& uri() const = 0;
+  // Writes a consistent copy of the whole store to `destination`, a path that must not exist yet (its
+  // parent must): the copy holds every txn committed before the backup began, or a later prefix of the
+  // commits, never a part of a txn. The store stays in use meanwhile, through this handle and others. Each
+  // backend uses its own mechanism, and the copy opens with the same URI scheme at `destination`:
+  // - lmdb: mdb_env_copy2 with MDB_CP_COMPACT into a new directory (data.mdb only). Works on a store
+  //   opened read_only while another process writes it: one LMDB read txn, which never blocks the writer.
+  // - sqlite: SQLite's online backup API (sqlite3_backup_step(-1): one read txn) into a new file. Works on
+  //   a read_only handle while another process writes (WAL mode: readers never block the writer).
+  // - rocksdb: rocksdb::Checkpoint (after a flush) into a new directory (hard links to the table files
+  //   where the filesystem allows, copies otherwise), by the handle that has the store open for writing.
+  //   A read_only handle refuses (FailedPrecondition): beside a live writer in another process it may see
+  //   the column families at different points, and its checkpoint would be torn.
+  // - memory: FailedPrecondition (nothing on disk to copy).
+  // The copy is fsynced before this returns. AlreadyExists when `destination` exists; IOError (and no
+  // partial copy left behind) when the copy fails.
+  virtual Status Backup(const std::string& destination) {
+    return Status::FailedPrecondition("store '" + uri() + "' cannot make a backup to '" + destination + "'");
+  }
 };
 
 // Opens (creating if needed) the store named by `uri`. Errors: InvalidArgument for an unknown scheme or a

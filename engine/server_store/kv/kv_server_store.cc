@@ -392,6 +392,57 @@ Result<std::shared_ptr<ServerStore>> OpenKvServerStore(std::string_view uri,
   return std::shared_ptr<ServerStore>(std::make_shared<KvServerStore>(std::move(storage)));
 }
 
+namespace {
+
+Result<std::unique_ptr<Storage>> OpenReadOnly(std::string_view uri) {
+  StorageOptions so;
+  so.spaces = SpaceNames();
+  so.read_only = true;
+  Result<std::unique_ptr<Storage>> storage = OpenStorage(uri, so);
+  if (!storage.ok() && storage.status().IsNotFound()) {
+    // A missing space: a store of format 1 or 2, or not a server store at all.
+    return Status::FailedPrecondition("'" + std::string(uri) + "' is not a server store of format " +
+                                      std::to_string(keys::kServerFormat) + ": " +
+                                      storage.status().message());
+  }
+  return storage;
+}
+
+}  // namespace
+
+Result<ServerStoreInfo> ReadKvServerStoreInfo(std::string_view uri) {
+  OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenReadOnly(uri));
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, storage->BeginRead());
+  ServerStoreInfo info;
+  Status st = txn->Get(kMeta, "format", &info.format);
+  if (st.IsNotFound()) return Status::FailedPrecondition("'" + std::string(uri) + "' records no format");
+  OUTPOST_RETURN_IF_ERROR(st);
+  auto cur = txn->NewCursor(kIncarnations);
+  for (cur->SeekToFirst(); cur->Valid(); cur->Next()) info.incarnations.emplace_back(cur->value());
+  OUTPOST_RETURN_IF_ERROR(cur->status());
+  return info;
+}
+
+Status BackupKvServerStore(std::string_view uri, const std::string& destination) {
+  OUTPOST_ASSIGN_OR_RETURN(auto storage, OpenReadOnly(uri));
+  if (!uri.starts_with("rocksdb:")) return storage->Backup(destination);
+  // RocksDB checkpoints only from a writable handle (storage.h): that takes the store's lock, so it works
+  // only while no server has the store open.
+  storage.reset();
+  StorageOptions so;
+  so.spaces = SpaceNames();
+  Result<std::unique_ptr<Storage>> writable = OpenStorage(uri, so);
+  if (!writable.ok()) {
+    if (writable.status().message().find("locked") == std::string::npos) return writable.status();
+    return Status::FailedPrecondition(
+        "rocksdb store '" + std::string(uri) +
+        "' is open in another process (outpostd serving it): RocksDB cannot take a consistent checkpoint "
+        "from a second process (a read-only open beside a live writer may see a torn state); stop outpostd, "
+        "run the backup, start it again (docs/operations.md)");
+  }
+  return (*writable)->Backup(destination);
+}
+
 Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options) {
   OUTPOST_ASSIGN_OR_RETURN(auto store, OpenKvServerStore(uri, options));
   return static_cast<KvServerStore*>(store.get())->AddIncarnation();

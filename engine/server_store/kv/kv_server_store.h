@@ -8,6 +8,7 @@
 #define OUTPOST_SERVER_STORE_KV_KV_SERVER_STORE_H_
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -33,6 +34,11 @@ const std::vector<MigrationStep>& KvServerStoreMigrations();
 
 // NewIncarnation (outpost/server_store.h) for a key-value store.
 Result<std::string> NewKvIncarnation(std::string_view uri, const ServerStoreOptions& options);
+
+// ReadServerStoreInfo and BackupServerStore (outpost/server_store.h) for a key-value store: both open it
+// read-only.
+Result<ServerStoreInfo> ReadKvServerStoreInfo(std::string_view uri);
+Status BackupKvServerStore(std::string_view uri, const std::string& destination);
 
 }  // namespace outpost
 

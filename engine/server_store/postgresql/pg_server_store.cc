@@ -91,6 +91,24 @@ int64_t WallMs() {
       .count();
 }
 
+// Version 3, incarnations (from 2; a step of its own, beside the other version-3 steps): the store's
+// incarnations, the first one made with the tables (kSchemaV3IncarnationsFirst), and per restore the high
+// seq each stream had when it began (NewPgIncarnation).
+constexpr const char* kSchemaV3Incarnations = R"sql(
+CREATE TABLE IF NOT EXISTS incarnations (n bigint PRIMARY KEY, id bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS restore_bases (
+  n bigint NOT NULL, stream bytea NOT NULL, base bigint NOT NULL, PRIMARY KEY (n, stream));
+)sql";
+constexpr const char* kSchemaV3IncarnationsFirst =
+    "INSERT INTO incarnations (n, id) SELECT 0, $1 WHERE NOT EXISTS (SELECT 1 FROM incarnations)";
+
+std::string NewIncarnationId() {
+  std::string id(16, '\0');
+  std::random_device rd;
+  for (char& c : id) c = static_cast<char>(rd());
+  return id;
+}
+
 int64_t Signed(uint64_t v) {
   return v > uint64_t(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max() : int64_t(v);
 }
@@ -290,6 +308,21 @@ class PgReads : public Base {
            {}};
     s.params.Bytes(stream).Text(user).Text(device).Int2(kind);
     return Uint(std::move(s), seq);
+  }
+
+  Status Incarnations(std::vector<std::string>* ids) override {
+    ResultPtr r;
+    OUTPOST_RETURN_IF_ERROR(One({"SELECT id FROM incarnations ORDER BY n", {}}, &r));
+    ids->clear();
+    for (int i = 0; i < PQntuples(r.get()); ++i) ids->emplace_back(pg::GetBytes(r.get(), i, 0));
+    if (ids->empty()) return Status::Corruption("postgresql store: no incarnation recorded");
+    return Status::OK();
+  }
+
+  Status RestoreBase(uint64_t n, std::string_view stream, uint64_t* base) override {
+    Stmt s{"SELECT base FROM restore_bases WHERE n = $1 AND stream = $2", {}};
+    s.params.Int8(Signed(n)).Bytes(stream);
+    return Uint(std::move(s), base);
   }
 
  protected:
@@ -1332,6 +1365,43 @@ Result<std::shared_ptr<ServerStore>> OpenPgServerStore(std::string_view uri,
   return std::shared_ptr<ServerStore>(std::move(store));
 }
 
+namespace {
+
+// Schema step 3 (incarnations): the tables, and the store's first incarnation.
+Status MigrateV3Incarnations(Conn* conn) {
+  OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV3Incarnations));
+  Stmt first{kSchemaV3IncarnationsFirst, {}};
+  first.params.Bytes(NewIncarnationId());
+  ResultPtr r;
+  return conn->RunOne(first, &r);
+}
+
+}  // namespace
+
+Result<std::string> NewPgIncarnation(std::string_view uri) {
+  const std::string redacted = RedactPgUri(uri);
+  // The schema must be this build's (incarnations exist from version 3 on).
+  OUTPOST_RETURN_IF_ERROR(OpenPgServerStore(uri, {}).status());
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn, Conn::Open(std::string(uri), redacted, nullptr));
+  OUTPOST_RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  Stmt lock{"SELECT pg_advisory_xact_lock($1)", {}};
+  lock.params.Int8(kMigrationLockKey);
+  ResultPtr r;
+  OUTPOST_RETURN_IF_ERROR(conn->RunOne(lock, &r));
+  OUTPOST_RETURN_IF_ERROR(conn->RunOne({"SELECT coalesce(max(n), -1) + 1 FROM incarnations", {}}, &r));
+  const int64_t n = pg::GetInt8(r.get(), 0, 0);
+  if (n == 0) return Status::Corruption("postgresql store " + redacted + ": no incarnation recorded");
+  Stmt bases{"INSERT INTO restore_bases (n, stream, base) SELECT $1, stream, high FROM streams", {}};
+  bases.params.Int8(n);
+  OUTPOST_RETURN_IF_ERROR(conn->RunOne(bases, &r));
+  std::string id = NewIncarnationId();
+  Stmt add{"INSERT INTO incarnations (n, id) VALUES ($1, $2)", {}};
+  add.params.Int8(n).Bytes(id);
+  OUTPOST_RETURN_IF_ERROR(conn->RunOne(add, &r));
+  OUTPOST_RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  return id;
+}
+
 Result<std::string> MigratePgServerStore(std::string_view uri) {
   const std::string redacted = RedactPgUri(uri);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn, Conn::Open(std::string(uri), redacted, nullptr));
@@ -1347,6 +1417,7 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV1));
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
     OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV3Devices));
+    OUTPOST_RETURN_IF_ERROR(MigrateV3Incarnations(conn.get()));
     Stmt version{"INSERT INTO outpost_schema (version) VALUES ($1::int8)", {}};
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));
@@ -1372,6 +1443,7 @@ Result<std::string> MigratePgServerStore(std::string_view uri) {
     // Step by step, in this transaction: a failure leaves the old version whole.
     if (have < 2) OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV2));
     if (have < 3) OUTPOST_RETURN_IF_ERROR(conn->Exec(kSchemaV3Devices));
+    if (have < 3) OUTPOST_RETURN_IF_ERROR(MigrateV3Incarnations(conn.get()));
     Stmt version{"UPDATE outpost_schema SET version = $1::int8", {}};
     version.params.Int8(kPgSchemaVersion);
     OUTPOST_RETURN_IF_ERROR(conn->RunOne(version, &r));

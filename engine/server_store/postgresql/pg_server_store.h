@@ -38,7 +38,9 @@
 namespace outpost {
 
 // The schema version this build reads and writes (table outpost_schema).
-inline constexpr int kPgSchemaVersion = 3;  // 2: blob_refs (attachments); 3: devices, revocations
+// 2: blob_refs (attachments); 3: devices and revocations, and incarnations and restore_bases (backup and
+// restore, docs/operations.md): two steps of one version.
+inline constexpr int kPgSchemaVersion = 3;
 // Connections a store keeps for transactions, Publish and UserStore calls (the LISTEN one aside).
 inline constexpr int kPgPoolConnectionsMax = 4;
 
@@ -50,6 +52,11 @@ Result<std::shared_ptr<ServerStore>> OpenPgServerStore(std::string_view uri,
 // Creates the schema or upgrades it to kPgSchemaVersion, in one transaction under an advisory lock (two
 // migrations at once are safe), and says what it did. Idempotent.
 Result<std::string> MigratePgServerStore(std::string_view uri);
+
+// NewIncarnation (outpost/server_store.h) for a PostgreSQL store, after an operator restored the database
+// from a dump or a base backup (`outpostd migrate --new-incarnation`): in one transaction, under the
+// migration lock, every stream's high seq becomes its base in a new incarnation. Returns the new id.
+Result<std::string> NewPgIncarnation(std::string_view uri);
 
 // What a store did so far (tests and benchmarks): round trips to the server (a pipeline or a statement, the
 // LISTEN connection aside), connections opened (pool and LISTEN), notifies sent, wake-ups received from

@@ -715,7 +715,41 @@ class LmdbStorage final : public Storage {
 
   const std::string& uri() const override { return uri_; }
 
+  // mdb_env_copy2 with compaction: one read txn walks the B-trees and writes them out densely, so the
+  // copy is the snapshot that txn saw and the live writer (here or in another process) never waits.
+  Status Backup(const std::string& destination) override {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckBackupDestination("lmdb", destination));
+    if (::mkdir(destination.c_str(), storage_internal::kStoreDirMode) != 0) {
+      return Status::IOError("cannot create lmdb backup directory '" + destination +
+                             "': " + ErrnoText(errno));
+    }
+    Status status = Copy(destination);
+    if (status.ok()) status = storage_internal::SyncPath(destination + "/data.mdb");
+    if (status.ok()) status = storage_internal::SyncPath(destination);
+    if (!status.ok()) storage_internal::RemoveBackupLeftovers(destination);
+    return status;
+  }
+
  private:
+  Status Copy(const std::string& destination) {
+    for (int attempt = 0;; ++attempt) {
+      {
+        // Shared: no remap of this process may move the map while the copy reads it.
+        std::shared_lock<WriterFirstMutex> lock(env_->remap_mu());
+        OUTPOST_RETURN_IF_ERROR(env_->broken());
+        const int rc = mdb_env_copy2(env_->env(), destination.c_str(), MDB_CP_COMPACT);
+        if (rc == 0) return Status::OK();
+        if (rc != MDB_MAP_RESIZED || attempt > 0) return env_->Error(rc, "backup to '" + destination + "'");
+      }
+      ::unlink((destination + "/data.mdb").c_str());
+      // Another process grew the map past ours: adopt its size, as BeginRead does, and copy again.
+      env_->AcquireWriter();
+      Status status = env_->Remap(0);
+      env_->ReleaseWriter();
+      OUTPOST_RETURN_IF_ERROR(status);
+    }
+  }
+
   const std::string uri_;
   const std::shared_ptr<LmdbEnv> env_;
 };

@@ -467,6 +467,10 @@ class MemoryStorage final : public Storage {
     return std::unique_ptr<WriteTxn>(std::make_unique<MemoryWriteTxn>(handle_));
   }
   const std::string& uri() const override { return uri_; }
+  Status Backup(const std::string& destination) override {
+    return Status::FailedPrecondition("memory store '" + uri_ + "' has nothing on disk to back up to '" +
+                                      destination + "' (backups are for lmdb, sqlite and rocksdb stores)");
+  }
 
  private:
   const std::string uri_;

@@ -18,6 +18,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -165,6 +166,8 @@ class RocksEnv {
   Status OpenReadOnly(const StorageOptions& options);
 
   rocksdb::DB* db() const { return db_; }
+  // Storage::Backup: a RocksDB checkpoint of this handle's database into `destination` (not existing).
+  Status Checkpoint(const std::string& destination);
   // OUTPOST-CLOSED-SEQ: the sequence number at the last clean close (a decimal line). A store opened with a
   // lower one lost commits it had made durable: damaged. Written through a temporary file, fsynced, renamed.
   std::string ClosedSeqPath() const { return dir_ + "/OUTPOST-CLOSED-SEQ"; }
@@ -221,6 +224,28 @@ class NullLogger final : public rocksdb::Logger {
   void Logv(const char* /*format*/, va_list /*ap*/) override {}
 };
 
+Status RocksEnv::Checkpoint(const std::string& destination) {
+  if (read_only_) {
+    // Seen in tests (tests/e2e/inspect_e2e_test.cc): a read-only open beside a live writer may read the
+    // MANIFEST before the writer flushes one column family and deletes the WAL that held the rest, and so
+    // see the column families at different points: a checkpoint of it would be a torn store.
+    return Status::FailedPrecondition(
+        "rocksdb store '" + dir_ +
+        "' is open read-only: a RocksDB checkpoint is taken by the process that has the store open for "
+        "writing (a read-only handle beside a live writer may see a torn state); stop that process, or back "
+        "up from it");
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status status = rocksdb::Checkpoint::Create(db_, &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "'");
+  // A flush first (log_size_for_flush 0): the copy is table files and a MANIFEST, with no WAL to replay.
+  status = checkpoint->CreateCheckpoint(destination, 0);
+  if (!status.ok()) return RocksError(status, "checkpoint of '" + dir_ + "' to '" + destination + "'");
+  ::chmod(destination.c_str(), storage_internal::kStoreDirMode);
+  return storage_internal::SyncPath(destination);
+}
+
 Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
   read_only_ = true;
   rocksdb::Options base = MakeOptions();
@@ -241,12 +266,15 @@ Status RocksEnv::OpenReadOnly(const StorageOptions& options) {
     }
     descriptors.emplace_back(space, rocksdb::ColumnFamilyOptions(base));
   }
-  // A live writer may delete a WAL or MANIFEST between the moment the open lists the store's files and the
-  // moment it reads them (a flush or a new manifest): the open then finds a file gone, and the next try
-  // sees the new set. A few tries, then the error.
-  for (int attempt = 0;; ++attempt) {
+  // A live writer may switch its WAL, or compact table files away, and delete the old files while this
+  // open reads the file list: the open then misses a file that was there a moment ago (an IOError, or a
+  // Corruption wrapping one). Opening again reads the new list.
+  constexpr int kOpenAttemptsMax = 10;
+  for (int attempt = 1;; ++attempt) {
     status = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), dir_, descriptors, &all_handles_, &db_);
-    if (status.ok() || attempt == 9 || !(status.IsIOError() || status.IsPathNotFound())) break;
+    const bool vanished =
+        status.IsPathNotFound() || status.ToString().find("No such file or directory") != std::string::npos;
+    if (status.ok() || !vanished || attempt == kOpenAttemptsMax) break;
     db_ = nullptr;
     all_handles_.clear();
   }
@@ -592,6 +620,13 @@ class RocksStorage final : public Storage {
     return std::unique_ptr<WriteTxn>(std::make_unique<RocksWriteTxn>(env_));
   }
   const std::string& uri() const override { return uri_; }
+
+  Status Backup(const std::string& destination) override {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckBackupDestination("rocksdb", destination));
+    Status status = env_->Checkpoint(destination);
+    if (!status.ok()) storage_internal::RemoveBackupLeftovers(destination);
+    return status;
+  }
 
  private:
   const std::string uri_;

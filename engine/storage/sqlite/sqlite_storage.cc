@@ -860,7 +860,67 @@ class SqliteStorage final : public Storage {
 
   const std::string& uri() const override { return uri_; }
 
+  // SQLite's online backup, all pages in one step: one read txn on the source, so the copy is one
+  // snapshot, and in WAL mode the writer (of this or another process) goes on meanwhile.
+  Status Backup(const std::string& destination) override {
+    OUTPOST_RETURN_IF_ERROR(storage_internal::CheckBackupDestination("sqlite", destination));
+    const int fd = ::open(destination.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                          storage_internal::kStoreFileMode);
+    if (fd < 0) {
+      return Status::IOError("cannot create sqlite backup file '" + destination + "': " + ErrnoText(errno));
+    }
+    ::close(fd);
+    Status status = Copy(destination);
+    if (status.ok()) status = storage_internal::SyncPath(destination);
+    if (status.ok()) {
+      const size_t slash = destination.rfind('/');
+      status = storage_internal::SyncPath(slash == std::string::npos ? "."
+                                          : slash == 0               ? "/"
+                                                                     : destination.substr(0, slash));
+    }
+    if (!status.ok()) {
+      storage_internal::RemoveBackupLeftovers(destination);
+      storage_internal::RemoveBackupLeftovers(destination + "-journal");
+    }
+    return status;
+  }
+
  private:
+  Status Copy(const std::string& destination) {
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Conn> source, env_->TakeReader());
+    sqlite3* target = nullptr;
+    int rc =
+        sqlite3_open_v2(destination.c_str(), &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    Status status;
+    if (rc != SQLITE_OK) {
+      status = Status::IOError("sqlite cannot open backup file '" + destination +
+                               "': " + (target != nullptr ? sqlite3_errmsg(target) : sqlite3_errstr(rc)));
+    } else if (sqlite3_backup* backup = sqlite3_backup_init(target, "main", source->db(), "main");
+               backup == nullptr) {
+      status = SqliteError(sqlite3_errcode(target), "backup to '" + destination + "'", target);
+    } else {
+      // -1: every page in one step. BUSY or LOCKED (SQLite's own recovery in the source) is retried a
+      // bounded number of times; the busy timeout does not apply to backup steps.
+      constexpr int kBusyRetriesMax = 100;
+      for (int retry = 0;; ++retry) {
+        rc = sqlite3_backup_step(backup, -1);
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || retry == kBusyRetriesMax) break;
+        sqlite3_sleep(100);
+      }
+      const int finish = sqlite3_backup_finish(backup);
+      if (rc != SQLITE_DONE) {
+        status = SqliteError(rc, "backup to '" + destination + "'", target);
+      } else if (finish != SQLITE_OK) {
+        status = SqliteError(finish, "backup to '" + destination + "'", target);
+      }
+    }
+    if (const int closed = sqlite3_close(target); status.ok() && closed != SQLITE_OK) {
+      status = SqliteError(closed, "close backup file '" + destination + "'");
+    }
+    env_->GiveReader(std::move(source));
+    return status;
+  }
+
   const std::string uri_;
   const std::shared_ptr<SqliteEnv> env_;
 };
