@@ -121,7 +121,8 @@ std::string FinishFrame(flatbuffers::FlatBufferBuilder& b, wire::Body type, flat
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
-std::string EncodeError(Status::Code code, std::string_view message, bool fatal, wire::SessionEnd session_end) {
+std::string EncodeError(Status::Code code, std::string_view message, bool fatal,
+                        wire::SessionEnd session_end) {
   flatbuffers::FlatBufferBuilder b(128 + message.size());
   auto msg = b.CreateString(message.data(), message.size());
   auto body = wire::CreateError(b, static_cast<uint16_t>(code), msg, fatal, session_end);

@@ -15,9 +15,9 @@ namespace outpostd {
 namespace {
 
 std::vector<Command> AllCommands() {
-  return {ServeCommand(),       AddUserCommand(), AddDeviceCommand(), DevicesCommand(),     RevokeDeviceCommand(),
-          RemoveUserCommand(),  MigrateCommand(), StatsCommand(),     KeygenCommand(),      CurvePublicCommand(),
-          BackupCommand(),      RestoreCommand(), IncarnationCommand()};
+  return {ServeCommand(),      AddUserCommand(), AddDeviceCommand(),  DevicesCommand(), RevokeDeviceCommand(),
+          RemoveUserCommand(), MigrateCommand(), StatsCommand(),      KeygenCommand(),  CurvePublicCommand(),
+          BackupCommand(),     RestoreCommand(), IncarnationCommand()};
 }
 
 std::string Overview() {

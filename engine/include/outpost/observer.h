@@ -79,7 +79,7 @@ enum class ConnectionState : uint8_t {
   kAuthFailed,  // the server refused the credentials: no reconnecting until SetToken (`reason` has the
                 // server's words). Distinct from kOffline, so that an app can ask for a new login instead of
                 // waiting for the network.
-  kSignedOut,        // the server revoked this device: no reconnecting until SetToken (`reason` says so)
+  kSignedOut,   // the server revoked this device: no reconnecting until SetToken (`reason` says so)
   kUpgradeRequired,  // the server does not serve this build's protocol: no reconnecting until SetOnline(true)
 };
 

@@ -318,7 +318,8 @@ OUTPOST_EXPORT Result<std::shared_ptr<ServerStore>> OpenServerStore(std::string_
 // incarnation, whose base for each stream is the stream's high seq now, in one transaction. Devices that
 // saw an earlier incarnation learn from their next Welcome how much of each stream they may keep. Returns
 // the new id (16 bytes). The server must not be running on the store.
-OUTPOST_EXPORT Result<std::string> NewIncarnation(std::string_view uri, const ServerStoreOptions& options = {});
+OUTPOST_EXPORT Result<std::string> NewIncarnation(std::string_view uri,
+                                                  const ServerStoreOptions& options = {});
 
 // What ReadServerStoreInfo finds: the store's format (kMeta "format") and its incarnations, oldest first.
 struct ServerStoreInfo {

@@ -29,8 +29,9 @@ enum Space : SpaceId {
   kBases
 };
 const std::vector<std::string>& SpaceNames() {
-  static const std::vector<std::string> names = {"s_ops",     "s_dedupe", "s_devctr",     "s_streams", "s_wm",
-                                                 "s_members", "s_meta",   "s_blobrefs", "s_incarnations", "s_bases"};
+  static const std::vector<std::string> names = {"s_ops",          "s_dedupe",  "s_devctr", "s_streams",
+                                                 "s_wm",           "s_members", "s_meta",   "s_blobrefs",
+                                                 "s_incarnations", "s_bases"};
   return names;
 }
 

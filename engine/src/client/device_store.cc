@@ -60,7 +60,7 @@ bool OutboxEntry::Decode(std::string_view value, OutboxEntry* entry) {
 }
 
 const std::vector<std::string>& DeviceStore::SpaceNames() {
-  static const std::vector<std::string> names = {"meta",   "streams", "view",       "opindex", "outbox",
+  static const std::vector<std::string> names = {"meta",   "streams",    "view",    "opindex", "outbox",
                                                  "failed", "watermarks", "uploads", "lost"};
   return names;
 }

@@ -408,8 +408,9 @@ bool Flusher::SendBatch(const std::string& stream, int64_t now) {
   auto ov = b.CreateVector(batch.ops);
   auto push = wire::CreatePush(b, batch_id, ov);
   ctx_.session->Send(codec::FinishFrame(b, wire::Body::Push, push.Union()));
-  inflight_[batch_id] = Inflight{stream,         ss.flush.epoch,           now, batch.first, std::move(batch.ids),
-                                 std::move(batch.records), false, ss.flush.acked_top};
+  inflight_[batch_id] =
+      Inflight{stream, ss.flush.epoch,    now, batch.first, std::move(batch.ids), std::move(batch.records),
+               false,  ss.flush.acked_top};
   ss.flush.sent_upto = batch.last;
   ++ss.flush.inflight;
   if (batch.at_end) ctx_.dirty.erase(stream);

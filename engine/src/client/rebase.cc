@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "codec.h"
 #include "client/sync_context.h"
+#include "codec.h"
 #include "keys.h"
 
 namespace outpost {
@@ -30,8 +30,8 @@ Status Unanswered(ReadTxn* txn, const std::string& stream, std::set<uint64_t>* c
 
 }  // namespace
 
-Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq, RebaseOutcome* out,
-                    std::vector<Change>* changes, Tally* tally) {
+Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq,
+                    RebaseOutcome* out, std::vector<Change>* changes, Tally* tally) {
   const std::string& stream = in.stream;
   keys::StreamMeta meta;
   OUTPOST_RETURN_IF_ERROR(DeviceStore::LoadMeta(txn, stream, &meta));
@@ -69,7 +69,8 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, ui
       }
     }
     OUTPOST_RETURN_IF_ERROR(cur->status());
-    const std::string unsent_prefix = keys::ViewKey(stream, keys::kSectionUnsent, 0).substr(0, stream.size() + 2);
+    const std::string unsent_prefix =
+        keys::ViewKey(stream, keys::kSectionUnsent, 0).substr(0, stream.size() + 2);
     auto un = txn->NewCursor(kView);
     for (un->Seek(unsent_prefix); un->Valid() && un->key().starts_with(unsent_prefix); un->Next()) {
       OpInfo op;

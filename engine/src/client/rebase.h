@@ -49,8 +49,7 @@ struct RebaseOutcome {
 // `device` say which ops are this device's own; `ids` makes the ids of gap-filling skips.
 // `local_seq` is the store's last local seq: an own op without one (merged from a pull) takes the next.
 Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, uint64_t* local_seq,
-                    RebaseOutcome* out,
-                    std::vector<Change>* changes, Tally* tally);
+                    RebaseOutcome* out, std::vector<Change>* changes, Tally* tally);
 
 // Rebases each of `inputs` in one transaction (and records `incarnation` when given), then brings the sync
 // side's view of those streams (cursor, high seq, what to send) and the counters in line.

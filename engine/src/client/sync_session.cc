@@ -161,10 +161,10 @@ void SyncSession::SendHello(int64_t now) {
     if (ss.followed) cursors.push_back(wire::CreateStreamCursor(b, b.CreateString(stream), ss.cursor));
   }
   auto cv = b.CreateVector(cursors);
-  auto incarnation =
-      ctx_.incarnation.empty()
-          ? 0
-          : b.CreateVector(reinterpret_cast<const uint8_t*>(ctx_.incarnation.data()), ctx_.incarnation.size());
+  auto incarnation = ctx_.incarnation.empty()
+                         ? 0
+                         : b.CreateVector(reinterpret_cast<const uint8_t*>(ctx_.incarnation.data()),
+                                          ctx_.incarnation.size());
   auto hello = wire::CreateHello(b, b.CreateString(ctx_.user), b.CreateString(ctx_.device),
                                  b.CreateString(token_), ctx_.opt.protocol_version, cv, incarnation);
   Send(codec::FinishFrame(b, wire::Body::Hello, hello.Union()));
@@ -227,8 +227,9 @@ void SyncSession::OnWelcome(const wire::Welcome& w, int64_t now) {
 
 Status SyncSession::Rebase(const wire::Welcome& w) {
   const std::string incarnation =
-      w.incarnation() ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
-                      : std::string();
+      w.incarnation()
+          ? std::string(reinterpret_cast<const char*>(w.incarnation()->data()), w.incarnation()->size())
+          : std::string();
   if (incarnation.size() > 64) return Status::InvalidArgument("Welcome: incarnation too long");
   // Which streams may need it, by what is in memory: a Welcome of an unchanged server costs no write.
   std::vector<RebaseInput> inputs;

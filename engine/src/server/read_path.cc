@@ -106,7 +106,8 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   if (!incarnations.empty() && s.incarnation != incarnations.back()) {
     auto seen = std::find(incarnations.begin(), incarnations.end(), s.incarnation);
     // A device that saw none (new, or upgraded from protocol 2) or one of another history: every restore.
-    const size_t first = seen == incarnations.end() ? 1 : static_cast<size_t>(seen - incarnations.begin()) + 1;
+    const size_t first =
+        seen == incarnations.end() ? 1 : static_cast<size_t>(seen - incarnations.begin()) + 1;
     for (size_t n = first; n < incarnations.size(); ++n) restores.push_back(n);
   }
   const bool rebase = !restores.empty();
@@ -135,7 +136,8 @@ Status ServerCore::Impl::ServeWelcome(ServerReadTxn& txn, Session& s, const Read
   auto vec = b.CreateVector(dcs);
   auto media_url = opt_.media_url.empty() ? 0 : b.CreateString(opt_.media_url);
   const std::string current = incarnations.empty() ? std::string() : incarnations.back();
-  auto incarnation = current.empty() ? 0 : b.CreateVector(reinterpret_cast<const uint8_t*>(current.data()), current.size());
+  auto incarnation =
+      current.empty() ? 0 : b.CreateVector(reinterpret_cast<const uint8_t*>(current.data()), current.size());
   auto body = wire::CreateWelcome(b, s.protocol, vec, opt_.frame_bytes_max, opt_.ops_per_batch_max,
                                   opt_.payload_bytes_max, 0, opt_.kind_bytes_max, opt_.stream_id_bytes_max,
                                   media_url, incarnation, rebase, opt_.protocol_min, codec::kProtocolVersion);

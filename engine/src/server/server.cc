@@ -21,7 +21,8 @@ Result<std::unique_ptr<ServerCore>> ServerCore::Open(ServerOptions options) {
   if (options.protocol_min < codec::kProtocolMin || options.protocol_min > codec::kProtocolVersion) {
     return Status::InvalidArgument("protocol_min " + std::to_string(options.protocol_min) + " outside " +
                                    std::to_string(codec::kProtocolMin) + ".." +
-                                   std::to_string(codec::kProtocolVersion) + ", the versions this build speaks");
+                                   std::to_string(codec::kProtocolVersion) +
+                                   ", the versions this build speaks");
   }
   std::shared_ptr<ServerStore> store = options.server_store;
   if (!store) {

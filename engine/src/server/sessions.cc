@@ -425,8 +425,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
     Reply(g, conn,
           codec::EncodeError(Status::Code::kFailedPrecondition,
                              "upgrade required: protocol version " + std::to_string(protocol) +
-                                 " not supported (server speaks " + std::to_string(opt_.protocol_min) + " to " +
-                                 std::to_string(codec::kProtocolVersion) + ")",
+                                 " not supported (server speaks " + std::to_string(opt_.protocol_min) +
+                                 " to " + std::to_string(codec::kProtocolVersion) + ")",
                              true, wire::SessionEnd::UpgradeRequired),
           true);
     return;
@@ -496,7 +496,8 @@ void ServerCore::Impl::HandleHello(Group& g, ConnId conn, Session& s, const wire
   s.device = info.device;
   s.protocol = protocol;
   if (hello.incarnation() && hello.incarnation()->size() <= 64) {
-    s.incarnation.assign(reinterpret_cast<const char*>(hello.incarnation()->data()), hello.incarnation()->size());
+    s.incarnation.assign(reinterpret_cast<const char*>(hello.incarnation()->data()),
+                         hello.incarnation()->size());
   }
   user_conns_[s.user].insert(conn);
   // Each listed stream is followed only if the device may read it now; a non-member's is kept aside and
