@@ -94,7 +94,9 @@ class UserStoreDevices : public testing::TestWithParam<UserBackend> {
     uint64_t gen = 0;
     Status s = users_->RevokedSince(after, &out, &gen);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    if (!out.empty()) EXPECT_EQ(gen, out.back().generation);
+    if (!out.empty()) {
+      EXPECT_EQ(gen, out.back().generation);
+    }
     return out;
   }
 
@@ -241,7 +243,7 @@ INSTANTIATE_TEST_SUITE_P(UserStores, UserStoreDevices,
                          testing::Values(UserBackend{"KvLmdb", false, "lmdb"},
                                          UserBackend{"KvMemory", false, "memory"},
                                          UserBackend{"Postgresql", true, ""}),
-                         [](const testing::TestParamInfo<UserBackend>& info) { return info.param.name; });
+                         [](const testing::TestParamInfo<UserBackend>& p) { return p.param.name; });
 
 // ---- The key-value auth store's format ----
 

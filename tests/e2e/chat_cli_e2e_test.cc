@@ -459,8 +459,8 @@ TEST_P(ChatCliUploadKillTest, SendFileKilledMidUploadIsResumedBySync) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cut, ChatCliUploadKillTest, ::testing::Values(1, 3),
-                         [](const ::testing::TestParamInfo<int>& info) {
-                           return "At" + std::to_string(info.param) + "Quarters";
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return "At" + std::to_string(p.param) + "Quarters";
                          });
 
 // fetch-media is killed mid-download; run again, it goes on from the .part it left (and says so), and the

@@ -116,7 +116,9 @@ TEST_F(OpsPagesTest, MetricsAreValidPrometheusTextAndMoveWithTraffic) {
     EXPECT_TRUE(family.starts_with("outpost_")) << family;
     EXPECT_FALSE(f["help"].get<std::string>().empty()) << family;
     for (const json& s : f["samples"]) {
-      if (f["type"] == "counter") EXPECT_TRUE(s["name"].get<std::string>().ends_with("_total")) << family;
+      if (f["type"] == "counter") {
+        EXPECT_TRUE(s["name"].get<std::string>().ends_with("_total")) << family;
+      }
     }
   }
   EXPECT_EQ(before["outpost_server_op_verdicts"]["type"], "counter");

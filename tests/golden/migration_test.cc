@@ -145,7 +145,9 @@ TEST_P(MigrationTest, KilledAtEveryWriteAndAtCommitTheStoreIsOldOrNew) {
     Status st = migrate(&faults, {.progress = [](const MigrationEvent&) {}});
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.code(), Status::Code::kIOError) << st.ToString();
-    if (k <= writes) EXPECT_EQ(faults.writes, k);  // it stopped at the failed write
+    if (k <= writes) {
+      EXPECT_EQ(faults.writes, k);  // it stopped at the failed write
+    }
     ASSERT_EQ(ReadAll(uri, kSpaces), old_store);   // old format, data as it was
   }
 
@@ -277,7 +279,7 @@ TEST_P(MigrationTest, GoldenServerStoreIsUpgradedAtOpenAndSurvivesAKillAtEveryPo
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MigrationTest, testing::Values("lmdb", "sqlite", "rocksdb"),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace outpost

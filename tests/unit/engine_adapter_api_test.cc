@@ -176,7 +176,9 @@ TEST_F(AdapterApiTest, ChangesCarryWhatChangedForEveryKind) {
   for (const Change& c : rec.all) {
     if (c.kind == Change::Kind::kWatermark) continue;
     EXPECT_TRUE(c.user.empty() && c.device.empty());
-    if (c.kind == Change::Kind::kCursor) EXPECT_TRUE(c.op_kind.empty());
+    if (c.kind == Change::Kind::kCursor) {
+      EXPECT_TRUE(c.op_kind.empty());
+    }
   }
   OpInfo last = Op(alice, yo);
   EXPECT_EQ(last.kind, merged->op_kind);

@@ -535,7 +535,9 @@ TEST(TasksThreadsTest, EditsReadsAndCallbacksOnSeveralThreads) {
   for (size_t i = 0; i < kTasks; ++i) {
     auto t = (*alice)->Add("l", "t" + std::to_string(i));
     ASSERT_TRUE(t.ok()) << t.status().ToString();
-    if (i % 3 == 0) ASSERT_TRUE((*alice)->Complete("l", *t).ok());
+    if (i % 3 == 0) {
+      ASSERT_TRUE((*alice)->Complete("l", *t).ok());
+    }
   }
   // Converged: bob shows what alice shows, and alice has nothing pending left.
   EXPECT_TRUE(harness::WaitFor([&] {

@@ -61,8 +61,8 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, ui
     for (cur->SeekForPrev(keys::ViewKey(stream, keys::kSectionSent, UINT64_MAX));
          cur->Valid() && cur->key().starts_with(sent_prefix) && found < lost_counters.size(); cur->Prev()) {
       OpInfo op;
-      uint64_t local_seq = 0;
-      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, &local_seq));
+      uint64_t op_local_seq = 0;
+      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(cur->value(), &op, &op_local_seq));
       if (op.own && lost_counters.contains(op.device_counter)) {
         ++found;
         b = std::min(b, op.seq - 1);
@@ -74,8 +74,8 @@ Status RebaseStream(WriteTxn* txn, const RebaseInput& in, OpIdGenerator* ids, ui
     auto un = txn->NewCursor(kView);
     for (un->Seek(unsent_prefix); un->Valid() && un->key().starts_with(unsent_prefix); un->Next()) {
       OpInfo op;
-      uint64_t local_seq = 0;
-      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(un->value(), &op, &local_seq));
+      uint64_t op_local_seq = 0;
+      OUTPOST_RETURN_IF_ERROR(codec::DecodeRecord(un->value(), &op, &op_local_seq));
       if (op.state == OpState::kFailed && lost_counters.contains(op.device_counter)) {
         fill[op.device_counter] = op.op_id;
       }
