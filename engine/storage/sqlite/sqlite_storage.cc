@@ -25,6 +25,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -488,8 +489,15 @@ Status SqliteEnv::OpenReadOnly() {
   if (!S_ISREG(st.st_mode)) {
     return Status::IOError("sqlite path '" + file_ + "' is not a file (expected an sqlite store file)");
   }
-  const bool has_shm = ::stat((file_ + "-shm").c_str(), &st) == 0;
-  const bool has_wal = ::stat((file_ + "-wal").c_str(), &st) == 0;
+  bool has_shm = ::stat((file_ + "-shm").c_str(), &st) == 0;
+  bool has_wal = ::stat((file_ + "-wal").c_str(), &st) == 0;
+  // A writer that is opening the store makes the -wal file an instant before the -shm: looked at again for
+  // up to 100 ms before the store is taken for one that was not closed cleanly.
+  for (int i = 0; i < 20 && has_wal && !has_shm; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    has_shm = ::stat((file_ + "-shm").c_str(), &st) == 0;
+    has_wal = ::stat((file_ + "-wal").c_str(), &st) == 0;
+  }
   if (has_wal && !has_shm) {
     return Status::FailedPrecondition("sqlite store '" + file_ +
                                       "' was not closed cleanly (a -wal file without -shm): open it once "
