@@ -148,7 +148,7 @@ TEST_P(MigrationTest, KilledAtEveryWriteAndAtCommitTheStoreIsOldOrNew) {
     if (k <= writes) {
       EXPECT_EQ(faults.writes, k);  // it stopped at the failed write
     }
-    ASSERT_EQ(ReadAll(uri, kSpaces), old_store);   // old format, data as it was
+    ASSERT_EQ(ReadAll(uri, kSpaces), old_store);  // old format, data as it was
   }
 
   // Let through: format 3, every record converted, progress reported.
